@@ -1,0 +1,2 @@
+//! DNS adapters implementing `dmarc_proto::Lookup`.
+#![warn(clippy::unwrap_used)]

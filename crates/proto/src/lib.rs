@@ -1,0 +1,15 @@
+//! The sans-I/O protocol core of `dmarc`.
+//!
+//! Nothing in this crate touches the network, the file system or the clock. DNS answers
+//! arrive through the [`Lookup`] trait and time through the [`Clock`] trait, so every
+//! verdict is reproducible from its inputs.
+//!
+//! Verdicts are values named as the RFCs name them, each with a reason a person can read.
+#![warn(clippy::unwrap_used)]
+
+pub mod clock;
+pub mod dns;
+pub mod spf;
+
+pub use clock::{Clock, FixedClock};
+pub use dns::{DnsError, Lookup, MxRecord};

@@ -1,0 +1,1 @@
+//! SPF (RFC 7208). Filled in by the SPF work.
