@@ -1,0 +1,1 @@
+//! Evaluation cost and hostile records.
