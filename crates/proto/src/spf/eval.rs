@@ -999,7 +999,11 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                     },
                     Err(a) => Err(Abort {
                         result: a.result,
-                        reason: format!("in include:{target}: {}", a.reason),
+                        reason: if a.reason.starts_with("in include:") {
+                            a.reason
+                        } else {
+                            format!("in include:{target}: {}", a.reason)
+                        },
                         term: a.term,
                     }),
                 }
