@@ -333,3 +333,134 @@ fn output_serializes_to_json() {
         "{text}"
     );
 }
+
+/// Answers every question: TXT with one record, A/AAAA/MX/PTR with something plausible.
+struct Everything(Vec<u8>);
+
+impl dmarc_proto::Lookup for Everything {
+    async fn txt(&self, _: &str) -> dmarc_proto::dns::DnsResult<Vec<u8>> {
+        Ok(vec![self.0.clone()])
+    }
+    async fn a(&self, name: &str) -> dmarc_proto::dns::DnsResult<std::net::Ipv4Addr> {
+        if name.len().is_multiple_of(3) {
+            Err(dmarc_proto::DnsError::NxDomain)
+        } else {
+            Ok(vec!["192.0.2.1".parse().unwrap()])
+        }
+    }
+    async fn aaaa(&self, _: &str) -> dmarc_proto::dns::DnsResult<std::net::Ipv6Addr> {
+        Err(dmarc_proto::DnsError::NoData)
+    }
+    async fn mx(&self, name: &str) -> dmarc_proto::dns::DnsResult<dmarc_proto::MxRecord> {
+        Ok((0..12)
+            .map(|i| dmarc_proto::MxRecord {
+                preference: i,
+                exchange: format!("mx{i}.{name}"),
+            })
+            .collect())
+    }
+    async fn ptr(&self, _: IpAddr) -> dmarc_proto::dns::DnsResult<String> {
+        Ok((0..15).map(|i| format!("h{i}.example.com")).collect())
+    }
+}
+
+/// Records assembled from fragments of SPF syntax, valid and not: parsing never panics,
+/// what parses displays as something that parses to the same record, and evaluating it
+/// against a resolver that answers everything stays within the limits.
+#[test]
+fn random_records_never_panic_and_stay_bounded() {
+    const FRAGMENTS: &[&str] = &[
+        "a",
+        "mx",
+        "ptr",
+        "all",
+        "ip4:",
+        "ip6:",
+        "include:",
+        "exists:",
+        "redirect=",
+        "exp=",
+        "foo=",
+        "%{",
+        "}",
+        "%",
+        "%%",
+        "%_",
+        "%-",
+        "/",
+        "//",
+        ":",
+        "1.2.3.4",
+        "::1",
+        "192.0.2.0",
+        "example.com",
+        "%{ir}",
+        "%{d2}",
+        "%{l1r-}",
+        "%{p}",
+        "%{x}",
+        "-",
+        "~",
+        "?",
+        "+",
+        ".",
+        "=",
+        "\u{ff}",
+        "\r",
+        " ",
+        "  ",
+        "24",
+        "129",
+        "0",
+        "033",
+        "%{i}.",
+        "x",
+        "_spf",
+        "%{H}",
+    ];
+    let mut seed: u64 = 0x5EED_5EED;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let clock = FixedClock::from_unix_seconds(1_700_000_000);
+    let opts = SpfOptions::default();
+    let mut parsed = 0;
+    for _ in 0..3000 {
+        let mut rec = String::from("v=spf1");
+        let terms = next() % 12;
+        for _ in 0..terms {
+            rec.push(' ');
+            for _ in 0..(1 + next() % 4) {
+                rec.push_str(FRAGMENTS[(next() % FRAGMENTS.len() as u64) as usize]);
+            }
+        }
+        let Ok(r) = spf::Record::parse(rec.as_bytes()) else {
+            continue;
+        };
+        parsed += 1;
+        let again = spf::Record::parse(r.to_string().as_bytes()).expect("display parses");
+        assert_eq!(again, r, "{rec:?}");
+        let lookup = Everything(rec.clone().into_bytes());
+        let req = SpfRequest::new("192.0.2.1".parse().unwrap(), "helo.example.org")
+            .with_mail_from("someone@example.com");
+        let out = pollster::block_on(spf::verify_mail_from(&lookup, &clock, &opts, &req));
+        assert!(
+            out.lookups <= 10 && out.void_lookups <= 3,
+            "{rec:?}: {}",
+            out.trace
+        );
+        // At most: 10 terms, each MX or PTR walk bounded by 10 names, plus explanation.
+        assert!(
+            out.dns_queries <= 1 + 10 * 12 + 4,
+            "{rec:?}: {}",
+            out.dns_queries
+        );
+    }
+    assert!(
+        parsed > 250,
+        "the generator should produce valid records too ({parsed})"
+    );
+}
