@@ -434,8 +434,10 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
             _ => name.to_ascii_lowercase(),
         };
         let key = (qtype, key_name);
-        let shown_name = match (qtype, name.parse::<IpAddr>()) {
-            (QType::Ptr, Ok(ip)) => reverse_name(ip),
+        let shown_name = match qtype {
+            QType::Ptr => name
+                .parse::<IpAddr>()
+                .map_or_else(|_| name.to_owned(), reverse_name),
             _ => name.to_owned(),
         };
         if let Some(cached) = self.cache.get(&key) {
