@@ -1,0 +1,3 @@
+//! The integration tests of dmarc-dns, one binary.
+
+mod zone;
