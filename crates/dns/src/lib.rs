@@ -4,8 +4,14 @@
 //! touches the network, files or the clock itself. This crate holds the implementations that
 //! do:
 //!
+//! * [`HickoryLookup`] asks recursive name servers (from `/etc/resolv.conf` or given with
+//!   [`parse_nameserver`]) through hickory-resolver on Tokio, with a TTL-honouring cache for
+//!   positive and negative answers, bounded time per question, and [`LookupStats`].
 //! * [`ZoneFile`] answers from an RFC 1035 master file, offline: for tests, benchmarks,
 //!   reproducing a verdict and checking a zone before publishing it.
+//! * [`AnyLookup`] is either of them, chosen at run time.
+//! * [`DelayLookup`] adds a fixed latency to every answer of another resolver, and
+//!   [`CountingLookup`] records every question asked of one: for tests and benchmarks.
 //! * [`SystemClock`] implements [`dmarc_proto::Clock`] with [`std::time::SystemTime`].
 //!
 //! Every adapter keeps the contract documented in [`dmarc_proto::dns`]: absolute names,
@@ -14,15 +20,19 @@
 #![warn(clippy::unwrap_used)]
 #![warn(missing_docs)]
 
+pub mod hickory;
+mod wrappers;
 pub mod zone;
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use dmarc_proto::Lookup;
+pub use hickory::{HickoryLookup, LookupStats, ResolverError, ResolverOptions, parse_nameserver};
+pub use wrappers::{AnyLookup, CountingLookup, DelayLookup};
 pub use zone::{ZoneError, ZoneFile};
 
-/// The kind of a DNS question, as recorded by the counting wrapper and shown in diagnostics.
+/// The kind of a DNS question, as recorded by [`CountingLookup`] and shown in diagnostics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum QType {
     /// IPv4 address records.
