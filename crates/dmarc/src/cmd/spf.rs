@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 use dmarc_dns::SystemClock;
 use dmarc_proto::auth_results::AuthenticationResults;
 use dmarc_proto::spf::{self, SpfOptions, SpfOutput, SpfRequest};
+use serde::Serialize;
 
 use crate::dns_args::{DnsArgs, seconds};
 
@@ -110,8 +111,7 @@ pub fn run(args: SpfArgs) -> anyhow::Result<ExitCode> {
     })?;
     let mut stdout = std::io::stdout().lock();
     if args.json {
-        let value = to_json(&out, &args.receiver)?;
-        writeln!(stdout, "{}", serde_json::to_string_pretty(&value)?)?;
+        writeln!(stdout, "{}", to_json(&out, &args.receiver)?)?;
     } else {
         write!(stdout, "{}", to_text(&out, &args.receiver, args.trace))?;
     }
@@ -143,19 +143,22 @@ fn authentication_results(out: &SpfOutput, receiver: &str) -> String {
     format!("Authentication-Results: {ar}")
 }
 
-fn to_json(out: &SpfOutput, receiver: &str) -> anyhow::Result<serde_json::Value> {
-    let mut value = serde_json::to_value(out)?;
-    if let Some(obj) = value.as_object_mut() {
-        obj.insert(
-            "received_spf".into(),
-            serde_json::Value::String(out.received_spf(receiver)),
-        );
-        obj.insert(
-            "authentication_results".into(),
-            serde_json::Value::String(authentication_results(out, receiver)),
-        );
-    }
-    Ok(value)
+/// The JSON object: every field of the output, then the two header fields.
+#[derive(Serialize)]
+struct JsonOutput<'a> {
+    #[serde(flatten)]
+    out: &'a SpfOutput,
+    received_spf: String,
+    authentication_results: String,
+}
+
+fn to_json(out: &SpfOutput, receiver: &str) -> anyhow::Result<String> {
+    let value = JsonOutput {
+        out,
+        received_spf: out.received_spf(receiver),
+        authentication_results: authentication_results(out, receiver),
+    };
+    Ok(serde_json::to_string_pretty(&value)?)
 }
 
 fn to_text(out: &SpfOutput, receiver: &str, trace: bool) -> String {
