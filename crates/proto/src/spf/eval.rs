@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::macros::{MacroContext, MacroString, MacroValues};
@@ -412,7 +413,7 @@ struct Evaluator<'a, L: ?Sized> {
     voids: u32,
     queries: u32,
     budget_exceeded: bool,
-    cache: HashMap<(QType, String), Result<Answer, DnsError>>,
+    cache: HashMap<(QType, String), Result<Arc<Answer>, DnsError>>,
     /// Queries made since the current term started; each term takes its own.
     pending: Vec<QueryTrace>,
     /// The validated names of the client (§5.5), computed once.
@@ -428,7 +429,7 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
     }
 
     /// Asks one DNS question, at most once per evaluation.
-    async fn query(&mut self, qtype: QType, name: &str) -> Result<Answer, DnsError> {
+    async fn query(&mut self, qtype: QType, name: &str) -> Result<Arc<Answer>, DnsError> {
         let key_name = match qtype {
             QType::Ptr => name.to_owned(),
             _ => name.to_ascii_lowercase(),
@@ -469,7 +470,7 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         // The contract says `Ok` is never empty; enforce it for lookups that break it.
         let answer = match answer {
             Ok(a) if a.len() == 0 => Err(DnsError::NoData),
-            other => other,
+            other => other.map(Arc::new),
         };
         self.pending
             .push(query_trace(qtype, shown_name, &answer, false));
@@ -480,12 +481,12 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
     /// Addresses of `name` of the client's family.
     async fn addresses(&mut self, name: &str) -> Result<Vec<IpAddr>, DnsError> {
         match self.ip {
-            IpAddr::V4(_) => match self.query(QType::A, name).await? {
-                Answer::A(v) => Ok(v.into_iter().map(IpAddr::V4).collect()),
+            IpAddr::V4(_) => match &*self.query(QType::A, name).await? {
+                Answer::A(v) => Ok(v.iter().copied().map(IpAddr::V4).collect()),
                 _ => Ok(Vec::new()),
             },
-            IpAddr::V6(_) => match self.query(QType::Aaaa, name).await? {
-                Answer::Aaaa(v) => Ok(v.into_iter().map(IpAddr::V6).collect()),
+            IpAddr::V6(_) => match &*self.query(QType::Aaaa, name).await? {
+                Answer::Aaaa(v) => Ok(v.iter().copied().map(IpAddr::V6).collect()),
                 _ => Ok(Vec::new()),
             },
         }
@@ -547,8 +548,12 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         if let Some(v) = &self.validated {
             return v.clone();
         }
-        let names = match self.query(QType::Ptr, &self.ip.to_string()).await {
-            Ok(Answer::Ptr(names)) => names,
+        let names = match self
+            .query(QType::Ptr, &self.ip.to_string())
+            .await
+            .as_deref()
+        {
+            Ok(Answer::Ptr(names)) => names.clone(),
             _ => Vec::new(),
         };
         let mut validated = Vec::new();
@@ -625,7 +630,8 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         &mut self,
         domain: &str,
     ) -> Result<Option<(String, Record)>, (Option<String>, Abort)> {
-        let txts = match self.query(QType::Txt, domain).await {
+        let answer = self.query(QType::Txt, domain).await;
+        let txts = match answer.as_deref() {
             Ok(Answer::Txt(t)) => t,
             Ok(_) | Err(DnsError::NxDomain) | Err(DnsError::NoData) => return Ok(None),
             Err(DnsError::Temporary(e)) => {
@@ -678,7 +684,7 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
             let term = d.to_string();
             let mark = self.pending.len();
             let mut tt = TermTrace {
-                term: term.clone(),
+                term: String::new(),
                 target: None,
                 outcome: TermOutcome::NoMatch,
                 detail: String::new(),
@@ -687,22 +693,25 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                 queries: Vec::new(),
                 nested: None,
             };
-            let matched = self.eval_directive(d, domain, &mut tt).await;
+            let matched = self.eval_directive(d, domain, &term, &mut tt).await;
             tt.queries = self.pending.split_off(mark);
             tt.lookups = self.lookups;
             tt.void_lookups = self.voids;
-            let deciding = DecidingTerm {
+            let deciding = |term: &str| DecidingTerm {
                 domain: domain.to_owned(),
-                term: term.clone(),
+                term: term.to_owned(),
             };
             match matched {
                 Ok(true) => {
                     tt.outcome = TermOutcome::Match;
-                    rt.terms.push(tt);
                     let result = d.qualifier.result();
+                    let reason = match_reason(result, self.ip, domain, &term);
+                    let deciding = deciding(&term);
+                    tt.term = term;
+                    rt.terms.push(tt);
                     return Ok(Verdict {
                         result,
-                        reason: match_reason(result, self.ip, domain, &term),
+                        reason,
                         deciding: Some(deciding),
                         exp: record.exp.clone(),
                         domain: domain.to_owned(),
@@ -710,6 +719,7 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                 }
                 Ok(false) => {
                     tt.outcome = TermOutcome::NoMatch;
+                    tt.term = term;
                     rt.terms.push(tt);
                 }
                 Err(mut a) => {
@@ -717,10 +727,11 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                     if tt.detail.is_empty() {
                         tt.detail = a.reason.clone();
                     }
-                    rt.terms.push(tt);
                     if a.term.is_none() {
-                        a.term = Some(deciding);
+                        a.term = Some(deciding(&term));
                     }
+                    tt.term = term;
+                    rt.terms.push(tt);
                     return Err(a);
                 }
             }
@@ -833,11 +844,11 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         &mut self,
         d: &Directive,
         domain: &str,
+        term: &str,
         tt: &mut TermTrace,
     ) -> Result<bool, Abort> {
-        let term = tt.term.clone();
         if d.mechanism.queries_dns() {
-            self.count_lookup(&term)?;
+            self.count_lookup(term)?;
         }
         match &d.mechanism {
             Mechanism::All => {
@@ -884,10 +895,10 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                 let Some(target) = self.target(spec.as_ref(), domain, tt).await else {
                     return Ok(false);
                 };
-                let mut mxs = match self.query(QType::Mx, &target).await {
-                    Ok(Answer::Mx(m)) => m,
+                let mut mxs = match self.query(QType::Mx, &target).await.as_deref() {
+                    Ok(Answer::Mx(m)) => m.clone(),
                     Ok(_) => Vec::new(),
-                    Err(e) => return self.dns_failure(&target, e, tt),
+                    Err(e) => return self.dns_failure(&target, e.clone(), tt),
                 };
                 if mxs.len() > self.opts.max_mx_ptr_names {
                     return Err(Abort::perm(format!(
@@ -1071,7 +1082,8 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
     async fn exp_text(&mut self, exp: &MacroString, domain: &str) -> Option<String> {
         let name = self.expand(exp, domain).await;
         let name = prepare_target(&name).ok()?;
-        let txts = match self.query(QType::Txt, &name).await {
+        let answer = self.query(QType::Txt, &name).await;
+        let txts = match answer.as_deref() {
             Ok(Answer::Txt(t)) => t,
             _ => return None,
         };
@@ -1129,7 +1141,7 @@ fn match_reason(result: SpfResult, ip: IpAddr, domain: &str, term: &str) -> Stri
 fn query_trace(
     qtype: QType,
     name: String,
-    answer: &Result<Answer, DnsError>,
+    answer: &Result<Arc<Answer>, DnsError>,
     cached: bool,
 ) -> QueryTrace {
     let (class, records, error) = match answer {
