@@ -129,12 +129,18 @@ async fn run<L: Lookup + ?Sized>(
     note: String,
 ) -> SpfOutput {
     let ip = unmap(ip);
+    let mut notes = vec![note];
     let domain = domain.strip_suffix('.').unwrap_or(domain);
+    // RFC 8616 §4: internationalized names are evaluated in their A-label form.
+    let (domain, idn_error) = to_a_labels(domain, &mut notes);
+    let domain = domain.as_str();
     let (local, sender_domain) = match sender.rsplit_once('@') {
         Some(("", d)) => ("postmaster", d),
         Some((l, d)) => (l, d),
         None => ("postmaster", sender),
     };
+    let sender_domain = sender_domain.strip_suffix('.').unwrap_or(sender_domain);
+    let (sender_domain, _) = to_a_labels(sender_domain, &mut Vec::new());
     let sender_full = format!("{local}@{sender_domain}");
     let mut ev = Evaluator {
         lookup,
@@ -144,10 +150,7 @@ async fn run<L: Lookup + ?Sized>(
         ip,
         sender: sender_full.clone(),
         local: local.to_owned(),
-        sender_domain: sender_domain
-            .strip_suffix('.')
-            .unwrap_or(sender_domain)
-            .to_owned(),
+        sender_domain,
         helo: helo.to_owned(),
         lookups: 0,
         voids: 0,
@@ -158,7 +161,7 @@ async fn run<L: Lookup + ?Sized>(
         validated: None,
     };
     let mut trace = Trace {
-        notes: vec![note],
+        notes,
         ..Trace::default()
     };
     let mut out = SpfOutput {
@@ -176,6 +179,12 @@ async fn run<L: Lookup + ?Sized>(
         deciding_term: None,
         trace: Trace::default(),
     };
+    if let Some(why) = idn_error {
+        out.reason = format!("{why}; no SPF check is possible (§4.3)");
+        trace.notes.push(out.reason.clone());
+        out.trace = trace;
+        return out;
+    }
     if let Err(why) = check_initial_domain(domain) {
         out.reason = format!("{why}; no SPF check is possible (§4.3)");
         trace.notes.push(out.reason.clone());
@@ -212,6 +221,28 @@ async fn run<L: Lookup + ?Sized>(
     out.dns_queries = ev.queries;
     out.trace = trace;
     out
+}
+
+/// Converts a name with U-labels to A-labels (UTS #46 processing, as RFC 8616 §4 asks for
+/// SPF); ASCII names are returned as they are. The error says why a name cannot be converted.
+fn to_a_labels(name: &str, notes: &mut Vec<String>) -> (String, Option<String>) {
+    if name.is_ascii() {
+        return (name.to_owned(), None);
+    }
+    match idna::domain_to_ascii(name) {
+        Ok(ascii) => {
+            notes.push(format!(
+                "{name} is checked in its A-label form {ascii} (RFC 8616 §4)"
+            ));
+            (ascii, None)
+        }
+        Err(_) => (
+            name.to_owned(),
+            Some(format!(
+                "{name:?} is not a valid internationalized domain name"
+            )),
+        ),
+    }
 }
 
 /// An IPv4-mapped IPv6 address is the IPv4 address (§5).
@@ -270,7 +301,15 @@ fn check_initial_domain(domain: &str) -> Result<(), String> {
 /// Makes an expanded domain-spec ready for a query (§4.8): drops a trailing dot, shortens
 /// names over 253 octets from the left, and rejects names DNS cannot carry.
 fn prepare_target(name: &str) -> Result<String, String> {
+    let converted;
     let mut n = name.strip_suffix('.').unwrap_or(name);
+    if !n.is_ascii() {
+        // Non-ASCII from a macro (an internationalized local part or HELO): A-labels, as
+        // DNS carries them (RFC 8616 §4).
+        converted = idna::domain_to_ascii(n)
+            .map_err(|_| format!("{n:?} is not a valid internationalized domain name"))?;
+        n = &converted;
+    }
     while n.len() > 253 {
         match n.split_once('.') {
             Some((_, rest)) => n = rest,

@@ -464,3 +464,23 @@ fn random_records_never_panic_and_stay_bounded() {
         "the generator should produce valid records too ({parsed})"
     );
 }
+
+#[test]
+fn internationalized_names_are_checked_as_a_labels() {
+    let z = zone(&[
+        (
+            "xn--bcher-kva.example",
+            "v=spf1 exists:%{l}.users.%{o} -all",
+        ),
+        ("xn--jrg-sna.users.xn--bcher-kva.example", "A 127.0.0.2"),
+    ]);
+    let out = check(&z, "192.0.2.1", "jörg@bücher.example");
+    assert_eq!(out.result, SpfResult::Pass, "{}", out.trace);
+    assert_eq!(out.domain, "xn--bcher-kva.example");
+    assert!(out.trace.notes.iter().any(|n| n.contains("A-label")));
+    let out = check(&z, "192.0.2.1", "anna@bücher.example");
+    assert_eq!(out.result, SpfResult::Fail);
+    let out = check(&z, "192.0.2.1", "x@a\u{200b}\u{0}b.example");
+    assert_eq!(out.result, SpfResult::None);
+    assert_eq!(out.dns_queries, 0);
+}
