@@ -124,3 +124,78 @@ fn push_value(s: &mut String, v: &str) {
     }
     s.push('"');
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Trace;
+    use super::*;
+
+    fn output(result: SpfResult, identity: Identity) -> SpfOutput {
+        SpfOutput {
+            result,
+            reason: "the reason (with parentheses)".into(),
+            explanation: None,
+            identity,
+            domain: "example.com".into(),
+            sender: "alice@example.com".into(),
+            helo: "mail.example.com".into(),
+            ip: "192.0.2.1".parse().unwrap(),
+            lookups: 0,
+            void_lookups: 0,
+            dns_queries: 0,
+            deciding_term: None,
+            trace: Trace::default(),
+        }
+    }
+
+    #[test]
+    fn every_result_renders() {
+        let cases = [
+            (SpfResult::Pass, "designates 192.0.2.1 as permitted sender"),
+            (
+                SpfResult::Fail,
+                "does not designate 192.0.2.1 as permitted sender",
+            ),
+            (SpfResult::SoftFail, "(softfail: transitioning\\)"),
+            (
+                SpfResult::Neutral,
+                "192.0.2.1 is neither permitted nor denied",
+            ),
+            (SpfResult::None, "does not publish an SPF record"),
+            (SpfResult::TempError, "temporary error"),
+            (SpfResult::PermError, "permanent error"),
+        ];
+        for (result, needle) in cases {
+            let h = output(result, Identity::MailFrom).received_spf("mx.example.net");
+            assert!(
+                h.starts_with(&format!("Received-SPF: {result} (mx.example.net: ")),
+                "{h}"
+            );
+            assert!(h.contains(needle), "{h}");
+            assert!(h.contains("identity=mailfrom"), "{h}");
+            let errors = matches!(result, SpfResult::TempError | SpfResult::PermError);
+            assert_eq!(
+                h.contains("problem=\"the reason (with parentheses)\""),
+                errors,
+                "{h}"
+            );
+            if errors {
+                assert!(
+                    h.contains("the reason \\(with parentheses\\)"),
+                    "comment escaped: {h}"
+                );
+            }
+        }
+        let ar = output(SpfResult::Pass, Identity::Helo)
+            .auth_result()
+            .to_string();
+        assert_eq!(ar, "spf=pass smtp.helo=example.com");
+        let ar = output(SpfResult::TempError, Identity::MailFrom)
+            .auth_result()
+            .to_string();
+        assert_eq!(
+            ar,
+            "spf=temperror reason=\"the reason (with parentheses)\" smtp.mailfrom=alice@example.com"
+        );
+    }
+}

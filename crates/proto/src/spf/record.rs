@@ -273,9 +273,11 @@ fn parse_term(term: &str) -> Result<Term, String> {
     if let Some((name, value)) = term.split_once('=')
         && is_name(name)
     {
-        let lname = name.to_ascii_lowercase();
-        return match lname.as_str() {
-            "redirect" | "exp" => {
+        let known = ["redirect", "exp"]
+            .into_iter()
+            .find(|k| name.eq_ignore_ascii_case(k));
+        return match known {
+            Some(lname) => {
                 let m = domain_spec(value).map_err(|e| format!("{lname}=: {e}"))?;
                 Ok(if lname == "redirect" {
                     Term::Redirect(m)
@@ -283,7 +285,7 @@ fn parse_term(term: &str) -> Result<Term, String> {
                     Term::Exp(m)
                 })
             }
-            _ => {
+            None => {
                 let m = MacroString::parse(value, MacroContext::ModifierValue)
                     .map_err(|e| format!("modifier {name}=: {e}"))?;
                 Ok(Term::Unknown(name.to_owned(), m))
@@ -302,8 +304,11 @@ fn parse_term(term: &str) -> Result<Term, String> {
         .position(|c| !c.is_ascii_alphanumeric())
         .unwrap_or(rest.len());
     let (name, arg) = rest.split_at(name_len);
-    let lname = name.to_ascii_lowercase();
-    let mechanism = match lname.as_str() {
+    let lname = ["all", "include", "exists", "a", "mx", "ptr", "ip4", "ip6"]
+        .into_iter()
+        .find(|k| name.eq_ignore_ascii_case(k))
+        .unwrap_or("");
+    let mechanism = match lname {
         "all" => {
             if !arg.is_empty() {
                 return Err(format!(
@@ -386,7 +391,7 @@ fn parse_term(term: &str) -> Result<Term, String> {
             };
             Mechanism::Ip6 { addr, prefix }
         }
-        "" => return Err("not a mechanism or modifier".into()),
+        _ if name.is_empty() => return Err("not a mechanism or modifier".into()),
         _ => {
             return Err(if term.contains('=') {
                 format!("{name:?} is not a valid modifier name")
