@@ -484,3 +484,27 @@ fn internationalized_names_are_checked_as_a_labels() {
     assert_eq!(out.result, SpfResult::None);
     assert_eq!(out.dns_queries, 0);
 }
+
+/// The evaluation futures can be spawned on a multi-threaded runtime.
+#[test]
+fn futures_are_send() {
+    fn assert_send<T: Send>(t: T) -> T {
+        t
+    }
+    let z = zone(&[("example.com", "v=spf1 -all")]);
+    let clock = FixedClock::from_unix_seconds(0);
+    let opts = SpfOptions::default();
+    let req = SpfRequest::new("192.0.2.1".parse().unwrap(), "mail.example.com");
+    let out = pollster::block_on(assert_send(spf::verify_helo(&z, &clock, &opts, &req)));
+    assert_eq!(out.result, SpfResult::None);
+    let out = pollster::block_on(assert_send(spf::check_host(
+        &z,
+        &clock,
+        &opts,
+        req.ip,
+        "example.com",
+        "a@example.com",
+        "mail.example.com",
+    )));
+    assert_eq!(out.result, SpfResult::Fail);
+}
