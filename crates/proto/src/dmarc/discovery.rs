@@ -187,6 +187,22 @@ pub fn psl_organizational_domain(
         .unwrap_or_else(|| domain.clone())
 }
 
+/// RFC 7489 §3.1 alignment of an authenticated identifier `id` with the Author Domain
+/// `author`, Organizational Domains taken from the Public Suffix List: identical names
+/// align in both modes; in relaxed mode, names with the same registrable domain align.
+pub fn psl_aligned(
+    psl: &Psl,
+    sections: PslSections,
+    author: &DomainName,
+    id: &DomainName,
+    mode: super::AlignmentMode,
+) -> bool {
+    author == id
+        || (mode == super::AlignmentMode::Relaxed
+            && psl_organizational_domain(psl, sections, author)
+                == psl_organizational_domain(psl, sections, id))
+}
+
 /// Which tag a requested policy comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PolicySource {

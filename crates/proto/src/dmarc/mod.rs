@@ -36,10 +36,13 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-pub use author::{AuthorDomains, AuthorError, AuthorOptions, MultipleAddresses, author_domains};
+pub use author::{
+    AuthorDomains, AuthorError, AuthorOptions, MultipleAddresses, address_domain, author_domains,
+    mailbox_addresses,
+};
 pub use discovery::{
     DiscoveredPolicy, PolicySource, TreeWalk, WalkStep, discover_policy, organizational_domain,
-    tree_walk, tree_walk_targets,
+    psl_aligned, psl_organizational_domain, tree_walk, tree_walk_targets,
 };
 pub use domain::{DomainError, DomainName};
 pub use evaluate::{evaluate, evaluate_message};

@@ -16,7 +16,8 @@
 //! that was wrong is reported as a [`Diagnostic`]: [`Severity::Error`] for what a publisher
 //! must fix, [`Severity::Warning`] for what a receiver ignores. A record parsed for RFC 7489
 //! also knows `pct`, `rf` and `ri`; one parsed for RFC 9989 still reads them (reports show
-//! them) but lists them as ignored, and an RFC 7489 parse ignores `np`, `psd` and `t`.
+//! them) but lists them as ignored; an RFC 7489 parse likewise keeps `np`, `psd` and `t`
+//! but lists them as ignored, and the RFC 7489 evaluation does not use them.
 
 use std::fmt;
 
@@ -36,8 +37,9 @@ pub struct Record {
     pub p: Policy,
     /// `sp`, if published (and valid): the policy for existing subdomains.
     pub sp: Option<Policy>,
-    /// `np`, if published (and valid): the policy for non-existent subdomains. Always `None`
-    /// in a record parsed for RFC 7489, which has no such tag.
+    /// `np` (RFC 9989), if published (and valid): the policy for non-existent subdomains.
+    /// A record parsed for RFC 7489 keeps it for display, lists it as ignored, and the
+    /// RFC 7489 evaluation does not use it (likewise `psd` and `t`).
     pub np: Option<Policy>,
     /// `adkim`, default relaxed.
     pub adkim: AlignmentMode,
@@ -526,7 +528,12 @@ fn parse_record(txt: &[u8], spec: Spec) -> Result<ParsedRecord, RecordError> {
             ),
             "p" => policy = policy_value(&mut p, "p", value, value_offset),
             "sp" => sp = policy_value(&mut p, "sp", value, value_offset),
-            "np" if spec == Spec::Rfc7489 => p.ignore("np", offset, "not an RFC 7489 tag"),
+            "np" if spec == Spec::Rfc7489 => {
+                p.ignore("np", offset, "not an RFC 7489 tag");
+                if let Ok(v) = value.parse::<Policy>() {
+                    np = Value::Valid(v);
+                }
+            }
             "np" => np = policy_value(&mut p, "np", value, value_offset),
             "adkim" => adkim = alignment_value(&mut p, "adkim", value, value_offset),
             "aspf" => aspf = alignment_value(&mut p, "aspf", value, value_offset),
@@ -540,30 +547,33 @@ fn parse_record(txt: &[u8], spec: Spec) -> Result<ParsedRecord, RecordError> {
                 rua = uri_list(&mut p, "rua", value, value_offset);
             }
             "ruf" => ruf = uri_list(&mut p, "ruf", value, value_offset),
-            "psd" | "t" if spec == Spec::Rfc7489 => {
-                p.ignore(&name, offset, "not an RFC 7489 tag");
+            "psd" | "t" => {
+                let severity = if spec == Spec::Rfc7489 {
+                    p.ignore(&name, offset, "not an RFC 7489 tag");
+                    Severity::Warning
+                } else {
+                    Severity::Error
+                };
+                match (name.as_str(), value.to_ascii_lowercase().as_str()) {
+                    ("psd", "y") => psd = Psd::Yes,
+                    ("psd", "n") => psd = Psd::No,
+                    ("psd", "u") => psd = Psd::Unknown,
+                    ("t", "y") => testing = true,
+                    ("t", "n") => testing = false,
+                    ("psd", _) => p.diag(
+                        severity,
+                        Some("psd"),
+                        value_offset,
+                        format!("psd={value:?} is not y, n or u; the default u applies"),
+                    ),
+                    _ => p.diag(
+                        severity,
+                        Some("t"),
+                        value_offset,
+                        format!("t={value:?} is not y or n; the default n applies"),
+                    ),
+                }
             }
-            "psd" => match value.to_ascii_lowercase().as_str() {
-                "y" => psd = Psd::Yes,
-                "n" => psd = Psd::No,
-                "u" => psd = Psd::Unknown,
-                _ => p.diag(
-                    Severity::Error,
-                    Some("psd"),
-                    value_offset,
-                    format!("psd={value:?} is not y, n or u; the default u applies"),
-                ),
-            },
-            "t" => match value.to_ascii_lowercase().as_str() {
-                "y" => testing = true,
-                "n" => testing = false,
-                _ => p.diag(
-                    Severity::Error,
-                    Some("t"),
-                    value_offset,
-                    format!("t={value:?} is not y or n; the default n applies"),
-                ),
-            },
             "pct" | "rf" | "ri" => {
                 let severity = if spec == Spec::Rfc7489 {
                     Severity::Error
@@ -633,11 +643,11 @@ fn parse_record(txt: &[u8], spec: Spec) -> Result<ParsedRecord, RecordError> {
                 Some("p"),
                 0,
                 format!(
-                    "the record has {why} and {} valid rua URI, so DMARC does not apply (§4.10.1)",
+                    "the record has {why} and {}, so DMARC does not apply (§4.10.1)",
                     if rua_present {
-                        "no"
+                        "no valid rua URI"
                     } else {
-                        "no rua tag with a"
+                        "no rua tag"
                     }
                 ),
             );
@@ -1016,8 +1026,8 @@ mod tests {
         );
         let r =
             Record::parse_for(b"v=DMARC1; p=none; np=reject; t=y; pct=20", Spec::Rfc7489).unwrap();
-        assert_eq!(r.record.np, None);
-        assert!(!r.record.testing);
+        assert_eq!(r.record.np, Some(Policy::Reject));
+        assert!(r.is_clean());
         assert_eq!(r.record.pct, Some(20));
         assert_eq!(r.ignored_tags, vec!["np", "t"]);
     }
