@@ -103,7 +103,17 @@ impl fmt::Display for AuthorError {
 impl std::error::Error for AuthorError {}
 
 /// Reads the Author Domain(s) from the raw values of the message's From fields (everything
-/// after `From:`, possibly folded). See the [module documentation](self) for the outcomes.
+/// after `From:`, possibly folded).
+///
+/// | Situation | Outcome |
+/// |---|---|
+/// | no From field | [`AuthorError::NoFromField`] (`permerror`, or `none` without `required_headers`) |
+/// | several From fields | [`AuthorError::MultipleFromFields`] with `required_headers`; otherwise their addresses are pooled |
+/// | no address, unparsable field | [`AuthorError::NoAddress`] / [`AuthorError::Unparsable`] |
+/// | an address literal or invalid domain | [`AuthorError::InvalidDomain`] |
+/// | several addresses | see [`MultipleAddresses`] |
+///
+/// U-labels are converted to A-labels (§5.3.1, RFC 5890 §2.3.2.1).
 pub fn author_domains(
     from_fields: &[&[u8]],
     options: &AuthorOptions,

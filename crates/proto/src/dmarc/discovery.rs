@@ -1,7 +1,7 @@
 //! The DNS Tree Walk (§4.10), DMARC Policy Discovery (§4.10.1) and the Organizational
 //! Domain (§4.10.2), plus their RFC 7489 counterparts (§6.6.3 and §3.2 of RFC 7489).
 //!
-//! Every `_dmarc` answer is remembered for the length of one evaluation ([`Resolver`]), so
+//! Every `_dmarc` answer is remembered for the length of one evaluation, so
 //! the walks for the Author Domain and for each authenticated identifier share their
 //! queries, as the examples of Appendix B.4 expect.
 
