@@ -242,3 +242,46 @@ fn only_pass_aligns_and_bad_identifiers_are_reported() {
     assert!(out.spf[0].reason.contains("softfail"));
     assert!(out.dkim[0].reason.contains("not a usable domain"));
 }
+
+/// A small deterministic generator of hostile inputs: nothing may panic.
+#[test]
+fn hostile_records_and_from_fields_never_panic() {
+    const PIECES: &[&str] = &[
+        "v", "=", "DMARC1", ";", " ", "\t", "p", "sp", "np", "reject", "none", "rua", "ruf",
+        "mailto:", "a@b", "!", "10", "k", "t", "g", ",", ":", "fo", "0", "1", "d", "s", "psd", "y",
+        "pct", "101", "%", "%4", "\"", "<", ">", "(", ")", "@", "\\", "[", "]", "\u{e9}", "\u{0}",
+        "\r\n", "xn--", "..", ".", "-", "\u{200b}", "\u{ff}",
+    ];
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _ in 0..20_000 {
+        let len = (next() % 24) as usize;
+        let mut s = String::new();
+        if next() % 2 == 0 {
+            s.push_str("v=DMARC1;");
+        }
+        for _ in 0..len {
+            s.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
+        }
+        for spec in [Spec::Rfc9989, Spec::Rfc7489] {
+            match dmarc::Record::parse_for(s.as_bytes(), spec) {
+                Ok(p) => {
+                    // A record renders to text that parses back to the same record.
+                    let again = dmarc::Record::parse_for(p.record.to_txt().as_bytes(), spec);
+                    if spec == Spec::Rfc9989 && !p.record.fell_back_to_none {
+                        assert_eq!(again.map(|a| a.record).as_ref(), Ok(&p.record), "{s:?}");
+                    }
+                }
+                Err(e) => assert!(!e.to_string().is_empty()),
+            }
+        }
+        let _ = dmarc::author_domains(&[s.as_bytes()], &AuthorOptions::default());
+        let _ = dmarc::DomainName::new(&s);
+        let _ = Psl::builtin().registrable_domain(&s, PslSections::All);
+    }
+}

@@ -12,6 +12,8 @@
 //! | no address, unparsable field | [`AuthorError::NoAddress`] / [`AuthorError::Unparsable`] |
 //! | an address literal or invalid domain | [`AuthorError::InvalidDomain`] |
 //! | several addresses | see [`MultipleAddresses`] |
+//! | group syntax (`Team: a@x, b@y;`) | the group's mailboxes are the addresses; an empty group gives [`AuthorError::NoAddress`] |
+//! | U-labels (`user@пример.рф`) | converted to A-labels (`xn--e1afmkfd.xn--p1ai`) |
 //!
 //! U-labels are converted to A-labels (§5.3.1, RFC 5890 §2.3.2.1).
 
@@ -112,6 +114,8 @@ impl std::error::Error for AuthorError {}
 /// | no address, unparsable field | [`AuthorError::NoAddress`] / [`AuthorError::Unparsable`] |
 /// | an address literal or invalid domain | [`AuthorError::InvalidDomain`] |
 /// | several addresses | see [`MultipleAddresses`] |
+/// | group syntax (`Team: a@x, b@y;`) | the group's mailboxes are the addresses; an empty group gives [`AuthorError::NoAddress`] |
+/// | U-labels (`user@пример.рф`) | converted to A-labels (`xn--e1afmkfd.xn--p1ai`) |
 ///
 /// U-labels are converted to A-labels (§5.3.1, RFC 5890 §2.3.2.1).
 pub fn author_domains(

@@ -350,11 +350,11 @@ async fn align_all<L: Lookup>(
         dns_error: None,
     };
     let mut spf = Vec::with_capacity(input.spf.len());
-    for id in &input.spf {
+    for id in input.spf.iter().take(options.identity_limit()) {
         spf.push(ctx.align(&id.domain, None, id.result, record.aspf).await);
     }
     let mut dkim = Vec::with_capacity(input.dkim.len());
-    for id in input.dkim.iter().take(options.dkim_limit()) {
+    for id in input.dkim.iter().take(options.identity_limit()) {
         dkim.push(
             ctx.align(&id.domain, id.selector.clone(), id.result, record.adkim)
                 .await,

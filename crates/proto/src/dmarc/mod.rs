@@ -297,6 +297,12 @@ impl DkimIdentity {
             result,
         }
     }
+
+    /// Adds the `s=` selector (builder style).
+    pub fn with_selector(mut self, selector: impl Into<String>) -> Self {
+        self.selector = Some(selector.into());
+        self
+    }
 }
 
 /// What [`evaluate`] decides from.
@@ -342,9 +348,10 @@ pub struct DmarcOptions {
     pub dns_failure: DnsFailureMode,
     /// How the Author Domain is taken from the From field(s) by [`evaluate_message`].
     pub author: AuthorOptions,
-    /// At most this many DKIM identities are checked for alignment (a bound on the DNS
-    /// work one message can cause). Default 0, meaning 16.
-    pub max_dkim_identities: usize,
+    /// At most this many DKIM identities, and this many SPF identities, are checked for
+    /// alignment (a bound on the DNS work one message can cause: each costs at most one
+    /// tree walk of eight queries, and shared names are asked once). Default 0, meaning 16.
+    pub max_identities: usize,
 }
 
 impl DmarcOptions {
@@ -360,11 +367,11 @@ impl DmarcOptions {
         self.psl.as_deref().unwrap_or_else(|| Psl::builtin())
     }
 
-    fn dkim_limit(&self) -> usize {
-        if self.max_dkim_identities == 0 {
+    fn identity_limit(&self) -> usize {
+        if self.max_identities == 0 {
             16
         } else {
-            self.max_dkim_identities
+            self.max_identities
         }
     }
 }

@@ -92,7 +92,8 @@ impl Record {
     }
 
     /// Renders the record as a canonical TXT value (`v=DMARC1; p=...; ...`), for display
-    /// and for tests. Only tags that differ from their defaults are written.
+    /// and for tests. Only tags that differ from their defaults are written; parsing the
+    /// text again gives the same record (sizes are written in bytes).
     pub fn to_txt(&self) -> String {
         use fmt::Write as _;
         let mut s = format!("v=DMARC1; p={}", self.p);
@@ -117,9 +118,21 @@ impl Record {
         if let Some(pct) = self.pct {
             let _ = write!(s, "; pct={pct}");
         }
+        if let Some(rf) = &self.rf {
+            let _ = write!(s, "; rf={}", rf.join(":"));
+        }
+        if let Some(ri) = self.ri {
+            let _ = write!(s, "; ri={ri}");
+        }
         for (tag, uris) in [("rua", &self.rua), ("ruf", &self.ruf)] {
             if !uris.is_empty() {
-                let list: Vec<String> = uris.iter().map(ReportUri::to_string).collect();
+                let list: Vec<String> = uris
+                    .iter()
+                    .map(|u| match u.max_size {
+                        Some(size) => format!("{}!{size}", u.uri),
+                        None => u.uri.clone(),
+                    })
+                    .collect();
                 let _ = write!(s, "; {tag}={}", list.join(","));
             }
         }
@@ -967,6 +980,17 @@ mod tests {
         assert_eq!(r.record.adkim, AlignmentMode::Relaxed);
         assert_eq!(r.record.fo, vec![FailureOption::Zero]);
         assert_eq!(r.record.to_txt(), "v=DMARC1; p=reject");
+    }
+
+    #[test]
+    fn renders_and_parses_back() {
+        let txt = "V=DMARC1; p=quarantine; sp=reject; np=none; adkim=s; psd=n; t=y; pct=50; \
+                   rf=afrf; ri=3600; rua=mailto:a@example.com!1k,https://r.example/x; \
+                   ruf=mailto:f@example.com; fo=1:d";
+        let r = Record::parse(txt.as_bytes()).unwrap().record;
+        let again = Record::parse(r.to_txt().as_bytes()).unwrap().record;
+        assert_eq!(again, r);
+        assert_eq!(r.rua[0].max_size, Some(1024));
     }
 
     #[test]
