@@ -15,7 +15,7 @@ mod dmarc_support;
 
 use dmarc_proto::dmarc::{
     self, AlignmentMode, AuthResult, AuthorOptions, DkimIdentity, DmarcOptions, DmarcOutput,
-    DomainName, MultipleAddresses, Psl, PslSections, RecordSet, Spec, SpfIdentity,
+    DomainName, MultipleAddresses, Psl, PslSections, RecordSet, ReportKind, Spec, SpfIdentity,
 };
 use dmarc_support::{Zone, table, txt_rr};
 use futures_executor::block_on;
@@ -518,6 +518,7 @@ fn misc_external_destination_cases() {
             &policy_domain,
             &policy_domain,
             &uris,
+            ReportKind::Aggregate,
         ));
         let got: Vec<String> = checks
             .iter()

@@ -6,7 +6,7 @@ mod dmarc_support;
 
 use dmarc_proto::dmarc::{
     self, AuthResult, DkimIdentity, DmarcInput, DmarcOptions, DmarcOutput, DmarcResult, DomainName,
-    ExternalCheck, Policy, PolicySource, Record, SpfIdentity,
+    ExternalCheck, Policy, PolicySource, Record, ReportKind, SpfIdentity,
 };
 use dmarc_support::Zone;
 use futures_executor::block_on;
@@ -150,13 +150,15 @@ fn b_2_3_per_message_failure_reports_directed_to_third_party() {
         &policy,
         &policy,
         &record.ruf,
+        ReportKind::Failure,
     ));
-    assert_eq!(checks[0].1, ExternalCheck::Authorized);
+    assert_eq!(checks[0].1, ExternalCheck::Authorized { overrides: vec![] });
     let rua = block_on(dmarc::verify_external_destinations(
         &zone,
         &policy,
         &policy,
         &record.rua,
+        ReportKind::Aggregate,
     ));
     assert_eq!(rua[0].1, ExternalCheck::SameOrganization);
     assert_eq!(
@@ -173,6 +175,7 @@ fn b_2_3_per_message_failure_reports_directed_to_third_party() {
         &policy,
         &policy,
         &record.ruf,
+        ReportKind::Failure,
     ));
     assert_eq!(checks[0].1, ExternalCheck::NotAuthorized);
     assert!(!checks[0].1.may_send());
@@ -185,22 +188,40 @@ fn b_2_4_overriding_destination_addresses() {
         "rua=mailto:aggregate-reports@thirdparty.example.net; ",
         "ruf=mailto:failure-reports@thirdparty.example.net"
     );
-    // The third party's record authorises the reports (it starts with v=DMARC1) ...
     let zone = Zone::new().txt("example.com._report._dmarc.thirdparty.example.net", txt);
     let policy = DomainName::new("example.com").unwrap();
     let dest = DomainName::new("thirdparty.example.net").unwrap();
+    // The third party authorises the reports and names the failure-report address to use
+    // instead of auth-reports@thirdparty.example.net.
+    let check = block_on(dmarc::verify_external_destination(
+        &zone,
+        &policy,
+        &dest,
+        false,
+        ReportKind::Failure,
+    ));
+    let ExternalCheck::Authorized { overrides } = check else {
+        panic!("not authorised: {check:?}");
+    };
+    assert_eq!(overrides.len(), 1);
     assert_eq!(
-        block_on(dmarc::verify_external_destination(
-            &zone, &policy, &dest, false
-        )),
-        ExternalCheck::Authorized
-    );
-    // ... and names the addresses to use instead.
-    let parsed = Record::parse(txt.as_bytes()).unwrap();
-    assert_eq!(
-        parsed.record.ruf[0].address.as_deref(),
+        overrides[0].address.as_deref(),
         Some("failure-reports@thirdparty.example.net")
     );
+    // An override naming another host forbids reports to both (RFC 9990 §4).
+    let zone = Zone::new().txt(
+        "example.com._report._dmarc.thirdparty.example.net",
+        "v=DMARC1; ruf=mailto:victim@elsewhere.example",
+    );
+    let check = block_on(dmarc::verify_external_destination(
+        &zone,
+        &policy,
+        &dest,
+        false,
+        ReportKind::Failure,
+    ));
+    assert!(matches!(check, ExternalCheck::OverrideElsewhere(_)));
+    assert!(!check.may_send());
 }
 
 #[test]

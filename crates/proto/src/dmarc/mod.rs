@@ -46,7 +46,9 @@ pub use discovery::{
 };
 pub use domain::{DomainError, DomainName};
 pub use evaluate::{evaluate, evaluate_message};
-pub use external::{ExternalCheck, verify_external_destination, verify_external_destinations};
+pub use external::{
+    ExternalCheck, ReportKind, verify_external_destination, verify_external_destinations,
+};
 pub use record::{
     Diagnostic, FailureOption, ParsedRecord, Psd, Record, RecordError, RecordErrorKind, RecordSet,
     ReportUri, Severity,
