@@ -71,6 +71,12 @@ fn parsing(c: &mut Criterion) {
     c.bench_function("author_domain", |b| {
         b.iter(|| dmarc::author_domains(&[black_box(from)], &AuthorOptions::default()))
     });
+    let mut slow = c.benchmark_group("once");
+    slow.sample_size(10);
+    slow.bench_function("psl_parse_builtin_list", |b| {
+        b.iter(|| Psl::parse(black_box(dmarc_psl::BUILTIN_LIST)))
+    });
+    slow.finish();
     let psl = Psl::builtin();
     c.bench_function("psl_registrable_domain", |b| {
         b.iter(|| psl.registrable_domain(black_box("a.b.mail.example.co.uk"), PslSections::Icann))

@@ -77,6 +77,16 @@ impl Spec {
     }
 }
 
+impl Spec {
+    /// The RFC 9990 aggregate report `discovery_method`: `treewalk` or `psl`.
+    pub fn discovery_method(self) -> &'static str {
+        match self {
+            Spec::Rfc9989 => "treewalk",
+            Spec::Rfc7489 => "psl",
+        }
+    }
+}
+
 impl fmt::Display for Spec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
