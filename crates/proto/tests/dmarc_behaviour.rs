@@ -285,3 +285,17 @@ fn hostile_records_and_from_fields_never_panic() {
         let _ = Psl::builtin().registrable_domain(&s, PslSections::All);
     }
 }
+
+/// The evaluation futures can be spawned on a multi-threaded runtime.
+#[test]
+fn futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let zone = Zone::new();
+    let inp = input("example.com", &["example.com"]);
+    let opts = DmarcOptions::default();
+    let f = dmarc::evaluate(&zone, &inp, &opts);
+    assert_send(&f);
+    let g = dmarc::evaluate_message(&zone, &[], &[], &[], None, &opts);
+    assert_send(&g);
+    drop((f, g));
+}

@@ -1,7 +1,7 @@
 //! The verdict (§5.3): policy discovery, identifier alignment (§4.4, §4.10.2), the
 //! requested and applied policy, and DNS failure handling.
 
-use futures_util::future::{join, join3};
+use futures_util::future::{join, join_all, join3};
 
 use super::discovery::{
     DiscoveredPolicy, PolicySource, Resolver, discover, psl_organizational_domain, walk,
@@ -333,7 +333,11 @@ struct Alignment {
     dns_error: Option<DnsError>,
 }
 
-/// Checks every passing identifier against the Author Domain.
+/// Checks every identifier against the Author Domain, in three steps: what needs no DNS
+/// (results other than pass, identical names, strict mode, no common label); then the
+/// Author Domain's Organizational Domain, if any identifier needs it; then the
+/// Organizational Domains of the remaining identifiers, whose walks run concurrently and
+/// share the remembered answers.
 async fn align_all<L: Lookup>(
     resolver: &Resolver<'_, L>,
     author: &DomainName,
@@ -342,135 +346,171 @@ async fn align_all<L: Lookup>(
     options: &DmarcOptions,
     record: &super::Record,
 ) -> Alignment {
-    let mut ctx = AlignCtx {
-        resolver,
-        author,
-        author_org: known_org,
-        options,
-        dns_error: None,
+    let limit = options.identity_limit();
+    let spf: Vec<Pending> = input
+        .spf
+        .iter()
+        .take(limit)
+        .map(|id| classify(author, &id.domain, None, id.result, record.aspf))
+        .collect();
+    let dkim: Vec<Pending> = input
+        .dkim
+        .iter()
+        .take(limit)
+        .map(|id| {
+            classify(
+                author,
+                &id.domain,
+                id.selector.clone(),
+                id.result,
+                record.adkim,
+            )
+        })
+        .collect();
+    let needs_org = spf.iter().chain(&dkim).any(|p| p.1.is_some());
+    let mut dns_error = None;
+    let mut author_org = known_org;
+    if needs_org && author_org.is_none() {
+        match org_of(resolver, options, author).await {
+            Ok(o) => author_org = Some(o),
+            Err(e) => dns_error = Some(e),
+        }
+    }
+    let finish = |pending: Vec<Pending>| {
+        let author_org = author_org.clone();
+        async move {
+            let checks = pending.into_iter().map(|Pending(row, target)| {
+                let author_org = author_org.clone();
+                async move {
+                    let Some(domain) = target else {
+                        return (row, None);
+                    };
+                    finish_relaxed(resolver, options, author, author_org.as_ref(), row, &domain)
+                        .await
+                }
+            });
+            join_all(checks).await
+        }
     };
-    let mut spf = Vec::with_capacity(input.spf.len());
-    for id in input.spf.iter().take(options.identity_limit()) {
-        spf.push(ctx.align(&id.domain, None, id.result, record.aspf).await);
-    }
-    let mut dkim = Vec::with_capacity(input.dkim.len());
-    for id in input.dkim.iter().take(options.identity_limit()) {
-        dkim.push(
-            ctx.align(&id.domain, id.selector.clone(), id.result, record.adkim)
-                .await,
-        );
-    }
+    let (spf, dkim) = join(finish(spf), finish(dkim)).await;
+    let mut unpack = |rows: Vec<(IdentifierAlignment, Option<DnsError>)>| {
+        rows.into_iter()
+            .map(|(row, err)| {
+                if let Some(e) = err {
+                    dns_error.get_or_insert(e);
+                }
+                row
+            })
+            .collect::<Vec<_>>()
+    };
+    let spf = unpack(spf);
+    let dkim = unpack(dkim);
     Alignment {
         spf,
         dkim,
-        org_domain: ctx.author_org,
-        dns_error: ctx.dns_error,
+        org_domain: author_org,
+        dns_error,
     }
 }
 
-struct AlignCtx<'r, 'l, L> {
-    resolver: &'r Resolver<'l, L>,
-    author: &'r DomainName,
-    author_org: Option<DomainName>,
-    options: &'r DmarcOptions,
-    dns_error: Option<DnsError>,
+/// A row decided without DNS (`None`), or one waiting for the Organizational Domain of the
+/// given identifier.
+struct Pending(IdentifierAlignment, Option<DomainName>);
+
+async fn org_of<L: Lookup>(
+    resolver: &Resolver<'_, L>,
+    options: &DmarcOptions,
+    domain: &DomainName,
+) -> Result<DomainName, DnsError> {
+    match options.spec {
+        Spec::Rfc7489 => Ok(psl_organizational_domain(
+            options.psl(),
+            options.psl_sections,
+            domain,
+        )),
+        Spec::Rfc9989 => Ok(walk(resolver, domain).await?.organizational_domain()),
+    }
 }
 
-impl<L: Lookup> AlignCtx<'_, '_, L> {
-    async fn org_of(&self, domain: &DomainName) -> Result<DomainName, DnsError> {
-        match self.options.spec {
-            Spec::Rfc7489 => Ok(psl_organizational_domain(
-                self.options.psl(),
-                self.options.psl_sections,
-                domain,
-            )),
-            Spec::Rfc9989 => Ok(walk(self.resolver, domain).await?.organizational_domain()),
+fn classify(
+    author: &DomainName,
+    raw: &str,
+    selector: Option<String>,
+    result: AuthResult,
+    mode: AlignmentMode,
+) -> Pending {
+    let mut row = IdentifierAlignment {
+        domain: raw.trim().to_owned(),
+        selector,
+        result,
+        aligned: false,
+        alignment_domain: None,
+        reason: String::new(),
+    };
+    let domain = match DomainName::new(raw.trim()) {
+        Ok(d) => d,
+        Err(e) => {
+            row.reason = format!("not aligned: {e}");
+            return Pending(row, None);
         }
+    };
+    row.domain = domain.to_string();
+    if result != AuthResult::Pass {
+        row.reason = format!("not aligned: the result is {result}, only pass can align");
+        return Pending(row, None);
     }
+    if domain == *author {
+        row.aligned = true;
+        row.alignment_domain = Some(domain.to_string());
+        row.reason = "aligned: identical to the Author Domain".into();
+        return Pending(row, None);
+    }
+    if mode == AlignmentMode::Strict {
+        row.reason = format!("not aligned: strict alignment needs {author}");
+        return Pending(row, None);
+    }
+    // Organizational Domains are suffixes of their domains, so two names without a common
+    // label cannot share one.
+    if author.as_str().rsplit('.').next() != domain.as_str().rsplit('.').next() {
+        row.reason = "not aligned: no common Organizational Domain".into();
+        return Pending(row, None);
+    }
+    Pending(row, Some(domain))
+}
 
-    async fn align(
-        &mut self,
-        raw: &str,
-        selector: Option<String>,
-        result: AuthResult,
-        mode: AlignmentMode,
-    ) -> IdentifierAlignment {
-        let mut row = IdentifierAlignment {
-            domain: raw.trim().to_owned(),
-            selector,
-            result,
-            aligned: false,
-            alignment_domain: None,
-            reason: String::new(),
-        };
-        let domain = match DomainName::new(raw.trim()) {
-            Ok(d) => d,
-            Err(e) => {
-                row.reason = format!("not aligned: {e}");
-                return row;
-            }
-        };
-        row.domain = domain.to_string();
-        if result != AuthResult::Pass {
-            row.reason = format!("not aligned: the result is {result}, only pass can align");
-            return row;
-        }
-        if domain == *self.author {
-            row.aligned = true;
-            row.alignment_domain = Some(domain.to_string());
-            row.reason = "aligned: identical to the Author Domain".into();
-            return row;
-        }
-        if mode == AlignmentMode::Strict {
-            row.reason = format!("not aligned: strict alignment needs {}", self.author);
-            return row;
-        }
-        // Organizational Domains are suffixes of their domains, so two names without a
-        // common label cannot share one.
-        let a = self.author.as_str().rsplit('.').next();
-        let b = domain.as_str().rsplit('.').next();
-        if a != b {
-            row.reason = "not aligned: no common Organizational Domain".into();
-            return row;
-        }
-        let author_org = match &self.author_org {
-            Some(o) => o.clone(),
-            None => match self.org_of(self.author).await {
-                Ok(o) => {
-                    self.author_org = Some(o.clone());
-                    o
-                }
-                Err(e) => {
-                    row.reason = format!("undecided: {e}");
-                    self.dns_error.get_or_insert(e);
-                    return row;
-                }
-            },
-        };
-        if !domain.is_within(&author_org) {
-            row.reason = format!(
-                "not aligned: the Organizational Domain of {} is {author_org}",
-                self.author
-            );
-            return row;
-        }
-        let org = match self.org_of(&domain).await {
-            Ok(o) => o,
-            Err(e) => {
-                row.reason = format!("undecided: {e}");
-                self.dns_error.get_or_insert(e);
-                return row;
-            }
-        };
-        if org == author_org {
-            row.aligned = true;
-            row.reason = format!("aligned (relaxed): both have the Organizational Domain {org}");
-            row.alignment_domain = Some(org.to_string());
-        } else {
-            row.reason = format!(
-                "not aligned: Organizational Domain {org}, the Author Domain's is {author_org}"
-            );
-        }
-        row
+/// Relaxed alignment (§3.2.10.1) of `domain` once the Author Domain's Organizational Domain
+/// is known (`None`: it could not be determined).
+async fn finish_relaxed<L: Lookup>(
+    resolver: &Resolver<'_, L>,
+    options: &DmarcOptions,
+    author: &DomainName,
+    author_org: Option<&DomainName>,
+    mut row: IdentifierAlignment,
+    domain: &DomainName,
+) -> (IdentifierAlignment, Option<DnsError>) {
+    let Some(author_org) = author_org else {
+        row.reason = format!("undecided: the Organizational Domain of {author} is unknown (DNS)");
+        return (row, None);
+    };
+    if !domain.is_within(author_org) {
+        row.reason = format!("not aligned: the Organizational Domain of {author} is {author_org}");
+        return (row, None);
     }
+    let org = match org_of(resolver, options, domain).await {
+        Ok(o) => o,
+        Err(e) => {
+            row.reason = format!("undecided: {e}");
+            return (row, Some(e));
+        }
+    };
+    if org == *author_org {
+        row.aligned = true;
+        row.reason = format!("aligned (relaxed): both have the Organizational Domain {org}");
+        row.alignment_domain = Some(org.to_string());
+    } else {
+        row.reason = format!(
+            "not aligned: Organizational Domain {org}, the Author Domain's is {author_org}"
+        );
+    }
+    (row, None)
 }
