@@ -62,9 +62,13 @@ pub async fn evaluate<L: Lookup>(
             &author,
         ));
     }
-    let record = parsed.record.clone();
+    let super::ParsedRecord {
+        record,
+        diagnostics,
+        ..
+    } = *parsed;
     out.policy_domain = Some(policy_domain.to_string());
-    out.record_diagnostics = parsed.diagnostics.clone();
+    out.record_diagnostics = diagnostics;
     out.dkim_mode = record.adkim;
     out.spf_mode = record.aspf;
 

@@ -22,7 +22,9 @@
 use std::fmt;
 
 use super::{AlignmentMode, Policy, Spec};
-use crate::tag_list::{Strictness, TagList};
+use std::borrow::Cow;
+
+use crate::tag_list::{Strictness, Tag, TagList};
 
 /// Largest TXT RRset size looked at, in bytes; DMARC records are a few hundred bytes.
 const MAX_RECORD_LEN: usize = 8192;
@@ -466,49 +468,24 @@ fn parse_record(txt: &[u8], spec: Spec) -> Result<ParsedRecord, RecordError> {
     let mut pct = None;
     let mut rf = None;
     let mut ri = None;
-    let mut seen: Vec<String> = Vec::new();
 
-    let mut start = 0usize;
-    let mut index = 0usize;
-    while start <= txt.len() {
-        let end = txt[start..]
-            .iter()
-            .position(|&b| b == b';')
-            .map_or(txt.len(), |i| start + i);
-        let segment = &txt[start..end];
-        let seg_start = start;
-        start = end + 1;
-        let tag = match TagList::parse_with(segment, Strictness::SkipEmpty) {
-            Ok(list) => match list.tags().first() {
-                Some(t) => t.clone(),
-                None => {
-                    if end < txt.len() && index > 0 {
-                        p.diag(
-                            Severity::Warning,
-                            None,
-                            seg_start,
-                            "empty tag (';;') skipped".into(),
-                        );
-                    }
-                    continue;
-                }
-            },
-            Err(e) => {
-                p.diag(
-                    Severity::Error,
-                    None,
-                    seg_start + e.offset,
-                    format!("{}; this part is ignored (§4.8)", e.kind_text()),
-                );
-                index += 1;
-                continue;
-            }
+    // The whole record as one strict tag-list when it is well-formed (the common case);
+    // otherwise each `;`-separated part on its own, so one bad part is reported and
+    // skipped (§4.8) instead of sinking the record.
+    let tags: Vec<(Tag<'_>, usize)> = match TagList::parse_with(txt, Strictness::Strict) {
+        Ok(list) => list.tags().iter().map(|t| (t.clone(), 0)).collect(),
+        Err(_) => lenient_tags(txt, &mut p),
+    };
+    let mut seen: Vec<Cow<'_, str>> = Vec::with_capacity(tags.len());
+    for (index, (tag, base)) in tags.iter().enumerate() {
+        let name: Cow<'_, str> = if tag.name.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(tag.name.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(tag.name)
         };
-        let name = tag.name.to_ascii_lowercase();
-        let offset = seg_start + tag.name_start;
-        let value_offset = seg_start + tag.value_range.start;
-        index += 1;
-        if index == 1 {
+        let offset = base + tag.name_start;
+        let value_offset = base + tag.value_range.start;
+        if index == 0 {
             // The version tag, checked above.
             seen.push(name);
             continue;
@@ -528,11 +505,11 @@ fn parse_record(txt: &[u8], spec: Spec) -> Result<ParsedRecord, RecordError> {
                 Severity::Error,
                 Some(&name),
                 value_offset,
-                format!("the value of {name:?} is not ASCII text; ignored"),
+                format!("the value of {name:?} is not UTF-8 text; ignored"),
             );
             continue;
         };
-        match name.as_str() {
+        match &*name {
             "v" => p.diag(
                 Severity::Error,
                 Some("v"),
@@ -561,13 +538,14 @@ fn parse_record(txt: &[u8], spec: Spec) -> Result<ParsedRecord, RecordError> {
             }
             "ruf" => ruf = uri_list(&mut p, "ruf", value, value_offset),
             "psd" | "t" => {
+                let name = &*name;
                 let severity = if spec == Spec::Rfc7489 {
-                    p.ignore(&name, offset, "not an RFC 7489 tag");
+                    p.ignore(name, offset, "not an RFC 7489 tag");
                     Severity::Warning
                 } else {
                     Severity::Error
                 };
-                match (name.as_str(), value.to_ascii_lowercase().as_str()) {
+                match (name, value.to_ascii_lowercase().as_str()) {
                     ("psd", "y") => psd = Psd::Yes,
                     ("psd", "n") => psd = Psd::No,
                     ("psd", "u") => psd = Psd::Unknown,
@@ -594,7 +572,7 @@ fn parse_record(txt: &[u8], spec: Spec) -> Result<ParsedRecord, RecordError> {
                     p.ignore(&name, offset, "removed by RFC 9989 (Appendix A.6, C.5.2)");
                     Severity::Warning
                 };
-                match name.as_str() {
+                match &*name {
                     "pct" => match value.parse::<u8>() {
                         Ok(n) if n <= 100 && value.bytes().all(|b| b.is_ascii_digit()) => {
                             pct = Some(n);
@@ -720,6 +698,44 @@ fn parse_record(txt: &[u8], spec: Spec) -> Result<ParsedRecord, RecordError> {
         diagnostics: p.diagnostics,
         ignored_tags: p.ignored,
     })
+}
+
+/// The tags of a record that is not a well-formed tag-list: each `;`-separated part is
+/// parsed alone, and parts that fail are reported (with their offset) and skipped.
+fn lenient_tags<'a>(txt: &'a [u8], p: &mut Parser) -> Vec<(Tag<'a>, usize)> {
+    let mut out = Vec::new();
+    let mut start = 0usize;
+    while start <= txt.len() {
+        let end = txt[start..]
+            .iter()
+            .position(|&b| b == b';')
+            .map_or(txt.len(), |i| start + i);
+        let segment = &txt[start..end];
+        let seg_start = start;
+        start = end + 1;
+        match TagList::parse_with(segment, Strictness::SkipEmpty) {
+            Ok(list) => match list.tags().first() {
+                Some(t) => out.push((t.clone(), seg_start)),
+                None => {
+                    if end < txt.len() && !out.is_empty() {
+                        p.diag(
+                            Severity::Warning,
+                            None,
+                            seg_start,
+                            "empty tag (';;') skipped".into(),
+                        );
+                    }
+                }
+            },
+            Err(e) => p.diag(
+                Severity::Error,
+                None,
+                seg_start + e.offset,
+                format!("{}; this part is ignored (§4.8)", e.kind_text()),
+            ),
+        }
+    }
+    out
 }
 
 fn policy_value(p: &mut Parser, tag: &str, value: &str, offset: usize) -> Value<Policy> {
