@@ -299,3 +299,21 @@ fn futures_are_send() {
     assert_send(&g);
     drop((f, g));
 }
+
+#[test]
+fn identical_identifiers_make_the_author_domain_the_org_domain_without_a_walk() {
+    let zone = Zone::new().txt(
+        "_dmarc.mail.example.com",
+        "v=DMARC1; p=bogus; rua=mailto:d@example.com",
+    );
+    let out = block_on(dmarc::evaluate(
+        &zone,
+        &input("mail.example.com", &["mail.example.com"]),
+        &DmarcOptions::default(),
+    ));
+    assert_eq!(out.result, DmarcResult::Pass);
+    assert_eq!(out.org_domain.as_deref(), Some("mail.example.com"));
+    assert_eq!(zone.dmarc_queries(), ["_dmarc.mail.example.com"]);
+    assert_eq!(out.requested_policy, Some(Policy::None));
+    assert!(out.reason.contains("§4.10.1"), "{}", out.reason);
+}

@@ -103,6 +103,19 @@ pub async fn evaluate<L: Lookup>(
     if aligned_org.is_some() {
         org_domain = aligned_org;
     }
+    // §4.10.2: when the Author Domain has its own record and every authenticated
+    // identifier is that same domain, it is treated as the Organizational Domain.
+    let mut passing = spf
+        .iter()
+        .chain(&dkim)
+        .filter(|r| r.result == AuthResult::Pass);
+    if org_domain.is_none()
+        && !is_subdomain
+        && passing.clone().next().is_some()
+        && passing.all(|r| r.domain == author.as_str())
+    {
+        org_domain = Some(author.clone());
+    }
     out.org_domain = org_domain.map(|d| d.to_string());
     out.spf = spf;
     out.dkim = dkim;
@@ -164,6 +177,7 @@ pub async fn evaluate<L: Lookup>(
     } else {
         format!("policy of {policy_domain}")
     };
+
     if let Some(a) = out.dkim.iter().find(|a| a.aligned) {
         out.result = DmarcResult::Pass;
         out.reason = format!("DKIM d={} is aligned; {via}={requested}", a.domain);
@@ -191,6 +205,11 @@ pub async fn evaluate<L: Lookup>(
             ));
         }
         out.reason = reason;
+    }
+    if out.record.as_ref().is_some_and(|r| r.fell_back_to_none) {
+        out.reason.push_str(
+            " (the record acts as p=none: its p, sp or np is missing or invalid, RFC 9989 §4.10.1)",
+        );
     }
     out
 }
