@@ -11,8 +11,10 @@
 //!   SERVFAIL, REFUSED, a network error, a malformed response, a CNAME chain the resolver
 //!   gave up on with an error) is [`DnsError::Temporary`] with a reason naming the question,
 //!   e.g. `TXT example.com: the name server answered SERVFAIL`.
-//! * **CNAMEs are followed** by hickory (up to 8 hops); the records of the canonical name
-//!   are returned. A chain that ends at a name that does not exist is NXDOMAIN.
+//! * **CNAMEs are followed**; the records of the canonical name are returned. A chain that
+//!   ends at a name that does not exist is NXDOMAIN; one that loops or is longer than
+//!   [`MAX_CNAME_CHAIN`] is a temporary error naming the chain (hickory alone would report
+//!   NODATA there: see `HickoryLookup::resolve`).
 //! * **TXT** character-strings of each record are joined, bytes untouched; **MX** and
 //!   **PTR** names are lower-cased without trailing dot, a null MX (`.`, RFC 7505) gives the
 //!   exchange `""`.
@@ -56,6 +58,7 @@ use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use hickory_resolver::{ConnectionProvider, PoolContext, Resolver};
 
 use crate::QType;
+use crate::zone::MAX_CNAME_CHAIN;
 
 /// How the resolver behaves. Every field states its default.
 ///
@@ -346,10 +349,10 @@ impl HickoryLookup {
             QType::Txt => RecordType::TXT,
             QType::Ptr => RecordType::PTR,
         };
-        let lookup = self.resolver.lookup(fqdn, rtype);
+        let work = self.resolve(&what, fqdn, rtype);
         let (result, sent) = REQUESTS_SENT
             .scope(Cell::new(false), async {
-                let result = tokio::time::timeout(self.options.deadline, lookup).await;
+                let result = tokio::time::timeout(self.options.deadline, work).await;
                 (result, REQUESTS_SENT.with(Cell::get))
             })
             .await;
@@ -363,7 +366,7 @@ impl HickoryLookup {
                     self.options.deadline
                 )));
             }
-            Ok(Err(e)) => return Err(self.classify(&what, e)),
+            Ok(Err(e)) => return Err(e),
             Ok(Ok(answer)) => answer,
         };
         let found = records(&answer, rtype).filter_map(pick).collect::<Vec<_>>();
@@ -371,6 +374,87 @@ impl HickoryLookup {
             Err(DnsError::NoData)
         } else {
             Ok(found)
+        }
+    }
+
+    /// Asks hickory, and checks a NODATA that may hide a CNAME loop or a chain hickory gave
+    /// up on.
+    ///
+    /// hickory follows CNAMEs itself, but when a chain loops or needs more hops than it is
+    /// willing to make it reports NOERROR with no records, which would read as NODATA (a void
+    /// lookup to SPF). A genuine NODATA names the asked name and carries the zone's SOA
+    /// (RFC 2308 §2.2); when either is missing, the chain is walked here with CNAME queries
+    /// (cached like any other): a loop or a chain longer than [`MAX_CNAME_CHAIN`] is a
+    /// temporary error, and a chain that ends is asked again at its last name.
+    async fn resolve(
+        &self,
+        what: &str,
+        fqdn: Name,
+        rtype: RecordType,
+    ) -> Result<HickoryAnswer, DnsError> {
+        let error = match self.resolver.lookup(fqdn.clone(), rtype).await {
+            Ok(answer) => return Ok(answer),
+            Err(error) => error,
+        };
+        let suspicious = matches!(
+            &error,
+            NetError::Dns(HickoryDnsError::NoRecordsFound(no))
+                if no.response_code == ResponseCode::NoError
+                    && (no.soa.is_none() || *no.query.name() != fqdn)
+        );
+        let error = self.classify(what, error);
+        if !suspicious || error != DnsError::NoData {
+            return Err(error);
+        }
+        match self.cname_chain_end(what, fqdn).await? {
+            None => Err(DnsError::NoData),
+            Some(last) => self
+                .resolver
+                .lookup(last, rtype)
+                .await
+                .map_err(|e| self.classify(what, e)),
+        }
+    }
+
+    /// Walks the CNAME chain starting at `start`: `None` when `start` is no alias, else the
+    /// last name of the chain; an error for a loop or an overlong chain.
+    async fn cname_chain_end(&self, what: &str, start: Name) -> Result<Option<Name>, DnsError> {
+        let mut chain = vec![start.clone()];
+        let mut current = start;
+        loop {
+            let next = match self
+                .resolver
+                .lookup(current.clone(), RecordType::CNAME)
+                .await
+            {
+                Ok(answer) => answer.answers().iter().find_map(|r| match &r.data {
+                    RData::CNAME(target) if r.name == current => Some(target.0.clone()),
+                    _ => None,
+                }),
+                Err(e) => match self.classify(what, e) {
+                    DnsError::NoData | DnsError::NxDomain => None,
+                    temporary => return Err(temporary),
+                },
+            };
+            let Some(next) = next else {
+                return Ok((chain.len() > 1).then_some(current));
+            };
+            let looped = chain.contains(&next);
+            chain.push(next.clone());
+            let shown = || chain.iter().map(name_text).collect::<Vec<_>>().join(" -> ");
+            if looped {
+                return Err(DnsError::Temporary(format!(
+                    "{what}: CNAME loop: {}",
+                    shown()
+                )));
+            }
+            if chain.len() > MAX_CNAME_CHAIN + 1 {
+                return Err(DnsError::Temporary(format!(
+                    "{what}: CNAME chain longer than {MAX_CNAME_CHAIN}: {}",
+                    shown()
+                )));
+            }
+            current = next;
         }
     }
 
