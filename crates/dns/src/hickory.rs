@@ -110,12 +110,14 @@ impl Default for ResolverOptions {
 /// Counts of what a [`HickoryLookup`] did, from [`HickoryLookup::stats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LookupStats {
-    /// Questions asked through the [`Lookup`] methods.
+    /// Questions asked through the [`Lookup`] methods. Once every question has been
+    /// answered, `questions == from_network + from_cache` (questions refused before asking,
+    /// for an invalid name or outside a Tokio runtime, count in neither).
     pub questions: u64,
     /// Questions for which at least one request went to a name server.
     pub from_network: u64,
     /// Questions answered without sending anything: from the cache (also special-use names
-    /// answered locally, and names rejected before asking).
+    /// such as `localhost` that hickory answers locally).
     pub from_cache: u64,
     /// DNS requests sent to name servers: retries, CNAME hops and fail-over to another
     /// server included, so it can exceed `from_network`.
@@ -223,6 +225,7 @@ impl fmt::Debug for HickoryLookup {
 struct Counters {
     questions: AtomicU64,
     from_network: AtomicU64,
+    from_cache: AtomicU64,
     requests_sent: AtomicU64,
 }
 
@@ -299,12 +302,10 @@ impl HickoryLookup {
 
     /// What this resolver has done so far (shared by clones).
     pub fn stats(&self) -> LookupStats {
-        let questions = self.counters.questions.load(Ordering::Relaxed);
-        let from_network = self.counters.from_network.load(Ordering::Relaxed);
         LookupStats {
-            questions,
-            from_network,
-            from_cache: questions.saturating_sub(from_network),
+            questions: self.counters.questions.load(Ordering::Relaxed),
+            from_network: self.counters.from_network.load(Ordering::Relaxed),
+            from_cache: self.counters.from_cache.load(Ordering::Relaxed),
             requests_sent: self.counters.requests_sent.load(Ordering::Relaxed),
         }
     }
@@ -358,6 +359,8 @@ impl HickoryLookup {
             .await;
         if sent {
             self.counters.from_network.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.counters.from_cache.fetch_add(1, Ordering::Relaxed);
         }
         let answer = match result {
             Err(_elapsed) => {

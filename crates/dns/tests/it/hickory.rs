@@ -549,6 +549,27 @@ fn outside_a_tokio_runtime_is_a_temporary_error_not_a_panic() {
         matches!(&answer, Err(DnsError::Temporary(why)) if why.contains("Tokio runtime")),
         "{answer:?}"
     );
+    assert_eq!(
+        r.stats(),
+        LookupStats {
+            questions: 1,
+            ..LookupStats::default()
+        }
+    );
+}
+
+#[tokio::test]
+async fn special_use_names_are_answered_locally() {
+    let server = test_server().await;
+    let r = resolver(&server);
+    assert_eq!(r.a("localhost").await, Ok(vec![Ipv4Addr::LOCALHOST]));
+    assert_eq!(r.txt("anything.invalid").await, Err(DnsError::NxDomain));
+    assert_eq!(server.received(), 0);
+    let stats = r.stats();
+    assert_eq!(
+        (stats.questions, stats.from_cache, stats.from_network),
+        (2, 2, 0)
+    );
 }
 
 /// Polls a future to completion on this thread, without any runtime.
