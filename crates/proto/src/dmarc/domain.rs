@@ -35,8 +35,8 @@ impl std::error::Error for DomainError {}
 impl DomainName {
     /// Validates and normalises `input`: one trailing dot is removed, ASCII is lower-cased,
     /// U-labels are converted to A-labels (RFC 5890 §2.3.2.1, UTS #46 mapping). Empty labels
-    /// (a leading dot, `a..b`), over-long labels or names, and characters other than letters,
-    /// digits, `-` and `_` are rejected.
+    /// (a leading dot, `a..b`), over-long labels or names, characters other than letters,
+    /// digits, `-` and `_`, and an all-numeric last label (an IP address) are rejected.
     pub fn new(input: &str) -> Result<DomainName, DomainError> {
         let err = |reason| DomainError {
             input: input.chars().take(300).collect(),
@@ -77,6 +77,17 @@ impl DomainName {
         }
         if labels > MAX_LABELS {
             return Err(err("too many labels"));
+        }
+        if ascii
+            .rsplit('.')
+            .next()
+            .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+        {
+            // RFC 3696 §2: no top-level domain is all-numeric, so `192.0.2.1` is an
+            // address written without brackets, not a domain name.
+            return Err(err(
+                "the last label is all digits (an IP address, not a domain)",
+            ));
         }
         Ok(DomainName(ascii))
     }
