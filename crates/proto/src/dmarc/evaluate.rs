@@ -12,6 +12,10 @@ use super::{
 };
 use crate::dns::{DnsError, Lookup};
 
+/// Most distinct Author Domains evaluated one by one under
+/// [`MultipleAddresses::EvaluateEach`] (a bound on the DNS work of one message).
+const MAX_AUTHOR_DOMAINS: usize = 8;
+
 /// Evaluates DMARC for one message whose Author Domain is known.
 ///
 /// Never fails: every problem becomes a verdict with a reason. DNS questions go through
@@ -216,8 +220,8 @@ pub async fn evaluate<L: Lookup>(
 
 /// Evaluates DMARC from the raw From field value(s) of a message: extracts the Author
 /// Domain (§5.3.1) under `options.author`, then calls [`evaluate`]. With
-/// [`MultipleAddresses::EvaluateEach`] every Author Domain is evaluated and the worst
-/// verdict is returned (fail before temperror before permerror before pass before none; the
+/// [`MultipleAddresses::EvaluateEach`] every Author Domain (up to eight; more are declined)
+/// is evaluated and the worst verdict is returned (fail before temperror before permerror before pass before none; the
 /// strictest applied policy first).
 pub async fn evaluate_message<L: Lookup>(
     lookup: &L,
@@ -274,6 +278,12 @@ pub async fn evaluate_message<L: Lookup>(
                 .collect::<Vec<_>>()
                 .join(", ")
         )),
+        (many, MultipleAddresses::EvaluateEach) if many.len() > MAX_AUTHOR_DOMAINS => {
+            declined(format!(
+                "the From field has addresses in {} domains, more than the {MAX_AUTHOR_DOMAINS} evaluated one by one; DMARC is not evaluated",
+                many.len()
+            ))
+        }
         (many, MultipleAddresses::EvaluateEach) => {
             let mut worst: Option<DmarcOutput> = None;
             for domain in many {
