@@ -642,6 +642,7 @@ fn parse_record(txt: &[u8], spec: Spec) -> Result<ParsedRecord, RecordError> {
                     }
                 ),
             );
+            p.diagnostics.sort_by_key(|d| d.offset);
             return Err(RecordError {
                 kind: RecordErrorKind::NoUsablePolicy,
                 diagnostics: p.diagnostics,
@@ -678,6 +679,7 @@ fn parse_record(txt: &[u8], spec: Spec) -> Result<ParsedRecord, RecordError> {
         );
     }
 
+    p.diagnostics.sort_by_key(|d| d.offset);
     Ok(ParsedRecord {
         record: Record {
             p: p_val,
@@ -812,10 +814,13 @@ fn fo_value(p: &mut Parser, value: &str, offset: usize) -> Option<Vec<FailureOpt
     Some(out)
 }
 
-fn uri_list(p: &mut Parser, tag: &str, value: &str, offset: usize) -> Vec<ReportUri> {
+fn uri_list(p: &mut Parser, tag: &str, value: &str, value_offset: usize) -> Vec<ReportUri> {
     let mut out = Vec::new();
-    for item in value.split(',') {
-        let item = item.trim();
+    let mut pos = 0usize;
+    for raw in value.split(',') {
+        let item = raw.trim();
+        let offset = value_offset + pos + (raw.len() - raw.trim_start().len());
+        pos += raw.len() + 1;
         if item.is_empty() {
             p.diag(
                 Severity::Warning,
@@ -1051,6 +1056,16 @@ mod tests {
         assert!(!r.is_clean());
         assert_eq!(parse_size("1t"), Ok(1 << 40));
         assert!(parse_size("99999999999999t").is_err());
+    }
+
+    #[test]
+    fn diagnostics_point_at_the_problem() {
+        let txt = b"v=DMARC1; p=none; rua=mailto:a@x.example, bad;; foo=1";
+        let r = Record::parse(txt).unwrap();
+        let offsets: Vec<usize> = r.diagnostics.iter().map(|d| d.offset).collect();
+        assert_eq!(offsets, [42, 46, 48]);
+        assert_eq!(&txt[42..45], b"bad");
+        assert_eq!(r.ignored_tags, ["foo"]);
     }
 
     #[test]
