@@ -73,6 +73,7 @@ pub struct AuthorDomains {
 
 /// Why no Author Domain could be determined.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AuthorError {
     /// The message has no From field.
     NoFromField,

@@ -183,6 +183,7 @@ pub struct RecordError {
 
 /// The kinds of [`RecordError`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RecordErrorKind {
     /// The record does not start with `v=DMARC1` (§4.7: the entire record is ignored).
     NotDmarc,
