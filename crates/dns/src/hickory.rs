@@ -11,8 +11,10 @@
 //!   SERVFAIL, REFUSED, a network error, a malformed response, a CNAME chain the resolver
 //!   gave up on with an error) is [`DnsError::Temporary`] with a reason naming the question,
 //!   e.g. `TXT example.com: the name server answered SERVFAIL`.
-//! * **CNAMEs are followed** by hickory (up to 8 hops); the records of the canonical name
-//!   are returned. A chain that ends at a name that does not exist is NXDOMAIN.
+//! * **CNAMEs are followed**; the records of the canonical name are returned. A chain that
+//!   ends at a name that does not exist is NXDOMAIN; one that loops or is longer than
+//!   [`MAX_CNAME_CHAIN`] is a temporary error naming the chain (hickory alone would report
+//!   NODATA there: see `HickoryLookup::resolve`).
 //! * **TXT** character-strings of each record are joined, bytes untouched; **MX** and
 //!   **PTR** names are lower-cased without trailing dot, a null MX (`.`, RFC 7505) gives the
 //!   exchange `""`.
@@ -56,6 +58,7 @@ use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use hickory_resolver::{ConnectionProvider, PoolContext, Resolver};
 
 use crate::QType;
+use crate::zone::MAX_CNAME_CHAIN;
 
 /// How the resolver behaves. Every field states its default.
 ///
@@ -107,12 +110,14 @@ impl Default for ResolverOptions {
 /// Counts of what a [`HickoryLookup`] did, from [`HickoryLookup::stats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LookupStats {
-    /// Questions asked through the [`Lookup`] methods.
+    /// Questions asked through the [`Lookup`] methods. Once every question has been
+    /// answered, `questions == from_network + from_cache` (questions refused before asking,
+    /// for an invalid name or outside a Tokio runtime, count in neither).
     pub questions: u64,
     /// Questions for which at least one request went to a name server.
     pub from_network: u64,
     /// Questions answered without sending anything: from the cache (also special-use names
-    /// answered locally, and names rejected before asking).
+    /// such as `localhost` that hickory answers locally).
     pub from_cache: u64,
     /// DNS requests sent to name servers: retries, CNAME hops and fail-over to another
     /// server included, so it can exceed `from_network`.
@@ -220,6 +225,7 @@ impl fmt::Debug for HickoryLookup {
 struct Counters {
     questions: AtomicU64,
     from_network: AtomicU64,
+    from_cache: AtomicU64,
     requests_sent: AtomicU64,
 }
 
@@ -296,12 +302,10 @@ impl HickoryLookup {
 
     /// What this resolver has done so far (shared by clones).
     pub fn stats(&self) -> LookupStats {
-        let questions = self.counters.questions.load(Ordering::Relaxed);
-        let from_network = self.counters.from_network.load(Ordering::Relaxed);
         LookupStats {
-            questions,
-            from_network,
-            from_cache: questions.saturating_sub(from_network),
+            questions: self.counters.questions.load(Ordering::Relaxed),
+            from_network: self.counters.from_network.load(Ordering::Relaxed),
+            from_cache: self.counters.from_cache.load(Ordering::Relaxed),
             requests_sent: self.counters.requests_sent.load(Ordering::Relaxed),
         }
     }
@@ -346,15 +350,17 @@ impl HickoryLookup {
             QType::Txt => RecordType::TXT,
             QType::Ptr => RecordType::PTR,
         };
-        let lookup = self.resolver.lookup(fqdn, rtype);
+        let work = self.resolve(&what, fqdn, rtype);
         let (result, sent) = REQUESTS_SENT
             .scope(Cell::new(false), async {
-                let result = tokio::time::timeout(self.options.deadline, lookup).await;
+                let result = tokio::time::timeout(self.options.deadline, work).await;
                 (result, REQUESTS_SENT.with(Cell::get))
             })
             .await;
         if sent {
             self.counters.from_network.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.counters.from_cache.fetch_add(1, Ordering::Relaxed);
         }
         let answer = match result {
             Err(_elapsed) => {
@@ -363,7 +369,7 @@ impl HickoryLookup {
                     self.options.deadline
                 )));
             }
-            Ok(Err(e)) => return Err(self.classify(&what, e)),
+            Ok(Err(e)) => return Err(e),
             Ok(Ok(answer)) => answer,
         };
         let found = records(&answer, rtype).filter_map(pick).collect::<Vec<_>>();
@@ -371,6 +377,87 @@ impl HickoryLookup {
             Err(DnsError::NoData)
         } else {
             Ok(found)
+        }
+    }
+
+    /// Asks hickory, and checks a NODATA that may hide a CNAME loop or a chain hickory gave
+    /// up on.
+    ///
+    /// hickory follows CNAMEs itself, but when a chain loops or needs more hops than it is
+    /// willing to make it reports NOERROR with no records, which would read as NODATA (a void
+    /// lookup to SPF). A genuine NODATA names the asked name and carries the zone's SOA
+    /// (RFC 2308 §2.2); when either is missing, the chain is walked here with CNAME queries
+    /// (cached like any other): a loop or a chain longer than [`MAX_CNAME_CHAIN`] is a
+    /// temporary error, and a chain that ends is asked again at its last name.
+    async fn resolve(
+        &self,
+        what: &str,
+        fqdn: Name,
+        rtype: RecordType,
+    ) -> Result<HickoryAnswer, DnsError> {
+        let error = match self.resolver.lookup(fqdn.clone(), rtype).await {
+            Ok(answer) => return Ok(answer),
+            Err(error) => error,
+        };
+        let suspicious = matches!(
+            &error,
+            NetError::Dns(HickoryDnsError::NoRecordsFound(no))
+                if no.response_code == ResponseCode::NoError
+                    && (no.soa.is_none() || *no.query.name() != fqdn)
+        );
+        let error = self.classify(what, error);
+        if !suspicious || error != DnsError::NoData {
+            return Err(error);
+        }
+        match self.cname_chain_end(what, fqdn).await? {
+            None => Err(DnsError::NoData),
+            Some(last) => self
+                .resolver
+                .lookup(last, rtype)
+                .await
+                .map_err(|e| self.classify(what, e)),
+        }
+    }
+
+    /// Walks the CNAME chain starting at `start`: `None` when `start` is no alias, else the
+    /// last name of the chain; an error for a loop or an overlong chain.
+    async fn cname_chain_end(&self, what: &str, start: Name) -> Result<Option<Name>, DnsError> {
+        let mut chain = vec![start.clone()];
+        let mut current = start;
+        loop {
+            let next = match self
+                .resolver
+                .lookup(current.clone(), RecordType::CNAME)
+                .await
+            {
+                Ok(answer) => answer.answers().iter().find_map(|r| match &r.data {
+                    RData::CNAME(target) if r.name == current => Some(target.0.clone()),
+                    _ => None,
+                }),
+                Err(e) => match self.classify(what, e) {
+                    DnsError::NoData | DnsError::NxDomain => None,
+                    temporary => return Err(temporary),
+                },
+            };
+            let Some(next) = next else {
+                return Ok((chain.len() > 1).then_some(current));
+            };
+            let looped = chain.contains(&next);
+            chain.push(next.clone());
+            let shown = || chain.iter().map(name_text).collect::<Vec<_>>().join(" -> ");
+            if looped {
+                return Err(DnsError::Temporary(format!(
+                    "{what}: CNAME loop: {}",
+                    shown()
+                )));
+            }
+            if chain.len() > MAX_CNAME_CHAIN + 1 {
+                return Err(DnsError::Temporary(format!(
+                    "{what}: CNAME chain longer than {MAX_CNAME_CHAIN}: {}",
+                    shown()
+                )));
+            }
+            current = next;
         }
     }
 

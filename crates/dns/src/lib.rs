@@ -17,6 +17,34 @@
 //! Every adapter keeps the contract documented in [`dmarc_proto::dns`]: absolute names,
 //! NXDOMAIN, NODATA and temporary failures kept apart, CNAMEs followed, TXT strings joined
 //! and kept as bytes, returned names lower-case without trailing dot, no SPF-type queries.
+//!
+//! Choosing a resolver from command-line settings:
+//!
+//! ```
+//! use std::path::Path;
+//! use dmarc_dns::{AnyLookup, HickoryLookup, ResolverOptions, ZoneFile, parse_nameserver};
+//!
+//! fn resolver(
+//!     zone: Option<&Path>,
+//!     nameservers: &[String],
+//! ) -> Result<AnyLookup, Box<dyn std::error::Error>> {
+//!     let options = ResolverOptions::default();
+//!     Ok(match zone {
+//!         Some(path) => ZoneFile::load(path)?.into(),
+//!         None if nameservers.is_empty() => HickoryLookup::system(options)?.into(),
+//!         None => {
+//!             let servers = nameservers
+//!                 .iter()
+//!                 .map(|s| parse_nameserver(s))
+//!                 .collect::<Result<Vec<_>, _>>()?;
+//!             HickoryLookup::with_nameservers(&servers, options)?.into()
+//!         }
+//!     })
+//! }
+//! # let r = resolver(None, &["127.0.0.1:5353".to_string()]).unwrap();
+//! # assert!(matches!(r, AnyLookup::Hickory(_)));
+//! # assert!(resolver(None, &["dns.example".to_string()]).is_err());
+//! ```
 #![warn(clippy::unwrap_used)]
 #![warn(missing_docs)]
 

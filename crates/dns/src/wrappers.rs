@@ -129,8 +129,9 @@ impl<L: Lookup> Lookup for DelayLookup<L> {
     }
 }
 
-/// Records every question asked of the inner [`Lookup`], in the order asked: the type and
-/// the name as given (for PTR, the reverse name, e.g. `1.2.0.192.in-addr.arpa`).
+/// Records every question asked of the inner [`Lookup`], in the order asked (when the method
+/// is called, before the answer is awaited): the type and the name as given (for PTR, the
+/// reverse name, e.g. `1.2.0.192.in-addr.arpa`).
 #[derive(Debug, Default)]
 pub struct CountingLookup<L> {
     inner: L,

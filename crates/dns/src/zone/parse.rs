@@ -118,7 +118,7 @@ impl<'r> Parser<'r> {
                     "the line starts with a blank (\"same owner as before\") but no owner name came before",
                 )
             })?;
-            (owner, &entry.tokens[..])
+            (owner, entry.tokens.as_slice())
         } else {
             let owner = self.name(first, line)?;
             (owner, entry.tokens.get(1..).unwrap_or_default())
@@ -461,9 +461,8 @@ fn is_class(token: &Token) -> bool {
     ["IN", "CH", "CHAOS", "HS", "HESIOD", "CS", "NONE", "ANY"]
         .iter()
         .any(|c| token.is(c))
-        || (token.text.len() > 5
-            && token.text[..5].eq_ignore_ascii_case(b"CLASS")
-            && token.text[5..].iter().all(u8::is_ascii_digit))
+        || rtype::strip_prefix_ignore_case(&token.text, b"CLASS")
+            .is_some_and(|d| !d.is_empty() && d.iter().all(u8::is_ascii_digit))
 }
 
 /// A TTL: decimal seconds, or BIND's unit form (`1h30m`, `2d`, `1w`), at most 2^31-1.

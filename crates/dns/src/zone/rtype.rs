@@ -116,9 +116,8 @@ pub(crate) fn parse(text: &[u8]) -> Result<u16, String> {
         .find(|(m, _)| m.as_bytes().eq_ignore_ascii_case(text))
     {
         *code
-    } else if text.len() > 4 && text[..4].eq_ignore_ascii_case(b"TYPE") {
-        let digits = &text[4..];
-        if !digits.iter().all(u8::is_ascii_digit) {
+    } else if let Some(digits) = strip_prefix_ignore_case(text, b"TYPE") {
+        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
             return Err(format!("unknown record type {shown}"));
         }
         std::str::from_utf8(digits)
@@ -134,6 +133,12 @@ pub(crate) fn parse(text: &[u8]) -> Result<u16, String> {
         ));
     }
     Ok(code)
+}
+
+/// `text` without `prefix` (ASCII case-insensitive), if it starts with it.
+pub(crate) fn strip_prefix_ignore_case<'a>(text: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    let (head, tail) = text.split_at_checked(prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then_some(tail)
 }
 
 /// The mnemonic of `code`, or `TYPEnnn`.

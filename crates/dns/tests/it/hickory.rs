@@ -85,6 +85,12 @@ fn zone_handler(text: &str, origin: &str) -> Arc<dyn ZoneHandler> {
         let record =
             Record::from_rdata(Name::from_ascii("bin.test.").unwrap(), 300, RData::TXT(txt));
         assert!(handler.upsert_mut(record, 1));
+        // 4000 octets: more than an EDNS UDP payload, so the answer comes over TCP.
+        let big: Vec<Vec<u8>> = (0..16u8).map(|i| vec![b'a' + i; 250]).collect();
+        let txt = TXT::from_bytes(big.iter().map(Vec::as_slice).collect());
+        let record =
+            Record::from_rdata(Name::from_ascii("big.test.").unwrap(), 300, RData::TXT(txt));
+        assert!(handler.upsert_mut(record, 1));
     }
     Arc::new(handler)
 }
@@ -142,6 +148,9 @@ mx       IN MX  10 MX1.Test.
 mx       IN MX  20 mx2.other.example.
 null     IN MX  0 .
 sub.deep IN A   192.0.2.9
+loop1    IN CNAME loop2
+loop2    IN CNAME loop1
+selfloop IN CNAME selfloop
 "#;
 
 const REVERSE_ZONE: &str = r#"
@@ -228,6 +237,20 @@ async fn answers_of_each_type() {
 }
 
 #[tokio::test]
+async fn truncated_answers_are_retried_over_tcp() {
+    let server = test_server().await;
+    let r = resolver(&server);
+    let txt = r.txt("big.test").await.unwrap();
+    assert_eq!(txt.len(), 1);
+    assert_eq!(txt[0].len(), 4000);
+    assert!(txt[0].starts_with(&[b'a'; 250]));
+    assert!(txt[0].ends_with(&[b'p'; 250]));
+    // Once over UDP (truncated), once over TCP.
+    assert_eq!(server.received(), 2, "{:?}", server.log.lock().unwrap());
+    assert_eq!(r.stats().requests_sent, 2);
+}
+
+#[tokio::test]
 async fn nxdomain_nodata_and_cnames() {
     let server = test_server().await;
     let r = resolver(&server);
@@ -248,6 +271,66 @@ async fn nxdomain_nodata_and_cnames() {
     assert_eq!(r.a("dangling.test").await, Err(DnsError::NxDomain));
     let v4: IpAddr = "192.0.2.99".parse().unwrap();
     assert_eq!(r.ptr(v4).await, Err(DnsError::NxDomain));
+}
+
+#[tokio::test]
+async fn cname_loops_are_temporary_errors() {
+    let server = test_server().await;
+    let r = resolver(&server);
+    for (name, chain) in [
+        ("loop1.test", "loop1.test -> loop2.test -> loop1.test"),
+        ("selfloop.test", "selfloop.test -> selfloop.test"),
+    ] {
+        match r.a(name).await {
+            Err(DnsError::Temporary(why)) => {
+                assert_eq!(why, format!("A {name}: CNAME loop: {chain}"));
+            }
+            other => panic!("expected a temporary error, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn long_cname_chains_across_zones() {
+    // Each hop in its own zone, so the server cannot hand over the chain in one response.
+    let mut zones = Vec::new();
+    for i in 0..=dmarc_dns::zone::MAX_CNAME_CHAIN + 1 {
+        let text = if i == dmarc_dns::zone::MAX_CNAME_CHAIN + 1 {
+            format!("$TTL 300\n@ SOA ns.z{i}. h.z{i}. 1 3600 600 86400 60\nwww A 192.0.2.{i}\n")
+        } else {
+            format!(
+                "$TTL 300\n@ SOA ns.z{i}. h.z{i}. 1 3600 600 86400 60\nwww CNAME www.z{}.\n",
+                i + 1
+            )
+        };
+        zones.push((text, format!("z{i}.")));
+    }
+    let zones: Vec<(&str, &str)> = zones
+        .iter()
+        .map(|(t, o)| (t.as_str(), o.as_str()))
+        .collect();
+    let server = serve(&zones).await;
+    let r = resolver(&server);
+    // 10 CNAMEs: more hops than hickory makes by itself, within MAX_CNAME_CHAIN.
+    let start = dmarc_dns::zone::MAX_CNAME_CHAIN + 1 - 10;
+    assert_eq!(
+        r.a(&format!("www.z{start}")).await,
+        Ok(vec![Ipv4Addr::new(
+            192,
+            0,
+            2,
+            (dmarc_dns::zone::MAX_CNAME_CHAIN + 1) as u8
+        )])
+    );
+    // MAX_CNAME_CHAIN CNAMEs: still followed.
+    assert!(r.a("www.z1").await.is_ok());
+    // One more: a temporary error.
+    match r.a("www.z0").await {
+        Err(DnsError::Temporary(why)) => assert!(why.contains("CNAME chain longer than"), "{why}"),
+        other => panic!("expected a temporary error, got {other:?}"),
+    }
+    // A chain that ends without the type is NODATA.
+    assert_eq!(r.txt(&format!("www.z{start}")).await, Err(DnsError::NoData));
 }
 
 #[tokio::test]
@@ -465,6 +548,27 @@ fn outside_a_tokio_runtime_is_a_temporary_error_not_a_panic() {
     assert!(
         matches!(&answer, Err(DnsError::Temporary(why)) if why.contains("Tokio runtime")),
         "{answer:?}"
+    );
+    assert_eq!(
+        r.stats(),
+        LookupStats {
+            questions: 1,
+            ..LookupStats::default()
+        }
+    );
+}
+
+#[tokio::test]
+async fn special_use_names_are_answered_locally() {
+    let server = test_server().await;
+    let r = resolver(&server);
+    assert_eq!(r.a("localhost").await, Ok(vec![Ipv4Addr::LOCALHOST]));
+    assert_eq!(r.txt("anything.invalid").await, Err(DnsError::NxDomain));
+    assert_eq!(server.received(), 0);
+    let stats = r.stats();
+    assert_eq!(
+        (stats.questions, stats.from_cache, stats.from_network),
+        (2, 2, 0)
     );
 }
 

@@ -147,6 +147,13 @@ async fn owners_origin_ttl_and_class() {
 }
 
 #[tokio::test]
+async fn crlf_line_endings() {
+    let z = zone("$ORIGIN example.com.\r\n@ TXT ( \"a\"\r\n \"b\" )\r\n\r\nwww A 192.0.2.1\r\n");
+    assert_eq!(z.txt("example.com").await, Ok(vec![b"ab".to_vec()]));
+    assert!(z.a("www.example.com").await.is_ok());
+}
+
+#[tokio::test]
 async fn default_origin() {
     let z = ZoneFile::parse("@ A 192.0.2.1\nwww A 192.0.2.2\n", Some("example.net.")).unwrap();
     assert!(z.a("example.net").await.is_ok());
