@@ -267,3 +267,26 @@ pub struct SpfOutput {
     /// The evaluation, step by step.
     pub trace: Trace,
 }
+
+impl From<SpfResult> for crate::dmarc::AuthResult {
+    fn from(r: SpfResult) -> Self {
+        use crate::dmarc::AuthResult;
+        match r {
+            SpfResult::None => AuthResult::None,
+            SpfResult::Neutral => AuthResult::Neutral,
+            SpfResult::Pass => AuthResult::Pass,
+            SpfResult::Fail => AuthResult::Fail,
+            SpfResult::SoftFail => AuthResult::SoftFail,
+            SpfResult::TempError => AuthResult::TempError,
+            SpfResult::PermError => AuthResult::PermError,
+        }
+    }
+}
+
+impl SpfOutput {
+    /// The SPF-authenticated identifier DMARC looks at: the domain checked (the MAIL FROM
+    /// domain, or the HELO name for a null reverse-path) and the result.
+    pub fn dmarc_identity(&self) -> crate::dmarc::SpfIdentity {
+        crate::dmarc::SpfIdentity::new(self.domain.clone(), self.result.into())
+    }
+}
