@@ -199,8 +199,10 @@ async fn run<L: Lookup + ?Sized>(
             out.reason = v.reason;
             out.deciding_term = v.deciding;
             if ev.budget_exceeded {
+                // An answer was missing, so whatever was decided without it does not stand.
                 out.result = SpfResult::TempError;
                 out.reason = ev.budget_reason();
+                out.deciding_term = None;
             } else if v.result == SpfResult::Fail {
                 out.explanation = ev.explanation(v.exp.as_ref(), &v.domain).await;
                 trace.explanation_queries = std::mem::take(&mut ev.pending);
