@@ -57,7 +57,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use eval::{check_host, verify_helo, verify_mail_from};
-pub use macros::{MacroContext, MacroError, MacroLetter, MacroPart, MacroString, MacroValues};
+pub use macros::{
+    MAX_EXPANSION, MacroContext, MacroError, MacroLetter, MacroPart, MacroString, MacroValues,
+};
 pub use record::{Directive, Mechanism, Qualifier, Record, RecordError, is_spf_record};
 pub use trace::{AnswerClass, QueryTrace, RecordTrace, TermOutcome, TermTrace, Trace};
 
