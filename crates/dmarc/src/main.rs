@@ -3,6 +3,9 @@
 //! This is a thin layer: it parses arguments, builds the DNS and store adapters, and calls
 //! the library crates. It is the only place where `anyhow` is used.
 
+mod cmd;
+mod dns_args;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -15,7 +18,10 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Evaluate SPF (RFC 7208) for a client IP, HELO name and MAIL FROM, and show why.
+    Spf(cmd::spf::SpfArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -29,5 +35,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {}
+    match cli.command {
+        Command::Spf(args) => cmd::spf::run(args),
+    }
 }
