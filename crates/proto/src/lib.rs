@@ -8,7 +8,9 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod clock;
+pub mod dkim;
 pub mod dns;
+pub mod message;
 pub mod spf;
 
 pub use clock::{Clock, FixedClock};
