@@ -181,11 +181,8 @@ fn split_header_block(raw: &[u8]) -> (Vec<HeaderField<'_>>, usize, bool) {
         let start = pos;
         // Find the end of the first line, then swallow continuation lines.
         let mut line_end = next_line(raw, pos);
-        loop {
-            match raw.get(line_end.next) {
-                Some(b' ') | Some(b'\t') => line_end = next_line(raw, line_end.next),
-                _ => break,
-            }
+        while let Some(b' ' | b'\t') = raw.get(line_end.next) {
+            line_end = next_line(raw, line_end.next);
         }
         let field_raw = raw.get(start..line_end.next).unwrap_or_default();
         let value_end_abs = line_end.content_end;

@@ -36,6 +36,9 @@ impl KeyRecord {
     }
 }
 
+/// A key record with its parsed public key (`None` when revoked), or why it is unusable.
+pub(crate) type ParsedKey = Result<(KeyRecord, Option<PublicKey>), Problem>;
+
 /// A public key ready for verification: parsed once, usable for many signatures.
 #[derive(Clone)]
 pub struct PublicKey {
@@ -165,7 +168,7 @@ impl PublicKey {
 /// so a busy verifier keeps them. Bounded: it is emptied when it reaches its capacity.
 #[derive(Debug)]
 pub struct KeyCache {
-    map: Mutex<HashMap<Vec<u8>, Arc<Result<(KeyRecord, Option<PublicKey>), Problem>>>>,
+    map: Mutex<HashMap<Vec<u8>, Arc<ParsedKey>>>,
     capacity: usize,
 }
 
@@ -179,10 +182,7 @@ impl KeyCache {
     }
 
     /// The parsed record for `txt`, from the cache or freshly parsed.
-    pub(crate) fn get_or_parse(
-        &self,
-        txt: &[u8],
-    ) -> Arc<Result<(KeyRecord, Option<PublicKey>), Problem>> {
+    pub(crate) fn get_or_parse(&self, txt: &[u8]) -> Arc<ParsedKey> {
         if let Ok(map) = self.map.lock()
             && let Some(hit) = map.get(txt)
         {
@@ -207,7 +207,7 @@ impl Default for KeyCache {
 }
 
 /// Parses a key record and, unless it is revoked, its public key.
-pub(crate) fn parse_record_and_key(txt: &[u8]) -> Result<(KeyRecord, Option<PublicKey>), Problem> {
+pub(crate) fn parse_record_and_key(txt: &[u8]) -> ParsedKey {
     let record = super::parse_key_record(txt)?;
     if record.is_revoked() {
         return Ok((record, None));
@@ -327,7 +327,7 @@ impl SigningKey {
                 let der = engine
                     .decode(&b64)
                     .map_err(|e| KeyError::Unreadable(format!("bad base64 in PEM: {e}")))?;
-                SigningKey::from_der(&label, &der)
+                SigningKey::from_der(label, &der)
             }
         }
     }

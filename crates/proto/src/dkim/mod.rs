@@ -47,9 +47,11 @@ mod verify;
 
 use std::fmt;
 
+use crate::auth_results::MethodResult;
+
 pub use canon::{BodyCanonicalizer, BodySink, canonicalize_body, canonicalize_header};
 pub use key::{KeyCache, KeyError, KeyRecord, PublicKey, SigningKey};
-pub use parse::{Signature, SignatureInfo, parse_key_record, parse_signature};
+pub use parse::{InvalidSignature, Signature, SignatureInfo, parse_key_record, parse_signature};
 pub use sign::{DkimSigner, SignError, SignOptions};
 pub use verify::{KeyAnswers, StreamingVerifier, Verifier, fetch_keys};
 
@@ -456,61 +458,27 @@ impl SignatureResult {
         (!notes.is_empty()).then(|| notes.join("; "))
     }
 
-    /// The `dkim` method result of an Authentication-Results field (RFC 8601 §2.7.1), for
-    /// example `dkim=pass header.d=example.com header.s=sel header.a=rsa-sha256
-    /// header.b=abcdefgh`, with `reason="..."` when there is one.
-    pub fn authentication_results(&self) -> String {
-        let mut out = format!("dkim={}", self.result.as_str());
+    /// The `dkim` method result for an Authentication-Results field (RFC 8601 §2.7.1):
+    /// the result, `reason=` when there is one, and `header.d`, `header.i`, `header.s`,
+    /// `header.a` and `header.b` (the first 8 characters of `b=`, RFC 6008).
+    pub fn method_result(&self) -> MethodResult {
+        let mut m = MethodResult::new("dkim", self.result.as_str());
         if let Some(r) = self.reason() {
-            out.push_str(" reason=\"");
-            for c in r.chars() {
-                if c == '"' || c == '\\' {
-                    out.push('\\');
-                }
-                out.push(c);
-            }
-            out.push('"');
+            m = m.with_reason(r);
         }
         let props: [(&str, &Option<String>); 5] = [
-            ("header.d", &self.info.domain),
-            ("header.i", &self.info.identity),
-            ("header.s", &self.info.selector),
-            ("header.a", &self.info.algorithm),
-            ("header.b", &self.info.b_prefix),
+            ("d", &self.info.domain),
+            ("i", &self.info.identity),
+            ("s", &self.info.selector),
+            ("a", &self.info.algorithm),
+            ("b", &self.info.b_prefix),
         ];
         for (name, value) in props {
-            if let Some(v) = value {
-                if v.is_empty() {
-                    continue;
-                }
-                out.push(' ');
-                out.push_str(name);
-                out.push('=');
-                push_pvalue(&mut out, v);
+            if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+                m = m.with_property("header", name, v);
             }
         }
-        out
-    }
-}
-
-/// Writes an RFC 8601 pvalue: as is when it is a token or an addr-spec-like value, quoted
-/// otherwise.
-fn push_pvalue(out: &mut String, v: &str) {
-    let plain = v
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.@".contains(&b))
-        && !v.starts_with('@');
-    if plain {
-        out.push_str(v);
-    } else {
-        out.push('"');
-        for c in v.chars() {
-            if c == '"' || c == '\\' {
-                out.push('\\');
-            }
-            out.push(c);
-        }
-        out.push('"');
+        m
     }
 }
 

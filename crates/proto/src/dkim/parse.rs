@@ -6,64 +6,29 @@ use base64::Engine;
 
 use super::key::KeyRecord;
 use super::{Algorithm, Canonicalization, HashAlgorithm, KeyType, Problem};
+use crate::tag_list::{Strictness, Tag, TagList};
 
-/// One `tag=value` of a tag-list (§3.2), with positions into the parsed text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Tag<'a> {
-    pub name: &'a [u8],
-    /// The value with surrounding whitespace removed.
-    pub value: &'a [u8],
-    /// The range of the raw value in the input: from just after `=` to just before the `;`
-    /// (or the end), whitespace included.
-    pub raw_value: Range<usize>,
+/// Parses a tag-list (§3.2) with the shared parser, skipping empty tag-specs (`;;`) as
+/// mature verifiers do.
+fn tag_list(input: &[u8]) -> Result<Vec<Tag<'_>>, String> {
+    TagList::parse_with(input, Strictness::SkipEmpty)
+        .map(|l| l.tags().to_vec())
+        .map_err(|e| e.to_string())
 }
 
-/// Parses a tag-list (§3.2):
-///
-/// ```text
-/// tag-list  =  tag-spec *( ";" tag-spec ) [ ";" ]
-/// tag-spec  =  [FWS] tag-name [FWS] "=" [FWS] tag-value [FWS]
-/// tag-name  =  ALPHA *ALNUMPUNC
-/// ```
-///
-/// Duplicate tag names are an error. Empty tag-specs (`;;`, or only whitespace) are
-/// tolerated, as mature verifiers tolerate them.
-pub(crate) fn tag_list(input: &[u8]) -> Result<Vec<Tag<'_>>, String> {
-    let mut tags: Vec<Tag<'_>> = Vec::new();
-    let mut pos = 0usize;
-    while pos <= input.len() {
-        let end = memchr::memchr(b';', input.get(pos..).unwrap_or_default())
-            .map_or(input.len(), |k| pos + k);
-        let spec = input.get(pos..end).unwrap_or_default();
-        if !spec.iter().all(|b| is_fws(*b)) {
-            let Some(eq) = memchr::memchr(b'=', spec) else {
-                return Err(format!(
-                    "tag-spec without \"=\" at offset {pos}: {:?}",
-                    String::from_utf8_lossy(spec)
-                ));
-            };
-            let name = trim_fws(spec.get(..eq).unwrap_or_default());
-            let valid_name = name.first().is_some_and(u8::is_ascii_alphabetic)
-                && name.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_');
-            if !valid_name {
-                return Err(format!(
-                    "invalid tag name {:?} at offset {pos}",
-                    String::from_utf8_lossy(name)
-                ));
-            }
-            if tags.iter().any(|t| t.name == name) {
-                return Err(format!("duplicate tag {}=", String::from_utf8_lossy(name)));
-            }
-            let raw_value = pos + eq + 1..end;
-            tags.push(Tag {
-                name,
-                value: trim_fws(input.get(raw_value.clone()).unwrap_or_default()),
-                raw_value,
-            });
-        }
-        pos = end + 1;
+/// The extent of a tag's raw value: from just after `=` to just before the `;` that ends
+/// the tag-spec (or the end), surrounding whitespace included (§3.7: the `b=` value is
+/// removed "including all surrounding whitespace").
+fn raw_value_range(input: &[u8], tag: &Tag<'_>) -> Range<usize> {
+    let mut start = tag.value_range.start;
+    while start > 0 && input.get(start - 1).is_some_and(|b| is_fws(*b)) {
+        start -= 1;
     }
-    Ok(tags)
+    let mut end = tag.value_range.end;
+    while input.get(end).is_some_and(|b| is_fws(*b)) {
+        end += 1;
+    }
+    start..end
 }
 
 fn is_fws(b: u8) -> bool {
@@ -77,9 +42,7 @@ fn trim_fws(s: &[u8]) -> &[u8] {
 }
 
 fn get<'a>(tags: &[Tag<'a>], name: &str) -> Option<&'a [u8]> {
-    tags.iter()
-        .find(|t| t.name == name.as_bytes())
-        .map(|t| t.value)
+    tags.iter().find(|t| t.name == name).map(|t| t.value)
 }
 
 fn text(v: &[u8]) -> String {
@@ -208,14 +171,32 @@ impl Signature {
 /// performing every check of §3.5 and §6.1.1 that needs neither the clock nor the key.
 ///
 /// On error, returns the problem and whatever could be read from the field.
-pub fn parse_signature(value: &[u8]) -> Result<Signature, (Problem, SignatureInfo)> {
-    let tags = tag_list(value)
-        .map_err(|e| (Problem::SignatureSyntax(e), SignatureInfo::salvage(value)))?;
+pub fn parse_signature(value: &[u8]) -> Result<Signature, Box<InvalidSignature>> {
+    let tags = tag_list(value).map_err(|e| {
+        Box::new(InvalidSignature {
+            problem: Problem::SignatureSyntax(e),
+            info: SignatureInfo::salvage(value),
+        })
+    })?;
     let info = SignatureInfo::from_tags(&tags);
-    signature_from_tags(&tags, info.clone()).map_err(|p| (p, info))
+    signature_from_tags(value, &tags, info.clone())
+        .map_err(|problem| Box::new(InvalidSignature { problem, info }))
 }
 
-fn signature_from_tags(tags: &[Tag<'_>], info: SignatureInfo) -> Result<Signature, Problem> {
+/// A signature field that cannot be used: why, and what could be read from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidSignature {
+    /// What is wrong.
+    pub problem: Problem,
+    /// The tags that could be read.
+    pub info: SignatureInfo,
+}
+
+fn signature_from_tags(
+    input: &[u8],
+    tags: &[Tag<'_>],
+    info: SignatureInfo,
+) -> Result<Signature, Problem> {
     let req = |n: &'static str| get(tags, n).ok_or(Problem::MissingTag(n));
     let v = req("v")?;
     if v != b"1" {
@@ -225,7 +206,7 @@ fn signature_from_tags(tags: &[Tag<'_>], info: SignatureInfo) -> Result<Signatur
     let algorithm = Algorithm::parse(&text(a)).ok_or_else(|| Problem::UnknownAlgorithm(text(a)))?;
     let b_tag = tags
         .iter()
-        .find(|t| t.name == b"b")
+        .find(|t| t.name == "b")
         .ok_or(Problem::MissingTag("b"))?;
     let signature = decode_base64(b_tag.value).map_err(|e| Problem::BadTagValue("b", e))?;
     if signature.is_empty() {
@@ -326,7 +307,7 @@ fn signature_from_tags(tags: &[Tag<'_>], info: SignatureInfo) -> Result<Signatur
         selector,
         timestamp,
         expiration,
-        b_range: b_tag.raw_value.clone(),
+        b_range: raw_value_range(input, b_tag),
         info,
     })
 }
@@ -351,7 +332,7 @@ fn is_domain_name(name: &str, selector: bool) -> bool {
 /// ([`KeyRecord::is_revoked`]); the caller decides what that means.
 pub fn parse_key_record(txt: &[u8]) -> Result<KeyRecord, Problem> {
     let tags = tag_list(txt).map_err(Problem::KeyRecordSyntax)?;
-    if let Some(pos) = tags.iter().position(|t| t.name == b"v") {
+    if let Some(pos) = tags.iter().position(|t| t.name == "v") {
         let v = tags.get(pos).map(|t| t.value).unwrap_or_default();
         if pos != 0 {
             return Err(Problem::KeyRecordSyntax("v= is not the first tag".into()));
@@ -421,15 +402,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tags() {
-        let t = tag_list(b" a = 1 ; b=2 3;\r\n c=;").unwrap();
-        assert_eq!(t.len(), 3);
-        assert_eq!(t[1].value, b"2 3");
-        assert_eq!(t[2].value, b"");
-        assert!(tag_list(b"a=1; a=2").is_err());
-        assert!(tag_list(b"a=1; b").is_err());
-        assert!(tag_list(b"1a=1").is_err());
-        assert!(tag_list(b"a=1;;b=2").is_ok());
+    fn b_value_extent() {
+        let input = b"v=1; b= ab\r\n cd ;x=1";
+        let tags = tag_list(input).unwrap();
+        let b = tags.iter().find(|t| t.name == "b").unwrap();
+        assert_eq!(&input[raw_value_range(input, b)], b" ab\r\n cd ");
+        let input = b"v=1; b=";
+        let tags = tag_list(input).unwrap();
+        let b = tags.iter().find(|t| t.name == "b").unwrap();
+        assert_eq!(raw_value_range(input, b), 7..7);
     }
 
     #[test]
@@ -438,7 +419,7 @@ mod tests {
         let sig = parse_signature(base.as_bytes()).unwrap();
         assert_eq!(sig.identity, "@example.com");
         assert_eq!(sig.key_name(), "sel._domainkey.example.com");
-        let bad = |s: &str| parse_signature(s.as_bytes()).unwrap_err().0;
+        let bad = |s: &str| parse_signature(s.as_bytes()).unwrap_err().problem;
         assert_eq!(
             bad(&base.replace("v=1", "v=2")),
             Problem::UnsupportedVersion("2".into())

@@ -329,7 +329,7 @@ pub fn signature_for_field<S: DkimSigner + ?Sized>(
                 "not a DKIM-Signature field".into(),
             ))
         })?;
-    let sig = parse_signature(own.value()).map_err(|(p, _)| SignError::Template(p))?;
+    let sig = parse_signature(own.value()).map_err(|e| SignError::Template(e.problem))?;
     if sig.algorithm != signer.algorithm() {
         return Err(SignError::InvalidOption(format!(
             "the field says a={}, the key makes {}",

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use aws_lc_rs::digest;
 
 use super::canon::{BodyCanonicalizer, BodySink, canonicalize_header};
-use super::key::{KeyCache, KeyRecord, PublicKey, parse_record_and_key};
+use super::key::{KeyCache, ParsedKey, parse_record_and_key};
 use super::parse::{Signature, SignatureInfo, parse_signature};
 use super::{Algorithm, Canon, DkimResult, HashAlgorithm, Problem, SignatureResult, VerifyConfig};
 use crate::clock::Clock;
@@ -176,7 +176,7 @@ impl<'a> StreamingVerifier<'a> {
             }
             count += 1;
             if count > config.max_signatures {
-                let info = parse_signature(field.value()).map_or_else(|(_, info)| info, |s| s.info);
+                let info = parse_signature(field.value()).map_or_else(|e| e.info, |s| s.info);
                 entries.push((
                     field.index(),
                     Entry::Invalid(Problem::TooManySignatures, info),
@@ -184,7 +184,7 @@ impl<'a> StreamingVerifier<'a> {
                 continue;
             }
             let entry = match parse_signature(field.value()) {
-                Err((problem, info)) => Entry::Invalid(problem, info),
+                Err(e) => Entry::Invalid(e.problem, e.info),
                 Ok(sig) if sig.algorithm == Algorithm::RsaSha1 && !config.allow_rsa_sha1 => {
                     Entry::Invalid(Problem::Sha1NotAllowed, sig.info)
                 }
@@ -301,8 +301,7 @@ impl<'a> StreamingVerifier<'a> {
                 names.push(sig.key_name());
             }
         }
-        let mut parsed_keys: HashMap<&str, Arc<Result<(KeyRecord, Option<PublicKey>), Problem>>> =
-            HashMap::new();
+        let mut parsed_keys: HashMap<&str, Arc<ParsedKey>> = HashMap::new();
         let mut buf = Vec::with_capacity(self.header.len() + 256);
         let mut used = vec![false; fields.len()];
         let mut results = Vec::with_capacity(self.entries.len());
@@ -319,15 +318,12 @@ impl<'a> StreamingVerifier<'a> {
                 },
                 Entry::Valid { sig, group, slot } => {
                     let name = name_iter.next().map(String::as_str).unwrap_or_default();
-                    let key = match keys.get(name) {
-                        None => None,
-                        Some(answer) => Some(
-                            parsed_keys
-                                .entry(name)
-                                .or_insert_with(|| key_from_answer(answer, self.cache.as_deref()))
-                                .clone(),
-                        ),
-                    };
+                    let key = keys.get(name).map(|answer| {
+                        parsed_keys
+                            .entry(name)
+                            .or_insert_with(|| key_from_answer(answer, self.cache.as_deref()))
+                            .clone()
+                    });
                     let (canon_len, body_hash, written) = self
                         .groups
                         .get(*group)
@@ -373,10 +369,7 @@ impl<'a> StreamingVerifier<'a> {
     }
 }
 
-fn key_from_answer(
-    answer: &DnsResult<Vec<u8>>,
-    cache: Option<&KeyCache>,
-) -> Arc<Result<(KeyRecord, Option<PublicKey>), Problem>> {
+fn key_from_answer(answer: &DnsResult<Vec<u8>>, cache: Option<&KeyCache>) -> Arc<ParsedKey> {
     match answer {
         Err(DnsError::Temporary(why)) => Arc::new(Err(Problem::KeyLookupFailed(why.clone()))),
         Err(_) => Arc::new(Err(Problem::NoKey)),
@@ -405,7 +398,7 @@ fn evaluate(
     sig: &Signature,
     own_index: usize,
     fields: &[HeaderField<'_>],
-    key: Option<&Result<(KeyRecord, Option<PublicKey>), Problem>>,
+    key: Option<&ParsedKey>,
     body_hash: Option<&[u8]>,
     canon_len: u64,
     config: &VerifyConfig,
