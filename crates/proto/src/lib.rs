@@ -9,8 +9,10 @@
 
 pub mod auth_results;
 pub mod clock;
+pub mod dkim;
 pub mod dmarc;
 pub mod dns;
+pub mod message;
 pub mod spf;
 pub mod tag_list;
 
