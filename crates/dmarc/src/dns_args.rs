@@ -16,7 +16,7 @@ pub struct DnsArgs {
     pub dns_zone: Option<PathBuf>,
 
     /// Ask this recursive name server instead of those in /etc/resolv.conf. Repeat for
-    /// more than one; they are tried in order. IPv6 with a port: [IP]:PORT.
+    /// more than one; they are tried in order. An IPv6 address with a port is written in square brackets.
     #[arg(long = "nameserver", value_name = "IP[:PORT]")]
     pub nameserver: Vec<String>,
 

@@ -395,6 +395,13 @@ impl Answer {
     }
 }
 
+/// A remembered answer.
+struct CacheEntry {
+    answer: Result<Arc<Answer>, DnsError>,
+    /// Asked ahead of use by [`Evaluator::prefetch`] and not yet shown in the trace.
+    prefetched: bool,
+}
+
 /// The outcome of evaluating a record.
 struct Verdict {
     result: SpfResult,
@@ -452,7 +459,7 @@ struct Evaluator<'a, L: ?Sized> {
     voids: u32,
     queries: u32,
     budget_exceeded: bool,
-    cache: HashMap<(QType, String), Result<Arc<Answer>, DnsError>>,
+    cache: HashMap<(QType, String), CacheEntry>,
     /// Queries made since the current term started; each term takes its own.
     pending: Vec<QueryTrace>,
     /// The validated names of the client (§5.5), computed once.
@@ -469,52 +476,116 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
 
     /// Asks one DNS question, at most once per evaluation.
     async fn query(&mut self, qtype: QType, name: &str) -> Result<Arc<Answer>, DnsError> {
-        let key_name = match qtype {
-            QType::Ptr => name.to_owned(),
-            _ => name.to_ascii_lowercase(),
-        };
-        let key = (qtype, key_name);
+        let key = cache_key(qtype, name);
         let shown_name = match qtype {
             QType::Ptr => name
                 .parse::<IpAddr>()
                 .map_or_else(|_| name.to_owned(), reverse_name),
             _ => name.to_owned(),
         };
-        if let Some(cached) = self.cache.get(&key) {
-            let cached = cached.clone();
+        if let Some(entry) = self.cache.get_mut(&key) {
+            // A prefetched answer is shown as asked the first time it is used.
+            let cached = !std::mem::take(&mut entry.prefetched);
+            let answer = entry.answer.clone();
             self.pending
-                .push(query_trace(qtype, shown_name, &cached, true));
-            return cached;
+                .push(query_trace(qtype, shown_name, &answer, cached));
+            return answer;
         }
-        if let Some(budget) = self.opts.time_budget
-            && self.clock.now().saturating_sub(self.start) > budget
-        {
-            self.budget_exceeded = true;
-            let e = DnsError::Temporary(format!("time budget of {budget:?} exhausted; not asked"));
+        if self.over_budget() {
+            let e = self.budget_error();
             self.pending
                 .push(query_trace(qtype, shown_name, &Err(e.clone()), false));
             return Err(e);
         }
         self.queries += 1;
-        let answer = match qtype {
-            QType::Txt => self.lookup.txt(name).await.map(Answer::Txt),
-            QType::A => self.lookup.a(name).await.map(Answer::A),
-            QType::Aaaa => self.lookup.aaaa(name).await.map(Answer::Aaaa),
-            QType::Mx => self.lookup.mx(name).await.map(Answer::Mx),
-            QType::Ptr => match name.parse::<IpAddr>() {
-                Ok(ip) => self.lookup.ptr(ip).await.map(Answer::Ptr),
-                Err(_) => Err(DnsError::NxDomain),
-            },
-        };
-        // The contract says `Ok` is never empty; enforce it for lookups that break it.
-        let answer = match answer {
-            Ok(a) if a.len() == 0 => Err(DnsError::NoData),
-            other => other.map(Arc::new),
-        };
+        let answer = ask(self.lookup, qtype, name).await;
         self.pending
             .push(query_trace(qtype, shown_name, &answer, false));
-        self.cache.insert(key, answer.clone());
+        self.cache.insert(
+            key,
+            CacheEntry {
+                answer: answer.clone(),
+                prefetched: false,
+            },
+        );
         answer
+    }
+
+    /// Asks the questions of `names` not yet answered, all at once, so that a set of MX
+    /// hosts or PTR names costs one round trip rather than one each. The answers wait in
+    /// memory for [`Evaluator::query`], which shows each in the trace where it is used.
+    async fn prefetch(&mut self, qtype: QType, names: &[String]) {
+        if self.over_budget() {
+            return;
+        }
+        let mut keys = Vec::new();
+        let mut asks = Vec::new();
+        for name in names {
+            let key = cache_key(qtype, name);
+            if self.cache.contains_key(&key) || keys.contains(&key) {
+                continue;
+            }
+            keys.push(key);
+            asks.push(Box::pin(ask(self.lookup, qtype, name)));
+        }
+        if asks.len() < 2 {
+            // One question gains nothing from being asked early.
+            return;
+        }
+        let answers = JoinAll::new(asks).await;
+        for (key, answer) in keys.into_iter().zip(answers) {
+            self.queries += 1;
+            self.cache.insert(
+                key,
+                CacheEntry {
+                    answer,
+                    prefetched: true,
+                },
+            );
+        }
+    }
+
+    /// Shows in the trace the prefetched answers that were not used (the search ended
+    /// before reaching them): they were asked all the same.
+    fn flush_prefetched(&mut self) {
+        let mut unused: Vec<QueryTrace> = self
+            .cache
+            .iter_mut()
+            .filter(|(_, e)| e.prefetched)
+            .map(|((qtype, name), e)| {
+                e.prefetched = false;
+                query_trace(*qtype, name.clone(), &e.answer, false)
+            })
+            .collect();
+        unused.sort_by(|a, b| a.name.cmp(&b.name));
+        for mut q in unused {
+            q.note = Some("asked with the others, not needed".into());
+            self.pending.push(q);
+        }
+    }
+
+    fn over_budget(&mut self) -> bool {
+        if let Some(budget) = self.opts.time_budget
+            && self.clock.now().saturating_sub(self.start) > budget
+        {
+            self.budget_exceeded = true;
+        }
+        self.budget_exceeded
+    }
+
+    fn budget_error(&self) -> DnsError {
+        DnsError::Temporary(format!(
+            "time budget of {:?} exhausted; not asked",
+            self.opts.time_budget.unwrap_or_default()
+        ))
+    }
+
+    /// The address question for the client's family.
+    fn address_qtype(&self) -> QType {
+        match self.ip {
+            IpAddr::V4(_) => QType::A,
+            IpAddr::V6(_) => QType::Aaaa,
+        }
     }
 
     /// Addresses of `name` of the client's family.
@@ -596,16 +667,20 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
             _ => Vec::new(),
         };
         let mut validated = Vec::new();
-        for name in names.iter().take(self.opts.max_mx_ptr_names) {
-            let Ok(n) = prepare_target(name) else {
-                continue;
-            };
+        let names: Vec<String> = names
+            .iter()
+            .take(self.opts.max_mx_ptr_names)
+            .filter_map(|n| prepare_target(n).ok())
+            .collect();
+        self.prefetch(self.address_qtype(), &names).await;
+        for n in names {
             if let Ok(addrs) = self.addresses(&n).await
                 && addrs.contains(&self.ip)
             {
                 validated.push(n.to_ascii_lowercase());
             }
         }
+        self.flush_prefetched();
         self.validated = Some(validated.clone());
         validated
     }
@@ -733,6 +808,7 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                 nested: None,
             };
             let matched = self.eval_directive(d, domain, &term, &mut tt).await;
+            self.flush_prefetched();
             tt.queries = self.pending.split_off(mark);
             tt.lookups = self.lookups;
             tt.void_lookups = self.voids;
@@ -947,6 +1023,11 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                     )));
                 }
                 mxs.sort_by_key(|m| m.preference);
+                let hosts: Vec<String> = mxs
+                    .iter()
+                    .filter_map(|m| prepare_target(&m.exchange).ok())
+                    .collect();
+                self.prefetch(self.address_qtype(), &hosts).await;
                 for mx in &mxs {
                     if mx.exchange.is_empty() {
                         tt.detail = format!("{target} has a null MX (RFC 7505)");
@@ -1177,6 +1258,82 @@ fn match_reason(result: SpfResult, ip: IpAddr, domain: &str, term: &str) -> Stri
     }
 }
 
+fn cache_key(qtype: QType, name: &str) -> (QType, String) {
+    match qtype {
+        QType::Ptr => (qtype, name.to_owned()),
+        _ => (qtype, name.to_ascii_lowercase()),
+    }
+}
+
+/// One question to the lookup, with the contract's promise that `Ok` is never empty
+/// enforced for lookups that break it.
+async fn ask<L: Lookup + ?Sized>(
+    lookup: &L,
+    qtype: QType,
+    name: &str,
+) -> Result<Arc<Answer>, DnsError> {
+    let answer = match qtype {
+        QType::Txt => lookup.txt(name).await.map(Answer::Txt),
+        QType::A => lookup.a(name).await.map(Answer::A),
+        QType::Aaaa => lookup.aaaa(name).await.map(Answer::Aaaa),
+        QType::Mx => lookup.mx(name).await.map(Answer::Mx),
+        QType::Ptr => match name.parse::<IpAddr>() {
+            Ok(ip) => lookup.ptr(ip).await.map(Answer::Ptr),
+            Err(_) => Err(DnsError::NxDomain),
+        },
+    };
+    match answer {
+        Ok(a) if a.len() == 0 => Err(DnsError::NoData),
+        other => other.map(Arc::new),
+    }
+}
+
+/// Polls several futures together and yields their outputs in order.
+struct JoinAll<F: Future> {
+    futures: Vec<Option<Pin<Box<F>>>>,
+    outputs: Vec<Option<F::Output>>,
+}
+
+impl<F: Future> JoinAll<F> {
+    fn new(futures: Vec<Pin<Box<F>>>) -> Self {
+        let outputs = futures.iter().map(|_| None).collect();
+        JoinAll {
+            futures: futures.into_iter().map(Some).collect(),
+            outputs,
+        }
+    }
+}
+
+// The futures are boxed and the outputs are never pinned, so moving a `JoinAll` is fine.
+impl<F: Future> Unpin for JoinAll<F> {}
+
+impl<F: Future> Future for JoinAll<F> {
+    type Output = Vec<F::Output>;
+
+    fn poll(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.get_mut();
+        let mut pending = false;
+        for (slot, out) in this.futures.iter_mut().zip(this.outputs.iter_mut()) {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        *out = Some(v);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            return std::task::Poll::Pending;
+        }
+        std::task::Poll::Ready(this.outputs.iter_mut().filter_map(Option::take).collect())
+    }
+}
+
 fn query_trace(
     qtype: QType,
     name: String,
@@ -1196,6 +1353,7 @@ fn query_trace(
         records,
         cached,
         error,
+        note: None,
     }
 }
 

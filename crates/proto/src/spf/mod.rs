@@ -11,7 +11,9 @@
 //! a person can read, the explanation (§6.2) when the result is `fail`, the counters of
 //! §4.6.4, the term that decided, and a [`Trace`] of every term and DNS query. No DNS
 //! question is asked twice in one evaluation; the limits of §4.6.4 and a time budget bound
-//! the work a hostile record can cause.
+//! the work a hostile record can cause. The address questions for the hosts of an `mx`
+//! mechanism (and for the PTR names of `ptr` and `%{p}`) are asked together, so they cost
+//! one round trip; everything else follows the order of the record.
 //!
 //! ```
 //! use dmarc_proto::spf::{self, SpfOptions, SpfRequest, SpfResult};

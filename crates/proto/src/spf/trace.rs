@@ -112,6 +112,8 @@ pub struct QueryTrace {
     pub cached: bool,
     /// The error text for a temporary failure.
     pub error: Option<String>,
+    /// A remark, such as for an answer asked together with others but not needed.
+    pub note: Option<String>,
 }
 
 impl Trace {
@@ -166,6 +168,9 @@ impl fmt::Display for QueryTrace {
         }
         if self.cached {
             f.write_str(" (answered from memory)")?;
+        }
+        if let Some(n) = &self.note {
+            write!(f, " ({n})")?;
         }
         Ok(())
     }

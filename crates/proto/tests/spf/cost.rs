@@ -508,3 +508,102 @@ fn futures_are_send() {
     )));
     assert_eq!(out.result, SpfResult::Fail);
 }
+
+/// A lookup whose answers take one extra poll each, recording how many questions were in
+/// flight at once.
+struct Slow {
+    in_flight: std::sync::atomic::AtomicUsize,
+    max_in_flight: std::sync::atomic::AtomicUsize,
+}
+
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            std::task::Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    }
+}
+
+impl Slow {
+    async fn enter<T>(&self, v: T) -> T {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, SeqCst);
+        YieldOnce(false).await;
+        self.in_flight.fetch_sub(1, SeqCst);
+        v
+    }
+}
+
+impl dmarc_proto::Lookup for Slow {
+    async fn txt(&self, name: &str) -> dmarc_proto::dns::DnsResult<Vec<u8>> {
+        let r = match name {
+            "example.com" => Ok(vec![b"v=spf1 mx -all".to_vec()]),
+            _ => Err(dmarc_proto::DnsError::NxDomain),
+        };
+        self.enter(r).await
+    }
+    async fn a(&self, name: &str) -> dmarc_proto::dns::DnsResult<std::net::Ipv4Addr> {
+        let r = match name {
+            "mx3.example.com" => Ok(vec!["192.0.2.3".parse().unwrap()]),
+            _ => Ok(vec!["198.51.100.1".parse().unwrap()]),
+        };
+        self.enter(r).await
+    }
+    async fn aaaa(&self, _: &str) -> dmarc_proto::dns::DnsResult<std::net::Ipv6Addr> {
+        self.enter(Err(dmarc_proto::DnsError::NoData)).await
+    }
+    async fn mx(&self, _: &str) -> dmarc_proto::dns::DnsResult<dmarc_proto::MxRecord> {
+        let mx = |p, n: &str| dmarc_proto::MxRecord {
+            preference: p,
+            exchange: n.into(),
+        };
+        self.enter(Ok(vec![
+            mx(10, "mx1.example.com"),
+            mx(20, "mx2.example.com"),
+            mx(30, "mx3.example.com"),
+        ]))
+        .await
+    }
+    async fn ptr(&self, _: IpAddr) -> dmarc_proto::dns::DnsResult<String> {
+        self.enter(Err(dmarc_proto::DnsError::NxDomain)).await
+    }
+}
+
+/// The address questions for the hosts of an mx mechanism are asked together.
+#[test]
+fn mx_hosts_are_asked_concurrently() {
+    let lookup = Slow {
+        in_flight: 0.into(),
+        max_in_flight: 0.into(),
+    };
+    let clock = FixedClock::from_unix_seconds(0);
+    let req = SpfRequest::new("192.0.2.3".parse().unwrap(), "mail.example.com")
+        .with_mail_from("a@example.com");
+    let out = pollster::block_on(spf::verify_mail_from(
+        &lookup,
+        &clock,
+        &SpfOptions::default(),
+        &req,
+    ));
+    assert_eq!(out.result, SpfResult::Pass, "{}", out.trace);
+    assert_eq!(out.dns_queries, 5);
+    assert_eq!(
+        lookup
+            .max_in_flight
+            .load(std::sync::atomic::Ordering::SeqCst),
+        3
+    );
+    let text = out.trace.to_text();
+    assert!(text.contains("A mx3.example.com -> 192.0.2.3"), "{text}");
+}

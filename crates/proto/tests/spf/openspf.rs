@@ -295,3 +295,29 @@ fn rfc4408_suite_with_known_differences() {
         "listed RFC 4408 differences now match the RFC 4408 expectation; remove them: {now_passing:?}"
     );
 }
+
+/// The older releases of the RFC 7208 suite (HOW_TO_USE.md §1 variants) pass as well.
+#[test]
+fn earlier_rfc7208_releases() {
+    for (rel, n) in [
+        (
+            "spf-openspf-rfc7208/variants/rfc7208-tests-2014.05.yml",
+            193,
+        ),
+        (
+            "spf-openspf-rfc7208/variants/rfc7208-tests-2015.01.yml",
+            200,
+        ),
+    ] {
+        let (failures, count, _) = run(rel);
+        assert_eq!(count, n, "{rel}");
+        for (_, f) in &failures {
+            eprintln!("{f}");
+        }
+        assert!(
+            failures.is_empty(),
+            "{rel}: {} of {count} failed",
+            failures.len()
+        );
+    }
+}
