@@ -19,6 +19,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// DKIM (RFC 6376): verify, sign, generate keys.
+    Dkim(cmd::dkim::DkimArgs),
     /// Evaluate SPF (RFC 7208) for a client IP, HELO name and MAIL FROM, and show why.
     Spf(cmd::spf::SpfArgs),
 }
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Dkim(args) => cmd::dkim::run(args),
         Command::Spf(args) => cmd::spf::run(args),
     }
 }

@@ -1034,6 +1034,34 @@ proptest::proptest! {
     }
 }
 
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+    /// Hostile input: random bytes, and signature fields cut and spliced at random, never
+    /// panic and always give one result per DKIM-Signature field.
+    #[test]
+    fn prop_hostile_input_never_panics(
+        noise in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+        cut in 0usize..400,
+        splice in proptest::collection::vec(proptest::sample::select(
+            vec![b';', b'=', b' ', b'\r', b'\n', b'\t', b':', b'@', 0u8, 0xff, b'b', b'h']), 0..8),
+    ) {
+        let dns = rfc8463_dns();
+        let base = to_crlf(&read("dkim-rfc8463/rfc8463-appendix-a3-signed.eml"));
+        let _ = verify(&noise, &dns, NOW);
+        let mut m = base.clone();
+        let at = cut.min(m.len());
+        m.splice(at..at, splice.iter().copied());
+        let r = verify(&m, &dns, NOW);
+        let fields = Message::parse(&m).fields("DKIM-Signature").count();
+        proptest::prop_assert_eq!(r.len(), fields);
+        let mut with_noise = b"DKIM-Signature: ".to_vec();
+        with_noise.extend_from_slice(&noise);
+        with_noise.extend_from_slice(b"\r\n");
+        with_noise.extend_from_slice(&base);
+        let _ = verify(&with_noise, &dns, NOW);
+    }
+}
+
 #[test]
 fn corpora_exist() {
     assert!(Path::new(&corpus("dkim-dkimpy/data")).is_dir());

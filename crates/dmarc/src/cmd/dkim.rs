@@ -231,7 +231,9 @@ fn sign_cmd(a: SignArgs) -> anyhow::Result<ExitCode> {
         .windows(2)
         .position(|w| w == b"\n\n" || w == b"\r\n")
         .unwrap_or(message.len());
-    let crlf = message.get(..header_end.saturating_add(2)).is_some_and(|h| h.contains(&b'\r'));
+    let crlf = message
+        .get(..header_end.saturating_add(2))
+        .is_some_and(|h| h.contains(&b'\r'));
     let field = if crlf {
         field
     } else {

@@ -1,3 +1,4 @@
-//! The subcommands.
+//! The subcommands, one module each.
 
+pub mod dkim;
 pub mod spf;

@@ -52,7 +52,7 @@ impl Verifier {
     {
         let msg = Message::parse(message);
         let mut v = self.start_with(Cow::Borrowed(msg.header_block()));
-        v.body(msg.body());
+        v.whole_body(msg.body());
         v.finish(lookup, clock).await
     }
 
@@ -99,6 +99,8 @@ struct Slot {
     limit: Option<u64>,
     ctx: digest::Context,
     written: u64,
+    /// The canonical body length, once known.
+    canon_len: u64,
     result: Option<Vec<u8>>,
 }
 
@@ -125,6 +127,8 @@ struct Group {
     canon: Canon,
     canonicalizer: BodyCanonicalizer,
     slots: Vec<Slot>,
+    /// The body hashes are known already (see [`StreamingVerifier::whole_body`]).
+    done: bool,
 }
 
 enum Entry {
@@ -198,6 +202,7 @@ impl<'a> StreamingVerifier<'a> {
                                 canon,
                                 canonicalizer: BodyCanonicalizer::new(canon),
                                 slots: Vec::new(),
+                                done: false,
                             });
                             groups.len() - 1
                         }
@@ -215,6 +220,7 @@ impl<'a> StreamingVerifier<'a> {
                                     limit: sig.body_length,
                                     ctx: digest::Context::new(hash.digest_algorithm()),
                                     written: 0,
+                                    canon_len: 0,
                                     result: None,
                                 });
                                 slots.len() - 1
@@ -268,6 +274,67 @@ impl<'a> StreamingVerifier<'a> {
         }
     }
 
+    /// Hashes a body that is available whole.
+    ///
+    /// A body that is already in canonical form is its own canonicalisation (both
+    /// algorithms are idempotent: canon(canon(x)) = canon(x)). So the body is first hashed
+    /// as it is, trailing empty lines aside, in one pass without looking at each byte; when
+    /// that SHA-256 equals a signature's `bh=`, the body is the canonical form the signer
+    /// hashed (SHA-256 second preimages being out of reach), and canonicalising it would
+    /// give the same bytes. Only the groups where this does not match every `bh=` (a body
+    /// with whitespace runs, bare LFs, or a changed body) are canonicalised byte by byte.
+    /// Signatures with `l=` always take the exact path.
+    fn whole_body(&mut self, body: &[u8]) {
+        let mut trimmed = body;
+        while let Some(rest) = trimmed.strip_suffix(b"\r\n") {
+            trimmed = rest;
+        }
+        let mut speculative: Option<(Vec<u8>, u64)> = None;
+        for (gi, g) in self.groups.iter_mut().enumerate() {
+            let eligible = g
+                .slots
+                .iter()
+                .all(|s| s.hash == HashAlgorithm::Sha256 && s.limit.is_none());
+            let mut matched = false;
+            if eligible {
+                let (digest, len) = speculative.get_or_insert_with(|| {
+                    let mut ctx = digest::Context::new(&digest::SHA256);
+                    ctx.update(trimmed);
+                    let mut len = trimmed.len() as u64;
+                    if !trimmed.is_empty() {
+                        ctx.update(b"\r\n");
+                        len += 2;
+                    }
+                    (ctx.finish().as_ref().to_vec(), len)
+                });
+                let (digest, len) = if trimmed.is_empty() && g.canon == Canon::Simple {
+                    // §3.4.3: the simple canonical empty body is one CRLF.
+                    (
+                        digest::digest(&digest::SHA256, b"\r\n").as_ref().to_vec(),
+                        2,
+                    )
+                } else {
+                    (digest.clone(), *len)
+                };
+                matched = self.entries.iter().all(|(_, e)| match e {
+                    Entry::Valid { sig, group, .. } if *group == gi => sig.body_hash == digest,
+                    _ => true,
+                });
+                if matched {
+                    for s in &mut g.slots {
+                        s.result = Some(digest.clone());
+                        s.written = len;
+                        s.canon_len = len;
+                    }
+                    g.done = true;
+                }
+            }
+            if !matched {
+                g.canonicalizer.update(body, g.slots.as_mut_slice());
+            }
+        }
+    }
+
     /// Ends the body, fetches the keys and gives the results, in header order.
     pub async fn finish<L, C>(self, lookup: &L, clock: &C) -> Vec<SignatureResult>
     where
@@ -286,8 +353,13 @@ impl<'a> StreamingVerifier<'a> {
         clock: &C,
     ) -> Vec<SignatureResult> {
         for g in &mut self.groups {
+            if g.done {
+                continue;
+            }
             g.canonicalizer.finish(g.slots.as_mut_slice());
+            let canon_len = g.canonicalizer.written();
             for s in &mut g.slots {
+                s.canon_len = canon_len;
                 let ctx =
                     std::mem::replace(&mut s.ctx, digest::Context::new(s.hash.digest_algorithm()));
                 s.result = Some(ctx.finish().as_ref().to_vec());
@@ -328,9 +400,9 @@ impl<'a> StreamingVerifier<'a> {
                         .groups
                         .get(*group)
                         .and_then(|g| {
-                            g.slots.get(*slot).map(|s| {
-                                (g.canonicalizer.written(), s.result.as_deref(), s.written)
-                            })
+                            g.slots
+                                .get(*slot)
+                                .map(|s| (s.canon_len, s.result.as_deref(), s.written))
                         })
                         .unwrap_or((0, None, 0));
                     let mut testing = false;
