@@ -56,8 +56,8 @@ use crate::auth_results::{
 use crate::clock::Clock;
 use crate::dkim::{DkimResult, KeyCache, SignatureResult, Verifier, VerifyConfig, fetch_keys};
 use crate::dmarc::{
-    AuthResult, DkimIdentity, DmarcOptions, DmarcOutput, DmarcResult, DnsFailureMode, Policy, Spec,
-    SpfIdentity, evaluate_message,
+    AlignmentMode, AuthResult, DkimIdentity, DmarcOptions, DmarcOutput, DmarcResult,
+    DnsFailureMode, Policy, Spec, SpfIdentity, evaluate_message,
 };
 use crate::dns::{DnsResult, Lookup, MxRecord};
 use crate::message::Message;
@@ -280,8 +280,8 @@ impl Verdicts {
     /// is aligned with the Author Domain, and the DMARC result.
     ///
     /// "SPF passed for bounces.esp.example, but that is not aligned with brand.example
-    /// (not aligned: no common Organizational Domain); DKIM passed for brand.example and
-    /// is aligned: DMARC pass."
+    /// (relaxed: the Organizational Domain of brand.example is brand.example); DKIM passed
+    /// for brand.example and is aligned: DMARC pass."
     pub fn explain(&self) -> String {
         let author = self.dmarc.author_domain.as_deref().unwrap_or("(unknown)");
         let mut parts = Vec::new();
@@ -299,6 +299,7 @@ impl Verdicts {
             self.spf.result == SpfResult::Pass,
             spf_row.map(|r| (r.aligned, r.reason.as_str())),
             author,
+            self.dmarc.spf_mode,
         ));
         // DKIM.
         if self.dkim.is_empty() {
@@ -317,6 +318,7 @@ impl Verdicts {
                 sig.result == DkimResult::Pass,
                 row.map(|r| (r.aligned, r.reason.as_str())),
                 author,
+                self.dmarc.dkim_mode,
             );
             if let Some(why) = sig.reason().filter(|_| sig.result != DkimResult::Pass) {
                 s.push_str(&format!(" ({why})"));
@@ -340,11 +342,13 @@ fn describe(
     passed: bool,
     row: Option<(bool, &str)>,
     author: &str,
+    mode: AlignmentMode,
 ) -> String {
     match (passed, row) {
         (true, Some((true, _))) => format!("{mech} {verb} for {domain} and is aligned"),
         (true, Some((false, why))) => format!(
-            "{mech} {verb} for {domain}, but that is not aligned with {author} ({})",
+            "{mech} {verb} for {domain}, but that is not aligned with {author} ({}: {})",
+            mode.as_str(),
             why.strip_prefix("not aligned: ").unwrap_or(why)
         ),
         _ => format!("{mech} {verb} for {domain}"),

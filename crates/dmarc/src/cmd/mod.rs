@@ -2,3 +2,4 @@
 
 pub mod dkim;
 pub mod spf;
+pub mod verify;
