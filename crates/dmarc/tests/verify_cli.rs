@@ -271,3 +271,119 @@ fn single_message_bad_ip() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an IPv4 or IPv6 address"));
 }
+
+/// With a lookup that adds 20 ms to every query (`DelayLookup` around the zone file), the
+/// wall time of `verify_message` grows with the longest chain of dependent lookups, not
+/// with the number of queries: checked on mail-bench messages with two signatures (and
+/// printed for BENCHMARKS-verify.md: `cargo test -p dmarc --test verify_cli -- --nocapture
+/// delay`).
+#[test]
+fn delay_wall_time_follows_longest_chain() {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use dmarc_dns::{CountingLookup, DelayLookup, SystemClock, ZoneFile};
+    use dmarc_proto::receiver::{FixedDraw, ReceiverConfig, SmtpFacts, verify_message};
+
+    let (cases, zone) = bench();
+    let dir = cases.parent().unwrap().to_path_buf();
+    let delay = Duration::from_millis(20);
+    let lookup = Arc::new(CountingLookup::new(DelayLookup::new(
+        ZoneFile::load(&zone).unwrap(),
+        delay,
+    )));
+    let config = ReceiverConfig::new("mx.receiver.example");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let all: Vec<Value> = std::fs::read_to_string(&cases)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut picked: Vec<&Value> = all
+        .iter()
+        .filter(|c| c["dkim"].as_array().unwrap().len() == 2)
+        .take(6)
+        .collect();
+    picked.extend(
+        all.iter()
+            .filter(|c| c["dkim"].as_array().unwrap().len() < 2)
+            .take(4),
+    );
+    // Warm up one-time costs (the built-in Public Suffix List, key parsing) on a message
+    // not measured.
+    {
+        let c = &all[all.len() - 1];
+        let msg = std::fs::read(dir.join(c["file"].as_str().unwrap())).unwrap();
+        let facts = SmtpFacts::new(
+            c["ip"].as_str().unwrap().parse().unwrap(),
+            c["helo"].as_str().unwrap(),
+        );
+        let mut cfg = config.clone();
+        cfg.dmarc.spec = dmarc_proto::dmarc::Spec::Rfc7489;
+        rt.block_on(verify_message(
+            &*lookup,
+            &SystemClock,
+            &FixedDraw(0),
+            &cfg,
+            &facts,
+            &msg,
+        ));
+        rt.block_on(verify_message(
+            &*lookup,
+            &SystemClock,
+            &FixedDraw(0),
+            &config,
+            &facts,
+            &msg,
+        ));
+    }
+    let (mut total_q, mut total_wall) = (0usize, Duration::ZERO);
+    eprintln!("file | signatures | scenario | queries | wall (ms) | queries x delay (ms)");
+    for case in picked {
+        let msg = std::fs::read(dir.join(case["file"].as_str().unwrap())).unwrap();
+        let facts = SmtpFacts::new(
+            case["ip"].as_str().unwrap().parse().unwrap(),
+            case["helo"].as_str().unwrap(),
+        )
+        .with_mail_from(case["mail_from"].as_str().unwrap());
+        lookup.reset();
+        let start = Instant::now();
+        let v = rt.block_on(verify_message(
+            &*lookup,
+            &SystemClock,
+            &FixedDraw(0),
+            &config,
+            &facts,
+            &msg,
+        ));
+        let wall = start.elapsed();
+        let q = lookup.count();
+        assert_eq!(v.dmarc.result.as_str(), case["dmarc"].as_str().unwrap());
+        let sigs = case["dkim"].as_array().unwrap().len();
+        eprintln!(
+            "{} | {sigs} | {} | {q} | {:.1} | {}",
+            case["file"].as_str().unwrap(),
+            case["scenario"].as_str().unwrap(),
+            wall.as_secs_f64() * 1e3,
+            q as u128 * delay.as_millis()
+        );
+        if sigs == 2 {
+            assert!(q >= 4, "{q} queries");
+            assert!(
+                wall < delay * (q as u32) / 2,
+                "{}: {wall:?} for {q} queries of {delay:?}: not concurrent",
+                case["file"]
+            );
+        }
+        total_q += q;
+        total_wall += wall;
+    }
+    eprintln!(
+        "total: {total_q} queries, {:.0} ms wall (sequential would be {} ms)",
+        total_wall.as_secs_f64() * 1e3,
+        total_q as u128 * delay.as_millis()
+    );
+}

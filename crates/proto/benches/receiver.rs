@@ -39,9 +39,7 @@ impl MapLookup {
         let k = name.trim_end_matches('.').to_ascii_lowercase();
         match map.get(&k) {
             Some(v) => Ok(v.clone()),
-            None if self.txt.contains_key(&k) || self.a.contains_key(&k) => {
-                Err(DnsError::NoData)
-            }
+            None if self.txt.contains_key(&k) || self.a.contains_key(&k) => Err(DnsError::NoData),
             None => Err(DnsError::NxDomain),
         }
     }
@@ -77,7 +75,12 @@ impl<K: Hash + Eq, V: Clone> mail_auth::ResolverCache<K, V> for Warm<K, V> {
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        Some(self.map.get(name).cloned().unwrap_or_else(|| self.default.clone()))
+        Some(
+            self.map
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| self.default.clone()),
+        )
     }
     fn remove<Q>(&self, _: &Q) -> Option<V>
     where
@@ -133,10 +136,9 @@ fn corpus() -> (Vec<Case>, MapLookup) {
                 .insert(k.clone(), v.iter().map(|s| s.as_bytes().to_vec()).collect());
         }
         if let Some(v) = types.get("A") {
-            lookup.a.insert(
-                k.clone(),
-                v.iter().map(|s| s.parse().expect("A")).collect(),
-            );
+            lookup
+                .a
+                .insert(k.clone(), v.iter().map(|s| s.parse().expect("A")).collect());
         }
     }
     (cases, lookup)
@@ -157,14 +159,18 @@ fn empty<T>() -> RecordSet<T> {
 
 /// mail-auth's caches from the zone: each TXT name holds the parsed record of its kind.
 fn mail_auth_caches(lookup: &MapLookup) -> (MaTxt, MaMx, MaV4, MaV6, MaPtr) {
-    let not_found = Txt::Error(mail_auth::Error::Dns(mail_auth::DnsError::InvalidRecordType));
+    let not_found = Txt::Error(mail_auth::Error::Dns(
+        mail_auth::DnsError::InvalidRecordType,
+    ));
     let mut txt = HashMap::new();
     for (name, values) in &lookup.txt {
         let parsed = values.iter().find_map(|v| {
             if name.starts_with("_dmarc.") {
                 mail_auth::dmarc::Dmarc::parse(v).ok().map(Txt::from)
             } else if name.contains("._domainkey.") {
-                mail_auth::common::verify::DomainKey::parse(v).ok().map(Txt::from)
+                mail_auth::common::verify::DomainKey::parse(v)
+                    .ok()
+                    .map(Txt::from)
             } else {
                 mail_auth::spf::Spf::parse(v).ok().map(Txt::from)
             }
@@ -268,12 +274,14 @@ fn bench(c: &mut Criterion) {
         };
         let spf = futures::executor::block_on(
             authenticator.verify_spf(
-                mail_auth::Parameters::new(mail_auth::spf::verify::SpfParameters::verify_mail_from(
-                    case.ip,
-                    &case.helo,
-                    "mx.receiver.example",
-                    &sender,
-                ))
+                mail_auth::Parameters::new(
+                    mail_auth::spf::verify::SpfParameters::verify_mail_from(
+                        case.ip,
+                        &case.helo,
+                        "mx.receiver.example",
+                        &sender,
+                    ),
+                )
                 .with_txt_cache(&txt)
                 .with_mx_cache(&mx)
                 .with_ipv4_cache(&v4)
@@ -302,7 +310,11 @@ fn bench(c: &mut Criterion) {
             .with_spf_mailfrom_result(&spf, case.ip, &sender, &case.helo)
             .with_dmarc_result(&dmarc)
             .to_string();
-        (dmarc.dkim_result().clone(), dmarc.spf_result().clone(), header)
+        (
+            dmarc.dkim_result().clone(),
+            dmarc.spf_result().clone(),
+            header,
+        )
     };
     let mut agree = 0;
     for case in &cases {
@@ -341,6 +353,17 @@ fn bench(c: &mut Criterion) {
                 ));
                 debug_assert!(v.dmarc.result != DmarcResult::TempError);
                 std::hint::black_box(v.authentication_results.to_header());
+            }
+        })
+    });
+    let verifier = dmarc_proto::dkim::Verifier::new(Default::default())
+        .with_key_cache(Arc::new(dmarc_proto::dkim::KeyCache::new(1024)));
+    g.bench_function("dmarc_proto_dkim_only", |b| {
+        b.iter(|| {
+            for case in &cases {
+                let r =
+                    futures::executor::block_on(verifier.verify(&case.message, &lookup, &clock));
+                std::hint::black_box(r);
             }
         })
     });

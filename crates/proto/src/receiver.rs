@@ -7,9 +7,10 @@
 //! their sum:
 //!
 //! * SPF for the MAIL FROM identity and for the HELO identity start at once;
-//! * the DMARC record of the Author Domain is looked for as soon as the From field is
-//!   read (before SPF and DKIM have finished), through a per-message memo so the final
-//!   evaluation reuses those answers;
+//! * the DMARC record of the Author Domain is asked for as soon as the From field is
+//!   read (before SPF and DKIM have finished), through a per-message memo so the
+//!   evaluation reuses the answer (a tree walk's further steps, when the record is not at
+//!   the Author Domain, follow in the evaluation);
 //! * every DKIM key is asked for as soon as the signatures are parsed, while the body is
 //!   hashed.
 //!
@@ -57,7 +58,7 @@ use crate::clock::Clock;
 use crate::dkim::{DkimResult, KeyCache, SignatureResult, Verifier, VerifyConfig, fetch_keys};
 use crate::dmarc::{
     AlignmentMode, AuthResult, DkimIdentity, DmarcOptions, DmarcOutput, DmarcResult,
-    DnsFailureMode, Policy, Spec, SpfIdentity, evaluate_message,
+    DnsFailureMode, Policy, Spec, SpfIdentity, author_domains, evaluate_message,
 };
 use crate::dns::{DnsResult, Lookup, MxRecord};
 use crate::message::Message;
@@ -442,7 +443,7 @@ where
     // DMARC: the From field is known now; look for the policy while SPF and DKIM run.
     let from_fields: Vec<&[u8]> = msg.fields("From").map(|f| f.value()).collect();
     let memo = Memo::new(lookup);
-    let dmarc_prefetch = evaluate_message(&memo, &from_fields, &[], &[], None, &config.dmarc);
+    let dmarc_prefetch = prefetch_policy(&memo, &from_fields, config);
 
     // DKIM: parse the signatures, ask for every key, hash the body meanwhile.
     let mut verifier = Verifier::new(config.dkim.clone());
@@ -527,6 +528,27 @@ where
         upstream,
         forged_fields,
     }
+}
+
+/// Asks for the DMARC record of every Author Domain (the first question of policy
+/// discovery, RFC 9989 §4.10) through the per-message memo, so that the answer is there
+/// when the evaluation runs after SPF and DKIM. Later steps of a tree walk, when the
+/// record is not at the Author Domain, are asked by the evaluation itself.
+async fn prefetch_policy<L: Lookup>(
+    memo: &Memo<'_, L>,
+    from_fields: &[&[u8]],
+    config: &ReceiverConfig,
+) {
+    let Ok(authors) = author_domains(from_fields, &config.dmarc.author) else {
+        return;
+    };
+    let names: Vec<String> = authors
+        .domains
+        .iter()
+        .take(8)
+        .map(|d| format!("_dmarc.{}", d.as_str()))
+        .collect();
+    futures_util::future::join_all(names.iter().map(|n| memo.txt(n))).await;
 }
 
 /// The Authentication-Results field for these verdicts: `spf` (MAIL FROM, then HELO when
