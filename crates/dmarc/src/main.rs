@@ -19,8 +19,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// DKIM (RFC 6376): verify, sign, generate keys.
+    Dkim(cmd::dkim::DkimArgs),
     /// Evaluate SPF (RFC 7208) for a client IP, HELO name and MAIL FROM, and show why.
     Spf(cmd::spf::SpfArgs),
+    /// Verify a message as a receiver: SPF, DKIM and DMARC, the action and the
+    /// Authentication-Results field. With --batch, many messages on every core.
+    Verify(cmd::verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +41,8 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Dkim(args) => cmd::dkim::run(args),
         Command::Spf(args) => cmd::spf::run(args),
+        Command::Verify(args) => cmd::verify::run(args),
     }
 }

@@ -9,8 +9,11 @@
 
 pub mod auth_results;
 pub mod clock;
+pub mod dkim;
 pub mod dmarc;
 pub mod dns;
+pub mod message;
+pub mod receiver;
 pub mod spf;
 pub mod tag_list;
 

@@ -1,3 +1,5 @@
-//! The subcommands.
+//! The subcommands, one module each.
 
+pub mod dkim;
 pub mod spf;
+pub mod verify;

@@ -1,0 +1,458 @@
+//! Parsing of `DKIM-Signature` fields (§3.5) and key records (§3.6.1).
+
+use std::ops::Range;
+
+use base64::Engine;
+
+use super::key::KeyRecord;
+use super::{Algorithm, Canonicalization, HashAlgorithm, KeyType, Problem};
+use crate::tag_list::{Strictness, Tag, TagList};
+
+/// Parses a tag-list (§3.2) with the shared parser, skipping empty tag-specs (`;;`) as
+/// mature verifiers do.
+fn tag_list(input: &[u8]) -> Result<Vec<Tag<'_>>, String> {
+    TagList::parse_with(input, Strictness::SkipEmpty)
+        .map(|l| l.tags().to_vec())
+        .map_err(|e| e.to_string())
+}
+
+/// The extent of a tag's raw value: from just after `=` to just before the `;` that ends
+/// the tag-spec (or the end), surrounding whitespace included (§3.7: the `b=` value is
+/// removed "including all surrounding whitespace").
+fn raw_value_range(input: &[u8], tag: &Tag<'_>) -> Range<usize> {
+    let mut start = tag.value_range.start;
+    while start > 0 && input.get(start - 1).is_some_and(|b| is_fws(*b)) {
+        start -= 1;
+    }
+    let mut end = tag.value_range.end;
+    while input.get(end).is_some_and(|b| is_fws(*b)) {
+        end += 1;
+    }
+    start..end
+}
+
+fn is_fws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+fn trim_fws(s: &[u8]) -> &[u8] {
+    let start = s.iter().position(|b| !is_fws(*b)).unwrap_or(s.len());
+    let end = s.iter().rposition(|b| !is_fws(*b)).map_or(start, |p| p + 1);
+    s.get(start..end).unwrap_or_default()
+}
+
+fn get<'a>(tags: &[Tag<'a>], name: &str) -> Option<&'a [u8]> {
+    tags.iter().find(|t| t.name == name).map(|t| t.value)
+}
+
+fn text(v: &[u8]) -> String {
+    String::from_utf8_lossy(v).into_owned()
+}
+
+/// Removes folding whitespace (base64 values may be folded anywhere, §3.5 b=).
+fn strip_fws(v: &[u8]) -> Vec<u8> {
+    v.iter().copied().filter(|b| !is_fws(*b)).collect()
+}
+
+pub(crate) fn decode_base64(v: &[u8]) -> Result<Vec<u8>, String> {
+    let cleaned = strip_fws(v);
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
+    );
+    engine
+        .decode(&cleaned)
+        .map_err(|e| format!("invalid base64: {e}"))
+}
+
+/// What could be read from a signature field, even a broken one: for results and
+/// Authentication-Results.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignatureInfo {
+    /// `d=`, as written.
+    pub domain: Option<String>,
+    /// `s=`, as written.
+    pub selector: Option<String>,
+    /// `a=`, as written.
+    pub algorithm: Option<String>,
+    /// `i=`, as written.
+    pub identity: Option<String>,
+    /// The first 8 characters of `b=` (RFC 6008 `header.b`).
+    pub b_prefix: Option<String>,
+}
+
+impl SignatureInfo {
+    fn from_tags(tags: &[Tag<'_>]) -> Self {
+        let s = |n: &str| get(tags, n).map(text);
+        SignatureInfo {
+            domain: s("d"),
+            selector: s("s"),
+            algorithm: s("a"),
+            identity: s("i"),
+            b_prefix: get(tags, "b").map(|b| {
+                let b = strip_fws(b);
+                text(b.get(..8).unwrap_or(&b))
+            }),
+        }
+    }
+
+    /// Best effort for a field whose tag-list does not even parse.
+    fn salvage(value: &[u8]) -> Self {
+        let mut info = SignatureInfo::default();
+        for part in value.split(|b| *b == b';') {
+            if let Some(eq) = memchr::memchr(b'=', part) {
+                let name = trim_fws(part.get(..eq).unwrap_or_default());
+                let v = trim_fws(part.get(eq + 1..).unwrap_or_default());
+                let slot = match name {
+                    b"d" => &mut info.domain,
+                    b"s" => &mut info.selector,
+                    b"a" => &mut info.algorithm,
+                    b"i" => &mut info.identity,
+                    _ => continue,
+                };
+                if slot.is_none() {
+                    *slot = Some(text(v));
+                }
+            }
+        }
+        info
+    }
+}
+
+/// A parsed, checked `DKIM-Signature` (§3.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    /// `a=`.
+    pub algorithm: Algorithm,
+    /// `b=`, decoded.
+    pub signature: Vec<u8>,
+    /// `bh=`, decoded.
+    pub body_hash: Vec<u8>,
+    /// `c=`.
+    pub canonicalization: Canonicalization,
+    /// `d=`, lower-cased.
+    pub domain: String,
+    /// `h=`, in order, as written.
+    pub signed_headers: Vec<String>,
+    /// `i=` as written, or `@d` when absent.
+    pub identity: String,
+    /// `l=`.
+    pub body_length: Option<u64>,
+    /// `s=`, lower-cased.
+    pub selector: String,
+    /// `t=`.
+    pub timestamp: Option<u64>,
+    /// `x=`.
+    pub expiration: Option<u64>,
+    /// The range of the raw `b=` value within the field value (for removing it, §3.7).
+    pub(crate) b_range: Range<usize>,
+    /// The readable summary.
+    pub info: SignatureInfo,
+}
+
+impl Signature {
+    /// The DNS name of the key: `selector._domainkey.domain` (§3.6.2.1).
+    pub fn key_name(&self) -> String {
+        format!("{}._domainkey.{}", self.selector, self.domain)
+    }
+
+    /// The domain part of `i=`, lower-cased.
+    pub fn identity_domain(&self) -> String {
+        self.identity
+            .rsplit_once('@')
+            .map_or(self.identity.as_str(), |(_, d)| d)
+            .to_ascii_lowercase()
+    }
+}
+
+/// Parses and checks the value of a `DKIM-Signature` field (the bytes after the colon),
+/// performing every check of §3.5 and §6.1.1 that needs neither the clock nor the key.
+///
+/// On error, returns the problem and whatever could be read from the field.
+pub fn parse_signature(value: &[u8]) -> Result<Signature, Box<InvalidSignature>> {
+    let tags = tag_list(value).map_err(|e| {
+        Box::new(InvalidSignature {
+            problem: Problem::SignatureSyntax(e),
+            info: SignatureInfo::salvage(value),
+        })
+    })?;
+    let info = SignatureInfo::from_tags(&tags);
+    signature_from_tags(value, &tags, info.clone())
+        .map_err(|problem| Box::new(InvalidSignature { problem, info }))
+}
+
+/// A signature field that cannot be used: why, and what could be read from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidSignature {
+    /// What is wrong.
+    pub problem: Problem,
+    /// The tags that could be read.
+    pub info: SignatureInfo,
+}
+
+fn signature_from_tags(
+    input: &[u8],
+    tags: &[Tag<'_>],
+    info: SignatureInfo,
+) -> Result<Signature, Problem> {
+    let req = |n: &'static str| get(tags, n).ok_or(Problem::MissingTag(n));
+    let v = req("v")?;
+    if v != b"1" {
+        return Err(Problem::UnsupportedVersion(text(v)));
+    }
+    let a = req("a")?;
+    let algorithm = Algorithm::parse(&text(a)).ok_or_else(|| Problem::UnknownAlgorithm(text(a)))?;
+    let b_tag = tags
+        .iter()
+        .find(|t| t.name == "b")
+        .ok_or(Problem::MissingTag("b"))?;
+    let signature = decode_base64(b_tag.value).map_err(|e| Problem::BadTagValue("b", e))?;
+    if signature.is_empty() {
+        return Err(Problem::BadTagValue("b", "empty".into()));
+    }
+    let body_hash = decode_base64(req("bh")?).map_err(|e| Problem::BadTagValue("bh", e))?;
+    let canonicalization = match get(tags, "c") {
+        None => Canonicalization::default(),
+        Some(c) => Canonicalization::parse(&text(c))
+            .ok_or_else(|| Problem::UnknownCanonicalization(text(c)))?,
+    };
+    let d = req("d")?;
+    let domain = text(d).to_ascii_lowercase();
+    if !is_domain_name(&domain, false) {
+        return Err(Problem::InvalidDomain(text(d)));
+    }
+    let h = req("h")?;
+    let signed_headers: Vec<String> = h
+        .split(|b| *b == b':')
+        .map(|n| text(trim_fws(n)))
+        .filter(|n| !n.is_empty())
+        .collect();
+    if !signed_headers
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case("from"))
+    {
+        return Err(Problem::FromNotSigned);
+    }
+    if let Some(bad) = signed_headers
+        .iter()
+        .find(|n| !n.bytes().all(|b| (33..=126).contains(&b) && b != b':'))
+    {
+        return Err(Problem::BadTagValue(
+            "h",
+            format!("invalid field name {bad:?}"),
+        ));
+    }
+    let s = req("s")?;
+    let selector = text(s).to_ascii_lowercase();
+    if !is_domain_name(&selector, true) {
+        return Err(Problem::InvalidSelector(text(s)));
+    }
+    let identity = match get(tags, "i") {
+        Some(i) => {
+            let i = text(i);
+            let Some((_, idom)) = i.rsplit_once('@') else {
+                return Err(Problem::BadTagValue("i", "no \"@\"".into()));
+            };
+            let idom = idom.to_ascii_lowercase();
+            if idom != domain && !idom.ends_with(&format!(".{domain}")) {
+                return Err(Problem::IdentityMismatch);
+            }
+            i
+        }
+        None => format!("@{domain}"),
+    };
+    let number = |n: &'static str, max_digits: usize| -> Result<Option<u64>, Problem> {
+        match get(tags, n) {
+            None => Ok(None),
+            Some(v)
+                if v.is_empty() || v.len() > max_digits || !v.iter().all(u8::is_ascii_digit) =>
+            {
+                Err(Problem::BadTagValue(
+                    n,
+                    format!("not a number: {:?}", text(v)),
+                ))
+            }
+            Some(v) => Ok(Some(v.iter().fold(0u64, |acc, d| {
+                acc.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+            }))),
+        }
+    };
+    let body_length = number("l", 76)?;
+    let timestamp = number("t", 12)?;
+    let expiration = number("x", 12)?;
+    if let (Some(t), Some(x)) = (timestamp, expiration)
+        && x < t
+    {
+        return Err(Problem::ExpiresBeforeSigned);
+    }
+    if let Some(q) = get(tags, "q") {
+        let ok = q
+            .split(|b| *b == b':')
+            .any(|m| trim_fws(m).eq_ignore_ascii_case(b"dns/txt"));
+        if !ok {
+            return Err(Problem::UnsupportedQueryMethod(text(q)));
+        }
+    }
+    Ok(Signature {
+        algorithm,
+        signature,
+        body_hash,
+        canonicalization,
+        domain,
+        signed_headers,
+        identity,
+        body_length,
+        selector,
+        timestamp,
+        expiration,
+        b_range: raw_value_range(input, b_tag),
+        info,
+    })
+}
+
+/// A domain name (or, with `selector`, a selector, which may also be several labels):
+/// labels of letters, digits, `-` and `_`, 1 to 63 octets, at most 253 in all.
+fn is_domain_name(name: &str, selector: bool) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if name.is_empty() || name.len() > 253 {
+        return false;
+    }
+    let labels_ok = name.split('.').all(|l| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    });
+    labels_ok && (selector || name.contains('.') || name.len() <= 63)
+}
+
+/// Parses a key record (§3.6.1). An empty `p=` gives a record whose key is revoked
+/// ([`KeyRecord::is_revoked`]); the caller decides what that means.
+pub fn parse_key_record(txt: &[u8]) -> Result<KeyRecord, Problem> {
+    let tags = tag_list(txt).map_err(Problem::KeyRecordSyntax)?;
+    if let Some(pos) = tags.iter().position(|t| t.name == "v") {
+        let v = tags.get(pos).map(|t| t.value).unwrap_or_default();
+        if pos != 0 {
+            return Err(Problem::KeyRecordSyntax("v= is not the first tag".into()));
+        }
+        if v != b"DKIM1" {
+            return Err(Problem::KeyRecordSyntax(format!(
+                "unsupported version v={}",
+                text(v)
+            )));
+        }
+    }
+    let key_type = match get(&tags, "k") {
+        None => KeyType::Rsa,
+        Some(k) if k.eq_ignore_ascii_case(b"rsa") => KeyType::Rsa,
+        Some(k) if k.eq_ignore_ascii_case(b"ed25519") => KeyType::Ed25519,
+        Some(k) => {
+            return Err(Problem::KeyRecordSyntax(format!(
+                "unknown key type k={}",
+                text(k)
+            )));
+        }
+    };
+    let hashes = get(&tags, "h").map(|h| {
+        h.split(|b| *b == b':')
+            .filter_map(|x| {
+                let x = trim_fws(x);
+                if x.eq_ignore_ascii_case(b"sha256") {
+                    Some(HashAlgorithm::Sha256)
+                } else if x.eq_ignore_ascii_case(b"sha1") {
+                    Some(HashAlgorithm::Sha1)
+                } else {
+                    None
+                }
+            })
+            .collect::<Vec<_>>()
+    });
+    let for_email = get(&tags, "s").is_none_or(|s| {
+        s.split(|b| *b == b':').any(|x| {
+            let x = trim_fws(x);
+            x == b"*" || x.eq_ignore_ascii_case(b"email")
+        })
+    });
+    let (mut testing, mut strict) = (false, false);
+    if let Some(t) = get(&tags, "t") {
+        for flag in t.split(|b| *b == b':') {
+            match trim_fws(flag) {
+                b"y" | b"Y" => testing = true,
+                b"s" | b"S" => strict = true,
+                _ => {}
+            }
+        }
+    }
+    let p = get(&tags, "p").ok_or_else(|| Problem::KeyRecordSyntax("no p= tag".into()))?;
+    let public_key = decode_base64(p).map_err(|e| Problem::KeyRecordSyntax(format!("p=: {e}")))?;
+    Ok(KeyRecord {
+        key_type,
+        hashes,
+        for_email,
+        testing,
+        strict,
+        public_key,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn b_value_extent() {
+        let input = b"v=1; b= ab\r\n cd ;x=1";
+        let tags = tag_list(input).unwrap();
+        let b = tags.iter().find(|t| t.name == "b").unwrap();
+        assert_eq!(&input[raw_value_range(input, b)], b" ab\r\n cd ");
+        let input = b"v=1; b=";
+        let tags = tag_list(input).unwrap();
+        let b = tags.iter().find(|t| t.name == "b").unwrap();
+        assert_eq!(raw_value_range(input, b), 7..7);
+    }
+
+    #[test]
+    fn signature_checks() {
+        let base = "v=1; a=rsa-sha256; d=example.com; s=sel; h=From:To; bh=AAAA; b=AAAA";
+        let sig = parse_signature(base.as_bytes()).unwrap();
+        assert_eq!(sig.identity, "@example.com");
+        assert_eq!(sig.key_name(), "sel._domainkey.example.com");
+        let bad = |s: &str| parse_signature(s.as_bytes()).unwrap_err().problem;
+        assert_eq!(
+            bad(&base.replace("v=1", "v=2")),
+            Problem::UnsupportedVersion("2".into())
+        );
+        assert_eq!(
+            bad(&base.replace("h=From:To", "h=To")),
+            Problem::FromNotSigned
+        );
+        assert_eq!(bad(&base.replace("; s=sel", "")), Problem::MissingTag("s"));
+        assert_eq!(
+            bad(&format!("{base}; i=a@other.com")),
+            Problem::IdentityMismatch
+        );
+        assert!(parse_signature(format!("{base}; i=a@sub.example.com").as_bytes()).is_ok());
+        assert_eq!(
+            bad(&format!("{base}; t=10; x=5")),
+            Problem::ExpiresBeforeSigned
+        );
+        assert!(matches!(
+            bad(&base.replace("d=example.com", "d=legitimate.com(.attacker.com")),
+            Problem::InvalidDomain(_)
+        ));
+    }
+
+    #[test]
+    fn key_records() {
+        let k = parse_key_record(b"v=DKIM1; k=ed25519; t=y:s; p=AAAA").unwrap();
+        assert_eq!(k.key_type, KeyType::Ed25519);
+        assert!(k.testing && k.strict);
+        assert!(parse_key_record(b"k=rsa; v=DKIM1; p=").is_err());
+        assert!(parse_key_record(b"v=DKIM1: g=*; k=rsa; p=AAAA").is_err());
+        assert!(parse_key_record(b"v=DKIM1; k=ed25519-sha256; p=AAAA").is_err());
+        assert!(parse_key_record(b"v=DKIM1; p=").unwrap().is_revoked());
+        assert!(!parse_key_record(b"s=tlsrpt; p=AAAA").unwrap().for_email);
+    }
+}

@@ -1,0 +1,596 @@
+//! Verification (§6): every signature of a message, keys fetched concurrently, each body
+//! hash computed once.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_lc_rs::digest;
+
+use super::canon::{BodyCanonicalizer, BodySink, canonicalize_header};
+use super::key::{KeyCache, ParsedKey, parse_record_and_key};
+use super::parse::{Signature, SignatureInfo, parse_signature};
+use super::{Algorithm, Canon, DkimResult, HashAlgorithm, Problem, SignatureResult, VerifyConfig};
+use crate::clock::Clock;
+use crate::dns::{DnsError, DnsResult, Lookup};
+use crate::message::{HeaderField, Message, parse_header_block};
+
+/// Verifies DKIM signatures. Cheap to share: holds its settings and, optionally, a cache of
+/// parsed keys.
+#[derive(Debug, Clone, Default)]
+pub struct Verifier {
+    config: VerifyConfig,
+    cache: Option<Arc<KeyCache>>,
+}
+
+impl Verifier {
+    /// A verifier with these settings and no key cache.
+    pub fn new(config: VerifyConfig) -> Self {
+        Verifier {
+            config,
+            cache: None,
+        }
+    }
+
+    /// Keeps parsed public keys in `cache`, keyed by the key record bytes.
+    pub fn with_key_cache(mut self, cache: Arc<KeyCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &VerifyConfig {
+        &self.config
+    }
+
+    /// Verifies every `DKIM-Signature` of `message`, in header order (top first). An empty
+    /// result means the message is unsigned (DKIM result `none`).
+    pub async fn verify<L, C>(&self, message: &[u8], lookup: &L, clock: &C) -> Vec<SignatureResult>
+    where
+        L: Lookup + ?Sized,
+        C: Clock + ?Sized,
+    {
+        let msg = Message::parse(message);
+        let mut v = self.start_with(Cow::Borrowed(msg.header_block()));
+        v.whole_body(msg.body());
+        v.finish(lookup, clock).await
+    }
+
+    /// Starts a streaming verification: `header_block` is the message's header fields (up
+    /// to, optionally including, the empty line). Feed the body with
+    /// [`StreamingVerifier::body`].
+    pub fn start(&self, header_block: &[u8]) -> StreamingVerifier<'static> {
+        self.start_with(Cow::Owned(header_block.to_vec()))
+    }
+
+    fn start_with<'a>(&self, header: Cow<'a, [u8]>) -> StreamingVerifier<'a> {
+        StreamingVerifier::new(header, self.config.clone(), self.cache.clone())
+    }
+}
+
+/// The answers to key queries, by DNS name. Filled by [`fetch_keys`] or by hand.
+#[derive(Debug, Clone, Default)]
+pub struct KeyAnswers(HashMap<String, DnsResult<Vec<u8>>>);
+
+impl KeyAnswers {
+    /// Records the answer for `name`.
+    pub fn insert(&mut self, name: String, answer: DnsResult<Vec<u8>>) {
+        self.0.insert(name.to_ascii_lowercase(), answer);
+    }
+
+    fn get(&self, name: &str) -> Option<&DnsResult<Vec<u8>>> {
+        self.0.get(name)
+    }
+}
+
+/// Asks for every key in `names` at once and collects the answers.
+pub async fn fetch_keys<L: Lookup + ?Sized>(lookup: &L, names: &[String]) -> KeyAnswers {
+    let answers =
+        futures_util::future::join_all(names.iter().map(|n| lookup.txt(n.as_str()))).await;
+    let mut out = KeyAnswers::default();
+    for (name, answer) in names.iter().zip(answers) {
+        out.insert(name.clone(), answer);
+    }
+    out
+}
+
+struct Slot {
+    hash: HashAlgorithm,
+    limit: Option<u64>,
+    ctx: digest::Context,
+    written: u64,
+    /// The canonical body length, once known.
+    canon_len: u64,
+    result: Option<Vec<u8>>,
+}
+
+impl BodySink for [Slot] {
+    #[inline]
+    fn write(&mut self, data: &[u8]) {
+        for slot in self.iter_mut() {
+            let take = match slot.limit {
+                Some(l) => {
+                    let room = l.saturating_sub(slot.written);
+                    usize::try_from(room).map_or(data.len(), |r| r.min(data.len()))
+                }
+                None => data.len(),
+            };
+            if take > 0 {
+                slot.ctx.update(data.get(..take).unwrap_or_default());
+                slot.written += take as u64;
+            }
+        }
+    }
+}
+
+struct Group {
+    canon: Canon,
+    canonicalizer: BodyCanonicalizer,
+    slots: Vec<Slot>,
+    /// The body hashes are known already (see [`StreamingVerifier::whole_body`]).
+    done: bool,
+}
+
+enum Entry {
+    Invalid(Problem, SignatureInfo),
+    Valid {
+        sig: Box<Signature>,
+        group: usize,
+        slot: usize,
+    },
+}
+
+/// A verification in progress, for a message that arrives in pieces: the header block
+/// first, then the body in chunks. The body is hashed as it arrives and not kept.
+///
+/// ```text
+/// let mut v = verifier.start(header_block);
+/// let names = v.key_names();          // ask DNS now, while the body streams
+/// v.body(chunk1); v.body(chunk2); ...
+/// let results = v.finish(&lookup, &clock).await;   // or finish_with_keys
+/// ```
+pub struct StreamingVerifier<'a> {
+    header: Cow<'a, [u8]>,
+    config: VerifyConfig,
+    cache: Option<Arc<KeyCache>>,
+    entries: Vec<(usize, Entry)>,
+    groups: Vec<Group>,
+}
+
+impl std::fmt::Debug for StreamingVerifier<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamingVerifier")
+            .field("signatures", &self.entries.len())
+            .field(
+                "body_hashes",
+                &self.groups.iter().map(|g| g.slots.len()).sum::<usize>(),
+            )
+            .finish()
+    }
+}
+
+impl<'a> StreamingVerifier<'a> {
+    fn new(header: Cow<'a, [u8]>, config: VerifyConfig, cache: Option<Arc<KeyCache>>) -> Self {
+        let mut entries = Vec::new();
+        let mut groups: Vec<Group> = Vec::new();
+        let mut count = 0usize;
+        for field in parse_header_block(&header) {
+            if !field.is("DKIM-Signature") {
+                continue;
+            }
+            count += 1;
+            if count > config.max_signatures {
+                let info = parse_signature(field.value()).map_or_else(|e| e.info, |s| s.info);
+                entries.push((
+                    field.index(),
+                    Entry::Invalid(Problem::TooManySignatures, info),
+                ));
+                continue;
+            }
+            let entry = match parse_signature(field.value()) {
+                Err(e) => Entry::Invalid(e.problem, e.info),
+                Ok(sig) if sig.algorithm == Algorithm::RsaSha1 && !config.allow_rsa_sha1 => {
+                    Entry::Invalid(Problem::Sha1NotAllowed, sig.info)
+                }
+                Ok(sig) => {
+                    let canon = sig.canonicalization.body;
+                    let hash = sig.algorithm.hash();
+                    let g = match groups.iter().position(|g| g.canon == canon) {
+                        Some(g) => g,
+                        None => {
+                            groups.push(Group {
+                                canon,
+                                canonicalizer: BodyCanonicalizer::new(canon),
+                                slots: Vec::new(),
+                                done: false,
+                            });
+                            groups.len() - 1
+                        }
+                    };
+                    let slots = groups.get_mut(g).map(|g| &mut g.slots);
+                    let slot = match slots {
+                        Some(slots) => match slots
+                            .iter()
+                            .position(|s| s.hash == hash && s.limit == sig.body_length)
+                        {
+                            Some(s) => s,
+                            None => {
+                                slots.push(Slot {
+                                    hash,
+                                    limit: sig.body_length,
+                                    ctx: digest::Context::new(hash.digest_algorithm()),
+                                    written: 0,
+                                    canon_len: 0,
+                                    result: None,
+                                });
+                                slots.len() - 1
+                            }
+                        },
+                        None => 0,
+                    };
+                    Entry::Valid {
+                        sig: Box::new(sig),
+                        group: g,
+                        slot,
+                    }
+                }
+            };
+            entries.push((field.index(), entry));
+        }
+        StreamingVerifier {
+            header,
+            config,
+            cache,
+            entries,
+            groups,
+        }
+    }
+
+    /// The number of `DKIM-Signature` fields found.
+    pub fn signature_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The DNS names of the keys the usable signatures need, without duplicates. Ask them
+    /// with [`fetch_keys`] while the body streams, then call
+    /// [`finish_with_keys`](Self::finish_with_keys).
+    pub fn key_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for (_, e) in &self.entries {
+            if let Entry::Valid { sig, .. } = e {
+                let n = sig.key_name();
+                if !names.contains(&n) {
+                    names.push(n);
+                }
+            }
+        }
+        names
+    }
+
+    /// Hashes the next chunk of the body. Chunks may be cut anywhere.
+    pub fn body(&mut self, chunk: &[u8]) {
+        for g in &mut self.groups {
+            g.canonicalizer.update(chunk, g.slots.as_mut_slice());
+        }
+    }
+
+    /// Hashes a body that is available whole.
+    ///
+    /// A body that is already in canonical form is its own canonicalisation (both
+    /// algorithms are idempotent: canon(canon(x)) = canon(x)). So the body is first hashed
+    /// as it is, trailing empty lines aside, in one pass without looking at each byte; when
+    /// that SHA-256 equals a signature's `bh=`, the body is the canonical form the signer
+    /// hashed (SHA-256 second preimages being out of reach), and canonicalising it would
+    /// give the same bytes. Only the groups where this does not match every `bh=` (a body
+    /// with whitespace runs, bare LFs, or a changed body) are canonicalised byte by byte.
+    /// Signatures with `l=` always take the exact path.
+    fn whole_body(&mut self, body: &[u8]) {
+        let mut trimmed = body;
+        while let Some(rest) = trimmed.strip_suffix(b"\r\n") {
+            trimmed = rest;
+        }
+        let mut speculative: Option<(Vec<u8>, u64)> = None;
+        for (gi, g) in self.groups.iter_mut().enumerate() {
+            let eligible = g
+                .slots
+                .iter()
+                .all(|s| s.hash == HashAlgorithm::Sha256 && s.limit.is_none());
+            let mut matched = false;
+            if eligible {
+                let (digest, len) = speculative.get_or_insert_with(|| {
+                    let mut ctx = digest::Context::new(&digest::SHA256);
+                    ctx.update(trimmed);
+                    let mut len = trimmed.len() as u64;
+                    if !trimmed.is_empty() {
+                        ctx.update(b"\r\n");
+                        len += 2;
+                    }
+                    (ctx.finish().as_ref().to_vec(), len)
+                });
+                let (digest, len) = if trimmed.is_empty() && g.canon == Canon::Simple {
+                    // §3.4.3: the simple canonical empty body is one CRLF.
+                    (
+                        digest::digest(&digest::SHA256, b"\r\n").as_ref().to_vec(),
+                        2,
+                    )
+                } else {
+                    (digest.clone(), *len)
+                };
+                matched = self.entries.iter().all(|(_, e)| match e {
+                    Entry::Valid { sig, group, .. } if *group == gi => sig.body_hash == digest,
+                    _ => true,
+                });
+                if matched {
+                    for s in &mut g.slots {
+                        s.result = Some(digest.clone());
+                        s.written = len;
+                        s.canon_len = len;
+                    }
+                    g.done = true;
+                }
+            }
+            if !matched {
+                g.canonicalizer.update(body, g.slots.as_mut_slice());
+            }
+        }
+    }
+
+    /// Ends the body, fetches the keys and gives the results, in header order.
+    pub async fn finish<L, C>(self, lookup: &L, clock: &C) -> Vec<SignatureResult>
+    where
+        L: Lookup + ?Sized,
+        C: Clock + ?Sized,
+    {
+        let names = self.key_names();
+        let keys = fetch_keys(lookup, &names).await;
+        self.finish_with_keys(&keys, clock)
+    }
+
+    /// Ends the body and gives the results, with the key answers already fetched.
+    pub fn finish_with_keys<C: Clock + ?Sized>(
+        mut self,
+        keys: &KeyAnswers,
+        clock: &C,
+    ) -> Vec<SignatureResult> {
+        for g in &mut self.groups {
+            if g.done {
+                continue;
+            }
+            g.canonicalizer.finish(g.slots.as_mut_slice());
+            let canon_len = g.canonicalizer.written();
+            for s in &mut g.slots {
+                s.canon_len = canon_len;
+                let ctx =
+                    std::mem::replace(&mut s.ctx, digest::Context::new(s.hash.digest_algorithm()));
+                s.result = Some(ctx.finish().as_ref().to_vec());
+            }
+        }
+        let now = clock.unix_seconds();
+        let fields = parse_header_block(&self.header);
+        let mut names: Vec<String> = Vec::new();
+        for (_, e) in &self.entries {
+            if let Entry::Valid { sig, .. } = e {
+                names.push(sig.key_name());
+            }
+        }
+        let mut parsed_keys: HashMap<&str, Arc<ParsedKey>> = HashMap::new();
+        let mut buf = Vec::with_capacity(self.header.len() + 256);
+        let mut used = vec![false; fields.len()];
+        let mut results = Vec::with_capacity(self.entries.len());
+        let mut name_iter = names.iter();
+        for (index, entry) in &self.entries {
+            let result = match entry {
+                Entry::Invalid(problem, info) => SignatureResult {
+                    result: problem.result(),
+                    problem: Some(problem.clone()),
+                    info: info.clone(),
+                    field_index: *index,
+                    partial_body: None,
+                    testing: false,
+                },
+                Entry::Valid { sig, group, slot } => {
+                    let name = name_iter.next().map(String::as_str).unwrap_or_default();
+                    let key = keys.get(name).map(|answer| {
+                        parsed_keys
+                            .entry(name)
+                            .or_insert_with(|| key_from_answer(answer, self.cache.as_deref()))
+                            .clone()
+                    });
+                    let (canon_len, body_hash, written) = self
+                        .groups
+                        .get(*group)
+                        .and_then(|g| {
+                            g.slots
+                                .get(*slot)
+                                .map(|s| (s.canon_len, s.result.as_deref(), s.written))
+                        })
+                        .unwrap_or((0, None, 0));
+                    let mut testing = false;
+                    let outcome = evaluate(
+                        sig,
+                        *index,
+                        &fields,
+                        key.as_deref(),
+                        body_hash,
+                        canon_len,
+                        &self.config,
+                        now,
+                        &mut buf,
+                        &mut used,
+                        &mut testing,
+                    );
+                    let partial_body = match (sig.body_length, &outcome) {
+                        (Some(_), Ok(())) if written < canon_len => Some((written, canon_len)),
+                        _ => None,
+                    };
+                    SignatureResult {
+                        result: outcome
+                            .as_ref()
+                            .map_or_else(Problem::result, |()| DkimResult::Pass),
+                        problem: outcome.err(),
+                        info: sig.info.clone(),
+                        field_index: *index,
+                        partial_body,
+                        testing,
+                    }
+                }
+            };
+            results.push(result);
+        }
+        results
+    }
+}
+
+fn key_from_answer(answer: &DnsResult<Vec<u8>>, cache: Option<&KeyCache>) -> Arc<ParsedKey> {
+    match answer {
+        Err(DnsError::Temporary(why)) => Arc::new(Err(Problem::KeyLookupFailed(why.clone()))),
+        Err(_) => Arc::new(Err(Problem::NoKey)),
+        Ok(records) => {
+            // §6.1.2: with several records, use one that parses.
+            let mut first_err = None;
+            for r in records {
+                let parsed = match cache {
+                    Some(c) => c.get_or_parse(r),
+                    None => Arc::new(parse_record_and_key(r)),
+                };
+                if parsed.is_ok() {
+                    return parsed;
+                }
+                if first_err.is_none() {
+                    first_err = Some(parsed);
+                }
+            }
+            first_err.unwrap_or_else(|| Arc::new(Err(Problem::NoKey)))
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn evaluate(
+    sig: &Signature,
+    own_index: usize,
+    fields: &[HeaderField<'_>],
+    key: Option<&ParsedKey>,
+    body_hash: Option<&[u8]>,
+    canon_len: u64,
+    config: &VerifyConfig,
+    now: u64,
+    buf: &mut Vec<u8>,
+    used: &mut [bool],
+    testing: &mut bool,
+) -> Result<(), Problem> {
+    if config.check_expiration
+        && let Some(x) = sig.expiration
+        && x < now
+    {
+        return Err(Problem::Expired);
+    }
+    let (record, public) = match key {
+        None => return Err(Problem::NoKey),
+        Some(Err(p)) => return Err(p.clone()),
+        Some(Ok((record, public))) => (record, public),
+    };
+    *testing = record.testing;
+    let Some(public) = public else {
+        return Err(Problem::KeyRevoked);
+    };
+    if record.key_type != sig.algorithm.key_type() {
+        return Err(Problem::KeyTypeMismatch {
+            key: record.key_type,
+            algorithm: sig.algorithm,
+        });
+    }
+    if let Some(hashes) = &record.hashes
+        && !hashes.contains(&sig.algorithm.hash())
+    {
+        return Err(Problem::HashNotAllowedByKey(sig.algorithm.hash()));
+    }
+    if !record.for_email {
+        return Err(Problem::KeyNotForEmail);
+    }
+    if record.strict && sig.identity_domain() != sig.domain {
+        return Err(Problem::StrictIdentityMismatch);
+    }
+    if let Some(bits) = public.rsa_bits()
+        && bits < config.min_rsa_bits.max(1024)
+    {
+        return Err(Problem::KeyTooSmall {
+            bits,
+            minimum: config.min_rsa_bits.max(1024),
+        });
+    }
+    if let Some(l) = sig.body_length
+        && l > canon_len
+    {
+        return Err(Problem::BodyLengthExceeded {
+            signed: l,
+            actual: canon_len,
+        });
+    }
+    if body_hash != Some(sig.body_hash.as_slice()) {
+        return Err(Problem::BodyHashMismatch);
+    }
+    buf.clear();
+    header_data(sig, own_index, fields, buf, used);
+    if public.verify(sig.algorithm, buf, &sig.signature) {
+        Ok(())
+    } else {
+        Err(Problem::SignatureMismatch)
+    }
+}
+
+/// Builds the data the signature covers (§3.7): the signed header fields, each selected
+/// from the bottom up, canonicalised, then the signature field itself with an empty `b=`
+/// and no final CRLF.
+fn header_data(
+    sig: &Signature,
+    own_index: usize,
+    fields: &[HeaderField<'_>],
+    buf: &mut Vec<u8>,
+    used: &mut [bool],
+) {
+    let Some(own) = fields.get(own_index) else {
+        return;
+    };
+    let value = own.value();
+    let mut stripped = Vec::with_capacity(value.len());
+    stripped.extend_from_slice(value.get(..sig.b_range.start).unwrap_or(value));
+    stripped.extend_from_slice(value.get(sig.b_range.end..).unwrap_or_default());
+    signed_header_data(
+        sig.canonicalization.header,
+        &sig.signed_headers,
+        fields,
+        Some(own_index),
+        (own.name(), &stripped),
+        buf,
+        used,
+    );
+}
+
+/// The data a signature covers: the fields named in `names`, each instance selected from
+/// the bottom up (§5.4.2) and never the field at `skip` (the signature itself), then the
+/// signature field `own` (name, value with an empty `b=`) without its final CRLF.
+pub(crate) fn signed_header_data(
+    canon: Canon,
+    names: &[String],
+    fields: &[HeaderField<'_>],
+    skip: Option<usize>,
+    own: (&[u8], &[u8]),
+    buf: &mut Vec<u8>,
+    used: &mut [bool],
+) {
+    used.iter_mut().for_each(|u| *u = false);
+    for name in names {
+        let found = fields.iter().rev().find(|f| {
+            Some(f.index()) != skip && !used.get(f.index()).copied().unwrap_or(true) && f.is(name)
+        });
+        if let Some(f) = found {
+            if let Some(u) = used.get_mut(f.index()) {
+                *u = true;
+            }
+            canonicalize_header(canon, f.name(), f.value(), true, buf);
+        }
+        // A name with no (more) instances is oversigning: it contributes nothing (§5.4).
+    }
+    canonicalize_header(canon, own.0, own.1, false, buf);
+}
