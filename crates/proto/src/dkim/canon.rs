@@ -207,6 +207,25 @@ impl BodyCanonicalizer {
     }
 }
 
+/// Whether `body` followed by one CRLF is already its own canonical form (the body minus its
+/// trailing CRLFs is given, so empty lines at the end are not looked at): no bare LF, and
+/// for relaxed no tab, no run of spaces and no space at the end of a line. A quick scan,
+/// much cheaper than canonicalising.
+pub(crate) fn is_canonical(canon: Canon, body: &[u8]) -> bool {
+    let no_bare_lf =
+        memchr::memchr_iter(b'\n', body).all(|p| p > 0 && body.get(p - 1) == Some(&b'\r'));
+    match canon {
+        Canon::Simple => no_bare_lf,
+        Canon::Relaxed => {
+            no_bare_lf
+                && memchr::memchr(b'\t', body).is_none()
+                && memchr::memmem::find(body, b"  ").is_none()
+                && memchr::memmem::find(body, b" \r\n").is_none()
+                && !matches!(body.last(), Some(b' ' | b'\t'))
+        }
+    }
+}
+
 /// Canonicalises a whole body in one call (for tests, signing and small bodies).
 pub fn canonicalize_body(canon: Canon, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + 2);
@@ -409,6 +428,27 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn prop_is_canonical_is_exact(
+            s in proptest::collection::vec(proptest::sample::select(vec![b'a', b' ', b'\t', b'\r', b'\n']), 0..24),
+        ) {
+            let mut t: &[u8] = &s;
+            while let Some(rest) = t.strip_suffix(b"\r\n") {
+                t = rest;
+            }
+            for c in [Canon::Simple, Canon::Relaxed] {
+                if is_canonical(c, t) {
+                    let mut expect = t.to_vec();
+                    if !t.is_empty() {
+                        expect.extend_from_slice(b"\r\n");
+                    } else if c == Canon::Simple {
+                        expect.extend_from_slice(b"\r\n");
+                    }
+                    proptest::prop_assert_eq!(canonicalize_body(c, &s), expect);
+                }
+            }
+        }
+
         #[test]
         fn prop_streaming_matches_reference(
             s in proptest::collection::vec(proptest::sample::select(vec![b'a', b' ', b'\t', b'\r', b'\n', b'x']), 0..64),

@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use aws_lc_rs::digest;
 
-use super::canon::{BodyCanonicalizer, BodySink, canonicalize_header};
+use super::canon::{BodyCanonicalizer, BodySink, canonicalize_header, is_canonical};
 use super::key::{KeyCache, ParsedKey, parse_record_and_key};
 use super::parse::{Signature, SignatureInfo, parse_signature};
 use super::{Algorithm, Canon, DkimResult, HashAlgorithm, Problem, SignatureResult, VerifyConfig};
 use crate::clock::Clock;
 use crate::dns::{DnsError, DnsResult, Lookup};
-use crate::message::{HeaderField, Message, parse_header_block};
+use crate::message::{FieldSpan, HeaderField, Message, parse_header_block};
 
 /// Verifies DKIM signatures. Cheap to share: holds its settings and, optionally, a cache of
 /// parsed keys.
@@ -51,7 +51,13 @@ impl Verifier {
         C: Clock + ?Sized,
     {
         let msg = Message::parse(message);
-        let mut v = self.start_with(Cow::Borrowed(msg.header_block()));
+        let spans = msg.headers().iter().map(HeaderField::span).collect();
+        let mut v = StreamingVerifier::new(
+            Cow::Borrowed(msg.header_block()),
+            spans,
+            self.config.clone(),
+            self.cache.clone(),
+        );
         v.whole_body(msg.body());
         v.finish(lookup, clock).await
     }
@@ -60,11 +66,16 @@ impl Verifier {
     /// to, optionally including, the empty line). Feed the body with
     /// [`StreamingVerifier::body`].
     pub fn start(&self, header_block: &[u8]) -> StreamingVerifier<'static> {
-        self.start_with(Cow::Owned(header_block.to_vec()))
-    }
-
-    fn start_with<'a>(&self, header: Cow<'a, [u8]>) -> StreamingVerifier<'a> {
-        StreamingVerifier::new(header, self.config.clone(), self.cache.clone())
+        let spans = parse_header_block(header_block)
+            .iter()
+            .map(HeaderField::span)
+            .collect();
+        StreamingVerifier::new(
+            Cow::Owned(header_block.to_vec()),
+            spans,
+            self.config.clone(),
+            self.cache.clone(),
+        )
     }
 }
 
@@ -151,6 +162,7 @@ enum Entry {
 /// ```
 pub struct StreamingVerifier<'a> {
     header: Cow<'a, [u8]>,
+    spans: Vec<FieldSpan>,
     config: VerifyConfig,
     cache: Option<Arc<KeyCache>>,
     entries: Vec<(usize, Entry)>,
@@ -170,11 +182,16 @@ impl std::fmt::Debug for StreamingVerifier<'_> {
 }
 
 impl<'a> StreamingVerifier<'a> {
-    fn new(header: Cow<'a, [u8]>, config: VerifyConfig, cache: Option<Arc<KeyCache>>) -> Self {
+    fn new(
+        header: Cow<'a, [u8]>,
+        spans: Vec<FieldSpan>,
+        config: VerifyConfig,
+        cache: Option<Arc<KeyCache>>,
+    ) -> Self {
         let mut entries = Vec::new();
         let mut groups: Vec<Group> = Vec::new();
         let mut count = 0usize;
-        for field in parse_header_block(&header) {
+        for field in spans.iter().map(|s| HeaderField::from_span(&header, *s)) {
             if !field.is("DKIM-Signature") {
                 continue;
             }
@@ -239,6 +256,7 @@ impl<'a> StreamingVerifier<'a> {
         }
         StreamingVerifier {
             header,
+            spans,
             config,
             cache,
             entries,
@@ -281,8 +299,9 @@ impl<'a> StreamingVerifier<'a> {
     /// as it is, trailing empty lines aside, in one pass without looking at each byte; when
     /// that SHA-256 equals a signature's `bh=`, the body is the canonical form the signer
     /// hashed (SHA-256 second preimages being out of reach), and canonicalising it would
-    /// give the same bytes. Only the groups where this does not match every `bh=` (a body
-    /// with whitespace runs, bare LFs, or a changed body) are canonicalised byte by byte.
+    /// give the same bytes. When it does not match, a quick scan tells whether the body is
+    /// canonical as it is (then the hash stands and the body was changed); only bodies with
+    /// whitespace runs, trailing whitespace or bare LFs are canonicalised byte by byte.
     /// Signatures with `l=` always take the exact path.
     fn whole_body(&mut self, body: &[u8]) {
         let mut trimmed = body;
@@ -320,6 +339,9 @@ impl<'a> StreamingVerifier<'a> {
                     Entry::Valid { sig, group, .. } if *group == gi => sig.body_hash == digest,
                     _ => true,
                 });
+                // A body that does not match but is canonical as it is has this hash all
+                // the same: the mismatch is real, no need to canonicalise.
+                matched = matched || is_canonical(g.canon, trimmed);
                 if matched {
                     for s in &mut g.slots {
                         s.result = Some(digest.clone());
@@ -366,7 +388,11 @@ impl<'a> StreamingVerifier<'a> {
             }
         }
         let now = clock.unix_seconds();
-        let fields = parse_header_block(&self.header);
+        let fields: Vec<HeaderField<'_>> = self
+            .spans
+            .iter()
+            .map(|s| HeaderField::from_span(&self.header, *s))
+            .collect();
         let mut names: Vec<String> = Vec::new();
         for (_, e) in &self.entries {
             if let Entry::Valid { sig, .. } = e {
