@@ -439,9 +439,7 @@ mod tests {
             for c in [Canon::Simple, Canon::Relaxed] {
                 if is_canonical(c, t) {
                     let mut expect = t.to_vec();
-                    if !t.is_empty() {
-                        expect.extend_from_slice(b"\r\n");
-                    } else if c == Canon::Simple {
+                    if !t.is_empty() || c == Canon::Simple {
                         expect.extend_from_slice(b"\r\n");
                     }
                     proptest::prop_assert_eq!(canonicalize_body(c, &s), expect);
