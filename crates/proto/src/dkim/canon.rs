@@ -249,20 +249,46 @@ pub fn canonicalize_header(canon: Canon, name: &[u8], value: &[u8], eol: bool, o
             let name = trim_wsp(name);
             out.extend(name.iter().map(u8::to_ascii_lowercase));
             out.push(b':');
+            // Runs of other bytes are copied whole. Line breaks (CRLF, or LF) are deleted
+            // (unfolding); whitespace between runs becomes one space, none at either end. A
+            // CR not followed by LF is an ordinary byte.
             let mut pending_space = false;
             let mut started = false;
-            for &b in value {
-                match b {
-                    b'\r' | b'\n' => {}
-                    b' ' | b'\t' => pending_space = started,
-                    _ => {
-                        if pending_space {
-                            out.push(b' ');
-                            pending_space = false;
-                        }
-                        out.push(b);
-                        started = true;
+            let mut i = 0;
+            while i < value.len() {
+                let rest = value.get(i..).unwrap_or_default();
+                let run = rest
+                    .iter()
+                    .position(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+                    .unwrap_or(rest.len());
+                let mut end = i + run;
+                // A bare CR belongs to the run.
+                while value.get(end) == Some(&b'\r') && value.get(end + 1) != Some(&b'\n') {
+                    end += 1;
+                    end += value
+                        .get(end..)
+                        .unwrap_or_default()
+                        .iter()
+                        .position(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+                        .unwrap_or(value.len() - end);
+                }
+                if end > i {
+                    if pending_space {
+                        out.push(b' ');
+                        pending_space = false;
                     }
+                    out.extend_from_slice(value.get(i..end).unwrap_or_default());
+                    started = true;
+                    i = end;
+                }
+                loop {
+                    match value.get(i) {
+                        Some(b' ' | b'\t') => pending_space = started,
+                        Some(b'\n') => {}
+                        Some(b'\r') if value.get(i + 1) == Some(&b'\n') => {}
+                        _ => break,
+                    }
+                    i += 1;
                 }
             }
         }
@@ -425,6 +451,9 @@ mod tests {
         out.clear();
         canonicalize_header(Canon::Simple, b"Subject", b" a\n b", true, &mut out);
         assert_eq!(out, b"Subject: a\r\n b\r\n");
+        out.clear();
+        canonicalize_header(Canon::Relaxed, b"X", b" a\rb \r\n\t\r c\r", true, &mut out);
+        assert_eq!(out, b"x:a\rb \r c\r\r\n");
     }
 
     proptest::proptest! {

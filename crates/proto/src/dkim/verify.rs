@@ -584,7 +584,7 @@ fn header_data(
     stripped.extend_from_slice(value.get(sig.b_range.end..).unwrap_or_default());
     signed_header_data(
         sig.canonicalization.header,
-        &sig.signed_headers,
+        sig.signed_headers.split(':'),
         fields,
         Some(own_index),
         (own.name(), &stripped),
@@ -596,9 +596,9 @@ fn header_data(
 /// The data a signature covers: the fields named in `names`, each instance selected from
 /// the bottom up (§5.4.2) and never the field at `skip` (the signature itself), then the
 /// signature field `own` (name, value with an empty `b=`) without its final CRLF.
-pub(crate) fn signed_header_data(
+pub(crate) fn signed_header_data<'n>(
     canon: Canon,
-    names: &[String],
+    names: impl IntoIterator<Item = &'n str>,
     fields: &[HeaderField<'_>],
     skip: Option<usize>,
     own: (&[u8], &[u8]),
