@@ -49,19 +49,29 @@ fn text(v: &[u8]) -> String {
 
 /// Removes folding whitespace (base64 values may be folded anywhere, §3.5 b=).
 fn strip_fws(v: &[u8]) -> Vec<u8> {
-    v.iter().copied().filter(|b| !is_fws(*b)).collect()
+    let mut out = Vec::with_capacity(v.len());
+    out.extend(v.iter().copied().filter(|b| !is_fws(*b)));
+    out
 }
 
+/// Standard base64, lenient about padding and trailing bits, as real signatures need.
+const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
+
 pub(crate) fn decode_base64(v: &[u8]) -> Result<Vec<u8>, String> {
-    let cleaned = strip_fws(v);
-    let engine = base64::engine::GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        base64::engine::GeneralPurposeConfig::new()
-            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
-            .with_decode_allow_trailing_bits(true),
-    );
-    engine
-        .decode(&cleaned)
+    let cleaned;
+    let input = if v.iter().any(|b| is_fws(*b)) {
+        cleaned = strip_fws(v);
+        cleaned.as_slice()
+    } else {
+        v
+    };
+    BASE64
+        .decode(input)
         .map_err(|e| format!("invalid base64: {e}"))
 }
 
@@ -90,8 +100,11 @@ impl SignatureInfo {
             algorithm: s("a"),
             identity: s("i"),
             b_prefix: get(tags, "b").map(|b| {
-                let b = strip_fws(b);
-                text(b.get(..8).unwrap_or(&b))
+                b.iter()
+                    .filter(|b| !is_fws(**b))
+                    .take(8)
+                    .map(|&b| char::from(b))
+                    .collect()
             }),
         }
     }
@@ -178,8 +191,13 @@ pub fn parse_signature(value: &[u8]) -> Result<Signature, Box<InvalidSignature>>
     })?;
     let tags = list.tags();
     let info = SignatureInfo::from_tags(tags);
-    signature_from_tags(value, tags, info.clone())
-        .map_err(|problem| Box::new(InvalidSignature { problem, info }))
+    match signature_from_tags(value, tags) {
+        Ok(mut sig) => {
+            sig.info = info;
+            Ok(sig)
+        }
+        Err(problem) => Err(Box::new(InvalidSignature { problem, info })),
+    }
 }
 
 /// A signature field that cannot be used: why, and what could be read from it.
@@ -191,11 +209,7 @@ pub struct InvalidSignature {
     pub info: SignatureInfo,
 }
 
-fn signature_from_tags(
-    input: &[u8],
-    tags: &[Tag<'_>],
-    info: SignatureInfo,
-) -> Result<Signature, Problem> {
+fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<Signature, Problem> {
     let req = |n: &'static str| get(tags, n).ok_or(Problem::MissingTag(n));
     let v = req("v")?;
     if v != b"1" {
@@ -313,7 +327,7 @@ fn signature_from_tags(
         timestamp,
         expiration,
         b_range: raw_value_range(input, b_tag),
-        info,
+        info: SignatureInfo::default(),
     })
 }
 

@@ -388,13 +388,14 @@ impl<'a> StreamingVerifier<'a> {
             }
         }
         let now = clock.unix_seconds();
+        let entries = std::mem::take(&mut self.entries);
         let fields: Vec<HeaderField<'_>> = self
             .spans
             .iter()
             .map(|s| HeaderField::from_span(&self.header, *s))
             .collect();
         let mut names: Vec<String> = Vec::new();
-        for (_, e) in &self.entries {
+        for (_, e) in &entries {
             if let Entry::Valid { sig, .. } = e {
                 names.push(sig.key_name());
             }
@@ -402,15 +403,15 @@ impl<'a> StreamingVerifier<'a> {
         let mut parsed_keys: HashMap<&str, Arc<ParsedKey>> = HashMap::new();
         let mut buf = Vec::with_capacity(self.header.len() + 256);
         let mut used = vec![false; fields.len()];
-        let mut results = Vec::with_capacity(self.entries.len());
+        let mut results = Vec::with_capacity(entries.len());
         let mut name_iter = names.iter();
-        for (index, entry) in &self.entries {
+        for (index, entry) in entries {
             let result = match entry {
                 Entry::Invalid(problem, info) => SignatureResult {
                     result: problem.result(),
-                    problem: Some(problem.clone()),
-                    info: info.clone(),
-                    field_index: *index,
+                    problem: Some(problem),
+                    info,
+                    field_index: index,
                     partial_body: None,
                     testing: false,
                 },
@@ -424,17 +425,17 @@ impl<'a> StreamingVerifier<'a> {
                     });
                     let (canon_len, body_hash, written) = self
                         .groups
-                        .get(*group)
+                        .get(group)
                         .and_then(|g| {
                             g.slots
-                                .get(*slot)
+                                .get(slot)
                                 .map(|s| (s.canon_len, s.result.as_deref(), s.written))
                         })
                         .unwrap_or((0, None, 0));
                     let mut testing = false;
                     let outcome = evaluate(
-                        sig,
-                        *index,
+                        &sig,
+                        index,
                         &fields,
                         key.as_deref(),
                         body_hash,
@@ -454,8 +455,8 @@ impl<'a> StreamingVerifier<'a> {
                             .as_ref()
                             .map_or_else(Problem::result, |()| DkimResult::Pass),
                         problem: outcome.err(),
-                        info: sig.info.clone(),
-                        field_index: *index,
+                        info: sig.info,
+                        field_index: index,
                         partial_body,
                         testing,
                     }
