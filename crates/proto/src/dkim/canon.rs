@@ -131,7 +131,30 @@ impl BodyCanonicalizer {
         let mut gap_verbatim = false;
         let mut i = 0usize;
         let len = data.len();
+        let mut irregular = Irregular::default();
         loop {
+            // Inside a verbatim region, the input up to the next spot that
+            // canonicalisation would change is its own canonical form: jump to the last
+            // content byte before that spot. (The search starts one byte back, so that a
+            // pattern straddling `i` is seen.)
+            if gap_verbatim && span.is_some() {
+                let p = irregular.next::<RELAXED>(data, i.saturating_sub(1));
+                let mut q = p;
+                while q > i
+                    && data.get(q - 1).is_some_and(|b| {
+                        matches!(b, b'\r' | b'\n') || RELAXED && matches!(b, b' ' | b'\t')
+                    })
+                {
+                    q -= 1;
+                }
+                if q > i {
+                    committed_end = q;
+                    i = q;
+                    self.pending_eols = 0;
+                    self.pending_wsp = false;
+                    self.any_content = true;
+                }
+            }
             let rest = data.get(i..).unwrap_or_default();
             let hit = if RELAXED {
                 memchr::memchr3(b' ', b'\t', b'\n', rest)
@@ -223,6 +246,43 @@ pub(crate) fn is_canonical(canon: Canon, body: &[u8]) -> bool {
                 && memchr::memmem::find(body, b" \r\n").is_none()
                 && !matches!(body.last(), Some(b' ' | b'\t'))
         }
+    }
+}
+
+/// The next places in a chunk where canonicalisation changes the input, by kind, found
+/// lazily and remembered (so a search never rescans what it has passed).
+#[derive(Default)]
+struct Irregular {
+    /// Next tab, double space, space before CR, space before LF, bare LF.
+    at: [Option<usize>; 5],
+}
+
+impl Irregular {
+    /// The first position at or after `from` that may need changing (or the chunk length).
+    fn next<const RELAXED: bool>(&mut self, data: &[u8], from: usize) -> usize {
+        let kinds = if RELAXED { 0..5 } else { 4..5 };
+        let mut best = data.len();
+        for k in kinds {
+            let slot = self.at.get_mut(k);
+            let Some(slot) = slot else { continue };
+            let stale = slot.is_none_or(|p| p < from);
+            if stale {
+                let rest = data.get(from..).unwrap_or_default();
+                let found = match k {
+                    0 => memchr::memchr(b'\t', rest),
+                    1 => memchr::memmem::find(rest, b"  "),
+                    2 => memchr::memmem::find(rest, b" \r"),
+                    3 => memchr::memmem::find(rest, b" \n"),
+                    _ => memchr::memchr_iter(b'\n', rest)
+                        .find(|&p| p + from == 0 || data.get(p + from - 1) != Some(&b'\r')),
+                };
+                *slot = Some(found.map_or(data.len(), |p| p + from));
+            }
+            if let Some(p) = *slot {
+                best = best.min(p);
+            }
+        }
+        best
     }
 }
 
