@@ -146,6 +146,7 @@ enum Entry {
     Invalid(Problem, SignatureInfo),
     Valid {
         sig: Box<Signature>,
+        key_name: String,
         group: usize,
         slot: usize,
     },
@@ -246,6 +247,7 @@ impl<'a> StreamingVerifier<'a> {
                         None => 0,
                     };
                     Entry::Valid {
+                        key_name: sig.key_name(),
                         sig: Box::new(sig),
                         group: g,
                         slot,
@@ -275,11 +277,10 @@ impl<'a> StreamingVerifier<'a> {
     pub fn key_names(&self) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
         for (_, e) in &self.entries {
-            if let Entry::Valid { sig, .. } = e {
-                let n = sig.key_name();
-                if !names.contains(&n) {
-                    names.push(n);
-                }
+            if let Entry::Valid { key_name, .. } = e
+                && !names.contains(key_name)
+            {
+                names.push(key_name.clone());
             }
         }
         names
@@ -364,14 +365,31 @@ impl<'a> StreamingVerifier<'a> {
         C: Clock + ?Sized,
     {
         let names = self.key_names();
-        let keys = fetch_keys(lookup, &names).await;
-        self.finish_with_keys(&keys, clock)
+        let answers =
+            futures_util::future::join_all(names.iter().map(|n| lookup.txt(n.as_str()))).await;
+        self.finish_inner(
+            |name| {
+                names
+                    .iter()
+                    .position(|n| n == name)
+                    .and_then(|i| answers.get(i))
+            },
+            clock,
+        )
     }
 
     /// Ends the body and gives the results, with the key answers already fetched.
     pub fn finish_with_keys<C: Clock + ?Sized>(
-        mut self,
+        self,
         keys: &KeyAnswers,
+        clock: &C,
+    ) -> Vec<SignatureResult> {
+        self.finish_inner(|name| keys.get(name), clock)
+    }
+
+    fn finish_inner<'k, C: Clock + ?Sized>(
+        mut self,
+        keys: impl Fn(&str) -> Option<&'k DnsResult<Vec<u8>>>,
         clock: &C,
     ) -> Vec<SignatureResult> {
         for g in &mut self.groups {
@@ -394,17 +412,10 @@ impl<'a> StreamingVerifier<'a> {
             .iter()
             .map(|s| HeaderField::from_span(&self.header, *s))
             .collect();
-        let mut names: Vec<String> = Vec::new();
-        for (_, e) in &entries {
-            if let Entry::Valid { sig, .. } = e {
-                names.push(sig.key_name());
-            }
-        }
-        let mut parsed_keys: HashMap<&str, Arc<ParsedKey>> = HashMap::new();
+        let mut parsed_keys: Vec<(String, Arc<ParsedKey>)> = Vec::new();
         let mut buf = Vec::with_capacity(self.header.len() + 256);
         let mut used = vec![false; fields.len()];
         let mut results = Vec::with_capacity(entries.len());
-        let mut name_iter = names.iter();
         for (index, entry) in entries {
             let result = match entry {
                 Entry::Invalid(problem, info) => SignatureResult {
@@ -415,14 +426,20 @@ impl<'a> StreamingVerifier<'a> {
                     partial_body: None,
                     testing: false,
                 },
-                Entry::Valid { sig, group, slot } => {
-                    let name = name_iter.next().map(String::as_str).unwrap_or_default();
-                    let key = keys.get(name).map(|answer| {
-                        parsed_keys
-                            .entry(name)
-                            .or_insert_with(|| key_from_answer(answer, self.cache.as_deref()))
-                            .clone()
-                    });
+                Entry::Valid {
+                    sig,
+                    key_name,
+                    group,
+                    slot,
+                } => {
+                    let key = match parsed_keys.iter().find(|(n, _)| *n == key_name) {
+                        Some((_, k)) => Some(k.clone()),
+                        None => keys(&key_name).map(|answer| {
+                            let k = key_from_answer(answer, self.cache.as_deref());
+                            parsed_keys.push((key_name, k.clone()));
+                            k
+                        }),
+                    };
                     let (canon_len, body_hash, written) = self
                         .groups
                         .get(group)
