@@ -190,20 +190,33 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn json_line(file: &str, results: &[SignatureResult]) -> serde_json::Value {
-    let sigs: Vec<serde_json::Value> = results
+/// `{"file": ..., "signatures": [{"d", "s", "a", "result", "reason"}, ...]}`, keys in
+/// that order, signatures in header order.
+fn json_line(file: &str, results: &[SignatureResult]) -> String {
+    let q = |v: Option<&str>| {
+        v.map_or_else(
+            || "null".to_string(),
+            |v| serde_json::Value::from(v).to_string(),
+        )
+    };
+    let sigs: Vec<String> = results
         .iter()
         .map(|r| {
-            serde_json::json!({
-                "d": r.info.domain,
-                "s": r.info.selector,
-                "a": r.info.algorithm,
-                "result": r.result.as_str(),
-                "reason": r.reason(),
-            })
+            format!(
+                r#"{{"d":{},"s":{},"a":{},"result":{},"reason":{}}}"#,
+                q(r.info.domain.as_deref()),
+                q(r.info.selector.as_deref()),
+                q(r.info.algorithm.as_deref()),
+                q(Some(r.result.as_str())),
+                q(r.reason().as_deref()),
+            )
         })
         .collect();
-    serde_json::json!({"file": file, "signatures": sigs})
+    format!(
+        r#"{{"file":{},"signatures":[{}]}}"#,
+        q(Some(file)),
+        sigs.join(",")
+    )
 }
 
 fn sign_cmd(a: SignArgs) -> anyhow::Result<ExitCode> {
@@ -226,14 +239,11 @@ fn sign_cmd(a: SignArgs) -> anyhow::Result<ExitCode> {
     opts.identity = a.identity;
     opts.expire_after = a.expire_after;
     let field = sign(&message, &key, &opts, &*clock(a.now))?;
-    // Keep the message's own line endings.
-    let header_end = message
-        .windows(2)
-        .position(|w| w == b"\n\n" || w == b"\r\n")
-        .unwrap_or(message.len());
-    let crlf = message
-        .get(..header_end.saturating_add(2))
-        .is_some_and(|h| h.contains(&b'\r'));
+    // Keep the message's own line endings: CRLF when its first line ends with CRLF.
+    let crlf = match memchr_lf(&message) {
+        Some(p) => p > 0 && message.get(p - 1) == Some(&b'\r'),
+        None => true,
+    };
     let field = if crlf {
         field
     } else {
@@ -266,6 +276,10 @@ fn keygen(a: KeygenArgs) -> anyhow::Result<ExitCode> {
         zone_strings(&record)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn memchr_lf(data: &[u8]) -> Option<usize> {
+    data.iter().position(|&b| b == b'\n')
 }
 
 /// Creates `path` with mode 0600, refusing to overwrite.
@@ -313,7 +327,9 @@ mod tests {
 
     #[test]
     fn json_shape() {
-        let line = json_line("m.eml", &[]);
-        assert_eq!(line.to_string(), r#"{"file":"m.eml","signatures":[]}"#);
+        let line = json_line("m\"1.eml", &[]);
+        assert_eq!(line, r#"{"file":"m\"1.eml","signatures":[]}"#);
+        let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(parsed["file"], "m\"1.eml");
     }
 }
