@@ -1,0 +1,1143 @@
+//! Streaming parser for aggregate report XML.
+//!
+//! One pass over the document with quick-xml; elements are matched by local name, so the
+//! RFC 7489 (no namespace), dmarc.org draft (`http://dmarc.org/dmarc-xml/0.1|0.2`) and
+//! RFC 9990 (`urn:ietf:params:xml:ns:dmarc-2.0`) forms all take the same path.
+//!
+//! Leniency, and how loss is reported: enum words ignore case; empty elements count as
+//! absent; decimal epoch values are truncated; unknown elements are ignored (or kept as
+//! extensions where the schema allows any); invalid UTF-8 is replaced; XML damage is
+//! recovered where possible. Everything tolerated that changes or drops data leaves a line in
+//! [`AggregateReport::warnings`]. A document without `report_metadata`, `policy_published`,
+//! a date range or any readable record is an error.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use quick_xml::Reader;
+use quick_xml::events::{BytesStart, Event};
+
+use super::{
+    ActionDisposition, AggregateReport, Alignment, DateRange, DiscoveryMethod, Disposition,
+    DkimAuthResult, DkimResult, DmarcResult, Extension, Identifiers, OverrideReason,
+    PolicyEvaluated, PolicyOverride, PolicyPublished, Record, ReportMetadata, SpfAuthResult,
+    SpfResult, SpfScope,
+};
+use crate::error::{LimitKind, ReportError, SourcePath};
+use crate::limits::Limits;
+
+/// Most warnings kept per report; further ones are counted in a final line.
+const MAX_WARNINGS: usize = 100;
+/// Most recoverable XML errors skipped before giving up on the rest of the document.
+const MAX_XML_ERRORS: usize = 20;
+
+/// Parses one aggregate report from XML bytes.
+///
+/// `path` names the input in errors (use [`SourcePath::default`] for none).
+pub fn parse_xml(
+    xml: &[u8],
+    limits: &Limits,
+    path: &SourcePath,
+) -> Result<AggregateReport, ReportError> {
+    let mut warnings = Warnings::default();
+    let xml = strip_bom(xml);
+    let text: Cow<'_, str> = match std::str::from_utf8(xml) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(e) => {
+            let valid = e.valid_up_to();
+            if declares_single_byte_encoding(xml) {
+                warnings.push(format!(
+                    "document is not UTF-8 (first invalid byte at offset {valid}); decoded as \
+                     ISO-8859-1 as its XML declaration says"
+                ));
+                Cow::Owned(xml.iter().map(|&b| char::from(b)).collect())
+            } else {
+                warnings.push(format!(
+                    "invalid UTF-8 (first at byte offset {valid}); invalid bytes replaced by U+FFFD"
+                ));
+                Cow::Owned(String::from_utf8_lossy(xml).into_owned())
+            }
+        }
+    };
+    let mut p = Parser::new(&text, limits, path, warnings);
+    p.run()?;
+    p.finish()
+}
+
+fn strip_bom(xml: &[u8]) -> &[u8] {
+    xml.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(xml)
+}
+
+/// Whether the XML declaration names a single-byte encoding (Latin-1 family).
+fn declares_single_byte_encoding(xml: &[u8]) -> bool {
+    let head = &xml[..xml.len().min(200)];
+    let Some(end) = head.windows(2).position(|w| w == b"?>") else {
+        return false;
+    };
+    let decl = String::from_utf8_lossy(&head[..end]).to_ascii_lowercase();
+    ["iso-8859-", "latin", "windows-125", "cp125", "us-ascii"]
+        .iter()
+        .any(|e| decl.contains(e))
+}
+
+/// The elements this parser knows, by local name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum El {
+    Feedback,
+    Version,
+    ReportMetadata,
+    OrgName,
+    Email,
+    ExtraContactInfo,
+    ReportId,
+    DateRange,
+    Begin,
+    End,
+    Error,
+    Generator,
+    PolicyPublished,
+    Domain,
+    P,
+    Sp,
+    Np,
+    Adkim,
+    Aspf,
+    Pct,
+    Fo,
+    Testing,
+    DiscoveryMethod,
+    Record,
+    Row,
+    SourceIp,
+    Count,
+    PolicyEvaluated,
+    Disposition,
+    Dkim,
+    Spf,
+    Reason,
+    Type,
+    Comment,
+    Identifiers,
+    HeaderFrom,
+    EnvelopeFrom,
+    EnvelopeTo,
+    AuthResults,
+    Selector,
+    Result,
+    Scope,
+    HumanResult,
+    Extensions,
+    Extension,
+    Unknown,
+}
+
+impl El {
+    fn from_local(name: &[u8]) -> El {
+        match name {
+            b"feedback" => El::Feedback,
+            b"version" => El::Version,
+            b"report_metadata" => El::ReportMetadata,
+            b"org_name" => El::OrgName,
+            b"email" => El::Email,
+            b"extra_contact_info" => El::ExtraContactInfo,
+            b"report_id" => El::ReportId,
+            b"date_range" => El::DateRange,
+            b"begin" => El::Begin,
+            b"end" => El::End,
+            b"error" => El::Error,
+            b"generator" => El::Generator,
+            b"policy_published" => El::PolicyPublished,
+            b"domain" => El::Domain,
+            b"p" => El::P,
+            b"sp" => El::Sp,
+            b"np" => El::Np,
+            b"adkim" => El::Adkim,
+            b"aspf" => El::Aspf,
+            b"pct" => El::Pct,
+            b"fo" => El::Fo,
+            b"testing" => El::Testing,
+            b"discovery_method" => El::DiscoveryMethod,
+            b"record" => El::Record,
+            b"row" => El::Row,
+            b"source_ip" => El::SourceIp,
+            b"count" => El::Count,
+            b"policy_evaluated" => El::PolicyEvaluated,
+            b"disposition" => El::Disposition,
+            b"dkim" => El::Dkim,
+            b"spf" => El::Spf,
+            b"reason" => El::Reason,
+            b"type" => El::Type,
+            b"comment" => El::Comment,
+            b"identifiers" | b"identities" => El::Identifiers,
+            b"header_from" => El::HeaderFrom,
+            b"envelope_from" => El::EnvelopeFrom,
+            b"envelope_to" => El::EnvelopeTo,
+            b"auth_results" => El::AuthResults,
+            b"selector" => El::Selector,
+            b"result" => El::Result,
+            b"scope" => El::Scope,
+            b"human_result" => El::HumanResult,
+            b"extensions" => El::Extensions,
+            b"extension" => El::Extension,
+            _ => {
+                // Rare path: element names written in another case.
+                if name.iter().any(u8::is_ascii_uppercase) && name.len() <= 32 {
+                    El::from_local(&name.to_ascii_lowercase())
+                } else {
+                    El::Unknown
+                }
+            }
+        }
+    }
+
+    /// Elements whose text content is ignored.
+    fn is_container(self) -> bool {
+        matches!(
+            self,
+            El::Feedback
+                | El::ReportMetadata
+                | El::DateRange
+                | El::PolicyPublished
+                | El::Record
+                | El::Row
+                | El::PolicyEvaluated
+                | El::Reason
+                | El::Identifiers
+                | El::AuthResults
+        )
+    }
+}
+
+/// One open element.
+#[derive(Debug)]
+struct Frame {
+    el: El,
+    /// Where this element's text starts in the shared text buffer.
+    text_start: usize,
+    /// Byte offset just after the start tag.
+    content_start: usize,
+    /// Byte offset of the start tag.
+    tag_start: usize,
+    /// For extension elements: (name, definition) from the attributes or the local name.
+    ext: Option<Box<(String, Option<String>)>>,
+}
+
+/// Collected warnings, capped.
+#[derive(Debug, Default)]
+struct Warnings {
+    list: Vec<String>,
+    dropped: usize,
+}
+
+impl Warnings {
+    fn push(&mut self, w: String) {
+        if self.list.len() < MAX_WARNINGS {
+            self.list.push(w);
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    fn into_vec(mut self) -> Vec<String> {
+        if self.dropped > 0 {
+            self.list
+                .push(format!("{} further warnings not shown", self.dropped));
+        }
+        self.list
+    }
+}
+
+/// Fields of the record being read.
+#[derive(Debug, Default)]
+struct RecordBuilder {
+    source_ip: Option<String>,
+    count: Option<u64>,
+    count_raw: Option<String>,
+    policy_evaluated: PolicyEvaluated,
+    header_from: Option<String>,
+    envelope_from: Option<String>,
+    envelope_to: Option<String>,
+    dkim: Vec<DkimAuthResult>,
+    spf: Vec<SpfAuthResult>,
+    extensions: Vec<Extension>,
+}
+
+/// Fields of an auth result (`dkim` or `spf`) or a `reason` being read.
+#[derive(Debug, Default)]
+struct Sub {
+    domain: Option<String>,
+    selector: Option<String>,
+    result: Option<String>,
+    scope: Option<String>,
+    human_result: Option<String>,
+    kind: Option<String>,
+    comment: Option<String>,
+}
+
+struct Parser<'a> {
+    src: &'a str,
+    limits: &'a Limits,
+    path: &'a SourcePath,
+    warnings: Warnings,
+    stack: Vec<Frame>,
+    text: String,
+    /// Cursor for turning byte offsets into line numbers (warnings come in order).
+    line_cursor: (usize, u64),
+
+    saw_root: bool,
+    saw_metadata: bool,
+    saw_policy: bool,
+    version: Option<String>,
+    metadata: ReportMetadata,
+    begin: Option<i64>,
+    end: Option<i64>,
+    policy: PolicyPublished,
+    records: Vec<Record>,
+    record_no: usize,
+    record: RecordBuilder,
+    sub: Sub,
+    extensions: Vec<Extension>,
+    unknown_seen: Vec<String>,
+    /// The first XML error that stopped reading: (offset, message).
+    fatal: Option<(usize, String)>,
+}
+
+impl std::fmt::Debug for Parser<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parser")
+            .field("depth", &self.stack.len())
+            .finish()
+    }
+}
+
+impl<'a> Parser<'a> {
+    fn new(
+        src: &'a str,
+        limits: &'a Limits,
+        path: &'a SourcePath,
+        warnings: Warnings,
+    ) -> Parser<'a> {
+        Parser {
+            src,
+            limits,
+            path,
+            warnings,
+            stack: Vec::with_capacity(16),
+            text: String::with_capacity(256),
+            line_cursor: (0, 1),
+            saw_root: false,
+            saw_metadata: false,
+            saw_policy: false,
+            version: None,
+            metadata: ReportMetadata::default(),
+            begin: None,
+            end: None,
+            policy: PolicyPublished::default(),
+            records: Vec::new(),
+            record_no: 0,
+            record: RecordBuilder::default(),
+            sub: Sub::default(),
+            extensions: Vec::new(),
+            unknown_seen: Vec::new(),
+            fatal: None,
+        }
+    }
+
+    /// 1-based line of a byte offset; offsets must be asked in increasing order for speed.
+    fn line_of(&mut self, offset: usize) -> u64 {
+        let bytes = self.src.as_bytes();
+        let offset = offset.min(bytes.len());
+        let (mut at, mut line) = self.line_cursor;
+        if offset < at {
+            at = 0;
+            line = 1;
+        }
+        line += bytes
+            .get(at..offset)
+            .map_or(0, |s| s.iter().filter(|&&b| b == b'\n').count() as u64);
+        self.line_cursor = (offset, line);
+        line
+    }
+
+    fn warn_at(&mut self, offset: usize, msg: impl std::fmt::Display) {
+        let line = self.line_of(offset);
+        self.warnings.push(format!("line {line}: {msg}"));
+    }
+
+    fn run(&mut self) -> Result<(), ReportError> {
+        let mut reader = Reader::from_str(self.src);
+        {
+            let cfg = reader.config_mut();
+            cfg.trim_text(false);
+            cfg.check_end_names = false;
+            cfg.allow_unmatched_ends = true;
+            cfg.allow_dangling_amp = true;
+            cfg.check_comments = false;
+            cfg.expand_empty_elements = false;
+        }
+        let mut errors = 0usize;
+        loop {
+            let before = pos(reader.buffer_position());
+            match reader.read_event() {
+                Ok(Event::Start(e)) => {
+                    let after = pos(reader.buffer_position());
+                    self.open(&e, before, after)?;
+                }
+                Ok(Event::Empty(e)) => {
+                    let after = pos(reader.buffer_position());
+                    self.open(&e, before, after)?;
+                    self.close_top(after, after);
+                }
+                Ok(Event::End(e)) => {
+                    let after = pos(reader.buffer_position());
+                    self.end_tag(e.local_name().as_ref().as_bytes(), before, after);
+                }
+                Ok(Event::Text(t)) => self.push_text(&t),
+                Ok(Event::CData(t)) => {
+                    let s: &str = &t;
+                    self.push_text(s);
+                }
+                Ok(Event::GeneralRef(r)) => {
+                    let name: &str = &r;
+                    let resolved = match r.resolve_char_ref() {
+                        Ok(Some(c)) => Some(c),
+                        Ok(None) => match name {
+                            "amp" => Some('&'),
+                            "lt" => Some('<'),
+                            "gt" => Some('>'),
+                            "quot" => Some('"'),
+                            "apos" => Some('\''),
+                            _ => None,
+                        },
+                        Err(_) => None,
+                    };
+                    match resolved {
+                        Some(c) => {
+                            let mut b = [0u8; 4];
+                            self.push_text(c.encode_utf8(&mut b));
+                        }
+                        None => {
+                            let raw = format!("&{name};");
+                            self.warn_at(before, format!("unknown entity {raw} kept as text"));
+                            self.push_text(&raw);
+                        }
+                    }
+                }
+                Ok(Event::Eof) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    errors += 1;
+                    let at = pos(reader.error_position());
+                    let after = pos(reader.buffer_position());
+                    let fatal = matches!(e, quick_xml::Error::Syntax(_))
+                        || after <= before
+                        || errors > MAX_XML_ERRORS;
+                    if fatal {
+                        self.fatal = Some((at, e.to_string()));
+                        break;
+                    }
+                    self.warn_at(at, format!("XML not well-formed, skipped: {e}"));
+                }
+            }
+        }
+        let end = self.src.len();
+        if let Some((at, msg)) = self.fatal.clone() {
+            let lost = end.saturating_sub(at);
+            self.warn_at(
+                at,
+                format!("XML not well-formed: {msg}; the last {lost} bytes could not be read"),
+            );
+            if self
+                .stack
+                .iter()
+                .any(|f| matches!(f.el, El::Record | El::Feedback))
+                && self.stack.iter().any(|f| f.el == El::Record)
+            {
+                let n = self.record_no;
+                self.warnings
+                    .push(format!("record #{n} was cut off by the damage and dropped"));
+                self.stack.retain(|f| f.el == El::Feedback);
+            }
+        } else if self.stack.len() > 1 {
+            let open: Vec<&str> = self.stack.iter().map(|f| el_name(f.el)).collect();
+            self.warn_at(end, format!("document ends inside <{}>", open.join("> <")));
+        }
+        // Close whatever is still open so complete data is kept.
+        while self.stack.len() > 1 {
+            self.close_top(end, end);
+        }
+        Ok(())
+    }
+
+    fn push_text(&mut self, s: &str) {
+        if let Some(top) = self.stack.last()
+            && !top.el.is_container()
+        {
+            self.text.push_str(s);
+        }
+    }
+
+    fn open(&mut self, e: &BytesStart<'_>, before: usize, after: usize) -> Result<(), ReportError> {
+        let local = e.local_name();
+        let local = local.as_ref().as_bytes();
+        let el = El::from_local(local);
+        let depth = self.stack.len();
+        if depth >= self.limits.max_xml_depth {
+            let line = self.line_of(before);
+            return Err(ReportError::Limit {
+                path: self.path.clone(),
+                kind: LimitKind::XmlDepth,
+                detail: format!(
+                    "element nesting deeper than {} at line {line}, byte {before}",
+                    self.limits.max_xml_depth
+                ),
+            });
+        }
+        if depth == 0 {
+            if self.saw_root {
+                self.warn_at(before, "content after the root element ignored");
+            } else if el != El::Feedback {
+                let line = self.line_of(before);
+                return Err(ReportError::Xml {
+                    path: self.path.clone(),
+                    line,
+                    offset: before as u64,
+                    detail: format!(
+                        "root element is <{}>, not <feedback>",
+                        String::from_utf8_lossy(local)
+                    ),
+                });
+            }
+            self.saw_root = true;
+        }
+        let parent = self.stack.last().map(|f| f.el);
+        let grand = depth
+            .checked_sub(2)
+            .and_then(|i| self.stack.get(i))
+            .map(|f| f.el);
+        let ext = if is_extension_child(parent, grand, el) {
+            let mut name = None;
+            let mut definition = None;
+            for attr in e.attributes().with_checks(false).flatten() {
+                let key = attr.key.local_name();
+                let value = attr
+                    .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                    .map(|v| v.trim().to_string())
+                    .unwrap_or_else(|_| attr.value.trim().to_string());
+                match key.as_ref() {
+                    "name" => name = Some(value),
+                    "definition" => definition = Some(value),
+                    _ => {}
+                }
+            }
+            let name = name.unwrap_or_else(|| String::from_utf8_lossy(local).into_owned());
+            Some(Box::new((name, definition)))
+        } else {
+            None
+        };
+        if el == El::Record && parent == Some(El::Feedback) {
+            self.record_no += 1;
+            if self.records.len() >= self.limits.max_records {
+                return Err(ReportError::Limit {
+                    path: self.path.clone(),
+                    kind: LimitKind::Records,
+                    detail: format!("more than {} records", self.limits.max_records),
+                });
+            }
+            self.record = RecordBuilder::default();
+        }
+        if matches!(el, El::Dkim | El::Spf | El::Reason) {
+            self.sub = Sub::default();
+        }
+        if el == El::Unknown && ext.is_none() && !self.in_extension() {
+            let name = String::from_utf8_lossy(local).into_owned();
+            if !self.unknown_seen.contains(&name) && self.unknown_seen.len() < 32 {
+                let parent_name = parent.map_or("document", el_name);
+                self.warn_at(
+                    before,
+                    format!("unknown element <{name}> in <{parent_name}> ignored"),
+                );
+                self.unknown_seen.push(name);
+            }
+        }
+        self.stack.push(Frame {
+            el,
+            text_start: self.text.len(),
+            content_start: after,
+            tag_start: before,
+            ext,
+        });
+        Ok(())
+    }
+
+    fn in_extension(&self) -> bool {
+        self.stack.iter().any(|f| f.ext.is_some())
+    }
+
+    fn end_tag(&mut self, local: &[u8], before: usize, after: usize) {
+        let el = El::from_local(local);
+        // The matching open element, searched from the top.
+        let found = self.stack.iter().rposition(|f| f.el == el);
+        match found {
+            Some(i) if i + 1 == self.stack.len() => self.close_top(before, after),
+            Some(i) => {
+                let unclosed: Vec<&str> = self
+                    .stack
+                    .iter()
+                    .skip(i + 1)
+                    .map(|f| el_name(f.el))
+                    .collect();
+                self.warn_at(
+                    before,
+                    format!(
+                        "</{}> closes unclosed <{}>",
+                        String::from_utf8_lossy(local),
+                        unclosed.join("> <")
+                    ),
+                );
+                while self.stack.len() > i + 1 {
+                    self.close_top(before, before);
+                }
+                self.close_top(before, after);
+            }
+            None => {
+                self.warn_at(
+                    before,
+                    format!(
+                        "stray end tag </{}> ignored",
+                        String::from_utf8_lossy(local)
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Closes the innermost open element; `end_tag_start` is where its end tag begins.
+    fn close_top(&mut self, end_tag_start: usize, _after: usize) {
+        let Some(frame) = self.stack.pop() else {
+            return;
+        };
+        let parent = self.stack.last().map(|f| f.el);
+        if let Some(ext) = frame.ext {
+            let (name, definition) = *ext;
+            let content = self
+                .src
+                .get(frame.content_start..end_tag_start.max(frame.content_start))
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            let ext = Extension {
+                name,
+                definition,
+                content,
+            };
+            if self.stack.iter().any(|f| f.el == El::Record) {
+                self.record.extensions.push(ext);
+            } else {
+                self.extensions.push(ext);
+            }
+            self.text.truncate(frame.text_start);
+            return;
+        }
+        let raw = self.text.get(frame.text_start..).unwrap_or("");
+        let value = raw.trim();
+        let value = if value.is_empty() { None } else { Some(value) };
+        let value = value.map(str::to_string);
+        self.text.truncate(frame.text_start);
+        let Some(parent) = parent else {
+            return;
+        };
+        if self.in_extension() {
+            return;
+        }
+        self.apply(parent, frame.el, value, frame.tag_start);
+    }
+
+    fn apply(&mut self, parent: El, el: El, value: Option<String>, at: usize) {
+        match (parent, el) {
+            (El::Feedback, El::Version) => self.version = value,
+            (El::Feedback, El::ReportMetadata) => self.saw_metadata = true,
+            (El::Feedback, El::PolicyPublished) => self.saw_policy = true,
+            (El::Feedback, El::Record) => self.finish_record(at),
+            (El::ReportMetadata, El::OrgName) => self.metadata.org_name = value.unwrap_or_default(),
+            (El::ReportMetadata, El::Email) => self.metadata.email = value.unwrap_or_default(),
+            (El::ReportMetadata, El::ExtraContactInfo) => self.metadata.extra_contact_info = value,
+            (El::ReportMetadata, El::ReportId) => {
+                self.metadata.report_id = value.unwrap_or_default()
+            }
+            (El::ReportMetadata, El::Error) => {
+                if let Some(v) = value {
+                    self.metadata.errors.push(v);
+                }
+            }
+            (El::ReportMetadata, El::Generator) => self.metadata.generator = value,
+            (El::DateRange, El::Begin) => self.begin = self.epoch(value, "begin", at),
+            (El::DateRange, El::End) => self.end = self.epoch(value, "end", at),
+            (El::PolicyPublished, El::Domain) => self.policy.domain = value.unwrap_or_default(),
+            (El::PolicyPublished, El::P) => {
+                self.policy.p = self.word(value, "p", at, Disposition::parse)
+            }
+            (El::PolicyPublished, El::Sp) => {
+                self.policy.sp = self.word(value, "sp", at, Disposition::parse)
+            }
+            (El::PolicyPublished, El::Np) => {
+                self.policy.np = self.word(value, "np", at, Disposition::parse)
+            }
+            (El::PolicyPublished, El::Adkim) => {
+                self.policy.adkim = self.word(value, "adkim", at, Alignment::parse)
+            }
+            (El::PolicyPublished, El::Aspf) => {
+                self.policy.aspf = self.word(value, "aspf", at, Alignment::parse)
+            }
+            (El::PolicyPublished, El::Pct) => {
+                self.policy.pct = value.and_then(|v| {
+                    let n = parse_decimal_int(&v).filter(|n| (0..=100).contains(n));
+                    if n.is_none() {
+                        self.warn_at(at, format!("<pct> value {v:?} is not 0..100; ignored"));
+                    }
+                    n.and_then(|n| u8::try_from(n).ok())
+                })
+            }
+            (El::PolicyPublished, El::Fo) => self.policy.fo = value,
+            (El::PolicyPublished, El::Testing) => {
+                self.policy.testing = value.and_then(|v| match v.to_ascii_lowercase().as_str() {
+                    "y" | "yes" | "true" | "1" => Some(true),
+                    "n" | "no" | "false" | "0" => Some(false),
+                    _ => {
+                        self.warn_at(at, format!("<testing> value {v:?} is not y or n; ignored"));
+                        None
+                    }
+                })
+            }
+            (El::PolicyPublished, El::DiscoveryMethod) => {
+                self.policy.discovery_method =
+                    self.word(value, "discovery_method", at, DiscoveryMethod::parse)
+            }
+            (El::Row, El::SourceIp) => self.record.source_ip = value,
+            (El::Row, El::Count) => {
+                self.record.count = value
+                    .as_deref()
+                    .and_then(parse_decimal_int)
+                    .and_then(|n| u64::try_from(n).ok());
+                self.record.count_raw = value;
+            }
+            (El::PolicyEvaluated, El::Disposition) => {
+                self.record.policy_evaluated.disposition =
+                    self.word(value, "disposition", at, ActionDisposition::parse)
+            }
+            (El::PolicyEvaluated, El::Dkim) => {
+                self.record.policy_evaluated.dkim =
+                    self.word(value, "policy_evaluated dkim", at, DmarcResult::parse)
+            }
+            (El::PolicyEvaluated, El::Spf) => {
+                self.record.policy_evaluated.spf =
+                    self.word(value, "policy_evaluated spf", at, DmarcResult::parse)
+            }
+            (El::PolicyEvaluated, El::Reason) => self.finish_reason(at),
+            (El::Reason, El::Type) => self.sub.kind = value,
+            (El::Reason, El::Comment) => self.sub.comment = value,
+            (El::Identifiers, El::HeaderFrom) => self.record.header_from = value,
+            (El::Identifiers, El::EnvelopeFrom) => self.record.envelope_from = value,
+            (El::Identifiers, El::EnvelopeTo) => self.record.envelope_to = value,
+            (El::AuthResults, El::Dkim) => self.finish_dkim(at),
+            (El::AuthResults, El::Spf) => self.finish_spf(at),
+            (El::Dkim | El::Spf, El::Domain) => self.sub.domain = value,
+            (El::Dkim, El::Selector) => self.sub.selector = value,
+            (El::Dkim | El::Spf, El::Result) => self.sub.result = value,
+            (El::Dkim | El::Spf, El::HumanResult) => self.sub.human_result = value,
+            (El::Spf, El::Scope) => self.sub.scope = value,
+            _ => {}
+        }
+    }
+
+    fn word<T: WordEnum>(
+        &mut self,
+        value: Option<String>,
+        what: &str,
+        at: usize,
+        parse: fn(&str) -> T,
+    ) -> Option<T> {
+        let v = value?;
+        let w = parse(&v);
+        if !w.known() {
+            self.warn_at(at, format!("unknown <{what}> value {v:?} kept as written"));
+        }
+        Some(w)
+    }
+
+    fn epoch(&mut self, value: Option<String>, what: &str, at: usize) -> Option<i64> {
+        let v = value?;
+        let n = parse_decimal_int(&v);
+        match n {
+            Some(n) => {
+                if v.contains(['.', 'e', 'E'])
+                    && v.split_once('.')
+                        .is_none_or(|(_, frac)| frac.bytes().any(|b| b != b'0'))
+                {
+                    self.warn_at(
+                        at,
+                        format!("<{what}> {v:?} has a fraction; truncated to {n}"),
+                    );
+                }
+                Some(n)
+            }
+            None => {
+                self.warn_at(at, format!("<{what}> {v:?} is not a number of seconds"));
+                None
+            }
+        }
+    }
+
+    fn finish_reason(&mut self, at: usize) {
+        let sub = std::mem::take(&mut self.sub);
+        match sub.kind {
+            Some(kind) => {
+                let k = PolicyOverride::parse(&kind);
+                if kind.trim().eq_ignore_ascii_case("sampled_out") {
+                    self.warn_at(
+                        at,
+                        "reason type sampled_out (RFC 7489, removed in RFC 9990) read as other",
+                    );
+                } else if !k.is_known() {
+                    self.warn_at(at, format!("unknown reason type {kind:?} kept as written"));
+                }
+                self.record.policy_evaluated.reasons.push(OverrideReason {
+                    kind: k,
+                    comment: sub.comment,
+                });
+            }
+            None => {
+                if let Some(c) = sub.comment {
+                    self.warn_at(at, "reason without <type> read as other");
+                    self.record.policy_evaluated.reasons.push(OverrideReason {
+                        kind: PolicyOverride::Other,
+                        comment: Some(c),
+                    });
+                }
+                // An empty <reason> (or one with an empty <type>) carries nothing.
+            }
+        }
+    }
+
+    fn finish_dkim(&mut self, at: usize) {
+        let sub = std::mem::take(&mut self.sub);
+        if sub.domain.is_none() && sub.result.is_none() && sub.selector.is_none() {
+            return; // an empty <dkim/> placeholder
+        }
+        let Some(result) = sub.result else {
+            self.warn_at(
+                at,
+                format!(
+                    "record #{}: DKIM result for {:?} has no <result>; dropped",
+                    self.record_no,
+                    sub.domain.unwrap_or_default()
+                ),
+            );
+            return;
+        };
+        let r = DkimResult::parse(&result);
+        if !r.is_known() {
+            self.warn_at(
+                at,
+                format!("unknown DKIM result {result:?} kept as written"),
+            );
+        }
+        self.record.dkim.push(DkimAuthResult {
+            domain: sub.domain.unwrap_or_default(),
+            selector: sub.selector,
+            result: r,
+            human_result: sub.human_result,
+        });
+    }
+
+    fn finish_spf(&mut self, at: usize) {
+        let sub = std::mem::take(&mut self.sub);
+        if sub.domain.is_none() && sub.result.is_none() {
+            return;
+        }
+        let Some(result) = sub.result else {
+            self.warn_at(
+                at,
+                format!(
+                    "record #{}: SPF result for {:?} has no <result>; dropped",
+                    self.record_no,
+                    sub.domain.unwrap_or_default()
+                ),
+            );
+            return;
+        };
+        let r = SpfResult::parse(&result);
+        if !r.is_known() {
+            self.warn_at(at, format!("unknown SPF result {result:?} kept as written"));
+        }
+        let scope = sub.scope.map(|s| {
+            let sc = SpfScope::parse(&s);
+            if !sc.is_known() {
+                self.warn_at(at, format!("unknown SPF scope {s:?} kept as written"));
+            }
+            sc
+        });
+        self.record.spf.push(SpfAuthResult {
+            domain: sub.domain.unwrap_or_default(),
+            scope,
+            result: r,
+            human_result: sub.human_result,
+        });
+    }
+
+    fn finish_record(&mut self, at: usize) {
+        let b = std::mem::take(&mut self.record);
+        let n = self.record_no;
+        let ip = match b.source_ip.as_deref().map(parse_ip) {
+            Some(Some(ip)) => ip,
+            other => {
+                let what = match other {
+                    Some(_) => format!(
+                        "source_ip {:?} is not an IP address",
+                        b.source_ip.unwrap_or_default()
+                    ),
+                    None => "no <source_ip>".to_string(),
+                };
+                self.warn_at(
+                    at,
+                    format!(
+                        "record #{n}: {what}; record dropped (count {})",
+                        b.count_raw.as_deref().unwrap_or("?")
+                    ),
+                );
+                return;
+            }
+        };
+        let Some(count) = b.count else {
+            let what = match b.count_raw {
+                Some(raw) => format!("count {raw:?} is not a number"),
+                None => "no <count>".to_string(),
+            };
+            self.warn_at(
+                at,
+                format!("record #{n} (source {ip}): {what}; record dropped"),
+            );
+            return;
+        };
+        let header_from = match b.header_from {
+            Some(h) => h,
+            None => {
+                self.warn_at(at, format!("record #{n} (source {ip}): no <header_from>"));
+                String::new()
+            }
+        };
+        if b.policy_evaluated.disposition.is_none() {
+            self.warn_at(at, format!("record #{n} (source {ip}): no <disposition>"));
+        }
+        self.records.push(Record {
+            source_ip: ip,
+            count,
+            policy_evaluated: b.policy_evaluated,
+            identifiers: Identifiers {
+                header_from,
+                envelope_from: b.envelope_from,
+                envelope_to: b.envelope_to,
+            },
+            auth_results: super::AuthResults {
+                dkim: b.dkim,
+                spf: b.spf,
+            },
+            extensions: b.extensions,
+        });
+    }
+
+    fn finish(mut self) -> Result<AggregateReport, ReportError> {
+        let mut missing = Vec::new();
+        if !self.saw_root {
+            missing.push("no <feedback> element");
+        } else {
+            if !self.saw_metadata {
+                missing.push("no <report_metadata>");
+            }
+            if !self.saw_policy {
+                missing.push("no <policy_published>");
+            }
+            if self.begin.is_none() || self.end.is_none() {
+                missing.push("no <date_range> <begin> and <end>");
+            }
+            if self.records.is_empty() {
+                missing.push("no readable <record>");
+            }
+        }
+        if !missing.is_empty() {
+            let mut detail = missing.join(", ");
+            if self.record_no > self.records.len() {
+                detail.push_str(&format!(
+                    " ({} record(s) present but unreadable)",
+                    self.record_no - self.records.len()
+                ));
+            }
+            if let Some((at, msg)) = self.fatal.take() {
+                let line = self.line_of(at);
+                return Err(ReportError::Xml {
+                    path: self.path.clone(),
+                    line,
+                    offset: at as u64,
+                    detail: format!("{msg}; {detail}"),
+                });
+            }
+            return Err(ReportError::Incomplete {
+                path: self.path.clone(),
+                detail,
+            });
+        }
+        if self.metadata.org_name.is_empty() {
+            self.warnings.push("no <org_name>".to_string());
+        }
+        if self.metadata.report_id.is_empty() {
+            self.warnings.push("no <report_id>".to_string());
+        }
+        if self.policy.domain.is_empty() {
+            self.warnings
+                .push("no <policy_published><domain>".to_string());
+        }
+        self.metadata.date_range = DateRange {
+            begin: self.begin.unwrap_or_default(),
+            end: self.end.unwrap_or_default(),
+        };
+        Ok(AggregateReport {
+            version: self.version,
+            metadata: self.metadata,
+            policy_published: self.policy,
+            records: self.records,
+            extensions: self.extensions,
+            warnings: self.warnings.into_vec(),
+        })
+    }
+}
+
+/// Whether an element is an extension to capture whole: a child of `<extensions>` /
+/// `<extension>` directly under `<feedback>` or `<record>`, or an unknown element directly
+/// under `<record>` (the schema's `xs:any`).
+fn is_extension_child(parent: Option<El>, grand: Option<El>, el: El) -> bool {
+    match (grand, parent) {
+        (Some(El::Feedback | El::Record), Some(El::Extensions | El::Extension)) => true,
+        (_, Some(El::Record)) => el == El::Unknown,
+        _ => false,
+    }
+}
+
+trait WordEnum {
+    fn known(&self) -> bool;
+}
+
+macro_rules! impl_word_enum {
+    ($($t:ty),*) => { $( impl WordEnum for $t { fn known(&self) -> bool { self.is_known() } } )* };
+}
+impl_word_enum!(
+    Disposition,
+    ActionDisposition,
+    Alignment,
+    DiscoveryMethod,
+    DmarcResult
+);
+
+fn pos(p: u64) -> usize {
+    usize::try_from(p).unwrap_or(usize::MAX)
+}
+
+fn el_name(el: El) -> &'static str {
+    match el {
+        El::Feedback => "feedback",
+        El::Version => "version",
+        El::ReportMetadata => "report_metadata",
+        El::OrgName => "org_name",
+        El::Email => "email",
+        El::ExtraContactInfo => "extra_contact_info",
+        El::ReportId => "report_id",
+        El::DateRange => "date_range",
+        El::Begin => "begin",
+        El::End => "end",
+        El::Error => "error",
+        El::Generator => "generator",
+        El::PolicyPublished => "policy_published",
+        El::Domain => "domain",
+        El::P => "p",
+        El::Sp => "sp",
+        El::Np => "np",
+        El::Adkim => "adkim",
+        El::Aspf => "aspf",
+        El::Pct => "pct",
+        El::Fo => "fo",
+        El::Testing => "testing",
+        El::DiscoveryMethod => "discovery_method",
+        El::Record => "record",
+        El::Row => "row",
+        El::SourceIp => "source_ip",
+        El::Count => "count",
+        El::PolicyEvaluated => "policy_evaluated",
+        El::Disposition => "disposition",
+        El::Dkim => "dkim",
+        El::Spf => "spf",
+        El::Reason => "reason",
+        El::Type => "type",
+        El::Comment => "comment",
+        El::Identifiers => "identifiers",
+        El::HeaderFrom => "header_from",
+        El::EnvelopeFrom => "envelope_from",
+        El::EnvelopeTo => "envelope_to",
+        El::AuthResults => "auth_results",
+        El::Selector => "selector",
+        El::Result => "result",
+        El::Scope => "scope",
+        El::HumanResult => "human_result",
+        El::Extensions => "extensions",
+        El::Extension => "extension",
+        El::Unknown => "(unknown)",
+    }
+}
+
+/// Parses an integer written in decimal, tolerating a fraction (`"1337270400.0"`) or an
+/// exponent form (`"1.3372704E9"`), which are truncated.
+pub(crate) fn parse_decimal_int(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let b = s.as_bytes();
+    let (neg, digits) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        Some(b'+') => (false, &b[1..]),
+        _ => (false, b),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut n: i64 = 0;
+    let mut i = 0;
+    while let Some(&d) = digits.get(i) {
+        if !d.is_ascii_digit() {
+            break;
+        }
+        n = n.checked_mul(10)?.checked_add(i64::from(d - b'0'))?;
+        i += 1;
+    }
+    if i == digits.len() {
+        return Some(if neg { -n } else { n });
+    }
+    // A fraction or exponent: fall back to a float, bounded to the i64 range.
+    let f: f64 = s.parse().ok()?;
+    if !f.is_finite() || f.abs() >= 9.2e18 {
+        return None;
+    }
+    #[allow(clippy::cast_possible_truncation)]
+    Some(f.trunc() as i64)
+}
+
+/// Parses a source address leniently: surrounding brackets, an `IPv6:` prefix and an IPv6
+/// zone are tolerated.
+pub(crate) fn parse_ip(s: &str) -> Option<IpAddr> {
+    let s = s.trim();
+    if let Ok(ip) = s.parse() {
+        return Some(ip);
+    }
+    let s = s.trim_start_matches('[').trim_end_matches(']');
+    let s = s
+        .strip_prefix("IPv6:")
+        .or_else(|| s.strip_prefix("ipv6:"))
+        .unwrap_or(s);
+    let s = s.split('%').next().unwrap_or(s);
+    s.parse().ok()
+}
