@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cmd;
+
 #[derive(Debug, Parser)]
 #[command(name = "dmarc", version, about, long_about = None)]
 struct Cli {
@@ -15,7 +17,10 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Read DMARC aggregate, failure and SMTP TLS reports.
+    Report(cmd::report::ReportArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -29,5 +34,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {}
+    match cli.command {
+        Command::Report(args) => cmd::report::run(args),
+    }
 }
