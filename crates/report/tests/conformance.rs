@@ -117,7 +117,11 @@ fn reports_catalogue() {
         }
     }
     eprintln!("catalogue entries checked: {counts:?}");
-    assert!(failures.is_empty(), "catalogue failures:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "catalogue failures:\n{}",
+        failures.join("\n")
+    );
     assert!(
         unexpected_passes.is_empty(),
         "listed as expected failures but now pass (remove them): {unexpected_passes:?}"
@@ -150,8 +154,10 @@ fn xsd_directory_samples() {
 #[test]
 fn rfc9990_appendix_b_values() {
     use dmarc_report::aggregate::{DiscoveryMethod, Disposition};
-    let bytes =
-        std::fs::read(dmarc_testkit::corpus("reports-mail-auth/dmarc-feedback/004.xml")).unwrap();
+    let bytes = std::fs::read(dmarc_testkit::corpus(
+        "reports-mail-auth/dmarc-feedback/004.xml",
+    ))
+    .unwrap();
     let r = dmarc_report::parse_aggregate_xml(&bytes, &Limits::default()).unwrap();
     assert_eq!(r.policy_published.np, Some(Disposition::None));
     assert_eq!(

@@ -233,7 +233,8 @@ fn summary(p: &Parsed) -> String {
             } else {
                 f.reported_domain.join(", ")
             },
-            f.source_ip.map_or("unknown".to_string(), |ip| ip.to_string()),
+            f.source_ip
+                .map_or("unknown".to_string(), |ip| ip.to_string()),
             word(&f.auth_failure).as_str().unwrap_or("unstated"),
             f.identity_alignment.map_or("unstated", |a| a.as_str()),
             f.arrival_date.as_deref().unwrap_or("unknown"),

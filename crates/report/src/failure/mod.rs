@@ -329,7 +329,12 @@ fn apply_fields(r: &mut FailureReport, text: &str) {
                 }
             }
             "source-port" => r.source_port = strip_comments(&v).trim().parse().ok(),
-            "reporting-mta" => r.reporting_mta = Some(flat()),
+            "reporting-mta" => {
+                // RFC 5965 §3.2: `mta-name-type ";" mta-name`; the type is always "dns".
+                let f = flat();
+                let name = f.split_once(';').map_or(f.as_str(), |(_, n)| n.trim());
+                r.reporting_mta = Some(name.to_string());
+            }
             "original-envelope-id" => r.original_envelope_id = Some(flat()),
             "original-mail-from" => r.original_mail_from = Some(flat()),
             "original-rcpt-to" => r.original_rcpt_to.push(flat()),
