@@ -310,6 +310,7 @@ impl<'l> Walk<'l> {
                 if entry.is_dir() || name.starts_with("__MACOSX/") {
                     continue;
                 }
+                any = true;
                 let child = path.join(name.clone());
                 let compressed = entry.compressed_size();
                 match self.inflate(entry, compressed, &child, "zip") {
@@ -320,7 +321,6 @@ impl<'l> Walk<'l> {
                     }
                 }
             };
-            any = true;
             self.any(&bytes, &path.join(name));
         }
         if !any {
