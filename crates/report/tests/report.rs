@@ -2,5 +2,6 @@
 
 mod conformance;
 mod hostile;
+mod leniency;
 mod mail_auth_oracle;
 mod roundtrip;

@@ -715,10 +715,7 @@ impl<'a> Parser<'a> {
             }
             (El::Row, El::SourceIp) => self.record.source_ip = value,
             (El::Row, El::Count) => {
-                self.record.count = value
-                    .as_deref()
-                    .and_then(parse_decimal_int)
-                    .and_then(|n| u64::try_from(n).ok());
+                self.record.count = value.as_deref().and_then(parse_count);
                 self.record.count_raw = value;
             }
             (El::PolicyEvaluated, El::Disposition) => {
@@ -968,9 +965,14 @@ impl<'a> Parser<'a> {
             let mut detail = missing.join(", ");
             if self.record_no > self.records.len() {
                 detail.push_str(&format!(
-                    " ({} record(s) present but unreadable)",
+                    " ({} record(s) present but unreadable",
                     self.record_no - self.records.len()
                 ));
+                if let Some(w) = self.warnings.list.iter().find(|w| w.contains("record #")) {
+                    detail.push_str(", e.g. ");
+                    detail.push_str(w);
+                }
+                detail.push(')');
             }
             if let Some((at, msg)) = self.fatal.take() {
                 let line = self.line_of(at);
@@ -1124,6 +1126,15 @@ pub(crate) fn parse_decimal_int(s: &str) -> Option<i64> {
     }
     #[allow(clippy::cast_possible_truncation)]
     Some(f.trunc() as i64)
+}
+
+/// Parses a message count: a decimal `u64`, or (leniently) a decimal with a zero fraction.
+pub(crate) fn parse_count(s: &str) -> Option<u64> {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse().ok();
+    }
+    parse_decimal_int(s).and_then(|n| u64::try_from(n).ok())
 }
 
 /// Parses a source address leniently: surrounding brackets, an `IPv6:` prefix and an IPv6
