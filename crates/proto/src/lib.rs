@@ -7,9 +7,11 @@
 //! Verdicts are values named as the RFCs name them, each with a reason a person can read.
 #![warn(clippy::unwrap_used)]
 
+pub mod auth_results;
 pub mod clock;
 pub mod dns;
 pub mod spf;
+pub mod tag_list;
 
 pub use clock::{Clock, FixedClock};
 pub use dns::{DnsError, Lookup, MxRecord};

@@ -1,0 +1,731 @@
+//! Authentication-Results (RFC 8601): building the header field.
+//!
+//! Each verifier (SPF, DKIM, DMARC, ARC) turns its verdict into a [`MethodResult`]; the
+//! receiver collects them under its authserv-id in an [`AuthenticationResults`] and renders
+//! the field. Values are quoted exactly when RFC 8601 §2.2 requires it: a `value` is an RFC
+//! 2045 token or a quoted-string, and a property value may also be a bare
+//! `[local-part "@"] domain-name`.
+
+use std::fmt::{self, Write as _};
+
+/// One property of a result, such as `smtp.mailfrom=example.com` or `header.d=example.com`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Property {
+    /// The property type: `smtp`, `header`, `body` or `policy`.
+    pub ptype: String,
+    /// The property within that type: `mailfrom`, `helo`, `d`, `s`, `from`, `dmarc`, ...
+    pub property: String,
+    /// The value, unquoted; quoting is done when rendering.
+    pub value: String,
+}
+
+/// The outcome of one authentication method, one `resinfo` of RFC 8601.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodResult {
+    /// The method name: `spf`, `dkim`, `dmarc`, `arc`, ...
+    pub method: String,
+    /// The result keyword as the method's RFC names it (`pass`, `fail`, `temperror`, ...).
+    pub result: String,
+    /// An optional comment shown after the result, for people: `(key too small)`.
+    pub comment: Option<String>,
+    /// The optional `reason=` text.
+    pub reason: Option<String>,
+    /// The properties, in the order to render them.
+    pub properties: Vec<Property>,
+}
+
+impl MethodResult {
+    /// A result with no comment, reason or properties.
+    pub fn new(method: impl Into<String>, result: impl Into<String>) -> Self {
+        MethodResult {
+            method: method.into(),
+            result: result.into(),
+            comment: None,
+            reason: None,
+            properties: Vec::new(),
+        }
+    }
+
+    /// Adds a property (builder style).
+    pub fn with_property(
+        mut self,
+        ptype: impl Into<String>,
+        property: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Self {
+        self.properties.push(Property {
+            ptype: ptype.into(),
+            property: property.into(),
+            value: value.into(),
+        });
+        self
+    }
+
+    /// Sets the `reason=` text (builder style).
+    pub fn with_reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// Sets the comment (builder style).
+    pub fn with_comment(mut self, comment: impl Into<String>) -> Self {
+        self.comment = Some(comment.into());
+        self
+    }
+}
+
+impl fmt::Display for MethodResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.method, self.result)?;
+        if let Some(c) = &self.comment {
+            f.write_str(" ")?;
+            write_comment(f, c)?;
+        }
+        if let Some(r) = &self.reason {
+            f.write_str(" reason=")?;
+            write_value(f, r)?;
+        }
+        for p in &self.properties {
+            write!(f, " {}.{}=", p.ptype, p.property)?;
+            write_pvalue(f, &p.value)?;
+        }
+        Ok(())
+    }
+}
+
+/// A whole Authentication-Results field: the authserv-id and its results.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthenticationResults {
+    /// The authserv-id naming the receiving administrative domain's verifier.
+    pub authserv_id: String,
+    /// The results, in order. Empty renders as `; none`.
+    pub results: Vec<MethodResult>,
+}
+
+impl AuthenticationResults {
+    /// An empty field for `authserv_id`.
+    pub fn new(authserv_id: impl Into<String>) -> Self {
+        AuthenticationResults {
+            authserv_id: authserv_id.into(),
+            results: Vec::new(),
+        }
+    }
+
+    /// Appends a result (builder style).
+    pub fn with(mut self, result: MethodResult) -> Self {
+        self.results.push(result);
+        self
+    }
+
+    /// The field value folded for a message header: each result on its own line,
+    /// continued with CRLF and a tab. Without the field name and without the final CRLF.
+    pub fn to_folded(&self) -> String {
+        self.render("\r\n\t")
+    }
+
+    /// The whole header field, `Authentication-Results: ...` with the final CRLF.
+    pub fn to_header(&self) -> String {
+        format!("Authentication-Results: {}\r\n", self.to_folded())
+    }
+
+    fn render(&self, sep: &str) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = write_value(&mut out, &self.authserv_id);
+        if self.results.is_empty() {
+            out.push_str("; none");
+        }
+        for r in &self.results {
+            out.push(';');
+            out.push_str(sep);
+            let _ = write!(out, "{r}");
+        }
+        out
+    }
+}
+
+impl fmt::Display for AuthenticationResults {
+    /// The field value on one line (without the field name).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render(" "))
+    }
+}
+
+/// True for an RFC 2045 token: one or more US-ASCII printable characters other than the
+/// tspecials `()<>@,;:\"/[]?=`.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(is_token_byte)
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b)
+}
+
+fn is_atext(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b) || b >= 0x80
+}
+
+fn is_dot_atom(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('.')
+            .all(|part| !part.is_empty() && part.bytes().all(is_atext))
+}
+
+fn is_domain_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b >= 0x80)
+        })
+}
+
+/// True when `s` can stand unquoted as an RFC 8601 `pvalue`: a token, or
+/// `[local-part "@"] domain-name`.
+pub fn is_bare_pvalue(s: &str) -> bool {
+    if is_token(s) {
+        return true;
+    }
+    match s.rsplit_once('@') {
+        Some((local, domain)) => (local.is_empty() || is_dot_atom(local)) && is_domain_name(domain),
+        None => false,
+    }
+}
+
+fn write_value(out: &mut impl fmt::Write, s: &str) -> fmt::Result {
+    if is_token(s) {
+        out.write_str(s)
+    } else {
+        write_quoted(out, s)
+    }
+}
+
+fn write_pvalue(out: &mut impl fmt::Write, s: &str) -> fmt::Result {
+    if is_bare_pvalue(s) {
+        out.write_str(s)
+    } else {
+        write_quoted(out, s)
+    }
+}
+
+fn write_quoted(out: &mut impl fmt::Write, s: &str) -> fmt::Result {
+    out.write_char('"')?;
+    for c in s.chars() {
+        match c {
+            '"' | '\\' => {
+                out.write_char('\\')?;
+                out.write_char(c)?;
+            }
+            // Line breaks and other controls cannot appear in a header field value.
+            c if c.is_control() => out.write_char(' ')?,
+            c => out.write_char(c)?,
+        }
+    }
+    out.write_char('"')
+}
+
+fn write_comment(out: &mut impl fmt::Write, s: &str) -> fmt::Result {
+    out.write_char('(')?;
+    for c in s.chars() {
+        match c {
+            '(' | ')' | '\\' => {
+                out.write_char('\\')?;
+                out.write_char(c)?;
+            }
+            c if c.is_control() => out.write_char(' ')?,
+            c => out.write_char(c)?,
+        }
+    }
+    out.write_char(')')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_and_quotes() {
+        let ar = AuthenticationResults::new("mx.example.org")
+            .with(MethodResult::new("spf", "pass").with_property(
+                "smtp",
+                "mailfrom",
+                "alice@example.com",
+            ))
+            .with(
+                MethodResult::new("dkim", "fail")
+                    .with_reason("body hash mismatch")
+                    .with_property("header", "d", "example.com")
+                    .with_property("header", "s", "sel")
+                    .with_property("header", "b", "ab/c+d=="),
+            )
+            .with(
+                MethodResult::new("dmarc", "pass")
+                    .with_comment("p=reject (sp) dis=none")
+                    .with_property("header", "from", "example.com"),
+            );
+        assert_eq!(
+            ar.to_string(),
+            "mx.example.org; spf=pass smtp.mailfrom=alice@example.com; \
+             dkim=fail reason=\"body hash mismatch\" header.d=example.com header.s=sel \
+             header.b=\"ab/c+d==\"; dmarc=pass (p=reject \\(sp\\) dis=none) header.from=example.com"
+        );
+        assert!(
+            ar.to_header()
+                .starts_with("Authentication-Results: mx.example.org;\r\n\tspf=pass")
+        );
+    }
+
+    #[test]
+    fn empty_is_none_and_odd_values_are_quoted() {
+        assert_eq!(
+            AuthenticationResults::new("a b").to_string(),
+            "\"a b\"; none"
+        );
+        let r = MethodResult::new("spf", "none").with_property("smtp", "mailfrom", "\"q\\x\"@ex");
+        assert_eq!(
+            r.to_string(),
+            "spf=none smtp.mailfrom=\"\\\"q\\\\x\\\"@ex\""
+        );
+        let r = MethodResult::new("spf", "none").with_property("smtp", "helo", "a\r\nb");
+        assert_eq!(r.to_string(), "spf=none smtp.helo=\"a  b\"");
+        assert!(is_bare_pvalue("@example.com"));
+        assert!(!is_bare_pvalue("a b@example.com"));
+    }
+}
+
+/// A parsed Authentication-Results field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedAuthenticationResults {
+    /// The authserv-id (unquoted).
+    pub authserv_id: String,
+    /// The `authres-version` after the authserv-id, when present (1 is the only one defined).
+    pub version: Option<u32>,
+    /// The results in order; empty for `; none`.
+    pub results: Vec<ParsedMethodResult>,
+}
+
+/// One parsed `resinfo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedMethodResult {
+    /// The method, lower-cased (`spf`, `dkim`, ...).
+    pub method: String,
+    /// The method version when written as `method/1`.
+    pub method_version: Option<u32>,
+    /// The result keyword, lower-cased.
+    pub result: String,
+    /// The `reason=` value, unquoted.
+    pub reason: Option<String>,
+    /// The comments seen after the result, for people.
+    pub comments: Vec<String>,
+    /// The `ptype.property=value` properties (ptype and property lower-cased).
+    pub properties: Vec<Property>,
+    /// Other `name=value` pairs some verifiers emit without a ptype (`action=none`).
+    pub extensions: Vec<(String, String)>,
+}
+
+impl ParsedMethodResult {
+    /// The value of property `ptype.property` (case-insensitive), if present.
+    pub fn property(&self, ptype: &str, property: &str) -> Option<&str> {
+        self.properties
+            .iter()
+            .find(|p| {
+                p.ptype.eq_ignore_ascii_case(ptype) && p.property.eq_ignore_ascii_case(property)
+            })
+            .map(|p| p.value.as_str())
+    }
+}
+
+/// Why an Authentication-Results field could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// What was expected or found.
+    pub message: String,
+    /// Byte offset in the field value.
+    pub offset: usize,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at byte {}", self.message, self.offset)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Parses the value of an Authentication-Results field (everything after the colon).
+///
+/// Strict where meaning is at stake (the authserv-id, method and result keywords), lenient
+/// where real verifiers are sloppy: comments anywhere, missing spaces after `;`, `name=value`
+/// pairs without a ptype (kept as extensions), a trailing `;`.
+pub fn parse(value: &str) -> Result<ParsedAuthenticationResults, ParseError> {
+    let mut p = ArParser {
+        s: value.as_bytes(),
+        pos: 0,
+        comments: Vec::new(),
+    };
+    p.skip_cfws()?;
+    let authserv_id = p
+        .value()?
+        .ok_or_else(|| p.error("expected the authserv-id"))?;
+    p.skip_cfws()?;
+    let mut version = None;
+    if p.peek().is_some_and(|b| b.is_ascii_digit()) {
+        version = Some(p.number()?);
+        p.skip_cfws()?;
+    }
+    let mut results = Vec::new();
+    loop {
+        p.skip_cfws()?;
+        match p.peek() {
+            None => break,
+            Some(b';') => p.pos += 1,
+            Some(_) => return Err(p.error("expected ';'")),
+        }
+        p.skip_cfws()?;
+        if p.peek().is_none() {
+            break; // A trailing ';'.
+        }
+        let start = p.pos;
+        let method = p
+            .keyword()
+            .ok_or_else(|| p.error("expected a method name"))?;
+        p.skip_cfws()?;
+        let mut method_version = None;
+        if p.peek() == Some(b'/') {
+            p.pos += 1;
+            p.skip_cfws()?;
+            method_version = Some(p.number()?);
+            p.skip_cfws()?;
+        }
+        if p.peek() != Some(b'=') {
+            if method.eq_ignore_ascii_case("none") && results.is_empty() {
+                p.skip_cfws()?;
+                continue; // "; none": no results.
+            }
+            p.pos = start;
+            return Err(p.error("expected '=' after the method name"));
+        }
+        p.pos += 1;
+        p.skip_cfws()?;
+        let Some(result) = p.keyword() else {
+            return Err(p.error("expected a result keyword"));
+        };
+        let result = result.to_ascii_lowercase();
+        p.comments.clear();
+        p.skip_cfws()?;
+        let mut r = ParsedMethodResult {
+            method: method.to_ascii_lowercase(),
+            method_version,
+            result,
+            reason: None,
+            comments: Vec::new(),
+            properties: Vec::new(),
+            extensions: Vec::new(),
+        };
+        while let Some(b) = p.peek() {
+            if b == b';' {
+                break;
+            }
+            let name_start = p.pos;
+            let Some(name) = p.keyword() else {
+                return Err(p.error("expected a property or ';'"));
+            };
+            p.skip_cfws()?;
+            let mut property = None;
+            if p.peek() == Some(b'.') {
+                p.pos += 1;
+                p.skip_cfws()?;
+                let Some(prop) = p.keyword() else {
+                    return Err(p.error("expected a property name after '.'"));
+                };
+                property = Some(prop);
+                p.skip_cfws()?;
+            }
+            if p.peek() != Some(b'=') {
+                p.pos = name_start;
+                return Err(p.error("expected '=' in a property"));
+            }
+            p.pos += 1;
+            p.skip_cfws()?;
+            let v = p.pvalue()?;
+            match property {
+                Some(prop) => r.properties.push(Property {
+                    ptype: name.to_ascii_lowercase(),
+                    property: prop.to_ascii_lowercase(),
+                    value: v,
+                }),
+                None if name.eq_ignore_ascii_case("reason") => r.reason = Some(v),
+                None => r.extensions.push((name.to_ascii_lowercase(), v)),
+            }
+            p.skip_cfws()?;
+        }
+        r.comments = std::mem::take(&mut p.comments);
+        results.push(r);
+    }
+    Ok(ParsedAuthenticationResults {
+        authserv_id,
+        version,
+        results,
+    })
+}
+
+/// The authserv-id of an Authentication-Results field value, or `None` when the field is
+/// too broken to tell. Cheap: used to remove fields that claim to be ours (RFC 8601 §5).
+pub fn authserv_id(value: &str) -> Option<String> {
+    let mut p = ArParser {
+        s: value.as_bytes(),
+        pos: 0,
+        comments: Vec::new(),
+    };
+    p.skip_cfws().ok()?;
+    p.value().ok().flatten()
+}
+
+/// True when a field with this value claims to come from `authserv_id` (compared without
+/// regard to case, as domain names are). A receiver deletes such fields from incoming mail
+/// before adding its own (RFC 8601 §5), and trusts only the ids it names.
+pub fn claims_authserv_id(value: &str, authserv_id: &str) -> bool {
+    self::authserv_id(value).is_some_and(|id| id.eq_ignore_ascii_case(authserv_id))
+}
+
+struct ArParser<'a> {
+    s: &'a [u8],
+    pos: usize,
+    comments: Vec<String>,
+}
+
+impl ArParser<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.pos).copied()
+    }
+
+    fn error(&self, message: &str) -> ParseError {
+        ParseError {
+            message: message.to_owned(),
+            offset: self.pos,
+        }
+    }
+
+    /// Skips folding white space and (nested) comments, collecting the comments.
+    fn skip_cfws(&mut self) -> Result<(), ParseError> {
+        while let Some(b) = self.peek() {
+            match b {
+                b' ' | b'\t' | b'\r' | b'\n' => self.pos += 1,
+                b'(' => {
+                    let start = self.pos;
+                    let mut depth = 0usize;
+                    let mut text = Vec::new();
+                    loop {
+                        let Some(c) = self.peek() else {
+                            self.pos = start;
+                            return Err(self.error("unterminated comment"));
+                        };
+                        self.pos += 1;
+                        match c {
+                            b'\\' => {
+                                if let Some(n) = self.peek() {
+                                    text.push(n);
+                                    self.pos += 1;
+                                }
+                            }
+                            b'(' => {
+                                if depth > 0 {
+                                    text.push(c);
+                                }
+                                depth += 1;
+                            }
+                            b')' => {
+                                depth -= 1;
+                                if depth == 0 {
+                                    break;
+                                }
+                                text.push(c);
+                            }
+                            _ => text.push(c),
+                        }
+                    }
+                    self.comments
+                        .push(String::from_utf8_lossy(&text).trim().to_owned());
+                }
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+
+    fn take_while(&mut self, f: impl Fn(u8) -> bool) -> String {
+        let start = self.pos;
+        while self.peek().is_some_and(&f) {
+            self.pos += 1;
+        }
+        String::from_utf8_lossy(&self.s[start..self.pos]).into_owned()
+    }
+
+    /// An RFC 8601 Keyword (letters, digits, '-', '_').
+    fn keyword(&mut self) -> Option<String> {
+        let k = self.take_while(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        (!k.is_empty()).then_some(k)
+    }
+
+    fn number(&mut self) -> Result<u32, ParseError> {
+        let start = self.pos;
+        let digits = self.take_while(|b| b.is_ascii_digit());
+        digits.parse().map_err(|_| {
+            self.pos = start;
+            self.error("expected a version number")
+        })
+    }
+
+    fn quoted(&mut self) -> Result<String, ParseError> {
+        let start = self.pos;
+        self.pos += 1; // the opening quote
+        let mut out = Vec::new();
+        loop {
+            let Some(c) = self.peek() else {
+                self.pos = start;
+                return Err(self.error("unterminated quoted-string"));
+            };
+            self.pos += 1;
+            match c {
+                b'"' => break,
+                b'\\' => {
+                    if let Some(n) = self.peek() {
+                        out.push(n);
+                        self.pos += 1;
+                    }
+                }
+                b'\r' | b'\n' => {}
+                _ => out.push(c),
+            }
+        }
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// An RFC 2045 value: a quoted-string or a token (non-ASCII accepted for RFC 6532).
+    fn value(&mut self) -> Result<Option<String>, ParseError> {
+        if self.peek() == Some(b'"') {
+            return self.quoted().map(Some);
+        }
+        let start = self.pos;
+        while self.peek().is_some_and(|b| b >= 0x80 || is_token_byte(b)) {
+            self.pos += 1;
+        }
+        let t = String::from_utf8_lossy(&self.s[start..self.pos]).into_owned();
+        Ok((!t.is_empty()).then_some(t))
+    }
+
+    /// A property value: a value, or `[local-part "@"] domain-name` (the local part may be
+    /// quoted).
+    fn pvalue(&mut self) -> Result<String, ParseError> {
+        let delim = |b: u8| !matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b';' | b'(' | b'"');
+        if self.peek() == Some(b'"') {
+            let mut q = self.quoted()?;
+            if self.peek() == Some(b'@') {
+                q.push_str(&self.take_while(delim));
+            }
+            return Ok(q);
+        }
+        Ok(self.take_while(delim))
+    }
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[test]
+    fn parses_real_world_fields() {
+        let v = "mx.google.com;\r\n       dkim=pass header.i=@example.com header.s=20230601 header.b=AbCd/123;\r\n       spf=pass (google.com: domain of bounce@example.com designates 192.0.2.1 as permitted sender) smtp.mailfrom=bounce@example.com;\r\n       dmarc=pass (p=REJECT sp=REJECT dis=NONE) header.from=example.com";
+        let ar = parse(v).unwrap();
+        assert_eq!(ar.authserv_id, "mx.google.com");
+        assert_eq!(ar.results.len(), 3);
+        assert_eq!(ar.results[0].method, "dkim");
+        assert_eq!(ar.results[0].property("header", "i"), Some("@example.com"));
+        assert_eq!(ar.results[0].property("header", "b"), Some("AbCd/123"));
+        assert_eq!(ar.results[1].result, "pass");
+        assert!(ar.results[1].comments[0].starts_with("google.com: domain of"));
+        assert_eq!(
+            ar.results[1].property("smtp", "mailfrom"),
+            Some("bounce@example.com")
+        );
+        assert_eq!(ar.results[2].comments, vec!["p=REJECT sp=REJECT dis=NONE"]);
+    }
+
+    #[test]
+    fn parses_microsoft_style_and_versions() {
+        let v = "spf.protection.outlook.com 1; spf=pass (sender IP is 192.0.2.1)\r\n smtp.mailfrom=example.com; dkim=none (message not signed)\r\n header.d=none;dmarc=none action=none header.from=example.com;compauth=pass\r\n reason=100";
+        let ar = parse(v).unwrap();
+        assert_eq!(ar.version, Some(1));
+        assert_eq!(ar.results.len(), 4);
+        assert_eq!(
+            ar.results[2].extensions,
+            vec![("action".into(), "none".into())]
+        );
+        assert_eq!(ar.results[3].reason.as_deref(), Some("100"));
+    }
+
+    #[test]
+    fn none_quoting_and_errors() {
+        let ar = parse("example.org; none").unwrap();
+        assert!(ar.results.is_empty());
+        let ar = parse(
+            "\"odd id\"; spf/1=fail reason=\"no \\\"luck\\\"\" smtp.mailfrom=\"a b\"@example.com;",
+        )
+        .unwrap();
+        assert_eq!(ar.authserv_id, "odd id");
+        assert_eq!(ar.results[0].method_version, Some(1));
+        assert_eq!(ar.results[0].reason.as_deref(), Some("no \"luck\""));
+        assert_eq!(
+            ar.results[0].property("smtp", "mailfrom"),
+            Some("a b@example.com")
+        );
+        assert!(parse("").is_err());
+        assert!(parse("example.org; spf").is_err());
+        assert!(parse("example.org; spf=pass (unterminated").is_err());
+        assert!(claims_authserv_id(
+            " MX.Example.org; spf=pass",
+            "mx.example.org"
+        ));
+        assert!(!claims_authserv_id(
+            "other.example; spf=pass",
+            "mx.example.org"
+        ));
+    }
+
+    #[test]
+    fn round_trips_what_we_render() {
+        let built = AuthenticationResults::new("mx.example.org").with(
+            MethodResult::new("dkim", "fail")
+                .with_comment("bad (really)")
+                .with_reason("body hash mismatch")
+                .with_property("header", "d", "example.com")
+                .with_property("header", "b", "ab/c+d=="),
+        );
+        let parsed = parse(&built.to_folded()).unwrap();
+        assert_eq!(parsed.authserv_id, "mx.example.org");
+        let r = &parsed.results[0];
+        assert_eq!(r.reason.as_deref(), Some("body hash mismatch"));
+        assert_eq!(r.comments, vec!["bad (really)"]);
+        assert_eq!(r.property("header", "b"), Some("ab/c+d=="));
+    }
+
+    #[test]
+    fn hostile_input_never_panics() {
+        for s in [
+            "(",
+            "a;(",
+            "a; b=",
+            "a; b=c d",
+            "a; b=c d.",
+            "a; b=c d.e",
+            "\"",
+            "a; b/=c",
+            "a;;;",
+            "a; b=c \"x",
+            "ü; spf=pass",
+        ] {
+            let _ = parse(s);
+        }
+    }
+}
