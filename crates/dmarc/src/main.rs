@@ -20,6 +20,10 @@ struct Cli {
 enum Command {
     /// Read DMARC aggregate, failure and SMTP TLS reports.
     Report(cmd::report::ReportArgs),
+    /// Read report files, directories, mbox files and maildirs into the report store.
+    Ingest(cmd::ingest::IngestArgs),
+    /// Summarise the stored reports: per domain and period, sources, reporters.
+    Summary(cmd::summary::SummaryArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,5 +40,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Report(args) => cmd::report::run(args),
+        Command::Ingest(args) => cmd::ingest::run(args),
+        Command::Summary(args) => cmd::summary::run(args),
     }
 }

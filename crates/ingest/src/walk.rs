@@ -62,6 +62,8 @@ const MAX_DEPTH: usize = 64;
 pub fn plan(paths: &[PathBuf]) -> Result<Vec<PlannedInput>, IngestError> {
     let mut out = Vec::new();
     for p in paths {
+        // Recorded with every report: absolute, so it can be found again from anywhere.
+        let p = &std::path::absolute(p).unwrap_or_else(|_| p.clone());
         let meta = std::fs::metadata(p).map_err(|source| IngestError::Io {
             path: p.clone(),
             source,

@@ -5,7 +5,10 @@
 //! later run but not on every one. Lookups go through [`dmarc_proto::Lookup`], so any
 //! resolver of `dmarc-dns` (or a test map) can answer.
 
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
+use std::task::Poll;
 
 use dmarc_proto::Lookup;
 use dmarc_proto::dns::DnsError;
@@ -122,7 +125,10 @@ pub async fn lookup<L: Lookup>(lookup: &L, ip: IpAddr) -> RdnsOutcome {
     }
 }
 
-/// Looks up, one after the other, those of `ips` not freshly cached, and caches the
+/// How many reverse lookups [`resolve_missing`] runs at once.
+pub const CONCURRENCY: usize = 16;
+
+/// Looks up those of `ips` not freshly cached, [`CONCURRENCY`] at a time, and caches the
 /// outcomes. Returns how many were looked up.
 pub async fn resolve_missing<L: Lookup>(
     store: &mut Store,
@@ -130,9 +136,35 @@ pub async fn resolve_missing<L: Lookup>(
     resolver: &L,
 ) -> Result<usize, StoreError> {
     let missing = store.rdns_needing_lookup(ips, now())?;
-    for ip in &missing {
-        let outcome = lookup(resolver, *ip).await;
-        store.cache_rdns(*ip, &outcome, now())?;
+    for batch in missing.chunks(CONCURRENCY) {
+        let outcomes = join_all(batch.iter().map(|ip| lookup(resolver, *ip)).collect()).await;
+        for (ip, outcome) in batch.iter().zip(&outcomes) {
+            store.cache_rdns(*ip, outcome, now())?;
+        }
     }
     Ok(missing.len())
+}
+
+/// Polls every future until all are done; outputs in input order.
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in futures.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => *slot = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
 }

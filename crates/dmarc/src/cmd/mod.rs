@@ -1,3 +1,6 @@
 //! Subcommands.
 
+pub mod ingest;
+pub mod rejected;
 pub mod report;
+pub mod summary;

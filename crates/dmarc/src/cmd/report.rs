@@ -23,6 +23,8 @@ enum ReportCommand {
     /// One line per report found; an unreadable input gives an error line and exit status
     /// 1, and the other inputs are still read.
     Parse(ParseArgs),
+    /// List the inputs the report store kept because they could not be read.
+    Rejected(super::rejected::RejectedArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -39,6 +41,7 @@ struct ParseArgs {
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         ReportCommand::Parse(p) => parse(p),
+        ReportCommand::Rejected(r) => super::rejected::run(r),
     }
 }
 
