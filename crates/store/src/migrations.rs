@@ -5,7 +5,7 @@
 //! written to. Never edit a released migration: add the next number.
 
 use crate::StoreError;
-use crate::backend::{Conn, Val, dialect_sql};
+use crate::backend::{Conn, Dialect, Val, dialect_sql};
 
 /// `(version, name, SQL)`. `{id}` and `{blob}` are the dialect tokens of [`dialect_sql`].
 pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[(
@@ -222,6 +222,20 @@ pub(crate) fn migrate(conn: &mut Conn) -> Result<i64, StoreError> {
     for &(version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
         conn.begin()?;
         let res = (|| {
+            // Another process may be migrating the same database: serialise, then look
+            // again. (SQLite's BEGIN IMMEDIATE already holds the write lock.)
+            if dialect == Dialect::Postgres {
+                conn.query("SELECT pg_advisory_xact_lock(7489001)", &[])?;
+            }
+            let now_at = conn
+                .query_one(
+                    "SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM schema_migrations",
+                    &[],
+                )?
+                .map_or(0, |c| c.i64());
+            if now_at >= version {
+                return Ok(());
+            }
             conn.batch(&dialect_sql(sql, dialect))?;
             conn.exec(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
