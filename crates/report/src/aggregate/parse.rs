@@ -210,9 +210,13 @@ impl El {
 
 /// One open element.
 #[derive(Debug)]
-struct Frame {
+struct Frame<'a> {
     el: El,
-    /// Where this element's text starts in the shared text buffer.
+    /// The element's text when it is one borrowed piece (the usual case).
+    single: Option<&'a str>,
+    /// How many text pieces were seen.
+    pieces: u32,
+    /// Where this element's text starts in the shared text buffer (several pieces).
     text_start: usize,
     /// Byte offset just after the start tag.
     content_start: usize,
@@ -250,7 +254,8 @@ impl Warnings {
 /// Fields of the record being read.
 #[derive(Debug, Default)]
 struct RecordBuilder {
-    source_ip: Option<String>,
+    /// The address, or the text that is not one.
+    source_ip: Option<Result<IpAddr, String>>,
     count: Option<u64>,
     count_raw: Option<String>,
     policy_evaluated: PolicyEvaluated,
@@ -264,14 +269,14 @@ struct RecordBuilder {
 
 /// Fields of an auth result (`dkim` or `spf`) or a `reason` being read.
 #[derive(Debug, Default)]
-struct Sub {
-    domain: Option<String>,
-    selector: Option<String>,
-    result: Option<String>,
-    scope: Option<String>,
-    human_result: Option<String>,
-    kind: Option<String>,
-    comment: Option<String>,
+struct Sub<'a> {
+    domain: Option<Cow<'a, str>>,
+    selector: Option<Cow<'a, str>>,
+    result: Option<Cow<'a, str>>,
+    scope: Option<Cow<'a, str>>,
+    human_result: Option<Cow<'a, str>>,
+    kind: Option<Cow<'a, str>>,
+    comment: Option<Cow<'a, str>>,
 }
 
 struct Parser<'a> {
@@ -279,7 +284,9 @@ struct Parser<'a> {
     limits: &'a Limits,
     path: &'a SourcePath,
     warnings: Warnings,
-    stack: Vec<Frame>,
+    stack: Vec<Frame<'a>>,
+    /// How many open elements are extensions being captured whole.
+    ext_depth: usize,
     text: String,
     /// Cursor for turning byte offsets into line numbers (warnings come in order).
     line_cursor: (usize, u64),
@@ -295,7 +302,7 @@ struct Parser<'a> {
     records: Vec<Record>,
     record_no: usize,
     record: RecordBuilder,
-    sub: Sub,
+    sub: Sub<'a>,
     extensions: Vec<Extension>,
     unknown_seen: Vec<String>,
     /// The first XML error that stopped reading: (offset, message).
@@ -323,6 +330,7 @@ impl<'a> Parser<'a> {
             path,
             warnings,
             stack: Vec::with_capacity(16),
+            ext_depth: 0,
             text: String::with_capacity(256),
             line_cursor: (0, 1),
             saw_root: false,
@@ -365,13 +373,13 @@ impl<'a> Parser<'a> {
     }
 
     fn run(&mut self) -> Result<(), ReportError> {
-        let mut reader = Reader::from_str(self.src);
+        let src = self.src;
+        let mut reader = Reader::from_reader(src.as_bytes());
         {
             let cfg = reader.config_mut();
-            cfg.trim_text(false);
+            cfg.trim_text(true);
             cfg.check_end_names = false;
             cfg.allow_unmatched_ends = true;
-            cfg.allow_dangling_amp = true;
             cfg.check_comments = false;
             cfg.expand_empty_elements = false;
         }
@@ -386,41 +394,26 @@ impl<'a> Parser<'a> {
                 Ok(Event::Empty(e)) => {
                     let after = pos(reader.buffer_position());
                     self.open(&e, before, after)?;
-                    self.close_top(after, after);
+                    self.close_top(after);
                 }
                 Ok(Event::End(e)) => {
-                    let after = pos(reader.buffer_position());
-                    self.end_tag(e.local_name().as_ref().as_bytes(), before, after);
+                    self.end_tag(e.local_name().as_ref(), before);
                 }
-                Ok(Event::Text(t)) => self.push_text(&t),
+                Ok(Event::Text(t)) => {
+                    if self.wants_text() {
+                        let raw = self.slice_of(&t);
+                        if raw.contains('&') {
+                            let owned = self.unescape(raw, before);
+                            self.push_text(Cow::Owned(owned));
+                        } else {
+                            self.push_text(Cow::Borrowed(raw));
+                        }
+                    }
+                }
                 Ok(Event::CData(t)) => {
-                    let s: &str = &t;
-                    self.push_text(s);
-                }
-                Ok(Event::GeneralRef(r)) => {
-                    let name: &str = &r;
-                    let resolved = match r.resolve_char_ref() {
-                        Ok(Some(c)) => Some(c),
-                        Ok(None) => match name {
-                            "amp" => Some('&'),
-                            "lt" => Some('<'),
-                            "gt" => Some('>'),
-                            "quot" => Some('"'),
-                            "apos" => Some('\''),
-                            _ => None,
-                        },
-                        Err(_) => None,
-                    };
-                    match resolved {
-                        Some(c) => {
-                            let mut b = [0u8; 4];
-                            self.push_text(c.encode_utf8(&mut b));
-                        }
-                        None => {
-                            let raw = format!("&{name};");
-                            self.warn_at(before, format!("unknown entity {raw} kept as text"));
-                            self.push_text(&raw);
-                        }
+                    if self.wants_text() {
+                        let raw = self.slice_of(&t);
+                        self.push_text(Cow::Borrowed(raw));
                     }
                 }
                 Ok(Event::Eof) => break,
@@ -447,39 +440,100 @@ impl<'a> Parser<'a> {
                 at,
                 format!("XML not well-formed: {msg}; the last {lost} bytes could not be read"),
             );
-            if self
-                .stack
-                .iter()
-                .any(|f| matches!(f.el, El::Record | El::Feedback))
-                && self.stack.iter().any(|f| f.el == El::Record)
-            {
-                let n = self.record_no;
-                self.warnings
-                    .push(format!("record #{n} was cut off by the damage and dropped"));
-                self.stack.retain(|f| f.el == El::Feedback);
-            }
         } else if self.stack.len() > 1 {
             let open: Vec<&str> = self.stack.iter().map(|f| el_name(f.el)).collect();
             self.warn_at(end, format!("document ends inside <{}>", open.join("> <")));
         }
-        // Close whatever is still open so complete data is kept.
+        // A record left open is incomplete: drop it rather than keep part of it.
+        if let Some(i) = self.stack.iter().position(|f| f.el == El::Record) {
+            let n = self.record_no;
+            self.warnings
+                .push(format!("record #{n} was cut off and dropped"));
+            while self.stack.len() > i {
+                if let Some(f) = self.stack.pop()
+                    && f.ext.is_some()
+                {
+                    self.ext_depth = self.ext_depth.saturating_sub(1);
+                }
+            }
+        }
+        // Close whatever else is still open so complete data is kept.
         while self.stack.len() > 1 {
-            self.close_top(end, end);
+            self.close_top(end);
         }
         Ok(())
     }
 
-    fn push_text(&mut self, s: &str) {
-        if let Some(top) = self.stack.last()
-            && !top.el.is_container()
-        {
-            self.text.push_str(s);
+    /// The `&str` of the source a borrowed event slice points into (the source is valid
+    /// UTF-8 and quick-xml cuts it at ASCII delimiters and white space).
+    fn slice_of(&self, bytes: &[u8]) -> &'a str {
+        let base = self.src.as_ptr() as usize;
+        let at = (bytes.as_ptr() as usize).wrapping_sub(base);
+        match self.src.get(at..at.saturating_add(bytes.len())) {
+            Some(s) => s,
+            // Not a slice of the source (cannot happen with the slice reader): give up on
+            // this piece rather than borrow something shorter-lived.
+            None => "",
         }
+    }
+
+    /// Resolves entity and character references, keeping unknown ones as written.
+    fn unescape(&mut self, raw: &str, at: usize) -> String {
+        match quick_xml::escape::unescape(raw) {
+            Ok(s) => s.into_owned(),
+            Err(e) => {
+                self.warn_at(at, format!("bad reference in text ({e}); kept as written"));
+                // Resolve what can be resolved, piece by piece.
+                let mut out = String::with_capacity(raw.len());
+                let mut rest = raw;
+                while let Some(i) = rest.find('&') {
+                    out.push_str(&rest[..i]);
+                    let tail = &rest[i..];
+                    match tail.find(';').filter(|&j| j <= 12) {
+                        Some(j) => {
+                            let piece = &tail[..=j];
+                            match quick_xml::escape::unescape(piece) {
+                                Ok(u) => out.push_str(&u),
+                                Err(_) => out.push_str(piece),
+                            }
+                            rest = &tail[j + 1..];
+                        }
+                        None => {
+                            out.push('&');
+                            rest = &tail[1..];
+                        }
+                    }
+                }
+                out.push_str(rest);
+                out
+            }
+        }
+    }
+
+    /// Whether the innermost open element keeps its text.
+    fn wants_text(&self) -> bool {
+        self.stack.last().is_some_and(|f| !f.el.is_container())
+    }
+
+    fn push_text(&mut self, s: Cow<'a, str>) {
+        let Some(top) = self.stack.last_mut() else {
+            return;
+        };
+        match (&top.single, s) {
+            (None, Cow::Borrowed(b)) if top.pieces == 0 => top.single = Some(b),
+            (_, s) => {
+                if let Some(prev) = top.single.take() {
+                    self.text.push_str(prev);
+                }
+                self.text.push_str(&s);
+            }
+        }
+        top.pieces = top.pieces.saturating_add(1);
     }
 
     fn open(&mut self, e: &BytesStart<'_>, before: usize, after: usize) -> Result<(), ReportError> {
         let local = e.local_name();
-        let local = local.as_ref().as_bytes();
+        let local = local.as_ref();
         let el = El::from_local(local);
         let depth = self.stack.len();
         if depth >= self.limits.max_xml_depth {
@@ -521,12 +575,12 @@ impl<'a> Parser<'a> {
             for attr in e.attributes().with_checks(false).flatten() {
                 let key = attr.key.local_name();
                 let value = attr
-                    .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                    .unescape_value()
                     .map(|v| v.trim().to_string())
-                    .unwrap_or_else(|_| attr.value.trim().to_string());
+                    .unwrap_or_else(|_| String::from_utf8_lossy(&attr.value).trim().to_string());
                 match key.as_ref() {
-                    "name" => name = Some(value),
-                    "definition" => definition = Some(value),
+                    b"name" => name = Some(value),
+                    b"definition" => definition = Some(value),
                     _ => {}
                 }
             }
@@ -549,7 +603,7 @@ impl<'a> Parser<'a> {
         if matches!(el, El::Dkim | El::Spf | El::Reason) {
             self.sub = Sub::default();
         }
-        if el == El::Unknown && ext.is_none() && !self.in_extension() {
+        if el == El::Unknown && ext.is_none() && self.ext_depth == 0 {
             let name = String::from_utf8_lossy(local).into_owned();
             if !self.unknown_seen.contains(&name) && self.unknown_seen.len() < 32 {
                 let parent_name = parent.map_or("document", el_name);
@@ -560,8 +614,13 @@ impl<'a> Parser<'a> {
                 self.unknown_seen.push(name);
             }
         }
+        if ext.is_some() {
+            self.ext_depth += 1;
+        }
         self.stack.push(Frame {
             el,
+            single: None,
+            pieces: 0,
             text_start: self.text.len(),
             content_start: after,
             tag_start: before,
@@ -570,16 +629,12 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    fn in_extension(&self) -> bool {
-        self.stack.iter().any(|f| f.ext.is_some())
-    }
-
-    fn end_tag(&mut self, local: &[u8], before: usize, after: usize) {
+    fn end_tag(&mut self, local: &[u8], before: usize) {
         let el = El::from_local(local);
         // The matching open element, searched from the top.
         let found = self.stack.iter().rposition(|f| f.el == el);
         match found {
-            Some(i) if i + 1 == self.stack.len() => self.close_top(before, after),
+            Some(i) if i + 1 == self.stack.len() => self.close_top(before),
             Some(i) => {
                 let unclosed: Vec<&str> = self
                     .stack
@@ -595,10 +650,9 @@ impl<'a> Parser<'a> {
                         unclosed.join("> <")
                     ),
                 );
-                while self.stack.len() > i + 1 {
-                    self.close_top(before, before);
+                while self.stack.len() > i {
+                    self.close_top(before);
                 }
-                self.close_top(before, after);
             }
             None => {
                 self.warn_at(
@@ -613,12 +667,13 @@ impl<'a> Parser<'a> {
     }
 
     /// Closes the innermost open element; `end_tag_start` is where its end tag begins.
-    fn close_top(&mut self, end_tag_start: usize, _after: usize) {
+    fn close_top(&mut self, end_tag_start: usize) {
         let Some(frame) = self.stack.pop() else {
             return;
         };
         let parent = self.stack.last().map(|f| f.el);
         if let Some(ext) = frame.ext {
+            self.ext_depth = self.ext_depth.saturating_sub(1);
             let (name, definition) = *ext;
             let content = self
                 .src
@@ -639,55 +694,73 @@ impl<'a> Parser<'a> {
             self.text.truncate(frame.text_start);
             return;
         }
-        let raw = self.text.get(frame.text_start..).unwrap_or("");
-        let value = raw.trim();
-        let value = if value.is_empty() { None } else { Some(value) };
-        let value = value.map(str::to_string);
+        let value: Option<Cow<'a, str>> = match (frame.single, frame.pieces) {
+            (_, 0) => None,
+            (Some(b), 1) => Some(Cow::Borrowed(b.trim())),
+            _ => Some(Cow::Owned(
+                self.text
+                    .get(frame.text_start..)
+                    .unwrap_or("")
+                    .trim()
+                    .to_string(),
+            )),
+        };
         self.text.truncate(frame.text_start);
+        let value = value.filter(|v| !v.is_empty());
         let Some(parent) = parent else {
             return;
         };
-        if self.in_extension() {
+        if self.ext_depth > 0 {
             return;
         }
         self.apply(parent, frame.el, value, frame.tag_start);
     }
 
-    fn apply(&mut self, parent: El, el: El, value: Option<String>, at: usize) {
+    fn apply(&mut self, parent: El, el: El, value: Option<Cow<'a, str>>, at: usize) {
         match (parent, el) {
-            (El::Feedback, El::Version) => self.version = value,
+            (El::Feedback, El::Version) => self.version = value.map(Cow::into_owned),
             (El::Feedback, El::ReportMetadata) => self.saw_metadata = true,
             (El::Feedback, El::PolicyPublished) => self.saw_policy = true,
             (El::Feedback, El::Record) => self.finish_record(at),
-            (El::ReportMetadata, El::OrgName) => self.metadata.org_name = value.unwrap_or_default(),
-            (El::ReportMetadata, El::Email) => self.metadata.email = value.unwrap_or_default(),
-            (El::ReportMetadata, El::ExtraContactInfo) => self.metadata.extra_contact_info = value,
+            (El::ReportMetadata, El::OrgName) => {
+                self.metadata.org_name = value.map(Cow::into_owned).unwrap_or_default()
+            }
+            (El::ReportMetadata, El::Email) => {
+                self.metadata.email = value.map(Cow::into_owned).unwrap_or_default()
+            }
+            (El::ReportMetadata, El::ExtraContactInfo) => {
+                self.metadata.extra_contact_info = value.map(Cow::into_owned)
+            }
             (El::ReportMetadata, El::ReportId) => {
-                self.metadata.report_id = value.unwrap_or_default()
+                self.metadata.report_id = value.map(Cow::into_owned).unwrap_or_default()
             }
             (El::ReportMetadata, El::Error) => {
                 if let Some(v) = value {
-                    self.metadata.errors.push(v);
+                    self.metadata.errors.push(v.into_owned());
                 }
             }
-            (El::ReportMetadata, El::Generator) => self.metadata.generator = value,
-            (El::DateRange, El::Begin) => self.begin = self.epoch(value, "begin", at),
-            (El::DateRange, El::End) => self.end = self.epoch(value, "end", at),
-            (El::PolicyPublished, El::Domain) => self.policy.domain = value.unwrap_or_default(),
+            (El::ReportMetadata, El::Generator) => {
+                self.metadata.generator = value.map(Cow::into_owned)
+            }
+            (El::DateRange, El::Begin) => self.begin = self.epoch(value.as_deref(), "begin", at),
+            (El::DateRange, El::End) => self.end = self.epoch(value.as_deref(), "end", at),
+            (El::PolicyPublished, El::Domain) => {
+                self.policy.domain = value.map(Cow::into_owned).unwrap_or_default()
+            }
             (El::PolicyPublished, El::P) => {
-                self.policy.p = self.word(value, "p", at, Disposition::parse)
+                self.policy.p = self.word(value.as_deref(), "p", at, Disposition::parse)
             }
             (El::PolicyPublished, El::Sp) => {
-                self.policy.sp = self.word(value, "sp", at, Disposition::parse)
+                self.policy.sp = self.word(value.as_deref(), "sp", at, Disposition::parse)
             }
             (El::PolicyPublished, El::Np) => {
-                self.policy.np = self.word(value, "np", at, Disposition::parse)
+                self.policy.np = self.word(value.as_deref(), "np", at, Disposition::parse)
             }
             (El::PolicyPublished, El::Adkim) => {
-                self.policy.adkim = self.word(value, "adkim", at, Alignment::parse)
+                self.policy.adkim = self.word(value.as_deref(), "adkim", at, Alignment::parse)
             }
             (El::PolicyPublished, El::Aspf) => {
-                self.policy.aspf = self.word(value, "aspf", at, Alignment::parse)
+                self.policy.aspf = self.word(value.as_deref(), "aspf", at, Alignment::parse)
             }
             (El::PolicyPublished, El::Pct) => {
                 self.policy.pct = value.and_then(|v| {
@@ -698,7 +771,7 @@ impl<'a> Parser<'a> {
                     n.and_then(|n| u8::try_from(n).ok())
                 })
             }
-            (El::PolicyPublished, El::Fo) => self.policy.fo = value,
+            (El::PolicyPublished, El::Fo) => self.policy.fo = value.map(Cow::into_owned),
             (El::PolicyPublished, El::Testing) => {
                 self.policy.testing = value.and_then(|v| match v.to_ascii_lowercase().as_str() {
                     "y" | "yes" | "true" | "1" => Some(true),
@@ -710,32 +783,58 @@ impl<'a> Parser<'a> {
                 })
             }
             (El::PolicyPublished, El::DiscoveryMethod) => {
-                self.policy.discovery_method =
-                    self.word(value, "discovery_method", at, DiscoveryMethod::parse)
+                self.policy.discovery_method = self.word(
+                    value.as_deref(),
+                    "discovery_method",
+                    at,
+                    DiscoveryMethod::parse,
+                )
             }
-            (El::Row, El::SourceIp) => self.record.source_ip = value,
+            (El::Row, El::SourceIp) => {
+                self.record.source_ip = value.map(|v| parse_ip(&v).ok_or_else(|| v.into_owned()))
+            }
             (El::Row, El::Count) => {
                 self.record.count = value.as_deref().and_then(parse_count);
-                self.record.count_raw = value;
+                if self.record.count.is_none() {
+                    self.record.count_raw = value.map(Cow::into_owned);
+                }
             }
             (El::PolicyEvaluated, El::Disposition) => {
-                self.record.policy_evaluated.disposition =
-                    self.word(value, "disposition", at, ActionDisposition::parse)
+                self.record.policy_evaluated.disposition = self.word(
+                    value.as_deref(),
+                    "disposition",
+                    at,
+                    ActionDisposition::parse,
+                )
             }
             (El::PolicyEvaluated, El::Dkim) => {
-                self.record.policy_evaluated.dkim =
-                    self.word(value, "policy_evaluated dkim", at, DmarcResult::parse)
+                self.record.policy_evaluated.dkim = self.word(
+                    value.as_deref(),
+                    "policy_evaluated dkim",
+                    at,
+                    DmarcResult::parse,
+                )
             }
             (El::PolicyEvaluated, El::Spf) => {
-                self.record.policy_evaluated.spf =
-                    self.word(value, "policy_evaluated spf", at, DmarcResult::parse)
+                self.record.policy_evaluated.spf = self.word(
+                    value.as_deref(),
+                    "policy_evaluated spf",
+                    at,
+                    DmarcResult::parse,
+                )
             }
             (El::PolicyEvaluated, El::Reason) => self.finish_reason(at),
             (El::Reason, El::Type) => self.sub.kind = value,
             (El::Reason, El::Comment) => self.sub.comment = value,
-            (El::Identifiers, El::HeaderFrom) => self.record.header_from = value,
-            (El::Identifiers, El::EnvelopeFrom) => self.record.envelope_from = value,
-            (El::Identifiers, El::EnvelopeTo) => self.record.envelope_to = value,
+            (El::Identifiers, El::HeaderFrom) => {
+                self.record.header_from = value.map(Cow::into_owned)
+            }
+            (El::Identifiers, El::EnvelopeFrom) => {
+                self.record.envelope_from = value.map(Cow::into_owned)
+            }
+            (El::Identifiers, El::EnvelopeTo) => {
+                self.record.envelope_to = value.map(Cow::into_owned)
+            }
             (El::AuthResults, El::Dkim) => self.finish_dkim(at),
             (El::AuthResults, El::Spf) => self.finish_spf(at),
             (El::Dkim | El::Spf, El::Domain) => self.sub.domain = value,
@@ -749,22 +848,22 @@ impl<'a> Parser<'a> {
 
     fn word<T: WordEnum>(
         &mut self,
-        value: Option<String>,
+        value: Option<&str>,
         what: &str,
         at: usize,
         parse: fn(&str) -> T,
     ) -> Option<T> {
         let v = value?;
-        let w = parse(&v);
+        let w = parse(v);
         if !w.known() {
             self.warn_at(at, format!("unknown <{what}> value {v:?} kept as written"));
         }
         Some(w)
     }
 
-    fn epoch(&mut self, value: Option<String>, what: &str, at: usize) -> Option<i64> {
+    fn epoch(&mut self, value: Option<&str>, what: &str, at: usize) -> Option<i64> {
         let v = value?;
-        let n = parse_decimal_int(&v);
+        let n = parse_decimal_int(v);
         match n {
             Some(n) => {
                 if v.contains(['.', 'e', 'E'])
@@ -800,7 +899,7 @@ impl<'a> Parser<'a> {
                 }
                 self.record.policy_evaluated.reasons.push(OverrideReason {
                     kind: k,
-                    comment: sub.comment,
+                    comment: sub.comment.map(Cow::into_owned),
                 });
             }
             None => {
@@ -808,7 +907,7 @@ impl<'a> Parser<'a> {
                     self.warn_at(at, "reason without <type> read as other");
                     self.record.policy_evaluated.reasons.push(OverrideReason {
                         kind: PolicyOverride::Other,
-                        comment: Some(c),
+                        comment: Some(c.into_owned()),
                     });
                 }
                 // An empty <reason> (or one with an empty <type>) carries nothing.
@@ -840,10 +939,10 @@ impl<'a> Parser<'a> {
             );
         }
         self.record.dkim.push(DkimAuthResult {
-            domain: sub.domain.unwrap_or_default(),
-            selector: sub.selector,
+            domain: sub.domain.map(Cow::into_owned).unwrap_or_default(),
+            selector: sub.selector.map(Cow::into_owned),
             result: r,
-            human_result: sub.human_result,
+            human_result: sub.human_result.map(Cow::into_owned),
         });
     }
 
@@ -875,32 +974,31 @@ impl<'a> Parser<'a> {
             sc
         });
         self.record.spf.push(SpfAuthResult {
-            domain: sub.domain.unwrap_or_default(),
+            domain: sub.domain.map(Cow::into_owned).unwrap_or_default(),
             scope,
             result: r,
-            human_result: sub.human_result,
+            human_result: sub.human_result.map(Cow::into_owned),
         });
     }
 
     fn finish_record(&mut self, at: usize) {
         let b = std::mem::take(&mut self.record);
         let n = self.record_no;
-        let ip = match b.source_ip.as_deref().map(parse_ip) {
-            Some(Some(ip)) => ip,
+        let ip = match b.source_ip {
+            Some(Ok(ip)) => ip,
             other => {
                 let what = match other {
-                    Some(_) => format!(
-                        "source_ip {:?} is not an IP address",
-                        b.source_ip.unwrap_or_default()
-                    ),
-                    None => "no <source_ip>".to_string(),
+                    Some(Err(raw)) => format!("source_ip {raw:?} is not an IP address"),
+                    _ => "no <source_ip>".to_string(),
+                };
+                let count = match (b.count, b.count_raw) {
+                    (Some(c), _) => c.to_string(),
+                    (None, Some(raw)) => raw,
+                    (None, None) => "?".to_string(),
                 };
                 self.warn_at(
                     at,
-                    format!(
-                        "record #{n}: {what}; record dropped (count {})",
-                        b.count_raw.as_deref().unwrap_or("?")
-                    ),
+                    format!("record #{n}: {what}; record dropped (count {count})"),
                 );
                 return;
             }
