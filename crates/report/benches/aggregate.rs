@@ -191,6 +191,17 @@ fn bench(c: &mut Criterion) {
                     .map(|r| r.records().len())
             })
         });
+        g.bench_function("quick-xml 0.37 events only", |b| {
+            b.iter(|| {
+                let mut r = quick_xml::Reader::from_reader(black_box(xml.as_bytes()));
+                r.config_mut().trim_text(true);
+                let mut n = 0usize;
+                while !matches!(r.read_event(), Ok(quick_xml::events::Event::Eof) | Err(_)) {
+                    n += 1;
+                }
+                n
+            })
+        });
         g.finish();
         eprintln!("{name}: {} bytes, {records} records", xml.len());
     }

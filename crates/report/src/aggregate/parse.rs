@@ -18,8 +18,8 @@ use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
 use super::{
-    ActionDisposition, AggregateReport, Alignment, DateRange, DiscoveryMethod, Disposition,
-    DkimAuthResult, DkimResult, DmarcResult, Extension, Identifiers, OverrideReason,
+    ActionDisposition, AggregateReport, Alignment, CompactString, DateRange, DiscoveryMethod,
+    Disposition, DkimAuthResult, DkimResult, DmarcResult, Extension, Identifiers, OverrideReason,
     PolicyEvaluated, PolicyOverride, PolicyPublished, Record, ReportMetadata, SpfAuthResult,
     SpfResult, SpfScope,
 };
@@ -133,61 +133,109 @@ enum El {
 
 impl El {
     fn from_local(name: &[u8]) -> El {
-        match name {
-            b"feedback" => El::Feedback,
-            b"version" => El::Version,
-            b"report_metadata" => El::ReportMetadata,
-            b"org_name" => El::OrgName,
-            b"email" => El::Email,
-            b"extra_contact_info" => El::ExtraContactInfo,
-            b"report_id" => El::ReportId,
-            b"date_range" => El::DateRange,
-            b"begin" => El::Begin,
-            b"end" => El::End,
-            b"error" => El::Error,
-            b"generator" => El::Generator,
-            b"policy_published" => El::PolicyPublished,
-            b"domain" => El::Domain,
-            b"p" => El::P,
-            b"sp" => El::Sp,
-            b"np" => El::Np,
-            b"adkim" => El::Adkim,
-            b"aspf" => El::Aspf,
-            b"pct" => El::Pct,
-            b"fo" => El::Fo,
-            b"testing" => El::Testing,
-            b"discovery_method" => El::DiscoveryMethod,
-            b"record" => El::Record,
-            b"row" => El::Row,
-            b"source_ip" => El::SourceIp,
-            b"count" => El::Count,
-            b"policy_evaluated" => El::PolicyEvaluated,
-            b"disposition" => El::Disposition,
-            b"dkim" => El::Dkim,
-            b"spf" => El::Spf,
-            b"reason" => El::Reason,
-            b"type" => El::Type,
-            b"comment" => El::Comment,
-            b"identifiers" | b"identities" => El::Identifiers,
-            b"header_from" => El::HeaderFrom,
-            b"envelope_from" => El::EnvelopeFrom,
-            b"envelope_to" => El::EnvelopeTo,
-            b"auth_results" => El::AuthResults,
-            b"selector" => El::Selector,
-            b"result" => El::Result,
-            b"scope" => El::Scope,
-            b"human_result" => El::HumanResult,
-            b"extensions" => El::Extensions,
-            b"extension" => El::Extension,
-            _ => {
-                // Rare path: element names written in another case.
-                if name.iter().any(u8::is_ascii_uppercase) && name.len() <= 32 {
-                    El::from_local(&name.to_ascii_lowercase())
-                } else {
-                    El::Unknown
-                }
-            }
+        // Grouped by length so each name is compared with few candidates.
+        let el = match name.len() {
+            1 => match name {
+                b"p" => El::P,
+                _ => El::Unknown,
+            },
+            2 => match name {
+                b"sp" => El::Sp,
+                b"np" => El::Np,
+                b"fo" => El::Fo,
+                _ => El::Unknown,
+            },
+            3 => match name {
+                b"end" => El::End,
+                b"pct" => El::Pct,
+                b"row" => El::Row,
+                b"spf" => El::Spf,
+                _ => El::Unknown,
+            },
+            4 => match name {
+                b"aspf" => El::Aspf,
+                b"dkim" => El::Dkim,
+                b"type" => El::Type,
+                _ => El::Unknown,
+            },
+            5 => match name {
+                b"email" => El::Email,
+                b"begin" => El::Begin,
+                b"error" => El::Error,
+                b"adkim" => El::Adkim,
+                b"count" => El::Count,
+                b"scope" => El::Scope,
+                _ => El::Unknown,
+            },
+            6 => match name {
+                b"domain" => El::Domain,
+                b"record" => El::Record,
+                b"reason" => El::Reason,
+                b"result" => El::Result,
+                _ => El::Unknown,
+            },
+            7 => match name {
+                b"version" => El::Version,
+                b"testing" => El::Testing,
+                b"comment" => El::Comment,
+                _ => El::Unknown,
+            },
+            8 => match name {
+                b"feedback" => El::Feedback,
+                b"org_name" => El::OrgName,
+                b"selector" => El::Selector,
+                _ => El::Unknown,
+            },
+            9 => match name {
+                b"report_id" => El::ReportId,
+                b"generator" => El::Generator,
+                b"source_ip" => El::SourceIp,
+                b"extension" => El::Extension,
+                _ => El::Unknown,
+            },
+            10 => match name {
+                b"date_range" => El::DateRange,
+                b"identities" => El::Identifiers,
+                b"extensions" => El::Extensions,
+                _ => El::Unknown,
+            },
+            11 => match name {
+                b"disposition" => El::Disposition,
+                b"identifiers" => El::Identifiers,
+                b"header_from" => El::HeaderFrom,
+                b"envelope_to" => El::EnvelopeTo,
+                _ => El::Unknown,
+            },
+            12 => match name {
+                b"auth_results" => El::AuthResults,
+                b"human_result" => El::HumanResult,
+                _ => El::Unknown,
+            },
+            13 => match name {
+                b"envelope_from" => El::EnvelopeFrom,
+                _ => El::Unknown,
+            },
+            15 => match name {
+                b"report_metadata" => El::ReportMetadata,
+                _ => El::Unknown,
+            },
+            16 => match name {
+                b"policy_published" => El::PolicyPublished,
+                b"discovery_method" => El::DiscoveryMethod,
+                b"policy_evaluated" => El::PolicyEvaluated,
+                _ => El::Unknown,
+            },
+            18 => match name {
+                b"extra_contact_info" => El::ExtraContactInfo,
+                _ => El::Unknown,
+            },
+            _ => El::Unknown,
+        };
+        if el == El::Unknown && name.len() <= 32 && name.iter().any(u8::is_ascii_uppercase) {
+            // Rare path: element names written in another case.
+            return El::from_local(&name.to_ascii_lowercase());
         }
+        el
     }
 
     /// Elements whose text content is ignored.
@@ -259,9 +307,9 @@ struct RecordBuilder {
     count: Option<u64>,
     count_raw: Option<String>,
     policy_evaluated: PolicyEvaluated,
-    header_from: Option<String>,
-    envelope_from: Option<String>,
-    envelope_to: Option<String>,
+    header_from: Option<CompactString>,
+    envelope_from: Option<CompactString>,
+    envelope_to: Option<CompactString>,
     dkim: Vec<DkimAuthResult>,
     spf: Vec<SpfAuthResult>,
     extensions: Vec<Extension>,
@@ -374,6 +422,12 @@ impl<'a> Parser<'a> {
 
     fn run(&mut self) -> Result<(), ReportError> {
         let src = self.src;
+        // Size the record list once: a large report has tens of thousands.
+        let expected = memchr::memmem::find_iter(src.as_bytes(), b"<record")
+            .count()
+            .min(self.limits.max_records)
+            .min(src.len() / 64 + 1);
+        self.records.reserve_exact(expected);
         let mut reader = Reader::from_reader(src.as_bytes());
         {
             let cfg = reader.config_mut();
@@ -826,15 +880,9 @@ impl<'a> Parser<'a> {
             (El::PolicyEvaluated, El::Reason) => self.finish_reason(at),
             (El::Reason, El::Type) => self.sub.kind = value,
             (El::Reason, El::Comment) => self.sub.comment = value,
-            (El::Identifiers, El::HeaderFrom) => {
-                self.record.header_from = value.map(Cow::into_owned)
-            }
-            (El::Identifiers, El::EnvelopeFrom) => {
-                self.record.envelope_from = value.map(Cow::into_owned)
-            }
-            (El::Identifiers, El::EnvelopeTo) => {
-                self.record.envelope_to = value.map(Cow::into_owned)
-            }
+            (El::Identifiers, El::HeaderFrom) => self.record.header_from = value.map(compact),
+            (El::Identifiers, El::EnvelopeFrom) => self.record.envelope_from = value.map(compact),
+            (El::Identifiers, El::EnvelopeTo) => self.record.envelope_to = value.map(compact),
             (El::AuthResults, El::Dkim) => self.finish_dkim(at),
             (El::AuthResults, El::Spf) => self.finish_spf(at),
             (El::Dkim | El::Spf, El::Domain) => self.sub.domain = value,
@@ -899,7 +947,7 @@ impl<'a> Parser<'a> {
                 }
                 self.record.policy_evaluated.reasons.push(OverrideReason {
                     kind: k,
-                    comment: sub.comment.map(Cow::into_owned),
+                    comment: sub.comment.map(compact),
                 });
             }
             None => {
@@ -907,7 +955,7 @@ impl<'a> Parser<'a> {
                     self.warn_at(at, "reason without <type> read as other");
                     self.record.policy_evaluated.reasons.push(OverrideReason {
                         kind: PolicyOverride::Other,
-                        comment: Some(c.into_owned()),
+                        comment: Some(compact(c)),
                     });
                 }
                 // An empty <reason> (or one with an empty <type>) carries nothing.
@@ -939,10 +987,10 @@ impl<'a> Parser<'a> {
             );
         }
         self.record.dkim.push(DkimAuthResult {
-            domain: sub.domain.map(Cow::into_owned).unwrap_or_default(),
-            selector: sub.selector.map(Cow::into_owned),
+            domain: sub.domain.map(compact).unwrap_or_default(),
+            selector: sub.selector.map(compact),
             result: r,
-            human_result: sub.human_result.map(Cow::into_owned),
+            human_result: sub.human_result.map(compact),
         });
     }
 
@@ -974,10 +1022,10 @@ impl<'a> Parser<'a> {
             sc
         });
         self.record.spf.push(SpfAuthResult {
-            domain: sub.domain.map(Cow::into_owned).unwrap_or_default(),
+            domain: sub.domain.map(compact).unwrap_or_default(),
             scope,
             result: r,
-            human_result: sub.human_result.map(Cow::into_owned),
+            human_result: sub.human_result.map(compact),
         });
     }
 
@@ -1018,7 +1066,7 @@ impl<'a> Parser<'a> {
             Some(h) => h,
             None => {
                 self.warn_at(at, format!("record #{n} (source {ip}): no <header_from>"));
-                String::new()
+                CompactString::default()
             }
         };
         if b.policy_evaluated.disposition.is_none() {
@@ -1190,6 +1238,10 @@ fn el_name(el: El) -> &'static str {
         El::Extension => "extension",
         El::Unknown => "(unknown)",
     }
+}
+
+fn compact(v: Cow<'_, str>) -> CompactString {
+    CompactString::from(&*v)
 }
 
 /// Parses an integer written in decimal, tolerating a fraction (`"1337270400.0"`) or an
