@@ -14,9 +14,6 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use quick_xml::Reader;
-use quick_xml::events::{BytesStart, Event};
-
 use super::{
     ActionDisposition, AggregateReport, Alignment, CompactString, DateRange, DiscoveryMethod,
     Disposition, DkimAuthResult, DkimResult, DmarcResult, Extension, Identifiers, OverrideReason,
@@ -28,8 +25,6 @@ use crate::limits::Limits;
 
 /// Most warnings kept per report; further ones are counted in a final line.
 const MAX_WARNINGS: usize = 100;
-/// Most recoverable XML errors skipped before giving up on the rest of the document.
-const MAX_XML_ERRORS: usize = 20;
 
 /// Parses one aggregate report from XML bytes.
 ///
@@ -422,68 +417,88 @@ impl<'a> Parser<'a> {
 
     fn run(&mut self) -> Result<(), ReportError> {
         let src = self.src;
+        let b = src.as_bytes();
         // Size the record list once: a large report has tens of thousands.
-        let expected = memchr::memmem::find_iter(src.as_bytes(), b"<record")
+        let expected = memchr::memmem::find_iter(b, b"<record")
             .count()
             .min(self.limits.max_records)
             .min(src.len() / 64 + 1);
         self.records.reserve_exact(expected);
-        let mut reader = Reader::from_reader(src.as_bytes());
-        {
-            let cfg = reader.config_mut();
-            cfg.trim_text(true);
-            cfg.check_end_names = false;
-            cfg.allow_unmatched_ends = true;
-            cfg.check_comments = false;
-            cfg.expand_empty_elements = false;
-        }
-        let mut errors = 0usize;
-        loop {
-            let before = pos(reader.buffer_position());
-            match reader.read_event() {
-                Ok(Event::Start(e)) => {
-                    let after = pos(reader.buffer_position());
-                    self.open(&e, before, after)?;
+        let mut i = 0usize;
+        while i < b.len() {
+            // Text up to the next markup.
+            let lt = memchr::memchr(b'<', &b[i..]).map(|p| i + p);
+            let text_end = lt.unwrap_or(b.len());
+            if text_end > i && self.wants_text() {
+                self.text_piece(i, text_end);
+            }
+            let Some(lt) = lt else { break };
+            match b.get(lt + 1).copied() {
+                Some(b'/') => {
+                    let Some(gt) = memchr::memchr(b'>', &b[lt..]).map(|p| lt + p) else {
+                        self.fatal = Some((lt, "end tag not closed".to_string()));
+                        break;
+                    };
+                    let name = trim_ascii(&b[lt + 2..gt]);
+                    self.end_tag(local_part(name), lt);
+                    i = gt + 1;
                 }
-                Ok(Event::Empty(e)) => {
-                    let after = pos(reader.buffer_position());
-                    self.open(&e, before, after)?;
-                    self.close_top(after);
-                }
-                Ok(Event::End(e)) => {
-                    self.end_tag(e.local_name().as_ref(), before);
-                }
-                Ok(Event::Text(t)) => {
-                    if self.wants_text() {
-                        let raw = self.slice_of(&t);
-                        if raw.contains('&') {
-                            let owned = self.unescape(raw, before);
-                            self.push_text(Cow::Owned(owned));
-                        } else {
-                            self.push_text(Cow::Borrowed(raw));
-                        }
-                    }
-                }
-                Ok(Event::CData(t)) => {
-                    if self.wants_text() {
-                        let raw = self.slice_of(&t);
-                        self.push_text(Cow::Borrowed(raw));
-                    }
-                }
-                Ok(Event::Eof) => break,
-                Ok(_) => {}
-                Err(e) => {
-                    errors += 1;
-                    let at = pos(reader.error_position());
-                    let after = pos(reader.buffer_position());
-                    let fatal = matches!(e, quick_xml::Error::Syntax(_))
-                        || after <= before
-                        || errors > MAX_XML_ERRORS;
-                    if fatal {
-                        self.fatal = Some((at, e.to_string()));
+                Some(b'?') => match memchr::memmem::find(&b[lt..], b"?>") {
+                    Some(p) => i = lt + p + 2,
+                    None => {
+                        self.fatal = Some((lt, "processing instruction not closed".to_string()));
                         break;
                     }
-                    self.warn_at(at, format!("XML not well-formed, skipped: {e}"));
+                },
+                Some(b'!') => {
+                    let rest = &b[lt..];
+                    let (close, skip): (&[u8], usize) = if rest.starts_with(b"<!--") {
+                        (b"-->", 4)
+                    } else if rest.starts_with(b"<![CDATA[") {
+                        (b"]]>", 9)
+                    } else if rest.iter().take_while(|&&c| c != b'>').any(|&c| c == b'[') {
+                        (b"]>", 2) // a DOCTYPE with an internal subset
+                    } else {
+                        (b">", 2)
+                    };
+                    let Some(p) = memchr::memmem::find(&rest[skip..], close) else {
+                        self.fatal =
+                            Some((lt, "comment, CDATA or declaration not closed".to_string()));
+                        break;
+                    };
+                    let body_end = lt + skip + p;
+                    if skip == 9 && self.wants_text() {
+                        let raw = src.get(lt + 9..body_end).unwrap_or("");
+                        self.push_text(Cow::Borrowed(raw));
+                    }
+                    i = body_end + close.len();
+                }
+                Some(c) if c.is_ascii_alphabetic() || c == b'_' || c == b':' || c >= 0x80 => {
+                    let Some(gt) = find_tag_end(b, lt + 1) else {
+                        self.fatal = Some((lt, "start tag not closed".to_string()));
+                        break;
+                    };
+                    let empty = gt > lt + 1 && b[gt - 1] == b'/';
+                    let inner_end = if empty { gt - 1 } else { gt };
+                    let tag = &b[lt + 1..inner_end];
+                    let name_len = tag
+                        .iter()
+                        .position(|&c| c.is_ascii_whitespace() || c == b'/')
+                        .unwrap_or(tag.len());
+                    let attrs = src.get(lt + 1 + name_len..inner_end).unwrap_or("");
+                    self.open(local_part(&tag[..name_len]), attrs, lt, gt + 1)?;
+                    if empty {
+                        self.close_top(gt + 1);
+                    }
+                    i = gt + 1;
+                }
+                _ => {
+                    // A '<' that starts no markup: keep it as text (XML would reject it).
+                    self.warn_at(lt, "'<' that starts no tag read as text");
+                    if self.wants_text() {
+                        self.push_text(Cow::Borrowed("<"));
+                    }
+                    i = lt + 1;
                 }
             }
         }
@@ -518,16 +533,18 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    /// The `&str` of the source a borrowed event slice points into (the source is valid
-    /// UTF-8 and quick-xml cuts it at ASCII delimiters and white space).
-    fn slice_of(&self, bytes: &[u8]) -> &'a str {
-        let base = self.src.as_ptr() as usize;
-        let at = (bytes.as_ptr() as usize).wrapping_sub(base);
-        match self.src.get(at..at.saturating_add(bytes.len())) {
-            Some(s) => s,
-            // Not a slice of the source (cannot happen with the slice reader): give up on
-            // this piece rather than borrow something shorter-lived.
-            None => "",
+    /// Adds the source text `start..end` (trimmed, references resolved) to the innermost
+    /// element.
+    fn text_piece(&mut self, start: usize, end: usize) {
+        let raw = self.src.get(start..end).unwrap_or("").trim();
+        if raw.is_empty() {
+            return;
+        }
+        if raw.contains('&') {
+            let owned = self.unescape(raw, start);
+            self.push_text(Cow::Owned(owned));
+        } else {
+            self.push_text(Cow::Borrowed(raw));
         }
     }
 
@@ -585,9 +602,13 @@ impl<'a> Parser<'a> {
         top.pieces = top.pieces.saturating_add(1);
     }
 
-    fn open(&mut self, e: &BytesStart<'_>, before: usize, after: usize) -> Result<(), ReportError> {
-        let local = e.local_name();
-        let local = local.as_ref();
+    fn open(
+        &mut self,
+        local: &[u8],
+        attrs: &str,
+        before: usize,
+        after: usize,
+    ) -> Result<(), ReportError> {
         let el = El::from_local(local);
         let depth = self.stack.len();
         if depth >= self.limits.max_xml_depth {
@@ -626,13 +647,11 @@ impl<'a> Parser<'a> {
         let ext = if is_extension_child(parent, grand, el) {
             let mut name = None;
             let mut definition = None;
-            for attr in e.attributes().with_checks(false).flatten() {
-                let key = attr.key.local_name();
-                let value = attr
-                    .unescape_value()
+            for (key, value) in attributes(attrs) {
+                let value = quick_xml::escape::unescape(value)
                     .map(|v| v.trim().to_string())
-                    .unwrap_or_else(|_| String::from_utf8_lossy(&attr.value).trim().to_string());
-                match key.as_ref() {
+                    .unwrap_or_else(|_| value.trim().to_string());
+                match local_part(key.as_bytes()) {
                     b"name" => name = Some(value),
                     b"definition" => definition = Some(value),
                     _ => {}
@@ -684,6 +703,13 @@ impl<'a> Parser<'a> {
     }
 
     fn end_tag(&mut self, local: &[u8], before: usize) {
+        // Fast path: the end tag of the innermost known element.
+        if let Some(top) = self.stack.last()
+            && top.el != El::Unknown
+            && el_name(top.el).as_bytes() == local
+        {
+            return self.close_top(before);
+        }
         let el = El::from_local(local);
         // The matching open element, searched from the top.
         let found = self.stack.iter().rposition(|f| f.el == el);
@@ -1185,10 +1211,6 @@ impl_word_enum!(
     DmarcResult
 );
 
-fn pos(p: u64) -> usize {
-    usize::try_from(p).unwrap_or(usize::MAX)
-}
-
 fn el_name(el: El) -> &'static str {
     match el {
         El::Feedback => "feedback",
@@ -1301,4 +1323,60 @@ pub(crate) fn parse_ip(s: &str) -> Option<IpAddr> {
         .unwrap_or(s);
     let s = s.split('%').next().unwrap_or(s);
     s.parse().ok()
+}
+
+/// The end (`>`) of a start tag whose name starts at `from`, skipping quoted attribute values.
+fn find_tag_end(b: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    loop {
+        let p = i + memchr::memchr3(b'>', b'"', b'\'', b.get(i..)?)?;
+        match b[p] {
+            b'>' => return Some(p),
+            q => {
+                // Skip to the closing quote; an unclosed quote runs to the end.
+                i = p + 1 + memchr::memchr(q, b.get(p + 1..)?)? + 1;
+            }
+        }
+    }
+}
+
+/// The local part of a qualified name (after the last `:`).
+fn local_part(name: &[u8]) -> &[u8] {
+    match memchr::memrchr(b':', name) {
+        Some(p) => &name[p + 1..],
+        None => name,
+    }
+}
+
+fn trim_ascii(b: &[u8]) -> &[u8] {
+    b.trim_ascii()
+}
+
+/// `key="value"` pairs of a start tag's attribute text, leniently (either quote, white
+/// space around `=`; junk skipped).
+fn attributes(s: &str) -> Vec<(&str, &str)> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some(eq) = rest.find('=') {
+        let key = rest[..eq].trim();
+        let key = key
+            .rsplit(|c: char| c.is_ascii_whitespace())
+            .next()
+            .unwrap_or(key);
+        let after = rest[eq + 1..].trim_start();
+        let Some(q) = after.chars().next().filter(|c| *c == '"' || *c == '\'') else {
+            // Unquoted value: up to the next white space.
+            let end = after
+                .find(|c: char| c.is_ascii_whitespace())
+                .unwrap_or(after.len());
+            out.push((key, &after[..end]));
+            rest = &after[end..];
+            continue;
+        };
+        let body = &after[1..];
+        let end = body.find(q).unwrap_or(body.len());
+        out.push((key, &body[..end]));
+        rest = body.get(end + 1..).unwrap_or("");
+    }
+    out
 }
