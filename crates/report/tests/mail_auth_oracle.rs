@@ -202,7 +202,12 @@ fn compare_aggregate(c: &mut Cmp<'_>, a: &AggregateReport, j: &Value) {
             &f("reasons"),
             rpe.reasons
                 .iter()
-                .map(|x| (word(Some(x.kind.as_str())), x.comment.clone()))
+                .map(|x| {
+                    (
+                        word(Some(x.kind.as_str())),
+                        x.comment.as_ref().map(|c| c.to_string()),
+                    )
+                })
                 .collect::<Vec<_>>(),
             reasons,
         );
@@ -243,10 +248,10 @@ fn compare_aggregate(c: &mut Cmp<'_>, a: &AggregateReport, j: &Value) {
             .iter()
             .map(|d| {
                 (
-                    d.domain.clone(),
-                    d.selector.clone().unwrap_or_default(),
+                    d.domain.to_string(),
+                    d.selector.as_deref().unwrap_or_default().to_string(),
                     word(Some(d.result.as_str())),
-                    d.human_result.clone(),
+                    d.human_result.as_ref().map(|h| h.to_string()),
                 )
             })
             .collect();
@@ -272,10 +277,10 @@ fn compare_aggregate(c: &mut Cmp<'_>, a: &AggregateReport, j: &Value) {
             .iter()
             .map(|d| {
                 (
-                    d.domain.clone(),
+                    d.domain.to_string(),
                     word(d.scope.as_ref().map(|x| x.as_str())),
                     word(Some(d.result.as_str())),
-                    d.human_result.clone(),
+                    d.human_result.as_ref().map(|h| h.to_string()),
                 )
             })
             .collect();

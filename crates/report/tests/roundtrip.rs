@@ -17,6 +17,15 @@ fn domain() -> impl Strategy<Value = String> {
     "[a-z0-9]{1,10}(\\.[a-z]{2,5}){1,2}"
 }
 
+fn ctext() -> impl Strategy<Value = CompactString> {
+    text().prop_map(CompactString::from)
+}
+
+fn cdomain() -> impl Strategy<Value = CompactString> {
+    // Some longer than the 24 bytes kept inline.
+    "[a-z0-9]{1,30}(\\.[a-z]{2,5}){1,2}".prop_map(CompactString::from)
+}
+
 fn disposition() -> impl Strategy<Value = Disposition> {
     prop_oneof![
         Just(Disposition::None),
@@ -99,22 +108,22 @@ fn record() -> impl Strategy<Value = Record> {
             dmarc_result().prop_map(Some),
             dmarc_result().prop_map(Some),
             proptest::collection::vec(
-                (override_kind(), proptest::option::of(text()))
+                (override_kind(), proptest::option::of(ctext()))
                     .prop_map(|(kind, comment)| OverrideReason { kind, comment }),
                 0..3,
             ),
         ),
         (
-            domain(),
-            proptest::option::of(domain()),
-            proptest::option::of(domain()),
+            cdomain(),
+            proptest::option::of(cdomain()),
+            proptest::option::of(cdomain()),
         ),
         proptest::collection::vec(
             (
-                domain(),
-                "[a-z0-9]{1,12}".prop_map(Some),
+                cdomain(),
+                "[a-z0-9]{1,12}".prop_map(|s| Some(CompactString::from(s))),
                 dkim_result(),
-                proptest::option::of(text()),
+                proptest::option::of(ctext()),
             )
                 .prop_map(|(domain, selector, result, human_result)| DkimAuthResult {
                     domain,
@@ -126,10 +135,10 @@ fn record() -> impl Strategy<Value = Record> {
         ),
         proptest::collection::vec(
             (
-                domain(),
+                cdomain(),
                 proptest::option::of(prop_oneof![Just(SpfScope::MailFrom), Just(SpfScope::Helo)]),
                 spf_result(),
-                proptest::option::of(text()),
+                proptest::option::of(ctext()),
             )
                 .prop_map(|(domain, scope, result, human_result)| SpfAuthResult {
                     domain,

@@ -7,6 +7,10 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+/// Short text stored inline (no heap allocation up to 24 bytes): the per-record strings
+/// (domains, selectors) of a large report are nearly all that short.
+pub use compact_str::CompactString;
+
 use crate::words::word_enum;
 
 pub mod generate;
@@ -253,18 +257,18 @@ pub struct OverrideReason {
     #[serde(rename = "type")]
     pub kind: PolicyOverride,
     /// `<comment>`.
-    pub comment: Option<String>,
+    pub comment: Option<CompactString>,
 }
 
 /// `<identifiers>`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Identifiers {
     /// `<header_from>`: the RFC5322.From domain.
-    pub header_from: String,
+    pub header_from: CompactString,
     /// `<envelope_from>`: the RFC5321.MailFrom domain.
-    pub envelope_from: Option<String>,
+    pub envelope_from: Option<CompactString>,
     /// `<envelope_to>`: the recipient domain.
-    pub envelope_to: Option<String>,
+    pub envelope_to: Option<CompactString>,
 }
 
 /// `<auth_results>`: raw DKIM and SPF results, before alignment.
@@ -282,26 +286,26 @@ pub struct AuthResults {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DkimAuthResult {
     /// `<domain>`: the `d=` tag.
-    pub domain: String,
+    pub domain: CompactString,
     /// `<selector>`: the `s=` tag.
-    pub selector: Option<String>,
+    pub selector: Option<CompactString>,
     /// `<result>`.
     pub result: DkimResult,
     /// `<human_result>`.
-    pub human_result: Option<String>,
+    pub human_result: Option<CompactString>,
 }
 
 /// `<auth_results><spf>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpfAuthResult {
     /// `<domain>`: the checked domain.
-    pub domain: String,
+    pub domain: CompactString,
     /// `<scope>`; `None` when absent (RFC 9990 default: mfrom).
     pub scope: Option<SpfScope>,
     /// `<result>`.
     pub result: SpfResult,
     /// `<human_result>`.
-    pub human_result: Option<String>,
+    pub human_result: Option<CompactString>,
 }
 
 /// An extension element (RFC 9990 §3.1.1.3), or an unknown element where the schema

@@ -14,12 +14,9 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use quick_xml::Reader;
-use quick_xml::events::{BytesStart, Event};
-
 use super::{
-    ActionDisposition, AggregateReport, Alignment, DateRange, DiscoveryMethod, Disposition,
-    DkimAuthResult, DkimResult, DmarcResult, Extension, Identifiers, OverrideReason,
+    ActionDisposition, AggregateReport, Alignment, CompactString, DateRange, DiscoveryMethod,
+    Disposition, DkimAuthResult, DkimResult, DmarcResult, Extension, Identifiers, OverrideReason,
     PolicyEvaluated, PolicyOverride, PolicyPublished, Record, ReportMetadata, SpfAuthResult,
     SpfResult, SpfScope,
 };
@@ -28,8 +25,6 @@ use crate::limits::Limits;
 
 /// Most warnings kept per report; further ones are counted in a final line.
 const MAX_WARNINGS: usize = 100;
-/// Most recoverable XML errors skipped before giving up on the rest of the document.
-const MAX_XML_ERRORS: usize = 20;
 
 /// Parses one aggregate report from XML bytes.
 ///
@@ -133,61 +128,109 @@ enum El {
 
 impl El {
     fn from_local(name: &[u8]) -> El {
-        match name {
-            b"feedback" => El::Feedback,
-            b"version" => El::Version,
-            b"report_metadata" => El::ReportMetadata,
-            b"org_name" => El::OrgName,
-            b"email" => El::Email,
-            b"extra_contact_info" => El::ExtraContactInfo,
-            b"report_id" => El::ReportId,
-            b"date_range" => El::DateRange,
-            b"begin" => El::Begin,
-            b"end" => El::End,
-            b"error" => El::Error,
-            b"generator" => El::Generator,
-            b"policy_published" => El::PolicyPublished,
-            b"domain" => El::Domain,
-            b"p" => El::P,
-            b"sp" => El::Sp,
-            b"np" => El::Np,
-            b"adkim" => El::Adkim,
-            b"aspf" => El::Aspf,
-            b"pct" => El::Pct,
-            b"fo" => El::Fo,
-            b"testing" => El::Testing,
-            b"discovery_method" => El::DiscoveryMethod,
-            b"record" => El::Record,
-            b"row" => El::Row,
-            b"source_ip" => El::SourceIp,
-            b"count" => El::Count,
-            b"policy_evaluated" => El::PolicyEvaluated,
-            b"disposition" => El::Disposition,
-            b"dkim" => El::Dkim,
-            b"spf" => El::Spf,
-            b"reason" => El::Reason,
-            b"type" => El::Type,
-            b"comment" => El::Comment,
-            b"identifiers" | b"identities" => El::Identifiers,
-            b"header_from" => El::HeaderFrom,
-            b"envelope_from" => El::EnvelopeFrom,
-            b"envelope_to" => El::EnvelopeTo,
-            b"auth_results" => El::AuthResults,
-            b"selector" => El::Selector,
-            b"result" => El::Result,
-            b"scope" => El::Scope,
-            b"human_result" => El::HumanResult,
-            b"extensions" => El::Extensions,
-            b"extension" => El::Extension,
-            _ => {
-                // Rare path: element names written in another case.
-                if name.iter().any(u8::is_ascii_uppercase) && name.len() <= 32 {
-                    El::from_local(&name.to_ascii_lowercase())
-                } else {
-                    El::Unknown
-                }
-            }
+        // Grouped by length so each name is compared with few candidates.
+        let el = match name.len() {
+            1 => match name {
+                b"p" => El::P,
+                _ => El::Unknown,
+            },
+            2 => match name {
+                b"sp" => El::Sp,
+                b"np" => El::Np,
+                b"fo" => El::Fo,
+                _ => El::Unknown,
+            },
+            3 => match name {
+                b"end" => El::End,
+                b"pct" => El::Pct,
+                b"row" => El::Row,
+                b"spf" => El::Spf,
+                _ => El::Unknown,
+            },
+            4 => match name {
+                b"aspf" => El::Aspf,
+                b"dkim" => El::Dkim,
+                b"type" => El::Type,
+                _ => El::Unknown,
+            },
+            5 => match name {
+                b"email" => El::Email,
+                b"begin" => El::Begin,
+                b"error" => El::Error,
+                b"adkim" => El::Adkim,
+                b"count" => El::Count,
+                b"scope" => El::Scope,
+                _ => El::Unknown,
+            },
+            6 => match name {
+                b"domain" => El::Domain,
+                b"record" => El::Record,
+                b"reason" => El::Reason,
+                b"result" => El::Result,
+                _ => El::Unknown,
+            },
+            7 => match name {
+                b"version" => El::Version,
+                b"testing" => El::Testing,
+                b"comment" => El::Comment,
+                _ => El::Unknown,
+            },
+            8 => match name {
+                b"feedback" => El::Feedback,
+                b"org_name" => El::OrgName,
+                b"selector" => El::Selector,
+                _ => El::Unknown,
+            },
+            9 => match name {
+                b"report_id" => El::ReportId,
+                b"generator" => El::Generator,
+                b"source_ip" => El::SourceIp,
+                b"extension" => El::Extension,
+                _ => El::Unknown,
+            },
+            10 => match name {
+                b"date_range" => El::DateRange,
+                b"identities" => El::Identifiers,
+                b"extensions" => El::Extensions,
+                _ => El::Unknown,
+            },
+            11 => match name {
+                b"disposition" => El::Disposition,
+                b"identifiers" => El::Identifiers,
+                b"header_from" => El::HeaderFrom,
+                b"envelope_to" => El::EnvelopeTo,
+                _ => El::Unknown,
+            },
+            12 => match name {
+                b"auth_results" => El::AuthResults,
+                b"human_result" => El::HumanResult,
+                _ => El::Unknown,
+            },
+            13 => match name {
+                b"envelope_from" => El::EnvelopeFrom,
+                _ => El::Unknown,
+            },
+            15 => match name {
+                b"report_metadata" => El::ReportMetadata,
+                _ => El::Unknown,
+            },
+            16 => match name {
+                b"policy_published" => El::PolicyPublished,
+                b"discovery_method" => El::DiscoveryMethod,
+                b"policy_evaluated" => El::PolicyEvaluated,
+                _ => El::Unknown,
+            },
+            18 => match name {
+                b"extra_contact_info" => El::ExtraContactInfo,
+                _ => El::Unknown,
+            },
+            _ => El::Unknown,
+        };
+        if el == El::Unknown && name.len() <= 32 && name.iter().any(u8::is_ascii_uppercase) {
+            // Rare path: element names written in another case.
+            return El::from_local(&name.to_ascii_lowercase());
         }
+        el
     }
 
     /// Elements whose text content is ignored.
@@ -210,9 +253,13 @@ impl El {
 
 /// One open element.
 #[derive(Debug)]
-struct Frame {
+struct Frame<'a> {
     el: El,
-    /// Where this element's text starts in the shared text buffer.
+    /// The element's text when it is one borrowed piece (the usual case).
+    single: Option<&'a str>,
+    /// How many text pieces were seen.
+    pieces: u32,
+    /// Where this element's text starts in the shared text buffer (several pieces).
     text_start: usize,
     /// Byte offset just after the start tag.
     content_start: usize,
@@ -250,13 +297,14 @@ impl Warnings {
 /// Fields of the record being read.
 #[derive(Debug, Default)]
 struct RecordBuilder {
-    source_ip: Option<String>,
+    /// The address, or the text that is not one.
+    source_ip: Option<Result<IpAddr, String>>,
     count: Option<u64>,
     count_raw: Option<String>,
     policy_evaluated: PolicyEvaluated,
-    header_from: Option<String>,
-    envelope_from: Option<String>,
-    envelope_to: Option<String>,
+    header_from: Option<CompactString>,
+    envelope_from: Option<CompactString>,
+    envelope_to: Option<CompactString>,
     dkim: Vec<DkimAuthResult>,
     spf: Vec<SpfAuthResult>,
     extensions: Vec<Extension>,
@@ -264,14 +312,14 @@ struct RecordBuilder {
 
 /// Fields of an auth result (`dkim` or `spf`) or a `reason` being read.
 #[derive(Debug, Default)]
-struct Sub {
-    domain: Option<String>,
-    selector: Option<String>,
-    result: Option<String>,
-    scope: Option<String>,
-    human_result: Option<String>,
-    kind: Option<String>,
-    comment: Option<String>,
+struct Sub<'a> {
+    domain: Option<Cow<'a, str>>,
+    selector: Option<Cow<'a, str>>,
+    result: Option<Cow<'a, str>>,
+    scope: Option<Cow<'a, str>>,
+    human_result: Option<Cow<'a, str>>,
+    kind: Option<Cow<'a, str>>,
+    comment: Option<Cow<'a, str>>,
 }
 
 struct Parser<'a> {
@@ -279,7 +327,9 @@ struct Parser<'a> {
     limits: &'a Limits,
     path: &'a SourcePath,
     warnings: Warnings,
-    stack: Vec<Frame>,
+    stack: Vec<Frame<'a>>,
+    /// How many open elements are extensions being captured whole.
+    ext_depth: usize,
     text: String,
     /// Cursor for turning byte offsets into line numbers (warnings come in order).
     line_cursor: (usize, u64),
@@ -295,7 +345,7 @@ struct Parser<'a> {
     records: Vec<Record>,
     record_no: usize,
     record: RecordBuilder,
-    sub: Sub,
+    sub: Sub<'a>,
     extensions: Vec<Extension>,
     unknown_seen: Vec<String>,
     /// The first XML error that stopped reading: (offset, message).
@@ -323,6 +373,7 @@ impl<'a> Parser<'a> {
             path,
             warnings,
             stack: Vec::with_capacity(16),
+            ext_depth: 0,
             text: String::with_capacity(256),
             line_cursor: (0, 1),
             saw_root: false,
@@ -365,78 +416,89 @@ impl<'a> Parser<'a> {
     }
 
     fn run(&mut self) -> Result<(), ReportError> {
-        let mut reader = Reader::from_str(self.src);
-        {
-            let cfg = reader.config_mut();
-            cfg.trim_text(false);
-            cfg.check_end_names = false;
-            cfg.allow_unmatched_ends = true;
-            cfg.allow_dangling_amp = true;
-            cfg.check_comments = false;
-            cfg.expand_empty_elements = false;
-        }
-        let mut errors = 0usize;
-        loop {
-            let before = pos(reader.buffer_position());
-            match reader.read_event() {
-                Ok(Event::Start(e)) => {
-                    let after = pos(reader.buffer_position());
-                    self.open(&e, before, after)?;
-                }
-                Ok(Event::Empty(e)) => {
-                    let after = pos(reader.buffer_position());
-                    self.open(&e, before, after)?;
-                    self.close_top(after, after);
-                }
-                Ok(Event::End(e)) => {
-                    let after = pos(reader.buffer_position());
-                    self.end_tag(e.local_name().as_ref().as_bytes(), before, after);
-                }
-                Ok(Event::Text(t)) => self.push_text(&t),
-                Ok(Event::CData(t)) => {
-                    let s: &str = &t;
-                    self.push_text(s);
-                }
-                Ok(Event::GeneralRef(r)) => {
-                    let name: &str = &r;
-                    let resolved = match r.resolve_char_ref() {
-                        Ok(Some(c)) => Some(c),
-                        Ok(None) => match name {
-                            "amp" => Some('&'),
-                            "lt" => Some('<'),
-                            "gt" => Some('>'),
-                            "quot" => Some('"'),
-                            "apos" => Some('\''),
-                            _ => None,
-                        },
-                        Err(_) => None,
+        let src = self.src;
+        let b = src.as_bytes();
+        // Size the record list once: a large report has tens of thousands.
+        let expected = memchr::memmem::find_iter(b, b"<record")
+            .count()
+            .min(self.limits.max_records)
+            .min(src.len() / 64 + 1);
+        self.records.reserve_exact(expected);
+        let mut i = 0usize;
+        while i < b.len() {
+            // Text up to the next markup.
+            let lt = memchr::memchr(b'<', &b[i..]).map(|p| i + p);
+            let text_end = lt.unwrap_or(b.len());
+            if text_end > i && self.wants_text() {
+                self.text_piece(i, text_end);
+            }
+            let Some(lt) = lt else { break };
+            match b.get(lt + 1).copied() {
+                Some(b'/') => {
+                    let Some(gt) = memchr::memchr(b'>', &b[lt..]).map(|p| lt + p) else {
+                        self.fatal = Some((lt, "end tag not closed".to_string()));
+                        break;
                     };
-                    match resolved {
-                        Some(c) => {
-                            let mut b = [0u8; 4];
-                            self.push_text(c.encode_utf8(&mut b));
-                        }
-                        None => {
-                            let raw = format!("&{name};");
-                            self.warn_at(before, format!("unknown entity {raw} kept as text"));
-                            self.push_text(&raw);
-                        }
-                    }
+                    let name = trim_ascii(&b[lt + 2..gt]);
+                    self.end_tag(local_part(name), lt);
+                    i = gt + 1;
                 }
-                Ok(Event::Eof) => break,
-                Ok(_) => {}
-                Err(e) => {
-                    errors += 1;
-                    let at = pos(reader.error_position());
-                    let after = pos(reader.buffer_position());
-                    let fatal = matches!(e, quick_xml::Error::Syntax(_))
-                        || after <= before
-                        || errors > MAX_XML_ERRORS;
-                    if fatal {
-                        self.fatal = Some((at, e.to_string()));
+                Some(b'?') => match memchr::memmem::find(&b[lt..], b"?>") {
+                    Some(p) => i = lt + p + 2,
+                    None => {
+                        self.fatal = Some((lt, "processing instruction not closed".to_string()));
                         break;
                     }
-                    self.warn_at(at, format!("XML not well-formed, skipped: {e}"));
+                },
+                Some(b'!') => {
+                    let rest = &b[lt..];
+                    let (close, skip): (&[u8], usize) = if rest.starts_with(b"<!--") {
+                        (b"-->", 4)
+                    } else if rest.starts_with(b"<![CDATA[") {
+                        (b"]]>", 9)
+                    } else if rest.iter().take_while(|&&c| c != b'>').any(|&c| c == b'[') {
+                        (b"]>", 2) // a DOCTYPE with an internal subset
+                    } else {
+                        (b">", 2)
+                    };
+                    let Some(p) = memchr::memmem::find(&rest[skip..], close) else {
+                        self.fatal =
+                            Some((lt, "comment, CDATA or declaration not closed".to_string()));
+                        break;
+                    };
+                    let body_end = lt + skip + p;
+                    if skip == 9 && self.wants_text() {
+                        let raw = src.get(lt + 9..body_end).unwrap_or("");
+                        self.push_text(Cow::Borrowed(raw));
+                    }
+                    i = body_end + close.len();
+                }
+                Some(c) if c.is_ascii_alphabetic() || c == b'_' || c == b':' || c >= 0x80 => {
+                    let Some(gt) = find_tag_end(b, lt + 1) else {
+                        self.fatal = Some((lt, "start tag not closed".to_string()));
+                        break;
+                    };
+                    let empty = gt > lt + 1 && b[gt - 1] == b'/';
+                    let inner_end = if empty { gt - 1 } else { gt };
+                    let tag = &b[lt + 1..inner_end];
+                    let name_len = tag
+                        .iter()
+                        .position(|&c| c.is_ascii_whitespace() || c == b'/')
+                        .unwrap_or(tag.len());
+                    let attrs = src.get(lt + 1 + name_len..inner_end).unwrap_or("");
+                    self.open(local_part(&tag[..name_len]), attrs, lt, gt + 1)?;
+                    if empty {
+                        self.close_top(gt + 1);
+                    }
+                    i = gt + 1;
+                }
+                _ => {
+                    // A '<' that starts no markup: keep it as text (XML would reject it).
+                    self.warn_at(lt, "'<' that starts no tag read as text");
+                    if self.wants_text() {
+                        self.push_text(Cow::Borrowed("<"));
+                    }
+                    i = lt + 1;
                 }
             }
         }
@@ -447,39 +509,106 @@ impl<'a> Parser<'a> {
                 at,
                 format!("XML not well-formed: {msg}; the last {lost} bytes could not be read"),
             );
-            if self
-                .stack
-                .iter()
-                .any(|f| matches!(f.el, El::Record | El::Feedback))
-                && self.stack.iter().any(|f| f.el == El::Record)
-            {
-                let n = self.record_no;
-                self.warnings
-                    .push(format!("record #{n} was cut off by the damage and dropped"));
-                self.stack.retain(|f| f.el == El::Feedback);
-            }
         } else if self.stack.len() > 1 {
             let open: Vec<&str> = self.stack.iter().map(|f| el_name(f.el)).collect();
             self.warn_at(end, format!("document ends inside <{}>", open.join("> <")));
         }
-        // Close whatever is still open so complete data is kept.
+        // A record left open is incomplete: drop it rather than keep part of it.
+        if let Some(i) = self.stack.iter().position(|f| f.el == El::Record) {
+            let n = self.record_no;
+            self.warnings
+                .push(format!("record #{n} was cut off and dropped"));
+            while self.stack.len() > i {
+                if let Some(f) = self.stack.pop()
+                    && f.ext.is_some()
+                {
+                    self.ext_depth = self.ext_depth.saturating_sub(1);
+                }
+            }
+        }
+        // Close whatever else is still open so complete data is kept.
         while self.stack.len() > 1 {
-            self.close_top(end, end);
+            self.close_top(end);
         }
         Ok(())
     }
 
-    fn push_text(&mut self, s: &str) {
-        if let Some(top) = self.stack.last()
-            && !top.el.is_container()
-        {
-            self.text.push_str(s);
+    /// Adds the source text `start..end` (trimmed, references resolved) to the innermost
+    /// element.
+    fn text_piece(&mut self, start: usize, end: usize) {
+        let raw = self.src.get(start..end).unwrap_or("").trim();
+        if raw.is_empty() {
+            return;
+        }
+        if raw.contains('&') {
+            let owned = self.unescape(raw, start);
+            self.push_text(Cow::Owned(owned));
+        } else {
+            self.push_text(Cow::Borrowed(raw));
         }
     }
 
-    fn open(&mut self, e: &BytesStart<'_>, before: usize, after: usize) -> Result<(), ReportError> {
-        let local = e.local_name();
-        let local = local.as_ref().as_bytes();
+    /// Resolves entity and character references, keeping unknown ones as written.
+    fn unescape(&mut self, raw: &str, at: usize) -> String {
+        match quick_xml::escape::unescape(raw) {
+            Ok(s) => s.into_owned(),
+            Err(e) => {
+                self.warn_at(at, format!("bad reference in text ({e}); kept as written"));
+                // Resolve what can be resolved, piece by piece.
+                let mut out = String::with_capacity(raw.len());
+                let mut rest = raw;
+                while let Some(i) = rest.find('&') {
+                    out.push_str(&rest[..i]);
+                    let tail = &rest[i..];
+                    match tail.find(';').filter(|&j| j <= 12) {
+                        Some(j) => {
+                            let piece = &tail[..=j];
+                            match quick_xml::escape::unescape(piece) {
+                                Ok(u) => out.push_str(&u),
+                                Err(_) => out.push_str(piece),
+                            }
+                            rest = &tail[j + 1..];
+                        }
+                        None => {
+                            out.push('&');
+                            rest = &tail[1..];
+                        }
+                    }
+                }
+                out.push_str(rest);
+                out
+            }
+        }
+    }
+
+    /// Whether the innermost open element keeps its text.
+    fn wants_text(&self) -> bool {
+        self.stack.last().is_some_and(|f| !f.el.is_container())
+    }
+
+    fn push_text(&mut self, s: Cow<'a, str>) {
+        let Some(top) = self.stack.last_mut() else {
+            return;
+        };
+        match (&top.single, s) {
+            (None, Cow::Borrowed(b)) if top.pieces == 0 => top.single = Some(b),
+            (_, s) => {
+                if let Some(prev) = top.single.take() {
+                    self.text.push_str(prev);
+                }
+                self.text.push_str(&s);
+            }
+        }
+        top.pieces = top.pieces.saturating_add(1);
+    }
+
+    fn open(
+        &mut self,
+        local: &[u8],
+        attrs: &str,
+        before: usize,
+        after: usize,
+    ) -> Result<(), ReportError> {
         let el = El::from_local(local);
         let depth = self.stack.len();
         if depth >= self.limits.max_xml_depth {
@@ -518,15 +647,13 @@ impl<'a> Parser<'a> {
         let ext = if is_extension_child(parent, grand, el) {
             let mut name = None;
             let mut definition = None;
-            for attr in e.attributes().with_checks(false).flatten() {
-                let key = attr.key.local_name();
-                let value = attr
-                    .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            for (key, value) in attributes(attrs) {
+                let value = quick_xml::escape::unescape(value)
                     .map(|v| v.trim().to_string())
-                    .unwrap_or_else(|_| attr.value.trim().to_string());
-                match key.as_ref() {
-                    "name" => name = Some(value),
-                    "definition" => definition = Some(value),
+                    .unwrap_or_else(|_| value.trim().to_string());
+                match local_part(key.as_bytes()) {
+                    b"name" => name = Some(value),
+                    b"definition" => definition = Some(value),
                     _ => {}
                 }
             }
@@ -549,7 +676,7 @@ impl<'a> Parser<'a> {
         if matches!(el, El::Dkim | El::Spf | El::Reason) {
             self.sub = Sub::default();
         }
-        if el == El::Unknown && ext.is_none() && !self.in_extension() {
+        if el == El::Unknown && ext.is_none() && self.ext_depth == 0 {
             let name = String::from_utf8_lossy(local).into_owned();
             if !self.unknown_seen.contains(&name) && self.unknown_seen.len() < 32 {
                 let parent_name = parent.map_or("document", el_name);
@@ -560,8 +687,13 @@ impl<'a> Parser<'a> {
                 self.unknown_seen.push(name);
             }
         }
+        if ext.is_some() {
+            self.ext_depth += 1;
+        }
         self.stack.push(Frame {
             el,
+            single: None,
+            pieces: 0,
             text_start: self.text.len(),
             content_start: after,
             tag_start: before,
@@ -570,16 +702,19 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    fn in_extension(&self) -> bool {
-        self.stack.iter().any(|f| f.ext.is_some())
-    }
-
-    fn end_tag(&mut self, local: &[u8], before: usize, after: usize) {
+    fn end_tag(&mut self, local: &[u8], before: usize) {
+        // Fast path: the end tag of the innermost known element.
+        if let Some(top) = self.stack.last()
+            && top.el != El::Unknown
+            && el_name(top.el).as_bytes() == local
+        {
+            return self.close_top(before);
+        }
         let el = El::from_local(local);
         // The matching open element, searched from the top.
         let found = self.stack.iter().rposition(|f| f.el == el);
         match found {
-            Some(i) if i + 1 == self.stack.len() => self.close_top(before, after),
+            Some(i) if i + 1 == self.stack.len() => self.close_top(before),
             Some(i) => {
                 let unclosed: Vec<&str> = self
                     .stack
@@ -595,10 +730,9 @@ impl<'a> Parser<'a> {
                         unclosed.join("> <")
                     ),
                 );
-                while self.stack.len() > i + 1 {
-                    self.close_top(before, before);
+                while self.stack.len() > i {
+                    self.close_top(before);
                 }
-                self.close_top(before, after);
             }
             None => {
                 self.warn_at(
@@ -613,12 +747,13 @@ impl<'a> Parser<'a> {
     }
 
     /// Closes the innermost open element; `end_tag_start` is where its end tag begins.
-    fn close_top(&mut self, end_tag_start: usize, _after: usize) {
+    fn close_top(&mut self, end_tag_start: usize) {
         let Some(frame) = self.stack.pop() else {
             return;
         };
         let parent = self.stack.last().map(|f| f.el);
         if let Some(ext) = frame.ext {
+            self.ext_depth = self.ext_depth.saturating_sub(1);
             let (name, definition) = *ext;
             let content = self
                 .src
@@ -639,55 +774,73 @@ impl<'a> Parser<'a> {
             self.text.truncate(frame.text_start);
             return;
         }
-        let raw = self.text.get(frame.text_start..).unwrap_or("");
-        let value = raw.trim();
-        let value = if value.is_empty() { None } else { Some(value) };
-        let value = value.map(str::to_string);
+        let value: Option<Cow<'a, str>> = match (frame.single, frame.pieces) {
+            (_, 0) => None,
+            (Some(b), 1) => Some(Cow::Borrowed(b.trim())),
+            _ => Some(Cow::Owned(
+                self.text
+                    .get(frame.text_start..)
+                    .unwrap_or("")
+                    .trim()
+                    .to_string(),
+            )),
+        };
         self.text.truncate(frame.text_start);
+        let value = value.filter(|v| !v.is_empty());
         let Some(parent) = parent else {
             return;
         };
-        if self.in_extension() {
+        if self.ext_depth > 0 {
             return;
         }
         self.apply(parent, frame.el, value, frame.tag_start);
     }
 
-    fn apply(&mut self, parent: El, el: El, value: Option<String>, at: usize) {
+    fn apply(&mut self, parent: El, el: El, value: Option<Cow<'a, str>>, at: usize) {
         match (parent, el) {
-            (El::Feedback, El::Version) => self.version = value,
+            (El::Feedback, El::Version) => self.version = value.map(Cow::into_owned),
             (El::Feedback, El::ReportMetadata) => self.saw_metadata = true,
             (El::Feedback, El::PolicyPublished) => self.saw_policy = true,
             (El::Feedback, El::Record) => self.finish_record(at),
-            (El::ReportMetadata, El::OrgName) => self.metadata.org_name = value.unwrap_or_default(),
-            (El::ReportMetadata, El::Email) => self.metadata.email = value.unwrap_or_default(),
-            (El::ReportMetadata, El::ExtraContactInfo) => self.metadata.extra_contact_info = value,
+            (El::ReportMetadata, El::OrgName) => {
+                self.metadata.org_name = value.map(Cow::into_owned).unwrap_or_default()
+            }
+            (El::ReportMetadata, El::Email) => {
+                self.metadata.email = value.map(Cow::into_owned).unwrap_or_default()
+            }
+            (El::ReportMetadata, El::ExtraContactInfo) => {
+                self.metadata.extra_contact_info = value.map(Cow::into_owned)
+            }
             (El::ReportMetadata, El::ReportId) => {
-                self.metadata.report_id = value.unwrap_or_default()
+                self.metadata.report_id = value.map(Cow::into_owned).unwrap_or_default()
             }
             (El::ReportMetadata, El::Error) => {
                 if let Some(v) = value {
-                    self.metadata.errors.push(v);
+                    self.metadata.errors.push(v.into_owned());
                 }
             }
-            (El::ReportMetadata, El::Generator) => self.metadata.generator = value,
-            (El::DateRange, El::Begin) => self.begin = self.epoch(value, "begin", at),
-            (El::DateRange, El::End) => self.end = self.epoch(value, "end", at),
-            (El::PolicyPublished, El::Domain) => self.policy.domain = value.unwrap_or_default(),
+            (El::ReportMetadata, El::Generator) => {
+                self.metadata.generator = value.map(Cow::into_owned)
+            }
+            (El::DateRange, El::Begin) => self.begin = self.epoch(value.as_deref(), "begin", at),
+            (El::DateRange, El::End) => self.end = self.epoch(value.as_deref(), "end", at),
+            (El::PolicyPublished, El::Domain) => {
+                self.policy.domain = value.map(Cow::into_owned).unwrap_or_default()
+            }
             (El::PolicyPublished, El::P) => {
-                self.policy.p = self.word(value, "p", at, Disposition::parse)
+                self.policy.p = self.word(value.as_deref(), "p", at, Disposition::parse)
             }
             (El::PolicyPublished, El::Sp) => {
-                self.policy.sp = self.word(value, "sp", at, Disposition::parse)
+                self.policy.sp = self.word(value.as_deref(), "sp", at, Disposition::parse)
             }
             (El::PolicyPublished, El::Np) => {
-                self.policy.np = self.word(value, "np", at, Disposition::parse)
+                self.policy.np = self.word(value.as_deref(), "np", at, Disposition::parse)
             }
             (El::PolicyPublished, El::Adkim) => {
-                self.policy.adkim = self.word(value, "adkim", at, Alignment::parse)
+                self.policy.adkim = self.word(value.as_deref(), "adkim", at, Alignment::parse)
             }
             (El::PolicyPublished, El::Aspf) => {
-                self.policy.aspf = self.word(value, "aspf", at, Alignment::parse)
+                self.policy.aspf = self.word(value.as_deref(), "aspf", at, Alignment::parse)
             }
             (El::PolicyPublished, El::Pct) => {
                 self.policy.pct = value.and_then(|v| {
@@ -698,7 +851,7 @@ impl<'a> Parser<'a> {
                     n.and_then(|n| u8::try_from(n).ok())
                 })
             }
-            (El::PolicyPublished, El::Fo) => self.policy.fo = value,
+            (El::PolicyPublished, El::Fo) => self.policy.fo = value.map(Cow::into_owned),
             (El::PolicyPublished, El::Testing) => {
                 self.policy.testing = value.and_then(|v| match v.to_ascii_lowercase().as_str() {
                     "y" | "yes" | "true" | "1" => Some(true),
@@ -710,32 +863,52 @@ impl<'a> Parser<'a> {
                 })
             }
             (El::PolicyPublished, El::DiscoveryMethod) => {
-                self.policy.discovery_method =
-                    self.word(value, "discovery_method", at, DiscoveryMethod::parse)
+                self.policy.discovery_method = self.word(
+                    value.as_deref(),
+                    "discovery_method",
+                    at,
+                    DiscoveryMethod::parse,
+                )
             }
-            (El::Row, El::SourceIp) => self.record.source_ip = value,
+            (El::Row, El::SourceIp) => {
+                self.record.source_ip = value.map(|v| parse_ip(&v).ok_or_else(|| v.into_owned()))
+            }
             (El::Row, El::Count) => {
                 self.record.count = value.as_deref().and_then(parse_count);
-                self.record.count_raw = value;
+                if self.record.count.is_none() {
+                    self.record.count_raw = value.map(Cow::into_owned);
+                }
             }
             (El::PolicyEvaluated, El::Disposition) => {
-                self.record.policy_evaluated.disposition =
-                    self.word(value, "disposition", at, ActionDisposition::parse)
+                self.record.policy_evaluated.disposition = self.word(
+                    value.as_deref(),
+                    "disposition",
+                    at,
+                    ActionDisposition::parse,
+                )
             }
             (El::PolicyEvaluated, El::Dkim) => {
-                self.record.policy_evaluated.dkim =
-                    self.word(value, "policy_evaluated dkim", at, DmarcResult::parse)
+                self.record.policy_evaluated.dkim = self.word(
+                    value.as_deref(),
+                    "policy_evaluated dkim",
+                    at,
+                    DmarcResult::parse,
+                )
             }
             (El::PolicyEvaluated, El::Spf) => {
-                self.record.policy_evaluated.spf =
-                    self.word(value, "policy_evaluated spf", at, DmarcResult::parse)
+                self.record.policy_evaluated.spf = self.word(
+                    value.as_deref(),
+                    "policy_evaluated spf",
+                    at,
+                    DmarcResult::parse,
+                )
             }
             (El::PolicyEvaluated, El::Reason) => self.finish_reason(at),
             (El::Reason, El::Type) => self.sub.kind = value,
             (El::Reason, El::Comment) => self.sub.comment = value,
-            (El::Identifiers, El::HeaderFrom) => self.record.header_from = value,
-            (El::Identifiers, El::EnvelopeFrom) => self.record.envelope_from = value,
-            (El::Identifiers, El::EnvelopeTo) => self.record.envelope_to = value,
+            (El::Identifiers, El::HeaderFrom) => self.record.header_from = value.map(compact),
+            (El::Identifiers, El::EnvelopeFrom) => self.record.envelope_from = value.map(compact),
+            (El::Identifiers, El::EnvelopeTo) => self.record.envelope_to = value.map(compact),
             (El::AuthResults, El::Dkim) => self.finish_dkim(at),
             (El::AuthResults, El::Spf) => self.finish_spf(at),
             (El::Dkim | El::Spf, El::Domain) => self.sub.domain = value,
@@ -749,22 +922,22 @@ impl<'a> Parser<'a> {
 
     fn word<T: WordEnum>(
         &mut self,
-        value: Option<String>,
+        value: Option<&str>,
         what: &str,
         at: usize,
         parse: fn(&str) -> T,
     ) -> Option<T> {
         let v = value?;
-        let w = parse(&v);
+        let w = parse(v);
         if !w.known() {
             self.warn_at(at, format!("unknown <{what}> value {v:?} kept as written"));
         }
         Some(w)
     }
 
-    fn epoch(&mut self, value: Option<String>, what: &str, at: usize) -> Option<i64> {
+    fn epoch(&mut self, value: Option<&str>, what: &str, at: usize) -> Option<i64> {
         let v = value?;
-        let n = parse_decimal_int(&v);
+        let n = parse_decimal_int(v);
         match n {
             Some(n) => {
                 if v.contains(['.', 'e', 'E'])
@@ -800,7 +973,7 @@ impl<'a> Parser<'a> {
                 }
                 self.record.policy_evaluated.reasons.push(OverrideReason {
                     kind: k,
-                    comment: sub.comment,
+                    comment: sub.comment.map(compact),
                 });
             }
             None => {
@@ -808,7 +981,7 @@ impl<'a> Parser<'a> {
                     self.warn_at(at, "reason without <type> read as other");
                     self.record.policy_evaluated.reasons.push(OverrideReason {
                         kind: PolicyOverride::Other,
-                        comment: Some(c),
+                        comment: Some(compact(c)),
                     });
                 }
                 // An empty <reason> (or one with an empty <type>) carries nothing.
@@ -840,10 +1013,10 @@ impl<'a> Parser<'a> {
             );
         }
         self.record.dkim.push(DkimAuthResult {
-            domain: sub.domain.unwrap_or_default(),
-            selector: sub.selector,
+            domain: sub.domain.map(compact).unwrap_or_default(),
+            selector: sub.selector.map(compact),
             result: r,
-            human_result: sub.human_result,
+            human_result: sub.human_result.map(compact),
         });
     }
 
@@ -875,32 +1048,31 @@ impl<'a> Parser<'a> {
             sc
         });
         self.record.spf.push(SpfAuthResult {
-            domain: sub.domain.unwrap_or_default(),
+            domain: sub.domain.map(compact).unwrap_or_default(),
             scope,
             result: r,
-            human_result: sub.human_result,
+            human_result: sub.human_result.map(compact),
         });
     }
 
     fn finish_record(&mut self, at: usize) {
         let b = std::mem::take(&mut self.record);
         let n = self.record_no;
-        let ip = match b.source_ip.as_deref().map(parse_ip) {
-            Some(Some(ip)) => ip,
+        let ip = match b.source_ip {
+            Some(Ok(ip)) => ip,
             other => {
                 let what = match other {
-                    Some(_) => format!(
-                        "source_ip {:?} is not an IP address",
-                        b.source_ip.unwrap_or_default()
-                    ),
-                    None => "no <source_ip>".to_string(),
+                    Some(Err(raw)) => format!("source_ip {raw:?} is not an IP address"),
+                    _ => "no <source_ip>".to_string(),
+                };
+                let count = match (b.count, b.count_raw) {
+                    (Some(c), _) => c.to_string(),
+                    (None, Some(raw)) => raw,
+                    (None, None) => "?".to_string(),
                 };
                 self.warn_at(
                     at,
-                    format!(
-                        "record #{n}: {what}; record dropped (count {})",
-                        b.count_raw.as_deref().unwrap_or("?")
-                    ),
+                    format!("record #{n}: {what}; record dropped (count {count})"),
                 );
                 return;
             }
@@ -920,7 +1092,7 @@ impl<'a> Parser<'a> {
             Some(h) => h,
             None => {
                 self.warn_at(at, format!("record #{n} (source {ip}): no <header_from>"));
-                String::new()
+                CompactString::default()
             }
         };
         if b.policy_evaluated.disposition.is_none() {
@@ -1039,10 +1211,6 @@ impl_word_enum!(
     DmarcResult
 );
 
-fn pos(p: u64) -> usize {
-    usize::try_from(p).unwrap_or(usize::MAX)
-}
-
 fn el_name(el: El) -> &'static str {
     match el {
         El::Feedback => "feedback",
@@ -1092,6 +1260,10 @@ fn el_name(el: El) -> &'static str {
         El::Extension => "extension",
         El::Unknown => "(unknown)",
     }
+}
+
+fn compact(v: Cow<'_, str>) -> CompactString {
+    CompactString::from(&*v)
 }
 
 /// Parses an integer written in decimal, tolerating a fraction (`"1337270400.0"`) or an
@@ -1151,4 +1323,60 @@ pub(crate) fn parse_ip(s: &str) -> Option<IpAddr> {
         .unwrap_or(s);
     let s = s.split('%').next().unwrap_or(s);
     s.parse().ok()
+}
+
+/// The end (`>`) of a start tag whose name starts at `from`, skipping quoted attribute values.
+fn find_tag_end(b: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    loop {
+        let p = i + memchr::memchr3(b'>', b'"', b'\'', b.get(i..)?)?;
+        match b[p] {
+            b'>' => return Some(p),
+            q => {
+                // Skip to the closing quote; an unclosed quote runs to the end.
+                i = p + 1 + memchr::memchr(q, b.get(p + 1..)?)? + 1;
+            }
+        }
+    }
+}
+
+/// The local part of a qualified name (after the last `:`).
+fn local_part(name: &[u8]) -> &[u8] {
+    match memchr::memrchr(b':', name) {
+        Some(p) => &name[p + 1..],
+        None => name,
+    }
+}
+
+fn trim_ascii(b: &[u8]) -> &[u8] {
+    b.trim_ascii()
+}
+
+/// `key="value"` pairs of a start tag's attribute text, leniently (either quote, white
+/// space around `=`; junk skipped).
+fn attributes(s: &str) -> Vec<(&str, &str)> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some(eq) = rest.find('=') {
+        let key = rest[..eq].trim();
+        let key = key
+            .rsplit(|c: char| c.is_ascii_whitespace())
+            .next()
+            .unwrap_or(key);
+        let after = rest[eq + 1..].trim_start();
+        let Some(q) = after.chars().next().filter(|c| *c == '"' || *c == '\'') else {
+            // Unquoted value: up to the next white space.
+            let end = after
+                .find(|c: char| c.is_ascii_whitespace())
+                .unwrap_or(after.len());
+            out.push((key, &after[..end]));
+            rest = &after[end..];
+            continue;
+        };
+        let body = &after[1..];
+        let end = body.find(q).unwrap_or(body.len());
+        out.push((key, &body[..end]));
+        rest = body.get(end + 1..).unwrap_or("");
+    }
+    out
 }

@@ -409,15 +409,15 @@ pub(crate) fn from_plain_text(msg: &Message<'_>) -> Option<FailureReport> {
         let value = value.trim();
         match key.as_str() {
             "feedbacktype" => r.feedback_type = Some(FeedbackType::parse(value)),
-            "senderipaddress" | "sourceip" | "senderip" | "ipaddress" | "connectingip" => {
-                if r.source_ip.is_none() {
-                    r.source_ip = value.split_whitespace().next().and_then(parse_ip);
-                }
+            "senderipaddress" | "sourceip" | "senderip" | "ipaddress" | "connectingip"
+                if r.source_ip.is_none() =>
+            {
+                r.source_ip = value.split_whitespace().next().and_then(parse_ip);
             }
-            "senderdomain" | "reporteddomain" | "headerfrom" | "fromdomain" => {
-                if !value.is_empty() && !r.reported_domain.iter().any(|d| d == value) {
-                    r.reported_domain.push(value.to_string());
-                }
+            "senderdomain" | "reporteddomain" | "headerfrom" | "fromdomain"
+                if !value.is_empty() && !r.reported_domain.iter().any(|d| d == value) =>
+            {
+                r.reported_domain.push(value.to_string());
             }
             "receiveddate" | "arrivaldate" => {
                 r.arrival_timestamp = mail_parser::DateTime::parse_rfc822(value)
