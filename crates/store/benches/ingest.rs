@@ -30,7 +30,13 @@ fn large_report(n: usize) -> String {
         let ip = if i % 5 == 4 {
             format!("2001:db8:{:x}::{:x}", i >> 16, i & 0xffff)
         } else {
-            format!("{}.{}.{}.{}", 10 + (i >> 24), (i >> 16) & 255, (i >> 8) & 255, i & 255)
+            format!(
+                "{}.{}.{}.{}",
+                10 + (i >> 24),
+                (i >> 16) & 255,
+                (i >> 8) & 255,
+                i & 255
+            )
         };
         let pass = i % 3 != 0;
         let (disp, dkim, spf) = if pass {
@@ -89,6 +95,10 @@ fn bench(c: &mut Criterion) {
             },
             BatchSize::PerIteration,
         )
+    });
+    // The parse alone, to see the split between parsing and storing.
+    g.bench_function("parse_only_aggregate_50k_records", |b| {
+        b.iter(|| black_box(parse_named("bench.xml", template.as_bytes(), &limits)))
     });
     g.finish();
     drop(store);

@@ -7,7 +7,8 @@
 use crate::StoreError;
 use crate::backend::{Conn, Dialect, Val, dialect_sql};
 
-/// `(version, name, SQL)`. `{id}` and `{blob}` are the dialect tokens of [`dialect_sql`].
+/// `(version, name, SQL)`. `{id}`, `{blob}` and `{without_rowid}` are the dialect tokens
+/// of [`dialect_sql`].
 pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[(
     1,
     "reports, records, auth results, failure and TLS reports, rejected inputs, rDNS cache",
@@ -57,8 +58,7 @@ CREATE TABLE aggregate_records (
     envelope_to TEXT,
     extensions TEXT,
     PRIMARY KEY (report, row_no)
-);
-CREATE INDEX aggregate_records_ip ON aggregate_records (source_ip);
+) {without_rowid};
 
 CREATE TABLE aggregate_reasons (
     report BIGINT NOT NULL,
@@ -68,7 +68,7 @@ CREATE TABLE aggregate_reasons (
     comment TEXT,
     PRIMARY KEY (report, row_no, seq),
     FOREIGN KEY (report, row_no) REFERENCES aggregate_records (report, row_no) ON DELETE CASCADE
-);
+) {without_rowid};
 
 CREATE TABLE aggregate_dkim (
     report BIGINT NOT NULL,
@@ -80,7 +80,7 @@ CREATE TABLE aggregate_dkim (
     human_result TEXT,
     PRIMARY KEY (report, row_no, seq),
     FOREIGN KEY (report, row_no) REFERENCES aggregate_records (report, row_no) ON DELETE CASCADE
-);
+) {without_rowid};
 
 CREATE TABLE aggregate_spf (
     report BIGINT NOT NULL,
@@ -92,7 +92,7 @@ CREATE TABLE aggregate_spf (
     human_result TEXT,
     PRIMARY KEY (report, row_no, seq),
     FOREIGN KEY (report, row_no) REFERENCES aggregate_records (report, row_no) ON DELETE CASCADE
-);
+) {without_rowid};
 
 CREATE TABLE failure_reports (
     id {id},
@@ -149,7 +149,7 @@ CREATE TABLE tls_policies (
     successful_sessions BIGINT NOT NULL,
     failed_sessions BIGINT NOT NULL,
     PRIMARY KEY (report, seq)
-);
+) {without_rowid};
 
 CREATE TABLE tls_failures (
     report BIGINT NOT NULL,
@@ -165,7 +165,7 @@ CREATE TABLE tls_failures (
     failure_reason_code TEXT,
     PRIMARY KEY (report, policy_seq, seq),
     FOREIGN KEY (report, policy_seq) REFERENCES tls_policies (report, seq) ON DELETE CASCADE
-);
+) {without_rowid};
 
 CREATE TABLE rejected_inputs (
     digest TEXT PRIMARY KEY,
@@ -225,7 +225,7 @@ pub(crate) fn migrate(conn: &mut Conn) -> Result<i64, StoreError> {
             // Another process may be migrating the same database: serialise, then look
             // again. (SQLite's BEGIN IMMEDIATE already holds the write lock.)
             if dialect == Dialect::Postgres {
-                conn.query("SELECT pg_advisory_xact_lock(7489001)", &[])?;
+                conn.batch("SELECT pg_advisory_xact_lock(7489001)")?;
             }
             let now_at = conn
                 .query_one(
