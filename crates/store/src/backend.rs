@@ -334,35 +334,6 @@ impl Conn {
             .and_then(|r| r.into_iter().next()))
     }
 
-    /// Executes one statement many times with a statement prepared once: `f` is handed a
-    /// function that runs it with one set of parameters.
-    pub(crate) fn exec_many<F>(&mut self, sql: &str, f: F) -> Result<(), StoreError>
-    where
-        F: FnOnce(&mut dyn FnMut(&[Val<'_>]) -> Result<(), StoreError>) -> Result<(), StoreError>,
-    {
-        match self {
-            Conn::Sqlite(c) => {
-                let mut st = c.prepare_cached(sql)?;
-                f(&mut |params: &[Val<'_>]| {
-                    st.execute(rusqlite::params_from_iter(params.iter()))?;
-                    Ok(())
-                })
-            }
-            Conn::Postgres(p) => {
-                let st = p.statement(sql)?;
-                let client = &mut p.client;
-                f(&mut |params: &[Val<'_>]| {
-                    let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = params
-                        .iter()
-                        .map(|v| v as &(dyn postgres::types::ToSql + Sync))
-                        .collect();
-                    client.execute(&st, &refs)?;
-                    Ok(())
-                })
-            }
-        }
-    }
-
     pub(crate) fn begin(&mut self) -> Result<(), StoreError> {
         match self {
             Conn::Sqlite(_) => self.batch("BEGIN IMMEDIATE"),

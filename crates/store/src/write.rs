@@ -97,6 +97,16 @@ fn word<T: std::fmt::Display>(v: &Option<T>) -> Option<String> {
     v.as_ref().map(|w| w.to_string())
 }
 
+/// Rows written by one multi-row `INSERT` (well under both databases' parameter limits).
+const ROWS_PER_INSERT: usize = 64;
+
+const DKIM_INSERT: &str = "INSERT INTO aggregate_dkim (report, row_no, seq, domain, selector, \
+                           result, human_result) VALUES ";
+const SPF_INSERT: &str = "INSERT INTO aggregate_spf (report, row_no, seq, domain, scope, result, \
+                          human_result) VALUES ";
+const REASON_INSERT: &str = "INSERT INTO aggregate_reasons (report, row_no, seq, reason_type, \
+                             comment) VALUES ";
+
 /// The largest message count stored for one record. No real source sends four billion
 /// messages a day to one receiver; capping hostile counts keeps every sum the summary
 /// computes inside 64 bits. A capped count is noted in the report's warnings.
@@ -236,107 +246,129 @@ impl Store {
         })
     }
 
+    /// Inserts the records and their results, [`ROWS_PER_INSERT`] rows per statement.
     fn insert_records(&mut self, id: i64, a: &AggregateReport) -> Result<(), StoreError> {
-        let mut ip = String::with_capacity(40);
-        self.conn.exec_many(
-            "INSERT INTO aggregate_records (report, row_no, source_ip, message_count, \
-             disposition, dkim_aligned, spf_aligned, header_from, envelope_from, envelope_to, \
-             extensions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            |run| {
-                for (n, r) in a.records.iter().enumerate() {
-                    use std::fmt::Write;
-                    ip.clear();
-                    let _ = write!(ip, "{}", r.source_ip);
-                    let pe = &r.policy_evaluated;
-                    let ext = if r.extensions.is_empty() {
-                        None
+        for (c, chunk) in a.records.chunks(ROWS_PER_INSERT).enumerate() {
+            let base = c * ROWS_PER_INSERT;
+            let ips: Vec<String> = chunk.iter().map(|r| r.source_ip.to_string()).collect();
+            let exts: Vec<Option<String>> = chunk
+                .iter()
+                .map(|r| {
+                    if r.extensions.is_empty() {
+                        Ok(None)
                     } else {
-                        Some(json(&r.extensions)?)
-                    };
-                    run(&[
-                        Val::I64(id),
-                        Val::I64(n as i64),
-                        Val::Text(&ip),
-                        Val::I64(clamp_u64(r.count.min(MAX_RECORD_COUNT))),
-                        pe.disposition.as_ref().map(|d| d.as_str()).into(),
-                        pe.dkim.as_ref().map(|d| d.as_str()).into(),
-                        pe.spf.as_ref().map(|d| d.as_str()).into(),
-                        Val::Text(&r.identifiers.header_from),
-                        r.identifiers.envelope_from.as_deref().into(),
-                        r.identifiers.envelope_to.as_deref().into(),
-                        ext.as_deref().into(),
-                    ])?;
+                        json(&r.extensions).map(Some)
+                    }
+                })
+                .collect::<Result<_, _>>()?;
+            let mut params: Vec<Val<'_>> = Vec::with_capacity(chunk.len() * 11);
+            for (k, r) in chunk.iter().enumerate() {
+                let pe = &r.policy_evaluated;
+                params.extend_from_slice(&[
+                    Val::I64(id),
+                    Val::I64((base + k) as i64),
+                    Val::Text(ips.get(k).map_or("", String::as_str)),
+                    Val::I64(clamp_u64(r.count.min(MAX_RECORD_COUNT))),
+                    pe.disposition.as_ref().map(|d| d.as_str()).into(),
+                    pe.dkim.as_ref().map(|d| d.as_str()).into(),
+                    pe.spf.as_ref().map(|d| d.as_str()).into(),
+                    Val::Text(&r.identifiers.header_from),
+                    r.identifiers.envelope_from.as_deref().into(),
+                    r.identifiers.envelope_to.as_deref().into(),
+                    exts.get(k).and_then(|e| e.as_deref()).into(),
+                ]);
+            }
+            self.insert_rows(
+                "INSERT INTO aggregate_records (report, row_no, source_ip, message_count, \
+                 disposition, dkim_aligned, spf_aligned, header_from, envelope_from, \
+                 envelope_to, extensions) VALUES ",
+                11,
+                &params,
+            )?;
+        }
+
+        let mut rows: Vec<Val<'_>> = Vec::new();
+        for (n, r) in a.records.iter().enumerate() {
+            for (k, d) in r.auth_results.dkim.iter().enumerate() {
+                rows.extend_from_slice(&[
+                    Val::I64(id),
+                    Val::I64(n as i64),
+                    Val::I64(k as i64),
+                    Val::Text(&d.domain),
+                    d.selector.as_deref().into(),
+                    Val::Text(d.result.as_str()),
+                    d.human_result.as_deref().into(),
+                ]);
+                if rows.len() == ROWS_PER_INSERT * 7 {
+                    self.insert_rows(DKIM_INSERT, 7, &rows)?;
+                    rows.clear();
                 }
-                Ok(())
-            },
-        )?;
-        if a.records.iter().any(|r| !r.auth_results.dkim.is_empty()) {
-            self.conn.exec_many(
-                "INSERT INTO aggregate_dkim (report, row_no, seq, domain, selector, result, \
-                 human_result) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                |run| {
-                    for (n, r) in a.records.iter().enumerate() {
-                        for (k, d) in r.auth_results.dkim.iter().enumerate() {
-                            run(&[
-                                Val::I64(id),
-                                Val::I64(n as i64),
-                                Val::I64(k as i64),
-                                Val::Text(&d.domain),
-                                d.selector.as_deref().into(),
-                                Val::Text(d.result.as_str()),
-                                d.human_result.as_deref().into(),
-                            ])?;
-                        }
-                    }
-                    Ok(())
-                },
-            )?;
+            }
         }
-        if a.records.iter().any(|r| !r.auth_results.spf.is_empty()) {
-            self.conn.exec_many(
-                "INSERT INTO aggregate_spf (report, row_no, seq, domain, scope, result, \
-                 human_result) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                |run| {
-                    for (n, r) in a.records.iter().enumerate() {
-                        for (k, s) in r.auth_results.spf.iter().enumerate() {
-                            run(&[
-                                Val::I64(id),
-                                Val::I64(n as i64),
-                                Val::I64(k as i64),
-                                Val::Text(&s.domain),
-                                s.scope.as_ref().map(|x| x.as_str()).into(),
-                                Val::Text(s.result.as_str()),
-                                s.human_result.as_deref().into(),
-                            ])?;
-                        }
-                    }
-                    Ok(())
-                },
-            )?;
+        self.insert_rows(DKIM_INSERT, 7, &rows)?;
+
+        rows.clear();
+        for (n, r) in a.records.iter().enumerate() {
+            for (k, x) in r.auth_results.spf.iter().enumerate() {
+                rows.extend_from_slice(&[
+                    Val::I64(id),
+                    Val::I64(n as i64),
+                    Val::I64(k as i64),
+                    Val::Text(&x.domain),
+                    x.scope.as_ref().map(|x| x.as_str()).into(),
+                    Val::Text(x.result.as_str()),
+                    x.human_result.as_deref().into(),
+                ]);
+                if rows.len() == ROWS_PER_INSERT * 7 {
+                    self.insert_rows(SPF_INSERT, 7, &rows)?;
+                    rows.clear();
+                }
+            }
         }
-        if a.records
-            .iter()
-            .any(|r| !r.policy_evaluated.reasons.is_empty())
-        {
-            self.conn.exec_many(
-                "INSERT INTO aggregate_reasons (report, row_no, seq, reason_type, comment) \
-                 VALUES (?, ?, ?, ?, ?)",
-                |run| {
-                    for (n, r) in a.records.iter().enumerate() {
-                        for (k, x) in r.policy_evaluated.reasons.iter().enumerate() {
-                            run(&[
-                                Val::I64(id),
-                                Val::I64(n as i64),
-                                Val::I64(k as i64),
-                                Val::Text(x.kind.as_str()),
-                                x.comment.as_deref().into(),
-                            ])?;
-                        }
-                    }
-                    Ok(())
-                },
-            )?;
+        self.insert_rows(SPF_INSERT, 7, &rows)?;
+
+        rows.clear();
+        for (n, r) in a.records.iter().enumerate() {
+            for (k, x) in r.policy_evaluated.reasons.iter().enumerate() {
+                rows.extend_from_slice(&[
+                    Val::I64(id),
+                    Val::I64(n as i64),
+                    Val::I64(k as i64),
+                    Val::Text(x.kind.as_str()),
+                    x.comment.as_deref().into(),
+                ]);
+                if rows.len() == ROWS_PER_INSERT * 5 {
+                    self.insert_rows(REASON_INSERT, 5, &rows)?;
+                    rows.clear();
+                }
+            }
         }
+        self.insert_rows(REASON_INSERT, 5, &rows)?;
+        Ok(())
+    }
+
+    /// Runs `head` (an `INSERT ... VALUES ` prefix) with one `(?, ...)` group of `cols`
+    /// placeholders per row of `params`.
+    fn insert_rows(
+        &mut self,
+        head: &str,
+        cols: usize,
+        params: &[Val<'_>],
+    ) -> Result<(), StoreError> {
+        if params.is_empty() || cols == 0 {
+            return Ok(());
+        }
+        let rows = params.len() / cols;
+        let group = format!("({})", vec!["?"; cols].join(", "));
+        let mut sql = String::with_capacity(head.len() + rows * (group.len() + 2));
+        sql.push_str(head);
+        for i in 0..rows {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&group);
+        }
+        self.conn.exec(&sql, params)?;
         Ok(())
     }
 
