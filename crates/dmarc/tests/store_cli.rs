@@ -232,6 +232,39 @@ fn ingest_corpora_twice_then_list_rejected_and_summarise() {
         .map(|d| d["period"].as_str().unwrap())
         .collect();
     assert_eq!(periods, vec!["2012-05-18"]);
+
+    // Reverse DNS from a zone file, cached in the store: shown again with --no-rdns.
+    let zone = format!("{db}.zone");
+    std::fs::write(
+        &zone,
+        "$TTL 3600\n4.3.2.1.in-addr.arpa. IN PTR mail.example.net.\n",
+    )
+    .unwrap();
+    let (with, _) = dmarc(&[
+        "summary",
+        "--dns-zone",
+        &zone,
+        "--since",
+        "2024-01-01",
+        "--top",
+        "50",
+        "--db",
+        &db,
+    ]);
+    assert!(with.contains("mail.example.net"), "{with}");
+    let (cached, _) = dmarc(&[
+        "summary",
+        "--no-rdns",
+        "--since",
+        "2024-01-01",
+        "--top",
+        "50",
+        "--db",
+        &db,
+    ]);
+    assert!(cached.contains("mail.example.net"), "{cached}");
+    let _ = std::fs::remove_file(&zone);
+
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{db}{suffix}"));
     }

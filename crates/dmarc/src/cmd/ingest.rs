@@ -54,7 +54,8 @@ pub struct IngestArgs {
     ///
     /// Files may be XML, JSON, gzip, zip or email messages. A directory with `cur` and
     /// `new` subdirectories is read as a maildir; a file starting with a `From ` line as
-    /// an mbox, one message at a time. Hidden files are skipped.
+    /// an mbox, one message at a time. Hidden files are skipped. `-` reads one input
+    /// (e.g. a report email piped from the mail server) from standard input.
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
     #[command(flatten)]
@@ -72,9 +73,45 @@ pub struct IngestArgs {
 /// Exit status 0 when every input was read (rejected reports are kept in the store and
 /// listed by `dmarc report rejected`, they are not a failure of the command).
 pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
-    let inputs = plan(&args.paths)?;
+    let stdin_too = args.paths.iter().any(|p| p.as_os_str() == "-");
+    let paths: Vec<PathBuf> = args
+        .paths
+        .iter()
+        .filter(|p| p.as_os_str() != "-")
+        .cloned()
+        .collect();
+    let inputs = plan(&paths)?;
     let mut store = args.db.open()?;
     let limits = Limits::default();
+    let mut stdin_counts = dmarc_ingest::Counts::default();
+    if stdin_too {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(std::io::stdin().lock(), limits.max_input_size + 1),
+            &mut bytes,
+        )
+        .context("reading standard input")?;
+        if bytes.len() as u64 > limits.max_input_size {
+            anyhow::bail!(
+                "standard input is larger than {} bytes (max_input_size)",
+                limits.max_input_size
+            );
+        }
+        let outcome = dmarc_ingest::ingest_bytes(
+            &mut store,
+            &dmarc_ingest::Source::stdin(),
+            &bytes,
+            &limits,
+        )?;
+        for item in &outcome.items {
+            if let ItemOutcome::Rejected { id, error, .. } = item
+                && !args.json
+            {
+                eprintln!("rejected #{id}: {error}");
+            }
+        }
+        stdin_counts = outcome.counts();
+    }
     let total: u64 = inputs.iter().map(|i| i.size).sum();
 
     let pb = if std::io::stderr().is_terminal() {
@@ -126,6 +163,9 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         }
     })?;
     pb.finish_and_clear();
+    let mut counts = counts;
+    counts += stdin_counts;
+    let read = inputs.len() + usize::from(stdin_too);
 
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -134,7 +174,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
             out,
             "{}",
             json!({
-                "inputs": inputs.len(),
+                "inputs": read,
                 "bytes": total,
                 "new": counts.new,
                 "duplicate": counts.duplicate,
@@ -146,8 +186,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     } else {
         writeln!(
             out,
-            "{} input(s) read into {}: {counts}",
-            inputs.len(),
+            "{read} input(s) read into {}: {counts}",
             store.location()
         )?;
         if counts.rejected > 0 {

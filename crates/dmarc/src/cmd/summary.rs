@@ -291,7 +291,11 @@ fn write_human(out: &mut dyn Write, s: &Summary, location: &str) -> std::io::Res
         writeln!(out, "\nNo aggregate reports match.")?;
     } else {
         writeln!(out, "\nDomains")?;
-        let mut tb = Table::new(&[
+        // RFC 9990's "pass" disposition and missing or unknown ones get a column only
+        // when some report has them.
+        let has_pass = s.domains.iter().any(|d| d.disposition_pass > 0);
+        let has_other = s.domains.iter().any(|d| d.disposition_other > 0);
+        let mut cols = vec![
             ("DOMAIN", false),
             ("PERIOD", false),
             ("REPORTS", true),
@@ -302,10 +306,16 @@ fn write_human(out: &mut dyn Write, s: &Summary, location: &str) -> std::io::Res
             ("NONE", true),
             ("QUARANTINE", true),
             ("REJECT", true),
-            ("OTHER", true),
-        ]);
+        ];
+        if has_pass {
+            cols.push(("PASS", true));
+        }
+        if has_other {
+            cols.push(("OTHER", true));
+        }
+        let mut tb = Table::new(&cols);
         for d in &s.domains {
-            tb.rows.push(vec![
+            let mut row = vec![
                 clean(&d.domain),
                 d.period.clone(),
                 d.reports.to_string(),
@@ -316,8 +326,14 @@ fn write_human(out: &mut dyn Write, s: &Summary, location: &str) -> std::io::Res
                 d.disposition_none.to_string(),
                 d.disposition_quarantine.to_string(),
                 d.disposition_reject.to_string(),
-                (d.disposition_pass + d.disposition_other).to_string(),
-            ]);
+            ];
+            if has_pass {
+                row.push(d.disposition_pass.to_string());
+            }
+            if has_other {
+                row.push(d.disposition_other.to_string());
+            }
+            tb.rows.push(row);
         }
         tb.write(out)?;
 
