@@ -269,3 +269,56 @@ fn ingest_corpora_twice_then_list_rejected_and_summarise() {
         let _ = std::fs::remove_file(format!("{db}{suffix}"));
     }
 }
+
+/// The same corpora into PostgreSQL (the server `scripts/test.sh` starts) and into SQLite
+/// give the same summary: one schema, one set of queries.
+#[test]
+fn postgres_and_sqlite_agree() {
+    let url = std::env::var("DMARC_TEST_POSTGRES").unwrap_or_else(|_| {
+        panic!(
+            "DMARC_TEST_POSTGRES is not set: this test needs a PostgreSQL server. Run \
+             `bash scripts/test.sh` (it starts a throwaway one), or set \
+             DMARC_TEST_POSTGRES=postgres://user@127.0.0.1:5432/database"
+        )
+    });
+    let schema = "cli_e2e";
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    admin
+        .batch_execute(&format!(
+            "SET client_min_messages = warning; DROP SCHEMA IF EXISTS {schema} CASCADE; \
+             CREATE SCHEMA {schema}"
+        ))
+        .expect("schema");
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let pg = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    let sqlite = std::env::temp_dir()
+        .join(format!("dmarc-cli-agree-{}.sqlite3", std::process::id()))
+        .display()
+        .to_string();
+
+    let dirs: Vec<String> = CORPORA
+        .iter()
+        .map(|c| dmarc_testkit::corpus(c).display().to_string())
+        .collect();
+    let mut summaries = Vec::new();
+    for db in [&pg, &sqlite] {
+        let mut args = vec!["ingest", "--json", "--db", db.as_str()];
+        args.extend(dirs.iter().map(String::as_str));
+        let (first, _) = dmarc(&args);
+        let (second, _) = dmarc(&args);
+        let first: Value = serde_json::from_str(&first).unwrap();
+        let second: Value = serde_json::from_str(&second).unwrap();
+        assert!(first["new"].as_u64().unwrap() >= 30);
+        assert_eq!(second["new"], 0);
+        assert_eq!(second["rejected_new"], 0);
+        let (json, _) = dmarc(&["summary", "--json", "--no-rdns", "--by", "day", "--db", db]);
+        summaries.push(serde_json::from_str::<Value>(&json).unwrap());
+    }
+    assert_eq!(
+        summaries[0], summaries[1],
+        "PostgreSQL and SQLite summaries differ"
+    );
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{sqlite}{suffix}"));
+    }
+}
