@@ -427,7 +427,7 @@ impl<'a> Parser<'a> {
         let mut i = 0usize;
         while i < b.len() {
             // Text up to the next markup.
-            let lt = memchr::memchr(b'<', &b[i..]).map(|p| i + p);
+            let lt = find_byte(b, i, b'<');
             let text_end = lt.unwrap_or(b.len());
             if text_end > i && self.wants_text() {
                 self.text_piece(i, text_end);
@@ -435,7 +435,7 @@ impl<'a> Parser<'a> {
             let Some(lt) = lt else { break };
             match b.get(lt + 1).copied() {
                 Some(b'/') => {
-                    let Some(gt) = memchr::memchr(b'>', &b[lt..]).map(|p| lt + p) else {
+                    let Some(gt) = find_byte(b, lt, b'>') else {
                         self.fatal = Some((lt, "end tag not closed".to_string()));
                         break;
                     };
@@ -536,7 +536,8 @@ impl<'a> Parser<'a> {
     /// Adds the source text `start..end` (trimmed, references resolved) to the innermost
     /// element.
     fn text_piece(&mut self, start: usize, end: usize) {
-        let raw = self.src.get(start..end).unwrap_or("").trim();
+        // XML white space is ASCII (XML 1.0 §2.3).
+        let raw = self.src.get(start..end).unwrap_or("").trim_ascii();
         if raw.is_empty() {
             return;
         }
@@ -776,7 +777,7 @@ impl<'a> Parser<'a> {
         }
         let value: Option<Cow<'a, str>> = match (frame.single, frame.pieces) {
             (_, 0) => None,
-            (Some(b), 1) => Some(Cow::Borrowed(b.trim())),
+            (Some(b), 1) => Some(Cow::Borrowed(b.trim_ascii())),
             _ => Some(Cow::Owned(
                 self.text
                     .get(frame.text_start..)
@@ -1012,6 +1013,10 @@ impl<'a> Parser<'a> {
                 format!("unknown DKIM result {result:?} kept as written"),
             );
         }
+        if self.record.dkim.capacity() == 0 {
+            // Most records carry one or two signatures; the default first growth is 4.
+            self.record.dkim.reserve_exact(1);
+        }
         self.record.dkim.push(DkimAuthResult {
             domain: sub.domain.map(compact).unwrap_or_default(),
             selector: sub.selector.map(compact),
@@ -1047,6 +1052,9 @@ impl<'a> Parser<'a> {
             }
             sc
         });
+        if self.record.spf.capacity() == 0 {
+            self.record.spf.reserve_exact(1);
+        }
         self.record.spf.push(SpfAuthResult {
             domain: sub.domain.map(compact).unwrap_or_default(),
             scope,
@@ -1325,8 +1333,28 @@ pub(crate) fn parse_ip(s: &str) -> Option<IpAddr> {
     s.parse().ok()
 }
 
+/// The first `c` at or after `from`: a plain loop over the first bytes (the usual
+/// distance between markup is short), then memchr.
+fn find_byte(b: &[u8], from: usize, c: u8) -> Option<usize> {
+    let head_end = b.len().min(from.saturating_add(32));
+    let head = b.get(from..head_end)?;
+    if let Some(p) = head.iter().position(|&x| x == c) {
+        return Some(from + p);
+    }
+    memchr::memchr(c, b.get(head_end..)?).map(|p| head_end + p)
+}
+
 /// The end (`>`) of a start tag whose name starts at `from`, skipping quoted attribute values.
 fn find_tag_end(b: &[u8], from: usize) -> Option<usize> {
+    // Short tags without attributes: a plain loop.
+    let head_end = b.len().min(from.saturating_add(32));
+    for (k, &x) in b.get(from..head_end)?.iter().enumerate() {
+        match x {
+            b'>' => return Some(from + k),
+            b'"' | b'\'' => break,
+            _ => {}
+        }
+    }
     let mut i = from;
     loop {
         let p = i + memchr::memchr3(b'>', b'"', b'\'', b.get(i..)?)?;
@@ -1342,7 +1370,7 @@ fn find_tag_end(b: &[u8], from: usize) -> Option<usize> {
 
 /// The local part of a qualified name (after the last `:`).
 fn local_part(name: &[u8]) -> &[u8] {
-    match memchr::memrchr(b':', name) {
+    match name.iter().rposition(|&c| c == b':') {
         Some(p) => &name[p + 1..],
         None => name,
     }
