@@ -1,15 +1,22 @@
 //! Streaming parser for aggregate report XML.
 //!
-//! One pass over the document with quick-xml; elements are matched by local name, so the
-//! RFC 7489 (no namespace), dmarc.org draft (`http://dmarc.org/dmarc-xml/0.1|0.2`) and
-//! RFC 9990 (`urn:ietf:params:xml:ns:dmarc-2.0`) forms all take the same path.
+//! One pass over the document with a small, lenient XML scanner of our own (markup found with
+//! memchr; values borrowed from the input; only the strings kept in the report are copied).
+//! Elements are matched by local name, so the RFC 7489 (no namespace), dmarc.org draft
+//! (`http://dmarc.org/dmarc-xml/0.1|0.2`) and RFC 9990 (`urn:ietf:params:xml:ns:dmarc-2.0`)
+//! forms all take the same path. quick-xml supplies entity unescaping and escaping; its event
+//! reader was measured as the floor of the whole budget (validating UTF-8 per event and
+//! splitting text at every reference), which is why the scanner is ours: see
+//! BENCHMARKS-report.md.
 //!
 //! Leniency, and how loss is reported: enum words ignore case; empty elements count as
 //! absent; decimal epoch values are truncated; unknown elements are ignored (or kept as
-//! extensions where the schema allows any); invalid UTF-8 is replaced; XML damage is
-//! recovered where possible. Everything tolerated that changes or drops data leaves a line in
-//! [`AggregateReport::warnings`]. A document without `report_metadata`, `policy_published`,
-//! a date range or any readable record is an error.
+//! extensions where the schema allows any); invalid UTF-8 is replaced (or decoded as Latin-1
+//! when the declaration says so); a stray `<` is read as text; mismatched end tags close what
+//! they match; a document cut short keeps its complete records. Everything tolerated that
+//! changes or drops data leaves a line in [`AggregateReport::warnings`]. A document without
+//! `report_metadata`, `policy_published`, a date range or any readable record is an error.
+//! The XML element depth and the number of records are bounded by [`Limits`].
 
 use std::borrow::Cow;
 use std::net::IpAddr;
