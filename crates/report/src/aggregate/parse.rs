@@ -135,109 +135,70 @@ enum El {
 
 impl El {
     fn from_local(name: &[u8]) -> El {
-        // Grouped by length so each name is compared with few candidates.
-        let el = match name.len() {
-            1 => match name {
-                b"p" => El::P,
-                _ => El::Unknown,
-            },
-            2 => match name {
-                b"sp" => El::Sp,
-                b"np" => El::Np,
-                b"fo" => El::Fo,
-                _ => El::Unknown,
-            },
-            3 => match name {
-                b"end" => El::End,
-                b"pct" => El::Pct,
-                b"row" => El::Row,
-                b"spf" => El::Spf,
-                _ => El::Unknown,
-            },
-            4 => match name {
-                b"aspf" => El::Aspf,
-                b"dkim" => El::Dkim,
-                b"type" => El::Type,
-                _ => El::Unknown,
-            },
-            5 => match name {
-                b"email" => El::Email,
-                b"begin" => El::Begin,
-                b"error" => El::Error,
-                b"adkim" => El::Adkim,
-                b"count" => El::Count,
-                b"scope" => El::Scope,
-                _ => El::Unknown,
-            },
-            6 => match name {
-                b"domain" => El::Domain,
-                b"record" => El::Record,
-                b"reason" => El::Reason,
-                b"result" => El::Result,
-                _ => El::Unknown,
-            },
-            7 => match name {
-                b"version" => El::Version,
-                b"testing" => El::Testing,
-                b"comment" => El::Comment,
-                _ => El::Unknown,
-            },
-            8 => match name {
-                b"feedback" => El::Feedback,
-                b"org_name" => El::OrgName,
-                b"selector" => El::Selector,
-                _ => El::Unknown,
-            },
-            9 => match name {
-                b"report_id" => El::ReportId,
-                b"generator" => El::Generator,
-                b"source_ip" => El::SourceIp,
-                b"extension" => El::Extension,
-                _ => El::Unknown,
-            },
-            10 => match name {
-                b"date_range" => El::DateRange,
-                b"identities" => El::Identifiers,
-                b"extensions" => El::Extensions,
-                _ => El::Unknown,
-            },
-            11 => match name {
-                b"disposition" => El::Disposition,
-                b"identifiers" => El::Identifiers,
-                b"header_from" => El::HeaderFrom,
-                b"envelope_to" => El::EnvelopeTo,
-                _ => El::Unknown,
-            },
-            12 => match name {
-                b"auth_results" => El::AuthResults,
-                b"human_result" => El::HumanResult,
-                _ => El::Unknown,
-            },
-            13 => match name {
-                b"envelope_from" => El::EnvelopeFrom,
-                _ => El::Unknown,
-            },
-            15 => match name {
-                b"report_metadata" => El::ReportMetadata,
-                _ => El::Unknown,
-            },
-            16 => match name {
-                b"policy_published" => El::PolicyPublished,
-                b"discovery_method" => El::DiscoveryMethod,
-                b"policy_evaluated" => El::PolicyEvaluated,
-                _ => El::Unknown,
-            },
-            18 => match name {
-                b"extra_contact_info" => El::ExtraContactInfo,
-                _ => El::Unknown,
-            },
-            _ => El::Unknown,
+        // Dispatch on (length, first byte, last byte), then confirm the whole name.
+        let (Some(&first), Some(&last)) = (name.first(), name.last()) else {
+            return El::Unknown;
         };
-        if el == El::Unknown && name.len() <= 32 && name.iter().any(u8::is_ascii_uppercase) {
+        let candidate = match (name.len(), first, last) {
+            (1, b'p', b'p') => (El::P, &b"p"[..]),
+            (2, b'f', b'o') => (El::Fo, &b"fo"[..]),
+            (2, b'n', b'p') => (El::Np, &b"np"[..]),
+            (2, b's', b'p') => (El::Sp, &b"sp"[..]),
+            (3, b'e', b'd') => (El::End, &b"end"[..]),
+            (3, b'p', b't') => (El::Pct, &b"pct"[..]),
+            (3, b'r', b'w') => (El::Row, &b"row"[..]),
+            (3, b's', b'f') => (El::Spf, &b"spf"[..]),
+            (4, b'a', b'f') => (El::Aspf, &b"aspf"[..]),
+            (4, b'd', b'm') => (El::Dkim, &b"dkim"[..]),
+            (4, b't', b'e') => (El::Type, &b"type"[..]),
+            (5, b'a', b'm') => (El::Adkim, &b"adkim"[..]),
+            (5, b'b', b'n') => (El::Begin, &b"begin"[..]),
+            (5, b'c', b't') => (El::Count, &b"count"[..]),
+            (5, b'e', b'l') => (El::Email, &b"email"[..]),
+            (5, b'e', b'r') => (El::Error, &b"error"[..]),
+            (5, b's', b'e') => (El::Scope, &b"scope"[..]),
+            (6, b'd', b'n') => (El::Domain, &b"domain"[..]),
+            (6, b'r', b'd') => (El::Record, &b"record"[..]),
+            (6, b'r', b'n') => (El::Reason, &b"reason"[..]),
+            (6, b'r', b't') => (El::Result, &b"result"[..]),
+            (7, b'c', b't') => (El::Comment, &b"comment"[..]),
+            (7, b't', b'g') => (El::Testing, &b"testing"[..]),
+            (7, b'v', b'n') => (El::Version, &b"version"[..]),
+            (8, b'f', b'k') => (El::Feedback, &b"feedback"[..]),
+            (8, b'o', b'e') => (El::OrgName, &b"org_name"[..]),
+            (8, b's', b'r') => (El::Selector, &b"selector"[..]),
+            (9, b'e', b'n') => (El::Extension, &b"extension"[..]),
+            (9, b'g', b'r') => (El::Generator, &b"generator"[..]),
+            (9, b'r', b'd') => (El::ReportId, &b"report_id"[..]),
+            (9, b's', b'p') => (El::SourceIp, &b"source_ip"[..]),
+            (10, b'd', b'e') => (El::DateRange, &b"date_range"[..]),
+            (10, b'e', b's') => (El::Extensions, &b"extensions"[..]),
+            (10, b'i', b's') => (El::Identifiers, &b"identities"[..]),
+            (11, b'd', b'n') => (El::Disposition, &b"disposition"[..]),
+            (11, b'e', b'o') => (El::EnvelopeTo, &b"envelope_to"[..]),
+            (11, b'h', b'm') => (El::HeaderFrom, &b"header_from"[..]),
+            (11, b'i', b's') => (El::Identifiers, &b"identifiers"[..]),
+            (12, b'a', b's') => (El::AuthResults, &b"auth_results"[..]),
+            (12, b'h', b't') => (El::HumanResult, &b"human_result"[..]),
+            (13, b'e', b'm') => (El::EnvelopeFrom, &b"envelope_from"[..]),
+            (15, b'r', b'a') => (El::ReportMetadata, &b"report_metadata"[..]),
+            (16, b'd', b'd') => (El::DiscoveryMethod, &b"discovery_method"[..]),
+            (16, b'p', b'd') => match name {
+                b"policy_published" => return El::PolicyPublished,
+                b"policy_evaluated" => return El::PolicyEvaluated,
+                _ => (El::Unknown, &b""[..]),
+            },
+            (18, b'e', b'o') => (El::ExtraContactInfo, &b"extra_contact_info"[..]),
+            _ => (El::Unknown, &b""[..]),
+        };
+        if candidate.0 != El::Unknown && same(candidate.1, name) {
+            return candidate.0;
+        }
+        if name.len() <= 32 && name.iter().any(u8::is_ascii_uppercase) {
             // Rare path: element names written in another case.
             return El::from_local(&name.to_ascii_lowercase());
         }
-        el
+        El::Unknown
     }
 
     /// Elements whose text content is ignored.
@@ -714,7 +675,7 @@ impl<'a> Parser<'a> {
         // Fast path: the end tag of the innermost known element.
         if let Some(top) = self.stack.last()
             && top.el != El::Unknown
-            && el_name(top.el).as_bytes() == local
+            && same(el_name(top.el).as_bytes(), local)
         {
             return self.close_top(before);
         }
@@ -1373,6 +1334,12 @@ fn find_tag_end(b: &[u8], from: usize) -> Option<usize> {
             }
         }
     }
+}
+
+/// Byte equality for short names, inline (a libc `memcmp` call costs more than it saves).
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// The local part of a qualified name (after the last `:`).
