@@ -403,6 +403,20 @@ impl<'a> Parser<'a> {
             let Some(lt) = lt else { break };
             match b.get(lt + 1).copied() {
                 Some(b'/') => {
+                    // Fast path: `</name>` closing the innermost known element.
+                    if let Some(top) = self.stack.last()
+                        && top.el != El::Unknown
+                    {
+                        let name = el_name(top.el).as_bytes();
+                        let at = lt + 2;
+                        if b.get(at..at + name.len()).is_some_and(|n| same(n, name))
+                            && b.get(at + name.len()) == Some(&b'>')
+                        {
+                            self.close_top(lt);
+                            i = at + name.len() + 1;
+                            continue;
+                        }
+                    }
                     let Some(gt) = find_byte(b, lt, b'>') else {
                         self.fatal = Some((lt, "end tag not closed".to_string()));
                         break;
@@ -442,6 +456,22 @@ impl<'a> Parser<'a> {
                     i = body_end + close.len();
                 }
                 Some(c) if c.is_ascii_alphabetic() || c == b'_' || c == b':' || c >= 0x80 => {
+                    // Fast path: `<name>` without attributes, found in one pass.
+                    let simple = b
+                        .get(lt + 1..b.len().min(lt + 40))
+                        .and_then(|t| {
+                            t.iter().position(|&x| {
+                                matches!(x, b'>' | b'/' | b'"' | b'\'' | b'<' | b'=')
+                                    || x.is_ascii_whitespace()
+                            })
+                        })
+                        .map(|p| lt + 1 + p)
+                        .filter(|&p| b[p] == b'>');
+                    if let Some(gt) = simple {
+                        self.open(local_part(&b[lt + 1..gt]), "", lt, gt + 1)?;
+                        i = gt + 1;
+                        continue;
+                    }
                     let Some(gt) = find_tag_end(b, lt + 1) else {
                         self.fatal = Some((lt, "start tag not closed".to_string()));
                         break;
