@@ -675,16 +675,19 @@ impl<'a> Parser<'a> {
         if matches!(el, El::Dkim | El::Spf | El::Reason) {
             self.sub = Sub::default();
         }
-        if el == El::Unknown && ext.is_none() && self.ext_depth == 0 {
+        if el == El::Unknown
+            && ext.is_none()
+            && self.ext_depth == 0
+            && self.unknown_seen.len() < 32
+            && !self.unknown_seen.iter().any(|n| n.as_bytes() == local)
+        {
             let name = String::from_utf8_lossy(local).into_owned();
-            if !self.unknown_seen.contains(&name) && self.unknown_seen.len() < 32 {
-                let parent_name = parent.map_or("document", el_name);
-                self.warn_at(
-                    before,
-                    format!("unknown element <{name}> in <{parent_name}> ignored"),
-                );
-                self.unknown_seen.push(name);
-            }
+            let parent_name = parent.map_or("document", el_name);
+            self.warn_at(
+                before,
+                format!("unknown element <{name}> in <{parent_name}> ignored"),
+            );
+            self.unknown_seen.push(name);
         }
         if ext.is_some() {
             self.ext_depth += 1;
