@@ -191,7 +191,7 @@ fn bench(c: &mut Criterion) {
                     .map(|r| r.records().len())
             })
         });
-        g.bench_function("quick-xml 0.37 events only", |b| {
+        g.bench_function("quick-xml 0.42 events only", |b| {
             b.iter(|| {
                 let mut r = quick_xml::Reader::from_reader(black_box(xml.as_bytes()));
                 r.config_mut().trim_text(true);

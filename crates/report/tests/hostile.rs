@@ -270,3 +270,51 @@ proptest! {
         }
     }
 }
+
+/// XML-ish token soup: the scanner's edge cases (unclosed markup, quotes, references,
+/// comments, CDATA, declarations, stray `<`) in random order.
+fn xml_soup() -> impl Strategy<Value = String> {
+    let token = prop_oneof![
+        Just("<feedback>".to_string()),
+        Just("</feedback>".to_string()),
+        Just("<record>".to_string()),
+        Just("</record>".to_string()),
+        Just("<row><source_ip>192.0.2.1</source_ip><count>1</count></row>".to_string()),
+        Just("<report_metadata><date_range><begin>1</begin><end>2</end></date_range></report_metadata>".to_string()),
+        Just("<policy_published><domain>x</domain></policy_published>".to_string()),
+        Just("<extensions><extension name=\"a\" definition='b'>".to_string()),
+        Just("</extension></extensions>".to_string()),
+        Just("<x a=\"unclosed".to_string()),
+        Just("<!-- c".to_string()),
+        Just("-->".to_string()),
+        Just("<![CDATA[ x ]]>".to_string()),
+        Just("<![CDATA[".to_string()),
+        Just("<!DOCTYPE feedback [ <!ENTITY e \"x\"> ]>".to_string()),
+        Just("<?xml version=\"1.0\"?>".to_string()),
+        Just("<?pi".to_string()),
+        Just("&amp;&#x41;&bogus;&#xFFFFFFFF;&".to_string()),
+        Just("<".to_string()),
+        Just(">".to_string()),
+        Just("</".to_string()),
+        Just("<a/>".to_string()),
+        Just("<ns:dkim>".to_string()),
+        Just("</ns:dkim>".to_string()),
+        "[a-z0-9 .]{0,8}",
+        "\\PC{0,4}",
+    ];
+    proptest::collection::vec(token, 0..40).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+    /// The scanner never panics on XML-like soup, and an accepted report always has records,
+    /// a policy domain element and a date range (leniency never yields an empty report).
+    #[test]
+    fn xml_soup_never_panics(xml in xml_soup()) {
+        match dmarc_report::parse_aggregate_xml(xml.as_bytes(), &Limits::default()) {
+            Ok(r) => prop_assert!(!r.records.is_empty()),
+            Err(e) => prop_assert!(!e.to_string().is_empty()),
+        }
+    }
+}

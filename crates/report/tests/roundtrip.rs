@@ -249,6 +249,13 @@ proptest! {
     #[test]
     fn rfc9990_xml_round_trip(r in report()) {
         let xml = to_xml(&r);
+        // For checking the writer with an outside XSD validator (see BENCHMARKS/README).
+        if let Some(dir) = std::env::var_os("DMARC_DUMP_XML_DIR") {
+            let n = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            std::fs::write(std::path::Path::new(&dir).join(format!("{n}.xml")), &xml).unwrap();
+        }
         let back = parse_aggregate_xml(xml.as_bytes(), &Limits::default())
             .map_err(|e| TestCaseError::fail(format!("{e}\n{xml}")))?;
         prop_assert_eq!(&back, &r, "{}", xml);

@@ -1,15 +1,22 @@
 //! Streaming parser for aggregate report XML.
 //!
-//! One pass over the document with quick-xml; elements are matched by local name, so the
-//! RFC 7489 (no namespace), dmarc.org draft (`http://dmarc.org/dmarc-xml/0.1|0.2`) and
-//! RFC 9990 (`urn:ietf:params:xml:ns:dmarc-2.0`) forms all take the same path.
+//! One pass over the document with a small, lenient XML scanner of our own (markup found with
+//! memchr; values borrowed from the input; only the strings kept in the report are copied).
+//! Elements are matched by local name, so the RFC 7489 (no namespace), dmarc.org draft
+//! (`http://dmarc.org/dmarc-xml/0.1|0.2`) and RFC 9990 (`urn:ietf:params:xml:ns:dmarc-2.0`)
+//! forms all take the same path. quick-xml supplies entity unescaping and escaping; its event
+//! reader was measured as the floor of the whole budget (validating UTF-8 per event and
+//! splitting text at every reference), which is why the scanner is ours: see
+//! BENCHMARKS-report.md.
 //!
 //! Leniency, and how loss is reported: enum words ignore case; empty elements count as
 //! absent; decimal epoch values are truncated; unknown elements are ignored (or kept as
-//! extensions where the schema allows any); invalid UTF-8 is replaced; XML damage is
-//! recovered where possible. Everything tolerated that changes or drops data leaves a line in
-//! [`AggregateReport::warnings`]. A document without `report_metadata`, `policy_published`,
-//! a date range or any readable record is an error.
+//! extensions where the schema allows any); invalid UTF-8 is replaced (or decoded as Latin-1
+//! when the declaration says so); a stray `<` is read as text; mismatched end tags close what
+//! they match; a document cut short keeps its complete records. Everything tolerated that
+//! changes or drops data leaves a line in [`AggregateReport::warnings`]. A document without
+//! `report_metadata`, `policy_published`, a date range or any readable record is an error.
+//! The XML element depth and the number of records are bounded by [`Limits`].
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -128,109 +135,70 @@ enum El {
 
 impl El {
     fn from_local(name: &[u8]) -> El {
-        // Grouped by length so each name is compared with few candidates.
-        let el = match name.len() {
-            1 => match name {
-                b"p" => El::P,
-                _ => El::Unknown,
-            },
-            2 => match name {
-                b"sp" => El::Sp,
-                b"np" => El::Np,
-                b"fo" => El::Fo,
-                _ => El::Unknown,
-            },
-            3 => match name {
-                b"end" => El::End,
-                b"pct" => El::Pct,
-                b"row" => El::Row,
-                b"spf" => El::Spf,
-                _ => El::Unknown,
-            },
-            4 => match name {
-                b"aspf" => El::Aspf,
-                b"dkim" => El::Dkim,
-                b"type" => El::Type,
-                _ => El::Unknown,
-            },
-            5 => match name {
-                b"email" => El::Email,
-                b"begin" => El::Begin,
-                b"error" => El::Error,
-                b"adkim" => El::Adkim,
-                b"count" => El::Count,
-                b"scope" => El::Scope,
-                _ => El::Unknown,
-            },
-            6 => match name {
-                b"domain" => El::Domain,
-                b"record" => El::Record,
-                b"reason" => El::Reason,
-                b"result" => El::Result,
-                _ => El::Unknown,
-            },
-            7 => match name {
-                b"version" => El::Version,
-                b"testing" => El::Testing,
-                b"comment" => El::Comment,
-                _ => El::Unknown,
-            },
-            8 => match name {
-                b"feedback" => El::Feedback,
-                b"org_name" => El::OrgName,
-                b"selector" => El::Selector,
-                _ => El::Unknown,
-            },
-            9 => match name {
-                b"report_id" => El::ReportId,
-                b"generator" => El::Generator,
-                b"source_ip" => El::SourceIp,
-                b"extension" => El::Extension,
-                _ => El::Unknown,
-            },
-            10 => match name {
-                b"date_range" => El::DateRange,
-                b"identities" => El::Identifiers,
-                b"extensions" => El::Extensions,
-                _ => El::Unknown,
-            },
-            11 => match name {
-                b"disposition" => El::Disposition,
-                b"identifiers" => El::Identifiers,
-                b"header_from" => El::HeaderFrom,
-                b"envelope_to" => El::EnvelopeTo,
-                _ => El::Unknown,
-            },
-            12 => match name {
-                b"auth_results" => El::AuthResults,
-                b"human_result" => El::HumanResult,
-                _ => El::Unknown,
-            },
-            13 => match name {
-                b"envelope_from" => El::EnvelopeFrom,
-                _ => El::Unknown,
-            },
-            15 => match name {
-                b"report_metadata" => El::ReportMetadata,
-                _ => El::Unknown,
-            },
-            16 => match name {
-                b"policy_published" => El::PolicyPublished,
-                b"discovery_method" => El::DiscoveryMethod,
-                b"policy_evaluated" => El::PolicyEvaluated,
-                _ => El::Unknown,
-            },
-            18 => match name {
-                b"extra_contact_info" => El::ExtraContactInfo,
-                _ => El::Unknown,
-            },
-            _ => El::Unknown,
+        // Dispatch on (length, first byte, last byte), then confirm the whole name.
+        let (Some(&first), Some(&last)) = (name.first(), name.last()) else {
+            return El::Unknown;
         };
-        if el == El::Unknown && name.len() <= 32 && name.iter().any(u8::is_ascii_uppercase) {
+        let candidate = match (name.len(), first, last) {
+            (1, b'p', b'p') => (El::P, &b"p"[..]),
+            (2, b'f', b'o') => (El::Fo, &b"fo"[..]),
+            (2, b'n', b'p') => (El::Np, &b"np"[..]),
+            (2, b's', b'p') => (El::Sp, &b"sp"[..]),
+            (3, b'e', b'd') => (El::End, &b"end"[..]),
+            (3, b'p', b't') => (El::Pct, &b"pct"[..]),
+            (3, b'r', b'w') => (El::Row, &b"row"[..]),
+            (3, b's', b'f') => (El::Spf, &b"spf"[..]),
+            (4, b'a', b'f') => (El::Aspf, &b"aspf"[..]),
+            (4, b'd', b'm') => (El::Dkim, &b"dkim"[..]),
+            (4, b't', b'e') => (El::Type, &b"type"[..]),
+            (5, b'a', b'm') => (El::Adkim, &b"adkim"[..]),
+            (5, b'b', b'n') => (El::Begin, &b"begin"[..]),
+            (5, b'c', b't') => (El::Count, &b"count"[..]),
+            (5, b'e', b'l') => (El::Email, &b"email"[..]),
+            (5, b'e', b'r') => (El::Error, &b"error"[..]),
+            (5, b's', b'e') => (El::Scope, &b"scope"[..]),
+            (6, b'd', b'n') => (El::Domain, &b"domain"[..]),
+            (6, b'r', b'd') => (El::Record, &b"record"[..]),
+            (6, b'r', b'n') => (El::Reason, &b"reason"[..]),
+            (6, b'r', b't') => (El::Result, &b"result"[..]),
+            (7, b'c', b't') => (El::Comment, &b"comment"[..]),
+            (7, b't', b'g') => (El::Testing, &b"testing"[..]),
+            (7, b'v', b'n') => (El::Version, &b"version"[..]),
+            (8, b'f', b'k') => (El::Feedback, &b"feedback"[..]),
+            (8, b'o', b'e') => (El::OrgName, &b"org_name"[..]),
+            (8, b's', b'r') => (El::Selector, &b"selector"[..]),
+            (9, b'e', b'n') => (El::Extension, &b"extension"[..]),
+            (9, b'g', b'r') => (El::Generator, &b"generator"[..]),
+            (9, b'r', b'd') => (El::ReportId, &b"report_id"[..]),
+            (9, b's', b'p') => (El::SourceIp, &b"source_ip"[..]),
+            (10, b'd', b'e') => (El::DateRange, &b"date_range"[..]),
+            (10, b'e', b's') => (El::Extensions, &b"extensions"[..]),
+            (10, b'i', b's') => (El::Identifiers, &b"identities"[..]),
+            (11, b'd', b'n') => (El::Disposition, &b"disposition"[..]),
+            (11, b'e', b'o') => (El::EnvelopeTo, &b"envelope_to"[..]),
+            (11, b'h', b'm') => (El::HeaderFrom, &b"header_from"[..]),
+            (11, b'i', b's') => (El::Identifiers, &b"identifiers"[..]),
+            (12, b'a', b's') => (El::AuthResults, &b"auth_results"[..]),
+            (12, b'h', b't') => (El::HumanResult, &b"human_result"[..]),
+            (13, b'e', b'm') => (El::EnvelopeFrom, &b"envelope_from"[..]),
+            (15, b'r', b'a') => (El::ReportMetadata, &b"report_metadata"[..]),
+            (16, b'd', b'd') => (El::DiscoveryMethod, &b"discovery_method"[..]),
+            (16, b'p', b'd') => match name {
+                b"policy_published" => return El::PolicyPublished,
+                b"policy_evaluated" => return El::PolicyEvaluated,
+                _ => (El::Unknown, &b""[..]),
+            },
+            (18, b'e', b'o') => (El::ExtraContactInfo, &b"extra_contact_info"[..]),
+            _ => (El::Unknown, &b""[..]),
+        };
+        if candidate.0 != El::Unknown && same(candidate.1, name) {
+            return candidate.0;
+        }
+        if name.len() <= 32 && name.iter().any(u8::is_ascii_uppercase) {
             // Rare path: element names written in another case.
             return El::from_local(&name.to_ascii_lowercase());
         }
-        el
+        El::Unknown
     }
 
     /// Elements whose text content is ignored.
@@ -427,7 +395,7 @@ impl<'a> Parser<'a> {
         let mut i = 0usize;
         while i < b.len() {
             // Text up to the next markup.
-            let lt = memchr::memchr(b'<', &b[i..]).map(|p| i + p);
+            let lt = find_byte(b, i, b'<');
             let text_end = lt.unwrap_or(b.len());
             if text_end > i && self.wants_text() {
                 self.text_piece(i, text_end);
@@ -435,7 +403,21 @@ impl<'a> Parser<'a> {
             let Some(lt) = lt else { break };
             match b.get(lt + 1).copied() {
                 Some(b'/') => {
-                    let Some(gt) = memchr::memchr(b'>', &b[lt..]).map(|p| lt + p) else {
+                    // Fast path: `</name>` closing the innermost known element.
+                    if let Some(top) = self.stack.last()
+                        && top.el != El::Unknown
+                    {
+                        let name = el_name(top.el).as_bytes();
+                        let at = lt + 2;
+                        if b.get(at..at + name.len()).is_some_and(|n| same(n, name))
+                            && b.get(at + name.len()) == Some(&b'>')
+                        {
+                            self.close_top(lt);
+                            i = at + name.len() + 1;
+                            continue;
+                        }
+                    }
+                    let Some(gt) = find_byte(b, lt, b'>') else {
                         self.fatal = Some((lt, "end tag not closed".to_string()));
                         break;
                     };
@@ -474,6 +456,22 @@ impl<'a> Parser<'a> {
                     i = body_end + close.len();
                 }
                 Some(c) if c.is_ascii_alphabetic() || c == b'_' || c == b':' || c >= 0x80 => {
+                    // Fast path: `<name>` without attributes, found in one pass.
+                    let simple = b
+                        .get(lt + 1..b.len().min(lt + 40))
+                        .and_then(|t| {
+                            t.iter().position(|&x| {
+                                matches!(x, b'>' | b'/' | b'"' | b'\'' | b'<' | b'=')
+                                    || x.is_ascii_whitespace()
+                            })
+                        })
+                        .map(|p| lt + 1 + p)
+                        .filter(|&p| b[p] == b'>');
+                    if let Some(gt) = simple {
+                        self.open(local_part(&b[lt + 1..gt]), "", lt, gt + 1)?;
+                        i = gt + 1;
+                        continue;
+                    }
                     let Some(gt) = find_tag_end(b, lt + 1) else {
                         self.fatal = Some((lt, "start tag not closed".to_string()));
                         break;
@@ -536,7 +534,8 @@ impl<'a> Parser<'a> {
     /// Adds the source text `start..end` (trimmed, references resolved) to the innermost
     /// element.
     fn text_piece(&mut self, start: usize, end: usize) {
-        let raw = self.src.get(start..end).unwrap_or("").trim();
+        // XML white space is ASCII (XML 1.0 §2.3).
+        let raw = self.src.get(start..end).unwrap_or("").trim_ascii();
         if raw.is_empty() {
             return;
         }
@@ -676,16 +675,19 @@ impl<'a> Parser<'a> {
         if matches!(el, El::Dkim | El::Spf | El::Reason) {
             self.sub = Sub::default();
         }
-        if el == El::Unknown && ext.is_none() && self.ext_depth == 0 {
+        if el == El::Unknown
+            && ext.is_none()
+            && self.ext_depth == 0
+            && self.unknown_seen.len() < 32
+            && !self.unknown_seen.iter().any(|n| n.as_bytes() == local)
+        {
             let name = String::from_utf8_lossy(local).into_owned();
-            if !self.unknown_seen.contains(&name) && self.unknown_seen.len() < 32 {
-                let parent_name = parent.map_or("document", el_name);
-                self.warn_at(
-                    before,
-                    format!("unknown element <{name}> in <{parent_name}> ignored"),
-                );
-                self.unknown_seen.push(name);
-            }
+            let parent_name = parent.map_or("document", el_name);
+            self.warn_at(
+                before,
+                format!("unknown element <{name}> in <{parent_name}> ignored"),
+            );
+            self.unknown_seen.push(name);
         }
         if ext.is_some() {
             self.ext_depth += 1;
@@ -706,7 +708,7 @@ impl<'a> Parser<'a> {
         // Fast path: the end tag of the innermost known element.
         if let Some(top) = self.stack.last()
             && top.el != El::Unknown
-            && el_name(top.el).as_bytes() == local
+            && same(el_name(top.el).as_bytes(), local)
         {
             return self.close_top(before);
         }
@@ -776,7 +778,7 @@ impl<'a> Parser<'a> {
         }
         let value: Option<Cow<'a, str>> = match (frame.single, frame.pieces) {
             (_, 0) => None,
-            (Some(b), 1) => Some(Cow::Borrowed(b.trim())),
+            (Some(b), 1) => Some(Cow::Borrowed(b.trim_ascii())),
             _ => Some(Cow::Owned(
                 self.text
                     .get(frame.text_start..)
@@ -1012,6 +1014,10 @@ impl<'a> Parser<'a> {
                 format!("unknown DKIM result {result:?} kept as written"),
             );
         }
+        if self.record.dkim.capacity() == 0 {
+            // Most records carry one or two signatures; the default first growth is 4.
+            self.record.dkim.reserve_exact(1);
+        }
         self.record.dkim.push(DkimAuthResult {
             domain: sub.domain.map(compact).unwrap_or_default(),
             selector: sub.selector.map(compact),
@@ -1047,6 +1053,9 @@ impl<'a> Parser<'a> {
             }
             sc
         });
+        if self.record.spf.capacity() == 0 {
+            self.record.spf.reserve_exact(1);
+        }
         self.record.spf.push(SpfAuthResult {
             domain: sub.domain.map(compact).unwrap_or_default(),
             scope,
@@ -1325,8 +1334,28 @@ pub(crate) fn parse_ip(s: &str) -> Option<IpAddr> {
     s.parse().ok()
 }
 
+/// The first `c` at or after `from`: a plain loop over the first bytes (the usual
+/// distance between markup is short), then memchr.
+fn find_byte(b: &[u8], from: usize, c: u8) -> Option<usize> {
+    let head_end = b.len().min(from.saturating_add(32));
+    let head = b.get(from..head_end)?;
+    if let Some(p) = head.iter().position(|&x| x == c) {
+        return Some(from + p);
+    }
+    memchr::memchr(c, b.get(head_end..)?).map(|p| head_end + p)
+}
+
 /// The end (`>`) of a start tag whose name starts at `from`, skipping quoted attribute values.
 fn find_tag_end(b: &[u8], from: usize) -> Option<usize> {
+    // Short tags without attributes: a plain loop.
+    let head_end = b.len().min(from.saturating_add(32));
+    for (k, &x) in b.get(from..head_end)?.iter().enumerate() {
+        match x {
+            b'>' => return Some(from + k),
+            b'"' | b'\'' => break,
+            _ => {}
+        }
+    }
     let mut i = from;
     loop {
         let p = i + memchr::memchr3(b'>', b'"', b'\'', b.get(i..)?)?;
@@ -1340,9 +1369,15 @@ fn find_tag_end(b: &[u8], from: usize) -> Option<usize> {
     }
 }
 
+/// Byte equality for short names, inline (a libc `memcmp` call costs more than it saves).
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 /// The local part of a qualified name (after the last `:`).
 fn local_part(name: &[u8]) -> &[u8] {
-    match memchr::memrchr(b':', name) {
+    match name.iter().rposition(|&c| c == b':') {
         Some(p) => &name[p + 1..],
         None => name,
     }
