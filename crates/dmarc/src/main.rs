@@ -3,11 +3,12 @@
 //! This is a thin layer: it parses arguments, builds the DNS and store adapters, and calls
 //! the library crates. It is the only place where `anyhow` is used.
 
+mod cmd;
+mod dns_args;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-mod cmd;
 
 #[derive(Debug, Parser)]
 #[command(name = "dmarc", version, about, long_about = None)]
@@ -24,6 +25,8 @@ enum Command {
     Ingest(cmd::ingest::IngestArgs),
     /// Summarise the stored reports: per domain and period, sources, reporters.
     Summary(cmd::summary::SummaryArgs),
+    /// Evaluate SPF (RFC 7208) for a client IP, HELO name and MAIL FROM, and show why.
+    Spf(cmd::spf::SpfArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,5 +45,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(args) => cmd::report::run(args),
         Command::Ingest(args) => cmd::ingest::run(args),
         Command::Summary(args) => cmd::summary::run(args),
+        Command::Spf(args) => cmd::spf::run(args),
     }
 }

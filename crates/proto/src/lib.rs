@@ -9,6 +9,7 @@
 
 pub mod auth_results;
 pub mod clock;
+pub mod dmarc;
 pub mod dns;
 pub mod spf;
 pub mod tag_list;

@@ -1,11 +1,9 @@
 //! `dmarc summary`: what the stored reports say, per domain and period.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use dmarc_dns::{AnyLookup, HickoryLookup, ResolverOptions, ZoneFile, parse_nameserver};
 use dmarc_store::{Granularity, Store, Summary, SummaryQuery};
 
 use super::ingest::DbArgs;
@@ -68,12 +66,9 @@ pub struct SummaryArgs {
     /// Do not look up reverse-DNS names of sources (cached names are still shown).
     #[arg(long)]
     no_rdns: bool,
-    /// Answer reverse-DNS questions from this RFC 1035 zone file instead of the network.
-    #[arg(long, value_name = "FILE")]
-    dns_zone: Option<PathBuf>,
-    /// Ask this name server (IP or IP:port; repeatable) instead of /etc/resolv.conf's.
-    #[arg(long, value_name = "ADDR")]
-    nameserver: Vec<String>,
+    /// Where reverse-DNS answers come from.
+    #[command(flatten)]
+    dns: crate::dns_args::DnsArgs,
 }
 
 /// `YYYY-MM-DD` -> Unix time of its midnight, UTC.
@@ -139,22 +134,6 @@ fn day(ts: i64) -> String {
     utc(ts).chars().take(10).collect()
 }
 
-fn resolver(args: &SummaryArgs) -> anyhow::Result<AnyLookup> {
-    let options = ResolverOptions::default();
-    Ok(match &args.dns_zone {
-        Some(path) => ZoneFile::load(path)?.into(),
-        None if args.nameserver.is_empty() => HickoryLookup::system(options)?.into(),
-        None => {
-            let servers = args
-                .nameserver
-                .iter()
-                .map(|s| parse_nameserver(s))
-                .collect::<Result<Vec<_>, _>>()?;
-            HickoryLookup::with_nameservers(&servers, options)?.into()
-        }
-    })
-}
-
 /// Looks up the reverse-DNS names the summary lists and are not cached yet.
 fn fill_rdns(args: &SummaryArgs, store: &mut Store, summary: &Summary) -> anyhow::Result<()> {
     let ips = Store::summary_ips(summary);
@@ -166,7 +145,7 @@ fn fill_rdns(args: &SummaryArgs, store: &mut Store, summary: &Summary) -> anyhow
         .build()
         .context("starting the DNS runtime")?;
     runtime.block_on(async {
-        let lookup = resolver(args)?;
+        let lookup = args.dns.lookup()?;
         dmarc_store::rdns::resolve_missing(store, &ips, &lookup).await?;
         Ok::<_, anyhow::Error>(())
     })
