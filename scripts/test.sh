@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
-# Runs every test: starts what the tests need, then `cargo test`.
-# The conformance suites are read from ../shared/corpora (beside the checkout).
+# Runs every test: starts what the tests need, then `cargo test --workspace --locked`.
+#
+# * The conformance suites are read from ../shared/corpora (beside the checkout), or from
+#   $DMARC_CORPORA.
+# * The store's PostgreSQL tests need a server: unless DMARC_TEST_POSTGRES is already set,
+#   this script installs PostgreSQL if it is missing (apt-get, as root), initialises a
+#   throwaway cluster in a temporary directory (owned by the `postgres` user when running
+#   as root), starts it on 127.0.0.1 at a free port from 55432 up, creates a database,
+#   exports DMARC_TEST_POSTGRES=postgres://... and stops and deletes it on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +15,75 @@ if [ ! -d ../shared/corpora ] && [ -z "${DMARC_CORPORA:-}" ]; then
   echo "scripts/test.sh: ../shared/corpora not found beside the checkout;" >&2
   echo "  put the shared corpora there or set DMARC_CORPORA=/path/to/corpora" >&2
   exit 1
+fi
+
+pg_bindir() {
+  local d
+  if command -v pg_ctl >/dev/null 2>&1 && command -v initdb >/dev/null 2>&1; then
+    dirname "$(readlink -f "$(command -v pg_ctl)")"
+    return 0
+  fi
+  for d in /usr/lib/postgresql/*/bin; do
+    if [ -x "$d/postgres" ] && [ -x "$d/initdb" ]; then
+      echo "$d"
+      return 0
+    fi
+  done
+  return 1
+}
+
+port_in_use() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+start_postgres() {
+  local bindir
+  if ! bindir=$(pg_bindir); then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "scripts/test.sh: installing PostgreSQL (apt-get install -y postgresql)" >&2
+      DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql >/dev/null \
+        || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql >/dev/null; }
+      bindir=$(pg_bindir) || { echo "scripts/test.sh: PostgreSQL install failed" >&2; exit 1; }
+    else
+      echo "scripts/test.sh: PostgreSQL is not installed; install it (apt-get install postgresql)" >&2
+      echo "  or set DMARC_TEST_POSTGRES=postgres://user@host:port/database" >&2
+      exit 1
+    fi
+  fi
+
+  PG_TMP=$(mktemp -d -t dmarc-pg.XXXXXX)
+  local run=()
+  if [ "$(id -u)" -eq 0 ]; then
+    id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+    chown postgres "$PG_TMP"
+    run=(runuser -u postgres --)
+  fi
+  PG_RUN=("${run[@]}")
+
+  local port=55432
+  while port_in_use "$port"; do port=$((port + 1)); done
+
+  "${run[@]}" "$bindir/initdb" -D "$PG_TMP/data" -A trust -U dmarc --no-sync -E UTF8 \
+    >"$PG_TMP/initdb.log" 2>&1 || { cat "$PG_TMP/initdb.log" >&2; exit 1; }
+  PG_CTL="$bindir/pg_ctl"
+  trap stop_postgres EXIT
+  "${run[@]}" "$PG_CTL" -D "$PG_TMP/data" -l "$PG_TMP/server.log" -w -t 60 \
+    -o "-h 127.0.0.1 -p $port -k $PG_TMP -c fsync=off -c max_connections=200" start >/dev/null \
+    || { cat "$PG_TMP/server.log" >&2; exit 1; }
+  "${run[@]}" "$bindir/createdb" -h 127.0.0.1 -p "$port" -U dmarc dmarc_test
+  export DMARC_TEST_POSTGRES="postgres://dmarc@127.0.0.1:$port/dmarc_test"
+  echo "scripts/test.sh: PostgreSQL at $DMARC_TEST_POSTGRES" >&2
+}
+
+stop_postgres() {
+  if [ -n "${PG_TMP:-}" ] && [ -d "$PG_TMP/data" ]; then
+    "${PG_RUN[@]}" "$PG_CTL" -D "$PG_TMP/data" -m fast -w stop >/dev/null 2>&1 || true
+    rm -rf "$PG_TMP"
+  fi
+}
+
+if [ -z "${DMARC_TEST_POSTGRES:-}" ]; then
+  start_postgres
 fi
 
 cargo test --workspace --locked "$@"

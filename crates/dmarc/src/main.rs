@@ -21,6 +21,12 @@ struct Cli {
 enum Command {
     /// DKIM (RFC 6376): verify, sign, generate keys.
     Dkim(cmd::dkim::DkimArgs),
+    /// Read DMARC aggregate, failure and SMTP TLS reports.
+    Report(cmd::report::ReportArgs),
+    /// Read report files, directories, mbox files and maildirs into the report store.
+    Ingest(cmd::ingest::IngestArgs),
+    /// Summarise the stored reports: per domain and period, sources, reporters.
+    Summary(cmd::summary::SummaryArgs),
     /// Evaluate SPF (RFC 7208) for a client IP, HELO name and MAIL FROM, and show why.
     Spf(cmd::spf::SpfArgs),
     /// Verify a message as a receiver: SPF, DKIM and DMARC, the action and the
@@ -42,6 +48,9 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Dkim(args) => cmd::dkim::run(args),
+        Command::Report(args) => cmd::report::run(args),
+        Command::Ingest(args) => cmd::ingest::run(args),
+        Command::Summary(args) => cmd::summary::run(args),
         Command::Spf(args) => cmd::spf::run(args),
         Command::Verify(args) => cmd::verify::run(args),
     }

@@ -1,5 +1,9 @@
 //! The subcommands, one module each.
 
 pub mod dkim;
+pub mod ingest;
+pub mod rejected;
+pub mod report;
 pub mod spf;
+pub mod summary;
 pub mod verify;

@@ -1,0 +1,252 @@
+//! One schema for ingested reports: DMARC aggregate reports with their records and
+//! authentication results, failure reports, SMTP TLS reports, and the inputs that could
+//! not be read.
+//!
+//! Two backends, one set of migrations and queries: SQLite, embedded (the default; a file
+//! in the user's data directory, see [`default_sqlite_path`]), and PostgreSQL (a
+//! `postgres://` URL). Writes are idempotent and atomic per report: [`Store::store_report`]
+//! runs in one transaction and stores a report whose duplicate key (reporter, report id,
+//! domain, period) is already present only once. What could not be parsed is kept with its
+//! bytes, origin, error and time by [`Store::store_rejected`] and listed by
+//! [`Store::rejected`].
+//!
+//! ```
+//! # fn main() -> Result<(), dmarc_store::StoreError> {
+//! let mut store = dmarc_store::Store::open_sqlite_memory()?;
+//! let xml = br#"<feedback><report_metadata><org_name>example.net</org_name>
+//!   <email>d@example.net</email><report_id>42</report_id>
+//!   <date_range><begin>0</begin><end>86399</end></date_range></report_metadata>
+//!   <policy_published><domain>example.com</domain><p>reject</p></policy_published>
+//!   <record><row><source_ip>192.0.2.1</source_ip><count>3</count><policy_evaluated>
+//!   <disposition>reject</disposition><dkim>fail</dkim><spf>fail</spf></policy_evaluated></row>
+//!   <identifiers><header_from>example.com</header_from></identifiers><auth_results/></record>
+//!   </feedback>"#;
+//! let limits = dmarc_report::Limits::default();
+//! for parsed in dmarc_report::parse_named("r.xml", xml, &limits) {
+//!     let parsed = parsed.expect("a report");
+//!     let origin = dmarc_store::Origin { kind: "file", location: "r.xml" };
+//!     assert!(store.store_report(&parsed, &origin)?.is_new());
+//!     assert!(!store.store_report(&parsed, &origin)?.is_new()); // a duplicate
+//! }
+//! let summary = store.summary(&dmarc_store::SummaryQuery::default())?;
+//! assert_eq!(summary.domains[0].messages, 3);
+//! # Ok(()) }
+//! ```
+#![warn(clippy::unwrap_used)]
+#![warn(missing_docs)]
+
+mod backend;
+mod migrations;
+pub mod rdns;
+mod read;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use backend::Dialect;
+pub use read::{
+    DomainPeriod, FailingSource, Granularity, RejectedEntry, Reporter, SourceStats, Summary,
+    SummaryQuery, TlsDomain, Totals,
+};
+pub use write::{MAX_RECORD_COUNT, Rejection, Stored, error_kind};
+
+use backend::{Conn, Pg};
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// An SQLite error.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A PostgreSQL error (connection, query).
+    #[error("postgres: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// The database file's directory could not be created.
+    #[error("cannot create {path}: {source}")]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The database was written by a newer version of this program.
+    #[error(
+        "the database schema is version {found}, newer than this program knows ({known}); \
+         upgrade dmarc"
+    )]
+    SchemaTooNew {
+        /// The version recorded in the database.
+        found: i64,
+        /// The newest version this program has.
+        known: i64,
+    },
+    /// A migration failed (and was rolled back).
+    #[error("schema migration {version} failed: {detail}")]
+    Migration {
+        /// Its number.
+        version: i64,
+        /// What went wrong.
+        detail: String,
+    },
+    /// A value could not be stored or read back as expected.
+    #[error("{0}")]
+    Data(String),
+}
+
+/// Where a report or rejected input came from, as recorded with it.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    /// The kind of source: `file`, `mbox`, `maildir`, `imap` ...
+    pub kind: &'a str,
+    /// Where, for a person: a path, `path#message 3`, an IMAP URL ...
+    pub location: &'a str,
+}
+
+/// A connection to the report store.
+#[derive(Debug)]
+pub struct Store {
+    conn: Conn,
+    location: String,
+}
+
+/// `$XDG_DATA_HOME/dmarc/dmarc.sqlite3`, else `~/.local/share/dmarc/dmarc.sqlite3`; `None`
+/// when neither `XDG_DATA_HOME` nor `HOME` is set.
+pub fn default_sqlite_path() -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_DATA_HOME") {
+        Some(x) if !x.is_empty() && Path::new(&x).is_absolute() => PathBuf::from(x),
+        _ => {
+            let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
+            PathBuf::from(home).join(".local").join("share")
+        }
+    };
+    Some(base.join("dmarc").join("dmarc.sqlite3"))
+}
+
+/// Seconds since the Unix epoch, now.
+pub(crate) fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl Store {
+    /// Opens `target`: a `postgres://` or `postgresql://` URL, else an SQLite file path
+    /// (created with its directory if missing). Brings the schema up to date.
+    pub fn open(target: &str) -> Result<Store, StoreError> {
+        if target.starts_with("postgres://") || target.starts_with("postgresql://") {
+            Store::open_postgres(target)
+        } else {
+            Store::open_sqlite(Path::new(target))
+        }
+    }
+
+    /// Opens (creating if needed) an SQLite database file, in WAL mode.
+    pub fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.exists()
+        {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let conn = rusqlite::Connection::open(path)?;
+        Store::init_sqlite(conn, path.display().to_string())
+    }
+
+    /// Opens a private in-memory SQLite database (for tests and trials).
+    pub fn open_sqlite_memory() -> Result<Store, StoreError> {
+        let conn = rusqlite::Connection::open_in_memory()?;
+        Store::init_sqlite(conn, ":memory:".to_string())
+    }
+
+    fn init_sqlite(conn: rusqlite::Connection, location: String) -> Result<Store, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        // WAL: readers never block the writer; NORMAL sync is durable across application
+        // crashes and loses at most the last transactions on power loss.
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        let _ = mode; // ":memory:" stays "memory"
+        conn.execute_batch(
+            "PRAGMA synchronous = NORMAL;
+             PRAGMA foreign_keys = ON;
+             PRAGMA temp_store = MEMORY;
+             PRAGMA cache_size = -32000;",
+        )?;
+        conn.set_prepared_statement_cache_capacity(64);
+        let mut store = Store {
+            conn: Conn::Sqlite(conn),
+            location,
+        };
+        migrations::migrate(&mut store.conn)?;
+        Ok(store)
+    }
+
+    /// Connects to PostgreSQL (`postgres://user:password@host:port/database`, without
+    /// TLS) and brings the schema up to date.
+    pub fn open_postgres(url: &str) -> Result<Store, StoreError> {
+        let mut client = postgres::Client::connect(url, postgres::NoTls)?;
+        client.batch_execute("SET client_min_messages = warning")?;
+        let mut store = Store {
+            conn: Conn::Postgres(Box::new(Pg::new(client))),
+            location: redact_url(url),
+        };
+        migrations::migrate(&mut store.conn)?;
+        Ok(store)
+    }
+
+    /// Which database this is.
+    pub fn dialect(&self) -> Dialect {
+        self.conn.dialect()
+    }
+
+    /// Where this store is, for messages (a path, or a URL without its password).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The schema version in use.
+    pub fn schema_version(&mut self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_one(
+                "SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM schema_migrations",
+                &[],
+            )?
+            .map_or(0, |c| c.i64()))
+    }
+}
+
+/// `postgres://user:secret@host/db` -> `postgres://user@host/db`.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (auth, host) = match rest.split_once('@') {
+        Some((a, h)) => (Some(a), h),
+        None => (None, rest),
+    };
+    match auth {
+        Some(a) => {
+            let user = a.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}@{host}")
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_password() {
+        assert_eq!(
+            super::redact_url("postgres://u:pw@localhost:5432/db"),
+            "postgres://u@localhost:5432/db"
+        );
+        assert_eq!(
+            super::redact_url("postgres://localhost/db"),
+            "postgres://localhost/db"
+        );
+    }
+}

@@ -1,0 +1,258 @@
+//! Numbered schema migrations, the same text for SQLite and PostgreSQL.
+//!
+//! Applied in order, each in its own transaction, and recorded in `schema_migrations`; a
+//! database whose recorded version is newer than this program knows is refused rather than
+//! written to. Never edit a released migration: add the next number.
+
+use crate::StoreError;
+use crate::backend::{Conn, Dialect, Val, dialect_sql};
+
+/// `(version, name, SQL)`. `{id}`, `{blob}` and `{without_rowid}` are the dialect tokens
+/// of [`dialect_sql`].
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "reports, records, auth results, failure and TLS reports, rejected inputs, rDNS cache",
+    r#"
+CREATE TABLE aggregate_reports (
+    id {id},
+    org_name TEXT NOT NULL,
+    report_id TEXT NOT NULL,
+    policy_domain TEXT NOT NULL,
+    begin_ts BIGINT NOT NULL,
+    end_ts BIGINT NOT NULL,
+    email TEXT NOT NULL,
+    extra_contact_info TEXT,
+    version TEXT,
+    generator TEXT,
+    errors TEXT NOT NULL,
+    policy_p TEXT,
+    policy_sp TEXT,
+    policy_np TEXT,
+    policy_adkim TEXT,
+    policy_aspf TEXT,
+    policy_pct BIGINT,
+    policy_fo TEXT,
+    policy_testing BIGINT,
+    discovery_method TEXT,
+    extensions TEXT NOT NULL,
+    warnings TEXT NOT NULL,
+    record_count BIGINT NOT NULL,
+    message_count BIGINT NOT NULL,
+    source TEXT NOT NULL,
+    source_part TEXT NOT NULL,
+    ingested_at BIGINT NOT NULL,
+    UNIQUE (org_name, report_id, policy_domain, begin_ts, end_ts)
+);
+CREATE INDEX aggregate_reports_domain ON aggregate_reports (policy_domain, begin_ts);
+
+CREATE TABLE aggregate_records (
+    report BIGINT NOT NULL REFERENCES aggregate_reports (id) ON DELETE CASCADE,
+    row_no BIGINT NOT NULL,
+    source_ip TEXT NOT NULL,
+    message_count BIGINT NOT NULL,
+    disposition TEXT,
+    dkim_aligned TEXT,
+    spf_aligned TEXT,
+    header_from TEXT NOT NULL,
+    envelope_from TEXT,
+    envelope_to TEXT,
+    extensions TEXT,
+    PRIMARY KEY (report, row_no)
+) {without_rowid};
+
+CREATE TABLE aggregate_reasons (
+    report BIGINT NOT NULL,
+    row_no BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    reason_type TEXT NOT NULL,
+    comment TEXT,
+    PRIMARY KEY (report, row_no, seq),
+    FOREIGN KEY (report, row_no) REFERENCES aggregate_records (report, row_no) ON DELETE CASCADE
+) {without_rowid};
+
+CREATE TABLE aggregate_dkim (
+    report BIGINT NOT NULL,
+    row_no BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    domain TEXT NOT NULL,
+    selector TEXT,
+    result TEXT NOT NULL,
+    human_result TEXT,
+    PRIMARY KEY (report, row_no, seq),
+    FOREIGN KEY (report, row_no) REFERENCES aggregate_records (report, row_no) ON DELETE CASCADE
+) {without_rowid};
+
+CREATE TABLE aggregate_spf (
+    report BIGINT NOT NULL,
+    row_no BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    domain TEXT NOT NULL,
+    scope TEXT,
+    result TEXT NOT NULL,
+    human_result TEXT,
+    PRIMARY KEY (report, row_no, seq),
+    FOREIGN KEY (report, row_no) REFERENCES aggregate_records (report, row_no) ON DELETE CASCADE
+) {without_rowid};
+
+CREATE TABLE failure_reports (
+    id {id},
+    reporter TEXT NOT NULL,
+    report_key TEXT NOT NULL,
+    reported_domain TEXT NOT NULL,
+    arrival_ts BIGINT,
+    feedback_type TEXT,
+    arrival_date TEXT,
+    source_ip TEXT,
+    source_port BIGINT,
+    reporting_mta TEXT,
+    user_agent TEXT,
+    original_mail_from TEXT,
+    original_rcpt_to TEXT NOT NULL,
+    auth_failure TEXT,
+    delivery_result TEXT,
+    identity_alignment TEXT,
+    incidents BIGINT,
+    authentication_results TEXT NOT NULL,
+    report TEXT NOT NULL,
+    warnings TEXT NOT NULL,
+    source TEXT NOT NULL,
+    source_part TEXT NOT NULL,
+    ingested_at BIGINT NOT NULL,
+    UNIQUE (reporter, report_key, reported_domain)
+);
+CREATE INDEX failure_reports_domain ON failure_reports (reported_domain, arrival_ts);
+
+CREATE TABLE tls_reports (
+    id {id},
+    organization_name TEXT NOT NULL,
+    report_id TEXT NOT NULL,
+    policy_domains TEXT NOT NULL,
+    begin_ts BIGINT NOT NULL,
+    end_ts BIGINT NOT NULL,
+    start_datetime TEXT NOT NULL,
+    end_datetime TEXT NOT NULL,
+    contact_info TEXT,
+    warnings TEXT NOT NULL,
+    source TEXT NOT NULL,
+    source_part TEXT NOT NULL,
+    ingested_at BIGINT NOT NULL,
+    UNIQUE (organization_name, report_id, policy_domains, begin_ts, end_ts)
+);
+
+CREATE TABLE tls_policies (
+    report BIGINT NOT NULL REFERENCES tls_reports (id) ON DELETE CASCADE,
+    seq BIGINT NOT NULL,
+    policy_type TEXT NOT NULL,
+    policy_domain TEXT,
+    policy_string TEXT NOT NULL,
+    mx_host TEXT NOT NULL,
+    successful_sessions BIGINT NOT NULL,
+    failed_sessions BIGINT NOT NULL,
+    PRIMARY KEY (report, seq)
+) {without_rowid};
+
+CREATE TABLE tls_failures (
+    report BIGINT NOT NULL,
+    policy_seq BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    result_type TEXT NOT NULL,
+    sending_mta_ip TEXT,
+    receiving_mx_hostname TEXT,
+    receiving_mx_helo TEXT,
+    receiving_ip TEXT,
+    failed_sessions BIGINT NOT NULL,
+    additional_information TEXT,
+    failure_reason_code TEXT,
+    PRIMARY KEY (report, policy_seq, seq),
+    FOREIGN KEY (report, policy_seq) REFERENCES tls_policies (report, seq) ON DELETE CASCADE
+) {without_rowid};
+
+CREATE TABLE rejected_inputs (
+    digest TEXT PRIMARY KEY,
+    size BIGINT NOT NULL,
+    content {blob}
+);
+
+CREATE TABLE rejected (
+    id {id},
+    source TEXT NOT NULL,
+    source_kind TEXT NOT NULL,
+    part TEXT NOT NULL,
+    error_kind TEXT NOT NULL,
+    error TEXT NOT NULL,
+    input_digest TEXT NOT NULL REFERENCES rejected_inputs (digest),
+    first_seen BIGINT NOT NULL,
+    last_seen BIGINT NOT NULL,
+    times_seen BIGINT NOT NULL,
+    UNIQUE (input_digest, part, error)
+);
+
+CREATE TABLE rdns (
+    ip TEXT PRIMARY KEY,
+    name TEXT,
+    status TEXT NOT NULL,
+    looked_up_at BIGINT NOT NULL
+);
+"#,
+)];
+
+/// Brings the schema up to date; returns the version reached.
+pub(crate) fn migrate(conn: &mut Conn) -> Result<i64, StoreError> {
+    conn.batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version BIGINT PRIMARY KEY,
+            name TEXT NOT NULL,
+            applied_at BIGINT NOT NULL
+        )",
+    )?;
+    let current = conn
+        .query_one(
+            "SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM schema_migrations",
+            &[],
+        )?
+        .map_or(0, |c| c.i64());
+    let newest = MIGRATIONS.last().map_or(0, |m| m.0);
+    if current > newest {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known: newest,
+        });
+    }
+    let dialect = conn.dialect();
+    for &(version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+        conn.begin()?;
+        let res = (|| {
+            // Another process may be migrating the same database: serialise, then look
+            // again. (SQLite's BEGIN IMMEDIATE already holds the write lock.)
+            if dialect == Dialect::Postgres {
+                conn.batch("SELECT pg_advisory_xact_lock(7489001)")?;
+            }
+            let now_at = conn
+                .query_one(
+                    "SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM schema_migrations",
+                    &[],
+                )?
+                .map_or(0, |c| c.i64());
+            if now_at >= version {
+                return Ok(());
+            }
+            conn.batch(&dialect_sql(sql, dialect))?;
+            conn.exec(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                &[Val::I64(version), Val::Text(name), Val::I64(crate::now())],
+            )?;
+            Ok::<_, StoreError>(())
+        })();
+        match res {
+            Ok(()) => conn.commit()?,
+            Err(e) => {
+                conn.rollback();
+                return Err(StoreError::Migration {
+                    version,
+                    detail: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(newest)
+}

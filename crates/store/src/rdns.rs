@@ -1,0 +1,170 @@
+//! Reverse-DNS names of report sources, looked up once and cached in the store.
+//!
+//! Names (and "no name" answers) are kept for [`POSITIVE_TTL`] / [`NEGATIVE_TTL`]
+//! seconds; temporary failures for [`TEMPFAIL_TTL`], so a failed lookup is retried on a
+//! later run but not on every one. Lookups go through [`dmarc_proto::Lookup`], so any
+//! resolver of `dmarc-dns` (or a test map) can answer.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::task::Poll;
+
+use dmarc_proto::Lookup;
+use dmarc_proto::dns::DnsError;
+
+use crate::backend::{Cell, Val};
+use crate::{Store, StoreError, now};
+
+/// How long a found name is kept (30 days).
+pub const POSITIVE_TTL: i64 = 30 * 86_400;
+/// How long "no PTR record" is kept (7 days).
+pub const NEGATIVE_TTL: i64 = 7 * 86_400;
+/// How long a temporary failure is kept before asking again (1 hour).
+pub const TEMPFAIL_TTL: i64 = 3600;
+
+/// The outcome of one reverse lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RdnsOutcome {
+    /// The first PTR name (lower-case, no trailing dot).
+    Name(String),
+    /// No PTR record (NXDOMAIN or NODATA).
+    NoName,
+    /// A temporary failure, with what happened.
+    TempError(String),
+}
+
+impl RdnsOutcome {
+    fn status(&self) -> &'static str {
+        match self {
+            RdnsOutcome::Name(_) => "name",
+            RdnsOutcome::NoName => "none",
+            RdnsOutcome::TempError(_) => "temperror",
+        }
+    }
+}
+
+impl Store {
+    /// The cached name of `ip`, if one was found (whatever its age).
+    pub fn cached_rdns_name(&mut self, ip: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_one(
+                "SELECT name FROM rdns WHERE ip = ? AND status = 'name'",
+                &[Val::Text(ip)],
+            )?
+            .and_then(|c| c.opt_text()))
+    }
+
+    /// Those of `ips` with no fresh cache entry at time `at`.
+    pub fn rdns_needing_lookup(
+        &mut self,
+        ips: &[IpAddr],
+        at: i64,
+    ) -> Result<Vec<IpAddr>, StoreError> {
+        let mut out = Vec::new();
+        for ip in ips {
+            let s = ip.to_string();
+            let row = self.conn.query(
+                "SELECT status, looked_up_at FROM rdns WHERE ip = ?",
+                &[Val::Text(&s)],
+            )?;
+            let fresh = row.first().is_some_and(|r| {
+                let status = r.first().map(Cell::text).unwrap_or_default();
+                let when = r.get(1).map_or(0, Cell::i64);
+                let ttl = match status.as_str() {
+                    "name" => POSITIVE_TTL,
+                    "none" => NEGATIVE_TTL,
+                    _ => TEMPFAIL_TTL,
+                };
+                at.saturating_sub(when) < ttl
+            });
+            if !fresh {
+                out.push(*ip);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records the outcome of a reverse lookup of `ip` made at time `at`.
+    pub fn cache_rdns(
+        &mut self,
+        ip: IpAddr,
+        outcome: &RdnsOutcome,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let ip = ip.to_string();
+        let name = match outcome {
+            RdnsOutcome::Name(n) => Some(n.as_str()),
+            _ => None,
+        };
+        self.conn.exec(
+            "INSERT INTO rdns (ip, name, status, looked_up_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (ip) DO UPDATE SET name = excluded.name, status = excluded.status, \
+             looked_up_at = excluded.looked_up_at",
+            &[
+                Val::Text(&ip),
+                name.into(),
+                Val::Text(outcome.status()),
+                Val::I64(at),
+            ],
+        )?;
+        Ok(())
+    }
+}
+
+/// Looks up one address.
+pub async fn lookup<L: Lookup>(lookup: &L, ip: IpAddr) -> RdnsOutcome {
+    match lookup.ptr(ip).await {
+        Ok(names) => match names.into_iter().find(|n| !n.is_empty()) {
+            Some(n) => RdnsOutcome::Name(n.trim_end_matches('.').to_ascii_lowercase()),
+            None => RdnsOutcome::NoName,
+        },
+        Err(DnsError::NxDomain | DnsError::NoData) => RdnsOutcome::NoName,
+        Err(DnsError::Temporary(why)) => RdnsOutcome::TempError(why),
+    }
+}
+
+/// How many reverse lookups [`resolve_missing`] runs at once.
+pub const CONCURRENCY: usize = 16;
+
+/// Looks up those of `ips` not freshly cached, [`CONCURRENCY`] at a time, and caches the
+/// outcomes. Returns how many were looked up.
+pub async fn resolve_missing<L: Lookup>(
+    store: &mut Store,
+    ips: &[IpAddr],
+    resolver: &L,
+) -> Result<usize, StoreError> {
+    let missing = store.rdns_needing_lookup(ips, now())?;
+    for batch in missing.chunks(CONCURRENCY) {
+        let outcomes = join_all(batch.iter().map(|ip| lookup(resolver, *ip)).collect()).await;
+        for (ip, outcome) in batch.iter().zip(&outcomes) {
+            store.cache_rdns(*ip, outcome, now())?;
+        }
+    }
+    Ok(missing.len())
+}
+
+/// Polls every future until all are done; outputs in input order.
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in futures.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => *slot = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
+}

@@ -1,0 +1,598 @@
+//! Reading: the summary of what reports saw, and the list of rejected inputs.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::backend::{Cell, Val};
+use crate::{Store, StoreError};
+
+/// How the summary splits time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Granularity {
+    /// One row per domain and UTC day.
+    Day,
+    /// One row per domain and calendar month (UTC).
+    #[default]
+    Month,
+    /// One row per domain for the whole selected range.
+    Total,
+}
+
+/// What [`Store::summary`] covers.
+///
+/// A report belongs to the day of the middle of its period (reporters' periods rarely
+/// start at midnight UTC); `since` and `until` select by that instant.
+#[derive(Debug, Clone, Default)]
+pub struct SummaryQuery {
+    /// Only this policy domain (compared lower-case, without trailing dot).
+    pub domain: Option<String>,
+    /// Only reports whose period's middle is at or after this Unix time.
+    pub since: Option<i64>,
+    /// Only reports whose period's middle is before this Unix time.
+    pub until: Option<i64>,
+    /// How to split time.
+    pub granularity: Granularity,
+    /// How many sources to list in the top and failing lists; 0 means 10.
+    pub top: usize,
+}
+
+/// Messages and results of one domain in one period.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DomainPeriod {
+    /// The policy domain.
+    pub domain: String,
+    /// The period: `YYYY-MM-DD`, `YYYY-MM`, or `all`.
+    pub period: String,
+    /// Aggregate reports counted.
+    pub reports: i64,
+    /// Messages seen.
+    pub messages: i64,
+    /// Messages passing DMARC (aligned SPF or aligned DKIM pass).
+    pub dmarc_pass: i64,
+    /// Messages with an aligned SPF pass.
+    pub spf_aligned_pass: i64,
+    /// Messages with an aligned DKIM pass.
+    pub dkim_aligned_pass: i64,
+    /// Messages with disposition `none`.
+    pub disposition_none: i64,
+    /// Messages with disposition `quarantine`.
+    pub disposition_quarantine: i64,
+    /// Messages with disposition `reject`.
+    pub disposition_reject: i64,
+    /// Messages with disposition `pass` (RFC 9990).
+    pub disposition_pass: i64,
+    /// Messages without a disposition or with an unknown one.
+    pub disposition_other: i64,
+}
+
+impl DomainPeriod {
+    /// `dmarc_pass / messages`, 0 when there were none.
+    pub fn pass_rate(&self) -> f64 {
+        rate(self.dmarc_pass, self.messages)
+    }
+    /// `spf_aligned_pass / messages`.
+    pub fn spf_rate(&self) -> f64 {
+        rate(self.spf_aligned_pass, self.messages)
+    }
+    /// `dkim_aligned_pass / messages`.
+    pub fn dkim_rate(&self) -> f64 {
+        rate(self.dkim_aligned_pass, self.messages)
+    }
+}
+
+/// `part / whole`, 0 for an empty whole.
+pub(crate) fn rate(part: i64, whole: i64) -> f64 {
+    if whole <= 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+/// One sending source (IP address) and how its messages fared.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceStats {
+    /// The source IP address as reported.
+    pub ip: String,
+    /// Its reverse-DNS name, from the cache (see [`crate::rdns`]); `None` when not looked
+    /// up or when it has none.
+    pub rdns: Option<String>,
+    /// Messages seen from it.
+    pub messages: i64,
+    /// Of which passing DMARC.
+    pub dmarc_pass: i64,
+    /// Of which with an aligned SPF pass.
+    pub spf_aligned_pass: i64,
+    /// Of which with an aligned DKIM pass.
+    pub dkim_aligned_pass: i64,
+    /// Distinct reporters that saw it.
+    pub reporters: i64,
+}
+
+impl SourceStats {
+    /// `dmarc_pass / messages`.
+    pub fn pass_rate(&self) -> f64 {
+        rate(self.dmarc_pass, self.messages)
+    }
+}
+
+/// A source whose messages failed DMARC, with what happened to them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FailingSource {
+    /// The source IP address.
+    pub ip: String,
+    /// Its reverse-DNS name, from the cache.
+    pub rdns: Option<String>,
+    /// Messages failing DMARC.
+    pub failing: i64,
+    /// Of which rejected.
+    pub rejected: i64,
+    /// Of which quarantined.
+    pub quarantined: i64,
+    /// A `From` domain it used (the smallest, for stability) and how many distinct ones.
+    pub header_from: String,
+    /// Distinct `From` domains.
+    pub header_from_count: i64,
+    /// An envelope `MAIL FROM` domain it used, when reported.
+    pub envelope_from: Option<String>,
+}
+
+/// One reporting organisation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reporter {
+    /// `org_name`.
+    pub org_name: String,
+    /// Aggregate reports from it.
+    pub reports: i64,
+    /// Messages those reports count.
+    pub messages: i64,
+    /// Start of its earliest report period (Unix time).
+    pub first: i64,
+    /// End of its latest report period (Unix time).
+    pub last: i64,
+}
+
+/// SMTP TLS results for one policy domain.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TlsDomain {
+    /// The policy domain (`""` when a policy named none).
+    pub domain: String,
+    /// TLS reports covering it.
+    pub reports: i64,
+    /// Successful sessions.
+    pub successful_sessions: i64,
+    /// Failed sessions.
+    pub failed_sessions: i64,
+}
+
+/// Counts over the whole store (not filtered).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Totals {
+    /// Aggregate reports stored.
+    pub aggregate_reports: i64,
+    /// Aggregate records stored.
+    pub aggregate_records: i64,
+    /// Failure reports stored.
+    pub failure_reports: i64,
+    /// SMTP TLS reports stored.
+    pub tls_reports: i64,
+    /// Rejected inputs recorded.
+    pub rejected: i64,
+}
+
+/// What the stored reports say, for [`SummaryQuery`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Per domain and period, domains in name order, periods in time order.
+    pub domains: Vec<DomainPeriod>,
+    /// Sources by volume, largest first.
+    pub top_sources: Vec<SourceStats>,
+    /// Sources failing DMARC by failing volume, largest first.
+    pub failing_sources: Vec<FailingSource>,
+    /// Reporters by messages reported, largest first.
+    pub reporters: Vec<Reporter>,
+    /// Failure reports in the selection, per reported domain.
+    pub failure_reports: Vec<(String, i64)>,
+    /// SMTP TLS results in the selection, per policy domain.
+    pub tls: Vec<TlsDomain>,
+    /// Store-wide counts.
+    pub totals: Totals,
+}
+
+/// One rejected input (or part of one), as [`Store::rejected`] lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RejectedEntry {
+    /// Its id (for [`Store::rejected_content`]).
+    pub id: i64,
+    /// Where the input came from.
+    pub source: String,
+    /// The kind of source (`file`, `mbox`, `maildir`, `imap` ...).
+    pub source_kind: String,
+    /// Which part of the input failed (the container path).
+    pub part: String,
+    /// The short class of the error.
+    pub error_kind: String,
+    /// The error.
+    pub error: String,
+    /// Size of the kept input in bytes (0 when not kept).
+    pub size: i64,
+    /// SHA-256 of the kept input (hex).
+    pub sha256: String,
+    /// When first seen (Unix time).
+    pub first_seen: i64,
+    /// When last seen (Unix time).
+    pub last_seen: i64,
+    /// How many times it was seen.
+    pub times_seen: i64,
+}
+
+/// The WHERE conditions over `aggregate_reports r` for a query, with their parameters.
+struct Filter {
+    sql: String,
+    domain: Option<String>,
+    since: Option<i64>,
+    until: Option<i64>,
+}
+
+impl Filter {
+    fn new(q: &SummaryQuery, domain_col: &str, mid: &str) -> Filter {
+        let domain = q
+            .domain
+            .as_deref()
+            .map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase());
+        let mut conds = vec!["1 = 1".to_string()];
+        if domain.is_some() {
+            conds.push(format!("{domain_col} = ?"));
+        }
+        if q.since.is_some() {
+            conds.push(format!("{mid} >= ?"));
+        }
+        if q.until.is_some() {
+            conds.push(format!("{mid} < ?"));
+        }
+        Filter {
+            sql: conds.join(" AND "),
+            domain,
+            since: q.since,
+            until: q.until,
+        }
+    }
+
+    fn params(&self) -> Vec<Val<'_>> {
+        let mut p = Vec::new();
+        if let Some(d) = &self.domain {
+            p.push(Val::Text(d));
+        }
+        if let Some(s) = self.since {
+            p.push(Val::I64(s));
+        }
+        if let Some(u) = self.until {
+            p.push(Val::I64(u));
+        }
+        p
+    }
+}
+
+/// The middle of a report period, written so that no sum can overflow.
+const AGG_MID: &str = "(r.begin_ts / 2 + r.end_ts / 2)";
+const PASS: &str = "(x.dkim_aligned = 'pass' OR x.spf_aligned = 'pass')";
+
+fn sum(expr: &str) -> String {
+    format!("CAST(COALESCE(SUM({expr}), 0) AS BIGINT)")
+}
+
+fn sum_if(cond: &str) -> String {
+    sum(&format!("CASE WHEN {cond} THEN x.message_count ELSE 0 END"))
+}
+
+impl Store {
+    /// Summarises the stored reports: per domain and period, top sources, failing
+    /// sources, reporters, failure and TLS reports. Reverse-DNS names come from the cache
+    /// only; fill it first with [`crate::rdns::resolve_missing`] if wanted.
+    pub fn summary(&mut self, q: &SummaryQuery) -> Result<Summary, StoreError> {
+        let top = if q.top == 0 { 10 } else { q.top };
+        let f = Filter::new(q, "r.policy_domain", AGG_MID);
+        let params = f.params();
+
+        // Per domain and day; months and totals are folded from days.
+        let sql = format!(
+            "SELECT r.policy_domain, {AGG_MID} / 86400, COUNT(DISTINCT r.id), {msgs}, {pass}, \
+             {spf}, {dkim}, {dn}, {dq}, {dr}, {dp} \
+             FROM aggregate_reports r JOIN aggregate_records x ON x.report = r.id \
+             WHERE {w} GROUP BY r.policy_domain, {AGG_MID} / 86400 \
+             ORDER BY r.policy_domain, {AGG_MID} / 86400",
+            msgs = sum("x.message_count"),
+            pass = sum_if(PASS),
+            spf = sum_if("x.spf_aligned = 'pass'"),
+            dkim = sum_if("x.dkim_aligned = 'pass'"),
+            dn = sum_if("x.disposition = 'none'"),
+            dq = sum_if("x.disposition = 'quarantine'"),
+            dr = sum_if("x.disposition = 'reject'"),
+            dp = sum_if("x.disposition = 'pass'"),
+            w = f.sql,
+        );
+        let rows = self.conn.query(&sql, &params)?;
+        let mut domains: Vec<DomainPeriod> = Vec::new();
+        for row in rows {
+            let c = |i: usize| row.get(i).map_or(0, Cell::i64);
+            let domain = row.first().map(Cell::text).unwrap_or_default();
+            let period = period_label(c(1), q.granularity);
+            let messages = c(3);
+            let known = c(7) + c(8) + c(9) + c(10);
+            let dp = DomainPeriod {
+                domain,
+                period,
+                reports: c(2),
+                messages,
+                dmarc_pass: c(4),
+                spf_aligned_pass: c(5),
+                dkim_aligned_pass: c(6),
+                disposition_none: c(7),
+                disposition_quarantine: c(8),
+                disposition_reject: c(9),
+                disposition_pass: c(10),
+                disposition_other: messages - known,
+            };
+            match domains.last_mut() {
+                Some(last) if last.domain == dp.domain && last.period == dp.period => {
+                    // Each report falls on exactly one day, so the days of a month add up.
+                    last.reports += dp.reports;
+                    last.messages += dp.messages;
+                    last.dmarc_pass += dp.dmarc_pass;
+                    last.spf_aligned_pass += dp.spf_aligned_pass;
+                    last.dkim_aligned_pass += dp.dkim_aligned_pass;
+                    last.disposition_none += dp.disposition_none;
+                    last.disposition_quarantine += dp.disposition_quarantine;
+                    last.disposition_reject += dp.disposition_reject;
+                    last.disposition_pass += dp.disposition_pass;
+                    last.disposition_other += dp.disposition_other;
+                }
+                _ => domains.push(dp),
+            }
+        }
+
+        let sql = format!(
+            "SELECT x.source_ip, {msgs}, {pass}, {spf}, {dkim}, COUNT(DISTINCT r.org_name) \
+             FROM aggregate_reports r JOIN aggregate_records x ON x.report = r.id \
+             WHERE {w} GROUP BY x.source_ip ORDER BY 2 DESC, x.source_ip LIMIT {top}",
+            msgs = sum("x.message_count"),
+            pass = sum_if(PASS),
+            spf = sum_if("x.spf_aligned = 'pass'"),
+            dkim = sum_if("x.dkim_aligned = 'pass'"),
+            w = f.sql,
+        );
+        let mut top_sources = Vec::new();
+        for row in self.conn.query(&sql, &params)? {
+            let c = |i: usize| row.get(i).map_or(0, Cell::i64);
+            top_sources.push(SourceStats {
+                ip: row.first().map(Cell::text).unwrap_or_default(),
+                rdns: None,
+                messages: c(1),
+                dmarc_pass: c(2),
+                spf_aligned_pass: c(3),
+                dkim_aligned_pass: c(4),
+                reporters: c(5),
+            });
+        }
+
+        let sql = format!(
+            "SELECT x.source_ip, {msgs}, {rej}, {quar}, MIN(x.header_from), \
+             COUNT(DISTINCT x.header_from), MIN(x.envelope_from) \
+             FROM aggregate_reports r JOIN aggregate_records x ON x.report = r.id \
+             WHERE {w} AND COALESCE(x.dkim_aligned, '') <> 'pass' \
+             AND COALESCE(x.spf_aligned, '') <> 'pass' \
+             GROUP BY x.source_ip ORDER BY 2 DESC, x.source_ip LIMIT {top}",
+            msgs = sum("x.message_count"),
+            rej = sum_if("x.disposition = 'reject'"),
+            quar = sum_if("x.disposition = 'quarantine'"),
+            w = f.sql,
+        );
+        let mut failing_sources = Vec::new();
+        for row in self.conn.query(&sql, &params)? {
+            let c = |i: usize| row.get(i).map_or(0, Cell::i64);
+            failing_sources.push(FailingSource {
+                ip: row.first().map(Cell::text).unwrap_or_default(),
+                rdns: None,
+                failing: c(1),
+                rejected: c(2),
+                quarantined: c(3),
+                header_from: row.get(4).map(Cell::text).unwrap_or_default(),
+                header_from_count: c(5),
+                envelope_from: row.get(6).and_then(Cell::opt_text),
+            });
+        }
+
+        let sql = format!(
+            "SELECT r.org_name, COUNT(*), {msgs}, MIN(r.begin_ts), MAX(r.end_ts) \
+             FROM aggregate_reports r WHERE {w} GROUP BY r.org_name \
+             ORDER BY 3 DESC, r.org_name",
+            msgs = sum("r.message_count"),
+            w = f.sql,
+        );
+        let mut reporters = Vec::new();
+        for row in self.conn.query(&sql, &params)? {
+            let c = |i: usize| row.get(i).map_or(0, Cell::i64);
+            reporters.push(Reporter {
+                org_name: row.first().map(Cell::text).unwrap_or_default(),
+                reports: c(1),
+                messages: c(2),
+                first: c(3),
+                last: c(4),
+            });
+        }
+
+        let ff = Filter::new(q, "r.reported_domain", "r.arrival_ts");
+        let sql = format!(
+            "SELECT r.reported_domain, COUNT(*) FROM failure_reports r WHERE {} \
+             GROUP BY r.reported_domain ORDER BY 2 DESC, r.reported_domain",
+            ff.sql
+        );
+        let failure_reports = self
+            .conn
+            .query(&sql, &ff.params())?
+            .into_iter()
+            .map(|row| {
+                (
+                    row.first().map(Cell::text).unwrap_or_default(),
+                    row.get(1).map_or(0, Cell::i64),
+                )
+            })
+            .collect();
+
+        let tf = Filter::new(q, "COALESCE(p.policy_domain, '')", AGG_MID);
+        let sql = format!(
+            "SELECT COALESCE(p.policy_domain, ''), COUNT(DISTINCT r.id), {ok}, {bad} \
+             FROM tls_reports r JOIN tls_policies p ON p.report = r.id WHERE {w} \
+             GROUP BY COALESCE(p.policy_domain, '') ORDER BY 1",
+            ok = sum("p.successful_sessions"),
+            bad = sum("p.failed_sessions"),
+            w = tf.sql,
+        );
+        let tls = self
+            .conn
+            .query(&sql, &tf.params())?
+            .into_iter()
+            .map(|row| {
+                let c = |i: usize| row.get(i).map_or(0, Cell::i64);
+                TlsDomain {
+                    domain: row.first().map(Cell::text).unwrap_or_default(),
+                    reports: c(1),
+                    successful_sessions: c(2),
+                    failed_sessions: c(3),
+                }
+            })
+            .collect();
+
+        let mut summary = Summary {
+            domains,
+            top_sources,
+            failing_sources,
+            reporters,
+            failure_reports,
+            tls,
+            totals: self.totals()?,
+        };
+        self.fill_rdns(&mut summary)?;
+        Ok(summary)
+    }
+
+    /// Store-wide counts.
+    pub fn totals(&mut self) -> Result<Totals, StoreError> {
+        let mut one = |sql: &str| -> Result<i64, StoreError> {
+            Ok(self.conn.query_one(sql, &[])?.map_or(0, |c| c.i64()))
+        };
+        Ok(Totals {
+            aggregate_reports: one("SELECT COUNT(*) FROM aggregate_reports")?,
+            aggregate_records: one("SELECT COUNT(*) FROM aggregate_records")?,
+            failure_reports: one("SELECT COUNT(*) FROM failure_reports")?,
+            tls_reports: one("SELECT COUNT(*) FROM tls_reports")?,
+            rejected: one("SELECT COUNT(*) FROM rejected")?,
+        })
+    }
+
+    fn fill_rdns(&mut self, s: &mut Summary) -> Result<(), StoreError> {
+        for src in &mut s.top_sources {
+            src.rdns = self.cached_rdns_name(&src.ip)?;
+        }
+        for src in &mut s.failing_sources {
+            src.rdns = self.cached_rdns_name(&src.ip)?;
+        }
+        Ok(())
+    }
+
+    /// The IP addresses a summary would list (top and failing sources), parsed.
+    pub fn summary_ips(s: &Summary) -> Vec<IpAddr> {
+        let mut ips: Vec<IpAddr> = s
+            .top_sources
+            .iter()
+            .map(|x| x.ip.as_str())
+            .chain(s.failing_sources.iter().map(|x| x.ip.as_str()))
+            .filter_map(|ip| ip.parse().ok())
+            .collect();
+        ips.sort();
+        ips.dedup();
+        ips
+    }
+
+    /// Rejected inputs, newest first.
+    pub fn rejected(&mut self) -> Result<Vec<RejectedEntry>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT j.id, j.source, j.source_kind, j.part, j.error_kind, j.error, i.size, \
+             j.input_digest, j.first_seen, j.last_seen, j.times_seen \
+             FROM rejected j JOIN rejected_inputs i ON i.digest = j.input_digest \
+             ORDER BY j.last_seen DESC, j.id DESC",
+            &[],
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let t = |i: usize| row.get(i).map(Cell::text).unwrap_or_default();
+                let c = |i: usize| row.get(i).map_or(0, Cell::i64);
+                RejectedEntry {
+                    id: c(0),
+                    source: t(1),
+                    source_kind: t(2),
+                    part: t(3),
+                    error_kind: t(4),
+                    error: t(5),
+                    size: c(6),
+                    sha256: t(7),
+                    first_seen: c(8),
+                    last_seen: c(9),
+                    times_seen: c(10),
+                }
+            })
+            .collect())
+    }
+
+    /// The kept bytes of a rejected input; `None` if there is no such entry or its bytes
+    /// were not kept.
+    pub fn rejected_content(&mut self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .query_one(
+                "SELECT i.content FROM rejected j JOIN rejected_inputs i \
+                 ON i.digest = j.input_digest WHERE j.id = ?",
+                &[Val::I64(id)],
+            )?
+            .and_then(Cell::bytes))
+    }
+}
+
+/// The label of the period holding `day` (days since the epoch).
+fn period_label(day: i64, g: Granularity) -> String {
+    let (y, m, d) = civil_from_days(day);
+    match g {
+        Granularity::Day => format!("{y:04}-{m:02}-{d:02}"),
+        Granularity::Month => format!("{y:04}-{m:02}"),
+        Granularity::Total => "all".to_string(),
+    }
+}
+
+/// (year, month, day) of a day count since 1970-01-01 (H. Hinnant's algorithm).
+pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels() {
+        assert_eq!(period_label(0, Granularity::Day), "1970-01-01");
+        assert_eq!(period_label(11_016, Granularity::Month), "2000-02");
+        assert_eq!(period_label(11_016, Granularity::Day), "2000-02-29");
+        assert_eq!(period_label(5, Granularity::Total), "all");
+    }
+}

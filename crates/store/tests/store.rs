@@ -1,0 +1,666 @@
+//! The store test-suite, run against both backends: SQLite (a temporary file) and
+//! PostgreSQL (the server named by `DMARC_TEST_POSTGRES`, which `scripts/test.sh` starts).
+//! The PostgreSQL tests fail, not skip, when that variable is unset.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use dmarc_report::{Limits, Parsed, ParsedReport, parse_named};
+use dmarc_store::rdns::{self, RdnsOutcome};
+use dmarc_store::{Granularity, Origin, Rejection, Store, SummaryQuery};
+
+// ---------------------------------------------------------------------------------------
+// Backends
+
+/// A fresh, empty store of one backend, and a way to run raw SQL against its database
+/// behind the store's back (to sabotage it in the atomicity test).
+/// Runs SQL on the test database behind the store's back.
+type RawSql = Box<dyn FnMut(&str)>;
+
+trait Backend {
+    fn open(name: &str) -> (Store, RawSql);
+    /// Opens the same database again (a second connection, or after a restart).
+    fn reopen(name: &str) -> Store;
+}
+
+struct Sqlite;
+
+fn sqlite_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "dmarc-store-test-{}-{name}.sqlite3",
+        std::process::id()
+    ))
+}
+
+impl Backend for Sqlite {
+    fn open(name: &str) -> (Store, RawSql) {
+        let path = sqlite_path(name);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        let store = Store::open(path.to_str().unwrap()).expect("open sqlite");
+        let raw = rusqlite_raw(path);
+        (store, raw)
+    }
+    fn reopen(name: &str) -> Store {
+        Store::open(sqlite_path(name).to_str().unwrap()).expect("reopen sqlite")
+    }
+}
+
+fn rusqlite_raw(path: std::path::PathBuf) -> RawSql {
+    let conn = rusqlite::Connection::open(path).expect("second connection");
+    Box::new(move |sql: &str| conn.execute_batch(sql).expect("raw sql"))
+}
+
+struct Postgres;
+
+fn postgres_url() -> String {
+    std::env::var("DMARC_TEST_POSTGRES").unwrap_or_else(|_| {
+        panic!(
+            "DMARC_TEST_POSTGRES is not set: the PostgreSQL store tests need a server. Run \
+             `bash scripts/test.sh` (it starts a throwaway PostgreSQL), or start one yourself \
+             and set DMARC_TEST_POSTGRES=postgres://user@127.0.0.1:5432/database"
+        )
+    })
+}
+
+/// The test's own schema, so tests can run in parallel on one database.
+fn pg_schema_url(name: &str) -> String {
+    let url = postgres_url();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-c%20search_path%3Dt_{name}")
+}
+
+impl Backend for Postgres {
+    fn open(name: &str) -> (Store, RawSql) {
+        let mut admin =
+            ::postgres::Client::connect(&postgres_url(), ::postgres::NoTls).expect("connect");
+        admin
+            .batch_execute(&format!(
+                "SET client_min_messages = warning; DROP SCHEMA IF EXISTS t_{name} CASCADE; \
+                 CREATE SCHEMA t_{name}"
+            ))
+            .expect("create schema");
+        let store = Store::open(&pg_schema_url(name)).expect("open postgres");
+        let schema = format!("t_{name}");
+        let raw = Box::new(move |sql: &str| {
+            admin
+                .batch_execute(&format!("SET search_path = {schema}; {sql}"))
+                .expect("raw sql");
+        });
+        (store, raw)
+    }
+    fn reopen(name: &str) -> Store {
+        Store::open(&pg_schema_url(name)).expect("reopen postgres")
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Fixtures
+
+struct Rec<'a> {
+    ip: &'a str,
+    count: u64,
+    disposition: &'a str,
+    dkim: &'a str,
+    spf: &'a str,
+    from: &'a str,
+}
+
+fn aggregate_xml(org: &str, id: &str, domain: &str, begin: i64, records: &[Rec<'_>]) -> Vec<u8> {
+    let mut x = format!(
+        "<?xml version=\"1.0\"?><feedback><report_metadata><org_name>{org}</org_name>\
+         <email>dmarc@{org}</email><report_id>{id}</report_id><date_range><begin>{begin}</begin>\
+         <end>{}</end></date_range></report_metadata><policy_published><domain>{domain}</domain>\
+         <adkim>r</adkim><aspf>r</aspf><p>reject</p><sp>none</sp><pct>100</pct></policy_published>",
+        begin + 86_399
+    );
+    for r in records {
+        x.push_str(&format!(
+            "<record><row><source_ip>{}</source_ip><count>{}</count><policy_evaluated>\
+             <disposition>{}</disposition><dkim>{}</dkim><spf>{}</spf>\
+             <reason><type>local_policy</type><comment>c</comment></reason></policy_evaluated>\
+             </row><identifiers><header_from>{}</header_from><envelope_from>{}</envelope_from>\
+             </identifiers><auth_results><dkim><domain>{}</domain><selector>s1</selector>\
+             <result>{}</result></dkim><dkim><domain>other.example</domain><result>fail</result>\
+             </dkim><spf><domain>{}</domain><scope>mfrom</scope><result>{}</result></spf>\
+             </auth_results></record>",
+            r.ip,
+            r.count,
+            r.disposition,
+            r.dkim,
+            r.spf,
+            r.from,
+            r.from,
+            r.from,
+            r.dkim,
+            r.from,
+            r.spf
+        ));
+    }
+    x.push_str("</feedback>");
+    x.into_bytes()
+}
+
+fn parse_one(name: &str, bytes: &[u8]) -> Parsed {
+    let mut out = parse_named(name, bytes, &Limits::default());
+    assert_eq!(out.len(), 1, "{name}: {out:?}");
+    out.remove(0).expect("parses")
+}
+
+const DAY: i64 = 86_400;
+/// 2024-03-01 00:00:00 UTC.
+const MARCH_1: i64 = 1_709_251_200;
+
+fn origin() -> Origin<'static> {
+    Origin {
+        kind: "file",
+        location: "/tmp/test-input",
+    }
+}
+
+fn google_report() -> Parsed {
+    parse_one(
+        "google.xml",
+        &aggregate_xml(
+            "google.com",
+            "g-1",
+            "Example.COM.",
+            MARCH_1,
+            &[
+                Rec {
+                    ip: "192.0.2.10",
+                    count: 100,
+                    disposition: "none",
+                    dkim: "pass",
+                    spf: "pass",
+                    from: "example.com",
+                },
+                Rec {
+                    ip: "198.51.100.7",
+                    count: 7,
+                    disposition: "reject",
+                    dkim: "fail",
+                    spf: "fail",
+                    from: "example.com",
+                },
+                Rec {
+                    ip: "2001:db8::1",
+                    count: 3,
+                    disposition: "quarantine",
+                    dkim: "fail",
+                    spf: "pass",
+                    from: "example.com",
+                },
+            ],
+        ),
+    )
+}
+
+fn yahoo_report(begin: i64, id: &str) -> Parsed {
+    parse_one(
+        "yahoo.xml",
+        &aggregate_xml(
+            "Yahoo",
+            id,
+            "example.com",
+            begin,
+            &[
+                Rec {
+                    ip: "192.0.2.10",
+                    count: 50,
+                    disposition: "none",
+                    dkim: "pass",
+                    spf: "fail",
+                    from: "example.com",
+                },
+                Rec {
+                    ip: "203.0.113.9",
+                    count: 20,
+                    disposition: "reject",
+                    dkim: "fail",
+                    spf: "fail",
+                    from: "mail.example.com",
+                },
+            ],
+        ),
+    )
+}
+
+const TLS: &str = r#"{"organization-name":"Company-X","date-range":{"start-datetime":"2024-03-01T00:00:00Z","end-datetime":"2024-03-01T23:59:59Z"},"contact-info":"sts-reporting@company-x.example","report-id":"5065427c-23d3","policies":[{"policy":{"policy-type":"sts","policy-string":["version: STSv1","mode: testing"],"policy-domain":"example.com","mx-host":["*.mail.example.com"]},"summary":{"total-successful-session-count":5326,"total-failure-session-count":303},"failure-details":[{"result-type":"certificate-expired","sending-mta-ip":"2001:db8:abcd:0012::1","receiving-mx-hostname":"mx1.mail.example.com","failed-session-count":100},{"result-type":"starttls-not-supported","sending-mta-ip":"2001:db8:abcd:0013::1","receiving-mx-hostname":"mx2.mail.example.com","receiving-ip":"203.0.113.56","failed-session-count":200,"additional-information":"https://reports.example/x"}]}]}"#;
+
+const ARF: &str = "From: dmarc@receiver.example\r\nTo: ruf@example.com\r\nSubject: FW: Earn money\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=feedback-report; boundary=\"b\"\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\nThis is an authentication failure report.\r\n\
+--b\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: auth-failure\r\nVersion: 1\r\n\
+User-Agent: Receiver/1.0\r\nAuth-Failure: dmarc\r\nSource-IP: 192.0.2.99\r\n\
+Reported-Domain: example.com\r\nArrival-Date: Fri, 01 Mar 2024 10:00:00 +0000\r\n\
+Authentication-Results: receiver.example; dmarc=fail header.from=example.com\r\n\r\n\
+--b\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: <x@example.com>\r\nSubject: Earn money\r\n\r\n--b--\r\n";
+
+/// A resolver answering PTR questions from a list, counting them.
+struct MapLookup {
+    names: Vec<(IpAddr, &'static str)>,
+    asked: AtomicUsize,
+}
+
+impl dmarc_proto::Lookup for MapLookup {
+    async fn txt(&self, _: &str) -> dmarc_proto::dns::DnsResult<Vec<u8>> {
+        Err(dmarc_proto::dns::DnsError::NoData)
+    }
+    async fn a(&self, _: &str) -> dmarc_proto::dns::DnsResult<std::net::Ipv4Addr> {
+        Err(dmarc_proto::dns::DnsError::NoData)
+    }
+    async fn aaaa(&self, _: &str) -> dmarc_proto::dns::DnsResult<std::net::Ipv6Addr> {
+        Err(dmarc_proto::dns::DnsError::NoData)
+    }
+    async fn mx(&self, _: &str) -> dmarc_proto::dns::DnsResult<dmarc_proto::dns::MxRecord> {
+        Err(dmarc_proto::dns::DnsError::NoData)
+    }
+    async fn ptr(&self, ip: IpAddr) -> dmarc_proto::dns::DnsResult<String> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        if ip.to_string() == "203.0.113.9" {
+            return Err(dmarc_proto::dns::DnsError::Temporary("timed out".into()));
+        }
+        match self.names.iter().find(|(i, _)| *i == ip) {
+            Some((_, n)) => Ok(vec![n.to_string()]),
+            None => Err(dmarc_proto::dns::DnsError::NxDomain),
+        }
+    }
+}
+
+/// Runs a future that never waits (the map resolver answers at once).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::yield_now();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The suite
+
+fn migrations_are_idempotent<B: Backend>(name: &str) {
+    let (mut store, _) = B::open(name);
+    assert_eq!(store.schema_version().unwrap(), 1);
+    drop(store);
+    let mut again = B::reopen(name);
+    assert_eq!(again.schema_version().unwrap(), 1);
+    assert_eq!(again.totals().unwrap().aggregate_reports, 0);
+}
+
+fn aggregate_is_stored_once<B: Backend>(name: &str) {
+    let (mut store, _) = B::open(name);
+    let r = google_report();
+    let first = store.store_report(&r, &origin()).unwrap();
+    assert!(first.is_new());
+    assert_eq!(first.kind(), "aggregate");
+    let second = store.store_report(&r, &origin()).unwrap();
+    assert!(!second.is_new(), "same report twice must be a duplicate");
+    assert_eq!(second.id(), first.id());
+
+    // The same report arriving through another container is still a duplicate.
+    let ParsedReport::Aggregate(a) = &r.report else {
+        panic!()
+    };
+    let xml = dmarc_report::aggregate::generate::to_xml(a);
+    let via_other = parse_one("other.xml", xml.as_bytes());
+    assert!(!store.store_report(&via_other, &origin()).unwrap().is_new());
+
+    // A different period from the same reporter is a new report.
+    let mut next = a.clone();
+    next.metadata.date_range.begin += DAY;
+    next.metadata.date_range.end += DAY;
+    let next = Parsed {
+        source: r.source.clone(),
+        report: ParsedReport::Aggregate(next),
+    };
+    assert!(store.store_report(&next, &origin()).unwrap().is_new());
+
+    let t = store.totals().unwrap();
+    assert_eq!(t.aggregate_reports, 2);
+    assert_eq!(t.aggregate_records, 6);
+}
+
+fn summary_counts_and_rates<B: Backend>(name: &str) {
+    let (mut store, _) = B::open(name);
+    store.store_report(&google_report(), &origin()).unwrap();
+    store
+        .store_report(&yahoo_report(MARCH_1 + 3 * DAY, "y-1"), &origin())
+        .unwrap();
+    store
+        .store_report(&yahoo_report(MARCH_1 + 40 * DAY, "y-2"), &origin())
+        .unwrap();
+
+    let q = SummaryQuery {
+        granularity: Granularity::Month,
+        ..Default::default()
+    };
+    let s = store.summary(&q).unwrap();
+    assert_eq!(s.domains.len(), 2, "{:#?}", s.domains);
+    let march = &s.domains[0];
+    assert_eq!(march.domain, "example.com");
+    assert_eq!(march.period, "2024-03");
+    assert_eq!(march.reports, 2);
+    assert_eq!(march.messages, 180);
+    assert_eq!(march.dmarc_pass, 153); // 100 + 3 (spf) + 50 (dkim)
+    assert_eq!(march.spf_aligned_pass, 103);
+    assert_eq!(march.dkim_aligned_pass, 150);
+    assert_eq!(march.disposition_none, 150);
+    assert_eq!(march.disposition_reject, 27);
+    assert_eq!(march.disposition_quarantine, 3);
+    assert_eq!(march.disposition_other, 0);
+    assert!((march.pass_rate() - 153.0 / 180.0).abs() < 1e-9);
+    assert_eq!(s.domains[1].period, "2024-04");
+    assert_eq!(s.domains[1].messages, 70);
+
+    // Top sources by volume, with pass rates.
+    assert_eq!(s.top_sources[0].ip, "192.0.2.10");
+    assert_eq!(s.top_sources[0].messages, 200);
+    assert_eq!(s.top_sources[0].dmarc_pass, 200);
+    assert_eq!(s.top_sources[0].reporters, 2);
+    assert_eq!(s.top_sources[1].ip, "203.0.113.9");
+    assert_eq!(s.top_sources[1].messages, 40);
+    assert_eq!(s.top_sources[1].pass_rate(), 0.0);
+
+    // Failing sources ranked by failing volume.
+    let failing: Vec<(&str, i64)> = s
+        .failing_sources
+        .iter()
+        .map(|f| (f.ip.as_str(), f.failing))
+        .collect();
+    assert_eq!(failing, vec![("203.0.113.9", 40), ("198.51.100.7", 7)]);
+    assert_eq!(s.failing_sources[0].rejected, 40);
+    assert_eq!(s.failing_sources[0].header_from, "mail.example.com");
+
+    // Reporters.
+    assert_eq!(s.reporters[0].org_name, "Yahoo");
+    assert_eq!(s.reporters[0].reports, 2);
+    assert_eq!(s.reporters[0].messages, 140);
+    assert_eq!(s.reporters[1].org_name, "google.com");
+
+    // Day granularity, a date window and a domain filter.
+    let q = SummaryQuery {
+        granularity: Granularity::Day,
+        since: Some(MARCH_1 + DAY),
+        until: Some(MARCH_1 + 10 * DAY),
+        domain: Some("EXAMPLE.com.".into()),
+        top: 1,
+    };
+    let s = store.summary(&q).unwrap();
+    assert_eq!(s.domains.len(), 1);
+    assert_eq!(s.domains[0].period, "2024-03-04");
+    assert_eq!(s.domains[0].messages, 70);
+    assert_eq!(s.top_sources.len(), 1);
+    assert_eq!(s.reporters.len(), 1);
+
+    let q = SummaryQuery {
+        domain: Some("nothing.example".into()),
+        granularity: Granularity::Total,
+        ..Default::default()
+    };
+    let s = store.summary(&q).unwrap();
+    assert!(s.domains.is_empty() && s.top_sources.is_empty() && s.reporters.is_empty());
+    assert_eq!(s.totals.aggregate_reports, 3);
+
+    let s = store
+        .summary(&SummaryQuery {
+            granularity: Granularity::Total,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(s.domains.len(), 1);
+    assert_eq!(s.domains[0].period, "all");
+    assert_eq!(s.domains[0].messages, 250);
+}
+
+fn failure_and_tls_reports<B: Backend>(name: &str) {
+    let (mut store, _) = B::open(name);
+    let f = parse_one("ruf.eml", ARF.as_bytes());
+    assert_eq!(f.report.kind(), "failure");
+    assert!(store.store_report(&f, &origin()).unwrap().is_new());
+    assert!(!store.store_report(&f, &origin()).unwrap().is_new());
+
+    let t = parse_one("tls.json", TLS.as_bytes());
+    assert_eq!(t.report.kind(), "smtp_tls");
+    let stored = store.store_report(&t, &origin()).unwrap();
+    assert_eq!(stored.kind(), "smtp_tls");
+    assert!(stored.is_new());
+    assert!(!store.store_report(&t, &origin()).unwrap().is_new());
+
+    let totals = store.totals().unwrap();
+    assert_eq!(totals.failure_reports, 1);
+    assert_eq!(totals.tls_reports, 1);
+    let s = store.summary(&SummaryQuery::default()).unwrap();
+    assert_eq!(s.failure_reports, vec![("example.com".to_string(), 1)]);
+    assert_eq!(s.tls.len(), 1);
+    assert_eq!(s.tls[0].domain, "example.com");
+    assert_eq!(s.tls[0].successful_sessions, 5326);
+    assert_eq!(s.tls[0].failed_sessions, 303);
+}
+
+fn rejected_inputs_are_kept<B: Backend>(name: &str) {
+    let (mut store, _) = B::open(name);
+    let bytes: Vec<u8> = (0u8..=255)
+        .chain(b"\0not a report".iter().copied())
+        .collect();
+    let results = parse_named("junk.bin", &bytes, &Limits::default());
+    let err = results[0].as_ref().unwrap_err();
+    let msg = err.to_string();
+    let part = err.path().to_string();
+    let rej = Rejection {
+        origin: Origin {
+            kind: "file",
+            location: "/data/junk.bin",
+        },
+        part: &part,
+        error_kind: dmarc_store::error_kind(err),
+        error: &msg,
+        input: Some(&bytes),
+    };
+    let (id, new) = store.store_rejected(&rej).unwrap();
+    assert!(new);
+    let (id2, new2) = store.store_rejected(&rej).unwrap();
+    assert_eq!(id, id2);
+    assert!(!new2, "the same rejection twice is recorded once");
+
+    let list = store.rejected().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].source, "/data/junk.bin");
+    assert_eq!(list[0].error_kind, "unknown_format");
+    assert_eq!(list[0].error, msg);
+    assert_eq!(list[0].times_seen, 2);
+    assert_eq!(list[0].size, bytes.len() as i64);
+    assert_eq!(
+        store.rejected_content(id).unwrap().as_deref(),
+        Some(&bytes[..])
+    );
+    assert_eq!(store.rejected_content(id + 1000).unwrap(), None);
+
+    // An input too large to keep is still listed.
+    let big = Rejection {
+        input: None,
+        error: "limit max_input_size exceeded",
+        error_kind: "limit",
+        ..rej
+    };
+    let (bid, bnew) = store.store_rejected(&big).unwrap();
+    assert!(bnew);
+    assert_eq!(store.rejected_content(bid).unwrap(), None);
+    assert_eq!(store.rejected().unwrap().len(), 2);
+    assert_eq!(store.totals().unwrap().rejected, 2);
+}
+
+fn a_failed_report_leaves_nothing<B: Backend>(name: &str) {
+    let (mut store, mut raw) = B::open(name);
+    // Sabotage: the auth-results table disappears, so the third insert of the report fails.
+    raw("DROP TABLE aggregate_dkim");
+    let r = google_report();
+    assert!(store.store_report(&r, &origin()).is_err());
+    let t = store.totals().unwrap();
+    assert_eq!(t.aggregate_reports, 0, "the report row was rolled back");
+    assert_eq!(t.aggregate_records, 0, "the record rows were rolled back");
+    // The connection is usable afterwards.
+    let f = parse_one("ruf.eml", ARF.as_bytes());
+    assert!(store.store_report(&f, &origin()).unwrap().is_new());
+}
+
+fn hostile_text_is_stored<B: Backend>(name: &str) {
+    let (mut store, _) = B::open(name);
+    let r = google_report();
+    let ParsedReport::Aggregate(mut a) = r.report else {
+        panic!()
+    };
+    a.metadata.org_name = "evil\0org ' ; DROP TABLE rejected; --".into();
+    a.records[0].identifiers.header_from = "\u{202e}moc.elpmaxe\0".into();
+    a.metadata.date_range.begin = i64::MAX - 1;
+    a.metadata.date_range.end = i64::MAX;
+    a.records[0].count = u64::MAX;
+    let p = Parsed {
+        source: r.source,
+        report: ParsedReport::Aggregate(a),
+    };
+    assert!(store.store_report(&p, &origin()).unwrap().is_new());
+    assert!(!store.store_report(&p, &origin()).unwrap().is_new());
+    let s = store.summary(&SummaryQuery::default()).unwrap();
+    assert_eq!(s.reporters.len(), 1);
+    assert_eq!(
+        s.reporters[0].org_name,
+        "evil\u{FFFD}org ' ; DROP TABLE rejected; --".replace(
+            '\u{FFFD}',
+            if store.dialect() == dmarc_store::Dialect::Sqlite {
+                "\0"
+            } else {
+                "\u{FFFD}"
+            },
+        )
+    );
+    // The absurd count is capped, and the summary's sums stay in range.
+    assert_eq!(
+        s.domains[0].messages,
+        dmarc_store::MAX_RECORD_COUNT as i64 + 10
+    );
+    assert_eq!(store.totals().unwrap().rejected, 0);
+}
+
+fn rdns_is_cached<B: Backend>(name: &str) {
+    let (mut store, _) = B::open(name);
+    store.store_report(&google_report(), &origin()).unwrap();
+    store
+        .store_report(&yahoo_report(MARCH_1, "y-1"), &origin())
+        .unwrap();
+    let s = store.summary(&SummaryQuery::default()).unwrap();
+    assert!(s.top_sources.iter().all(|x| x.rdns.is_none()));
+    let ips = Store::summary_ips(&s);
+    assert_eq!(ips.len(), 4);
+    let lookup = MapLookup {
+        names: vec![("192.0.2.10".parse().unwrap(), "mail-out.example.com")],
+        asked: AtomicUsize::new(0),
+    };
+    let n = block_on(rdns::resolve_missing(&mut store, &ips, &lookup)).unwrap();
+    assert_eq!(n, 4);
+    assert_eq!(lookup.asked.load(Ordering::SeqCst), 4);
+    // Cached: nothing is asked again, temporary failures included (for an hour).
+    let n = block_on(rdns::resolve_missing(&mut store, &ips, &lookup)).unwrap();
+    assert_eq!(n, 0);
+    assert_eq!(lookup.asked.load(Ordering::SeqCst), 4);
+    let s = store.summary(&SummaryQuery::default()).unwrap();
+    assert_eq!(
+        s.top_sources[0].rdns.as_deref(),
+        Some("mail-out.example.com")
+    );
+    assert!(s.top_sources[1..].iter().all(|x| x.rdns.is_none()));
+    // Stale entries are looked up again.
+    let later = dmarc_store_now() + rdns::TEMPFAIL_TTL + 10;
+    let stale = store.rdns_needing_lookup(&ips, later).unwrap();
+    assert_eq!(stale, vec!["203.0.113.9".parse::<IpAddr>().unwrap()]);
+    let much_later = dmarc_store_now() + rdns::POSITIVE_TTL + 10;
+    assert_eq!(
+        store.rdns_needing_lookup(&ips, much_later).unwrap().len(),
+        4
+    );
+    store
+        .cache_rdns(
+            "192.0.2.10".parse().unwrap(),
+            &RdnsOutcome::Name("renamed.example.com".into()),
+            much_later,
+        )
+        .unwrap();
+    assert_eq!(
+        store.cached_rdns_name("192.0.2.10").unwrap().as_deref(),
+        Some("renamed.example.com")
+    );
+}
+
+fn dmarc_store_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn large_report_round_trip<B: Backend>(name: &str) {
+    let (mut store, _) = B::open(name);
+    let ips: Vec<String> = (0..2000)
+        .map(|i| format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256))
+        .collect();
+    let recs: Vec<Rec<'_>> = ips
+        .iter()
+        .map(|ip| Rec {
+            ip,
+            count: 2,
+            disposition: "none",
+            dkim: "pass",
+            spf: "fail",
+            from: "example.org",
+        })
+        .collect();
+    let r = parse_one(
+        "big.xml",
+        &aggregate_xml("big.example", "b-1", "example.org", MARCH_1, &recs),
+    );
+    assert!(store.store_report(&r, &origin()).unwrap().is_new());
+    let s = store
+        .summary(&SummaryQuery {
+            granularity: Granularity::Total,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(s.domains[0].messages, 4000);
+    assert_eq!(s.domains[0].dkim_aligned_pass, 4000);
+    assert_eq!(s.totals.aggregate_records, 2000);
+}
+
+macro_rules! suite {
+    ($module:ident, $backend:ty) => {
+        mod $module {
+            use super::*;
+            suite!(@tests $module, $backend,
+                migrations_are_idempotent,
+                aggregate_is_stored_once,
+                summary_counts_and_rates,
+                failure_and_tls_reports,
+                rejected_inputs_are_kept,
+                a_failed_report_leaves_nothing,
+                hostile_text_is_stored,
+                rdns_is_cached,
+                large_report_round_trip,
+            );
+        }
+    };
+    (@tests $module:ident, $backend:ty, $($test:ident),+ $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                super::$test::<$backend>(stringify!($test));
+            }
+        )+
+    };
+}
+
+suite!(sqlite, Sqlite);
+suite!(postgres, Postgres);
