@@ -167,7 +167,10 @@ fn truncated_gzip_is_a_decompression_error() {
 fn truncated_zip_is_a_decompression_error() {
     let z = zip_of(&[("r.xml", SMALL_REPORT.as_bytes())]);
     let e = single_err(parse(&z[..z.len() - 30], &Limits::default()));
-    assert!(matches!(e, ReportError::Decompress { format: "zip", .. }), "{e}");
+    assert!(
+        matches!(e, ReportError::Decompress { format: "zip", .. }),
+        "{e}"
+    );
 }
 
 #[test]
@@ -187,7 +190,10 @@ fn garbage_and_empty_inputs() {
         let results = parse(input, &Limits::default());
         assert!(!results.is_empty());
         for r in results {
-            let e = r.expect_err(&format!("{:?} must be an error", String::from_utf8_lossy(input)));
+            let e = r.expect_err(&format!(
+                "{:?} must be an error",
+                String::from_utf8_lossy(input)
+            ));
             assert!(!e.to_string().is_empty());
         }
     }
@@ -197,7 +203,9 @@ fn garbage_and_empty_inputs() {
 fn a_report_with_nothing_in_it_is_an_error() {
     // Leniency never hides loss: no metadata, no policy, no records is not an empty report.
     let cases = [
-        SMALL_REPORT.replace("<record>", "<xrecord>").replace("</record>", "</xrecord>"),
+        SMALL_REPORT
+            .replace("<record>", "<xrecord>")
+            .replace("</record>", "</xrecord>"),
         SMALL_REPORT
             .replace("<report_metadata>", "<x>")
             .replace("</report_metadata>", "</x>"),
