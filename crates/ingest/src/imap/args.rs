@@ -9,10 +9,10 @@ use super::{Action, ImapConfig, ImapError, ImapUrl, PASSWORD_ENV, Password, Secu
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "IMAP source")]
 pub struct ImapArgs {
-    /// Read reports from an IMAP mailbox: imaps://USER@HOST[:PORT]/MAILBOX (implicit TLS,
-    /// port 993) or imap://USER@HOST[:PORT]/MAILBOX (STARTTLS, port 143). Percent-encode
-    /// an '@' in the user name as %40. The password comes from the DMARC_IMAP_PASSWORD
-    /// environment variable or --imap-password-file.
+    /// Read reports from an IMAP mailbox: imaps://USER@HOST/MAILBOX (implicit TLS, port
+    /// 993) or imap://USER@HOST/MAILBOX (STARTTLS, port 143); write HOST:PORT for another
+    /// port and %40 for an '@' in the user name. The password comes from the
+    /// DMARC_IMAP_PASSWORD environment variable or --imap-password-file.
     #[arg(long, value_name = "URL")]
     pub imap: Option<ImapUrl>,
 
