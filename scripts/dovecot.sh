@@ -16,12 +16,12 @@
 #   - a private CA and a server certificate for localhost, 127.0.0.1 and 127.0.0.2 (openssl);
 #   - IMAP with STARTTLS on a free loopback port and implicit-TLS IMAPS on another;
 #   - a passwd-file user with a plaintext password (random per run), Maildir mail storage;
-#   - on 127.0.0.2 the same listeners, but the server advertises neither MOVE nor UIDPLUS so
-#     that the COPY + STORE \Deleted + EXPUNGE fallback is exercised.
+#   - on 127.0.0.2 the same listeners, but the server advertises neither MOVE, UIDPLUS nor
+#     IDLE, so that the COPY + STORE \Deleted + EXPUNGE fallback and polling are exercised.
 #
 # Exported variables:
 #   DMARC_TEST_IMAP_HOST           127.0.0.1
-#   DMARC_TEST_IMAP_NOMOVE_HOST    127.0.0.2 (no MOVE, no UIDPLUS advertised)
+#   DMARC_TEST_IMAP_NOMOVE_HOST    127.0.0.2 (no MOVE, UIDPLUS or IDLE advertised)
 #   DMARC_TEST_IMAP_PORT           STARTTLS port (plaintext allowed on loopback only)
 #   DMARC_TEST_IMAP_TLS_PORT       implicit-TLS port
 #   DMARC_TEST_IMAP_USER           user name
@@ -190,9 +190,9 @@ service stats {
 }
 local 127.0.0.2 {
   protocol imap {
-    # No MOVE (RFC 6851) and no UIDPLUS (RFC 4315): clients must fall back to
-    # COPY + STORE \\Deleted + EXPUNGE.
-    imap_capability = IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT NAMESPACE
+    # No MOVE (RFC 6851), no UIDPLUS (RFC 4315), no IDLE (RFC 2177): clients must fall
+    # back to COPY + STORE \\Deleted + EXPUNGE, and poll.
+    imap_capability = IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE SORT NAMESPACE
   }
 }
 $rootless

@@ -750,8 +750,9 @@ async fn watch_handles_new_mail_with_idle_until_cancelled() {
     let mut config = server.imaps(&inbox);
     config.watch = true;
     config.on_processed = Action::MoveTo(format!("{inbox}-done"));
-    // Re-IDLE often, so that the refresh path runs during the test too.
-    config.idle_refresh = Duration::from_secs(2);
+    // Re-IDLE often, so that the refresh path runs during the test too, but not so often
+    // that the refresh alone would find the first new message in time.
+    config.idle_refresh = Duration::from_secs(6);
     let shutdown = CancellationToken::new();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let watcher = tokio::spawn({
@@ -768,9 +769,13 @@ async fn watch_handles_new_mail_with_idle_until_cancelled() {
     admin.append(&inbox, &samples[5].1, None).await;
     assert!(next_within(&mut rx, Duration::from_secs(5)).await.1);
     let latency = started.elapsed();
+    assert!(
+        latency < Duration::from_secs(3),
+        "new mail took {latency:?}: IDLE notifications are not acted on"
+    );
 
     // Arrives after at least one IDLE refresh.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(7)).await;
     admin.append(&inbox, &samples[10].1, None).await;
     assert!(next_within(&mut rx, Duration::from_secs(5)).await.1);
 
@@ -868,4 +873,88 @@ async fn watch_reconnects_after_the_connection_drops() {
         .unwrap();
     assert_eq!(counts(&s), summary(2, 0, 0), "{s}");
     assert!(s.connections >= 2, "{s}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_polls_when_the_server_has_no_idle() {
+    let server = server();
+    let mut admin = server.admin().await;
+    let inbox = unique("poll");
+    admin.create(&inbox).await;
+    let samples = samples();
+    admin.append(&inbox, &samples[3].1, None).await;
+    // 127.0.0.2 advertises no IDLE (see scripts/dovecot.sh).
+    let mut config = server.config(
+        Security::StartTls,
+        &server.nomove_host,
+        server.starttls_port,
+        &inbox,
+    );
+    config.watch = true;
+    config.poll_interval = Duration::from_millis(500);
+    let shutdown = CancellationToken::new();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let watcher = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { run_imap(&config, shutdown, watch_handler(tx)).await }
+    });
+    assert!(next_within(&mut rx, Duration::from_secs(20)).await.1);
+    // Let the watcher finish its first pass and start polling.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    admin.append(&inbox, &samples[4].1, None).await;
+    assert!(next_within(&mut rx, Duration::from_secs(5)).await.1);
+    shutdown.cancel();
+    let s = tokio::time::timeout(Duration::from_secs(10), watcher)
+        .await
+        .expect("watcher did not stop")
+        .unwrap()
+        .unwrap();
+    assert_eq!(counts(&s), summary(2, 0, 0), "{s}");
+    assert_eq!(s.connections, 1);
+}
+
+/// With `watch`, an unreachable server is retried (with backoff) until shutdown; without it,
+/// the error is returned at once. (No Dovecot needed.)
+#[tokio::test]
+async fn unreachable_server_is_retried_only_when_watching() {
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let url = ImapUrl {
+        security: Security::ImplicitTls,
+        user: "u".into(),
+        host: "127.0.0.1".into(),
+        port,
+        mailbox: "INBOX".into(),
+    };
+    let mut config = ImapConfig::new(url, Password::new("p"));
+    config.trust = Trust::DangerAcceptInvalidCerts;
+    let leave = |_: &[u8], _: &MessageRef| Ok::<_, Infallible>(Disposition::Leave);
+    let err = run_imap(&config, CancellationToken::new(), leave)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ImapError::Connect { .. }), "{err:?}");
+    assert!(err.is_transient());
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
+
+    config.watch = true;
+    config.reconnect_min = Duration::from_millis(50);
+    config.reconnect_max = Duration::from_millis(200);
+    let shutdown = CancellationToken::new();
+    let stopper = shutdown.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stopper.cancel();
+    });
+    let started = Instant::now();
+    let s = tokio::time::timeout(Duration::from_secs(10), run_imap(&config, shutdown, leave))
+        .await
+        .expect("the watcher ignored the shutdown")
+        .expect("a watcher retries connection failures");
+    assert_eq!(s.connections, 0);
+    assert!(started.elapsed() >= Duration::from_millis(900));
 }

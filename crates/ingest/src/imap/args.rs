@@ -1,6 +1,7 @@
 //! The `--imap*` command-line flags, as a clap struct the CLI flattens.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::{Action, ImapConfig, ImapError, ImapUrl, PASSWORD_ENV, Password, Security, Trust};
 
@@ -62,6 +63,11 @@ pub struct ImapArgs {
     #[arg(long, value_name = "SIZE", default_value = "25M", value_parser = parse_size)]
     pub imap_max_message_size: u64,
 
+    /// Seconds to wait for the server: to connect, and for each response (one message's
+    /// data when fetching).
+    #[arg(long, value_name = "SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub imap_timeout: u64,
+
     /// Keep running: wait for new messages with IDLE and process them as they arrive,
     /// reconnecting when the connection is lost. Stop with Ctrl-C.
     #[arg(long, requires = "imap")]
@@ -119,6 +125,8 @@ impl ImapArgs {
         config.batch_size = self.imap_batch_size;
         config.max_message_size = self.imap_max_message_size;
         config.watch = self.watch;
+        config.command_timeout = Duration::from_secs(self.imap_timeout);
+        config.connect_timeout = Duration::from_secs(self.imap_timeout.min(30));
         config.validate()?;
         Ok(Some(config))
     }
@@ -203,6 +211,8 @@ mod tests {
             "512K",
             "--imap-batch-size",
             "7",
+            "--imap-timeout",
+            "9",
             "--watch",
         ])
         .unwrap();
@@ -213,6 +223,7 @@ mod tests {
         assert_eq!(c.on_rejected, Action::MoveTo("Errors".into()));
         assert_eq!(c.max_message_size, 512 * 1024);
         assert_eq!(c.batch_size, 7);
+        assert_eq!(c.command_timeout, Duration::from_secs(9));
         assert!(c.watch);
         assert_eq!(c.trust, Trust::SystemRoots);
     }

@@ -109,7 +109,12 @@ impl Worker<'_> {
         F: FnMut(&[u8], &MessageRef) -> Result<Disposition, E>,
         E: Into<Box<dyn StdError + Send + Sync>>,
     {
-        let mut session = connect::open(self.config, tls).await?;
+        // Connecting may take until the connect timeout; do not make a shutdown wait for it.
+        let opened = tokio::select! {
+            r = connect::open(self.config, tls) => r,
+            () = self.shutdown.cancelled() => return Ok(()),
+        };
+        let mut session = opened?;
         let mut selected = self.select(&mut session).await?;
         self.summary.connections += 1;
         *self.backoff = self.config.reconnect_min;
