@@ -192,6 +192,12 @@ mod tests {
     }
 
     #[test]
+    fn flag_definitions_are_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
     fn no_imap_no_config() {
         let cli = parse(&[]).unwrap();
         assert!(cli.imap.to_config(None).unwrap().is_none());
