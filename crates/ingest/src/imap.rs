@@ -116,6 +116,10 @@ pub const PASSWORD_ENV: &str = "DMARC_IMAP_PASSWORD";
 ///
 /// The handler runs on the async task; it may block briefly (a database write) but should not
 /// run for minutes.
+///
+/// Progress and retries are reported with `tracing` (info: mailbox selected, folder created;
+/// warn: reconnecting, oversized message). Do not enable `trace` level for the `async_imap`
+/// target in production: that library logs every command it sends, the login included.
 pub async fn run_imap<F, E>(
     config: &ImapConfig,
     shutdown: CancellationToken,

@@ -117,7 +117,6 @@ impl Worker<'_> {
         let mut session = opened?;
         let mut selected = self.select(&mut session).await?;
         self.summary.connections += 1;
-        *self.backoff = self.config.reconnect_min;
         tracing::info!(
             server = %self.server,
             mailbox = %self.config.server.mailbox,
@@ -131,6 +130,9 @@ impl Worker<'_> {
                 }
                 return Err(e);
             }
+            // A connection that got this far was a success: the next failure starts the
+            // backoff afresh.
+            *self.backoff = self.config.reconnect_min;
             if !self.config.watch || self.shutdown.is_cancelled() {
                 self.logout(&mut session).await;
                 return Ok(());
