@@ -24,6 +24,7 @@
 #![warn(clippy::unwrap_used)]
 #![warn(missing_docs)]
 
+pub mod imap;
 mod walk;
 
 use std::fmt;
