@@ -5,6 +5,11 @@
 //! the schema does not allow (an `Unknown` word, several `<error>`s or SPF results, a missing
 //! `<p>` or selector) are written as they are, so nothing is silently changed, but such a
 //! document does not validate.
+//!
+//! Checked once with libxml2 (Python lxml) against `rfc9990-dmarc-2.0.xsd`: all documents
+//! written by the round-trip property test validate (run it with `DMARC_DUMP_XML_DIR=dir` to
+//! get them) except those carrying the RFC 7489 SPF scope `helo`, and so do the corpus reports
+//! rewritten by `examples/to_rfc9990.rs` whose data has every element the schema requires.
 
 use std::fmt::Write as _;
 
