@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test: starts what the tests need, then `cargo test --workspace --locked`.
+# Runs every test: starts what the tests need (PostgreSQL, Dovecot), then `cargo test`.
 #
 # * The conformance suites are read from ../shared/corpora (beside the checkout), or from
 #   $DMARC_CORPORA.
@@ -86,4 +86,6 @@ if [ -z "${DMARC_TEST_POSTGRES:-}" ]; then
   start_postgres
 fi
 
-cargo test --workspace --locked "$@"
+# The IMAP end-to-end tests (crates/ingest/tests/imap.rs) need a throwaway loopback Dovecot:
+# scripts/dovecot.sh starts it, exports DMARC_TEST_IMAP_*, runs the command and stops it.
+bash scripts/dovecot.sh -- cargo test --workspace --locked "$@"
