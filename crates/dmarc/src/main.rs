@@ -3,11 +3,12 @@
 //! This is a thin layer: it parses arguments, builds the DNS and store adapters, and calls
 //! the library crates. It is the only place where `anyhow` is used.
 
+mod cmd;
+mod dns_args;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-mod cmd;
 
 #[derive(Debug, Parser)]
 #[command(name = "dmarc", version, about, long_about = None)]
@@ -20,6 +21,8 @@ struct Cli {
 enum Command {
     /// DKIM (RFC 6376): verify, sign, generate keys.
     Dkim(cmd::dkim::DkimArgs),
+    /// Evaluate SPF (RFC 7208) for a client IP, HELO name and MAIL FROM, and show why.
+    Spf(cmd::spf::SpfArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,5 +39,6 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Dkim(args) => cmd::dkim::run(args),
+        Command::Spf(args) => cmd::spf::run(args),
     }
 }

@@ -10,6 +10,7 @@
 pub mod auth_results;
 pub mod clock;
 pub mod dkim;
+pub mod dmarc;
 pub mod dns;
 pub mod message;
 pub mod spf;

@@ -1,3 +1,4 @@
-//! Subcommands, one module each.
+//! The subcommands, one module each.
 
 pub mod dkim;
+pub mod spf;

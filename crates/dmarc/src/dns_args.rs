@@ -1,0 +1,65 @@
+//! The DNS flags every command that asks DNS questions takes, flattened into its arguments.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use dmarc_dns::{AnyLookup, HickoryLookup, ResolverOptions, ZoneFile, parse_nameserver};
+
+/// Where DNS answers come from: a zone file, given name servers, or the system's.
+#[derive(Debug, Clone, Args)]
+pub struct DnsArgs {
+    /// Answer every DNS question from this RFC 1035 zone file instead of the network (to
+    /// try records before publishing them, or to reproduce a verdict offline).
+    #[arg(long = "dns-zone", value_name = "FILE", conflicts_with = "nameserver")]
+    pub dns_zone: Option<PathBuf>,
+
+    /// Ask this recursive name server instead of those in /etc/resolv.conf. Repeat for
+    /// more than one; they are tried in order. An IPv6 address with a port is written in square brackets.
+    #[arg(long = "nameserver", value_name = "IP[:PORT]")]
+    pub nameserver: Vec<String>,
+
+    /// How long to wait for one DNS response, in seconds.
+    #[arg(long = "dns-timeout", value_name = "SECS", default_value = "2")]
+    pub dns_timeout: f64,
+}
+
+impl DnsArgs {
+    /// Builds the resolver. Must be called inside a Tokio runtime.
+    pub fn lookup(&self) -> anyhow::Result<AnyLookup> {
+        if let Some(path) = &self.dns_zone {
+            let zone = ZoneFile::load(path)
+                .with_context(|| format!("cannot use zone file {}", path.display()))?;
+            return Ok(AnyLookup::Zone(zone));
+        }
+        let timeout = seconds("--dns-timeout", self.dns_timeout)?;
+        let defaults = ResolverOptions::default();
+        let attempts = u32::try_from(defaults.attempts.max(1)).unwrap_or(u32::MAX);
+        let options = ResolverOptions {
+            timeout,
+            deadline: defaults.deadline.max(timeout.saturating_mul(attempts)),
+            ..defaults
+        };
+        let resolver = if self.nameserver.is_empty() {
+            HickoryLookup::system(options).context("cannot set up the system resolver")?
+        } else {
+            let servers = self
+                .nameserver
+                .iter()
+                .map(|s| parse_nameserver(s).with_context(|| format!("--nameserver {s:?}")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            HickoryLookup::with_nameservers(&servers, options)
+                .context("cannot set up the resolver")?
+        };
+        Ok(AnyLookup::Hickory(resolver))
+    }
+}
+
+/// A positive number of seconds, at most a day.
+pub fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
+    if !value.is_finite() || value <= 0.0 || value > 86_400.0 {
+        bail!("{flag} {value}: expected a number of seconds greater than 0 and at most 86400");
+    }
+    Ok(Duration::from_secs_f64(value))
+}

@@ -1,0 +1,457 @@
+//! The Author Domain (§3.2.2, §5.3.1): the domain of the RFC 5322 From field.
+//!
+//! The From field is read leniently, the way receivers must: display names (quoted, with
+//! commas, RFC 2047 encoded words), comments, group syntax (`Team: a@x, b@y;`), angle
+//! addresses with stray brackets, and folded lines are all understood. What cannot give a
+//! single Author Domain has a defined outcome, chosen by [`AuthorOptions`]:
+//!
+//! | Situation | Outcome |
+//! |---|---|
+//! | no From field | [`AuthorError::NoFromField`] (`permerror`, or `none` without `required_headers`) |
+//! | several From fields | [`AuthorError::MultipleFromFields`] with `required_headers`; otherwise their addresses are pooled |
+//! | no address, unparsable field | [`AuthorError::NoAddress`] / [`AuthorError::Unparsable`] |
+//! | an address literal or invalid domain | [`AuthorError::InvalidDomain`] |
+//! | several addresses | see [`MultipleAddresses`] |
+//! | group syntax (`Team: a@x, b@y;`) | the group's mailboxes are the addresses; an empty group gives [`AuthorError::NoAddress`] |
+//! | U-labels (`user@пример.рф`) | converted to A-labels (`xn--e1afmkfd.xn--p1ai`) |
+//!
+//! U-labels are converted to A-labels (§5.3.1, RFC 5890 §2.3.2.1).
+
+use std::fmt;
+
+use super::{DomainError, DomainName};
+
+/// Longest From field value looked at.
+const MAX_FIELD_LEN: usize = 16 * 1024;
+/// Most mailboxes read from the From field(s).
+const MAX_MAILBOXES: usize = 64;
+
+/// What to do with a From field holding more than one address (§5.3.1, §11.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum MultipleAddresses {
+    /// Evaluate when every address has the same domain (there is then exactly one Author
+    /// Domain, as §5.3.1 requires); decline when the domains differ. The default.
+    #[default]
+    SameDomainOnly,
+    /// Decline whenever there is more than one address, even in one domain (OpenDMARC's
+    /// `RejectMultiValueFrom`, mailauth).
+    Decline,
+    /// Evaluate each distinct domain and report the worst verdict, the strictest policy
+    /// first (the MAY of §5.3.1; authheaders does this).
+    EvaluateEach,
+}
+
+/// How the Author Domain is extracted. Every field states its default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AuthorOptions {
+    /// Several addresses: see [`MultipleAddresses`]. Default
+    /// [`MultipleAddresses::SameDomainOnly`].
+    pub multiple_addresses: MultipleAddresses,
+    /// Messages without exactly one usable From field are malformed (RFC 5322 §3.6) and get
+    /// `permerror` (like OpenDMARC's `RequiredHeaders`). When false, they get `none` and
+    /// several From fields are pooled. Default true.
+    pub required_headers: bool,
+}
+
+impl Default for AuthorOptions {
+    fn default() -> Self {
+        AuthorOptions {
+            multiple_addresses: MultipleAddresses::SameDomainOnly,
+            required_headers: true,
+        }
+    }
+}
+
+/// The Author Domain(s) found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorDomains {
+    /// Every mailbox address, in order (as written, without display names).
+    pub addresses: Vec<String>,
+    /// The distinct domains of those addresses, A-labels, in order of first appearance.
+    pub domains: Vec<DomainName>,
+}
+
+/// Why no Author Domain could be determined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthorError {
+    /// The message has no From field.
+    NoFromField,
+    /// The message has several From fields (RFC 5322 §3.6 allows exactly one).
+    MultipleFromFields(usize),
+    /// The From field holds no address (only a display name, an empty group, ...).
+    NoAddress,
+    /// The From field could not be read; the text says where it went wrong.
+    Unparsable(String),
+    /// An address has an address literal or an invalid domain.
+    InvalidDomain(DomainError),
+}
+
+impl fmt::Display for AuthorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthorError::NoFromField => f.write_str("the message has no From field"),
+            AuthorError::MultipleFromFields(n) => {
+                write!(f, "the message has {n} From fields (RFC 5322 allows one)")
+            }
+            AuthorError::NoAddress => f.write_str("the From field holds no address"),
+            AuthorError::Unparsable(why) => write!(f, "the From field cannot be read: {why}"),
+            AuthorError::InvalidDomain(e) => {
+                write!(f, "the From address has no usable domain: {e}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for AuthorError {}
+
+/// Reads the Author Domain(s) from the raw values of the message's From fields (everything
+/// after `From:`, possibly folded).
+///
+/// | Situation | Outcome |
+/// |---|---|
+/// | no From field | [`AuthorError::NoFromField`] (`permerror`, or `none` without `required_headers`) |
+/// | several From fields | [`AuthorError::MultipleFromFields`] with `required_headers`; otherwise their addresses are pooled |
+/// | no address, unparsable field | [`AuthorError::NoAddress`] / [`AuthorError::Unparsable`] |
+/// | an address literal or invalid domain | [`AuthorError::InvalidDomain`] |
+/// | several addresses | see [`MultipleAddresses`] |
+/// | group syntax (`Team: a@x, b@y;`) | the group's mailboxes are the addresses; an empty group gives [`AuthorError::NoAddress`] |
+/// | U-labels (`user@пример.рф`) | converted to A-labels (`xn--e1afmkfd.xn--p1ai`) |
+///
+/// U-labels are converted to A-labels (§5.3.1, RFC 5890 §2.3.2.1).
+pub fn author_domains(
+    from_fields: &[&[u8]],
+    options: &AuthorOptions,
+) -> Result<AuthorDomains, AuthorError> {
+    match from_fields.len() {
+        0 => return Err(AuthorError::NoFromField),
+        1 => {}
+        n if options.required_headers => return Err(AuthorError::MultipleFromFields(n)),
+        _ => {}
+    }
+    let mut addresses = Vec::new();
+    for field in from_fields {
+        for addr in mailbox_addresses(field)? {
+            if addresses.len() >= MAX_MAILBOXES {
+                break;
+            }
+            addresses.push(addr);
+        }
+    }
+    if addresses.is_empty() {
+        return Err(AuthorError::NoAddress);
+    }
+    let mut domains: Vec<DomainName> = Vec::new();
+    for addr in &addresses {
+        let d = address_domain(addr)?;
+        if !domains.contains(&d) {
+            domains.push(d);
+        }
+    }
+    Ok(AuthorDomains { addresses, domains })
+}
+
+/// The domain of an `addr-spec` (after the last `@`), validated and in A-labels.
+pub fn address_domain(addr: &str) -> Result<DomainName, AuthorError> {
+    let Some((_, domain)) = addr.rsplit_once('@') else {
+        return Err(AuthorError::Unparsable(format!("{addr:?} has no '@'")));
+    };
+    if domain.starts_with('[') {
+        return Err(AuthorError::InvalidDomain(DomainError {
+            input: domain.into(),
+            reason: "an address literal, not a domain name",
+        }));
+    }
+    DomainName::new(domain).map_err(AuthorError::InvalidDomain)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    Atom(String),
+    Quoted(String),
+    Literal(String),
+    Special(char),
+}
+
+/// The addresses (`local@domain`) of the mailboxes in one From field value, in order.
+/// Display names, comments and group names are dropped.
+pub fn mailbox_addresses(value: &[u8]) -> Result<Vec<String>, AuthorError> {
+    if value.len() > MAX_FIELD_LEN {
+        return Err(AuthorError::Unparsable(format!(
+            "the field is longer than {MAX_FIELD_LEN} bytes"
+        )));
+    }
+    let text = String::from_utf8_lossy(value);
+    let segments = tokenize(&text)?;
+    let mut out = Vec::new();
+    for seg in segments {
+        if let Some(addr) = segment_address(&seg) {
+            out.push(addr);
+        } else if seg.iter().any(|t| !matches!(t, Token::Special(';' | ':')))
+            && seg.iter().any(|t| matches!(t, Token::Special('@')))
+        {
+            return Err(AuthorError::Unparsable(format!(
+                "cannot find the address in {:?}",
+                render(&seg)
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// Splits the field into mailbox segments (at top-level commas, group colons and
+/// semicolons), dropping comments.
+fn tokenize(text: &str) -> Result<Vec<Vec<Token>>, AuthorError> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut segments: Vec<Vec<Token>> = vec![Vec::new()];
+    let mut i = 0;
+    let mut angle_depth = 0usize;
+    let mut atom = String::new();
+    let flush = |atom: &mut String, segments: &mut Vec<Vec<Token>>| {
+        if !atom.is_empty()
+            && let Some(seg) = segments.last_mut()
+        {
+            seg.push(Token::Atom(std::mem::take(atom)));
+        }
+    };
+    while let Some(&c) = chars.get(i) {
+        match c {
+            '"' => {
+                flush(&mut atom, &mut segments);
+                let mut s = String::new();
+                i += 1;
+                loop {
+                    match chars.get(i) {
+                        None => {
+                            return Err(AuthorError::Unparsable(
+                                "a quoted string is not closed".into(),
+                            ));
+                        }
+                        Some('"') => break,
+                        Some('\\') => {
+                            if let Some(&n) = chars.get(i + 1) {
+                                s.push(n);
+                            }
+                            i += 2;
+                            continue;
+                        }
+                        Some(&ch) => s.push(ch),
+                    }
+                    i += 1;
+                }
+                if let Some(seg) = segments.last_mut() {
+                    seg.push(Token::Quoted(s));
+                }
+            }
+            '(' => {
+                flush(&mut atom, &mut segments);
+                let mut depth = 0usize;
+                loop {
+                    match chars.get(i) {
+                        None => {
+                            return Err(AuthorError::Unparsable("a comment is not closed".into()));
+                        }
+                        Some('\\') => i += 1,
+                        Some('(') => depth += 1,
+                        Some(')') => {
+                            depth -= 1;
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                        Some(_) => {}
+                    }
+                    i += 1;
+                }
+            }
+            '[' => {
+                flush(&mut atom, &mut segments);
+                let mut s = String::from('[');
+                i += 1;
+                while let Some(&ch) = chars.get(i) {
+                    s.push(ch);
+                    if ch == ']' {
+                        break;
+                    }
+                    i += 1;
+                }
+                if let Some(seg) = segments.last_mut() {
+                    seg.push(Token::Literal(s));
+                }
+            }
+            ',' | ';' if angle_depth == 0 => {
+                flush(&mut atom, &mut segments);
+                segments.push(Vec::new());
+            }
+            ':' if angle_depth == 0 => {
+                // A group name ends here: what came before is not a mailbox.
+                flush(&mut atom, &mut segments);
+                if let Some(seg) = segments.last_mut() {
+                    seg.clear();
+                }
+            }
+            '<' | '>' | '@' | ',' | ';' | ':' => {
+                flush(&mut atom, &mut segments);
+                if c == '<' {
+                    angle_depth += 1;
+                } else if c == '>' {
+                    angle_depth = angle_depth.saturating_sub(1);
+                }
+                if let Some(seg) = segments.last_mut() {
+                    seg.push(Token::Special(c));
+                }
+            }
+            c if c.is_whitespace() => flush(&mut atom, &mut segments),
+            c => atom.push(c),
+        }
+        i += 1;
+    }
+    flush(&mut atom, &mut segments);
+    Ok(segments)
+}
+
+/// The address of one mailbox segment: the content of an innermost `<...>` holding an `@`,
+/// else the bare `local@domain` outside any brackets.
+fn segment_address(seg: &[Token]) -> Option<String> {
+    let mut open: Option<usize> = None;
+    for (i, t) in seg.iter().enumerate() {
+        match t {
+            Token::Special('<') => open = Some(i),
+            Token::Special('>') => {
+                if let Some(o) = open.take()
+                    && let Some(inner) = seg.get(o + 1..i)
+                    && let Some(addr) = addr_spec(inner)
+                {
+                    return Some(addr);
+                }
+            }
+            _ => {}
+        }
+    }
+    if seg.iter().any(|t| matches!(t, Token::Special('<'))) {
+        return None;
+    }
+    addr_spec(seg)
+}
+
+/// `local@domain` from the tokens around the last `@`.
+fn addr_spec(tokens: &[Token]) -> Option<String> {
+    let at = tokens.iter().rposition(|t| *t == Token::Special('@'))?;
+    let local = match tokens.get(at.checked_sub(1)?)? {
+        Token::Atom(a) => {
+            // An obsolete route (`@a,@b:`) may precede the local part.
+            a.rsplit(':').next().unwrap_or(a).to_owned()
+        }
+        Token::Quoted(q) => format!("\"{q}\""),
+        _ => return None,
+    };
+    let domain = match tokens.get(at + 1)? {
+        Token::Atom(a) => a.clone(),
+        Token::Literal(l) => l.clone(),
+        _ => return None,
+    };
+    if local.is_empty() || domain.is_empty() {
+        return None;
+    }
+    Some(format!("{local}@{domain}"))
+}
+
+fn render(seg: &[Token]) -> String {
+    let mut s = String::new();
+    for t in seg {
+        match t {
+            Token::Atom(a) | Token::Literal(a) => s.push_str(a),
+            Token::Quoted(q) => {
+                s.push('"');
+                s.push_str(q);
+                s.push('"');
+            }
+            Token::Special(c) => s.push(*c),
+        }
+        s.push(' ');
+    }
+    s.trim_end().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn domains(v: &str) -> Vec<String> {
+        author_domains(&[v.as_bytes()], &AuthorOptions::default())
+            .map(|a| a.domains.iter().map(|d| d.to_string()).collect())
+            .unwrap_or_else(|e| vec![format!("error: {e}")])
+    }
+
+    #[test]
+    fn common_forms() {
+        assert_eq!(domains("joe@joe.com"), ["joe.com"]);
+        assert_eq!(domains("Joe <joe@Joe.COM>"), ["joe.com"]);
+        assert_eq!(domains("\"a, b\" <x@example.com>"), ["example.com"]);
+        assert_eq!(
+            domains("Team: a@x.example, b@y.example;"),
+            ["x.example", "y.example"]
+        );
+        assert_eq!(domains("\"j@x\"@example.com"), ["example.com"]);
+        assert_eq!(domains("Joe\r\n <joe@example.com>"), ["example.com"]);
+        assert_eq!(domains("<@route.example:joe@example.com>"), ["example.com"]);
+        assert_eq!(domains("user@пример.рф"), ["xn--e1afmkfd.xn--p1ai"]);
+    }
+
+    #[test]
+    fn failures_have_outcomes() {
+        let opts = AuthorOptions::default();
+        assert_eq!(author_domains(&[], &opts), Err(AuthorError::NoFromField));
+        assert_eq!(
+            author_domains(&[b"a@x.com", b"b@x.com"], &opts),
+            Err(AuthorError::MultipleFromFields(2))
+        );
+        assert_eq!(
+            author_domains(&[b"\"Test User\""], &opts),
+            Err(AuthorError::NoAddress)
+        );
+        assert_eq!(
+            author_domains(&[b"undisclosed:;"], &opts),
+            Err(AuthorError::NoAddress)
+        );
+        assert!(matches!(
+            author_domains(&[b"a@[192.0.2.1]"], &opts),
+            Err(AuthorError::InvalidDomain(_))
+        ));
+        assert!(matches!(
+            author_domains(&[b"\"unterminated <a@x.com>"], &opts),
+            Err(AuthorError::Unparsable(_))
+        ));
+        assert!(matches!(
+            author_domains(&[b"a@.x.com"], &opts),
+            Err(AuthorError::InvalidDomain(_))
+        ));
+        let lenient = AuthorOptions {
+            required_headers: false,
+            ..opts
+        };
+        assert_eq!(
+            author_domains(&[b"a@x.com", b"b@y.com"], &lenient)
+                .unwrap()
+                .domains
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn hostile_input_does_not_panic() {
+        for v in [
+            &b"<<<<>>>>"[..],
+            b"@@@",
+            b"(((",
+            b"a@",
+            b"@b",
+            b"\xff\xfe@\x80.com",
+            b":;:;,,,<>@<>",
+            b"\"\\",
+        ] {
+            let _ = author_domains(&[v], &AuthorOptions::default());
+        }
+    }
+}

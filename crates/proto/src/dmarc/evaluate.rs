@@ -1,0 +1,549 @@
+//! The verdict (§5.3): policy discovery, identifier alignment (§4.4, §4.10.2), the
+//! requested and applied policy, and DNS failure handling.
+
+use futures_util::future::{join, join_all, join3};
+
+use super::discovery::{
+    DiscoveredPolicy, PolicySource, Resolver, discover, psl_organizational_domain, walk,
+};
+use super::{
+    AlignmentMode, AuthResult, DmarcInput, DmarcOptions, DmarcOutput, DmarcResult, DnsFailureMode,
+    DomainName, IdentifierAlignment, MultipleAddresses, Policy, Spec, author_domains,
+};
+use crate::dns::{DnsError, Lookup};
+
+/// Most distinct Author Domains evaluated one by one under
+/// [`MultipleAddresses::EvaluateEach`] (a bound on the DNS work of one message).
+const MAX_AUTHOR_DOMAINS: usize = 8;
+
+/// Evaluates DMARC for one message whose Author Domain is known.
+///
+/// Never fails: every problem becomes a verdict with a reason. DNS questions go through
+/// `lookup`; answers are shared between the walks of one call.
+pub async fn evaluate<L: Lookup>(
+    lookup: &L,
+    input: &DmarcInput,
+    options: &DmarcOptions,
+) -> DmarcOutput {
+    let spec = options.spec;
+    let author = match DomainName::new(input.author_domain.trim()) {
+        Ok(d) => d,
+        Err(e) => {
+            return DmarcOutput::new(
+                spec,
+                DmarcResult::PermError,
+                format!("the Author Domain is unusable: {e}"),
+            );
+        }
+    };
+    let resolver = Resolver::new(lookup, spec);
+    let psl = options.psl();
+    let mut out = DmarcOutput::new(spec, DmarcResult::None, String::new());
+    out.author_domain = Some(author.to_string());
+
+    // §5.3.2: policy discovery.
+    let discovered = match discover(&resolver, &author, psl, options.psl_sections).await {
+        Ok(d) => d,
+        Err(e) => return dns_failure(out, options, "looking for the DMARC record", &e),
+    };
+    let (policy_domain, parsed, mut org_domain) = match discovered {
+        DiscoveredPolicy::NoPolicy { reason, org_domain } => {
+            out.org_domain = org_domain.map(|d| d.to_string());
+            out.reason = format!("{reason} ({spec})");
+            return out;
+        }
+        DiscoveredPolicy::Found {
+            policy_domain,
+            record,
+            org_domain,
+            ..
+        } => (policy_domain, record, org_domain),
+    };
+    if spec == Spec::Rfc7489 && org_domain.is_none() {
+        org_domain = Some(psl_organizational_domain(
+            psl,
+            options.psl_sections,
+            &author,
+        ));
+    }
+    let super::ParsedRecord {
+        record,
+        diagnostics,
+        ..
+    } = *parsed;
+    out.policy_domain = Some(policy_domain.to_string());
+    out.record_diagnostics = diagnostics;
+    out.dkim_mode = record.adkim;
+    out.spf_mode = record.aspf;
+
+    // §4.10.1: which tag applies. `np` needs to know whether the Author Domain exists, which
+    // is asked concurrently with the alignment walks, and only when it matters.
+    let is_subdomain = policy_domain != author;
+    let need_existence = spec == Spec::Rfc9989
+        && is_subdomain
+        && record.nonexistent_policy() != record.subdomain_policy();
+    let existence = async {
+        if need_existence {
+            Some(domain_exists(lookup, &author).await)
+        } else {
+            None
+        }
+    };
+    let alignment = align_all(
+        &resolver,
+        &author,
+        org_domain.clone(),
+        input,
+        options,
+        &record,
+    );
+    let (existence, alignment) = join(existence, alignment).await;
+    let Alignment {
+        spf,
+        dkim,
+        org_domain: aligned_org,
+        dns_error,
+    } = alignment;
+    if aligned_org.is_some() {
+        org_domain = aligned_org;
+    }
+    // §4.10.2: when the Author Domain has its own record and every authenticated
+    // identifier is that same domain, it is treated as the Organizational Domain.
+    let mut passing = spf
+        .iter()
+        .chain(&dkim)
+        .filter(|r| r.result == AuthResult::Pass);
+    if org_domain.is_none()
+        && !is_subdomain
+        && passing.clone().next().is_some()
+        && passing.all(|r| r.domain == author.as_str())
+    {
+        org_domain = Some(author.clone());
+    }
+    out.org_domain = org_domain.map(|d| d.to_string());
+    out.spf = spf;
+    out.dkim = dkim;
+
+    let (requested, source) = if !is_subdomain {
+        (record.policy(), PolicySource::P)
+    } else {
+        match existence {
+            Some(Ok(false)) => (record.nonexistent_policy(), PolicySource::Np),
+            Some(Ok(true)) | None => (record.subdomain_policy(), PolicySource::Sp),
+            Some(Err(ref e)) => {
+                if out.spf_aligned() || out.dkim_aligned() {
+                    // The verdict does not depend on it; report the sp policy.
+                    (record.subdomain_policy(), PolicySource::Sp)
+                } else {
+                    out.record = Some(record);
+                    return dns_failure(
+                        out,
+                        options,
+                        "checking whether the Author Domain exists (for np)",
+                        e,
+                    );
+                }
+            }
+        }
+    };
+    out.author_domain_exists = existence.and_then(|r| r.ok());
+    out.requested_policy = Some(requested);
+    out.policy_source = Some(source);
+
+    // t=y (RFC 9989) or pct (RFC 7489) make the applied policy one step milder.
+    let mut applied = requested;
+    match spec {
+        Spec::Rfc9989 => {
+            if record.testing {
+                out.testing = true;
+                applied = applied.one_step_down();
+            }
+        }
+        Spec::Rfc7489 => {
+            let pct = record.pct.unwrap_or(100);
+            if pct < 100 {
+                let selected = match input.pct_draw {
+                    Some(draw) => draw < pct,
+                    None => pct > 0,
+                };
+                out.sampled = Some(selected);
+                if !selected {
+                    applied = applied.one_step_down();
+                }
+            }
+        }
+    }
+    out.applied_policy = Some(applied);
+    out.record = Some(record);
+
+    let via = if is_subdomain {
+        format!("policy of {} ({})", policy_domain, source.as_str())
+    } else {
+        format!("policy of {policy_domain}")
+    };
+
+    if let Some(a) = out.dkim.iter().find(|a| a.aligned) {
+        out.result = DmarcResult::Pass;
+        out.reason = format!("DKIM d={} is aligned; {via}={requested}", a.domain);
+    } else if let Some(a) = out.spf.iter().find(|a| a.aligned) {
+        out.result = DmarcResult::Pass;
+        out.reason = format!("SPF domain {} is aligned; {via}={requested}", a.domain);
+    } else if let Some(e) = dns_error {
+        return dns_failure(out, options, "determining an Organizational Domain", &e);
+    } else {
+        out.result = DmarcResult::Fail;
+        let mut reason = if out.spf.is_empty() && out.dkim.is_empty() {
+            "no authenticated identifier".to_owned()
+        } else {
+            "no authenticated identifier is aligned".to_owned()
+        };
+        reason.push_str(&format!("; {via}={requested}"));
+        if applied != requested {
+            reason.push_str(&format!(
+                ", applied as {applied} ({})",
+                if out.testing {
+                    "t=y"
+                } else {
+                    "not selected by pct"
+                }
+            ));
+        }
+        out.reason = reason;
+    }
+    if out.record.as_ref().is_some_and(|r| r.fell_back_to_none) {
+        out.reason.push_str(
+            " (the record acts as p=none: its p, sp or np is missing or invalid, RFC 9989 §4.10.1)",
+        );
+    }
+    out
+}
+
+/// Evaluates DMARC from the raw From field value(s) of a message: extracts the Author
+/// Domain (§5.3.1) under `options.author`, then calls [`evaluate`]. With
+/// [`MultipleAddresses::EvaluateEach`] every Author Domain (up to eight; more are declined)
+/// is evaluated and the worst verdict is returned (fail before temperror before permerror before pass before none; the
+/// strictest applied policy first).
+pub async fn evaluate_message<L: Lookup>(
+    lookup: &L,
+    from_fields: &[&[u8]],
+    spf: &[super::SpfIdentity],
+    dkim: &[super::DkimIdentity],
+    pct_draw: Option<u8>,
+    options: &DmarcOptions,
+) -> DmarcOutput {
+    let spec = options.spec;
+    let authors = match author_domains(from_fields, &options.author) {
+        Ok(a) => a,
+        Err(e) => {
+            // RFC 9989 §5.3.1: DMARC validation is not possible. A malformed message is a
+            // permanent error unless the options say to let it through as `none`.
+            let result = if options.author.required_headers {
+                DmarcResult::PermError
+            } else {
+                DmarcResult::None
+            };
+            return DmarcOutput::new(spec, result, e.to_string());
+        }
+    };
+    let input_for = |domain: &DomainName| DmarcInput {
+        author_domain: domain.to_string(),
+        spf: spf.to_vec(),
+        dkim: dkim.to_vec(),
+        pct_draw,
+    };
+    let declined = |reason: String| {
+        let mut out = DmarcOutput::new(spec, DmarcResult::None, reason);
+        out.declined = true;
+        out
+    };
+    match (
+        authors.domains.as_slice(),
+        options.author.multiple_addresses,
+    ) {
+        ([only], MultipleAddresses::SameDomainOnly | MultipleAddresses::EvaluateEach) => {
+            evaluate(lookup, &input_for(only), options).await
+        }
+        ([only], MultipleAddresses::Decline) if authors.addresses.len() == 1 => {
+            evaluate(lookup, &input_for(only), options).await
+        }
+        (_, MultipleAddresses::Decline) => declined(format!(
+            "the From field has {} addresses; DMARC is not evaluated (RFC 9989 §5.3.1)",
+            authors.addresses.len()
+        )),
+        (many, MultipleAddresses::SameDomainOnly) => declined(format!(
+            "the From field has addresses in {} domains ({}); there is no single Author Domain, so DMARC is not evaluated (RFC 9989 §5.3.1)",
+            many.len(),
+            many.iter()
+                .map(|d| d.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        (many, MultipleAddresses::EvaluateEach) if many.len() > MAX_AUTHOR_DOMAINS => {
+            declined(format!(
+                "the From field has addresses in {} domains, more than the {MAX_AUTHOR_DOMAINS} evaluated one by one; DMARC is not evaluated",
+                many.len()
+            ))
+        }
+        (many, MultipleAddresses::EvaluateEach) => {
+            let mut worst: Option<DmarcOutput> = None;
+            for domain in many {
+                let out = evaluate(lookup, &input_for(domain), options).await;
+                worst = Some(match worst {
+                    Some(w) if severity(&w) >= severity(&out) => w,
+                    _ => out,
+                });
+            }
+            let mut out = worst.unwrap_or_else(|| declined("no Author Domain".into()));
+            out.reason = format!("{} (worst of {} Author Domains)", out.reason, many.len());
+            out
+        }
+    }
+}
+
+/// Ordering of verdicts for [`MultipleAddresses::EvaluateEach`]: higher is worse.
+fn severity(out: &DmarcOutput) -> (u8, Option<Policy>) {
+    let rank = match out.result {
+        DmarcResult::Fail => 5,
+        DmarcResult::TempError => 4,
+        DmarcResult::PermError => 3,
+        DmarcResult::Pass => 2,
+        DmarcResult::None => 1,
+    };
+    (rank, out.applied_policy)
+}
+
+fn dns_failure(
+    mut out: DmarcOutput,
+    options: &DmarcOptions,
+    what: &str,
+    e: &DnsError,
+) -> DmarcOutput {
+    match options.dns_failure {
+        DnsFailureMode::TempError => {
+            out.result = DmarcResult::TempError;
+            out.reason = format!("DNS failed while {what}: {e}");
+        }
+        DnsFailureMode::FailOpen => {
+            out.result = DmarcResult::None;
+            out.reason = format!("DNS failed while {what} ({e}); failing open as configured");
+        }
+    }
+    out.applied_policy = None;
+    out
+}
+
+/// §3.2.13 and Appendix A.4: a domain does not exist when a query for it returns NXDOMAIN,
+/// or when A, AAAA and MX all return NODATA. The three are asked concurrently. A temporary
+/// failure with no positive answer is an error.
+async fn domain_exists<L: Lookup>(lookup: &L, domain: &DomainName) -> Result<bool, DnsError> {
+    let name = domain.as_str();
+    let (a, aaaa, mx) = join3(lookup.a(name), lookup.aaaa(name), lookup.mx(name)).await;
+    let all = [a.map(|_| ()), aaaa.map(|_| ()), mx.map(|_| ())];
+    if all.iter().any(Result::is_ok) {
+        return Ok(true);
+    }
+    if all.iter().any(|r| matches!(r, Err(DnsError::NxDomain))) {
+        return Ok(false);
+    }
+    if all.iter().all(|r| matches!(r, Err(DnsError::NoData))) {
+        return Ok(false);
+    }
+    Err(all
+        .into_iter()
+        .find_map(|r| match r {
+            Err(e @ DnsError::Temporary(_)) => Some(e),
+            _ => None,
+        })
+        .unwrap_or(DnsError::Temporary("no answer".into())))
+}
+
+struct Alignment {
+    spf: Vec<IdentifierAlignment>,
+    dkim: Vec<IdentifierAlignment>,
+    /// The Author Domain's Organizational Domain, if a walk determined it.
+    org_domain: Option<super::DomainName>,
+    /// A temporary DNS failure that kept some identifier from being decided.
+    dns_error: Option<DnsError>,
+}
+
+/// Checks every identifier against the Author Domain, in three steps: what needs no DNS
+/// (results other than pass, identical names, strict mode, no common label); then the
+/// Author Domain's Organizational Domain, if any identifier needs it; then the
+/// Organizational Domains of the remaining identifiers, whose walks run concurrently and
+/// share the remembered answers.
+async fn align_all<L: Lookup>(
+    resolver: &Resolver<'_, L>,
+    author: &DomainName,
+    known_org: Option<DomainName>,
+    input: &DmarcInput,
+    options: &DmarcOptions,
+    record: &super::Record,
+) -> Alignment {
+    let limit = options.identity_limit();
+    let spf: Vec<Pending> = input
+        .spf
+        .iter()
+        .take(limit)
+        .map(|id| classify(author, &id.domain, None, id.result, record.aspf))
+        .collect();
+    let dkim: Vec<Pending> = input
+        .dkim
+        .iter()
+        .take(limit)
+        .map(|id| {
+            classify(
+                author,
+                &id.domain,
+                id.selector.clone(),
+                id.result,
+                record.adkim,
+            )
+        })
+        .collect();
+    let needs_org = spf.iter().chain(&dkim).any(|p| p.1.is_some());
+    let mut dns_error = None;
+    let mut author_org = known_org;
+    if needs_org && author_org.is_none() {
+        match org_of(resolver, options, author).await {
+            Ok(o) => author_org = Some(o),
+            Err(e) => dns_error = Some(e),
+        }
+    }
+    let finish = |pending: Vec<Pending>| {
+        let author_org = author_org.clone();
+        async move {
+            let checks = pending.into_iter().map(|Pending(row, target)| {
+                let author_org = author_org.clone();
+                async move {
+                    let Some(domain) = target else {
+                        return (row, None);
+                    };
+                    finish_relaxed(resolver, options, author, author_org.as_ref(), row, &domain)
+                        .await
+                }
+            });
+            join_all(checks).await
+        }
+    };
+    let (spf, dkim) = join(finish(spf), finish(dkim)).await;
+    let mut unpack = |rows: Vec<(IdentifierAlignment, Option<DnsError>)>| {
+        rows.into_iter()
+            .map(|(row, err)| {
+                if let Some(e) = err {
+                    dns_error.get_or_insert(e);
+                }
+                row
+            })
+            .collect::<Vec<_>>()
+    };
+    let spf = unpack(spf);
+    let dkim = unpack(dkim);
+    Alignment {
+        spf,
+        dkim,
+        org_domain: author_org,
+        dns_error,
+    }
+}
+
+/// A row decided without DNS (`None`), or one waiting for the Organizational Domain of the
+/// given identifier.
+struct Pending(IdentifierAlignment, Option<DomainName>);
+
+async fn org_of<L: Lookup>(
+    resolver: &Resolver<'_, L>,
+    options: &DmarcOptions,
+    domain: &DomainName,
+) -> Result<DomainName, DnsError> {
+    match options.spec {
+        Spec::Rfc7489 => Ok(psl_organizational_domain(
+            options.psl(),
+            options.psl_sections,
+            domain,
+        )),
+        Spec::Rfc9989 => Ok(walk(resolver, domain).await?.organizational_domain()),
+    }
+}
+
+fn classify(
+    author: &DomainName,
+    raw: &str,
+    selector: Option<String>,
+    result: AuthResult,
+    mode: AlignmentMode,
+) -> Pending {
+    let mut row = IdentifierAlignment {
+        domain: raw.trim().to_owned(),
+        selector,
+        result,
+        aligned: false,
+        alignment_domain: None,
+        reason: String::new(),
+    };
+    let domain = match DomainName::new(raw.trim()) {
+        Ok(d) => d,
+        Err(e) => {
+            row.reason = format!("not aligned: {e}");
+            return Pending(row, None);
+        }
+    };
+    row.domain = domain.to_string();
+    if result != AuthResult::Pass {
+        row.reason = format!("not aligned: the result is {result}, only pass can align");
+        return Pending(row, None);
+    }
+    if domain == *author {
+        row.aligned = true;
+        row.alignment_domain = Some(domain.to_string());
+        row.reason = "aligned: identical to the Author Domain".into();
+        return Pending(row, None);
+    }
+    if mode == AlignmentMode::Strict {
+        row.reason = format!("not aligned: strict alignment needs {author}");
+        return Pending(row, None);
+    }
+    // Organizational Domains are suffixes of their domains, so two names without a common
+    // label cannot share one.
+    if author.as_str().rsplit('.').next() != domain.as_str().rsplit('.').next() {
+        row.reason = "not aligned: no common Organizational Domain".into();
+        return Pending(row, None);
+    }
+    Pending(row, Some(domain))
+}
+
+/// Relaxed alignment (§3.2.10.1) of `domain` once the Author Domain's Organizational Domain
+/// is known (`None`: it could not be determined).
+async fn finish_relaxed<L: Lookup>(
+    resolver: &Resolver<'_, L>,
+    options: &DmarcOptions,
+    author: &DomainName,
+    author_org: Option<&DomainName>,
+    mut row: IdentifierAlignment,
+    domain: &DomainName,
+) -> (IdentifierAlignment, Option<DnsError>) {
+    let Some(author_org) = author_org else {
+        row.reason = format!("undecided: the Organizational Domain of {author} is unknown (DNS)");
+        return (row, None);
+    };
+    if !domain.is_within(author_org) {
+        row.reason = format!("not aligned: the Organizational Domain of {author} is {author_org}");
+        return (row, None);
+    }
+    let org = match org_of(resolver, options, domain).await {
+        Ok(o) => o,
+        Err(e) => {
+            row.reason = format!("undecided: {e}");
+            return (row, Some(e));
+        }
+    };
+    if org == *author_org {
+        row.aligned = true;
+        row.reason = format!("aligned (relaxed): both have the Organizational Domain {org}");
+        row.alignment_domain = Some(org.to_string());
+    } else {
+        row.reason = format!(
+            "not aligned: Organizational Domain {org}, the Author Domain's is {author_org}"
+        );
+    }
+    (row, None)
+}

@@ -1,1 +1,0 @@
-//! SPF (RFC 7208). Filled in by the SPF work.

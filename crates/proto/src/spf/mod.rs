@@ -1,0 +1,294 @@
+//! SPF: the Sender Policy Framework (RFC 7208).
+//!
+//! In this module `§` refers to RFC 7208.
+//!
+//! The entry points are [`verify_mail_from`] and [`verify_helo`], which do the initial
+//! processing of §4.3 and §2.4 for the two identities a receiver checks, and [`check_host`],
+//! the function of §4 itself. They are `async` and generic over the [`Lookup`] through which
+//! every DNS question is asked; the time comes from an injected [`Clock`].
+//!
+//! Every evaluation returns an [`SpfOutput`]: the [`SpfResult`] under its RFC name, a reason
+//! a person can read, the explanation (§6.2) when the result is `fail`, the counters of
+//! §4.6.4, the term that decided, and a [`Trace`] of every term and DNS query. No DNS
+//! question is asked twice in one evaluation; the limits of §4.6.4 and a time budget bound
+//! the work a hostile record can cause. The address questions for the hosts of an `mx`
+//! mechanism (and for the PTR names of `ptr` and `%{p}`) are asked together, so they cost
+//! one round trip; everything else follows the order of the record.
+//!
+//! ```
+//! use dmarc_proto::spf::{self, SpfOptions, SpfRequest, SpfResult};
+//! use dmarc_proto::{DnsError, FixedClock, Lookup, MxRecord};
+//! use dmarc_proto::dns::DnsResult;
+//! use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+//!
+//! /// One TXT record at example.com, nothing else.
+//! struct Zone;
+//! impl Lookup for Zone {
+//!     async fn txt(&self, name: &str) -> DnsResult<Vec<u8>> {
+//!         match name {
+//!             "example.com" => Ok(vec![b"v=spf1 ip4:192.0.2.0/24 -all".to_vec()]),
+//!             _ => Err(DnsError::NxDomain),
+//!         }
+//!     }
+//!     async fn a(&self, _: &str) -> DnsResult<Ipv4Addr> { Err(DnsError::NxDomain) }
+//!     async fn aaaa(&self, _: &str) -> DnsResult<Ipv6Addr> { Err(DnsError::NxDomain) }
+//!     async fn mx(&self, _: &str) -> DnsResult<MxRecord> { Err(DnsError::NxDomain) }
+//!     async fn ptr(&self, _: IpAddr) -> DnsResult<String> { Err(DnsError::NxDomain) }
+//! }
+//!
+//! let request = SpfRequest::new("192.0.2.10".parse().unwrap(), "mail.example.com")
+//!     .with_mail_from("alice@example.com");
+//! let clock = FixedClock::from_unix_seconds(1_700_000_000);
+//! let out = pollster::block_on(spf::verify_mail_from(&Zone, &clock, &SpfOptions::default(), &request));
+//! assert_eq!(out.result, SpfResult::Pass);
+//! assert_eq!(out.deciding_term.unwrap().term, "ip4:192.0.2.0/24");
+//! ```
+
+mod eval;
+mod header;
+mod macros;
+mod record;
+mod trace;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use eval::{check_host, verify_helo, verify_mail_from};
+pub use macros::{
+    MAX_EXPANSION, MacroContext, MacroError, MacroLetter, MacroPart, MacroString, MacroValues,
+};
+pub use record::{Directive, Mechanism, Qualifier, Record, RecordError, is_spf_record};
+pub use trace::{AnswerClass, QueryTrace, RecordTrace, TermOutcome, TermTrace, Trace};
+
+#[cfg(doc)]
+use crate::{Clock, Lookup};
+
+/// The result of an SPF check, named as in §2.6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpfResult {
+    /// No syntactically valid domain, or no SPF record was found (§2.6.1).
+    None,
+    /// The domain owner makes no assertion about the client (§2.6.2).
+    Neutral,
+    /// The client is authorised to use the domain (§2.6.3).
+    Pass,
+    /// The client is not authorised to use the domain (§2.6.4).
+    Fail,
+    /// The client is probably not authorised (§2.6.5).
+    SoftFail,
+    /// A transient (generally DNS) error; a later retry may succeed (§2.6.6).
+    TempError,
+    /// The published records could not be correctly interpreted (§2.6.7).
+    PermError,
+}
+
+impl SpfResult {
+    /// The lower-case RFC name: `pass`, `fail`, `softfail`, `neutral`, `none`, `temperror`,
+    /// `permerror`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpfResult::None => "none",
+            SpfResult::Neutral => "neutral",
+            SpfResult::Pass => "pass",
+            SpfResult::Fail => "fail",
+            SpfResult::SoftFail => "softfail",
+            SpfResult::TempError => "temperror",
+            SpfResult::PermError => "permerror",
+        }
+    }
+}
+
+impl fmt::Display for SpfResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for SpfResult {
+    type Err = String;
+    /// Parses the RFC names case-insensitively, plus the RFC 4408 spellings `unknown`
+    /// (permerror) and `error` (temperror).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "none" => SpfResult::None,
+            "neutral" => SpfResult::Neutral,
+            "pass" => SpfResult::Pass,
+            "fail" => SpfResult::Fail,
+            "softfail" => SpfResult::SoftFail,
+            "temperror" | "error" => SpfResult::TempError,
+            "permerror" | "unknown" => SpfResult::PermError,
+            _ => return Err(format!("{s:?} is not an SPF result")),
+        })
+    }
+}
+
+/// Which identity was checked (§2.3, §2.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Identity {
+    /// The RFC 5321 MAIL FROM (or `postmaster@HELO` for a null reverse-path).
+    MailFrom,
+    /// The HELO/EHLO name.
+    Helo,
+}
+
+impl Identity {
+    /// `mailfrom` or `helo`, as in Received-SPF's `identity=` (§9.1).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Identity::MailFrom => "mailfrom",
+            Identity::Helo => "helo",
+        }
+    }
+}
+
+/// What the SMTP session tells the receiver: the client address and the identities.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpfRequest {
+    /// The client IP address. An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) is treated
+    /// as the IPv4 address (§5).
+    pub ip: IpAddr,
+    /// The HELO/EHLO name as given by the client (it may be anything).
+    pub helo: String,
+    /// The MAIL FROM reverse-path without angle brackets; `None` or `""` is the null
+    /// reverse-path, for which `postmaster@<helo>` is checked (§2.4).
+    pub mail_from: Option<String>,
+}
+
+impl SpfRequest {
+    /// A request with a null reverse-path.
+    pub fn new(ip: IpAddr, helo: impl Into<String>) -> Self {
+        SpfRequest {
+            ip,
+            helo: helo.into(),
+            mail_from: None,
+        }
+    }
+
+    /// Sets the MAIL FROM address (builder style). Surrounding `<>` are removed.
+    pub fn with_mail_from(mut self, mail_from: impl Into<String>) -> Self {
+        let m: String = mail_from.into();
+        let m = m
+            .strip_prefix('<')
+            .and_then(|s| s.strip_suffix('>'))
+            .map(str::to_owned)
+            .unwrap_or(m);
+        self.mail_from = Some(m);
+        self
+    }
+}
+
+/// Settings of an evaluation. Every field states its default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpfOptions {
+    /// The receiving host's name, `%{r}` in explanations (§7.2). Default `unknown`, as the
+    /// RFC asks when the name is not known.
+    pub receiver: String,
+    /// The explanation (a macro string, §6.2) to give for `fail` when the domain publishes
+    /// no usable `exp=`. Default `None`: no explanation then.
+    pub default_explanation: Option<String>,
+    /// The limit on terms that cause DNS queries (§4.6.4). Default 10, as the RFC requires.
+    pub max_dns_terms: u32,
+    /// The limit on void lookups (§4.6.4). Default 2, as the RFC recommends.
+    pub max_void_lookups: u32,
+    /// The limit on MX records per `mx` (more is a permerror) and on PTR names per `ptr` or
+    /// `%{p}` (the rest are ignored) (§4.6.4). Default 10, as the RFC requires.
+    pub max_mx_ptr_names: usize,
+    /// The time an evaluation may take, measured with the injected clock; when it is
+    /// exceeded the result is `temperror` (§4.6.4). `None` for no limit. Default 20 seconds,
+    /// the minimum the RFC asks for.
+    pub time_budget: Option<Duration>,
+    /// The longest TXT record accepted as an SPF record, in bytes; a longer one is a
+    /// permerror. Default 65 535, the most a DNS message can carry.
+    pub max_record_bytes: usize,
+}
+
+impl Default for SpfOptions {
+    fn default() -> Self {
+        SpfOptions {
+            receiver: "unknown".into(),
+            default_explanation: None,
+            max_dns_terms: 10,
+            max_void_lookups: 2,
+            max_mx_ptr_names: 10,
+            time_budget: Some(Duration::from_secs(20)),
+            max_record_bytes: 65_535,
+        }
+    }
+}
+
+/// The term that decided the result, and the domain whose record holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DecidingTerm {
+    /// The domain whose record holds the term.
+    pub domain: String,
+    /// The term as written in canonical form, e.g. `-all`, `include:_spf.example.com`.
+    pub term: String,
+}
+
+impl fmt::Display for DecidingTerm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (in the record of {})", self.term, self.domain)
+    }
+}
+
+/// Everything an SPF evaluation found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SpfOutput {
+    /// The result.
+    pub result: SpfResult,
+    /// Why, for a person.
+    pub reason: String,
+    /// The explanation (§6.2): given only for `fail`, from the domain's `exp=` or else the
+    /// configured default explanation.
+    pub explanation: Option<String>,
+    /// The identity checked.
+    pub identity: Identity,
+    /// The domain checked (the `<domain>` of check_host()).
+    pub domain: String,
+    /// The sender used for the macros, `local-part@domain` (`postmaster@...` when the
+    /// local part was missing or the reverse-path null).
+    pub sender: String,
+    /// The HELO name.
+    pub helo: String,
+    /// The client IP (IPv4 when it was given IPv4-mapped).
+    pub ip: IpAddr,
+    /// Terms that caused DNS queries (limit 10, §4.6.4).
+    pub lookups: u32,
+    /// Void lookups: answers with no records (limit 2, §4.6.4).
+    pub void_lookups: u32,
+    /// DNS questions actually sent; repeated questions are answered from memory.
+    pub dns_queries: u32,
+    /// The term that decided, if one did (`None` for `none`, the default `neutral`, and
+    /// errors outside any term).
+    pub deciding_term: Option<DecidingTerm>,
+    /// The evaluation, step by step.
+    pub trace: Trace,
+}
+
+impl From<SpfResult> for crate::dmarc::AuthResult {
+    fn from(r: SpfResult) -> Self {
+        use crate::dmarc::AuthResult;
+        match r {
+            SpfResult::None => AuthResult::None,
+            SpfResult::Neutral => AuthResult::Neutral,
+            SpfResult::Pass => AuthResult::Pass,
+            SpfResult::Fail => AuthResult::Fail,
+            SpfResult::SoftFail => AuthResult::SoftFail,
+            SpfResult::TempError => AuthResult::TempError,
+            SpfResult::PermError => AuthResult::PermError,
+        }
+    }
+}
+
+impl SpfOutput {
+    /// The SPF-authenticated identifier DMARC looks at: the domain checked (the MAIL FROM
+    /// domain, or the HELO name for a null reverse-path) and the result.
+    pub fn dmarc_identity(&self) -> crate::dmarc::SpfIdentity {
+        crate::dmarc::SpfIdentity::new(self.domain.clone(), self.result.into())
+    }
+}
