@@ -235,7 +235,7 @@ fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<Signature, Prob
             .ok_or_else(|| Problem::UnknownCanonicalization(text(c)))?,
     };
     let d = req("d")?;
-    let domain = text(d).to_ascii_lowercase();
+    let domain = String::from_utf8_lossy(d).to_ascii_lowercase();
     if !is_domain_name(&domain, false) {
         return Err(Problem::InvalidDomain(text(d)));
     }
@@ -275,7 +275,7 @@ fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<Signature, Prob
         ));
     }
     let s = req("s")?;
-    let selector = text(s).to_ascii_lowercase();
+    let selector = String::from_utf8_lossy(s).to_ascii_lowercase();
     if !is_domain_name(&selector, true) {
         return Err(Problem::InvalidSelector(text(s)));
     }
