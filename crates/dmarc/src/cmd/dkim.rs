@@ -7,12 +7,14 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use dmarc_dns::{AnyLookup, HickoryLookup, ResolverOptions, SystemClock, ZoneFile};
+use dmarc_dns::SystemClock;
 use dmarc_proto::dkim::sign::{SignOptions, sign};
 use dmarc_proto::dkim::{
     Canonicalization, DkimResult, SignatureResult, SigningKey, Verifier, VerifyConfig,
 };
 use dmarc_proto::{Clock, FixedClock};
+
+use crate::dns_args::DnsArgs;
 
 /// DKIM (RFC 6376): verify, sign, generate keys.
 #[derive(Debug, Args)]
@@ -38,9 +40,8 @@ struct VerifyArgs {
     /// Message files (RFC 5322; CRLF or LF line endings).
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// Answer DNS questions from this RFC 1035 zone file instead of the network.
-    #[arg(long, value_name = "FILE")]
-    dns_zone: Option<PathBuf>,
+    #[command(flatten)]
+    dns: DnsArgs,
     /// Verify as if the time were this (seconds since the Unix epoch), for t= and x=.
     #[arg(long, value_name = "UNIX_TIME")]
     now: Option<u64>,
@@ -136,14 +137,7 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async {
-        let lookup: AnyLookup = match &a.dns_zone {
-            Some(path) => ZoneFile::load(path)
-                .with_context(|| format!("loading zone file {}", path.display()))?
-                .into(),
-            None => HickoryLookup::system(ResolverOptions::default())
-                .context("setting up the DNS resolver")?
-                .into(),
-        };
+        let lookup = a.dns.lookup()?;
         let clock = clock(a.now);
         let verifier = Verifier::new(VerifyConfig {
             allow_rsa_sha1: a.allow_rsa_sha1,

@@ -54,6 +54,9 @@ fn strip_fws(v: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The most field names accepted in `h=`.
+const MAX_SIGNED_FIELDS: usize = 512;
+
 /// Standard base64, lenient about padding and trailing bits, as real signatures need.
 const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
     &base64::alphabet::STANDARD,
@@ -232,7 +235,7 @@ fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<Signature, Prob
             .ok_or_else(|| Problem::UnknownCanonicalization(text(c)))?,
     };
     let d = req("d")?;
-    let domain = text(d).to_ascii_lowercase();
+    let domain = String::from_utf8_lossy(d).to_ascii_lowercase();
     if !is_domain_name(&domain, false) {
         return Err(Problem::InvalidDomain(text(d)));
     }
@@ -247,6 +250,14 @@ fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<Signature, Prob
             signed_headers.push(':');
         }
         signed_headers.push_str(&String::from_utf8_lossy(name));
+    }
+    // Selecting each name's instance is linear in the header; bound the work a hostile
+    // signature can ask for.
+    if signed_headers.split(':').count() > MAX_SIGNED_FIELDS {
+        return Err(Problem::BadTagValue(
+            "h",
+            format!("more than {MAX_SIGNED_FIELDS} field names"),
+        ));
     }
     if !signed_headers
         .split(':')
@@ -264,7 +275,7 @@ fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<Signature, Prob
         ));
     }
     let s = req("s")?;
-    let selector = text(s).to_ascii_lowercase();
+    let selector = String::from_utf8_lossy(s).to_ascii_lowercase();
     if !is_domain_name(&selector, true) {
         return Err(Problem::InvalidSelector(text(s)));
     }
