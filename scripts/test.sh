@@ -67,6 +67,8 @@ start_postgres() {
     >"$PG_TMP/initdb.log" 2>&1 || { cat "$PG_TMP/initdb.log" >&2; exit 1; }
   PG_CTL="$bindir/pg_ctl"
   trap stop_postgres EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
   "${run[@]}" "$PG_CTL" -D "$PG_TMP/data" -l "$PG_TMP/server.log" -w -t 60 \
     -o "-h 127.0.0.1 -p $port -k $PG_TMP -c fsync=off -c max_connections=200" start >/dev/null \
     || { cat "$PG_TMP/server.log" >&2; exit 1; }
@@ -77,9 +79,12 @@ start_postgres() {
 
 stop_postgres() {
   if [ -n "${PG_TMP:-}" ] && [ -d "$PG_TMP/data" ]; then
-    "${PG_RUN[@]}" "$PG_CTL" -D "$PG_TMP/data" -m fast -w stop >/dev/null 2>&1 || true
+    "${PG_RUN[@]}" "$PG_CTL" -D "$PG_TMP/data" -m fast -w stop >/dev/null 2>&1 \
+      || "${PG_RUN[@]}" "$PG_CTL" -D "$PG_TMP/data" -m immediate -w stop >/dev/null 2>&1 \
+      || true
     rm -rf "$PG_TMP"
   fi
+  PG_TMP=
 }
 
 if [ -z "${DMARC_TEST_POSTGRES:-}" ]; then

@@ -635,6 +635,34 @@ fn large_report_round_trip<B: Backend>(name: &str) {
     assert_eq!(s.totals.aggregate_records, 2000);
 }
 
+fn concurrent_writers_store_each_report_once<B: Backend>(name: &str) {
+    let (first, _) = B::open(name);
+    let reports: Vec<Parsed> = (0..20)
+        .map(|i| yahoo_report(MARCH_1 + i * DAY, &format!("c-{i}")))
+        .collect();
+    let stores = vec![first, B::reopen(name), B::reopen(name)];
+    let new_total: usize = std::thread::scope(|scope| {
+        let handles: Vec<_> = stores
+            .into_iter()
+            .map(|mut store| {
+                let reports = &reports;
+                scope.spawn(move || {
+                    reports
+                        .iter()
+                        .filter(|r| store.store_report(r, &origin()).unwrap().is_new())
+                        .count()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(new_total, 20, "each report is new for exactly one writer");
+    let mut store = B::reopen(name);
+    let t = store.totals().unwrap();
+    assert_eq!(t.aggregate_reports, 20);
+    assert_eq!(t.aggregate_records, 40);
+}
+
 macro_rules! suite {
     ($module:ident, $backend:ty) => {
         mod $module {
@@ -649,6 +677,7 @@ macro_rules! suite {
                 hostile_text_is_stored,
                 rdns_is_cached,
                 large_report_round_trip,
+                concurrent_writers_store_each_report_once,
             );
         }
     };

@@ -107,7 +107,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
             if let ItemOutcome::Rejected { id, error, .. } = item
                 && !args.json
             {
-                eprintln!("rejected #{id}: {error}");
+                eprintln!("rejected #{id}: {}", super::summary::clean(error));
             }
         }
         stdin_counts = outcome.counts();
@@ -143,6 +143,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
                     first_time,
                     ..
                 } => {
+                    let error = super::summary::clean(error);
                     if *first_time {
                         format!("rejected #{id}: {error}")
                     } else {
@@ -150,10 +151,18 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
                     }
                 }
                 ItemOutcome::New { kind, part, .. } if verbose => {
-                    format!("new {kind} report: {part} ({})", source.location)
+                    let (part, at) = (
+                        super::summary::clean(part),
+                        super::summary::clean(&source.location),
+                    );
+                    format!("new {kind} report: {part} ({at})")
                 }
                 ItemOutcome::Duplicate { kind, part, .. } if verbose => {
-                    format!("duplicate {kind} report: {part} ({})", source.location)
+                    let (part, at) = (
+                        super::summary::clean(part),
+                        super::summary::clean(&source.location),
+                    );
+                    format!("duplicate {kind} report: {part} ({at})")
                 }
                 _ => continue,
             };

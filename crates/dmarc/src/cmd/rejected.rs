@@ -7,7 +7,7 @@ use anyhow::Context;
 use serde_json::json;
 
 use super::ingest::DbArgs;
-use super::summary::utc;
+use super::summary::{clean, utc};
 
 /// Arguments of `dmarc report rejected`.
 #[derive(Debug, clap::Args)]
@@ -60,9 +60,9 @@ pub fn run(args: RejectedArgs) -> anyhow::Result<ExitCode> {
                 r.id,
                 utc(r.last_seen),
                 r.source_kind,
-                r.source,
+                clean(&r.source),
                 r.error_kind,
-                r.error
+                clean(&r.error)
             )?;
         }
         writeln!(

@@ -252,7 +252,7 @@ impl Table {
 }
 
 /// Replaces control characters so a hostile name cannot rewrite the terminal.
-fn clean(s: &str) -> String {
+pub(crate) fn clean(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
         .collect()
