@@ -1,5 +1,5 @@
-//! `dmarc ingest`: read report files, directories, mbox files and maildirs into the store;
-//! and the `--db` option every store command shares.
+//! `dmarc ingest`: read report files, directories, mbox files, maildirs and IMAP mailboxes
+//! into the store; and the `--db` option every store command shares.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -56,8 +56,10 @@ pub struct IngestArgs {
     /// `new` subdirectories is read as a maildir; a file starting with a `From ` line as
     /// an mbox, one message at a time. Hidden files are skipped. `-` reads one input
     /// (e.g. a report email piped from the mail server) from standard input.
-    #[arg(required = true, value_name = "PATH")]
+    #[arg(required_unless_present = "imap", value_name = "PATH")]
     paths: Vec<PathBuf>,
+    #[command(flatten)]
+    imap: dmarc_ingest::imap::ImapArgs,
     #[command(flatten)]
     db: DbArgs,
     /// Print the counts as one JSON object.
@@ -73,6 +75,14 @@ pub struct IngestArgs {
 /// Exit status 0 when every input was read (rejected reports are kept in the store and
 /// listed by `dmarc report rejected`, they are not a failure of the command).
 pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
+    let password = std::env::var(dmarc_ingest::imap::PASSWORD_ENV).ok();
+    if let Some(config) = args.imap.to_config(password)? {
+        anyhow::ensure!(
+            args.paths.is_empty(),
+            "give either --imap or paths, not both (run dmarc ingest twice)"
+        );
+        return run_imap(&config, &args);
+    }
     let stdin_too = args.paths.iter().any(|p| p.as_os_str() == "-");
     let paths: Vec<PathBuf> = args
         .paths
@@ -204,6 +214,89 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
                 "rejected inputs are kept with their error: see `dmarc report rejected`"
             )?;
         }
+    }
+    out.flush().context("writing to stdout")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `dmarc ingest --imap URL`: every message of the mailbox goes through the same ingestion
+/// as a file; the IMAP layer then moves or flags it (see `dmarc_ingest::imap`).
+fn run_imap(
+    config: &dmarc_ingest::imap::ImapConfig,
+    args: &IngestArgs,
+) -> anyhow::Result<ExitCode> {
+    use dmarc_ingest::imap::{Disposition, MessageRef};
+
+    let mut store = args.db.open()?;
+    let limits = Limits::default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let on_signal = shutdown.clone();
+    let mut counts = dmarc_ingest::Counts::default();
+    let (json_out, verbose) = (args.json, args.verbose);
+    let summary = runtime.block_on(async {
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            on_signal.cancel();
+        });
+        dmarc_ingest::imap::run_imap(config, shutdown, |bytes: &[u8], msg: &MessageRef| {
+            let source = dmarc_ingest::Source::imap(msg.source(), format!("UID {}", msg.uid));
+            let outcome = dmarc_ingest::ingest_bytes(&mut store, &source, bytes, &limits)?;
+            let mut rejected = false;
+            for item in &outcome.items {
+                match item {
+                    ItemOutcome::Rejected { id, error, .. } => {
+                        rejected = true;
+                        if !json_out {
+                            eprintln!(
+                                "rejected #{id} (UID {}): {}",
+                                msg.uid,
+                                super::summary::clean(error)
+                            );
+                        }
+                    }
+                    ItemOutcome::New { kind, part, .. } if verbose && !json_out => {
+                        eprintln!(
+                            "new {kind} report: {} (UID {})",
+                            super::summary::clean(part),
+                            msg.uid
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            counts += outcome.counts();
+            Ok::<_, dmarc_ingest::IngestError>(if rejected {
+                Disposition::Rejected
+            } else {
+                Disposition::Processed
+            })
+        })
+        .await
+    });
+    let summary = summary.context("reading the IMAP mailbox")?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if json_out {
+        writeln!(
+            out,
+            "{}",
+            json!({
+                "messages": summary.processed + summary.rejected,
+                "oversized": summary.oversized,
+                "new": counts.new,
+                "duplicate": counts.duplicate,
+                "rejected": counts.rejected,
+                "rejected_new": counts.rejected_new,
+                "db": store.location(),
+            })
+        )?;
+    } else {
+        writeln!(out, "{summary}")?;
+        writeln!(out, "stored into {}: {counts}", store.location())?;
     }
     out.flush().context("writing to stdout")?;
     Ok(ExitCode::SUCCESS)
