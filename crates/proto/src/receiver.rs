@@ -450,7 +450,7 @@ where
     if let Some(cache) = &config.key_cache {
         verifier = verifier.with_key_cache(cache.clone());
     }
-    let mut streaming = verifier.start(msg.header_block());
+    let mut streaming = verifier.start_borrowed(msg.header_block());
     let key_names = streaming.key_names();
     let keys = fetch_keys(lookup, &key_names);
     let body = msg.body();

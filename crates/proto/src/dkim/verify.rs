@@ -63,6 +63,12 @@ impl Verifier {
         self.start_with(Cow::Owned(header_block.to_vec()))
     }
 
+    /// Like [`start`](Self::start), borrowing the header block instead of copying it (for a
+    /// caller that holds the whole message, such as the receiver's single call).
+    pub fn start_borrowed<'a>(&self, header_block: &'a [u8]) -> StreamingVerifier<'a> {
+        self.start_with(Cow::Borrowed(header_block))
+    }
+
     fn start_with<'a>(&self, header: Cow<'a, [u8]>) -> StreamingVerifier<'a> {
         StreamingVerifier::new(header, self.config.clone(), self.cache.clone())
     }
