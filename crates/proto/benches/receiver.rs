@@ -422,16 +422,17 @@ fn bench(c: &mut Criterion) {
         .unwrap_or(15);
     let mut best = [f64::MAX; 7];
     for _ in 0..rounds {
-        let fns: [&dyn Fn(); 7] = [
-            &floor,
-            &ours,
-            &dkim_only,
-            &theirs,
-            &spf_only,
-            &dmarc_only,
-            &dkim_streaming,
+        // (index into `best`, variant), in an order where each DKIM variant follows another.
+        let fns: [(usize, &dyn Fn()); 7] = [
+            (0, &floor),
+            (2, &dkim_only),
+            (6, &dkim_streaming),
+            (1, &ours),
+            (3, &theirs),
+            (4, &spf_only),
+            (5, &dmarc_only),
         ];
-        for (i, f) in fns.iter().enumerate() {
+        for &(i, f) in &fns {
             let t = std::time::Instant::now();
             f();
             best[i] = best[i].min(t.elapsed().as_secs_f64() * 1e6 / n as f64);
