@@ -199,8 +199,10 @@ async fn run<L: Lookup + ?Sized>(
             out.reason = v.reason;
             out.deciding_term = v.deciding;
             if ev.budget_exceeded {
+                // An answer was missing, so whatever was decided without it does not stand.
                 out.result = SpfResult::TempError;
                 out.reason = ev.budget_reason();
+                out.deciding_term = None;
             } else if v.result == SpfResult::Fail {
                 out.explanation = ev.explanation(v.exp.as_ref(), &v.domain).await;
                 trace.explanation_queries = std::mem::take(&mut ev.pending);
@@ -871,58 +873,7 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                 domain: domain.to_owned(),
                 term: term.clone(),
             };
-            let counted = self.count_lookup(&term);
-            let result = match counted {
-                Err(a) => Err(a),
-                Ok(()) => {
-                    let target = self.expand(redirect, domain).await;
-                    tt.target = Some(target.clone());
-                    match prepare_target(&target) {
-                        Err(why) => Err(Abort::perm(format!(
-                            "redirect={redirect}: {why}; a redirect to no record is a permerror (§6.1)"
-                        ))),
-                        Ok(target) => {
-                            let (v, nested) = self.eval_domain(target.clone()).await;
-                            tt.nested = Some(Box::new(nested));
-                            match v {
-                                Ok(v) if v.result == SpfResult::None => {
-                                    if let Some(n) = tt.nested.as_deref()
-                                        && n.queries.iter().any(|q| {
-                                            q.answer == AnswerClass::NxDomain
-                                                || q.answer == AnswerClass::NoData
-                                        })
-                                    {
-                                        // A void TXT answer for the redirect target.
-                                        if let Err(a) = self.count_void(&target) {
-                                            tt.queries = self.pending.split_off(mark);
-                                            tt.outcome = a.outcome();
-                                            tt.detail = a.reason.clone();
-                                            tt.lookups = self.lookups;
-                                            tt.void_lookups = self.voids;
-                                            rt.terms.push(tt);
-                                            return Err(Abort {
-                                                term: Some(deciding),
-                                                ..a
-                                            });
-                                        }
-                                    }
-                                    Err(Abort::perm(format!(
-                                        "redirect={target}: {target} has no SPF record, which is a permerror (§6.1)"
-                                    )))
-                                }
-                                Ok(v) => {
-                                    tt.detail = format!(
-                                        "the result of {target} is the result: {}",
-                                        v.result
-                                    );
-                                    Ok(v)
-                                }
-                                Err(a) => Err(a),
-                            }
-                        }
-                    }
-                }
-            };
+            let result = self.eval_redirect(redirect, domain, &term, &mut tt).await;
             tt.queries = self.pending.split_off(mark);
             tt.lookups = self.lookups;
             tt.void_lookups = self.voids;
@@ -952,6 +903,39 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
             exp: record.exp.clone(),
             domain: domain.to_owned(),
         })
+    }
+
+    /// Follows `redirect=` (§6.1): the target's result is the result, and a target with no
+    /// record is a permerror.
+    async fn eval_redirect(
+        &mut self,
+        redirect: &MacroString,
+        domain: &str,
+        term: &str,
+        tt: &mut TermTrace,
+    ) -> Result<Verdict, Abort> {
+        self.count_lookup(term)?;
+        let target = self.expand(redirect, domain).await;
+        tt.target = Some(target.clone());
+        let target = prepare_target(&target).map_err(|why| {
+            Abort::perm(format!(
+                "redirect={redirect}: {why}; a redirect to no record is a permerror (§6.1)"
+            ))
+        })?;
+        let (v, nested) = self.eval_domain(target.clone()).await;
+        let void = record_lookup_was_void(&nested);
+        tt.nested = Some(Box::new(nested));
+        let v = v?;
+        if v.result == SpfResult::None {
+            if void {
+                self.count_void(&target)?;
+            }
+            return Err(Abort::perm(format!(
+                "redirect={target}: {target} has no SPF record, which is a permerror (§6.1)"
+            )));
+        }
+        tt.detail = format!("the result of {target} is the result: {}", v.result);
+        Ok(v)
     }
 
     /// Evaluates one mechanism: `Ok(true)` when it matches.
@@ -1100,10 +1084,7 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                     }
                 };
                 let (v, nested) = self.eval_domain(target.clone()).await;
-                let void_txt = nested
-                    .queries
-                    .iter()
-                    .any(|q| q.answer == AnswerClass::NxDomain || q.answer == AnswerClass::NoData);
+                let void_txt = record_lookup_was_void(&nested);
                 tt.nested = Some(Box::new(nested));
                 match v {
                     Ok(v) => match v.result {
@@ -1215,6 +1196,14 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         let m = MacroString::parse(text, MacroContext::Explanation).ok()?;
         Some(self.expand(&m, domain).await)
     }
+}
+
+/// True when the TXT query for a record came back empty (NXDOMAIN or NODATA): a void
+/// lookup of the `include` or `redirect` that asked it (§4.6.4).
+fn record_lookup_was_void(r: &RecordTrace) -> bool {
+    r.queries
+        .iter()
+        .any(|q| matches!(q.answer, AnswerClass::NxDomain | AnswerClass::NoData))
 }
 
 /// `%{p}` (§7.3): the validated name equal to the domain, else one in it, else any.

@@ -117,6 +117,10 @@ pub enum MacroPart {
     },
 }
 
+/// The longest expansion [`MacroString::expand`] produces, in octets: far beyond any
+/// domain name (253) or SMTP reply line, and small enough to be harmless.
+pub const MAX_EXPANSION: usize = 8192;
+
 /// A parsed macro string; displays as the source text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MacroString {
@@ -314,9 +318,20 @@ impl MacroString {
 
     /// Expands the string (§7.3). `for_domain` is informational; truncation to 253 octets
     /// is done by the caller.
+    ///
+    /// The output is cut at [`MAX_EXPANSION`] octets, so a hostile string of many macros
+    /// with long values cannot make it grow without bound.
     pub fn expand(&self, v: &MacroValues<'_>) -> String {
         let mut out = String::new();
         for part in &self.parts {
+            if out.len() >= MAX_EXPANSION {
+                let mut cut = MAX_EXPANSION;
+                while !out.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                out.truncate(cut);
+                break;
+            }
             match part {
                 MacroPart::Literal(t) => out.push_str(t),
                 MacroPart::Macro {
@@ -575,6 +590,19 @@ mod tests {
         );
         assert_eq!(exp("%%%_%-", ip4), "% %20");
         assert_eq!(exp("%{S}", ip4), "strong-bad%40email.example.com");
+    }
+
+    #[test]
+    fn expansion_is_bounded() {
+        let many = "%{s}".repeat(10_000);
+        let m = MacroString::parse(&many, MacroContext::DomainSpec).unwrap();
+        let long_sender = format!("{}@example.com", "x".repeat(5000));
+        let v = MacroValues {
+            sender: &long_sender,
+            ..values("192.0.2.1")
+        };
+        let out = m.expand(&v);
+        assert!(out.len() <= MAX_EXPANSION, "{}", out.len());
     }
 
     #[test]

@@ -57,7 +57,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use eval::{check_host, verify_helo, verify_mail_from};
-pub use macros::{MacroContext, MacroError, MacroLetter, MacroPart, MacroString, MacroValues};
+pub use macros::{
+    MAX_EXPANSION, MacroContext, MacroError, MacroLetter, MacroPart, MacroString, MacroValues,
+};
 pub use record::{Directive, Mechanism, Qualifier, Record, RecordError, is_spf_record};
 pub use trace::{AnswerClass, QueryTrace, RecordTrace, TermOutcome, TermTrace, Trace};
 
@@ -266,4 +268,27 @@ pub struct SpfOutput {
     pub deciding_term: Option<DecidingTerm>,
     /// The evaluation, step by step.
     pub trace: Trace,
+}
+
+impl From<SpfResult> for crate::dmarc::AuthResult {
+    fn from(r: SpfResult) -> Self {
+        use crate::dmarc::AuthResult;
+        match r {
+            SpfResult::None => AuthResult::None,
+            SpfResult::Neutral => AuthResult::Neutral,
+            SpfResult::Pass => AuthResult::Pass,
+            SpfResult::Fail => AuthResult::Fail,
+            SpfResult::SoftFail => AuthResult::SoftFail,
+            SpfResult::TempError => AuthResult::TempError,
+            SpfResult::PermError => AuthResult::PermError,
+        }
+    }
+}
+
+impl SpfOutput {
+    /// The SPF-authenticated identifier DMARC looks at: the domain checked (the MAIL FROM
+    /// domain, or the HELO name for a null reverse-path) and the result.
+    pub fn dmarc_identity(&self) -> crate::dmarc::SpfIdentity {
+        crate::dmarc::SpfIdentity::new(self.domain.clone(), self.result.into())
+    }
 }

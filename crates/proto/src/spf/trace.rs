@@ -218,18 +218,35 @@ fn write_record(out: &mut String, r: &RecordTrace, depth: usize) {
 
 /// TXT data as text: printable ASCII as is, other bytes as `\DDD` and `"`/`\` escaped.
 pub(crate) fn escape_txt(data: &[u8]) -> String {
+    let plain = |b: u8| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\';
     let mut s = String::with_capacity(data.len());
-    for &b in data {
-        match b {
-            b'"' | b'\\' => {
-                s.push('\\');
-                s.push(char::from(b));
-            }
-            0x20..=0x7e => s.push(char::from(b)),
-            _ => {
-                let _ = write!(s, "\\{b:03}");
-            }
+    let mut rest = data;
+    while !rest.is_empty() {
+        let run = rest.iter().position(|&b| !plain(b)).unwrap_or(rest.len());
+        // The run is printable ASCII, hence UTF-8.
+        s.push_str(std::str::from_utf8(&rest[..run]).unwrap_or_default());
+        let Some((&b, tail)) = rest[run..].split_first() else {
+            break;
+        };
+        if b == b'"' || b == b'\\' {
+            s.push('\\');
+            s.push(char::from(b));
+        } else {
+            let _ = write!(s, "\\{b:03}");
         }
+        rest = tail;
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn txt_escapes() {
+        assert_eq!(super::escape_txt(b"v=spf1 -all"), "v=spf1 -all");
+        assert_eq!(
+            super::escape_txt(b"a\"b\\c\x00\xff\r"),
+            "a\\\"b\\\\c\\000\\255\\013"
+        );
+    }
 }

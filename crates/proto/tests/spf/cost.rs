@@ -318,6 +318,9 @@ fn output_serializes_to_json() {
         ("_spf.example.com", "v=spf1 ip4:192.0.2.0/24 ~all"),
     ]);
     let out = check(&z, "192.0.2.7", "alice@example.com");
+    let id = out.dmarc_identity();
+    assert_eq!(id.domain, "example.com");
+    assert_eq!(id.result, dmarc_proto::dmarc::AuthResult::Pass);
     let v = serde_json::to_value(&out).unwrap();
     assert_eq!(v["result"], "pass");
     assert_eq!(v["lookups"], 1);
