@@ -407,9 +407,9 @@ fn bench(c: &mut Criterion) {
     let dkim_streaming = || {
         for case in &cases {
             let msg = dmarc_proto::message::Message::parse(&case.message);
-            let mut sv = verifier.start_borrowed(msg.header_block());
+            let mut sv = verifier.start_message(&msg);
             let names = sv.key_names();
-            sv.body(msg.body());
+            sv.whole_body(msg.body());
             let keys = futures::executor::block_on(dmarc_proto::dkim::fetch_keys(&lookup, &names));
             std::hint::black_box(sv.finish_with_keys(&keys, &clock));
         }

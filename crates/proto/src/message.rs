@@ -92,6 +92,49 @@ impl<'a> HeaderField<'a> {
     }
 }
 
+/// Where a field lies in its header block: a [`HeaderField`] without the borrow, for
+/// holders of an owned header block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FieldSpan {
+    offset: usize,
+    len: usize,
+    name_len: usize,
+    value_start: usize,
+    value_end: usize,
+    index: usize,
+    malformed: bool,
+}
+
+impl<'a> HeaderField<'a> {
+    /// The field's position, to rebuild it later with [`HeaderField::from_span`].
+    pub(crate) fn span(&self) -> FieldSpan {
+        FieldSpan {
+            offset: self.offset,
+            len: self.raw.len(),
+            name_len: self.name_len,
+            value_start: self.value_start,
+            value_end: self.value_end,
+            index: self.index,
+            malformed: self.malformed,
+        }
+    }
+
+    /// The field at `span` of `block` (the bytes the span was taken from).
+    pub(crate) fn from_span(block: &'a [u8], span: FieldSpan) -> HeaderField<'a> {
+        HeaderField {
+            raw: block
+                .get(span.offset..span.offset + span.len)
+                .unwrap_or_default(),
+            name_len: span.name_len,
+            value_start: span.value_start,
+            value_end: span.value_end,
+            offset: span.offset,
+            index: span.index,
+            malformed: span.malformed,
+        }
+    }
+}
+
 /// A message split into header fields and body. Borrows the message bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message<'a> {

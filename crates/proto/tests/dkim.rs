@@ -663,7 +663,10 @@ fn mail_bench_streaming_matches_whole_message() {
     let dns = mail_bench_dns();
     let verifier = Verifier::default();
     let clock = FixedClock::from_unix_seconds(NOW);
-    for (k, n) in [0, 3, 7, 42, 100, 199, 250, 299].into_iter().enumerate() {
+    for (k, n) in [0, 3, 5, 7, 8, 24, 42, 100, 199, 250, 299]
+        .into_iter()
+        .enumerate()
+    {
         let msg = read(&format!("mail-bench/messages/{n:05}.eml"));
         let whole = verify_with(&verifier, &msg, &dns, NOW);
         let parsed = Message::parse(&msg);

@@ -7,12 +7,14 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use dmarc_dns::{AnyLookup, HickoryLookup, ResolverOptions, SystemClock, ZoneFile};
+use dmarc_dns::SystemClock;
 use dmarc_proto::dkim::sign::{SignOptions, sign};
 use dmarc_proto::dkim::{
     Canonicalization, DkimResult, SignatureResult, SigningKey, Verifier, VerifyConfig,
 };
 use dmarc_proto::{Clock, FixedClock};
+
+use crate::dns_args::DnsArgs;
 
 /// DKIM (RFC 6376): verify, sign, generate keys.
 #[derive(Debug, Args)]
@@ -38,9 +40,8 @@ struct VerifyArgs {
     /// Message files (RFC 5322; CRLF or LF line endings).
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// Answer DNS questions from this RFC 1035 zone file instead of the network.
-    #[arg(long, value_name = "FILE")]
-    dns_zone: Option<PathBuf>,
+    #[command(flatten)]
+    dns: DnsArgs,
     /// Verify as if the time were this (seconds since the Unix epoch), for t= and x=.
     #[arg(long, value_name = "UNIX_TIME")]
     now: Option<u64>,
@@ -136,14 +137,7 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async {
-        let lookup: AnyLookup = match &a.dns_zone {
-            Some(path) => ZoneFile::load(path)
-                .with_context(|| format!("loading zone file {}", path.display()))?
-                .into(),
-            None => HickoryLookup::system(ResolverOptions::default())
-                .context("setting up the DNS resolver")?
-                .into(),
-        };
+        let lookup = a.dns.lookup()?;
         let clock = clock(a.now);
         let verifier = Verifier::new(VerifyConfig {
             allow_rsa_sha1: a.allow_rsa_sha1,
@@ -190,20 +184,33 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn json_line(file: &str, results: &[SignatureResult]) -> serde_json::Value {
-    let sigs: Vec<serde_json::Value> = results
+/// `{"file": ..., "signatures": [{"d", "s", "a", "result", "reason"}, ...]}`, keys in
+/// that order, signatures in header order.
+fn json_line(file: &str, results: &[SignatureResult]) -> String {
+    let q = |v: Option<&str>| {
+        v.map_or_else(
+            || "null".to_string(),
+            |v| serde_json::Value::from(v).to_string(),
+        )
+    };
+    let sigs: Vec<String> = results
         .iter()
         .map(|r| {
-            serde_json::json!({
-                "d": r.info.domain,
-                "s": r.info.selector,
-                "a": r.info.algorithm,
-                "result": r.result.as_str(),
-                "reason": r.reason(),
-            })
+            format!(
+                r#"{{"d":{},"s":{},"a":{},"result":{},"reason":{}}}"#,
+                q(r.info.domain.as_deref()),
+                q(r.info.selector.as_deref()),
+                q(r.info.algorithm.as_deref()),
+                q(Some(r.result.as_str())),
+                q(r.reason().as_deref()),
+            )
         })
         .collect();
-    serde_json::json!({"file": file, "signatures": sigs})
+    format!(
+        r#"{{"file":{},"signatures":[{}]}}"#,
+        q(Some(file)),
+        sigs.join(",")
+    )
 }
 
 fn sign_cmd(a: SignArgs) -> anyhow::Result<ExitCode> {
@@ -226,14 +233,11 @@ fn sign_cmd(a: SignArgs) -> anyhow::Result<ExitCode> {
     opts.identity = a.identity;
     opts.expire_after = a.expire_after;
     let field = sign(&message, &key, &opts, &*clock(a.now))?;
-    // Keep the message's own line endings.
-    let header_end = message
-        .windows(2)
-        .position(|w| w == b"\n\n" || w == b"\r\n")
-        .unwrap_or(message.len());
-    let crlf = message
-        .get(..header_end.saturating_add(2))
-        .is_some_and(|h| h.contains(&b'\r'));
+    // Keep the message's own line endings: CRLF when its first line ends with CRLF.
+    let crlf = match memchr_lf(&message) {
+        Some(p) => p > 0 && message.get(p - 1) == Some(&b'\r'),
+        None => true,
+    };
     let field = if crlf {
         field
     } else {
@@ -266,6 +270,10 @@ fn keygen(a: KeygenArgs) -> anyhow::Result<ExitCode> {
         zone_strings(&record)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn memchr_lf(data: &[u8]) -> Option<usize> {
+    data.iter().position(|&b| b == b'\n')
 }
 
 /// Creates `path` with mode 0600, refusing to overwrite.
@@ -313,7 +321,9 @@ mod tests {
 
     #[test]
     fn json_shape() {
-        let line = json_line("m.eml", &[]);
-        assert_eq!(line.to_string(), r#"{"file":"m.eml","signatures":[]}"#);
+        let line = json_line("m\"1.eml", &[]);
+        assert_eq!(line, r#"{"file":"m\"1.eml","signatures":[]}"#);
+        let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(parsed["file"], "m\"1.eml");
     }
 }

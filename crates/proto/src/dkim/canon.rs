@@ -131,7 +131,30 @@ impl BodyCanonicalizer {
         let mut gap_verbatim = false;
         let mut i = 0usize;
         let len = data.len();
+        let mut irregular = Irregular::default();
         loop {
+            // Inside a verbatim region, the input up to the next spot that
+            // canonicalisation would change is its own canonical form: jump to the last
+            // content byte before that spot. (The search starts one byte back, so that a
+            // pattern straddling `i` is seen.)
+            if gap_verbatim && span.is_some() {
+                let p = irregular.next::<RELAXED>(data, i.saturating_sub(1));
+                let mut q = p;
+                while q > i
+                    && data.get(q - 1).is_some_and(|b| {
+                        matches!(b, b'\r' | b'\n') || RELAXED && matches!(b, b' ' | b'\t')
+                    })
+                {
+                    q -= 1;
+                }
+                if q > i {
+                    committed_end = q;
+                    i = q;
+                    self.pending_eols = 0;
+                    self.pending_wsp = false;
+                    self.any_content = true;
+                }
+            }
             let rest = data.get(i..).unwrap_or_default();
             let hit = if RELAXED {
                 memchr::memchr3(b' ', b'\t', b'\n', rest)
@@ -207,6 +230,62 @@ impl BodyCanonicalizer {
     }
 }
 
+/// Whether `body` followed by one CRLF is already its own canonical form (the body minus its
+/// trailing CRLFs is given, so empty lines at the end are not looked at): no bare LF, and
+/// for relaxed no tab, no run of spaces and no space at the end of a line. A quick scan,
+/// much cheaper than canonicalising.
+pub(crate) fn is_canonical(canon: Canon, body: &[u8]) -> bool {
+    let no_bare_lf =
+        memchr::memchr_iter(b'\n', body).all(|p| p > 0 && body.get(p - 1) == Some(&b'\r'));
+    match canon {
+        Canon::Simple => no_bare_lf,
+        Canon::Relaxed => {
+            no_bare_lf
+                && memchr::memchr(b'\t', body).is_none()
+                && memchr::memmem::find(body, b"  ").is_none()
+                && memchr::memmem::find(body, b" \r\n").is_none()
+                && !matches!(body.last(), Some(b' ' | b'\t'))
+        }
+    }
+}
+
+/// The next places in a chunk where canonicalisation changes the input, by kind, found
+/// lazily and remembered (so a search never rescans what it has passed).
+#[derive(Default)]
+struct Irregular {
+    /// Next tab, double space, space before CR, space before LF, bare LF.
+    at: [Option<usize>; 5],
+}
+
+impl Irregular {
+    /// The first position at or after `from` that may need changing (or the chunk length).
+    fn next<const RELAXED: bool>(&mut self, data: &[u8], from: usize) -> usize {
+        let kinds = if RELAXED { 0..5 } else { 4..5 };
+        let mut best = data.len();
+        for k in kinds {
+            let slot = self.at.get_mut(k);
+            let Some(slot) = slot else { continue };
+            let stale = slot.is_none_or(|p| p < from);
+            if stale {
+                let rest = data.get(from..).unwrap_or_default();
+                let found = match k {
+                    0 => memchr::memchr(b'\t', rest),
+                    1 => memchr::memmem::find(rest, b"  "),
+                    2 => memchr::memmem::find(rest, b" \r"),
+                    3 => memchr::memmem::find(rest, b" \n"),
+                    _ => memchr::memchr_iter(b'\n', rest)
+                        .find(|&p| p + from == 0 || data.get(p + from - 1) != Some(&b'\r')),
+                };
+                *slot = Some(found.map_or(data.len(), |p| p + from));
+            }
+            if let Some(p) = *slot {
+                best = best.min(p);
+            }
+        }
+        best
+    }
+}
+
 /// Canonicalises a whole body in one call (for tests, signing and small bodies).
 pub fn canonicalize_body(canon: Canon, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + 2);
@@ -230,20 +309,46 @@ pub fn canonicalize_header(canon: Canon, name: &[u8], value: &[u8], eol: bool, o
             let name = trim_wsp(name);
             out.extend(name.iter().map(u8::to_ascii_lowercase));
             out.push(b':');
+            // Runs of other bytes are copied whole. Line breaks (CRLF, or LF) are deleted
+            // (unfolding); whitespace between runs becomes one space, none at either end. A
+            // CR not followed by LF is an ordinary byte.
             let mut pending_space = false;
             let mut started = false;
-            for &b in value {
-                match b {
-                    b'\r' | b'\n' => {}
-                    b' ' | b'\t' => pending_space = started,
-                    _ => {
-                        if pending_space {
-                            out.push(b' ');
-                            pending_space = false;
-                        }
-                        out.push(b);
-                        started = true;
+            let mut i = 0;
+            while i < value.len() {
+                let rest = value.get(i..).unwrap_or_default();
+                let run = rest
+                    .iter()
+                    .position(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+                    .unwrap_or(rest.len());
+                let mut end = i + run;
+                // A bare CR belongs to the run.
+                while value.get(end) == Some(&b'\r') && value.get(end + 1) != Some(&b'\n') {
+                    end += 1;
+                    end += value
+                        .get(end..)
+                        .unwrap_or_default()
+                        .iter()
+                        .position(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+                        .unwrap_or(value.len() - end);
+                }
+                if end > i {
+                    if pending_space {
+                        out.push(b' ');
+                        pending_space = false;
                     }
+                    out.extend_from_slice(value.get(i..end).unwrap_or_default());
+                    started = true;
+                    i = end;
+                }
+                loop {
+                    match value.get(i) {
+                        Some(b' ' | b'\t') => pending_space = started,
+                        Some(b'\n') => {}
+                        Some(b'\r') if value.get(i + 1) == Some(&b'\n') => {}
+                        _ => break,
+                    }
+                    i += 1;
                 }
             }
         }
@@ -406,9 +511,31 @@ mod tests {
         out.clear();
         canonicalize_header(Canon::Simple, b"Subject", b" a\n b", true, &mut out);
         assert_eq!(out, b"Subject: a\r\n b\r\n");
+        out.clear();
+        canonicalize_header(Canon::Relaxed, b"X", b" a\rb \r\n\t\r c\r", true, &mut out);
+        assert_eq!(out, b"x:a\rb \r c\r\r\n");
     }
 
     proptest::proptest! {
+        #[test]
+        fn prop_is_canonical_is_exact(
+            s in proptest::collection::vec(proptest::sample::select(vec![b'a', b' ', b'\t', b'\r', b'\n']), 0..24),
+        ) {
+            let mut t: &[u8] = &s;
+            while let Some(rest) = t.strip_suffix(b"\r\n") {
+                t = rest;
+            }
+            for c in [Canon::Simple, Canon::Relaxed] {
+                if is_canonical(c, t) {
+                    let mut expect = t.to_vec();
+                    if !t.is_empty() || c == Canon::Simple {
+                        expect.extend_from_slice(b"\r\n");
+                    }
+                    proptest::prop_assert_eq!(canonicalize_body(c, &s), expect);
+                }
+            }
+        }
+
         #[test]
         fn prop_streaming_matches_reference(
             s in proptest::collection::vec(proptest::sample::select(vec![b'a', b' ', b'\t', b'\r', b'\n', b'x']), 0..64),

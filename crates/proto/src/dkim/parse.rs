@@ -10,10 +10,8 @@ use crate::tag_list::{Strictness, Tag, TagList};
 
 /// Parses a tag-list (§3.2) with the shared parser, skipping empty tag-specs (`;;`) as
 /// mature verifiers do.
-fn tag_list(input: &[u8]) -> Result<Vec<Tag<'_>>, String> {
-    TagList::parse_with(input, Strictness::SkipEmpty)
-        .map(|l| l.tags().to_vec())
-        .map_err(|e| e.to_string())
+fn tag_list(input: &[u8]) -> Result<TagList<'_>, String> {
+    TagList::parse_with(input, Strictness::SkipEmpty).map_err(|e| e.to_string())
 }
 
 /// The extent of a tag's raw value: from just after `=` to just before the `;` that ends
@@ -51,19 +49,32 @@ fn text(v: &[u8]) -> String {
 
 /// Removes folding whitespace (base64 values may be folded anywhere, §3.5 b=).
 fn strip_fws(v: &[u8]) -> Vec<u8> {
-    v.iter().copied().filter(|b| !is_fws(*b)).collect()
+    let mut out = Vec::with_capacity(v.len());
+    out.extend(v.iter().copied().filter(|b| !is_fws(*b)));
+    out
 }
 
+/// The most field names accepted in `h=`.
+const MAX_SIGNED_FIELDS: usize = 512;
+
+/// Standard base64, lenient about padding and trailing bits, as real signatures need.
+const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
+
 pub(crate) fn decode_base64(v: &[u8]) -> Result<Vec<u8>, String> {
-    let cleaned = strip_fws(v);
-    let engine = base64::engine::GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        base64::engine::GeneralPurposeConfig::new()
-            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
-            .with_decode_allow_trailing_bits(true),
-    );
-    engine
-        .decode(&cleaned)
+    let cleaned;
+    let input = if v.iter().any(|b| is_fws(*b)) {
+        cleaned = strip_fws(v);
+        cleaned.as_slice()
+    } else {
+        v
+    };
+    BASE64
+        .decode(input)
         .map_err(|e| format!("invalid base64: {e}"))
 }
 
@@ -92,8 +103,11 @@ impl SignatureInfo {
             algorithm: s("a"),
             identity: s("i"),
             b_prefix: get(tags, "b").map(|b| {
-                let b = strip_fws(b);
-                text(b.get(..8).unwrap_or(&b))
+                b.iter()
+                    .filter(|b| !is_fws(**b))
+                    .take(8)
+                    .map(|&b| char::from(b))
+                    .collect()
             }),
         }
     }
@@ -134,8 +148,8 @@ pub struct Signature {
     pub canonicalization: Canonicalization,
     /// `d=`, lower-cased.
     pub domain: String,
-    /// `h=`, in order, as written.
-    pub signed_headers: Vec<String>,
+    /// `h=`: the names, in order, as written, joined with `:` (folding removed).
+    pub signed_headers: String,
     /// `i=` as written, or `@d` when absent.
     pub identity: String,
     /// `l=`.
@@ -172,15 +186,21 @@ impl Signature {
 ///
 /// On error, returns the problem and whatever could be read from the field.
 pub fn parse_signature(value: &[u8]) -> Result<Signature, Box<InvalidSignature>> {
-    let tags = tag_list(value).map_err(|e| {
+    let list = tag_list(value).map_err(|e| {
         Box::new(InvalidSignature {
             problem: Problem::SignatureSyntax(e),
             info: SignatureInfo::salvage(value),
         })
     })?;
-    let info = SignatureInfo::from_tags(&tags);
-    signature_from_tags(value, &tags, info.clone())
-        .map_err(|problem| Box::new(InvalidSignature { problem, info }))
+    let tags = list.tags();
+    let info = SignatureInfo::from_tags(tags);
+    match signature_from_tags(value, tags) {
+        Ok(mut sig) => {
+            sig.info = info;
+            Ok(sig)
+        }
+        Err(problem) => Err(Box::new(InvalidSignature { problem, info })),
+    }
 }
 
 /// A signature field that cannot be used: why, and what could be read from it.
@@ -192,11 +212,7 @@ pub struct InvalidSignature {
     pub info: SignatureInfo,
 }
 
-fn signature_from_tags(
-    input: &[u8],
-    tags: &[Tag<'_>],
-    info: SignatureInfo,
-) -> Result<Signature, Problem> {
+fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<Signature, Problem> {
     let req = |n: &'static str| get(tags, n).ok_or(Problem::MissingTag(n));
     let v = req("v")?;
     if v != b"1" {
@@ -219,25 +235,39 @@ fn signature_from_tags(
             .ok_or_else(|| Problem::UnknownCanonicalization(text(c)))?,
     };
     let d = req("d")?;
-    let domain = text(d).to_ascii_lowercase();
+    let domain = String::from_utf8_lossy(d).to_ascii_lowercase();
     if !is_domain_name(&domain, false) {
         return Err(Problem::InvalidDomain(text(d)));
     }
     let h = req("h")?;
-    let signed_headers: Vec<String> = h
+    let mut signed_headers = String::with_capacity(h.len());
+    for name in h
         .split(|b| *b == b':')
-        .map(|n| text(trim_fws(n)))
+        .map(trim_fws)
         .filter(|n| !n.is_empty())
-        .collect();
+    {
+        if !signed_headers.is_empty() {
+            signed_headers.push(':');
+        }
+        signed_headers.push_str(&String::from_utf8_lossy(name));
+    }
+    // Selecting each name's instance is linear in the header; bound the work a hostile
+    // signature can ask for.
+    if signed_headers.split(':').count() > MAX_SIGNED_FIELDS {
+        return Err(Problem::BadTagValue(
+            "h",
+            format!("more than {MAX_SIGNED_FIELDS} field names"),
+        ));
+    }
     if !signed_headers
-        .iter()
+        .split(':')
         .any(|n| n.eq_ignore_ascii_case("from"))
     {
         return Err(Problem::FromNotSigned);
     }
     if let Some(bad) = signed_headers
-        .iter()
-        .find(|n| !n.bytes().all(|b| (33..=126).contains(&b) && b != b':'))
+        .split(':')
+        .find(|n| !n.bytes().all(|b| (33..=126).contains(&b)))
     {
         return Err(Problem::BadTagValue(
             "h",
@@ -245,7 +275,7 @@ fn signature_from_tags(
         ));
     }
     let s = req("s")?;
-    let selector = text(s).to_ascii_lowercase();
+    let selector = String::from_utf8_lossy(s).to_ascii_lowercase();
     if !is_domain_name(&selector, true) {
         return Err(Problem::InvalidSelector(text(s)));
     }
@@ -308,7 +338,7 @@ fn signature_from_tags(
         timestamp,
         expiration,
         b_range: raw_value_range(input, b_tag),
-        info,
+        info: SignatureInfo::default(),
     })
 }
 
@@ -331,7 +361,8 @@ fn is_domain_name(name: &str, selector: bool) -> bool {
 /// Parses a key record (§3.6.1). An empty `p=` gives a record whose key is revoked
 /// ([`KeyRecord::is_revoked`]); the caller decides what that means.
 pub fn parse_key_record(txt: &[u8]) -> Result<KeyRecord, Problem> {
-    let tags = tag_list(txt).map_err(Problem::KeyRecordSyntax)?;
+    let list = tag_list(txt).map_err(Problem::KeyRecordSyntax)?;
+    let tags = list.tags();
     if let Some(pos) = tags.iter().position(|t| t.name == "v") {
         let v = tags.get(pos).map(|t| t.value).unwrap_or_default();
         if pos != 0 {
@@ -344,7 +375,7 @@ pub fn parse_key_record(txt: &[u8]) -> Result<KeyRecord, Problem> {
             )));
         }
     }
-    let key_type = match get(&tags, "k") {
+    let key_type = match get(tags, "k") {
         None => KeyType::Rsa,
         Some(k) if k.eq_ignore_ascii_case(b"rsa") => KeyType::Rsa,
         Some(k) if k.eq_ignore_ascii_case(b"ed25519") => KeyType::Ed25519,
@@ -355,7 +386,7 @@ pub fn parse_key_record(txt: &[u8]) -> Result<KeyRecord, Problem> {
             )));
         }
     };
-    let hashes = get(&tags, "h").map(|h| {
+    let hashes = get(tags, "h").map(|h| {
         h.split(|b| *b == b':')
             .filter_map(|x| {
                 let x = trim_fws(x);
@@ -369,14 +400,14 @@ pub fn parse_key_record(txt: &[u8]) -> Result<KeyRecord, Problem> {
             })
             .collect::<Vec<_>>()
     });
-    let for_email = get(&tags, "s").is_none_or(|s| {
+    let for_email = get(tags, "s").is_none_or(|s| {
         s.split(|b| *b == b':').any(|x| {
             let x = trim_fws(x);
             x == b"*" || x.eq_ignore_ascii_case(b"email")
         })
     });
     let (mut testing, mut strict) = (false, false);
-    if let Some(t) = get(&tags, "t") {
+    if let Some(t) = get(tags, "t") {
         for flag in t.split(|b| *b == b':') {
             match trim_fws(flag) {
                 b"y" | b"Y" => testing = true,
@@ -385,7 +416,7 @@ pub fn parse_key_record(txt: &[u8]) -> Result<KeyRecord, Problem> {
             }
         }
     }
-    let p = get(&tags, "p").ok_or_else(|| Problem::KeyRecordSyntax("no p= tag".into()))?;
+    let p = get(tags, "p").ok_or_else(|| Problem::KeyRecordSyntax("no p= tag".into()))?;
     let public_key = decode_base64(p).map_err(|e| Problem::KeyRecordSyntax(format!("p=: {e}")))?;
     Ok(KeyRecord {
         key_type,
@@ -405,11 +436,11 @@ mod tests {
     fn b_value_extent() {
         let input = b"v=1; b= ab\r\n cd ;x=1";
         let tags = tag_list(input).unwrap();
-        let b = tags.iter().find(|t| t.name == "b").unwrap();
+        let b = tags.get("b").unwrap();
         assert_eq!(&input[raw_value_range(input, b)], b" ab\r\n cd ");
         let input = b"v=1; b=";
         let tags = tag_list(input).unwrap();
-        let b = tags.iter().find(|t| t.name == "b").unwrap();
+        let b = tags.get("b").unwrap();
         assert_eq!(raw_value_range(input, b), 7..7);
     }
 

@@ -286,7 +286,7 @@ where
     let value = field.get("DKIM-Signature:".len()..).unwrap_or_default();
     signed_header_data(
         c.header,
-        &names,
+        names.iter().map(String::as_str),
         &fields,
         None,
         (b"DKIM-Signature", value.as_bytes()),
@@ -347,7 +347,7 @@ pub fn signature_for_field<S: DkimSigner + ?Sized>(
     let mut used = vec![false; fields.len()];
     signed_header_data(
         sig.canonicalization.header,
-        &sig.signed_headers,
+        sig.signed_headers.split(':'),
         &fields,
         None,
         (own.name(), &stripped),

@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use aws_lc_rs::digest;
 
-use super::canon::{BodyCanonicalizer, BodySink, canonicalize_header};
+use super::canon::{BodyCanonicalizer, BodySink, canonicalize_header, is_canonical};
 use super::key::{KeyCache, ParsedKey, parse_record_and_key};
 use super::parse::{Signature, SignatureInfo, parse_signature};
 use super::{Algorithm, Canon, DkimResult, HashAlgorithm, Problem, SignatureResult, VerifyConfig};
 use crate::clock::Clock;
 use crate::dns::{DnsError, DnsResult, Lookup};
-use crate::message::{HeaderField, Message, parse_header_block};
+use crate::message::{FieldSpan, HeaderField, Message, parse_header_block};
 
 /// Verifies DKIM signatures. Cheap to share: holds its settings and, optionally, a cache of
 /// parsed keys.
@@ -51,26 +51,44 @@ impl Verifier {
         C: Clock + ?Sized,
     {
         let msg = Message::parse(message);
-        let mut v = self.start_with(Cow::Borrowed(msg.header_block()));
+        let spans = msg.headers().iter().map(HeaderField::span).collect();
+        let mut v = StreamingVerifier::new(
+            Cow::Borrowed(msg.header_block()),
+            spans,
+            self.config.clone(),
+            self.cache.clone(),
+        );
         v.whole_body(msg.body());
         v.finish(lookup, clock).await
+    }
+
+    /// Starts a verification of a message already parsed, borrowing its header block and
+    /// reusing its header split (for the receiver's single call, which holds the whole
+    /// message). Give the body with [`StreamingVerifier::whole_body`].
+    pub fn start_message<'a>(&self, message: &Message<'a>) -> StreamingVerifier<'a> {
+        let spans = message.headers().iter().map(HeaderField::span).collect();
+        StreamingVerifier::new(
+            Cow::Borrowed(message.header_block()),
+            spans,
+            self.config.clone(),
+            self.cache.clone(),
+        )
     }
 
     /// Starts a streaming verification: `header_block` is the message's header fields (up
     /// to, optionally including, the empty line). Feed the body with
     /// [`StreamingVerifier::body`].
     pub fn start(&self, header_block: &[u8]) -> StreamingVerifier<'static> {
-        self.start_with(Cow::Owned(header_block.to_vec()))
-    }
-
-    /// Like [`start`](Self::start), borrowing the header block instead of copying it (for a
-    /// caller that holds the whole message, such as the receiver's single call).
-    pub fn start_borrowed<'a>(&self, header_block: &'a [u8]) -> StreamingVerifier<'a> {
-        self.start_with(Cow::Borrowed(header_block))
-    }
-
-    fn start_with<'a>(&self, header: Cow<'a, [u8]>) -> StreamingVerifier<'a> {
-        StreamingVerifier::new(header, self.config.clone(), self.cache.clone())
+        let spans = parse_header_block(header_block)
+            .iter()
+            .map(HeaderField::span)
+            .collect();
+        StreamingVerifier::new(
+            Cow::Owned(header_block.to_vec()),
+            spans,
+            self.config.clone(),
+            self.cache.clone(),
+        )
     }
 }
 
@@ -141,6 +159,7 @@ enum Entry {
     Invalid(Problem, SignatureInfo),
     Valid {
         sig: Box<Signature>,
+        key_name: String,
         group: usize,
         slot: usize,
     },
@@ -157,6 +176,7 @@ enum Entry {
 /// ```
 pub struct StreamingVerifier<'a> {
     header: Cow<'a, [u8]>,
+    spans: Vec<FieldSpan>,
     config: VerifyConfig,
     cache: Option<Arc<KeyCache>>,
     entries: Vec<(usize, Entry)>,
@@ -176,11 +196,16 @@ impl std::fmt::Debug for StreamingVerifier<'_> {
 }
 
 impl<'a> StreamingVerifier<'a> {
-    fn new(header: Cow<'a, [u8]>, config: VerifyConfig, cache: Option<Arc<KeyCache>>) -> Self {
+    fn new(
+        header: Cow<'a, [u8]>,
+        spans: Vec<FieldSpan>,
+        config: VerifyConfig,
+        cache: Option<Arc<KeyCache>>,
+    ) -> Self {
         let mut entries = Vec::new();
         let mut groups: Vec<Group> = Vec::new();
         let mut count = 0usize;
-        for field in parse_header_block(&header) {
+        for field in spans.iter().map(|s| HeaderField::from_span(&header, *s)) {
             if !field.is("DKIM-Signature") {
                 continue;
             }
@@ -235,6 +260,7 @@ impl<'a> StreamingVerifier<'a> {
                         None => 0,
                     };
                     Entry::Valid {
+                        key_name: sig.key_name(),
                         sig: Box::new(sig),
                         group: g,
                         slot,
@@ -245,6 +271,7 @@ impl<'a> StreamingVerifier<'a> {
         }
         StreamingVerifier {
             header,
+            spans,
             config,
             cache,
             entries,
@@ -263,11 +290,10 @@ impl<'a> StreamingVerifier<'a> {
     pub fn key_names(&self) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
         for (_, e) in &self.entries {
-            if let Entry::Valid { sig, .. } = e {
-                let n = sig.key_name();
-                if !names.contains(&n) {
-                    names.push(n);
-                }
+            if let Entry::Valid { key_name, .. } = e
+                && !names.contains(key_name)
+            {
+                names.push(key_name.clone());
             }
         }
         names
@@ -287,10 +313,11 @@ impl<'a> StreamingVerifier<'a> {
     /// as it is, trailing empty lines aside, in one pass without looking at each byte; when
     /// that SHA-256 equals a signature's `bh=`, the body is the canonical form the signer
     /// hashed (SHA-256 second preimages being out of reach), and canonicalising it would
-    /// give the same bytes. Only the groups where this does not match every `bh=` (a body
-    /// with whitespace runs, bare LFs, or a changed body) are canonicalised byte by byte.
+    /// give the same bytes. When it does not match, a quick scan tells whether the body is
+    /// canonical as it is (then the hash stands and the body was changed); only bodies with
+    /// whitespace runs, trailing whitespace or bare LFs are canonicalised byte by byte.
     /// Signatures with `l=` always take the exact path.
-    fn whole_body(&mut self, body: &[u8]) {
+    pub fn whole_body(&mut self, body: &[u8]) {
         let mut trimmed = body;
         while let Some(rest) = trimmed.strip_suffix(b"\r\n") {
             trimmed = rest;
@@ -326,6 +353,9 @@ impl<'a> StreamingVerifier<'a> {
                     Entry::Valid { sig, group, .. } if *group == gi => sig.body_hash == digest,
                     _ => true,
                 });
+                // A body that does not match but is canonical as it is has this hash all
+                // the same: the mismatch is real, no need to canonicalise.
+                matched = matched || is_canonical(g.canon, trimmed);
                 if matched {
                     for s in &mut g.slots {
                         s.result = Some(digest.clone());
@@ -348,14 +378,31 @@ impl<'a> StreamingVerifier<'a> {
         C: Clock + ?Sized,
     {
         let names = self.key_names();
-        let keys = fetch_keys(lookup, &names).await;
-        self.finish_with_keys(&keys, clock)
+        let answers =
+            futures_util::future::join_all(names.iter().map(|n| lookup.txt(n.as_str()))).await;
+        self.finish_inner(
+            |name| {
+                names
+                    .iter()
+                    .position(|n| n == name)
+                    .and_then(|i| answers.get(i))
+            },
+            clock,
+        )
     }
 
     /// Ends the body and gives the results, with the key answers already fetched.
     pub fn finish_with_keys<C: Clock + ?Sized>(
-        mut self,
+        self,
         keys: &KeyAnswers,
+        clock: &C,
+    ) -> Vec<SignatureResult> {
+        self.finish_inner(|name| keys.get(name), clock)
+    }
+
+    fn finish_inner<'k, C: Clock + ?Sized>(
+        mut self,
+        keys: impl Fn(&str) -> Option<&'k DnsResult<Vec<u8>>>,
         clock: &C,
     ) -> Vec<SignatureResult> {
         for g in &mut self.groups {
@@ -372,49 +419,53 @@ impl<'a> StreamingVerifier<'a> {
             }
         }
         let now = clock.unix_seconds();
-        let fields = parse_header_block(&self.header);
-        let mut names: Vec<String> = Vec::new();
-        for (_, e) in &self.entries {
-            if let Entry::Valid { sig, .. } = e {
-                names.push(sig.key_name());
-            }
-        }
-        let mut parsed_keys: HashMap<&str, Arc<ParsedKey>> = HashMap::new();
+        let entries = std::mem::take(&mut self.entries);
+        let fields: Vec<HeaderField<'_>> = self
+            .spans
+            .iter()
+            .map(|s| HeaderField::from_span(&self.header, *s))
+            .collect();
+        let mut parsed_keys: Vec<(String, Arc<ParsedKey>)> = Vec::new();
         let mut buf = Vec::with_capacity(self.header.len() + 256);
         let mut used = vec![false; fields.len()];
-        let mut results = Vec::with_capacity(self.entries.len());
-        let mut name_iter = names.iter();
-        for (index, entry) in &self.entries {
+        let mut results = Vec::with_capacity(entries.len());
+        for (index, entry) in entries {
             let result = match entry {
                 Entry::Invalid(problem, info) => SignatureResult {
                     result: problem.result(),
-                    problem: Some(problem.clone()),
-                    info: info.clone(),
-                    field_index: *index,
+                    problem: Some(problem),
+                    info,
+                    field_index: index,
                     partial_body: None,
                     testing: false,
                 },
-                Entry::Valid { sig, group, slot } => {
-                    let name = name_iter.next().map(String::as_str).unwrap_or_default();
-                    let key = keys.get(name).map(|answer| {
-                        parsed_keys
-                            .entry(name)
-                            .or_insert_with(|| key_from_answer(answer, self.cache.as_deref()))
-                            .clone()
-                    });
+                Entry::Valid {
+                    sig,
+                    key_name,
+                    group,
+                    slot,
+                } => {
+                    let key = match parsed_keys.iter().find(|(n, _)| *n == key_name) {
+                        Some((_, k)) => Some(k.clone()),
+                        None => keys(&key_name).map(|answer| {
+                            let k = key_from_answer(answer, self.cache.as_deref());
+                            parsed_keys.push((key_name, k.clone()));
+                            k
+                        }),
+                    };
                     let (canon_len, body_hash, written) = self
                         .groups
-                        .get(*group)
+                        .get(group)
                         .and_then(|g| {
                             g.slots
-                                .get(*slot)
+                                .get(slot)
                                 .map(|s| (s.canon_len, s.result.as_deref(), s.written))
                         })
                         .unwrap_or((0, None, 0));
                     let mut testing = false;
                     let outcome = evaluate(
-                        sig,
-                        *index,
+                        &sig,
+                        index,
                         &fields,
                         key.as_deref(),
                         body_hash,
@@ -434,8 +485,8 @@ impl<'a> StreamingVerifier<'a> {
                             .as_ref()
                             .map_or_else(Problem::result, |()| DkimResult::Pass),
                         problem: outcome.err(),
-                        info: sig.info.clone(),
-                        field_index: *index,
+                        info: sig.info,
+                        field_index: index,
                         partial_body,
                         testing,
                     }
@@ -564,7 +615,7 @@ fn header_data(
     stripped.extend_from_slice(value.get(sig.b_range.end..).unwrap_or_default());
     signed_header_data(
         sig.canonicalization.header,
-        &sig.signed_headers,
+        sig.signed_headers.split(':'),
         fields,
         Some(own_index),
         (own.name(), &stripped),
@@ -576,9 +627,9 @@ fn header_data(
 /// The data a signature covers: the fields named in `names`, each instance selected from
 /// the bottom up (§5.4.2) and never the field at `skip` (the signature itself), then the
 /// signature field `own` (name, value with an empty `b=`) without its final CRLF.
-pub(crate) fn signed_header_data(
+pub(crate) fn signed_header_data<'n>(
     canon: Canon,
-    names: &[String],
+    names: impl IntoIterator<Item = &'n str>,
     fields: &[HeaderField<'_>],
     skip: Option<usize>,
     own: (&[u8], &[u8]),
