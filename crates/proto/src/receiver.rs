@@ -450,12 +450,12 @@ where
     if let Some(cache) = &config.key_cache {
         verifier = verifier.with_key_cache(cache.clone());
     }
-    let mut streaming = verifier.start(msg.header_block());
+    let mut streaming = verifier.start_message(&msg);
     let key_names = streaming.key_names();
     let keys = fetch_keys(lookup, &key_names);
     let body = msg.body();
     let hash_body = async {
-        streaming.body(body);
+        streaming.whole_body(body);
     };
 
     let (spf_out, helo_out, _, keys, ()) =

@@ -614,3 +614,93 @@ fn dns_rounds_follow_the_longest_chain() {
         .count();
     assert!(first >= 4, "only {first} questions in the first round");
 }
+
+// ---------------------------------------------------------------------------------------
+// Options from ReceiverConfig: DNS failure mode, RFC 7489 pct draw
+
+/// A zone where every `_dmarc.` question times out.
+struct DmarcTimesOut(MapLookup);
+
+impl Lookup for DmarcTimesOut {
+    async fn txt(&self, name: &str) -> DnsResult<Vec<u8>> {
+        if name.starts_with("_dmarc.") {
+            Err(DnsError::Temporary("timed out".into()))
+        } else {
+            self.0.txt(name).await
+        }
+    }
+    async fn a(&self, name: &str) -> DnsResult<Ipv4Addr> {
+        self.0.a(name).await
+    }
+    async fn aaaa(&self, name: &str) -> DnsResult<Ipv6Addr> {
+        self.0.aaaa(name).await
+    }
+    async fn mx(&self, name: &str) -> DnsResult<MxRecord> {
+        self.0.mx(name).await
+    }
+    async fn ptr(&self, ip: IpAddr) -> DnsResult<String> {
+        self.0.ptr(ip).await
+    }
+}
+
+#[test]
+fn dns_failure_tempfails_or_fails_open() {
+    let dir = corpus("mail-bench");
+    let case = &cases()[1];
+    let msg = std::fs::read(dir.join(case["file"].as_str().unwrap())).unwrap();
+    let lookup = DmarcTimesOut(MapLookup::mail_bench());
+    let clock = FixedClock::from_unix_seconds(BENCH_NOW);
+    let run = |config: &ReceiverConfig| {
+        block_on(verify_message(
+            &lookup,
+            &clock,
+            &FixedDraw(0),
+            config,
+            &facts(case),
+            &msg,
+        ))
+    };
+    let v = run(&ReceiverConfig::new("mx.receiver.example"));
+    assert_eq!(v.dmarc.result, DmarcResult::TempError);
+    assert_eq!(v.action, Action::TempFail);
+    assert!(
+        v.authentication_results
+            .to_string()
+            .contains("dmarc=temperror")
+    );
+    let v = run(&ReceiverConfig::new("mx.receiver.example")
+        .with_dns_failure(dmarc_proto::dmarc::DnsFailureMode::FailOpen));
+    assert_eq!(v.dmarc.result, DmarcResult::None);
+    assert_eq!(v.action, Action::Accept);
+}
+
+/// RFC 7489 mode: the pct draw comes from the injected source.
+#[test]
+fn rfc7489_pct_draw_is_injected() {
+    let mut lookup = MapLookup::default();
+    lookup.txt.insert(
+        "_dmarc.example.com".into(),
+        vec![b"v=DMARC1; p=reject; pct=50".to_vec()],
+    );
+    let config = ReceiverConfig::new("mx.receiver.example").rfc7489();
+    let f = SmtpFacts::new("192.0.2.1".parse().unwrap(), "helo.example.net")
+        .with_mail_from("x@example.net");
+    let msg = b"From: a@example.com\r\n\r\nbody\r\n";
+    let clock = FixedClock::from_unix_seconds(BENCH_NOW);
+    let run = |draw: u8| {
+        block_on(verify_message(
+            &lookup,
+            &clock,
+            &FixedDraw(draw),
+            &config,
+            &f,
+            msg,
+        ))
+    };
+    let selected = run(10);
+    assert_eq!(selected.dmarc.result, DmarcResult::Fail);
+    assert_eq!(selected.action, Action::Reject);
+    let spared = run(90);
+    assert_eq!(spared.dmarc.result, DmarcResult::Fail);
+    assert_eq!(spared.action, Action::Quarantine, "{}", spared.dmarc.reason);
+}

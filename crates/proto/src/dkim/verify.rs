@@ -62,6 +62,19 @@ impl Verifier {
         v.finish(lookup, clock).await
     }
 
+    /// Starts a verification of a message already parsed, borrowing its header block and
+    /// reusing its header split (for the receiver's single call, which holds the whole
+    /// message). Give the body with [`StreamingVerifier::whole_body`].
+    pub fn start_message<'a>(&self, message: &Message<'a>) -> StreamingVerifier<'a> {
+        let spans = message.headers().iter().map(HeaderField::span).collect();
+        StreamingVerifier::new(
+            Cow::Borrowed(message.header_block()),
+            spans,
+            self.config.clone(),
+            self.cache.clone(),
+        )
+    }
+
     /// Starts a streaming verification: `header_block` is the message's header fields (up
     /// to, optionally including, the empty line). Feed the body with
     /// [`StreamingVerifier::body`].
@@ -304,7 +317,7 @@ impl<'a> StreamingVerifier<'a> {
     /// canonical as it is (then the hash stands and the body was changed); only bodies with
     /// whitespace runs, trailing whitespace or bare LFs are canonicalised byte by byte.
     /// Signatures with `l=` always take the exact path.
-    fn whole_body(&mut self, body: &[u8]) {
+    pub fn whole_body(&mut self, body: &[u8]) {
         let mut trimmed = body;
         while let Some(rest) = trimmed.strip_suffix(b"\r\n") {
             trimmed = rest;
