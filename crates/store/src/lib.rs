@@ -47,7 +47,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub use backend::Dialect;
 pub use read::{
     DomainPeriod, FailingSource, Granularity, RejectedEntry, Reporter, SourceStats, Summary,
-    SummaryQuery, TlsDomain, Totals,
+    SummaryQuery, TlsDomain, Totals, format_utc,
 };
 pub use write::{MAX_RECORD_COUNT, Rejection, Stored, error_kind};
 

@@ -571,6 +571,19 @@ fn period_label(day: i64, g: Granularity) -> String {
     }
 }
 
+/// `YYYY-MM-DD HH:MM:SS` for Unix seconds, UTC (proleptic Gregorian): how report periods
+/// and timestamps are shown everywhere.
+pub fn format_utc(ts: i64) -> String {
+    let (y, m, d) = civil_from_days(ts.div_euclid(86_400));
+    let secs = ts.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
 /// (year, month, day) of a day count since 1970-01-01 (H. Hinnant's algorithm).
 pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
