@@ -23,7 +23,7 @@ enum Command {
     Dkim(cmd::dkim::DkimArgs),
     /// Read DMARC aggregate, failure and SMTP TLS reports.
     Report(cmd::report::ReportArgs),
-    /// Read report files, directories, mbox files and maildirs into the report store.
+    /// Read report files, directories, mbox files, maildirs and IMAP mailboxes into the report store.
     Ingest(cmd::ingest::IngestArgs),
     /// Summarise the stored reports: per domain and period, sources, reporters.
     Summary(cmd::summary::SummaryArgs),
