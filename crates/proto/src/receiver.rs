@@ -57,12 +57,12 @@ use crate::auth_results::{
 use crate::clock::Clock;
 use crate::dkim::{DkimResult, KeyCache, SignatureResult, Verifier, VerifyConfig, fetch_keys};
 use crate::dmarc::{
-    AlignmentMode, AuthResult, DkimIdentity, DmarcOptions, DmarcOutput, DmarcResult,
-    DnsFailureMode, Policy, Spec, SpfIdentity, author_domains, evaluate_message,
+    AlignmentMode, AuthResult, DkimIdentity, DmarcOptions, DmarcOutput, DmarcRecordCache,
+    DmarcResult, DnsFailureMode, Policy, Spec, SpfIdentity, author_domains, evaluate_message,
 };
 use crate::dns::{DnsResult, Lookup, MxRecord};
 use crate::message::Message;
-use crate::spf::{self, SpfOptions, SpfOutput, SpfRequest, SpfResult};
+use crate::spf::{self, SpfOptions, SpfOutput, SpfRecordCache, SpfRequest, SpfResult};
 
 /// A source of uniformly distributed random numbers, injected so that every verdict can be
 /// reproduced. Used for the RFC 7489 `pct` draw (§6.6.4 of RFC 7489).
@@ -145,7 +145,7 @@ pub struct ReceiverConfig {
     /// ARC or a later hop). Compared without regard to case. Default: none.
     pub trusted_authserv_ids: Vec<String>,
     /// SPF settings. Default [`SpfOptions::default`] with `receiver` set to the
-    /// authserv-id.
+    /// authserv-id and a shared cache of 1024 parsed records ([`SpfRecordCache`]).
     pub spf: SpfOptions,
     /// Also check the HELO identity (RFC 7208 §2.3) when the reverse-path is not null; for
     /// a null reverse-path the MAIL FROM check already is the HELO check. Default `true`.
@@ -156,7 +156,8 @@ pub struct ReceiverConfig {
     pub key_cache: Option<Arc<KeyCache>>,
     /// DMARC settings: the specification (RFC 9989 by default, or RFC 7489), what a DNS
     /// failure does (temperror by default, or fail open) and how the Author Domain is taken
-    /// from the From field. Default [`DmarcOptions::default`].
+    /// from the From field. Default [`DmarcOptions::default`] with a shared cache of 1024
+    /// parsed `_dmarc` answers ([`DmarcRecordCache`]).
     pub dmarc: DmarcOptions,
 }
 
@@ -167,6 +168,7 @@ impl ReceiverConfig {
         ReceiverConfig {
             spf: SpfOptions {
                 receiver: authserv_id.clone(),
+                record_cache: Some(Arc::new(SpfRecordCache::new(1024))),
                 ..SpfOptions::default()
             },
             authserv_id,
@@ -174,7 +176,10 @@ impl ReceiverConfig {
             check_helo: true,
             dkim: VerifyConfig::default(),
             key_cache: Some(Arc::new(KeyCache::new(1024))),
-            dmarc: DmarcOptions::default(),
+            dmarc: DmarcOptions {
+                record_cache: Some(Arc::new(DmarcRecordCache::new(1024))),
+                ..DmarcOptions::default()
+            },
         }
     }
 

@@ -36,7 +36,7 @@ pub async fn evaluate<L: Lookup>(
             );
         }
     };
-    let resolver = Resolver::new(lookup, spec);
+    let resolver = Resolver::new(lookup, spec).with_record_cache(options.record_cache.as_deref());
     let psl = options.psl();
     let mut out = DmarcOutput::new(spec, DmarcResult::None, String::new());
     out.author_domain = Some(author.to_string());

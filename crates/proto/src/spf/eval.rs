@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::macros::{MacroContext, MacroString, MacroValues};
-use super::record::{Directive, Mechanism, Record, is_spf_record};
+use super::record::{Directive, Mechanism, ParsedSpf, Record, is_spf_record};
 use super::trace::{
     AnswerClass, QueryTrace, RecordTrace, TermOutcome, TermTrace, Trace, escape_txt,
 };
@@ -704,7 +704,7 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
             let mark = self.pending.len();
             let record = self.find_record(&domain).await;
             rt.queries = self.pending.split_off(mark);
-            let (text, record) = match record {
+            let parsed = match record {
                 Ok(Some(r)) => r,
                 Ok(None) => {
                     rt.reason = format!("{domain} publishes no SPF record");
@@ -724,8 +724,10 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                     return (Err(a), rt);
                 }
             };
-            rt.record = Some(text);
-            let verdict = self.eval_record(&domain, &record, &mut rt).await;
+            rt.record = Some(parsed.text.clone());
+            let verdict = self
+                .eval_record(&domain, &parsed.record, &parsed.terms, &mut rt)
+                .await;
             match &verdict {
                 Ok(v) => {
                     rt.result = v.result;
@@ -745,7 +747,7 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
     async fn find_record(
         &mut self,
         domain: &str,
-    ) -> Result<Option<(String, Record)>, (Option<String>, Abort)> {
+    ) -> Result<Option<Arc<ParsedSpf>>, (Option<String>, Abort)> {
         let answer = self.query(QType::Txt, domain).await;
         let txts = match answer.as_deref() {
             Ok(Answer::Txt(t)) => t,
@@ -761,10 +763,9 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         match spf.as_slice() {
             [] => Ok(None),
             [one] => {
-                let shown = escape_txt(one);
                 if one.len() > self.opts.max_record_bytes {
                     return Err((
-                        Some(shown),
+                        Some(escape_txt(one)),
                         Abort::perm(format!(
                             "the SPF record of {domain} is {} bytes, over the limit of {}",
                             one.len(),
@@ -772,10 +773,14 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                         )),
                     ));
                 }
-                match Record::parse(one) {
-                    Ok(r) => Ok(Some((shown, r))),
+                let parsed = match &self.opts.record_cache {
+                    Some(cache) => cache.get_or_parse(one),
+                    None => ParsedSpf::parse(one).map(Arc::new),
+                };
+                match parsed {
+                    Ok(p) => Ok(Some(p)),
                     Err(e) => Err((
-                        Some(shown),
+                        Some(escape_txt(one)),
                         Abort::perm(format!("syntax error in the SPF record of {domain}: {e}")),
                     )),
                 }
@@ -794,10 +799,11 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         &mut self,
         domain: &str,
         record: &Record,
+        terms: &[String],
         rt: &mut RecordTrace,
     ) -> Result<Verdict, Abort> {
-        for d in &record.directives {
-            let term = d.to_string();
+        for (i, d) in record.directives.iter().enumerate() {
+            let term = terms.get(i).cloned().unwrap_or_else(|| d.to_string());
             let mark = self.pending.len();
             let mut tt = TermTrace {
                 term: String::new(),
