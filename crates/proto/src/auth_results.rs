@@ -184,12 +184,26 @@ pub fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(is_token_byte)
 }
 
+/// A table with `true` at every byte of `set`.
+const fn byte_table(set: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < set.len() {
+        t[set[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
+const TSPECIALS: [bool; 256] = byte_table(b"()<>@,;:\\\"/[]?=");
+const ATEXT_SPECIALS: [bool; 256] = byte_table(b"!#$%&'*+-/=?^_`{|}~");
+
 fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b)
+    b.is_ascii_graphic() && !TSPECIALS[usize::from(b)]
 }
 
 fn is_atext(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b) || b >= 0x80
+    b.is_ascii_alphanumeric() || ATEXT_SPECIALS[usize::from(b)] || b >= 0x80
 }
 
 fn is_dot_atom(s: &str) -> bool {

@@ -57,8 +57,9 @@ use crate::auth_results::{
 use crate::clock::Clock;
 use crate::dkim::{DkimResult, KeyCache, SignatureResult, Verifier, VerifyConfig, fetch_keys};
 use crate::dmarc::{
-    AlignmentMode, AuthResult, DkimIdentity, DmarcOptions, DmarcOutput, DmarcRecordCache,
-    DmarcResult, DnsFailureMode, Policy, Spec, SpfIdentity, author_domains, evaluate_message,
+    AlignmentMode, AuthResult, AuthorDomains, DkimIdentity, DmarcOptions, DmarcOutput,
+    DmarcRecordCache, DmarcResult, DnsFailureMode, Policy, Spec, SpfIdentity, author_domains,
+    evaluate_authors,
 };
 use crate::dns::{DnsResult, Lookup, MxRecord};
 use crate::message::Message;
@@ -447,8 +448,9 @@ where
 
     // DMARC: the From field is known now; look for the policy while SPF and DKIM run.
     let from_fields: Vec<&[u8]> = msg.fields("From").map(|f| f.value()).collect();
+    let authors = author_domains(&from_fields, &config.dmarc.author);
     let memo = Memo::new(lookup);
-    let dmarc_prefetch = prefetch_policy(&memo, &from_fields, config);
+    let dmarc_prefetch = prefetch_policy(&memo, authors.as_ref().ok());
 
     // DKIM: parse the signatures, ask for every key, hash the body meanwhile.
     let mut verifier = Verifier::new(config.dkim.clone());
@@ -484,15 +486,8 @@ where
         })
         .collect();
     let pct_draw = (config.dmarc.spec == Spec::Rfc7489).then(|| rng.percent());
-    let dmarc = evaluate_message(
-        &memo,
-        &from_fields,
-        &spf_ids,
-        &dkim_ids,
-        pct_draw,
-        &config.dmarc,
-    )
-    .await;
+    let dmarc =
+        evaluate_authors(&memo, authors, &spf_ids, &dkim_ids, pct_draw, &config.dmarc).await;
 
     // Incoming Authentication-Results: ours are forged, trusted ones are reported.
     let mut upstream = Vec::new();
@@ -539,12 +534,8 @@ where
 /// discovery, RFC 9989 §4.10) through the per-message memo, so that the answer is there
 /// when the evaluation runs after SPF and DKIM. Later steps of a tree walk, when the
 /// record is not at the Author Domain, are asked by the evaluation itself.
-async fn prefetch_policy<L: Lookup>(
-    memo: &Memo<'_, L>,
-    from_fields: &[&[u8]],
-    config: &ReceiverConfig,
-) {
-    let Ok(authors) = author_domains(from_fields, &config.dmarc.author) else {
+async fn prefetch_policy<L: Lookup>(memo: &Memo<'_, L>, authors: Option<&AuthorDomains>) {
+    let Some(authors) = authors else {
         return;
     };
     let names: Vec<String> = authors

@@ -45,7 +45,7 @@ pub use discovery::{
     organizational_domain, psl_aligned, psl_organizational_domain, tree_walk, tree_walk_targets,
 };
 pub use domain::{DomainError, DomainName};
-pub use evaluate::{evaluate, evaluate_message};
+pub use evaluate::{evaluate, evaluate_authors, evaluate_message};
 pub use external::{
     ExternalCheck, ReportKind, verify_external_destination, verify_external_destinations,
 };
