@@ -146,7 +146,9 @@ pub struct ReceiverConfig {
     /// ARC or a later hop). Compared without regard to case. Default: none.
     pub trusted_authserv_ids: Vec<String>,
     /// SPF settings. Default [`SpfOptions::default`] with `receiver` set to the
-    /// authserv-id and a shared cache of 1024 parsed records ([`SpfRecordCache`]).
+    /// authserv-id, a shared cache of 1024 parsed records ([`SpfRecordCache`]) and no
+    /// step-by-step trace (`trace: false`: [`Verdicts::spf`]`.trace` lists the records
+    /// evaluated but not each query and term; set it to `true` to keep them).
     pub spf: SpfOptions,
     /// Also check the HELO identity (RFC 7208 §2.3) when the reverse-path is not null; for
     /// a null reverse-path the MAIL FROM check already is the HELO check. Default `true`.
@@ -170,6 +172,7 @@ impl ReceiverConfig {
             spf: SpfOptions {
                 receiver: authserv_id.clone(),
                 record_cache: Some(Arc::new(SpfRecordCache::new(1024))),
+                trace: false,
                 ..SpfOptions::default()
             },
             authserv_id,

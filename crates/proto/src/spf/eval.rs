@@ -479,7 +479,8 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
     /// Asks one DNS question, at most once per evaluation.
     async fn query(&mut self, qtype: QType, name: &str) -> Result<Arc<Answer>, DnsError> {
         let key = cache_key(qtype, name);
-        let shown_name = match qtype {
+        let tracing = self.opts.trace;
+        let shown_name = || match qtype {
             QType::Ptr => name
                 .parse::<IpAddr>()
                 .map_or_else(|_| name.to_owned(), reverse_name),
@@ -489,20 +490,26 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
             // A prefetched answer is shown as asked the first time it is used.
             let cached = !std::mem::take(&mut entry.prefetched);
             let answer = entry.answer.clone();
-            self.pending
-                .push(query_trace(qtype, shown_name, &answer, cached));
+            if tracing {
+                self.pending
+                    .push(query_trace(qtype, shown_name(), &answer, cached));
+            }
             return answer;
         }
         if self.over_budget() {
             let e = self.budget_error();
-            self.pending
-                .push(query_trace(qtype, shown_name, &Err(e.clone()), false));
+            if tracing {
+                self.pending
+                    .push(query_trace(qtype, shown_name(), &Err(e.clone()), false));
+            }
             return Err(e);
         }
         self.queries += 1;
         let answer = ask(self.lookup, qtype, name).await;
-        self.pending
-            .push(query_trace(qtype, shown_name, &answer, false));
+        if tracing {
+            self.pending
+                .push(query_trace(qtype, shown_name(), &answer, false));
+        }
         self.cache.insert(
             key,
             CacheEntry {
@@ -550,6 +557,12 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
     /// Shows in the trace the prefetched answers that were not used (the search ended
     /// before reaching them): they were asked all the same.
     fn flush_prefetched(&mut self) {
+        if !self.opts.trace {
+            for e in self.cache.values_mut() {
+                e.prefetched = false;
+            }
+            return;
+        }
         let mut unused: Vec<QueryTrace> = self
             .cache
             .iter_mut()
@@ -724,7 +737,9 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                     return (Err(a), rt);
                 }
             };
-            rt.record = Some(parsed.text.clone());
+            if self.opts.trace {
+                rt.record = Some(parsed.text.clone());
+            }
             let verdict = self
                 .eval_record(&domain, &parsed.record, &parsed.terms, &mut rt)
                 .await;
@@ -831,7 +846,9 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                     let reason = match_reason(result, self.ip, domain, &term);
                     let deciding = deciding(&term);
                     tt.term = term;
-                    rt.terms.push(tt);
+                    if self.opts.trace {
+                        rt.terms.push(tt);
+                    }
                     return Ok(Verdict {
                         result,
                         reason,
@@ -843,7 +860,9 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                 Ok(false) => {
                     tt.outcome = TermOutcome::NoMatch;
                     tt.term = term;
-                    rt.terms.push(tt);
+                    if self.opts.trace {
+                        rt.terms.push(tt);
+                    }
                 }
                 Err(mut a) => {
                     tt.outcome = a.outcome();
@@ -854,7 +873,9 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                         a.term = Some(deciding(&term));
                     }
                     tt.term = term;
-                    rt.terms.push(tt);
+                    if self.opts.trace {
+                        rt.terms.push(tt);
+                    }
                     return Err(a);
                 }
             }
@@ -885,13 +906,17 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
             tt.void_lookups = self.voids;
             match result {
                 Ok(v) => {
-                    rt.terms.push(tt);
+                    if self.opts.trace {
+                        rt.terms.push(tt);
+                    }
                     return Ok(v);
                 }
                 Err(mut a) => {
                     tt.outcome = a.outcome();
                     tt.detail = a.reason.clone();
-                    rt.terms.push(tt);
+                    if self.opts.trace {
+                        rt.terms.push(tt);
+                    }
                     if a.term.is_none() {
                         a.term = Some(deciding);
                     }

@@ -211,6 +211,11 @@ pub struct SpfOptions {
     /// bytes. Default `None` (every record parsed); the receiver's
     /// [`crate::receiver::ReceiverConfig::new`] sets one.
     pub record_cache: Option<std::sync::Arc<SpfRecordCache>>,
+    /// Record the [`Trace`] of DNS questions and terms. Default `true`; with `false` the
+    /// output's trace holds only the domain, result and reason of each record evaluated
+    /// (no queries, no terms), which saves work on a receiver's hot path. The result,
+    /// reason, counters and deciding term are the same either way.
+    pub trace: bool,
 }
 
 impl Default for SpfOptions {
@@ -224,6 +229,7 @@ impl Default for SpfOptions {
             time_budget: Some(Duration::from_secs(20)),
             max_record_bytes: 65_535,
             record_cache: None,
+            trace: true,
         }
     }
 }
