@@ -1381,6 +1381,71 @@ fn query_trace(
 mod tests {
     use super::*;
 
+    /// A small zone: an include chain, an `a` and an `mx` mechanism.
+    struct Zone;
+    impl Lookup for Zone {
+        async fn txt(&self, name: &str) -> crate::dns::DnsResult<Vec<u8>> {
+            match name {
+                "example.com" => Ok(vec![b"v=spf1 a mx include:_spf.example.net ~all".to_vec()]),
+                "_spf.example.net" => Ok(vec![b"v=spf1 ip4:192.0.2.0/24 -all".to_vec()]),
+                _ => Err(DnsError::NxDomain),
+            }
+        }
+        async fn a(&self, name: &str) -> crate::dns::DnsResult<Ipv4Addr> {
+            match name {
+                "example.com" => Ok(vec![Ipv4Addr::new(198, 51, 100, 1)]),
+                _ => Err(DnsError::NxDomain),
+            }
+        }
+        async fn aaaa(&self, _: &str) -> crate::dns::DnsResult<Ipv6Addr> {
+            Err(DnsError::NoData)
+        }
+        async fn mx(&self, _: &str) -> crate::dns::DnsResult<MxRecord> {
+            Err(DnsError::NoData)
+        }
+        async fn ptr(&self, _: IpAddr) -> crate::dns::DnsResult<String> {
+            Err(DnsError::NxDomain)
+        }
+    }
+
+    #[test]
+    fn trace_and_record_cache_do_not_change_the_verdict() {
+        let clock = crate::FixedClock::from_unix_seconds(1_700_000_000);
+        let plain = SpfOptions::default();
+        let fast = SpfOptions {
+            trace: false,
+            record_cache: Some(Arc::new(super::super::SpfRecordCache::new(16))),
+            ..SpfOptions::default()
+        };
+        for ip in ["192.0.2.7", "198.51.100.1", "203.0.113.9"] {
+            let req = SpfRequest::new(ip.parse().unwrap(), "mx.example.com")
+                .with_mail_from("alice@example.com");
+            let a = pollster::block_on(verify_mail_from(&Zone, &clock, &plain, &req));
+            for _ in 0..2 {
+                let b = pollster::block_on(verify_mail_from(&Zone, &clock, &fast, &req));
+                assert_eq!(
+                    (
+                        a.result,
+                        &a.reason,
+                        &a.deciding_term,
+                        a.lookups,
+                        a.void_lookups
+                    ),
+                    (
+                        b.result,
+                        &b.reason,
+                        &b.deciding_term,
+                        b.lookups,
+                        b.void_lookups
+                    ),
+                    "{ip}"
+                );
+                assert!(b.trace.record.as_ref().unwrap().terms.is_empty());
+            }
+            assert!(!a.trace.record.as_ref().unwrap().terms.is_empty());
+        }
+    }
+
     #[test]
     fn networks() {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
