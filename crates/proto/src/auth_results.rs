@@ -6,7 +6,7 @@
 //! 2045 token or a quoted-string, and a property value may also be a bare
 //! `[local-part "@"] domain-name`.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 /// One property of a result, such as `smtp.mailfrom=example.com` or `header.d=example.com`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,22 +74,37 @@ impl MethodResult {
     }
 }
 
-impl fmt::Display for MethodResult {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}={}", self.method, self.result)?;
+impl MethodResult {
+    /// Appends the rendered `resinfo` to `out` (no `core::fmt`: this is on the receiver's
+    /// hot path).
+    fn render_into(&self, out: &mut String) {
+        out.push_str(&self.method);
+        out.push('=');
+        out.push_str(&self.result);
         if let Some(c) = &self.comment {
-            f.write_str(" ")?;
-            write_comment(f, c)?;
+            out.push(' ');
+            push_comment(out, c);
         }
         if let Some(r) = &self.reason {
-            f.write_str(" reason=")?;
-            write_value(f, r)?;
+            out.push_str(" reason=");
+            push_value(out, r);
         }
         for p in &self.properties {
-            write!(f, " {}.{}=", p.ptype, p.property)?;
-            write_pvalue(f, &p.value)?;
+            out.push(' ');
+            out.push_str(&p.ptype);
+            out.push('.');
+            out.push_str(&p.property);
+            out.push('=');
+            push_pvalue(out, &p.value);
         }
-        Ok(())
+    }
+}
+
+impl fmt::Display for MethodResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = String::with_capacity(64);
+        self.render_into(&mut out);
+        f.write_str(&out)
     }
 }
 
@@ -125,22 +140,34 @@ impl AuthenticationResults {
 
     /// The whole header field, `Authentication-Results: ...` with the final CRLF.
     pub fn to_header(&self) -> String {
-        format!("Authentication-Results: {}\r\n", self.to_folded())
+        const NAME: &str = "Authentication-Results: ";
+        let mut out = String::with_capacity(NAME.len() + self.estimated_len() + 2);
+        out.push_str(NAME);
+        self.render_into(&mut out, "\r\n\t");
+        out.push_str("\r\n");
+        out
+    }
+
+    fn estimated_len(&self) -> usize {
+        self.authserv_id.len() + 8 + self.results.len() * 96
     }
 
     fn render(&self, sep: &str) -> String {
-        let mut out = String::new();
-        // Writing to a String cannot fail.
-        let _ = write_value(&mut out, &self.authserv_id);
+        let mut out = String::with_capacity(self.estimated_len());
+        self.render_into(&mut out, sep);
+        out
+    }
+
+    fn render_into(&self, out: &mut String, sep: &str) {
+        push_value(out, &self.authserv_id);
         if self.results.is_empty() {
             out.push_str("; none");
         }
         for r in &self.results {
             out.push(';');
             out.push_str(sep);
-            let _ = write!(out, "{r}");
+            r.render_into(out);
         }
-        out
     }
 }
 
@@ -157,12 +184,26 @@ pub fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(is_token_byte)
 }
 
+/// A table with `true` at every byte of `set`.
+const fn byte_table(set: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < set.len() {
+        t[set[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
+const TSPECIALS: [bool; 256] = byte_table(b"()<>@,;:\\\"/[]?=");
+const ATEXT_SPECIALS: [bool; 256] = byte_table(b"!#$%&'*+-/=?^_`{|}~");
+
 fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b)
+    b.is_ascii_graphic() && !TSPECIALS[usize::from(b)]
 }
 
 fn is_atext(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b) || b >= 0x80
+    b.is_ascii_alphanumeric() || ATEXT_SPECIALS[usize::from(b)] || b >= 0x80
 }
 
 fn is_dot_atom(s: &str) -> bool {
@@ -193,51 +234,52 @@ pub fn is_bare_pvalue(s: &str) -> bool {
     }
 }
 
-fn write_value(out: &mut impl fmt::Write, s: &str) -> fmt::Result {
+fn push_value(out: &mut String, s: &str) {
     if is_token(s) {
-        out.write_str(s)
+        out.push_str(s);
     } else {
-        write_quoted(out, s)
+        push_quoted(out, s);
     }
 }
 
-fn write_pvalue(out: &mut impl fmt::Write, s: &str) -> fmt::Result {
+fn push_pvalue(out: &mut String, s: &str) {
     if is_bare_pvalue(s) {
-        out.write_str(s)
+        out.push_str(s);
     } else {
-        write_quoted(out, s)
+        push_quoted(out, s);
     }
 }
 
-fn write_quoted(out: &mut impl fmt::Write, s: &str) -> fmt::Result {
-    out.write_char('"')?;
-    for c in s.chars() {
-        match c {
-            '"' | '\\' => {
-                out.write_char('\\')?;
-                out.write_char(c)?;
+/// Appends `s` between `open` and `close`, a backslash before each byte of `escaped`,
+/// control characters (line breaks included, which cannot appear in a header field value)
+/// as spaces. Runs of ordinary characters are copied as slices.
+fn push_escaped(out: &mut String, s: &str, open: char, close: char, escaped: &[char]) {
+    out.reserve(s.len() + 2);
+    out.push(open);
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        let special = escaped.contains(&c);
+        if special || c.is_control() {
+            out.push_str(s.get(start..i).unwrap_or_default());
+            if special {
+                out.push('\\');
+                out.push(c);
+            } else {
+                out.push(' ');
             }
-            // Line breaks and other controls cannot appear in a header field value.
-            c if c.is_control() => out.write_char(' ')?,
-            c => out.write_char(c)?,
+            start = i + c.len_utf8();
         }
     }
-    out.write_char('"')
+    out.push_str(s.get(start..).unwrap_or_default());
+    out.push(close);
 }
 
-fn write_comment(out: &mut impl fmt::Write, s: &str) -> fmt::Result {
-    out.write_char('(')?;
-    for c in s.chars() {
-        match c {
-            '(' | ')' | '\\' => {
-                out.write_char('\\')?;
-                out.write_char(c)?;
-            }
-            c if c.is_control() => out.write_char(' ')?,
-            c => out.write_char(c)?,
-        }
-    }
-    out.write_char(')')
+fn push_quoted(out: &mut String, s: &str) {
+    push_escaped(out, s, '"', '"', &['"', '\\']);
+}
+
+fn push_comment(out: &mut String, s: &str) {
+    push_escaped(out, s, '(', ')', &['(', ')', '\\']);
 }
 
 #[cfg(test)]

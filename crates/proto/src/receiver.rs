@@ -57,12 +57,13 @@ use crate::auth_results::{
 use crate::clock::Clock;
 use crate::dkim::{DkimResult, KeyCache, SignatureResult, Verifier, VerifyConfig, fetch_keys};
 use crate::dmarc::{
-    AlignmentMode, AuthResult, DkimIdentity, DmarcOptions, DmarcOutput, DmarcResult,
-    DnsFailureMode, Policy, Spec, SpfIdentity, author_domains, evaluate_message,
+    AlignmentMode, AuthResult, AuthorDomains, DkimIdentity, DmarcOptions, DmarcOutput,
+    DmarcRecordCache, DmarcResult, DnsFailureMode, Policy, Spec, SpfIdentity, author_domains,
+    evaluate_authors,
 };
 use crate::dns::{DnsResult, Lookup, MxRecord};
 use crate::message::Message;
-use crate::spf::{self, SpfOptions, SpfOutput, SpfRequest, SpfResult};
+use crate::spf::{self, SpfOptions, SpfOutput, SpfRecordCache, SpfRequest, SpfResult};
 
 /// A source of uniformly distributed random numbers, injected so that every verdict can be
 /// reproduced. Used for the RFC 7489 `pct` draw (§6.6.4 of RFC 7489).
@@ -145,7 +146,9 @@ pub struct ReceiverConfig {
     /// ARC or a later hop). Compared without regard to case. Default: none.
     pub trusted_authserv_ids: Vec<String>,
     /// SPF settings. Default [`SpfOptions::default`] with `receiver` set to the
-    /// authserv-id.
+    /// authserv-id, a shared cache of 1024 parsed records ([`SpfRecordCache`]) and no
+    /// step-by-step trace (`trace: false`: [`Verdicts::spf`]`.trace` lists the records
+    /// evaluated but not each query and term; set it to `true` to keep them).
     pub spf: SpfOptions,
     /// Also check the HELO identity (RFC 7208 §2.3) when the reverse-path is not null; for
     /// a null reverse-path the MAIL FROM check already is the HELO check. Default `true`.
@@ -156,7 +159,8 @@ pub struct ReceiverConfig {
     pub key_cache: Option<Arc<KeyCache>>,
     /// DMARC settings: the specification (RFC 9989 by default, or RFC 7489), what a DNS
     /// failure does (temperror by default, or fail open) and how the Author Domain is taken
-    /// from the From field. Default [`DmarcOptions::default`].
+    /// from the From field. Default [`DmarcOptions::default`] with a shared cache of 1024
+    /// parsed `_dmarc` answers ([`DmarcRecordCache`]).
     pub dmarc: DmarcOptions,
 }
 
@@ -167,6 +171,8 @@ impl ReceiverConfig {
         ReceiverConfig {
             spf: SpfOptions {
                 receiver: authserv_id.clone(),
+                record_cache: Some(Arc::new(SpfRecordCache::new(1024))),
+                trace: false,
                 ..SpfOptions::default()
             },
             authserv_id,
@@ -174,7 +180,10 @@ impl ReceiverConfig {
             check_helo: true,
             dkim: VerifyConfig::default(),
             key_cache: Some(Arc::new(KeyCache::new(1024))),
-            dmarc: DmarcOptions::default(),
+            dmarc: DmarcOptions {
+                record_cache: Some(Arc::new(DmarcRecordCache::new(1024))),
+                ..DmarcOptions::default()
+            },
         }
     }
 
@@ -442,8 +451,9 @@ where
 
     // DMARC: the From field is known now; look for the policy while SPF and DKIM run.
     let from_fields: Vec<&[u8]> = msg.fields("From").map(|f| f.value()).collect();
+    let authors = author_domains(&from_fields, &config.dmarc.author);
     let memo = Memo::new(lookup);
-    let dmarc_prefetch = prefetch_policy(&memo, &from_fields, config);
+    let dmarc_prefetch = prefetch_policy(&memo, authors.as_ref().ok());
 
     // DKIM: parse the signatures, ask for every key, hash the body meanwhile.
     let mut verifier = Verifier::new(config.dkim.clone());
@@ -479,15 +489,8 @@ where
         })
         .collect();
     let pct_draw = (config.dmarc.spec == Spec::Rfc7489).then(|| rng.percent());
-    let dmarc = evaluate_message(
-        &memo,
-        &from_fields,
-        &spf_ids,
-        &dkim_ids,
-        pct_draw,
-        &config.dmarc,
-    )
-    .await;
+    let dmarc =
+        evaluate_authors(&memo, authors, &spf_ids, &dkim_ids, pct_draw, &config.dmarc).await;
 
     // Incoming Authentication-Results: ours are forged, trusted ones are reported.
     let mut upstream = Vec::new();
@@ -534,12 +537,8 @@ where
 /// discovery, RFC 9989 §4.10) through the per-message memo, so that the answer is there
 /// when the evaluation runs after SPF and DKIM. Later steps of a tree walk, when the
 /// record is not at the Author Domain, are asked by the evaluation itself.
-async fn prefetch_policy<L: Lookup>(
-    memo: &Memo<'_, L>,
-    from_fields: &[&[u8]],
-    config: &ReceiverConfig,
-) {
-    let Ok(authors) = author_domains(from_fields, &config.dmarc.author) else {
+async fn prefetch_policy<L: Lookup>(memo: &Memo<'_, L>, authors: Option<&AuthorDomains>) {
+    let Some(authors) = authors else {
         return;
     };
     let names: Vec<String> = authors

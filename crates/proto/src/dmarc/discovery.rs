@@ -23,6 +23,7 @@ pub(crate) struct Resolver<'a, L> {
     lookup: &'a L,
     spec: Spec,
     cache: Mutex<HashMap<DomainName, Answer>>,
+    records: Option<&'a DmarcRecordCache>,
 }
 
 impl<'a, L: Lookup> Resolver<'a, L> {
@@ -31,7 +32,14 @@ impl<'a, L: Lookup> Resolver<'a, L> {
             lookup,
             spec,
             cache: Mutex::new(HashMap::new()),
+            records: None,
         }
+    }
+
+    /// Parses records through `cache` (shared between evaluations) when there is one.
+    pub(crate) fn with_record_cache(mut self, cache: Option<&'a DmarcRecordCache>) -> Self {
+        self.records = cache;
+        self
     }
 
     /// The record set at `_dmarc.<domain>`; temporary DNS failures are returned as errors,
@@ -41,7 +49,10 @@ impl<'a, L: Lookup> Resolver<'a, L> {
             return hit;
         }
         let answer = match self.lookup.txt(&domain.dmarc_name()).await {
-            Ok(rrs) => Ok(Arc::new(select_record(&rrs, self.spec))),
+            Ok(rrs) => Ok(match self.records {
+                Some(cache) => cache.select(&rrs, self.spec),
+                None => Arc::new(select_record(&rrs, self.spec)),
+            }),
             Err(DnsError::NxDomain | DnsError::NoData) => Ok(Arc::new(RecordSet::NoRecord)),
             Err(e) => Err(e),
         };
@@ -53,6 +64,62 @@ impl<'a, L: Lookup> Resolver<'a, L> {
 
     fn cache_get(&self, domain: &DomainName) -> Option<Answer> {
         self.cache.lock().ok()?.get(domain).cloned()
+    }
+}
+
+/// A bounded cache of parsed DMARC record sets, keyed by the TXT answer's bytes (and the
+/// specification followed), shared between evaluations like the DKIM key cache: a receiver
+/// sees the same few thousand `_dmarc` answers over and over, and parses each once. The
+/// key is the answer itself, so a changed record is a different key and never served
+/// stale; when the cache is full it is emptied and fills again.
+#[derive(Debug)]
+pub struct DmarcRecordCache {
+    capacity: usize,
+    map: Mutex<HashMap<Vec<u8>, Arc<RecordSet>>>,
+}
+
+impl DmarcRecordCache {
+    /// A cache holding at most `capacity` answers (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        DmarcRecordCache {
+            capacity: capacity.max(1),
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The number of answers held.
+    pub fn len(&self) -> usize {
+        self.map.lock().map_or(0, |m| m.len())
+    }
+
+    /// True when no answer is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// [`select_record`] on `rrs`, from the cache when this answer was seen before.
+    pub fn select(&self, rrs: &[Vec<u8>], spec: Spec) -> Arc<RecordSet> {
+        // The key: the specification, then each RR's length and bytes (unambiguous).
+        let mut key = Vec::with_capacity(1 + rrs.iter().map(|r| r.len() + 4).sum::<usize>());
+        key.push(match spec {
+            Spec::Rfc9989 => 0,
+            Spec::Rfc7489 => 1,
+        });
+        for rr in rrs {
+            key.extend_from_slice(&u32::try_from(rr.len()).unwrap_or(u32::MAX).to_be_bytes());
+            key.extend_from_slice(rr);
+        }
+        if let Some(hit) = self.map.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return hit;
+        }
+        let set = Arc::new(select_record(rrs, spec));
+        if let Ok(mut m) = self.map.lock() {
+            if m.len() >= self.capacity {
+                m.clear();
+            }
+            m.insert(key, set.clone());
+        }
+        set
     }
 }
 
@@ -376,6 +443,23 @@ fn describe(set: &RecordSet) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn record_cache_is_keyed_by_answer_and_spec() {
+        let cache = DmarcRecordCache::new(8);
+        let rrs = vec![b"v=DMARC1; p=reject".to_vec()];
+        let a = cache.select(&rrs, Spec::Rfc9989);
+        assert_eq!(*a, select_record(&rrs, Spec::Rfc9989));
+        assert!(Arc::ptr_eq(&a, &cache.select(&rrs, Spec::Rfc9989)));
+        assert!(!Arc::ptr_eq(&a, &cache.select(&rrs, Spec::Rfc7489)));
+        // The RR boundaries are part of the key.
+        let split = vec![b"v=DMARC1; p=rej".to_vec(), b"ect".to_vec()];
+        assert_eq!(
+            *cache.select(&split, Spec::Rfc9989),
+            select_record(&split, Spec::Rfc9989)
+        );
+        assert_eq!(cache.len(), 3);
+    }
 
     #[test]
     fn targets_follow_the_eight_label_shortcut() {

@@ -7,8 +7,9 @@ use super::discovery::{
     DiscoveredPolicy, PolicySource, Resolver, discover, psl_organizational_domain, walk,
 };
 use super::{
-    AlignmentMode, AuthResult, DmarcInput, DmarcOptions, DmarcOutput, DmarcResult, DnsFailureMode,
-    DomainName, IdentifierAlignment, MultipleAddresses, Policy, Spec, author_domains,
+    AlignmentMode, AuthResult, AuthorDomains, AuthorError, DmarcInput, DmarcOptions, DmarcOutput,
+    DmarcResult, DnsFailureMode, DomainName, IdentifierAlignment, MultipleAddresses, Policy, Spec,
+    author_domains,
 };
 use crate::dns::{DnsError, Lookup};
 
@@ -36,7 +37,7 @@ pub async fn evaluate<L: Lookup>(
             );
         }
     };
-    let resolver = Resolver::new(lookup, spec);
+    let resolver = Resolver::new(lookup, spec).with_record_cache(options.record_cache.as_deref());
     let psl = options.psl();
     let mut out = DmarcOutput::new(spec, DmarcResult::None, String::new());
     out.author_domain = Some(author.to_string());
@@ -231,8 +232,24 @@ pub async fn evaluate_message<L: Lookup>(
     pct_draw: Option<u8>,
     options: &DmarcOptions,
 ) -> DmarcOutput {
+    let authors = author_domains(from_fields, &options.author);
+    evaluate_authors(lookup, authors, spf, dkim, pct_draw, options).await
+}
+
+/// [`evaluate_message`] with the From field(s) already read: `authors` is what
+/// [`author_domains`] returned for them with `options.author`. For a caller that needed
+/// the Author Domains earlier (the receiver asks for their policy while SPF and DKIM run)
+/// and should not read the field twice.
+pub async fn evaluate_authors<L: Lookup>(
+    lookup: &L,
+    authors: Result<AuthorDomains, AuthorError>,
+    spf: &[super::SpfIdentity],
+    dkim: &[super::DkimIdentity],
+    pct_draw: Option<u8>,
+    options: &DmarcOptions,
+) -> DmarcOutput {
     let spec = options.spec;
-    let authors = match author_domains(from_fields, &options.author) {
+    let authors = match authors {
         Ok(a) => a,
         Err(e) => {
             // RFC 9989 §5.3.1: DMARC validation is not possible. A malformed message is a

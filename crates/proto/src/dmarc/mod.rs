@@ -41,11 +41,11 @@ pub use author::{
     mailbox_addresses,
 };
 pub use discovery::{
-    DiscoveredPolicy, PolicySource, TreeWalk, WalkStep, discover_policy, organizational_domain,
-    psl_aligned, psl_organizational_domain, tree_walk, tree_walk_targets,
+    DiscoveredPolicy, DmarcRecordCache, PolicySource, TreeWalk, WalkStep, discover_policy,
+    organizational_domain, psl_aligned, psl_organizational_domain, tree_walk, tree_walk_targets,
 };
 pub use domain::{DomainError, DomainName};
-pub use evaluate::{evaluate, evaluate_message};
+pub use evaluate::{evaluate, evaluate_authors, evaluate_message};
 pub use external::{
     ExternalCheck, ReportKind, verify_external_destination, verify_external_destinations,
 };
@@ -364,6 +364,10 @@ pub struct DmarcOptions {
     /// alignment (a bound on the DNS work one message can cause: each costs at most one
     /// tree walk of eight queries, and shared names are asked once). Default 0, meaning 16.
     pub max_identities: usize,
+    /// A cache of parsed `_dmarc` records shared between evaluations, keyed by the DNS
+    /// answer's bytes. Default `None` (every answer parsed); the receiver's
+    /// [`crate::receiver::ReceiverConfig::new`] sets one.
+    pub record_cache: Option<Arc<DmarcRecordCache>>,
 }
 
 impl DmarcOptions {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::macros::{MacroContext, MacroString, MacroValues};
-use super::record::{Directive, Mechanism, Record, is_spf_record};
+use super::record::{Directive, Mechanism, ParsedSpf, Record, is_spf_record};
 use super::trace::{
     AnswerClass, QueryTrace, RecordTrace, TermOutcome, TermTrace, Trace, escape_txt,
 };
@@ -479,7 +479,8 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
     /// Asks one DNS question, at most once per evaluation.
     async fn query(&mut self, qtype: QType, name: &str) -> Result<Arc<Answer>, DnsError> {
         let key = cache_key(qtype, name);
-        let shown_name = match qtype {
+        let tracing = self.opts.trace;
+        let shown_name = || match qtype {
             QType::Ptr => name
                 .parse::<IpAddr>()
                 .map_or_else(|_| name.to_owned(), reverse_name),
@@ -489,20 +490,26 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
             // A prefetched answer is shown as asked the first time it is used.
             let cached = !std::mem::take(&mut entry.prefetched);
             let answer = entry.answer.clone();
-            self.pending
-                .push(query_trace(qtype, shown_name, &answer, cached));
+            if tracing {
+                self.pending
+                    .push(query_trace(qtype, shown_name(), &answer, cached));
+            }
             return answer;
         }
         if self.over_budget() {
             let e = self.budget_error();
-            self.pending
-                .push(query_trace(qtype, shown_name, &Err(e.clone()), false));
+            if tracing {
+                self.pending
+                    .push(query_trace(qtype, shown_name(), &Err(e.clone()), false));
+            }
             return Err(e);
         }
         self.queries += 1;
         let answer = ask(self.lookup, qtype, name).await;
-        self.pending
-            .push(query_trace(qtype, shown_name, &answer, false));
+        if tracing {
+            self.pending
+                .push(query_trace(qtype, shown_name(), &answer, false));
+        }
         self.cache.insert(
             key,
             CacheEntry {
@@ -550,6 +557,12 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
     /// Shows in the trace the prefetched answers that were not used (the search ended
     /// before reaching them): they were asked all the same.
     fn flush_prefetched(&mut self) {
+        if !self.opts.trace {
+            for e in self.cache.values_mut() {
+                e.prefetched = false;
+            }
+            return;
+        }
         let mut unused: Vec<QueryTrace> = self
             .cache
             .iter_mut()
@@ -704,7 +717,7 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
             let mark = self.pending.len();
             let record = self.find_record(&domain).await;
             rt.queries = self.pending.split_off(mark);
-            let (text, record) = match record {
+            let parsed = match record {
                 Ok(Some(r)) => r,
                 Ok(None) => {
                     rt.reason = format!("{domain} publishes no SPF record");
@@ -724,8 +737,12 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                     return (Err(a), rt);
                 }
             };
-            rt.record = Some(text);
-            let verdict = self.eval_record(&domain, &record, &mut rt).await;
+            if self.opts.trace {
+                rt.record = Some(parsed.text.clone());
+            }
+            let verdict = self
+                .eval_record(&domain, &parsed.record, &parsed.terms, &mut rt)
+                .await;
             match &verdict {
                 Ok(v) => {
                     rt.result = v.result;
@@ -745,7 +762,7 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
     async fn find_record(
         &mut self,
         domain: &str,
-    ) -> Result<Option<(String, Record)>, (Option<String>, Abort)> {
+    ) -> Result<Option<Arc<ParsedSpf>>, (Option<String>, Abort)> {
         let answer = self.query(QType::Txt, domain).await;
         let txts = match answer.as_deref() {
             Ok(Answer::Txt(t)) => t,
@@ -761,10 +778,9 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         match spf.as_slice() {
             [] => Ok(None),
             [one] => {
-                let shown = escape_txt(one);
                 if one.len() > self.opts.max_record_bytes {
                     return Err((
-                        Some(shown),
+                        Some(escape_txt(one)),
                         Abort::perm(format!(
                             "the SPF record of {domain} is {} bytes, over the limit of {}",
                             one.len(),
@@ -772,10 +788,14 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                         )),
                     ));
                 }
-                match Record::parse(one) {
-                    Ok(r) => Ok(Some((shown, r))),
+                let parsed = match &self.opts.record_cache {
+                    Some(cache) => cache.get_or_parse(one),
+                    None => ParsedSpf::parse(one).map(Arc::new),
+                };
+                match parsed {
+                    Ok(p) => Ok(Some(p)),
                     Err(e) => Err((
-                        Some(shown),
+                        Some(escape_txt(one)),
                         Abort::perm(format!("syntax error in the SPF record of {domain}: {e}")),
                     )),
                 }
@@ -794,10 +814,11 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         &mut self,
         domain: &str,
         record: &Record,
+        terms: &[String],
         rt: &mut RecordTrace,
     ) -> Result<Verdict, Abort> {
-        for d in &record.directives {
-            let term = d.to_string();
+        for (i, d) in record.directives.iter().enumerate() {
+            let term = terms.get(i).cloned().unwrap_or_else(|| d.to_string());
             let mark = self.pending.len();
             let mut tt = TermTrace {
                 term: String::new(),
@@ -825,7 +846,9 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                     let reason = match_reason(result, self.ip, domain, &term);
                     let deciding = deciding(&term);
                     tt.term = term;
-                    rt.terms.push(tt);
+                    if self.opts.trace {
+                        rt.terms.push(tt);
+                    }
                     return Ok(Verdict {
                         result,
                         reason,
@@ -837,7 +860,9 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                 Ok(false) => {
                     tt.outcome = TermOutcome::NoMatch;
                     tt.term = term;
-                    rt.terms.push(tt);
+                    if self.opts.trace {
+                        rt.terms.push(tt);
+                    }
                 }
                 Err(mut a) => {
                     tt.outcome = a.outcome();
@@ -848,7 +873,9 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                         a.term = Some(deciding(&term));
                     }
                     tt.term = term;
-                    rt.terms.push(tt);
+                    if self.opts.trace {
+                        rt.terms.push(tt);
+                    }
                     return Err(a);
                 }
             }
@@ -879,13 +906,17 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
             tt.void_lookups = self.voids;
             match result {
                 Ok(v) => {
-                    rt.terms.push(tt);
+                    if self.opts.trace {
+                        rt.terms.push(tt);
+                    }
                     return Ok(v);
                 }
                 Err(mut a) => {
                     tt.outcome = a.outcome();
                     tt.detail = a.reason.clone();
-                    rt.terms.push(tt);
+                    if self.opts.trace {
+                        rt.terms.push(tt);
+                    }
                     if a.term.is_none() {
                         a.term = Some(deciding);
                     }
@@ -1349,6 +1380,71 @@ fn query_trace(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A small zone: an include chain, an `a` and an `mx` mechanism.
+    struct Zone;
+    impl Lookup for Zone {
+        async fn txt(&self, name: &str) -> crate::dns::DnsResult<Vec<u8>> {
+            match name {
+                "example.com" => Ok(vec![b"v=spf1 a mx include:_spf.example.net ~all".to_vec()]),
+                "_spf.example.net" => Ok(vec![b"v=spf1 ip4:192.0.2.0/24 -all".to_vec()]),
+                _ => Err(DnsError::NxDomain),
+            }
+        }
+        async fn a(&self, name: &str) -> crate::dns::DnsResult<Ipv4Addr> {
+            match name {
+                "example.com" => Ok(vec![Ipv4Addr::new(198, 51, 100, 1)]),
+                _ => Err(DnsError::NxDomain),
+            }
+        }
+        async fn aaaa(&self, _: &str) -> crate::dns::DnsResult<Ipv6Addr> {
+            Err(DnsError::NoData)
+        }
+        async fn mx(&self, _: &str) -> crate::dns::DnsResult<MxRecord> {
+            Err(DnsError::NoData)
+        }
+        async fn ptr(&self, _: IpAddr) -> crate::dns::DnsResult<String> {
+            Err(DnsError::NxDomain)
+        }
+    }
+
+    #[test]
+    fn trace_and_record_cache_do_not_change_the_verdict() {
+        let clock = crate::FixedClock::from_unix_seconds(1_700_000_000);
+        let plain = SpfOptions::default();
+        let fast = SpfOptions {
+            trace: false,
+            record_cache: Some(Arc::new(super::super::SpfRecordCache::new(16))),
+            ..SpfOptions::default()
+        };
+        for ip in ["192.0.2.7", "198.51.100.1", "203.0.113.9"] {
+            let req = SpfRequest::new(ip.parse().unwrap(), "mx.example.com")
+                .with_mail_from("alice@example.com");
+            let a = pollster::block_on(verify_mail_from(&Zone, &clock, &plain, &req));
+            for _ in 0..2 {
+                let b = pollster::block_on(verify_mail_from(&Zone, &clock, &fast, &req));
+                assert_eq!(
+                    (
+                        a.result,
+                        &a.reason,
+                        &a.deciding_term,
+                        a.lookups,
+                        a.void_lookups
+                    ),
+                    (
+                        b.result,
+                        &b.reason,
+                        &b.deciding_term,
+                        b.lookups,
+                        b.void_lookups
+                    ),
+                    "{ip}"
+                );
+                assert!(b.trace.record.as_ref().unwrap().terms.is_empty());
+            }
+            assert!(!a.trace.record.as_ref().unwrap().terms.is_empty());
+        }
+    }
 
     #[test]
     fn networks() {

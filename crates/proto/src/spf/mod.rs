@@ -60,7 +60,9 @@ pub use eval::{check_host, verify_helo, verify_mail_from};
 pub use macros::{
     MAX_EXPANSION, MacroContext, MacroError, MacroLetter, MacroPart, MacroString, MacroValues,
 };
-pub use record::{Directive, Mechanism, Qualifier, Record, RecordError, is_spf_record};
+pub use record::{
+    Directive, Mechanism, Qualifier, Record, RecordError, SpfRecordCache, is_spf_record,
+};
 pub use trace::{AnswerClass, QueryTrace, RecordTrace, TermOutcome, TermTrace, Trace};
 
 #[cfg(doc)]
@@ -205,6 +207,15 @@ pub struct SpfOptions {
     /// The longest TXT record accepted as an SPF record, in bytes; a longer one is a
     /// permerror. Default 65 535, the most a DNS message can carry.
     pub max_record_bytes: usize,
+    /// A cache of parsed SPF records shared between evaluations, keyed by the record's
+    /// bytes. Default `None` (every record parsed); the receiver's
+    /// [`crate::receiver::ReceiverConfig::new`] sets one.
+    pub record_cache: Option<std::sync::Arc<SpfRecordCache>>,
+    /// Record the [`Trace`] of DNS questions and terms. Default `true`; with `false` the
+    /// output's trace holds only the domain, result and reason of each record evaluated
+    /// (no queries, no terms), which saves work on a receiver's hot path. The result,
+    /// reason, counters and deciding term are the same either way.
+    pub trace: bool,
 }
 
 impl Default for SpfOptions {
@@ -217,6 +228,8 @@ impl Default for SpfOptions {
             max_mx_ptr_names: 10,
             time_budget: Some(Duration::from_secs(20)),
             max_record_bytes: 65_535,
+            record_cache: None,
+            trace: true,
         }
     }
 }

@@ -576,9 +576,105 @@ impl fmt::Display for Record {
     }
 }
 
+/// A record parsed once, with what an evaluation shows of it: the record as published
+/// (escaped for display) and each directive in canonical form.
+#[derive(Debug)]
+pub(crate) struct ParsedSpf {
+    pub(crate) text: String,
+    pub(crate) record: Record,
+    pub(crate) terms: Vec<String>,
+}
+
+impl ParsedSpf {
+    pub(crate) fn parse(txt: &[u8]) -> Result<ParsedSpf, RecordError> {
+        let record = Record::parse(txt)?;
+        Ok(ParsedSpf {
+            text: super::trace::escape_txt(txt),
+            terms: record.directives.iter().map(ToString::to_string).collect(),
+            record,
+        })
+    }
+}
+
+/// A bounded cache of parsed SPF records shared between evaluations, keyed by the
+/// record's bytes as published, like the DKIM key cache: a receiver sees the same few
+/// thousand records over and over, and parses each once. The key is the record itself, so
+/// a changed record is a different key and never served stale; when the cache is full it
+/// is emptied and fills again. Records with syntax errors are not kept.
+#[derive(Debug)]
+pub struct SpfRecordCache {
+    capacity: usize,
+    map: std::sync::Mutex<std::collections::HashMap<Vec<u8>, std::sync::Arc<ParsedSpf>>>,
+}
+
+impl SpfRecordCache {
+    /// A cache holding at most `capacity` records (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        SpfRecordCache {
+            capacity: capacity.max(1),
+            map: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The number of records held.
+    pub fn len(&self) -> usize {
+        self.map.lock().map_or(0, |m| m.len())
+    }
+
+    /// True when no record is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn get_or_parse(
+        &self,
+        txt: &[u8],
+    ) -> Result<std::sync::Arc<ParsedSpf>, RecordError> {
+        if let Some(hit) = self.map.lock().ok().and_then(|m| m.get(txt).cloned()) {
+            return Ok(hit);
+        }
+        let parsed = std::sync::Arc::new(ParsedSpf::parse(txt)?);
+        if let Ok(mut m) = self.map.lock() {
+            if m.len() >= self.capacity {
+                m.clear();
+            }
+            m.insert(txt.to_vec(), parsed.clone());
+        }
+        Ok(parsed)
+    }
+}
+
+/// Caches compare by identity: two options are equal when they share the same cache.
+impl PartialEq for SpfRecordCache {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+impl Eq for SpfRecordCache {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn record_cache_parses_once_and_keeps_no_errors() {
+        let cache = SpfRecordCache::new(2);
+        let a = cache.get_or_parse(b"v=spf1 ip4:192.0.2.0/24 -all").unwrap();
+        let again = cache.get_or_parse(b"v=spf1 ip4:192.0.2.0/24 -all").unwrap();
+        assert!(std::sync::Arc::ptr_eq(&a, &again));
+        assert_eq!(a.terms, ["ip4:192.0.2.0/24", "-all"]);
+        assert_eq!(
+            a.record,
+            Record::parse(b"v=spf1 ip4:192.0.2.0/24 -all").unwrap()
+        );
+        assert!(cache.get_or_parse(b"v=spf1 ip4:300.0.0.1 -all").is_err());
+        assert_eq!(cache.len(), 1);
+        // A different record is a different key; a full cache empties and refills.
+        cache.get_or_parse(b"v=spf1 -all").unwrap();
+        cache.get_or_parse(b"v=spf1 ~all").unwrap();
+        assert_eq!(cache.len(), 1);
+    }
 
     fn parse(s: &str) -> Result<Record, RecordError> {
         Record::parse(s.as_bytes())
