@@ -239,17 +239,14 @@ pub(crate) fn is_canonical(canon: Canon, body: &[u8]) -> bool {
         memchr::memchr_iter(b'\n', body).all(|p| p > 0 && body.get(p - 1) == Some(&b'\r'));
     match canon {
         Canon::Simple => no_bare_lf,
-        Canon::Relaxed => no_bare_lf && is_canonical_relaxed_extra(body),
+        Canon::Relaxed => {
+            no_bare_lf
+                && memchr::memchr(b'\t', body).is_none()
+                && memchr::memmem::find(body, b"  ").is_none()
+                && memchr::memmem::find(body, b" \r\n").is_none()
+                && !matches!(body.last(), Some(b' ' | b'\t'))
+        }
     }
-}
-
-/// The relaxed part of [`is_canonical`]: no tab, no run of spaces, no space at the end of a
-/// line or of the body (the absence of bare LFs is checked separately).
-pub(crate) fn is_canonical_relaxed_extra(body: &[u8]) -> bool {
-    memchr::memchr(b'\t', body).is_none()
-        && memchr::memmem::find(body, b"  ").is_none()
-        && memchr::memmem::find(body, b" \r\n").is_none()
-        && !matches!(body.last(), Some(b' ' | b'\t'))
 }
 
 /// The next places in a chunk where canonicalisation changes the input, by kind, found

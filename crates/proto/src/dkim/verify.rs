@@ -7,9 +7,7 @@ use std::sync::Arc;
 
 use aws_lc_rs::digest;
 
-use super::canon::{
-    BodyCanonicalizer, BodySink, canonicalize_header, is_canonical, is_canonical_relaxed_extra,
-};
+use super::canon::{BodyCanonicalizer, BodySink, canonicalize_header, is_canonical};
 use super::key::{KeyCache, ParsedKey, parse_record_and_key};
 use super::parse::{Signature, SignatureInfo, parse_signature};
 use super::{Algorithm, Canon, DkimResult, HashAlgorithm, Problem, SignatureResult, VerifyConfig};
@@ -310,65 +308,66 @@ impl<'a> StreamingVerifier<'a> {
 
     /// Hashes a body that is available whole.
     ///
-    /// A body that is already in canonical form is its own canonicalisation. So a quick
-    /// scan (memchr, no per-byte work) first tells whether the body, trailing empty lines
-    /// aside, is canonical as it is: no bare LF and, for relaxed, no tab, no run of spaces
-    /// and no space at the end of a line. Then it is hashed as it is, in one SHA-256 pass
-    /// shared by every group it is canonical for; only bodies that need changing go through
-    /// the canonicaliser (which also hashes them in one pass). Either way each body byte is
-    /// hashed once per distinct canonical form. Signatures with `l=` or SHA-1 always take
-    /// the canonicaliser.
+    /// A body that is already in canonical form is its own canonicalisation (both
+    /// algorithms are idempotent: canon(canon(x)) = canon(x)). So the body is first hashed
+    /// as it is, trailing empty lines aside, in one pass without looking at each byte; when
+    /// that SHA-256 equals a signature's `bh=`, the body is the canonical form the signer
+    /// hashed (SHA-256 second preimages being out of reach), and canonicalising it would
+    /// give the same bytes. When it does not match, a quick scan tells whether the body is
+    /// canonical as it is (then the hash stands and the body was changed); only bodies with
+    /// whitespace runs, trailing whitespace or bare LFs are canonicalised byte by byte.
+    /// Signatures with `l=` always take the exact path.
     pub fn whole_body(&mut self, body: &[u8]) {
         let mut trimmed = body;
         while let Some(rest) = trimmed.strip_suffix(b"\r\n") {
             trimmed = rest;
         }
-        // The SHA-256 of `trimmed` followed by one CRLF (the canonical form of a
-        // non-empty canonical body), computed at most once.
-        let mut raw_hash: Option<(Vec<u8>, u64)> = None;
-        // Whether the body is simple-canonical (no bare LF), computed at most once: the
-        // relaxed check includes it.
-        let mut simple_ok: Option<bool> = None;
-        for g in self.groups.iter_mut() {
+        let mut speculative: Option<(Vec<u8>, u64)> = None;
+        for (gi, g) in self.groups.iter_mut().enumerate() {
             let eligible = g
                 .slots
                 .iter()
                 .all(|s| s.hash == HashAlgorithm::Sha256 && s.limit.is_none());
-            let canonical = eligible && {
-                let no_bare_lf =
-                    *simple_ok.get_or_insert_with(|| is_canonical(Canon::Simple, trimmed));
-                no_bare_lf && (g.canon == Canon::Simple || is_canonical_relaxed_extra(trimmed))
-            };
-            if !canonical {
-                g.canonicalizer.update(body, g.slots.as_mut_slice());
-                continue;
-            }
-            let (digest, len) = if trimmed.is_empty() {
-                if g.canon == Canon::Simple {
+            let mut matched = false;
+            if eligible {
+                let (digest, len) = speculative.get_or_insert_with(|| {
+                    let mut ctx = digest::Context::new(&digest::SHA256);
+                    ctx.update(trimmed);
+                    let mut len = trimmed.len() as u64;
+                    if !trimmed.is_empty() {
+                        ctx.update(b"\r\n");
+                        len += 2;
+                    }
+                    (ctx.finish().as_ref().to_vec(), len)
+                });
+                let (digest, len) = if trimmed.is_empty() && g.canon == Canon::Simple {
                     // §3.4.3: the simple canonical empty body is one CRLF.
                     (
                         digest::digest(&digest::SHA256, b"\r\n").as_ref().to_vec(),
                         2,
                     )
                 } else {
-                    (digest::digest(&digest::SHA256, b"").as_ref().to_vec(), 0)
+                    (digest.clone(), *len)
+                };
+                matched = self.entries.iter().all(|(_, e)| match e {
+                    Entry::Valid { sig, group, .. } if *group == gi => sig.body_hash == digest,
+                    _ => true,
+                });
+                // A body that does not match but is canonical as it is has this hash all
+                // the same: the mismatch is real, no need to canonicalise.
+                matched = matched || is_canonical(g.canon, trimmed);
+                if matched {
+                    for s in &mut g.slots {
+                        s.result = Some(digest.clone());
+                        s.written = len;
+                        s.canon_len = len;
+                    }
+                    g.done = true;
                 }
-            } else {
-                raw_hash
-                    .get_or_insert_with(|| {
-                        let mut ctx = digest::Context::new(&digest::SHA256);
-                        ctx.update(trimmed);
-                        ctx.update(b"\r\n");
-                        (ctx.finish().as_ref().to_vec(), trimmed.len() as u64 + 2)
-                    })
-                    .clone()
-            };
-            for s in &mut g.slots {
-                s.result = Some(digest.clone());
-                s.written = len;
-                s.canon_len = len;
             }
-            g.done = true;
+            if !matched {
+                g.canonicalizer.update(body, g.slots.as_mut_slice());
+            }
         }
     }
 
