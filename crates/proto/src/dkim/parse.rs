@@ -133,16 +133,30 @@ const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::n
 );
 
 pub(crate) fn decode_base64(v: &[u8]) -> Result<Vec<u8>, String> {
-    let cleaned;
-    let input = if v.iter().any(|b| is_fws(*b)) {
-        cleaned = strip_fws(v);
-        cleaned.as_slice()
-    } else {
+    // Folded values (every `b=`) are compacted into a stack buffer when they fit (RSA-4096
+    // signatures and keys do), to spare an allocation per signature.
+    let mut stack = [0u8; 1024];
+    let mut heap = Vec::new();
+    let input: &[u8] = if !v.iter().any(|b| is_fws(*b)) {
         v
+    } else if v.len() <= stack.len() {
+        let mut n = 0;
+        for &b in v {
+            if let Some(slot) = stack.get_mut(n) {
+                *slot = b;
+            }
+            n += usize::from(!is_fws(b));
+        }
+        stack.get(..n).unwrap_or_default()
+    } else {
+        heap = strip_fws(v);
+        &heap
     };
-    BASE64
+    let out = BASE64
         .decode(input)
-        .map_err(|e| format!("invalid base64: {e}"))
+        .map_err(|e| format!("invalid base64: {e}"));
+    drop(heap);
+    out
 }
 
 /// What could be read from a signature field, even a broken one: for results and
