@@ -204,7 +204,8 @@ pub fn parse_header_block(block: &[u8]) -> Vec<HeaderField<'_>> {
 }
 
 fn split_header_block(raw: &[u8]) -> (Vec<HeaderField<'_>>, usize, bool) {
-    let mut headers = Vec::new();
+    // Most messages have fewer than 48 fields: one allocation, no regrowth.
+    let mut headers = Vec::with_capacity(48);
     let mut pos = 0usize;
     // Each iteration reads one logical field: a first line and its continuation lines.
     loop {
@@ -229,10 +230,10 @@ fn split_header_block(raw: &[u8]) -> (Vec<HeaderField<'_>>, usize, bool) {
         }
         let field_raw = raw.get(start..line_end.next).unwrap_or_default();
         let value_end_abs = line_end.content_end;
-        let colon = field_raw
-            .iter()
-            .take(value_end_abs - start)
-            .position(|&b| b == b':');
+        let colon = memchr::memchr(
+            b':',
+            field_raw.get(..value_end_abs - start).unwrap_or_default(),
+        );
         let (name_len, value_start, malformed) = match colon {
             Some(c) if c > 0 && is_plausible_name(field_raw.get(..c).unwrap_or_default()) => {
                 (c, c + 1, false)

@@ -249,6 +249,22 @@ pub(crate) fn is_canonical(canon: Canon, body: &[u8]) -> bool {
     }
 }
 
+/// A cheap, partial [`is_canonical`]: true when the first or the last (about) 512 bytes of
+/// `body` (given without its trailing CRLFs) show a spot that canonicalisation would change,
+/// so that `body` is certainly not canonical. False says nothing. The windows are cut at
+/// line ends, so that a cut never looks like a bare LF or trailing whitespace.
+pub(crate) fn surely_not_canonical(canon: Canon, body: &[u8]) -> bool {
+    const WINDOW: usize = 512;
+    if body.len() <= 2 * WINDOW {
+        return !is_canonical(canon, body);
+    }
+    let head = body.get(..WINDOW).unwrap_or_default();
+    let head = memchr::memrchr(b'\n', head).and_then(|p| head.get(..=p));
+    let tail = body.get(body.len() - WINDOW..).unwrap_or_default();
+    let tail = memchr::memchr(b'\n', tail).and_then(|p| tail.get(p + 1..));
+    head.is_some_and(|h| !is_canonical(canon, h)) || tail.is_some_and(|t| !is_canonical(canon, t))
+}
+
 /// The next places in a chunk where canonicalisation changes the input, by kind, found
 /// lazily and remembered (so a search never rescans what it has passed).
 #[derive(Default)]
@@ -534,6 +550,61 @@ mod tests {
                     proptest::prop_assert_eq!(canonicalize_body(c, &s), expect);
                 }
             }
+        }
+
+        #[test]
+        fn prop_surely_not_canonical_is_sound(
+            s in proptest::collection::vec(proptest::sample::select(vec![b'a', b' ', b'\t', b'\r', b'\n']), 0..24),
+            pad in 0usize..1200,
+        ) {
+            // Padding of canonical lines around a random piece puts the piece in, and out
+            // of, the windows.
+            let mut body = b"ab\r\n".repeat(pad / 4);
+            body.extend_from_slice(&s);
+            body.extend_from_slice(&b"\r\ncd".repeat(pad / 4));
+            let mut t: &[u8] = &body;
+            while let Some(rest) = t.strip_suffix(b"\r\n") {
+                t = rest;
+            }
+            for c in [Canon::Simple, Canon::Relaxed] {
+                if surely_not_canonical(c, t) {
+                    proptest::prop_assert!(!is_canonical(c, t));
+                }
+            }
+        }
+
+        #[test]
+        fn prop_relaxed_header_matches_reference(
+            v in proptest::collection::vec(proptest::sample::select(vec![b'a', b' ', b'\t', b'\r', b'\n', b'x']), 0..40),
+        ) {
+            // §3.4.2, byte at a time: unfold (delete CRLF, and bare LF as elsewhere), WSP
+            // runs to one SP, none at either end; a bare CR is an ordinary byte.
+            let mut unfolded = Vec::new();
+            let mut i = 0;
+            while let Some(&b) = v.get(i) {
+                if b == b'\n' || (b == b'\r' && v.get(i + 1) == Some(&b'\n')) {
+                    i += 1;
+                    continue;
+                }
+                unfolded.push(b);
+                i += 1;
+            }
+            let mut expect = b"x:".to_vec();
+            let mut space = false;
+            for &b in &unfolded {
+                if b == b' ' || b == b'\t' {
+                    space = expect.len() > 2;
+                } else {
+                    if space {
+                        expect.push(b' ');
+                        space = false;
+                    }
+                    expect.push(b);
+                }
+            }
+            let mut out = Vec::new();
+            canonicalize_header(Canon::Relaxed, b"X", &v, false, &mut out);
+            proptest::prop_assert_eq!(out, expect);
         }
 
         #[test]
