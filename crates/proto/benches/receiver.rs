@@ -23,45 +23,14 @@ use aws_lc_rs::signature::{self, KeyPair, ParsedPublicKey};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dmarc_proto::FixedClock;
 use dmarc_proto::dmarc::DmarcResult;
-use dmarc_proto::dns::{DnsError, DnsResult, Lookup, MxRecord};
+
 use dmarc_proto::receiver::{FixedDraw, ReceiverConfig, SmtpFacts, verify_message};
 use mail_auth::common::parse::TxtRecordParser;
 use mail_auth::{DnssecStatus, RecordSet, Txt};
 
-/// The zone in memory: absent names are NXDOMAIN, present names without the type NODATA.
-struct MapLookup {
-    txt: HashMap<String, Vec<Vec<u8>>>,
-    a: HashMap<String, Vec<Ipv4Addr>>,
-}
-
-impl MapLookup {
-    fn get<T: Clone>(&self, map: &HashMap<String, Vec<T>>, name: &str) -> DnsResult<T> {
-        let k = name.trim_end_matches('.').to_ascii_lowercase();
-        match map.get(&k) {
-            Some(v) => Ok(v.clone()),
-            None if self.txt.contains_key(&k) || self.a.contains_key(&k) => Err(DnsError::NoData),
-            None => Err(DnsError::NxDomain),
-        }
-    }
-}
-
-impl Lookup for MapLookup {
-    async fn txt(&self, name: &str) -> DnsResult<Vec<u8>> {
-        self.get(&self.txt, name)
-    }
-    async fn a(&self, name: &str) -> DnsResult<Ipv4Addr> {
-        self.get(&self.a, name)
-    }
-    async fn aaaa(&self, name: &str) -> DnsResult<Ipv6Addr> {
-        self.get(&HashMap::new(), name)
-    }
-    async fn mx(&self, name: &str) -> DnsResult<MxRecord> {
-        self.get(&HashMap::new(), name)
-    }
-    async fn ptr(&self, _: IpAddr) -> DnsResult<String> {
-        Err(DnsError::NxDomain)
-    }
-}
+#[path = "support/map_lookup.rs"]
+mod map_lookup;
+use map_lookup::MapLookup;
 
 /// A mail-auth resolver cache filled in advance; names absent answer `default`.
 struct Warm<K, V> {

@@ -1,44 +1,13 @@
 //! Profiling aid: loops `receiver::verify_message` over mail-bench (warm caches).
 //! `cargo build --release -p dmarc-proto --example receiver_loop` then
 //! `valgrind --tool=callgrind target/release/examples/receiver_loop 3`.
-use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use dmarc_proto::FixedClock;
-use dmarc_proto::dns::{DnsError, DnsResult, Lookup, MxRecord};
 use dmarc_proto::receiver::{FixedDraw, ReceiverConfig, SmtpFacts, verify_message};
 
-struct MapLookup {
-    txt: HashMap<String, Vec<Vec<u8>>>,
-    a: HashMap<String, Vec<Ipv4Addr>>,
-}
-impl MapLookup {
-    fn get<T: Clone>(&self, map: &HashMap<String, Vec<T>>, name: &str) -> DnsResult<T> {
-        let k = name.trim_end_matches('.').to_ascii_lowercase();
-        match map.get(&k) {
-            Some(v) => Ok(v.clone()),
-            None if self.txt.contains_key(&k) || self.a.contains_key(&k) => Err(DnsError::NoData),
-            None => Err(DnsError::NxDomain),
-        }
-    }
-}
-impl Lookup for MapLookup {
-    async fn txt(&self, name: &str) -> DnsResult<Vec<u8>> {
-        self.get(&self.txt, name)
-    }
-    async fn a(&self, name: &str) -> DnsResult<Ipv4Addr> {
-        self.get(&self.a, name)
-    }
-    async fn aaaa(&self, name: &str) -> DnsResult<Ipv6Addr> {
-        self.get(&HashMap::new(), name)
-    }
-    async fn mx(&self, name: &str) -> DnsResult<MxRecord> {
-        self.get(&HashMap::new(), name)
-    }
-    async fn ptr(&self, _: IpAddr) -> DnsResult<String> {
-        Err(DnsError::NxDomain)
-    }
-}
+#[path = "../benches/support/map_lookup.rs"]
+mod map_lookup;
 
 fn main() {
     let rounds: usize = std::env::args()
@@ -60,25 +29,7 @@ fn main() {
             )
         })
         .collect();
-    let zone: HashMap<String, HashMap<String, Vec<String>>> =
-        serde_json::from_slice(&std::fs::read(dir.join("zone.json")).expect("zone")).expect("zone");
-    let mut lookup = MapLookup {
-        txt: HashMap::new(),
-        a: HashMap::new(),
-    };
-    for (name, types) in zone {
-        let k = name.trim_end_matches('.').to_ascii_lowercase();
-        if let Some(v) = types.get("TXT") {
-            lookup
-                .txt
-                .insert(k.clone(), v.iter().map(|s| s.as_bytes().to_vec()).collect());
-        }
-        if let Some(v) = types.get("A") {
-            lookup
-                .a
-                .insert(k, v.iter().map(|s| s.parse().expect("A")).collect());
-        }
-    }
+    let lookup = map_lookup::load_zone_json(&dir.join("zone.json"));
     let clock = FixedClock::from_unix_seconds(1_795_400_000);
     let config = ReceiverConfig::new("mx.receiver.example");
     for _ in 0..rounds {
