@@ -287,64 +287,75 @@ impl Store {
             )?;
         }
 
-        let mut rows: Vec<Val<'_>> = Vec::new();
-        for (n, r) in a.records.iter().enumerate() {
-            for (k, d) in r.auth_results.dkim.iter().enumerate() {
-                rows.extend_from_slice(&[
-                    Val::I64(id),
-                    Val::I64(n as i64),
-                    Val::I64(k as i64),
-                    Val::Text(&d.domain),
-                    d.selector.as_deref().into(),
-                    Val::Text(d.result.as_str()),
-                    d.human_result.as_deref().into(),
-                ]);
-                if rows.len() == ROWS_PER_INSERT * 7 {
-                    self.insert_rows(DKIM_INSERT, 7, &rows)?;
-                    rows.clear();
-                }
-            }
-        }
-        self.insert_rows(DKIM_INSERT, 7, &rows)?;
+        let each = || a.records.iter().enumerate();
+        self.insert_batched(
+            DKIM_INSERT,
+            each().flat_map(|(n, r)| {
+                r.auth_results.dkim.iter().enumerate().map(move |(k, d)| {
+                    [
+                        Val::I64(id),
+                        Val::I64(n as i64),
+                        Val::I64(k as i64),
+                        Val::Text(&d.domain),
+                        d.selector.as_deref().into(),
+                        Val::Text(d.result.as_str()),
+                        d.human_result.as_deref().into(),
+                    ]
+                })
+            }),
+        )?;
+        self.insert_batched(
+            SPF_INSERT,
+            each().flat_map(|(n, r)| {
+                r.auth_results.spf.iter().enumerate().map(move |(k, x)| {
+                    [
+                        Val::I64(id),
+                        Val::I64(n as i64),
+                        Val::I64(k as i64),
+                        Val::Text(&x.domain),
+                        x.scope.as_ref().map(|x| x.as_str()).into(),
+                        Val::Text(x.result.as_str()),
+                        x.human_result.as_deref().into(),
+                    ]
+                })
+            }),
+        )?;
+        self.insert_batched(
+            REASON_INSERT,
+            each().flat_map(|(n, r)| {
+                r.policy_evaluated
+                    .reasons
+                    .iter()
+                    .enumerate()
+                    .map(move |(k, x)| {
+                        [
+                            Val::I64(id),
+                            Val::I64(n as i64),
+                            Val::I64(k as i64),
+                            Val::Text(x.kind.as_str()),
+                            x.comment.as_deref().into(),
+                        ]
+                    })
+            }),
+        )
+    }
 
-        rows.clear();
-        for (n, r) in a.records.iter().enumerate() {
-            for (k, x) in r.auth_results.spf.iter().enumerate() {
-                rows.extend_from_slice(&[
-                    Val::I64(id),
-                    Val::I64(n as i64),
-                    Val::I64(k as i64),
-                    Val::Text(&x.domain),
-                    x.scope.as_ref().map(|x| x.as_str()).into(),
-                    Val::Text(x.result.as_str()),
-                    x.human_result.as_deref().into(),
-                ]);
-                if rows.len() == ROWS_PER_INSERT * 7 {
-                    self.insert_rows(SPF_INSERT, 7, &rows)?;
-                    rows.clear();
-                }
+    /// Inserts `rows` of `W` columns each with multi-row statements of at most
+    /// `ROWS_PER_INSERT` rows.
+    fn insert_batched<'v, const W: usize>(
+        &mut self,
+        head: &str,
+        rows: impl Iterator<Item = [Val<'v>; W]>,
+    ) -> Result<(), StoreError> {
+        let mut buf: Vec<Val<'v>> = Vec::with_capacity(ROWS_PER_INSERT * W);
+        for row in rows {
+            buf.extend(row);
+            if buf.len() == ROWS_PER_INSERT * W {
+                self.insert_rows(head, W, &buf)?;
+                buf.clear();
             }
         }
-        self.insert_rows(SPF_INSERT, 7, &rows)?;
-
-        rows.clear();
-        for (n, r) in a.records.iter().enumerate() {
-            for (k, x) in r.policy_evaluated.reasons.iter().enumerate() {
-                rows.extend_from_slice(&[
-                    Val::I64(id),
-                    Val::I64(n as i64),
-                    Val::I64(k as i64),
-                    Val::Text(x.kind.as_str()),
-                    x.comment.as_deref().into(),
-                ]);
-                if rows.len() == ROWS_PER_INSERT * 5 {
-                    self.insert_rows(REASON_INSERT, 5, &rows)?;
-                    rows.clear();
-                }
-            }
-        }
-        self.insert_rows(REASON_INSERT, 5, &rows)?;
-        Ok(())
+        self.insert_rows(head, W, &buf)
     }
 
     /// Runs `head` (an `INSERT ... VALUES ` prefix) with one `(?, ...)` group of `cols`
