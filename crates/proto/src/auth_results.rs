@@ -5,38 +5,46 @@
 //! the field. Values are quoted exactly when RFC 8601 §2.2 requires it: a `value` is an RFC
 //! 2045 token or a quoted-string, and a property value may also be a bare
 //! `[local-part "@"] domain-name`.
+//!
+//! The fields are [`Text`] (`Cow<'static, str>`): method names, result words and property
+//! names are nearly always literals, so building a result for every message allocates only
+//! for the values that come from the message.
 
+use std::borrow::Cow;
 use std::fmt;
+
+/// Text that is usually a literal: borrowed when `'static`, owned otherwise.
+pub type Text = Cow<'static, str>;
 
 /// One property of a result, such as `smtp.mailfrom=example.com` or `header.d=example.com`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Property {
     /// The property type: `smtp`, `header`, `body` or `policy`.
-    pub ptype: String,
+    pub ptype: Text,
     /// The property within that type: `mailfrom`, `helo`, `d`, `s`, `from`, `dmarc`, ...
-    pub property: String,
+    pub property: Text,
     /// The value, unquoted; quoting is done when rendering.
-    pub value: String,
+    pub value: Text,
 }
 
 /// The outcome of one authentication method, one `resinfo` of RFC 8601.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MethodResult {
     /// The method name: `spf`, `dkim`, `dmarc`, `arc`, ...
-    pub method: String,
+    pub method: Text,
     /// The result keyword as the method's RFC names it (`pass`, `fail`, `temperror`, ...).
-    pub result: String,
+    pub result: Text,
     /// An optional comment shown after the result, for people: `(key too small)`.
-    pub comment: Option<String>,
+    pub comment: Option<Text>,
     /// The optional `reason=` text.
-    pub reason: Option<String>,
+    pub reason: Option<Text>,
     /// The properties, in the order to render them.
     pub properties: Vec<Property>,
 }
 
 impl MethodResult {
     /// A result with no comment, reason or properties.
-    pub fn new(method: impl Into<String>, result: impl Into<String>) -> Self {
+    pub fn new(method: impl Into<Text>, result: impl Into<Text>) -> Self {
         MethodResult {
             method: method.into(),
             result: result.into(),
@@ -49,10 +57,14 @@ impl MethodResult {
     /// Adds a property (builder style).
     pub fn with_property(
         mut self,
-        ptype: impl Into<String>,
-        property: impl Into<String>,
-        value: impl Into<String>,
+        ptype: impl Into<Text>,
+        property: impl Into<Text>,
+        value: impl Into<Text>,
     ) -> Self {
+        if self.properties.capacity() == 0 {
+            // Results carry one to four properties.
+            self.properties.reserve_exact(4);
+        }
         self.properties.push(Property {
             ptype: ptype.into(),
             property: property.into(),
@@ -62,13 +74,13 @@ impl MethodResult {
     }
 
     /// Sets the `reason=` text (builder style).
-    pub fn with_reason(mut self, reason: impl Into<String>) -> Self {
+    pub fn with_reason(mut self, reason: impl Into<Text>) -> Self {
         self.reason = Some(reason.into());
         self
     }
 
     /// Sets the comment (builder style).
-    pub fn with_comment(mut self, comment: impl Into<String>) -> Self {
+    pub fn with_comment(mut self, comment: impl Into<Text>) -> Self {
         self.comment = Some(comment.into());
         self
     }
@@ -374,7 +386,7 @@ impl ParsedMethodResult {
             .find(|p| {
                 p.ptype.eq_ignore_ascii_case(ptype) && p.property.eq_ignore_ascii_case(property)
             })
-            .map(|p| p.value.as_str())
+            .map(|p| &*p.value)
     }
 }
 
@@ -493,9 +505,9 @@ pub fn parse(value: &str) -> Result<ParsedAuthenticationResults, ParseError> {
             let v = p.pvalue()?;
             match property {
                 Some(prop) => r.properties.push(Property {
-                    ptype: name.to_ascii_lowercase(),
-                    property: prop.to_ascii_lowercase(),
-                    value: v,
+                    ptype: name.to_ascii_lowercase().into(),
+                    property: prop.to_ascii_lowercase().into(),
+                    value: v.into(),
                 }),
                 None if name.eq_ignore_ascii_case("reason") => r.reason = Some(v),
                 None => r.extensions.push((name.to_ascii_lowercase(), v)),

@@ -45,9 +45,7 @@
 //! assert!(v.authentication_results.to_string().starts_with("mx.receiver.example; spf=none"));
 //! ```
 
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 
@@ -541,13 +539,21 @@ async fn prefetch_policy<L: Lookup>(memo: &Memo<'_, L>, authors: Option<&AuthorD
     let Some(authors) = authors else {
         return;
     };
-    let names: Vec<String> = authors
-        .domains
-        .iter()
-        .take(8)
-        .map(|d| format!("_dmarc.{}", d.as_str()))
-        .collect();
-    futures_util::future::join_all(names.iter().map(|n| memo.txt(n))).await;
+    let name = |d: &crate::dmarc::DomainName| {
+        let d = d.as_str();
+        let mut n = String::with_capacity(7 + d.len());
+        n.push_str("_dmarc.");
+        n.push_str(d);
+        n
+    };
+    match authors.domains.as_slice() {
+        [] => {}
+        [one] => memo.preload_txt(name(one)).await,
+        many => {
+            futures_util::future::join_all(many.iter().take(8).map(|d| memo.preload_txt(name(d))))
+                .await;
+        }
+    }
 }
 
 /// The Authentication-Results field for these verdicts: `spf` (MAIL FROM, then HELO when
@@ -573,18 +579,20 @@ pub fn build_authentication_results(
     ar.with(dmarc.to_method_result())
 }
 
-/// A per-message memo in front of the lookup: the DMARC prefetch and the final evaluation
-/// ask the same questions, and the second time they are answered from here.
+/// A per-message memo in front of the lookup for the DMARC evaluation: the prefetch and the
+/// evaluation ask the same questions, and the second time they are answered from here. A
+/// message asks a handful of questions, so each kind is a short list searched in order
+/// (names compared without case or a trailing dot), not a hash map.
 struct Memo<'a, L> {
     inner: &'a L,
-    txt: Mutex<HashMap<String, DnsResult<Vec<u8>>>>,
-    a: Mutex<HashMap<String, DnsResult<Ipv4Addr>>>,
-    aaaa: Mutex<HashMap<String, DnsResult<Ipv6Addr>>>,
-    mx: Mutex<HashMap<String, DnsResult<MxRecord>>>,
-    ptr: Mutex<HashMap<IpAddr, DnsResult<String>>>,
+    txt: Mutex<Vec<(String, DnsResult<Vec<u8>>)>>,
+    a: Mutex<Vec<(String, DnsResult<Ipv4Addr>)>>,
+    aaaa: Mutex<Vec<(String, DnsResult<Ipv6Addr>)>>,
+    mx: Mutex<Vec<(String, DnsResult<MxRecord>)>>,
+    ptr: Mutex<Vec<(IpAddr, DnsResult<String>)>>,
 }
 
-impl<'a, L> Memo<'a, L> {
+impl<'a, L: Lookup> Memo<'a, L> {
     fn new(inner: &'a L) -> Self {
         Memo {
             inner,
@@ -595,61 +603,70 @@ impl<'a, L> Memo<'a, L> {
             ptr: Mutex::default(),
         }
     }
-}
 
-fn recall<K: Hash + Eq, V: Clone>(map: &Mutex<HashMap<K, V>>, key: &K) -> Option<V> {
-    map.lock().ok().and_then(|m| m.get(key).cloned())
-}
-
-fn remember<K: Hash + Eq, V>(map: &Mutex<HashMap<K, V>>, key: K, value: V) {
-    if let Ok(mut m) = map.lock() {
-        m.insert(key, value);
+    /// Asks for `name`'s TXT records and keeps the answer for the evaluation, without
+    /// handing a copy back.
+    async fn preload_txt(&self, name: String) {
+        if recall(&self.txt, |k| same_name(k, &name)).is_some() {
+            return;
+        }
+        let v = self.inner.txt(&name).await;
+        remember(&self.txt, name, v);
     }
 }
 
-fn memo_key(name: &str) -> String {
-    name.trim_end_matches('.').to_ascii_lowercase()
+fn same_name(a: &str, b: &str) -> bool {
+    a.trim_end_matches('.')
+        .eq_ignore_ascii_case(b.trim_end_matches('.'))
+}
+
+fn recall<K, V: Clone>(list: &Mutex<Vec<(K, V)>>, hit: impl Fn(&K) -> bool) -> Option<V> {
+    list.lock()
+        .ok()
+        .and_then(|l| l.iter().find(|(k, _)| hit(k)).map(|(_, v)| v.clone()))
+}
+
+fn remember<K, V>(list: &Mutex<Vec<(K, V)>>, key: K, value: V) {
+    if let Ok(mut l) = list.lock() {
+        l.push((key, value));
+    }
 }
 
 impl<L: Lookup> Lookup for Memo<'_, L> {
     async fn txt(&self, name: &str) -> DnsResult<Vec<u8>> {
-        let key = memo_key(name);
-        if let Some(v) = recall(&self.txt, &key) {
+        if let Some(v) = recall(&self.txt, |k| same_name(k, name)) {
             return v;
         }
         let v = self.inner.txt(name).await;
-        remember(&self.txt, key, v.clone());
+        remember(&self.txt, name.to_owned(), v.clone());
         v
     }
     async fn a(&self, name: &str) -> DnsResult<Ipv4Addr> {
-        let key = memo_key(name);
-        if let Some(v) = recall(&self.a, &key) {
+        if let Some(v) = recall(&self.a, |k| same_name(k, name)) {
             return v;
         }
         let v = self.inner.a(name).await;
-        remember(&self.a, key, v.clone());
+        remember(&self.a, name.to_owned(), v.clone());
         v
     }
     async fn aaaa(&self, name: &str) -> DnsResult<Ipv6Addr> {
-        let key = memo_key(name);
-        if let Some(v) = recall(&self.aaaa, &key) {
+        if let Some(v) = recall(&self.aaaa, |k| same_name(k, name)) {
             return v;
         }
         let v = self.inner.aaaa(name).await;
-        remember(&self.aaaa, key, v.clone());
+        remember(&self.aaaa, name.to_owned(), v.clone());
         v
     }
     async fn mx(&self, name: &str) -> DnsResult<MxRecord> {
-        let key = memo_key(name);
-        if let Some(v) = recall(&self.mx, &key) {
+        if let Some(v) = recall(&self.mx, |k| same_name(k, name)) {
             return v;
         }
         let v = self.inner.mx(name).await;
-        remember(&self.mx, key, v.clone());
+        remember(&self.mx, name.to_owned(), v.clone());
         v
     }
     async fn ptr(&self, ip: IpAddr) -> DnsResult<String> {
-        if let Some(v) = recall(&self.ptr, &ip) {
+        if let Some(v) = recall(&self.ptr, |k| *k == ip) {
             return v;
         }
         let v = self.inner.ptr(ip).await;

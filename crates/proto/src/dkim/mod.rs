@@ -475,7 +475,7 @@ impl SignatureResult {
         ];
         for (name, value) in props {
             if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
-                m = m.with_property("header", name, v);
+                m = m.with_property("header", name, v.to_owned());
             }
         }
         m

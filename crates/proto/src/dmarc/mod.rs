@@ -515,7 +515,7 @@ impl DmarcOutput {
     /// was used.
     pub fn to_method_result(&self) -> crate::auth_results::MethodResult {
         let mut m = crate::auth_results::MethodResult::new("dmarc", self.result.as_str());
-        m.comment = Some(self.reason.clone());
+        m.comment = Some(self.reason.clone().into());
         if let Some(from) = &self.author_domain {
             m = m.with_property("header", "from", from.clone());
         }
