@@ -262,36 +262,51 @@ fn push_pvalue(out: &mut String, s: &str) {
     }
 }
 
-/// Appends `s` between `open` and `close`, a backslash before each byte of `escaped`,
-/// control characters (line breaks included, which cannot appear in a header field value)
-/// as spaces. Runs of ordinary characters are copied as slices.
-fn push_escaped(out: &mut String, s: &str, open: char, close: char, escaped: &[char]) {
+/// Appends `s` between `open` and `close`, a backslash before each byte marked in `escaped`
+/// (all ASCII), control characters (C0, DEL and C1; line breaks included, which cannot
+/// appear in a header field value) as spaces. Runs of ordinary characters are copied as
+/// slices; the scan is over bytes, since everything it looks for is ASCII or the two-byte
+/// UTF-8 form of a C1 control.
+fn push_escaped(out: &mut String, s: &str, open: char, close: char, escaped: &[bool; 256]) {
     out.reserve(s.len() + 2);
     out.push(open);
+    let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, c) in s.char_indices() {
-        let special = escaped.contains(&c);
-        if special || c.is_control() {
-            out.push_str(s.get(start..i).unwrap_or_default());
-            if special {
-                out.push('\\');
-                out.push(c);
-            } else {
-                out.push(' ');
-            }
-            start = i + c.len_utf8();
+    let mut skip_to = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if i < skip_to {
+            continue;
         }
+        let width = if escaped[usize::from(b)] || b < 0x20 || b == 0x7f {
+            1
+        } else if b == 0xc2 && bytes.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n)) {
+            2
+        } else {
+            continue;
+        };
+        out.push_str(s.get(start..i).unwrap_or_default());
+        if escaped[usize::from(b)] {
+            out.push('\\');
+            out.push(char::from(b));
+        } else {
+            out.push(' ');
+        }
+        start = i + width;
+        skip_to = start;
     }
     out.push_str(s.get(start..).unwrap_or_default());
     out.push(close);
 }
 
+const QUOTED_ESCAPES: [bool; 256] = byte_table(b"\"\\");
+const COMMENT_ESCAPES: [bool; 256] = byte_table(b"()\\");
+
 fn push_quoted(out: &mut String, s: &str) {
-    push_escaped(out, s, '"', '"', &['"', '\\']);
+    push_escaped(out, s, '"', '"', &QUOTED_ESCAPES);
 }
 
 fn push_comment(out: &mut String, s: &str) {
-    push_escaped(out, s, '(', ')', &['(', ')', '\\']);
+    push_escaped(out, s, '(', ')', &COMMENT_ESCAPES);
 }
 
 #[cfg(test)]
@@ -327,6 +342,17 @@ mod tests {
         assert!(
             ar.to_header()
                 .starts_with("Authentication-Results: mx.example.org;\r\n\tspf=pass")
+        );
+    }
+
+    #[test]
+    fn escapes_specials_and_blanks_controls_bytewise() {
+        let r = MethodResult::new("dmarc", "fail")
+            .with_comment("a(b)c\\d\r\ne\u{85}f\u{7f}g é\u{a0}")
+            .with_reason("say \"hi\" \\ \u{9f}ok");
+        assert_eq!(
+            r.to_string(),
+            "dmarc=fail (a\\(b\\)c\\\\d  e f g é\u{a0}) reason=\"say \\\"hi\\\" \\\\  ok\""
         );
     }
 
