@@ -6,45 +6,45 @@
 //! 2045 token or a quoted-string, and a property value may also be a bare
 //! `[local-part "@"] domain-name`.
 //!
-//! The fields are [`Text`] (`Cow<'static, str>`): method names, result words and property
-//! names are nearly always literals, so building a result for every message allocates only
-//! for the values that come from the message.
+//! The fields are [`Text`] (`Cow<'a, str>`): method names, result words and property names
+//! are literals and values borrow from the verdicts they describe, so rendering the field
+//! for a message allocates little more than the output string.
 
 use std::borrow::Cow;
 use std::fmt;
 
-/// Text that is usually a literal: borrowed when `'static`, owned otherwise.
-pub type Text = Cow<'static, str>;
+/// Text that is usually borrowed (a literal, or a value of the verdict it describes).
+pub type Text<'a> = Cow<'a, str>;
 
 /// One property of a result, such as `smtp.mailfrom=example.com` or `header.d=example.com`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Property {
+pub struct Property<'a> {
     /// The property type: `smtp`, `header`, `body` or `policy`.
-    pub ptype: Text,
+    pub ptype: Text<'a>,
     /// The property within that type: `mailfrom`, `helo`, `d`, `s`, `from`, `dmarc`, ...
-    pub property: Text,
+    pub property: Text<'a>,
     /// The value, unquoted; quoting is done when rendering.
-    pub value: Text,
+    pub value: Text<'a>,
 }
 
 /// The outcome of one authentication method, one `resinfo` of RFC 8601.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MethodResult {
+pub struct MethodResult<'a> {
     /// The method name: `spf`, `dkim`, `dmarc`, `arc`, ...
-    pub method: Text,
+    pub method: Text<'a>,
     /// The result keyword as the method's RFC names it (`pass`, `fail`, `temperror`, ...).
-    pub result: Text,
+    pub result: Text<'a>,
     /// An optional comment shown after the result, for people: `(key too small)`.
-    pub comment: Option<Text>,
+    pub comment: Option<Text<'a>>,
     /// The optional `reason=` text.
-    pub reason: Option<Text>,
+    pub reason: Option<Text<'a>>,
     /// The properties, in the order to render them.
-    pub properties: Vec<Property>,
+    pub properties: Vec<Property<'a>>,
 }
 
-impl MethodResult {
+impl<'a> MethodResult<'a> {
     /// A result with no comment, reason or properties.
-    pub fn new(method: impl Into<Text>, result: impl Into<Text>) -> Self {
+    pub fn new(method: impl Into<Text<'a>>, result: impl Into<Text<'a>>) -> Self {
         MethodResult {
             method: method.into(),
             result: result.into(),
@@ -57,9 +57,9 @@ impl MethodResult {
     /// Adds a property (builder style).
     pub fn with_property(
         mut self,
-        ptype: impl Into<Text>,
-        property: impl Into<Text>,
-        value: impl Into<Text>,
+        ptype: impl Into<Text<'a>>,
+        property: impl Into<Text<'a>>,
+        value: impl Into<Text<'a>>,
     ) -> Self {
         if self.properties.capacity() == 0 {
             // Results carry one to four properties.
@@ -74,19 +74,19 @@ impl MethodResult {
     }
 
     /// Sets the `reason=` text (builder style).
-    pub fn with_reason(mut self, reason: impl Into<Text>) -> Self {
+    pub fn with_reason(mut self, reason: impl Into<Text<'a>>) -> Self {
         self.reason = Some(reason.into());
         self
     }
 
     /// Sets the comment (builder style).
-    pub fn with_comment(mut self, comment: impl Into<Text>) -> Self {
+    pub fn with_comment(mut self, comment: impl Into<Text<'a>>) -> Self {
         self.comment = Some(comment.into());
         self
     }
 }
 
-impl MethodResult {
+impl MethodResult<'_> {
     /// Appends the rendered `resinfo` to `out` (no `core::fmt`: this is on the receiver's
     /// hot path).
     fn render_into(&self, out: &mut String) {
@@ -112,7 +112,7 @@ impl MethodResult {
     }
 }
 
-impl fmt::Display for MethodResult {
+impl fmt::Display for MethodResult<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = String::with_capacity(64);
         self.render_into(&mut out);
@@ -122,16 +122,16 @@ impl fmt::Display for MethodResult {
 
 /// A whole Authentication-Results field: the authserv-id and its results.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthenticationResults {
+pub struct AuthenticationResults<'a> {
     /// The authserv-id naming the receiving administrative domain's verifier.
-    pub authserv_id: String,
+    pub authserv_id: Text<'a>,
     /// The results, in order. Empty renders as `; none`.
-    pub results: Vec<MethodResult>,
+    pub results: Vec<MethodResult<'a>>,
 }
 
-impl AuthenticationResults {
+impl<'a> AuthenticationResults<'a> {
     /// An empty field for `authserv_id`.
-    pub fn new(authserv_id: impl Into<String>) -> Self {
+    pub fn new(authserv_id: impl Into<Text<'a>>) -> Self {
         AuthenticationResults {
             authserv_id: authserv_id.into(),
             results: Vec::new(),
@@ -139,7 +139,7 @@ impl AuthenticationResults {
     }
 
     /// Appends a result (builder style).
-    pub fn with(mut self, result: MethodResult) -> Self {
+    pub fn with(mut self, result: MethodResult<'a>) -> Self {
         self.results.push(result);
         self
     }
@@ -183,7 +183,7 @@ impl AuthenticationResults {
     }
 }
 
-impl fmt::Display for AuthenticationResults {
+impl fmt::Display for AuthenticationResults<'_> {
     /// The field value on one line (without the field name).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.render(" "))
@@ -399,7 +399,7 @@ pub struct ParsedMethodResult {
     /// The comments seen after the result, for people.
     pub comments: Vec<String>,
     /// The `ptype.property=value` properties (ptype and property lower-cased).
-    pub properties: Vec<Property>,
+    pub properties: Vec<Property<'static>>,
     /// Other `name=value` pairs some verifiers emit without a ptype (`action=none`).
     pub extensions: Vec<(String, String)>,
 }

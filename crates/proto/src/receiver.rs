@@ -42,7 +42,7 @@
 //!     &NoDns, &clock, &FixedDraw(0), &config, &facts, message,
 //! ));
 //! assert_eq!(v.dmarc.result.as_str(), "none");
-//! assert!(v.authentication_results.to_string().starts_with("mx.receiver.example; spf=none"));
+//! assert!(v.authentication_results().to_string().starts_with("mx.receiver.example; spf=none"));
 //! ```
 
 use std::fmt;
@@ -272,9 +272,9 @@ pub struct Verdicts {
     pub dmarc: DmarcOutput,
     /// What to do with the message.
     pub action: Action,
-    /// The Authentication-Results field to add (render with
-    /// [`AuthenticationResults::to_header`]).
-    pub authentication_results: AuthenticationResults,
+    /// Our authserv-id, as configured ([`ReceiverConfig::authserv_id`]): the one
+    /// [`Verdicts::authentication_results`] names.
+    pub authserv_id: String,
     /// Authentication-Results fields from trusted upstream authserv-ids, top first.
     pub upstream: Vec<UpstreamResults>,
     /// Header indexes (0 = top, as [`crate::message::HeaderField::index`]) of
@@ -284,6 +284,20 @@ pub struct Verdicts {
 }
 
 impl Verdicts {
+    /// The Authentication-Results field to add, built from these verdicts (it borrows
+    /// them; render it with [`AuthenticationResults::to_header`]): `spf` (MAIL FROM, then
+    /// HELO when checked), one `dkim` per signature (`dkim=none` when unsigned), then
+    /// `dmarc`.
+    pub fn authentication_results(&self) -> AuthenticationResults<'_> {
+        build_authentication_results(
+            &self.authserv_id,
+            &self.spf,
+            self.helo_spf.as_ref(),
+            &self.dkim,
+            &self.dmarc,
+        )
+    }
+
     /// The verdict in words, for a person: what SPF and DKIM authenticated, whether that
     /// is aligned with the Author Domain, and the DMARC result.
     ///
@@ -512,20 +526,13 @@ where
         }
     }
 
-    let authentication_results = build_authentication_results(
-        &config.authserv_id,
-        &spf_out,
-        helo_out.as_ref(),
-        &dkim,
-        &dmarc,
-    );
     Verdicts {
         action: Action::for_dmarc(&dmarc),
         spf: spf_out,
         helo_spf: helo_out,
         dkim,
         dmarc,
-        authentication_results,
+        authserv_id: config.authserv_id.clone(),
         upstream,
         forged_fields,
     }
@@ -559,14 +566,18 @@ async fn prefetch_policy<L: Lookup>(memo: &Memo<'_, L>, authors: Option<&AuthorD
 /// The Authentication-Results field for these verdicts: `spf` (MAIL FROM, then HELO when
 /// checked), one `dkim` per signature (`dkim=none` when unsigned), then `dmarc` with
 /// `header.from` and `policy.dmarc`.
-pub fn build_authentication_results(
-    authserv_id: &str,
-    spf: &SpfOutput,
-    helo_spf: Option<&SpfOutput>,
-    dkim: &[SignatureResult],
-    dmarc: &DmarcOutput,
-) -> AuthenticationResults {
-    let mut ar = AuthenticationResults::new(authserv_id).with(spf.auth_result());
+pub fn build_authentication_results<'a>(
+    authserv_id: &'a str,
+    spf: &'a SpfOutput,
+    helo_spf: Option<&'a SpfOutput>,
+    dkim: &'a [SignatureResult],
+    dmarc: &'a DmarcOutput,
+) -> AuthenticationResults<'a> {
+    let mut ar = AuthenticationResults {
+        authserv_id: authserv_id.into(),
+        results: Vec::with_capacity(3 + dkim.len().max(1)),
+    };
+    ar = ar.with(spf.auth_result());
     if let Some(h) = helo_spf {
         ar = ar.with(h.auth_result());
     }

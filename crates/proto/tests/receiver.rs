@@ -187,7 +187,7 @@ fn mail_bench_every_verdict() {
                 assert_eq!(v.action, action, "{file}");
             }
             // The field parses back, claims our id, and carries the three methods.
-            let folded = v.authentication_results.to_folded();
+            let folded = v.authentication_results().to_folded();
             let parsed = auth_results::parse(&folded).unwrap();
             assert_eq!(parsed.authserv_id, "mx.receiver.example");
             let dmarc = parsed.results.iter().find(|r| r.method == "dmarc").unwrap();
@@ -299,11 +299,11 @@ fn authentication_results_quoting() {
         .with_mail_from("\"odd local\"@example.com");
     let msg = b"From: a@example.com\r\n\r\nbody\r\n";
     let v = run(&lookup, &config, &f, msg);
-    let header = v.authentication_results.to_header();
+    let header = v.authentication_results().to_header();
     assert!(header.starts_with("Authentication-Results: mx.example.net;\r\n\tspf=none"));
     assert!(header.contains("dkim=none"), "{header}");
     assert!(header.contains("dmarc=none"), "{header}");
-    let parsed = auth_results::parse(&v.authentication_results.to_folded()).unwrap();
+    let parsed = auth_results::parse(&v.authentication_results().to_folded()).unwrap();
     let spf = parsed.results.iter().find(|r| r.method == "spf").unwrap();
     assert_eq!(
         spf.property("smtp", "mailfrom"),
@@ -499,7 +499,7 @@ fn authheaders_signed_message_header() {
         "{:?}",
         v.dkim[0].problem
     );
-    let text = v.authentication_results.to_string();
+    let text = v.authentication_results().to_string();
     assert!(
         text.contains("dkim=pass header.d=example.com header.i=@example.com header.s=test"),
         "{text}"
@@ -664,7 +664,7 @@ fn dns_failure_tempfails_or_fails_open() {
     assert_eq!(v.dmarc.result, DmarcResult::TempError);
     assert_eq!(v.action, Action::TempFail);
     assert!(
-        v.authentication_results
+        v.authentication_results()
             .to_string()
             .contains("dmarc=temperror")
     );

@@ -299,7 +299,7 @@ fn verdicts_json(v: &Verdicts) -> Value {
         },
         "action": v.action.as_str(),
         "explanation": v.explain(),
-        "authentication_results": v.authentication_results.to_string(),
+        "authentication_results": v.authentication_results().to_string(),
         "forged_authentication_results": v.forged_fields,
         "upstream_authentication_results": v.upstream.iter().map(|u| match &u.parsed {
             Ok(p) => json!({"field_index": u.field_index, "authserv_id": p.authserv_id,
@@ -357,6 +357,6 @@ fn human(v: &Verdicts) -> String {
             v.forged_fields
         ));
     }
-    s.push_str(&v.authentication_results.to_header().replace("\r\n", "\n"));
+    s.push_str(&v.authentication_results().to_header().replace("\r\n", "\n"));
     s
 }

@@ -461,7 +461,7 @@ impl SignatureResult {
     /// The `dkim` method result for an Authentication-Results field (RFC 8601 §2.7.1):
     /// the result, `reason=` when there is one, and `header.d`, `header.i`, `header.s`,
     /// `header.a` and `header.b` (the first 8 characters of `b=`, RFC 6008).
-    pub fn method_result(&self) -> MethodResult {
+    pub fn method_result(&self) -> MethodResult<'_> {
         let mut m = MethodResult::new("dkim", self.result.as_str());
         if let Some(r) = self.reason() {
             m = m.with_reason(r);
@@ -475,7 +475,7 @@ impl SignatureResult {
         ];
         for (name, value) in props {
             if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
-                m = m.with_property("header", name, v.to_owned());
+                m = m.with_property("header", name, v);
             }
         }
         m

@@ -513,11 +513,11 @@ impl DmarcOutput {
     /// the reason, `header.from`, `policy.dmarc` (the applied policy) and
     /// `policy.published-domain-policy` / `policy.published-subdomain-policy` when a record
     /// was used.
-    pub fn to_method_result(&self) -> crate::auth_results::MethodResult {
+    pub fn to_method_result(&self) -> crate::auth_results::MethodResult<'_> {
         let mut m = crate::auth_results::MethodResult::new("dmarc", self.result.as_str());
-        m.comment = Some(self.reason.clone().into());
+        m.comment = Some(self.reason.as_str().into());
         if let Some(from) = &self.author_domain {
-            m = m.with_property("header", "from", from.clone());
+            m = m.with_property("header", "from", from.as_str());
         }
         if let Some(p) = self.applied_policy {
             m = m.with_property("policy", "dmarc", p.as_str());

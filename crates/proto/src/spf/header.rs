@@ -72,17 +72,17 @@ impl SpfOutput {
     /// The `spf` result for Authentication-Results (RFC 8601 §2.7.2): `spf=pass` with
     /// `smtp.mailfrom` (the sender checked) or `smtp.helo`, and the reason as a comment
     /// for the error results.
-    pub fn auth_result(&self) -> MethodResult {
+    pub fn auth_result(&self) -> MethodResult<'_> {
         let mut m = MethodResult::new("spf", self.result.as_str());
         if matches!(
             self.result,
             SpfResult::PermError | SpfResult::TempError | SpfResult::None
         ) {
-            m = m.with_reason(self.reason.clone());
+            m = m.with_reason(self.reason.as_str());
         }
         match self.identity {
-            Identity::MailFrom => m.with_property("smtp", "mailfrom", self.sender.clone()),
-            Identity::Helo => m.with_property("smtp", "helo", self.domain.clone()),
+            Identity::MailFrom => m.with_property("smtp", "mailfrom", self.sender.as_str()),
+            Identity::Helo => m.with_property("smtp", "helo", self.domain.as_str()),
         }
     }
 }
