@@ -2,7 +2,6 @@
 //! hash computed once.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_lc_rs::digest;
@@ -94,28 +93,41 @@ impl Verifier {
     }
 }
 
-/// The answers to key queries, by DNS name. Filled by [`fetch_keys`] or by hand.
+/// The answers to key queries, by DNS name (compared without case). Filled by
+/// [`fetch_keys`] or by hand. A message asks for one or two keys, so this is a short list.
 #[derive(Debug, Clone, Default)]
-pub struct KeyAnswers(HashMap<String, DnsResult<Vec<u8>>>);
+pub struct KeyAnswers(Vec<(String, DnsResult<Vec<u8>>)>);
 
 impl KeyAnswers {
-    /// Records the answer for `name`.
+    /// Records the answer for `name` (replacing an earlier answer for the same name).
     pub fn insert(&mut self, name: String, answer: DnsResult<Vec<u8>>) {
-        self.0.insert(name.to_ascii_lowercase(), answer);
+        match self.0.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+            Some(slot) => slot.1 = answer,
+            None => self.0.push((name, answer)),
+        }
     }
 
     fn get(&self, name: &str) -> Option<&DnsResult<Vec<u8>>> {
-        self.0.get(name)
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, a)| a)
     }
 }
 
 /// Asks for every key in `names` at once and collects the answers.
 pub async fn fetch_keys<L: Lookup + ?Sized>(lookup: &L, names: &[String]) -> KeyAnswers {
-    let answers =
-        futures_util::future::join_all(names.iter().map(|n| lookup.txt(n.as_str()))).await;
-    let mut out = KeyAnswers::default();
-    for (name, answer) in names.iter().zip(answers) {
-        out.insert(name.clone(), answer);
+    let mut out = KeyAnswers(Vec::with_capacity(names.len()));
+    match names {
+        [] => {}
+        [one] => out.insert(one.clone(), lookup.txt(one).await),
+        many => {
+            let answers =
+                futures_util::future::join_all(many.iter().map(|n| lookup.txt(n.as_str()))).await;
+            for (name, answer) in many.iter().zip(answers) {
+                out.insert(name.clone(), answer);
+            }
+        }
     }
     out
 }
