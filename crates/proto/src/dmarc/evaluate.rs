@@ -2,9 +2,10 @@
 //! requested and applied policy, and DNS failure handling.
 
 use futures_util::future::{join, join_all, join3};
+use smallvec::SmallVec;
 
 use super::discovery::{
-    DiscoveredPolicy, PolicySource, Resolver, discover, psl_organizational_domain, walk,
+    DiscoveredPolicy, PolicySource, Resolver, discover, psl_organizational_domain, walk_org,
 };
 use super::{
     AlignmentMode, AuthResult, AuthorDomains, AuthorError, DmarcInput, DmarcOptions, DmarcOutput,
@@ -26,24 +27,44 @@ pub async fn evaluate<L: Lookup>(
     input: &DmarcInput,
     options: &DmarcOptions,
 ) -> DmarcOutput {
-    let spec = options.spec;
     let author = match DomainName::new(input.author_domain.trim()) {
         Ok(d) => d,
         Err(e) => {
             return DmarcOutput::new(
-                spec,
+                options.spec,
                 DmarcResult::PermError,
                 format!("the Author Domain is unusable: {e}"),
             );
         }
     };
+    evaluate_domain(
+        lookup,
+        &author,
+        &input.spf,
+        &input.dkim,
+        input.pct_draw,
+        options,
+    )
+    .await
+}
+
+/// [`evaluate`] for an Author Domain already validated, the identities borrowed.
+async fn evaluate_domain<L: Lookup>(
+    lookup: &L,
+    author: &DomainName,
+    spf_ids: &[super::SpfIdentity],
+    dkim_ids: &[super::DkimIdentity],
+    pct_draw: Option<u8>,
+    options: &DmarcOptions,
+) -> DmarcOutput {
+    let spec = options.spec;
     let resolver = Resolver::new(lookup, spec).with_record_cache(options.record_cache.as_deref());
     let psl = options.psl();
     let mut out = DmarcOutput::new(spec, DmarcResult::None, String::new());
     out.author_domain = Some(author.to_string());
 
     // §5.3.2: policy discovery.
-    let discovered = match discover(&resolver, &author, psl, options.psl_sections).await {
+    let discovered = match discover(&resolver, author, psl, options.psl_sections).await {
         Ok(d) => d,
         Err(e) => return dns_failure(out, options, "looking for the DMARC record", &e),
     };
@@ -61,17 +82,13 @@ pub async fn evaluate<L: Lookup>(
         } => (policy_domain, record, org_domain),
     };
     if spec == Spec::Rfc7489 && org_domain.is_none() {
-        org_domain = Some(psl_organizational_domain(
-            psl,
-            options.psl_sections,
-            &author,
-        ));
+        org_domain = Some(psl_organizational_domain(psl, options.psl_sections, author));
     }
     let super::ParsedRecord {
         record,
         diagnostics,
         ..
-    } = *parsed;
+    } = parsed;
     out.policy_domain = Some(policy_domain.to_string());
     out.record_diagnostics = diagnostics;
     out.dkim_mode = record.adkim;
@@ -79,22 +96,23 @@ pub async fn evaluate<L: Lookup>(
 
     // §4.10.1: which tag applies. `np` needs to know whether the Author Domain exists, which
     // is asked concurrently with the alignment walks, and only when it matters.
-    let is_subdomain = policy_domain != author;
+    let is_subdomain = policy_domain != *author;
     let need_existence = spec == Spec::Rfc9989
         && is_subdomain
         && record.nonexistent_policy() != record.subdomain_policy();
     let existence = async {
         if need_existence {
-            Some(domain_exists(lookup, &author).await)
+            Some(domain_exists(lookup, author).await)
         } else {
             None
         }
     };
     let alignment = align_all(
         &resolver,
-        &author,
+        author,
         org_domain.clone(),
-        input,
+        spf_ids,
+        dkim_ids,
         options,
         &record,
     );
@@ -163,7 +181,7 @@ pub async fn evaluate<L: Lookup>(
         Spec::Rfc7489 => {
             let pct = record.pct.unwrap_or(100);
             if pct < 100 {
-                let selected = match input.pct_draw {
+                let selected = match pct_draw {
                     Some(draw) => draw < pct,
                     None => pct > 0,
                 };
@@ -177,39 +195,37 @@ pub async fn evaluate<L: Lookup>(
     out.applied_policy = Some(applied);
     out.record = Some(record);
 
-    let via = if is_subdomain {
-        format!("policy of {} ({})", policy_domain, source.as_str())
-    } else {
-        format!("policy of {policy_domain}")
+    let via = Via {
+        policy_domain: &policy_domain,
+        source: is_subdomain.then_some(source),
+        requested,
     };
 
     if let Some(a) = out.dkim.iter().find(|a| a.aligned) {
         out.result = DmarcResult::Pass;
-        out.reason = format!("DKIM d={} is aligned; {via}={requested}", a.domain);
+        out.reason = format!("DKIM d={} is aligned; {via}", a.domain);
     } else if let Some(a) = out.spf.iter().find(|a| a.aligned) {
         out.result = DmarcResult::Pass;
-        out.reason = format!("SPF domain {} is aligned; {via}={requested}", a.domain);
+        out.reason = format!("SPF domain {} is aligned; {via}", a.domain);
     } else if let Some(e) = dns_error {
         return dns_failure(out, options, "determining an Organizational Domain", &e);
     } else {
         out.result = DmarcResult::Fail;
-        let mut reason = if out.spf.is_empty() && out.dkim.is_empty() {
-            "no authenticated identifier".to_owned()
+        let what = if out.spf.is_empty() && out.dkim.is_empty() {
+            "no authenticated identifier"
         } else {
-            "no authenticated identifier is aligned".to_owned()
+            "no authenticated identifier is aligned"
         };
-        reason.push_str(&format!("; {via}={requested}"));
-        if applied != requested {
-            reason.push_str(&format!(
-                ", applied as {applied} ({})",
-                if out.testing {
-                    "t=y"
-                } else {
-                    "not selected by pct"
-                }
-            ));
-        }
-        out.reason = reason;
+        out.reason = if applied != requested {
+            let why = if out.testing {
+                "t=y"
+            } else {
+                "not selected by pct"
+            };
+            format!("{what}; {via}, applied as {applied} ({why})")
+        } else {
+            format!("{what}; {via}")
+        };
     }
     if out.record.as_ref().is_some_and(|r| r.fell_back_to_none) {
         out.reason.push_str(
@@ -262,12 +278,6 @@ pub async fn evaluate_authors<L: Lookup>(
             return DmarcOutput::new(spec, result, e.to_string());
         }
     };
-    let input_for = |domain: &DomainName| DmarcInput {
-        author_domain: domain.to_string(),
-        spf: spf.to_vec(),
-        dkim: dkim.to_vec(),
-        pct_draw,
-    };
     let declined = |reason: String| {
         let mut out = DmarcOutput::new(spec, DmarcResult::None, reason);
         out.declined = true;
@@ -278,10 +288,10 @@ pub async fn evaluate_authors<L: Lookup>(
         options.author.multiple_addresses,
     ) {
         ([only], MultipleAddresses::SameDomainOnly | MultipleAddresses::EvaluateEach) => {
-            evaluate(lookup, &input_for(only), options).await
+            evaluate_domain(lookup, only, spf, dkim, pct_draw, options).await
         }
         ([only], MultipleAddresses::Decline) if authors.addresses.len() == 1 => {
-            evaluate(lookup, &input_for(only), options).await
+            evaluate_domain(lookup, only, spf, dkim, pct_draw, options).await
         }
         (_, MultipleAddresses::Decline) => declined(format!(
             "the From field has {} addresses; DMARC is not evaluated (RFC 9989 §5.3.1)",
@@ -304,7 +314,7 @@ pub async fn evaluate_authors<L: Lookup>(
         (many, MultipleAddresses::EvaluateEach) => {
             let mut worst: Option<DmarcOutput> = None;
             for domain in many {
-                let out = evaluate(lookup, &input_for(domain), options).await;
+                let out = evaluate_domain(lookup, domain, spf, dkim, pct_draw, options).await;
                 worst = Some(match worst {
                     Some(w) if severity(&w) >= severity(&out) => w,
                     _ => out,
@@ -313,6 +323,29 @@ pub async fn evaluate_authors<L: Lookup>(
             let mut out = worst.unwrap_or_else(|| declined("no Author Domain".into()));
             out.reason = format!("{} (worst of {} Author Domains)", out.reason, many.len());
             out
+        }
+    }
+}
+
+/// "policy of example.com (sp)=reject", formatted when the reason is written.
+struct Via<'a> {
+    policy_domain: &'a DomainName,
+    /// The tag, shown when the policy is not the Author Domain's own.
+    source: Option<PolicySource>,
+    requested: Policy,
+}
+
+impl std::fmt::Display for Via<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.source {
+            Some(source) => write!(
+                f,
+                "policy of {} ({})={}",
+                self.policy_domain,
+                source.as_str(),
+                self.requested
+            ),
+            None => write!(f, "policy of {}={}", self.policy_domain, self.requested),
         }
     }
 }
@@ -386,75 +419,101 @@ struct Alignment {
 /// Checks every identifier against the Author Domain, in three steps: what needs no DNS
 /// (results other than pass, identical names, strict mode, no common label); then the
 /// Author Domain's Organizational Domain, if any identifier needs it; then the
-/// Organizational Domains of the remaining identifiers, whose walks run concurrently and
-/// share the remembered answers.
+/// Organizational Domains of the remaining identifiers that lie within the Author
+/// Domain's, whose walks run concurrently and share the remembered answers. Nothing is
+/// spawned when no identifier needs a walk of its own.
 async fn align_all<L: Lookup>(
     resolver: &Resolver<'_, L>,
     author: &DomainName,
     known_org: Option<DomainName>,
-    input: &DmarcInput,
+    spf_ids: &[super::SpfIdentity],
+    dkim_ids: &[super::DkimIdentity],
     options: &DmarcOptions,
     record: &super::Record,
 ) -> Alignment {
     let limit = options.identity_limit();
-    let spf: Vec<Pending> = input
-        .spf
-        .iter()
-        .take(limit)
-        .map(|id| classify(author, &id.domain, None, id.result, record.aspf))
-        .collect();
-    let dkim: Vec<Pending> = input
-        .dkim
-        .iter()
-        .take(limit)
-        .map(|id| {
-            classify(
-                author,
-                &id.domain,
-                id.selector.clone(),
-                id.result,
-                record.adkim,
-            )
-        })
-        .collect();
-    let needs_org = spf.iter().chain(&dkim).any(|p| p.1.is_some());
+    let spf_ids = spf_ids.get(..limit).unwrap_or(spf_ids);
+    let dkim_ids = dkim_ids.get(..limit).unwrap_or(dkim_ids);
+    // Rows waiting for an Organizational Domain: (DKIM?, index, identifier).
+    let mut pending: SmallVec<[(bool, usize, DomainName); 4]> = SmallVec::new();
+    let mut spf = Vec::with_capacity(spf_ids.len());
+    for (i, id) in spf_ids.iter().enumerate() {
+        let (row, target) = classify(author, &id.domain, None, id.result, record.aspf);
+        if let Some(t) = target {
+            pending.push((false, i, t));
+        }
+        spf.push(row);
+    }
+    let mut dkim = Vec::with_capacity(dkim_ids.len());
+    for (i, id) in dkim_ids.iter().enumerate() {
+        let (row, target) = classify(
+            author,
+            &id.domain,
+            id.selector.clone(),
+            id.result,
+            record.adkim,
+        );
+        if let Some(t) = target {
+            pending.push((true, i, t));
+        }
+        dkim.push(row);
+    }
     let mut dns_error = None;
     let mut author_org = known_org;
-    if needs_org && author_org.is_none() {
+    if !pending.is_empty() && author_org.is_none() {
         match org_of(resolver, options, author).await {
             Ok(o) => author_org = Some(o),
             Err(e) => dns_error = Some(e),
         }
     }
-    let finish = |pending: Vec<Pending>| {
-        let author_org = author_org.clone();
-        async move {
-            let checks = pending.into_iter().map(|Pending(row, target)| {
-                let author_org = author_org.clone();
-                async move {
-                    let Some(domain) = target else {
-                        return (row, None);
-                    };
-                    finish_relaxed(resolver, options, author, author_org.as_ref(), row, &domain)
-                        .await
+    // Decide what needs no walk; keep the identifiers that need one.
+    let mut walks: SmallVec<[(bool, usize, DomainName); 4]> = SmallVec::new();
+    for (is_dkim, i, domain) in pending {
+        let rows = if is_dkim { &mut dkim } else { &mut spf };
+        let Some(row) = rows.get_mut(i) else {
+            continue;
+        };
+        match &author_org {
+            None => {
+                row.reason =
+                    format!("undecided: the Organizational Domain of {author} is unknown (DNS)");
+            }
+            Some(org) if !domain.is_within(org) => {
+                // An identifier's Organizational Domain is one of its own suffixes, so it
+                // cannot be the Author Domain's unless it lies within it.
+                row.reason = format!(
+                    "not aligned: {domain} is not within {org}, the Organizational Domain of {author}"
+                );
+            }
+            Some(org) => match options.spec {
+                Spec::Rfc7489 => {
+                    let own =
+                        psl_organizational_domain(options.psl(), options.psl_sections, &domain);
+                    finish_relaxed(row, Ok(own), org);
                 }
-            });
-            join_all(checks).await
+                Spec::Rfc9989 => walks.push((is_dkim, i, domain)),
+            },
         }
-    };
-    let (spf, dkim) = join(finish(spf), finish(dkim)).await;
-    let mut unpack = |rows: Vec<(IdentifierAlignment, Option<DnsError>)>| {
-        rows.into_iter()
-            .map(|(row, err)| {
-                if let Some(e) = err {
-                    dns_error.get_or_insert(e);
-                }
-                row
-            })
-            .collect::<Vec<_>>()
-    };
-    let spf = unpack(spf);
-    let dkim = unpack(dkim);
+    }
+    if let Some(org) = &author_org {
+        // The walks: one awaited directly, several concurrently.
+        let orgs: SmallVec<[Result<DomainName, DnsError>; 4]> = match walks.as_slice() {
+            [] => SmallVec::new(),
+            [(_, _, domain)] => std::iter::once(walk_org(resolver, domain).await).collect(),
+            many => join_all(many.iter().map(|(_, _, domain)| walk_org(resolver, domain)))
+                .await
+                .into_iter()
+                .collect(),
+        };
+        for ((is_dkim, i, _), own) in walks.into_iter().zip(orgs) {
+            let rows = if is_dkim { &mut dkim } else { &mut spf };
+            if let Some(row) = rows.get_mut(i)
+                && let Some(e) = finish_relaxed(row, own, org)
+            {
+                dns_error.get_or_insert(e);
+            }
+        }
+    }
     Alignment {
         spf,
         dkim,
@@ -462,10 +521,6 @@ async fn align_all<L: Lookup>(
         dns_error,
     }
 }
-
-/// A row decided without DNS (`None`), or one waiting for the Organizational Domain of the
-/// given identifier.
-struct Pending(IdentifierAlignment, Option<DomainName>);
 
 async fn org_of<L: Lookup>(
     resolver: &Resolver<'_, L>,
@@ -478,7 +533,7 @@ async fn org_of<L: Lookup>(
             options.psl_sections,
             domain,
         )),
-        Spec::Rfc9989 => Ok(walk(resolver, domain).await?.organizational_domain()),
+        Spec::Rfc9989 => walk_org(resolver, domain).await,
     }
 }
 
@@ -488,7 +543,7 @@ fn classify(
     selector: Option<String>,
     result: AuthResult,
     mode: AlignmentMode,
-) -> Pending {
+) -> (IdentifierAlignment, Option<DomainName>) {
     let mut row = IdentifierAlignment {
         domain: raw.trim().to_owned(),
         selector,
@@ -501,56 +556,46 @@ fn classify(
         Ok(d) => d,
         Err(e) => {
             row.reason = format!("not aligned: {e}");
-            return Pending(row, None);
+            return (row, None);
         }
     };
     row.domain = domain.to_string();
     if result != AuthResult::Pass {
         row.reason = format!("not aligned: the result is {result}, only pass can align");
-        return Pending(row, None);
+        return (row, None);
     }
     if domain == *author {
         row.aligned = true;
         row.alignment_domain = Some(domain.to_string());
         row.reason = "aligned: identical to the Author Domain".into();
-        return Pending(row, None);
+        return (row, None);
     }
     if mode == AlignmentMode::Strict {
         row.reason = format!("not aligned: strict alignment needs {author}");
-        return Pending(row, None);
+        return (row, None);
     }
     // Organizational Domains are suffixes of their domains, so two names without a common
     // label cannot share one.
     if author.as_str().rsplit('.').next() != domain.as_str().rsplit('.').next() {
         row.reason = "not aligned: no common Organizational Domain".into();
-        return Pending(row, None);
+        return (row, None);
     }
-    Pending(row, Some(domain))
+    (row, Some(domain))
 }
 
-/// Relaxed alignment (§3.2.10.1) of `domain` once the Author Domain's Organizational Domain
-/// is known (`None`: it could not be determined).
-async fn finish_relaxed<L: Lookup>(
-    resolver: &Resolver<'_, L>,
-    options: &DmarcOptions,
-    author: &DomainName,
-    author_org: Option<&DomainName>,
-    mut row: IdentifierAlignment,
-    domain: &DomainName,
-) -> (IdentifierAlignment, Option<DnsError>) {
-    let Some(author_org) = author_org else {
-        row.reason = format!("undecided: the Organizational Domain of {author} is unknown (DNS)");
-        return (row, None);
-    };
-    if !domain.is_within(author_org) {
-        row.reason = format!("not aligned: the Organizational Domain of {author} is {author_org}");
-        return (row, None);
-    }
-    let org = match org_of(resolver, options, domain).await {
+/// Relaxed alignment (§3.2.10.1) of an identifier within the Author Domain's
+/// Organizational Domain `author_org`, once its own is known (or its walk failed, which is
+/// returned).
+fn finish_relaxed(
+    row: &mut IdentifierAlignment,
+    own: Result<DomainName, DnsError>,
+    author_org: &DomainName,
+) -> Option<DnsError> {
+    let org = match own {
         Ok(o) => o,
         Err(e) => {
             row.reason = format!("undecided: {e}");
-            return (row, Some(e));
+            return Some(e);
         }
     };
     if org == *author_org {
@@ -562,5 +607,5 @@ async fn finish_relaxed<L: Lookup>(
             "not aligned: Organizational Domain {org}, the Author Domain's is {author_org}"
         );
     }
-    (row, None)
+    None
 }

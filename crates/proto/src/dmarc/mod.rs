@@ -436,7 +436,7 @@ pub struct DmarcOutput {
     /// domain; RFC 7489 mode always).
     pub org_domain: Option<String>,
     /// The record that applies.
-    pub record: Option<Record>,
+    pub record: Option<Arc<Record>>,
     /// Diagnostics of that record.
     pub record_diagnostics: Vec<Diagnostic>,
     /// Which tag the requested policy came from.
