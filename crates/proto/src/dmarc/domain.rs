@@ -275,5 +275,15 @@ mod tests {
         assert_eq!(d.parent().unwrap().as_str(), "b.c.example.com");
         assert!(d.is_within(&DomainName::new("example.com").unwrap()));
         assert!(!d.is_within(&DomainName::new("le.com").unwrap()));
+        assert_eq!(d.suffix(0), d);
+        assert_eq!(d.suffix(1).as_str(), "com");
+        assert_eq!(d.suffix(2).parent().unwrap().as_str(), "com");
+        assert_eq!(d.suffix(1).parent(), None);
+        assert_eq!(d.suffix(2), DomainName::new("EXAMPLE.com.").unwrap());
+        assert_eq!(format!("{:?}", d.suffix(2)), "DomainName(\"example.com\")");
+        assert_eq!(
+            DomainName::new("Ab_C-1.Example").unwrap().as_str(),
+            "ab_c-1.example"
+        );
     }
 }
