@@ -1,5 +1,6 @@
 //! Domain names as DMARC handles them: lower-case A-labels, no trailing dot, validated.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -86,6 +87,13 @@ impl DomainName {
     /// (a leading dot, `a..b`), over-long labels or names, characters other than letters,
     /// digits, `-` and `_`, and an all-numeric last label (an IP address) are rejected.
     pub fn new(input: &str) -> Result<DomainName, DomainError> {
+        DomainName::normalize(input).map(|n| DomainName::from_valid(&n))
+    }
+
+    /// The validation and normalisation of [`DomainName::new`] without building a name:
+    /// the input itself (without a trailing dot) when it is already a lower-case, valid
+    /// name, else the normalised text.
+    pub fn normalize(input: &str) -> Result<Cow<'_, str>, DomainError> {
         let err = |reason| DomainError {
             input: input.chars().take(300).collect(),
             reason,
@@ -101,24 +109,17 @@ impl DomainName {
             let ascii = idna::domain_to_ascii(trimmed)
                 .map_err(|_| err("IDNA conversion to A-labels failed"))?;
             check_ascii(&ascii).map_err(err)?;
-            return Ok(DomainName::from_valid(&ascii.to_ascii_lowercase()));
+            return Ok(Cow::Owned(ascii.to_ascii_lowercase()));
         }
         if check_ascii(trimmed).map_err(err)? {
-            return Ok(DomainName::from_valid(trimmed));
+            Ok(Cow::Borrowed(trimmed))
+        } else {
+            Ok(Cow::Owned(trimmed.to_ascii_lowercase()))
         }
-        // Lower-case on the stack: the name is at most 253 octets.
-        let mut buf = [0u8; 253];
-        let out = buf
-            .get_mut(..trimmed.len())
-            .ok_or_else(|| err("longer than 253 octets"))?;
-        out.copy_from_slice(trimmed.as_bytes());
-        out.make_ascii_lowercase();
-        let lower = std::str::from_utf8(out).map_err(|_| err("not ASCII"))?;
-        Ok(DomainName::from_valid(lower))
     }
 
-    /// A name already validated and lower-cased.
-    fn from_valid(text: &str) -> DomainName {
+    /// A name already validated and lower-cased (as [`DomainName::normalize`] returns it).
+    pub(crate) fn from_valid(text: &str) -> DomainName {
         DomainName {
             text: Arc::from(text),
             start: 0,
@@ -170,16 +171,33 @@ impl DomainName {
 
     /// True if `self` equals `other` or lies below it.
     pub fn is_within(&self, other: &DomainName) -> bool {
-        let (me, them) = (self.as_str(), other.as_str());
-        me == them
-            || (me.len() > them.len()
-                && me.ends_with(them)
-                && me.as_bytes().get(me.len() - them.len() - 1) == Some(&b'.'))
+        within(self.as_str(), other.as_str())
     }
 
     /// The `_dmarc.` name for this domain.
     pub fn dmarc_name(&self) -> String {
         format!("_dmarc.{}", self.as_str())
+    }
+}
+
+/// True if the normalised name `me` equals `them` or lies below it.
+pub(crate) fn within(me: &str, them: &str) -> bool {
+    me == them
+        || (me.len() > them.len()
+            && me.ends_with(them)
+            && me.as_bytes().get(me.len() - them.len() - 1) == Some(&b'.'))
+}
+
+impl std::ops::Deref for DomainName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl serde::Serialize for DomainName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 

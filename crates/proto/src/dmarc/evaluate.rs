@@ -7,10 +7,11 @@ use smallvec::SmallVec;
 use super::discovery::{
     DiscoveredPolicy, PolicySource, Resolver, discover, psl_organizational_domain, walk_org,
 };
+use super::domain::within;
 use super::{
-    AlignmentMode, AuthResult, AuthorDomains, AuthorError, DmarcInput, DmarcOptions, DmarcOutput,
-    DmarcResult, DnsFailureMode, DomainName, IdentifierAlignment, MultipleAddresses, Policy, Spec,
-    author_domains,
+    AlignmentMode, AlignmentReason, AuthResult, AuthorDomains, AuthorError, DmarcInput,
+    DmarcOptions, DmarcOutput, DmarcResult, DnsFailureMode, DomainName, IdentifierAlignment,
+    MultipleAddresses, Policy, Spec, author_domains,
 };
 use crate::dns::{DnsError, Lookup};
 
@@ -70,7 +71,7 @@ async fn evaluate_domain<L: Lookup>(
     };
     let (policy_domain, parsed, mut org_domain) = match discovered {
         DiscoveredPolicy::NoPolicy { reason, org_domain } => {
-            out.org_domain = org_domain.map(|d| d.to_string());
+            out.org_domain = org_domain;
             out.reason = format!("{reason} ({spec})");
             return out;
         }
@@ -89,7 +90,7 @@ async fn evaluate_domain<L: Lookup>(
         diagnostics,
         ..
     } = parsed;
-    out.policy_domain = Some(policy_domain.to_string());
+    out.policy_domain = Some(policy_domain.clone());
     out.record_diagnostics = diagnostics;
     out.dkim_mode = record.adkim;
     out.spf_mode = record.aspf;
@@ -139,7 +140,7 @@ async fn evaluate_domain<L: Lookup>(
     {
         org_domain = Some(author.clone());
     }
-    out.org_domain = org_domain.map(|d| d.to_string());
+    out.org_domain = org_domain;
     out.spf = spf;
     out.dkim = dkim;
 
@@ -434,27 +435,27 @@ async fn align_all<L: Lookup>(
     let limit = options.identity_limit();
     let spf_ids = spf_ids.get(..limit).unwrap_or(spf_ids);
     let dkim_ids = dkim_ids.get(..limit).unwrap_or(dkim_ids);
-    // Rows waiting for an Organizational Domain: (DKIM?, index, identifier).
-    let mut pending: SmallVec<[(bool, usize, DomainName); 4]> = SmallVec::new();
+    // Rows waiting for an Organizational Domain: (DKIM?, index).
+    let mut pending: SmallVec<[(bool, usize); 4]> = SmallVec::new();
     let mut spf = Vec::with_capacity(spf_ids.len());
     for (i, id) in spf_ids.iter().enumerate() {
-        let (row, target) = classify(author, &id.domain, None, id.result, record.aspf);
-        if let Some(t) = target {
-            pending.push((false, i, t));
+        let (row, waits) = classify(author, &id.domain, None, id.result, record.aspf);
+        if waits {
+            pending.push((false, i));
         }
         spf.push(row);
     }
     let mut dkim = Vec::with_capacity(dkim_ids.len());
     for (i, id) in dkim_ids.iter().enumerate() {
-        let (row, target) = classify(
+        let (row, waits) = classify(
             author,
             &id.domain,
             id.selector.clone(),
             id.result,
             record.adkim,
         );
-        if let Some(t) = target {
-            pending.push((true, i, t));
+        if waits {
+            pending.push((true, i));
         }
         dkim.push(row);
     }
@@ -468,31 +469,33 @@ async fn align_all<L: Lookup>(
     }
     // Decide what needs no walk; keep the identifiers that need one.
     let mut walks: SmallVec<[(bool, usize, DomainName); 4]> = SmallVec::new();
-    for (is_dkim, i, domain) in pending {
+    for (is_dkim, i) in pending {
         let rows = if is_dkim { &mut dkim } else { &mut spf };
         let Some(row) = rows.get_mut(i) else {
             continue;
         };
         match &author_org {
-            None => {
-                row.reason =
-                    format!("undecided: the Organizational Domain of {author} is unknown (DNS)");
-            }
-            Some(org) if !domain.is_within(org) => {
+            None => row.reason = AlignmentReason::AuthorOrgUnknown(author.clone()),
+            Some(org) if !within(&row.domain, org) => {
                 // An identifier's Organizational Domain is one of its own suffixes, so it
                 // cannot be the Author Domain's unless it lies within it.
-                row.reason = format!(
-                    "not aligned: {domain} is not within {org}, the Organizational Domain of {author}"
-                );
+                row.reason = AlignmentReason::OutsideAuthorOrg {
+                    author: author.clone(),
+                    author_org: org.clone(),
+                };
             }
-            Some(org) => match options.spec {
-                Spec::Rfc7489 => {
-                    let own =
-                        psl_organizational_domain(options.psl(), options.psl_sections, &domain);
-                    finish_relaxed(row, Ok(own), org);
+            Some(org) => {
+                // `classify` left the normalised name in the row.
+                let domain = DomainName::from_valid(&row.domain);
+                match options.spec {
+                    Spec::Rfc7489 => {
+                        let own =
+                            psl_organizational_domain(options.psl(), options.psl_sections, &domain);
+                        finish_relaxed(row, Ok(own), org);
+                    }
+                    Spec::Rfc9989 => walks.push((is_dkim, i, domain)),
                 }
-                Spec::Rfc9989 => walks.push((is_dkim, i, domain)),
-            },
+            }
         }
     }
     if let Some(org) = &author_org {
@@ -537,50 +540,53 @@ async fn org_of<L: Lookup>(
     }
 }
 
+/// The row of one identifier, decided when no Organizational Domain is needed; `true`
+/// when it waits for one (the row's domain is then the normalised name).
 fn classify(
     author: &DomainName,
     raw: &str,
     selector: Option<String>,
     result: AuthResult,
     mode: AlignmentMode,
-) -> (IdentifierAlignment, Option<DomainName>) {
+) -> (IdentifierAlignment, bool) {
+    let raw = raw.trim();
     let mut row = IdentifierAlignment {
-        domain: raw.trim().to_owned(),
+        domain: String::new(),
         selector,
         result,
         aligned: false,
         alignment_domain: None,
-        reason: String::new(),
+        reason: AlignmentReason::Pending,
     };
-    let domain = match DomainName::new(raw.trim()) {
-        Ok(d) => d,
+    match DomainName::normalize(raw) {
+        Ok(d) => row.domain = d.into_owned(),
         Err(e) => {
-            row.reason = format!("not aligned: {e}");
-            return (row, None);
+            row.domain = raw.to_owned();
+            row.reason = AlignmentReason::InvalidDomain(e);
+            return (row, false);
         }
-    };
-    row.domain = domain.to_string();
-    if result != AuthResult::Pass {
-        row.reason = format!("not aligned: the result is {result}, only pass can align");
-        return (row, None);
     }
-    if domain == *author {
+    if result != AuthResult::Pass {
+        row.reason = AlignmentReason::NotPass(result);
+        return (row, false);
+    }
+    if row.domain == author.as_str() {
         row.aligned = true;
-        row.alignment_domain = Some(domain.to_string());
-        row.reason = "aligned: identical to the Author Domain".into();
-        return (row, None);
+        row.alignment_domain = Some(author.clone());
+        row.reason = AlignmentReason::Identical;
+        return (row, false);
     }
     if mode == AlignmentMode::Strict {
-        row.reason = format!("not aligned: strict alignment needs {author}");
-        return (row, None);
+        row.reason = AlignmentReason::StrictNeeds(author.clone());
+        return (row, false);
     }
     // Organizational Domains are suffixes of their domains, so two names without a common
     // label cannot share one.
-    if author.as_str().rsplit('.').next() != domain.as_str().rsplit('.').next() {
-        row.reason = "not aligned: no common Organizational Domain".into();
-        return (row, None);
+    if author.as_str().rsplit('.').next() != row.domain.rsplit('.').next() {
+        row.reason = AlignmentReason::NoCommonLabel;
+        return (row, false);
     }
-    (row, Some(domain))
+    (row, true)
 }
 
 /// Relaxed alignment (§3.2.10.1) of an identifier within the Author Domain's
@@ -594,18 +600,19 @@ fn finish_relaxed(
     let org = match own {
         Ok(o) => o,
         Err(e) => {
-            row.reason = format!("undecided: {e}");
+            row.reason = AlignmentReason::OrgUnknown(e.clone());
             return Some(e);
         }
     };
     if org == *author_org {
         row.aligned = true;
-        row.reason = format!("aligned (relaxed): both have the Organizational Domain {org}");
-        row.alignment_domain = Some(org.to_string());
+        row.alignment_domain = Some(org.clone());
+        row.reason = AlignmentReason::SameOrg(org);
     } else {
-        row.reason = format!(
-            "not aligned: Organizational Domain {org}, the Author Domain's is {author_org}"
-        );
+        row.reason = AlignmentReason::DifferentOrg {
+            org,
+            author_org: author_org.clone(),
+        };
     }
     None
 }
