@@ -223,10 +223,12 @@ fn push_mailbox_addresses(
 }
 
 /// Splits the field into mailbox segments (at top-level commas, group colons and
-/// semicolons), dropping comments, and hands each to `segment` in order.
+/// semicolons), dropping comments, and hands each to `segment` in order. Works on bytes:
+/// every delimiter is ASCII, and a non-ASCII character is decoded only to ask whether it
+/// is white space.
 fn tokenize<'a>(text: &'a str, mut segment: impl FnMut(&[Token<'a>])) -> Result<(), AuthorError> {
+    let bytes = text.as_bytes();
     let mut seg: Segment<'a> = SmallVec::new();
-    let mut chars = text.char_indices().peekable();
     let mut angle_depth = 0usize;
     // Where the atom being read started.
     let mut atom: Option<usize> = None;
@@ -237,81 +239,99 @@ fn tokenize<'a>(text: &'a str, mut segment: impl FnMut(&[Token<'a>])) -> Result<
             seg.push(Token::Atom(a));
         }
     };
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '"' => {
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'"' => {
                 flush(&mut atom, i, &mut seg);
                 let start = i + 1;
-                let end = loop {
-                    match chars.next() {
+                let mut j = start;
+                loop {
+                    match bytes.get(j) {
                         None => {
                             return Err(AuthorError::Unparsable(
                                 "a quoted string is not closed".into(),
                             ));
                         }
-                        Some((j, '"')) => break j,
-                        Some((_, '\\')) => {
-                            chars.next();
-                        }
-                        Some(_) => {}
+                        Some(b'"') => break,
+                        // The escaped character is skipped (a multi-byte one partly: its
+                        // other bytes are never a quote or a backslash).
+                        Some(b'\\') => j += 2,
+                        Some(_) => j += 1,
                     }
-                };
-                seg.push(Token::Quoted(text.get(start..end).unwrap_or_default()));
+                }
+                seg.push(Token::Quoted(text.get(start..j).unwrap_or_default()));
+                i = j + 1;
+                continue;
             }
-            '(' => {
+            b'(' => {
                 flush(&mut atom, i, &mut seg);
                 let mut depth = 1usize;
+                let mut j = i + 1;
                 while depth > 0 {
-                    match chars.next() {
+                    match bytes.get(j) {
                         None => {
                             return Err(AuthorError::Unparsable("a comment is not closed".into()));
                         }
-                        Some((_, '\\')) => {
-                            chars.next();
-                        }
-                        Some((_, '(')) => depth += 1,
-                        Some((_, ')')) => depth -= 1,
+                        Some(b'\\') => j += 1,
+                        Some(b'(') => depth += 1,
+                        Some(b')') => depth -= 1,
                         Some(_) => {}
                     }
+                    j += 1;
                 }
+                i = j;
+                continue;
             }
-            '[' => {
+            b'[' => {
                 flush(&mut atom, i, &mut seg);
-                let mut end = text.len();
-                for (j, ch) in chars.by_ref() {
-                    if ch == ']' {
-                        end = j + 1;
-                        break;
-                    }
-                }
+                let end = memchr::memchr(b']', bytes.get(i..).unwrap_or_default())
+                    .map_or(bytes.len(), |k| i + k + 1);
                 seg.push(Token::Literal(text.get(i..end).unwrap_or_default()));
+                i = end;
+                continue;
             }
-            ',' | ';' if angle_depth == 0 => {
+            b',' | b';' if angle_depth == 0 => {
                 flush(&mut atom, i, &mut seg);
                 segment(&seg);
                 seg.clear();
             }
-            ':' if angle_depth == 0 => {
+            b':' if angle_depth == 0 => {
                 // A group name ends here: what came before is not a mailbox.
                 atom = None;
                 seg.clear();
             }
-            '<' | '>' | '@' | ',' | ';' | ':' => {
+            b'<' | b'>' | b'@' | b',' | b';' | b':' => {
                 flush(&mut atom, i, &mut seg);
-                if c == '<' {
+                if b == b'<' {
                     angle_depth += 1;
-                } else if c == '>' {
+                } else if b == b'>' {
                     angle_depth = angle_depth.saturating_sub(1);
                 }
-                seg.push(Token::Special(c));
+                seg.push(Token::Special(char::from(b)));
             }
-            c if c.is_whitespace() => flush(&mut atom, i, &mut seg),
+            b' ' | b'\t' | b'\r' | b'\n' | 0x0b | 0x0c => flush(&mut atom, i, &mut seg),
+            0x80.. => {
+                // A non-ASCII character: white space ends an atom, anything else is in one.
+                let c = text
+                    .get(i..)
+                    .and_then(|t| t.chars().next())
+                    .unwrap_or('\u{fffd}');
+                if c.is_whitespace() {
+                    flush(&mut atom, i, &mut seg);
+                } else if atom.is_none() {
+                    atom = Some(i);
+                }
+                i += c.len_utf8();
+                continue;
+            }
             _ => {
                 if atom.is_none() {
                     atom = Some(i);
                 }
             }
         }
+        i += 1;
     }
     flush(&mut atom, text.len(), &mut seg);
     segment(&seg);

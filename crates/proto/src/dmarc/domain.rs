@@ -42,38 +42,77 @@ impl fmt::Display for DomainError {
 
 impl std::error::Error for DomainError {}
 
+/// Byte classes for [`check_ascii`].
+const INVALID: u8 = 0;
+const LOWER: u8 = 1;
+const DIGIT: u8 = 2;
+const UPPER: u8 = 3;
+const DOT: u8 = 4;
+
+/// The class of each byte: letters, digits, `-` and `_` are label characters.
+static CLASS: [u8; 256] = {
+    let mut t = [INVALID; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = if c.is_ascii_lowercase() || c == b'-' || c == b'_' {
+            LOWER
+        } else if c.is_ascii_digit() {
+            DIGIT
+        } else if c.is_ascii_uppercase() {
+            UPPER
+        } else if c == b'.' {
+            DOT
+        } else {
+            INVALID
+        };
+        b += 1;
+    }
+    t
+};
+
 /// Checks the label syntax of an ASCII name (case does not matter) and says whether it is
-/// already lower-case.
+/// already lower-case. One pass over the bytes.
 fn check_ascii(ascii: &str) -> Result<bool, &'static str> {
     if ascii.len() > 253 {
         return Err("longer than 253 octets");
     }
-    let mut labels = 0;
+    let mut labels = 1usize;
+    let mut label_len = 0usize;
     let mut lower = true;
-    for label in ascii.split('.') {
-        labels += 1;
-        if label.is_empty() {
-            return Err("empty label");
+    // Whether the current label is all digits so far.
+    let mut numeric = true;
+    for &b in ascii.as_bytes() {
+        match CLASS[usize::from(b)] {
+            LOWER => numeric = false,
+            DIGIT => {}
+            UPPER => {
+                lower = false;
+                numeric = false;
+            }
+            DOT => {
+                if label_len == 0 {
+                    return Err("empty label");
+                }
+                labels += 1;
+                label_len = 0;
+                numeric = true;
+                continue;
+            }
+            _ => return Err("a label has characters other than letters, digits, '-' and '_'"),
         }
-        if label.len() > 63 {
+        label_len += 1;
+        if label_len > 63 {
             return Err("a label is longer than 63 octets");
         }
-        for b in label.bytes() {
-            if b.is_ascii_uppercase() {
-                lower = false;
-            } else if !(b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_') {
-                return Err("a label has characters other than letters, digits, '-' and '_'");
-            }
-        }
+    }
+    if label_len == 0 {
+        return Err("empty label");
     }
     if labels > MAX_LABELS {
         return Err("too many labels");
     }
-    if ascii
-        .rsplit('.')
-        .next()
-        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
-    {
+    if numeric {
         // RFC 3696 §2: no top-level domain is all-numeric, so `192.0.2.1` is an
         // address written without brackets, not a domain name.
         return Err("the last label is all digits (an IP address, not a domain)");

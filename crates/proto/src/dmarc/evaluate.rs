@@ -1,6 +1,8 @@
 //! The verdict (§5.3): policy discovery, identifier alignment (§4.4, §4.10.2), the
 //! requested and applied policy, and DNS failure handling.
 
+use std::fmt::Write as _;
+
 use futures_util::future::{join, join_all, join3};
 use smallvec::SmallVec;
 
@@ -101,13 +103,6 @@ async fn evaluate_domain<L: Lookup>(
     let need_existence = spec == Spec::Rfc9989
         && is_subdomain
         && record.nonexistent_policy() != record.subdomain_policy();
-    let existence = async {
-        if need_existence {
-            Some(domain_exists(lookup, author).await)
-        } else {
-            None
-        }
-    };
     let alignment = align_all(
         &resolver,
         author,
@@ -117,7 +112,12 @@ async fn evaluate_domain<L: Lookup>(
         options,
         &record,
     );
-    let (existence, alignment) = join(existence, alignment).await;
+    let (existence, alignment) = if need_existence {
+        let (e, a) = join(domain_exists(lookup, author), alignment).await;
+        (Some(e), a)
+    } else {
+        (None, alignment.await)
+    };
     let Alignment {
         spf,
         dkim,
@@ -202,32 +202,34 @@ async fn evaluate_domain<L: Lookup>(
         requested,
     };
 
+    // One buffer for the reason, large enough for the usual sentence.
+    let mut reason = String::with_capacity(160);
     if let Some(a) = out.dkim.iter().find(|a| a.aligned) {
         out.result = DmarcResult::Pass;
-        out.reason = format!("DKIM d={} is aligned; {via}", a.domain);
+        let _ = write!(reason, "DKIM d={} is aligned; {via}", a.domain);
     } else if let Some(a) = out.spf.iter().find(|a| a.aligned) {
         out.result = DmarcResult::Pass;
-        out.reason = format!("SPF domain {} is aligned; {via}", a.domain);
+        let _ = write!(reason, "SPF domain {} is aligned; {via}", a.domain);
     } else if let Some(e) = dns_error {
         return dns_failure(out, options, "determining an Organizational Domain", &e);
     } else {
         out.result = DmarcResult::Fail;
-        let what = if out.spf.is_empty() && out.dkim.is_empty() {
+        reason.push_str(if out.spf.is_empty() && out.dkim.is_empty() {
             "no authenticated identifier"
         } else {
             "no authenticated identifier is aligned"
-        };
-        out.reason = if applied != requested {
+        });
+        let _ = write!(reason, "; {via}");
+        if applied != requested {
             let why = if out.testing {
                 "t=y"
             } else {
                 "not selected by pct"
             };
-            format!("{what}; {via}, applied as {applied} ({why})")
-        } else {
-            format!("{what}; {via}")
-        };
+            let _ = write!(reason, ", applied as {applied} ({why})");
+        }
     }
+    out.reason = reason;
     if out.record.as_ref().is_some_and(|r| r.fell_back_to_none) {
         out.reason.push_str(
             " (the record acts as p=none: its p, sp or np is missing or invalid, RFC 9989 §4.10.1)",
