@@ -131,14 +131,15 @@ pub fn author_domains(
         n if options.required_headers => return Err(AuthorError::MultipleFromFields(n)),
         _ => {}
     }
-    let mut addresses = Vec::new();
+    // One address is the rule.
+    let mut addresses = Vec::with_capacity(1);
     for field in from_fields {
         push_mailbox_addresses(field, &mut addresses, MAX_MAILBOXES)?;
     }
     if addresses.is_empty() {
         return Err(AuthorError::NoAddress);
     }
-    let mut domains: Vec<DomainName> = Vec::new();
+    let mut domains: Vec<DomainName> = Vec::with_capacity(1);
     for addr in &addresses {
         let d = address_domain(addr)?;
         if !domains.contains(&d) {
@@ -150,7 +151,8 @@ pub fn author_domains(
 
 /// The domain of an `addr-spec` (after the last `@`), validated and in A-labels.
 pub fn address_domain(addr: &str) -> Result<DomainName, AuthorError> {
-    let Some((_, domain)) = addr.rsplit_once('@') else {
+    let Some(domain) = memchr::memrchr(b'@', addr.as_bytes()).and_then(|at| addr.get(at + 1..))
+    else {
         return Err(AuthorError::Unparsable(format!("{addr:?} has no '@'")));
     };
     if domain.starts_with('[') {
@@ -198,7 +200,11 @@ fn push_mailbox_addresses(
             "the field is longer than {MAX_FIELD_LEN} bytes"
         )));
     }
-    let text = String::from_utf8_lossy(value);
+    // Valid UTF-8 is the rule (and is checked faster than it is repaired).
+    let text = match std::str::from_utf8(value) {
+        Ok(t) => std::borrow::Cow::Borrowed(t),
+        Err(_) => String::from_utf8_lossy(value),
+    };
     // The first segment that has an '@' but no address; reported after a tokenizer error.
     let mut bad: Option<AuthorError> = None;
     tokenize(&text, |seg| {

@@ -206,10 +206,16 @@ async fn evaluate_domain<L: Lookup>(
     let mut reason = String::with_capacity(160);
     if let Some(a) = out.dkim.iter().find(|a| a.aligned) {
         out.result = DmarcResult::Pass;
-        let _ = write!(reason, "DKIM d={} is aligned; {via}", a.domain);
+        for part in ["DKIM d=", &a.domain, " is aligned; "] {
+            reason.push_str(part);
+        }
+        via.push_to(&mut reason);
     } else if let Some(a) = out.spf.iter().find(|a| a.aligned) {
         out.result = DmarcResult::Pass;
-        let _ = write!(reason, "SPF domain {} is aligned; {via}", a.domain);
+        for part in ["SPF domain ", &a.domain, " is aligned; "] {
+            reason.push_str(part);
+        }
+        via.push_to(&mut reason);
     } else if let Some(e) = dns_error {
         return dns_failure(out, options, "determining an Organizational Domain", &e);
     } else {
@@ -219,7 +225,8 @@ async fn evaluate_domain<L: Lookup>(
         } else {
             "no authenticated identifier is aligned"
         });
-        let _ = write!(reason, "; {via}");
+        reason.push_str("; ");
+        via.push_to(&mut reason);
         if applied != requested {
             let why = if out.testing {
                 "t=y"
@@ -338,18 +345,18 @@ struct Via<'a> {
     requested: Policy,
 }
 
-impl std::fmt::Display for Via<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.source {
-            Some(source) => write!(
-                f,
-                "policy of {} ({})={}",
-                self.policy_domain,
-                source.as_str(),
-                self.requested
-            ),
-            None => write!(f, "policy of {}={}", self.policy_domain, self.requested),
+impl Via<'_> {
+    /// Appends the text (plain string pushes: this is on every message's path).
+    fn push_to(&self, out: &mut String) {
+        out.push_str("policy of ");
+        out.push_str(self.policy_domain);
+        if let Some(source) = self.source {
+            for part in [" (", source.as_str(), ")"] {
+                out.push_str(part);
+            }
         }
+        out.push('=');
+        out.push_str(self.requested.as_str());
     }
 }
 
