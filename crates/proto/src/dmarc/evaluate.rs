@@ -64,7 +64,7 @@ async fn evaluate_domain<L: Lookup>(
     let resolver = Resolver::new(lookup, spec).with_record_cache(options.record_cache.as_deref());
     let psl = options.psl();
     let mut out = DmarcOutput::new(spec, DmarcResult::None, String::new());
-    out.author_domain = Some(author.to_string());
+    out.author_domain = Some(author.as_str().to_owned());
 
     // §5.3.2: policy discovery.
     let discovered = match discover(&resolver, author, psl, options.psl_sections).await {
