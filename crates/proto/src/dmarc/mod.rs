@@ -431,7 +431,8 @@ pub enum AlignmentReason {
     /// The Organizational Domain of this Author Domain could not be determined (DNS).
     AuthorOrgUnknown(DomainName),
     /// The identifier lies outside `author_org`, the Organizational Domain of `author`,
-    /// so its own Organizational Domain (one of its suffixes) cannot be that one.
+    /// so its own Organizational Domain (one of its suffixes) cannot be that one; it is
+    /// not looked up (that would cost a DNS tree walk and decide nothing).
     OutsideAuthorOrg {
         /// The Author Domain.
         author: DomainName,
@@ -484,9 +485,15 @@ impl fmt::Display for AlignmentReason {
                 f,
                 "undecided: the Organizational Domain of {author} is unknown (DNS)"
             ),
+            AlignmentReason::OutsideAuthorOrg { author, author_org } if author == author_org => {
+                write!(
+                    f,
+                    "not aligned: {author} is its own Organizational Domain, and this domain is not under it"
+                )
+            }
             AlignmentReason::OutsideAuthorOrg { author, author_org } => write!(
                 f,
-                "not aligned: outside {author_org}, the Organizational Domain of {author}"
+                "not aligned: this domain is not under {author_org}, the Organizational Domain of {author}"
             ),
             AlignmentReason::OrgUnknown(e) => write!(f, "undecided: {e}"),
             AlignmentReason::SameOrg(org) => {
