@@ -442,13 +442,14 @@ pub async fn discover_policy<L: Lookup>(
     sections: PslSections,
 ) -> Result<DiscoveredPolicy, DnsError> {
     let resolver = Resolver::new(lookup, spec);
-    discover(&resolver, author, psl, sections).await
+    discover(&resolver, author, Some(psl), sections).await
 }
 
+/// `psl` is used in RFC 7489 mode only (the built-in list when `None`).
 pub(crate) async fn discover<L: Lookup>(
     resolver: &Resolver<'_, L>,
     author: &DomainName,
-    psl: &Psl,
+    psl: Option<&Psl>,
     sections: PslSections,
 ) -> Result<DiscoveredPolicy, DnsError> {
     let first = resolver.query(author).await?;
@@ -482,6 +483,7 @@ pub(crate) async fn discover<L: Lookup>(
     }
     match resolver.spec {
         Spec::Rfc7489 => {
+            let psl = psl.unwrap_or_else(|| Psl::builtin());
             let org = psl_organizational_domain(psl, sections, author);
             if org == *author {
                 return Ok(DiscoveredPolicy::NoPolicy {

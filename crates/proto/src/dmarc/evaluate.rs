@@ -62,7 +62,8 @@ async fn evaluate_domain<L: Lookup>(
 ) -> DmarcOutput {
     let spec = options.spec;
     let resolver = Resolver::new(lookup, spec).with_record_cache(options.record_cache.as_deref());
-    let psl = options.psl();
+    // The Public Suffix List is for RFC 7489 only (not even loaded otherwise).
+    let psl = (spec == Spec::Rfc7489).then(|| options.psl());
     let mut out = DmarcOutput::new(spec, DmarcResult::None, String::new());
     out.author_domain = Some(author.as_str().to_owned());
 
@@ -85,7 +86,11 @@ async fn evaluate_domain<L: Lookup>(
         } => (policy_domain, record, org_domain),
     };
     if spec == Spec::Rfc7489 && org_domain.is_none() {
-        org_domain = Some(psl_organizational_domain(psl, options.psl_sections, author));
+        org_domain = Some(psl_organizational_domain(
+            options.psl(),
+            options.psl_sections,
+            author,
+        ));
     }
     let super::ParsedRecord {
         record,
