@@ -7,10 +7,9 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
-
-use foldhash::quality::RandomState;
 use std::sync::{Arc, Mutex};
 
+use foldhash::quality::RandomState;
 use smallvec::SmallVec;
 
 use super::record::{Psd, RecordSet, select_record};
@@ -27,7 +26,8 @@ pub(crate) type Answer = Result<Arc<RecordSet>, DnsError>;
 pub(crate) struct Resolver<'a, L> {
     lookup: &'a L,
     spec: Spec,
-    /// The answers so far: a handful per evaluation, so a list (no allocation for four).
+    /// The answers so far: a handful per evaluation, so a list (no allocation for four). A
+    /// hostile message is bounded by the identity limit: at most eight names per walk.
     cache: Mutex<SmallVec<[(DomainName, Answer); 4]>>,
     records: Option<&'a DmarcRecordCache>,
 }

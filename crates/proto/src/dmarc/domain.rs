@@ -323,6 +323,46 @@ mod tests {
         }
     }
 
+    /// The label rules as first written (split per label), for ASCII input.
+    fn reference(input: &str) -> Option<String> {
+        let trimmed = input.strip_suffix('.').unwrap_or(input);
+        if trimmed.is_empty() || trimmed.len() > 253 {
+            return None;
+        }
+        let ascii = trimmed.to_ascii_lowercase();
+        let labels: Vec<&str> = ascii.split('.').collect();
+        let ok = labels.len() <= MAX_LABELS
+            && labels.iter().all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
+            && !labels
+                .last()
+                .is_some_and(|t| t.bytes().all(|b| b.is_ascii_digit()));
+        ok.then_some(ascii)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_pass_check_agrees_with_the_label_rules(s in "[a-cA-C0-9._ -]{0,12}") {
+            let got = DomainName::new(&s).ok().map(|d| d.as_str().to_owned());
+            proptest::prop_assert_eq!(got, reference(&s));
+            if let Ok(d) = DomainName::new(&s) {
+                // Suffixes and parents share the text and are names of their own.
+                let mut p = Some(d.clone());
+                let mut n = d.label_count();
+                while let Some(x) = p {
+                    proptest::prop_assert_eq!(&x, &d.suffix(n));
+                    proptest::prop_assert_eq!(DomainName::new(x.as_str()).ok(), Some(x.clone()).filter(|_| reference(x.as_str()).is_some()));
+                    p = x.parent();
+                    n -= 1;
+                }
+            }
+        }
+    }
+
     #[test]
     fn suffixes() {
         let d = DomainName::new("a.b.c.example.com").unwrap();
