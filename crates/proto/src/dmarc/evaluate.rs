@@ -572,7 +572,13 @@ fn classify(
         alignment_domain: None,
         reason: AlignmentReason::Pending,
     };
-    match DomainName::normalize(raw) {
+    // The Author Domain itself (the usual aligned signature) is valid already.
+    let normalized = if raw == author.as_str() {
+        Ok(std::borrow::Cow::Borrowed(raw))
+    } else {
+        DomainName::normalize(raw)
+    };
+    match normalized {
         Ok(d) => row.domain = d.into_owned(),
         Err(e) => {
             row.domain = raw.to_owned();
