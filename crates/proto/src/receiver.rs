@@ -319,7 +319,10 @@ impl Verdicts {
             spf_past(self.spf.result),
             spf_dom,
             self.spf.result == SpfResult::Pass,
-            spf_row.map(|r| (r.aligned, r.reason.as_str())),
+            spf_row
+                .map(|r| (r.aligned, r.reason.to_string()))
+                .as_ref()
+                .map(|(a, why)| (*a, why.as_str())),
             author,
             self.dmarc.spf_mode,
         ));
@@ -338,7 +341,9 @@ impl Verdicts {
                 dkim_past(sig.result),
                 d,
                 sig.result == DkimResult::Pass,
-                row.map(|r| (r.aligned, r.reason.as_str())),
+                row.map(|r| (r.aligned, r.reason.to_string()))
+                    .as_ref()
+                    .map(|(a, why)| (*a, why.as_str())),
                 author,
                 self.dmarc.dkim_mode,
             );

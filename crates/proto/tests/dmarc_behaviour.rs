@@ -239,8 +239,112 @@ fn only_pass_aligns_and_bad_identifiers_are_reported() {
     inp.spf = vec![SpfIdentity::new("example.com", AuthResult::SoftFail)];
     let out = block_on(dmarc::evaluate(&zone, &inp, &DmarcOptions::default()));
     assert_eq!(out.result, DmarcResult::Fail);
-    assert!(out.spf[0].reason.contains("softfail"));
-    assert!(out.dkim[0].reason.contains("not a usable domain"));
+    assert!(out.spf[0].reason.to_string().contains("softfail"));
+    assert!(
+        out.dkim[0]
+            .reason
+            .to_string()
+            .contains("not a usable domain")
+    );
+}
+
+/// Every way an identifier is decided, with the words a person reads.
+#[test]
+fn alignment_reasons_name_the_domains() {
+    use dmarc::AlignmentReason as R;
+    let zone = Zone::new()
+        .txt("_dmarc.example.com", "v=DMARC1; p=reject")
+        .txt("_dmarc.esp.com", "v=DMARC1; p=none");
+    let mut inp = input(
+        "Mail.Example.COM.",
+        &[
+            "example.com",
+            "Mail.Example.com",
+            "esp.com",
+            "other.net",
+            "b.esp.com",
+        ],
+    );
+    inp.spf = vec![SpfIdentity::new("bounce.example.com", AuthResult::Pass)];
+    let out = block_on(dmarc::evaluate(&zone, &inp, &DmarcOptions::default()));
+    assert_eq!(out.result, DmarcResult::Pass);
+    assert_eq!(out.org_domain.as_deref(), Some("example.com"));
+    let dkim: Vec<(String, bool, String)> = out
+        .dkim
+        .iter()
+        .map(|r| (r.domain.clone(), r.aligned, r.reason.to_string()))
+        .collect();
+    assert_eq!(
+        dkim[0],
+        (
+            "example.com".into(),
+            true,
+            "aligned (relaxed): both have the Organizational Domain example.com".into()
+        )
+    );
+    assert_eq!(out.dkim[0].alignment_domain.as_deref(), Some("example.com"));
+    assert_eq!(
+        dkim[1],
+        (
+            "mail.example.com".into(),
+            true,
+            "aligned: identical to the Author Domain".into()
+        )
+    );
+    assert_eq!(out.dkim[1].reason, R::Identical);
+    assert_eq!(
+        dkim[2].2,
+        "not aligned: this domain is not under example.com, the Organizational Domain of mail.example.com"
+    );
+    assert_eq!(dkim[3].2, "not aligned: no common Organizational Domain");
+    assert!(!dkim[4].1);
+    assert_eq!(out.spf[0].reason.to_string(), dkim[0].2);
+    assert!(out.spf[0].aligned);
+    assert!(
+        out.dkim
+            .iter()
+            .chain(&out.spf)
+            .all(|r| r.reason != R::Pending)
+    );
+
+    // The author as its own Organizational Domain; strict mode; results other than pass.
+    let zone = Zone::new().txt("_dmarc.brand.example", "v=DMARC1; p=reject; aspf=s");
+    let mut inp = input("brand.example", &["esp.example"]);
+    inp.dkim
+        .push(DkimIdentity::new("brand.example", AuthResult::Fail));
+    inp.spf = vec![SpfIdentity::new("mail.brand.example", AuthResult::Pass)];
+    let out = block_on(dmarc::evaluate(&zone, &inp, &DmarcOptions::default()));
+    assert_eq!(out.result, DmarcResult::Fail);
+    assert_eq!(
+        out.dkim[0].reason.to_string(),
+        "not aligned: brand.example is its own Organizational Domain, and this domain is not under it"
+    );
+    assert_eq!(
+        out.dkim[1].reason.to_string(),
+        "not aligned: the result is fail, only pass can align"
+    );
+    assert_eq!(
+        out.spf[0].reason.to_string(),
+        "not aligned: strict alignment needs brand.example"
+    );
+    assert_eq!(
+        out.reason,
+        "no authenticated identifier is aligned; policy of brand.example=reject"
+    );
+
+    // A walk of its own: a different Organizational Domain below the Author Domain's.
+    let zone = Zone::new()
+        .txt("_dmarc.example.com", "v=DMARC1; p=reject")
+        .txt("_dmarc.team.example.com", "v=DMARC1; p=none; psd=n");
+    let out = block_on(dmarc::evaluate(
+        &zone,
+        &input("example.com", &["a.team.example.com"]),
+        &DmarcOptions::default(),
+    ));
+    assert_eq!(
+        out.dkim[0].reason.to_string(),
+        "not aligned: Organizational Domain team.example.com, the Author Domain's is example.com"
+    );
 }
 
 /// A small deterministic generator of hostile inputs: nothing may panic.

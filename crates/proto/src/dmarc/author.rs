@@ -19,6 +19,8 @@
 
 use std::fmt;
 
+use smallvec::SmallVec;
+
 use super::{DomainError, DomainName};
 
 /// Longest From field value looked at.
@@ -129,19 +131,15 @@ pub fn author_domains(
         n if options.required_headers => return Err(AuthorError::MultipleFromFields(n)),
         _ => {}
     }
-    let mut addresses = Vec::new();
+    // One address is the rule.
+    let mut addresses = Vec::with_capacity(1);
     for field in from_fields {
-        for addr in mailbox_addresses(field)? {
-            if addresses.len() >= MAX_MAILBOXES {
-                break;
-            }
-            addresses.push(addr);
-        }
+        push_mailbox_addresses(field, &mut addresses, MAX_MAILBOXES)?;
     }
     if addresses.is_empty() {
         return Err(AuthorError::NoAddress);
     }
-    let mut domains: Vec<DomainName> = Vec::new();
+    let mut domains: Vec<DomainName> = Vec::with_capacity(1);
     for addr in &addresses {
         let d = address_domain(addr)?;
         if !domains.contains(&d) {
@@ -153,7 +151,8 @@ pub fn author_domains(
 
 /// The domain of an `addr-spec` (after the last `@`), validated and in A-labels.
 pub fn address_domain(addr: &str) -> Result<DomainName, AuthorError> {
-    let Some((_, domain)) = addr.rsplit_once('@') else {
+    let Some(domain) = memchr::memrchr(b'@', addr.as_bytes()).and_then(|at| addr.get(at + 1..))
+    else {
         return Err(AuthorError::Unparsable(format!("{addr:?} has no '@'")));
     };
     if domain.starts_with('[') {
@@ -165,154 +164,189 @@ pub fn address_domain(addr: &str) -> Result<DomainName, AuthorError> {
     DomainName::new(domain).map_err(AuthorError::InvalidDomain)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Token {
-    Atom(String),
-    Quoted(String),
-    Literal(String),
+/// One lexical token of a From field, borrowed from the field's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token<'a> {
+    /// A run of characters that are not specials, quotes, brackets or white space.
+    Atom(&'a str),
+    /// The content of a quoted string, escapes still in place.
+    Quoted(&'a str),
+    /// `[...]` with its brackets (the closing one may be missing).
+    Literal(&'a str),
+    /// `<`, `>`, `@`, and `,` `;` `:` inside angle brackets.
     Special(char),
 }
+
+/// The tokens of one mailbox segment: a handful, kept on the stack.
+type Segment<'a> = SmallVec<[Token<'a>; 24]>;
 
 /// The addresses (`local@domain`) of the mailboxes in one From field value, in order.
 /// Display names, comments and group names are dropped.
 pub fn mailbox_addresses(value: &[u8]) -> Result<Vec<String>, AuthorError> {
+    let mut out = Vec::new();
+    push_mailbox_addresses(value, &mut out, usize::MAX)?;
+    Ok(out)
+}
+
+/// [`mailbox_addresses`], appended to `out` while it holds fewer than `limit` (the rest of
+/// the field is still read, so that an error in it is reported).
+fn push_mailbox_addresses(
+    value: &[u8],
+    out: &mut Vec<String>,
+    limit: usize,
+) -> Result<(), AuthorError> {
     if value.len() > MAX_FIELD_LEN {
         return Err(AuthorError::Unparsable(format!(
             "the field is longer than {MAX_FIELD_LEN} bytes"
         )));
     }
-    let text = String::from_utf8_lossy(value);
-    let segments = tokenize(&text)?;
-    let mut out = Vec::new();
-    for seg in segments {
-        if let Some(addr) = segment_address(&seg) {
-            out.push(addr);
-        } else if seg.iter().any(|t| !matches!(t, Token::Special(';' | ':')))
+    // Valid UTF-8 is the rule (and is checked faster than it is repaired).
+    let text = match std::str::from_utf8(value) {
+        Ok(t) => std::borrow::Cow::Borrowed(t),
+        Err(_) => String::from_utf8_lossy(value),
+    };
+    // The first segment that has an '@' but no address; reported after a tokenizer error.
+    let mut bad: Option<AuthorError> = None;
+    tokenize(&text, |seg| {
+        if let Some(addr) = segment_address(seg) {
+            if out.len() < limit {
+                out.push(addr);
+            }
+        } else if bad.is_none()
+            && seg.iter().any(|t| !matches!(t, Token::Special(';' | ':')))
             && seg.iter().any(|t| matches!(t, Token::Special('@')))
         {
-            return Err(AuthorError::Unparsable(format!(
+            bad = Some(AuthorError::Unparsable(format!(
                 "cannot find the address in {:?}",
-                render(&seg)
+                render(seg)
             )));
         }
+    })?;
+    match bad {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
-    Ok(out)
 }
 
 /// Splits the field into mailbox segments (at top-level commas, group colons and
-/// semicolons), dropping comments.
-fn tokenize(text: &str) -> Result<Vec<Vec<Token>>, AuthorError> {
-    let chars: Vec<char> = text.chars().collect();
-    let mut segments: Vec<Vec<Token>> = vec![Vec::new()];
-    let mut i = 0;
+/// semicolons), dropping comments, and hands each to `segment` in order. Works on bytes:
+/// every delimiter is ASCII, and a non-ASCII character is decoded only to ask whether it
+/// is white space.
+fn tokenize<'a>(text: &'a str, mut segment: impl FnMut(&[Token<'a>])) -> Result<(), AuthorError> {
+    let bytes = text.as_bytes();
+    let mut seg: Segment<'a> = SmallVec::new();
     let mut angle_depth = 0usize;
-    let mut atom = String::new();
-    let flush = |atom: &mut String, segments: &mut Vec<Vec<Token>>| {
-        if !atom.is_empty()
-            && let Some(seg) = segments.last_mut()
+    // Where the atom being read started.
+    let mut atom: Option<usize> = None;
+    let flush = |atom: &mut Option<usize>, end: usize, seg: &mut Segment<'a>| {
+        if let Some(start) = atom.take()
+            && let Some(a) = text.get(start..end)
         {
-            seg.push(Token::Atom(std::mem::take(atom)));
+            seg.push(Token::Atom(a));
         }
     };
-    while let Some(&c) = chars.get(i) {
-        match c {
-            '"' => {
-                flush(&mut atom, &mut segments);
-                let mut s = String::new();
-                i += 1;
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'"' => {
+                flush(&mut atom, i, &mut seg);
+                let start = i + 1;
+                let mut j = start;
                 loop {
-                    match chars.get(i) {
+                    match bytes.get(j) {
                         None => {
                             return Err(AuthorError::Unparsable(
                                 "a quoted string is not closed".into(),
                             ));
                         }
-                        Some('"') => break,
-                        Some('\\') => {
-                            if let Some(&n) = chars.get(i + 1) {
-                                s.push(n);
-                            }
-                            i += 2;
-                            continue;
-                        }
-                        Some(&ch) => s.push(ch),
+                        Some(b'"') => break,
+                        // The escaped character is skipped (a multi-byte one partly: its
+                        // other bytes are never a quote or a backslash).
+                        Some(b'\\') => j += 2,
+                        Some(_) => j += 1,
                     }
-                    i += 1;
                 }
-                if let Some(seg) = segments.last_mut() {
-                    seg.push(Token::Quoted(s));
-                }
+                seg.push(Token::Quoted(text.get(start..j).unwrap_or_default()));
+                i = j + 1;
+                continue;
             }
-            '(' => {
-                flush(&mut atom, &mut segments);
-                let mut depth = 0usize;
-                loop {
-                    match chars.get(i) {
+            b'(' => {
+                flush(&mut atom, i, &mut seg);
+                let mut depth = 1usize;
+                let mut j = i + 1;
+                while depth > 0 {
+                    match bytes.get(j) {
                         None => {
                             return Err(AuthorError::Unparsable("a comment is not closed".into()));
                         }
-                        Some('\\') => i += 1,
-                        Some('(') => depth += 1,
-                        Some(')') => {
-                            depth -= 1;
-                            if depth == 0 {
-                                break;
-                            }
-                        }
+                        Some(b'\\') => j += 1,
+                        Some(b'(') => depth += 1,
+                        Some(b')') => depth -= 1,
                         Some(_) => {}
                     }
-                    i += 1;
+                    j += 1;
                 }
+                i = j;
+                continue;
             }
-            '[' => {
-                flush(&mut atom, &mut segments);
-                let mut s = String::from('[');
-                i += 1;
-                while let Some(&ch) = chars.get(i) {
-                    s.push(ch);
-                    if ch == ']' {
-                        break;
-                    }
-                    i += 1;
-                }
-                if let Some(seg) = segments.last_mut() {
-                    seg.push(Token::Literal(s));
-                }
+            b'[' => {
+                flush(&mut atom, i, &mut seg);
+                let end = memchr::memchr(b']', bytes.get(i..).unwrap_or_default())
+                    .map_or(bytes.len(), |k| i + k + 1);
+                seg.push(Token::Literal(text.get(i..end).unwrap_or_default()));
+                i = end;
+                continue;
             }
-            ',' | ';' if angle_depth == 0 => {
-                flush(&mut atom, &mut segments);
-                segments.push(Vec::new());
+            b',' | b';' if angle_depth == 0 => {
+                flush(&mut atom, i, &mut seg);
+                segment(&seg);
+                seg.clear();
             }
-            ':' if angle_depth == 0 => {
+            b':' if angle_depth == 0 => {
                 // A group name ends here: what came before is not a mailbox.
-                flush(&mut atom, &mut segments);
-                if let Some(seg) = segments.last_mut() {
-                    seg.clear();
-                }
+                atom = None;
+                seg.clear();
             }
-            '<' | '>' | '@' | ',' | ';' | ':' => {
-                flush(&mut atom, &mut segments);
-                if c == '<' {
+            b'<' | b'>' | b'@' | b',' | b';' | b':' => {
+                flush(&mut atom, i, &mut seg);
+                if b == b'<' {
                     angle_depth += 1;
-                } else if c == '>' {
+                } else if b == b'>' {
                     angle_depth = angle_depth.saturating_sub(1);
                 }
-                if let Some(seg) = segments.last_mut() {
-                    seg.push(Token::Special(c));
+                seg.push(Token::Special(char::from(b)));
+            }
+            b' ' | b'\t' | b'\r' | b'\n' | 0x0b | 0x0c => flush(&mut atom, i, &mut seg),
+            0x80.. => {
+                // A non-ASCII character: white space ends an atom, anything else is in one.
+                let c = text
+                    .get(i..)
+                    .and_then(|t| t.chars().next())
+                    .unwrap_or('\u{fffd}');
+                if c.is_whitespace() {
+                    flush(&mut atom, i, &mut seg);
+                } else if atom.is_none() {
+                    atom = Some(i);
+                }
+                i += c.len_utf8();
+                continue;
+            }
+            _ => {
+                if atom.is_none() {
+                    atom = Some(i);
                 }
             }
-            c if c.is_whitespace() => flush(&mut atom, &mut segments),
-            c => atom.push(c),
         }
         i += 1;
     }
-    flush(&mut atom, &mut segments);
-    Ok(segments)
+    flush(&mut atom, text.len(), &mut seg);
+    segment(&seg);
+    Ok(())
 }
 
 /// The address of one mailbox segment: the content of an innermost `<...>` holding an `@`,
 /// else the bare `local@domain` outside any brackets.
-fn segment_address(seg: &[Token]) -> Option<String> {
+fn segment_address(seg: &[Token<'_>]) -> Option<String> {
     let mut open: Option<usize> = None;
     for (i, t) in seg.iter().enumerate() {
         match t {
@@ -335,35 +369,63 @@ fn segment_address(seg: &[Token]) -> Option<String> {
 }
 
 /// `local@domain` from the tokens around the last `@`.
-fn addr_spec(tokens: &[Token]) -> Option<String> {
+fn addr_spec(tokens: &[Token<'_>]) -> Option<String> {
     let at = tokens.iter().rposition(|t| *t == Token::Special('@'))?;
-    let local = match tokens.get(at.checked_sub(1)?)? {
-        Token::Atom(a) => {
-            // An obsolete route (`@a,@b:`) may precede the local part.
-            a.rsplit(':').next().unwrap_or(a).to_owned()
-        }
-        Token::Quoted(q) => format!("\"{q}\""),
-        _ => return None,
-    };
+    let local = tokens.get(at.checked_sub(1)?)?;
     let domain = match tokens.get(at + 1)? {
-        Token::Atom(a) => a.clone(),
-        Token::Literal(l) => l.clone(),
+        Token::Atom(a) | Token::Literal(a) => *a,
         _ => return None,
     };
-    if local.is_empty() || domain.is_empty() {
+    if domain.is_empty() {
         return None;
     }
-    Some(format!("{local}@{domain}"))
+    match local {
+        Token::Atom(a) => {
+            // An obsolete route (`@a,@b:`) may precede the local part.
+            let local = a.rsplit(':').next().unwrap_or(a);
+            if local.is_empty() {
+                return None;
+            }
+            let mut addr = String::with_capacity(local.len() + 1 + domain.len());
+            addr.push_str(local);
+            addr.push('@');
+            addr.push_str(domain);
+            Some(addr)
+        }
+        Token::Quoted(q) => {
+            let mut addr = String::with_capacity(q.len() + 3 + domain.len());
+            addr.push('"');
+            push_unescaped(&mut addr, q);
+            addr.push('"');
+            addr.push('@');
+            addr.push_str(domain);
+            Some(addr)
+        }
+        _ => None,
+    }
 }
 
-fn render(seg: &[Token]) -> String {
+/// Appends quoted-string content with its backslash escapes removed.
+fn push_unescaped(out: &mut String, q: &str) {
+    let mut escaped = false;
+    for ch in q.chars() {
+        if ch == '\\' && !escaped {
+            escaped = true;
+            continue;
+        }
+        escaped = false;
+        out.push(ch);
+    }
+}
+
+fn render(seg: &[Token<'_>]) -> String {
     let mut s = String::new();
     for t in seg {
         match t {
             Token::Atom(a) | Token::Literal(a) => s.push_str(a),
             Token::Quoted(q) => {
                 s.push('"');
-                s.push_str(q);
+                push_unescaped(&mut s, q);
                 s.push('"');
             }
             Token::Special(c) => s.push(*c),
@@ -396,6 +458,32 @@ mod tests {
         assert_eq!(domains("Joe\r\n <joe@example.com>"), ["example.com"]);
         assert_eq!(domains("<@route.example:joe@example.com>"), ["example.com"]);
         assert_eq!(domains("user@пример.рф"), ["xn--e1afmkfd.xn--p1ai"]);
+    }
+
+    #[test]
+    fn addresses_as_written() {
+        assert_eq!(
+            mailbox_addresses(b"\"a\\\"b\"@x.example, Joe (c) <joe@Y.example>, [z]").unwrap(),
+            [
+                "\"a\\\"b\"@x.example".replace("\\\"", "\""),
+                "joe@Y.example".into()
+            ]
+        );
+        assert_eq!(
+            mailbox_addresses("Jos\u{e9}\u{a0}<j@x.example>".as_bytes()).unwrap(),
+            ["j@x.example"]
+        );
+        // A tokenizer error wins over an earlier segment without an address.
+        assert_eq!(
+            mailbox_addresses(b"a@ <b>, \"open"),
+            Err(AuthorError::Unparsable(
+                "a quoted string is not closed".into()
+            ))
+        );
+        assert!(matches!(
+            mailbox_addresses(b"a@ <b>, c@d.example"),
+            Err(AuthorError::Unparsable(m)) if m.contains("a @ < b >")
+        ));
     }
 
     #[test]

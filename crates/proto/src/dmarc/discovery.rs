@@ -6,7 +6,11 @@
 //! queries, as the examples of Appendix B.4 expect.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
+
+use foldhash::quality::RandomState;
+use smallvec::SmallVec;
 
 use super::record::{Psd, RecordSet, select_record};
 use super::{DomainName, ParsedRecord, Psl, PslSections, Spec};
@@ -22,7 +26,9 @@ pub(crate) type Answer = Result<Arc<RecordSet>, DnsError>;
 pub(crate) struct Resolver<'a, L> {
     lookup: &'a L,
     spec: Spec,
-    cache: Mutex<HashMap<DomainName, Answer>>,
+    /// The answers so far: a handful per evaluation, so a list (no allocation for four). A
+    /// hostile message is bounded by the identity limit: at most eight names per walk.
+    cache: Mutex<SmallVec<[(DomainName, Answer); 4]>>,
     records: Option<&'a DmarcRecordCache>,
 }
 
@@ -31,7 +37,7 @@ impl<'a, L: Lookup> Resolver<'a, L> {
         Resolver {
             lookup,
             spec,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(SmallVec::new()),
             records: None,
         }
     }
@@ -48,34 +54,79 @@ impl<'a, L: Lookup> Resolver<'a, L> {
         if let Some(hit) = self.cache_get(domain) {
             return hit;
         }
-        let answer = match self.lookup.txt(&domain.dmarc_name()).await {
+        let mut buf = [0u8; DMARC_NAME_MAX];
+        let answer = match self.lookup.txt(dmarc_name_in(domain, &mut buf)).await {
             Ok(rrs) => Ok(match self.records {
-                Some(cache) => cache.select(&rrs, self.spec),
+                Some(cache) => cache.select_owned(rrs, self.spec),
                 None => Arc::new(select_record(&rrs, self.spec)),
             }),
-            Err(DnsError::NxDomain | DnsError::NoData) => Ok(Arc::new(RecordSet::NoRecord)),
+            Err(DnsError::NxDomain | DnsError::NoData) => Ok(no_record()),
             Err(e) => Err(e),
         };
         if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(domain.clone(), answer.clone());
+            cache.push((domain.clone(), answer.clone()));
         }
         answer
     }
 
     fn cache_get(&self, domain: &DomainName) -> Option<Answer> {
-        self.cache.lock().ok()?.get(domain).cloned()
+        let cache = self.cache.lock().ok()?;
+        cache
+            .iter()
+            .find(|(d, _)| d == domain)
+            .map(|(_, a)| a.clone())
     }
+}
+
+/// The shared "no record" answer (NXDOMAIN and NODATA are common: one allocation per
+/// thread, not per question).
+fn no_record() -> Arc<RecordSet> {
+    thread_local! {
+        static NO_RECORD: Arc<RecordSet> = Arc::new(RecordSet::NoRecord);
+    }
+    NO_RECORD.with(Arc::clone)
+}
+
+/// Longest `_dmarc.` name: the prefix and a 253-octet name.
+const DMARC_NAME_MAX: usize = 7 + 253;
+
+/// `_dmarc.<domain>` written into `buf` (no allocation).
+fn dmarc_name_in<'b>(domain: &DomainName, buf: &'b mut [u8; DMARC_NAME_MAX]) -> &'b str {
+    let name = domain.as_str().as_bytes();
+    let len = 7 + name.len();
+    if let Some(out) = buf.get_mut(..len) {
+        out[..7].copy_from_slice(b"_dmarc.");
+        out[7..].copy_from_slice(name);
+    }
+    buf.get(..len)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .unwrap_or("_dmarc.invalid")
+}
+
+/// The cached answers: their count, and the answers by hash.
+type Answers = (usize, HashMap<u64, SmallVec<[CachedAnswer; 1]>>);
+
+/// One cached answer: the specification, the RRs, and what they gave.
+#[derive(Debug)]
+struct CachedAnswer {
+    spec: Spec,
+    rrs: Vec<Vec<u8>>,
+    set: Arc<RecordSet>,
 }
 
 /// A bounded cache of parsed DMARC record sets, keyed by the TXT answer's bytes (and the
 /// specification followed), shared between evaluations like the DKIM key cache: a receiver
 /// sees the same few thousand `_dmarc` answers over and over, and parses each once. The
 /// key is the answer itself, so a changed record is a different key and never served
-/// stale; when the cache is full it is emptied and fills again.
+/// stale; when the cache is full it is emptied and fills again. A lookup hashes the answer
+/// in place (a randomly seeded fast hash; equal hashes are told apart by the bytes) and
+/// allocates nothing.
 #[derive(Debug)]
 pub struct DmarcRecordCache {
     capacity: usize,
-    map: Mutex<HashMap<Vec<u8>, Arc<RecordSet>>>,
+    hasher: RandomState,
+    /// Answers by the hash of (specification, RRs); equal hashes share a bucket.
+    map: Mutex<Answers>,
 }
 
 impl DmarcRecordCache {
@@ -83,13 +134,14 @@ impl DmarcRecordCache {
     pub fn new(capacity: usize) -> Self {
         DmarcRecordCache {
             capacity: capacity.max(1),
-            map: Mutex::new(HashMap::new()),
+            hasher: RandomState::default(),
+            map: Mutex::new((0, HashMap::new())),
         }
     }
 
     /// The number of answers held.
     pub fn len(&self) -> usize {
-        self.map.lock().map_or(0, |m| m.len())
+        self.map.lock().map_or(0, |m| m.0)
     }
 
     /// True when no answer is held.
@@ -97,28 +149,58 @@ impl DmarcRecordCache {
         self.len() == 0
     }
 
+    fn key(&self, rrs: &[Vec<u8>], spec: Spec) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        spec.hash(&mut h);
+        // Each RR's length, then its bytes: the boundaries are part of the key.
+        rrs.len().hash(&mut h);
+        for rr in rrs {
+            rr.len().hash(&mut h);
+            h.write(rr);
+        }
+        h.finish()
+    }
+
+    fn get(&self, key: u64, rrs: &[Vec<u8>], spec: Spec) -> Option<Arc<RecordSet>> {
+        let m = self.map.lock().ok()?;
+        m.1.get(&key)?
+            .iter()
+            .find(|e| e.spec == spec && e.rrs == rrs)
+            .map(|e| e.set.clone())
+    }
+
+    fn put(&self, key: u64, rrs: Vec<Vec<u8>>, spec: Spec, set: Arc<RecordSet>) {
+        if let Ok(mut m) = self.map.lock() {
+            if m.0 >= self.capacity {
+                m.1.clear();
+                m.0 = 0;
+            }
+            m.1.entry(key)
+                .or_default()
+                .push(CachedAnswer { spec, rrs, set });
+            m.0 += 1;
+        }
+    }
+
     /// [`select_record`] on `rrs`, from the cache when this answer was seen before.
     pub fn select(&self, rrs: &[Vec<u8>], spec: Spec) -> Arc<RecordSet> {
-        // The key: the specification, then each RR's length and bytes (unambiguous).
-        let mut key = Vec::with_capacity(1 + rrs.iter().map(|r| r.len() + 4).sum::<usize>());
-        key.push(match spec {
-            Spec::Rfc9989 => 0,
-            Spec::Rfc7489 => 1,
-        });
-        for rr in rrs {
-            key.extend_from_slice(&u32::try_from(rr.len()).unwrap_or(u32::MAX).to_be_bytes());
-            key.extend_from_slice(rr);
-        }
-        if let Some(hit) = self.map.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        let key = self.key(rrs, spec);
+        if let Some(hit) = self.get(key, rrs, spec) {
             return hit;
         }
         let set = Arc::new(select_record(rrs, spec));
-        if let Ok(mut m) = self.map.lock() {
-            if m.len() >= self.capacity {
-                m.clear();
-            }
-            m.insert(key, set.clone());
+        self.put(key, rrs.to_vec(), spec, set.clone());
+        set
+    }
+
+    /// [`DmarcRecordCache::select`] for an answer the caller owns (kept without a copy).
+    pub(crate) fn select_owned(&self, rrs: Vec<Vec<u8>>, spec: Spec) -> Arc<RecordSet> {
+        let key = self.key(&rrs, spec);
+        if let Some(hit) = self.get(key, &rrs, spec) {
+            return hit;
         }
+        let set = Arc::new(select_record(&rrs, spec));
+        self.put(key, rrs, spec, set.clone());
         set
     }
 }
@@ -135,11 +217,7 @@ pub struct WalkStep {
 impl WalkStep {
     /// The `psd` value of the single DMARC record here (usable or not), if there is one.
     fn psd(&self) -> Option<Psd> {
-        match &*self.found {
-            RecordSet::Found(p) => Some(p.record.psd),
-            RecordSet::Unusable(e) => Some(e.psd),
-            RecordSet::NoRecord | RecordSet::Multiple(_) => None,
-        }
+        psd_of(&self.found)
     }
 
     /// True if exactly one DMARC record is here (a "valid DMARC Policy Record" for the
@@ -193,13 +271,8 @@ impl TreeWalk {
 /// for fewer than eight labels, each parent in turn; for eight or more, the start shortened
 /// to seven labels and then each parent. Never more than eight names.
 pub fn tree_walk_targets(start: &DomainName) -> Vec<DomainName> {
-    let x = start.label_count();
     let mut out = Vec::with_capacity(MAX_WALK);
-    out.push(start.clone());
-    let next = if x < 8 { x - 1 } else { 7 };
-    for n in (1..=next).rev() {
-        out.push(start.suffix(n));
-    }
+    out.extend(walk_targets(start));
     out
 }
 
@@ -216,7 +289,7 @@ pub(crate) async fn walk<L: Lookup>(
     start: &DomainName,
 ) -> Result<TreeWalk, DnsError> {
     let mut steps = Vec::new();
-    for target in tree_walk_targets(start) {
+    for target in walk_targets(start) {
         let found = resolver.query(&target).await?;
         let step = WalkStep {
             domain: target,
@@ -232,6 +305,49 @@ pub(crate) async fn walk<L: Lookup>(
         start: start.clone(),
         steps,
     })
+}
+
+/// The targets of [`tree_walk_targets`], one at a time (no allocation: suffixes share the
+/// start's text).
+fn walk_targets(start: &DomainName) -> impl Iterator<Item = DomainName> + '_ {
+    let x = start.label_count();
+    let next = if x < 8 { x - 1 } else { 7 };
+    std::iter::once(start.clone()).chain((1..=next).rev().map(move |n| start.suffix(n)))
+}
+
+/// [`TreeWalk::organizational_domain`] of the walk from `start`, decided step by step
+/// without keeping the steps.
+pub(crate) async fn walk_org<L: Lookup>(
+    resolver: &Resolver<'_, L>,
+    start: &DomainName,
+) -> Result<DomainName, DnsError> {
+    let mut shortest = None;
+    for target in walk_targets(start) {
+        let found = resolver.query(&target).await?;
+        match psd_of(&found) {
+            Some(Psd::No) => return Ok(target),
+            Some(Psd::Yes) if target != *start => {
+                return Ok(start.suffix(target.label_count() + 1));
+            }
+            Some(psd) => {
+                shortest = Some(target);
+                if psd == Psd::Yes {
+                    break;
+                }
+            }
+            None => {}
+        }
+    }
+    Ok(shortest.unwrap_or_else(|| start.clone()))
+}
+
+/// The `psd` value of the single DMARC record of a set (usable or not), if there is one.
+fn psd_of(set: &RecordSet) -> Option<Psd> {
+    match set {
+        RecordSet::Found(p) => Some(p.record.psd),
+        RecordSet::Unusable(e) => Some(e.psd),
+        RecordSet::NoRecord | RecordSet::Multiple(_) => None,
+    }
 }
 
 /// The Organizational Domain of `domain` by the RFC 9989 tree walk (§4.10.2).
@@ -300,8 +416,8 @@ pub enum DiscoveredPolicy {
     Found {
         /// The DMARC Policy Domain.
         policy_domain: DomainName,
-        /// The record.
-        record: Box<ParsedRecord>,
+        /// The record (its [`Record`](super::Record) is shared with the cache).
+        record: ParsedRecord,
         /// The Organizational Domain, when discovery had to determine it.
         org_domain: Option<DomainName>,
         /// The walk, when one was done (RFC 9989).
@@ -326,13 +442,14 @@ pub async fn discover_policy<L: Lookup>(
     sections: PslSections,
 ) -> Result<DiscoveredPolicy, DnsError> {
     let resolver = Resolver::new(lookup, spec);
-    discover(&resolver, author, psl, sections).await
+    discover(&resolver, author, Some(psl), sections).await
 }
 
+/// `psl` is used in RFC 7489 mode only (the built-in list when `None`).
 pub(crate) async fn discover<L: Lookup>(
     resolver: &Resolver<'_, L>,
     author: &DomainName,
-    psl: &Psl,
+    psl: Option<&Psl>,
     sections: PslSections,
 ) -> Result<DiscoveredPolicy, DnsError> {
     let first = resolver.query(author).await?;
@@ -340,7 +457,7 @@ pub(crate) async fn discover<L: Lookup>(
         RecordSet::Found(record) => {
             return Ok(DiscoveredPolicy::Found {
                 policy_domain: author.clone(),
-                record: Box::new(record.clone()),
+                record: record.clone(),
                 org_domain: None,
                 walk: None,
             });
@@ -366,6 +483,7 @@ pub(crate) async fn discover<L: Lookup>(
     }
     match resolver.spec {
         Spec::Rfc7489 => {
+            let psl = psl.unwrap_or_else(|| Psl::builtin());
             let org = psl_organizational_domain(psl, sections, author);
             if org == *author {
                 return Ok(DiscoveredPolicy::NoPolicy {
@@ -380,7 +498,7 @@ pub(crate) async fn discover<L: Lookup>(
             Ok(match &*answer {
                 RecordSet::Found(record) => DiscoveredPolicy::Found {
                     policy_domain: org.clone(),
-                    record: Box::new(record.clone()),
+                    record: record.clone(),
                     org_domain: Some(org),
                     walk: None,
                 },
@@ -398,11 +516,15 @@ pub(crate) async fn discover<L: Lookup>(
         Spec::Rfc9989 => {
             let walk = walk(resolver, author).await?;
             let org = walk.organizational_domain();
-            let chosen = match walk.step(&org).filter(|s| s.has_record()) {
-                Some(step) => Some(step),
-                None => walk.public_suffix_domain(),
+            let chosen = match walk
+                .steps
+                .iter()
+                .position(|s| s.domain == org && s.has_record())
+            {
+                Some(i) => Some(i),
+                None => walk.steps.iter().rposition(|s| s.psd() == Some(Psd::Yes)),
             };
-            let Some(step) = chosen else {
+            let Some(step) = chosen.and_then(|i| walk.steps.get(i)) else {
                 return Ok(DiscoveredPolicy::NoPolicy {
                     reason: format!(
                         "no DMARC record found by the tree walk from {}",
@@ -414,9 +536,9 @@ pub(crate) async fn discover<L: Lookup>(
             match &*step.found {
                 RecordSet::Found(record) => Ok(DiscoveredPolicy::Found {
                     policy_domain: step.domain.clone(),
-                    record: Box::new(record.clone()),
+                    record: record.clone(),
                     org_domain: Some(org),
-                    walk: Some(Box::new(walk.clone())),
+                    walk: Some(Box::new(walk)),
                 }),
                 other => Ok(DiscoveredPolicy::NoPolicy {
                     reason: format!(

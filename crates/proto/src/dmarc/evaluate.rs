@@ -1,15 +1,19 @@
 //! The verdict (§5.3): policy discovery, identifier alignment (§4.4, §4.10.2), the
 //! requested and applied policy, and DNS failure handling.
 
+use std::fmt::Write as _;
+
 use futures_util::future::{join, join_all, join3};
+use smallvec::SmallVec;
 
 use super::discovery::{
-    DiscoveredPolicy, PolicySource, Resolver, discover, psl_organizational_domain, walk,
+    DiscoveredPolicy, PolicySource, Resolver, discover, psl_organizational_domain, walk_org,
 };
+use super::domain::within;
 use super::{
-    AlignmentMode, AuthResult, AuthorDomains, AuthorError, DmarcInput, DmarcOptions, DmarcOutput,
-    DmarcResult, DnsFailureMode, DomainName, IdentifierAlignment, MultipleAddresses, Policy, Spec,
-    author_domains,
+    AlignmentMode, AlignmentReason, AuthResult, AuthorDomains, AuthorError, DmarcInput,
+    DmarcOptions, DmarcOutput, DmarcResult, DnsFailureMode, DomainName, IdentifierAlignment,
+    MultipleAddresses, Policy, Spec, author_domains,
 };
 use crate::dns::{DnsError, Lookup};
 
@@ -26,30 +30,51 @@ pub async fn evaluate<L: Lookup>(
     input: &DmarcInput,
     options: &DmarcOptions,
 ) -> DmarcOutput {
-    let spec = options.spec;
     let author = match DomainName::new(input.author_domain.trim()) {
         Ok(d) => d,
         Err(e) => {
             return DmarcOutput::new(
-                spec,
+                options.spec,
                 DmarcResult::PermError,
                 format!("the Author Domain is unusable: {e}"),
             );
         }
     };
+    evaluate_domain(
+        lookup,
+        &author,
+        &input.spf,
+        &input.dkim,
+        input.pct_draw,
+        options,
+    )
+    .await
+}
+
+/// [`evaluate`] for an Author Domain already validated, the identities borrowed.
+async fn evaluate_domain<L: Lookup>(
+    lookup: &L,
+    author: &DomainName,
+    spf_ids: &[super::SpfIdentity],
+    dkim_ids: &[super::DkimIdentity],
+    pct_draw: Option<u8>,
+    options: &DmarcOptions,
+) -> DmarcOutput {
+    let spec = options.spec;
     let resolver = Resolver::new(lookup, spec).with_record_cache(options.record_cache.as_deref());
-    let psl = options.psl();
+    // The Public Suffix List is for RFC 7489 only (not even loaded otherwise).
+    let psl = (spec == Spec::Rfc7489).then(|| options.psl());
     let mut out = DmarcOutput::new(spec, DmarcResult::None, String::new());
-    out.author_domain = Some(author.to_string());
+    out.author_domain = Some(author.as_str().to_owned());
 
     // §5.3.2: policy discovery.
-    let discovered = match discover(&resolver, &author, psl, options.psl_sections).await {
+    let discovered = match discover(&resolver, author, psl, options.psl_sections).await {
         Ok(d) => d,
         Err(e) => return dns_failure(out, options, "looking for the DMARC record", &e),
     };
     let (policy_domain, parsed, mut org_domain) = match discovered {
         DiscoveredPolicy::NoPolicy { reason, org_domain } => {
-            out.org_domain = org_domain.map(|d| d.to_string());
+            out.org_domain = org_domain;
             out.reason = format!("{reason} ({spec})");
             return out;
         }
@@ -62,43 +87,42 @@ pub async fn evaluate<L: Lookup>(
     };
     if spec == Spec::Rfc7489 && org_domain.is_none() {
         org_domain = Some(psl_organizational_domain(
-            psl,
+            options.psl(),
             options.psl_sections,
-            &author,
+            author,
         ));
     }
     let super::ParsedRecord {
         record,
         diagnostics,
         ..
-    } = *parsed;
-    out.policy_domain = Some(policy_domain.to_string());
+    } = parsed;
+    out.policy_domain = Some(policy_domain.clone());
     out.record_diagnostics = diagnostics;
     out.dkim_mode = record.adkim;
     out.spf_mode = record.aspf;
 
     // §4.10.1: which tag applies. `np` needs to know whether the Author Domain exists, which
     // is asked concurrently with the alignment walks, and only when it matters.
-    let is_subdomain = policy_domain != author;
+    let is_subdomain = policy_domain != *author;
     let need_existence = spec == Spec::Rfc9989
         && is_subdomain
         && record.nonexistent_policy() != record.subdomain_policy();
-    let existence = async {
-        if need_existence {
-            Some(domain_exists(lookup, &author).await)
-        } else {
-            None
-        }
-    };
     let alignment = align_all(
         &resolver,
-        &author,
+        author,
         org_domain.clone(),
-        input,
+        spf_ids,
+        dkim_ids,
         options,
         &record,
     );
-    let (existence, alignment) = join(existence, alignment).await;
+    let (existence, alignment) = if need_existence {
+        let (e, a) = join(domain_exists(lookup, author), alignment).await;
+        (Some(e), a)
+    } else {
+        (None, alignment.await)
+    };
     let Alignment {
         spf,
         dkim,
@@ -121,7 +145,7 @@ pub async fn evaluate<L: Lookup>(
     {
         org_domain = Some(author.clone());
     }
-    out.org_domain = org_domain.map(|d| d.to_string());
+    out.org_domain = org_domain;
     out.spf = spf;
     out.dkim = dkim;
 
@@ -163,7 +187,7 @@ pub async fn evaluate<L: Lookup>(
         Spec::Rfc7489 => {
             let pct = record.pct.unwrap_or(100);
             if pct < 100 {
-                let selected = match input.pct_draw {
+                let selected = match pct_draw {
                     Some(draw) => draw < pct,
                     None => pct > 0,
                 };
@@ -177,40 +201,47 @@ pub async fn evaluate<L: Lookup>(
     out.applied_policy = Some(applied);
     out.record = Some(record);
 
-    let via = if is_subdomain {
-        format!("policy of {} ({})", policy_domain, source.as_str())
-    } else {
-        format!("policy of {policy_domain}")
+    let via = Via {
+        policy_domain: &policy_domain,
+        source: is_subdomain.then_some(source),
+        requested,
     };
 
+    // One buffer for the reason, large enough for the usual sentence.
+    let mut reason = String::with_capacity(160);
     if let Some(a) = out.dkim.iter().find(|a| a.aligned) {
         out.result = DmarcResult::Pass;
-        out.reason = format!("DKIM d={} is aligned; {via}={requested}", a.domain);
+        for part in ["DKIM d=", &a.domain, " is aligned; "] {
+            reason.push_str(part);
+        }
+        via.push_to(&mut reason);
     } else if let Some(a) = out.spf.iter().find(|a| a.aligned) {
         out.result = DmarcResult::Pass;
-        out.reason = format!("SPF domain {} is aligned; {via}={requested}", a.domain);
+        for part in ["SPF domain ", &a.domain, " is aligned; "] {
+            reason.push_str(part);
+        }
+        via.push_to(&mut reason);
     } else if let Some(e) = dns_error {
         return dns_failure(out, options, "determining an Organizational Domain", &e);
     } else {
         out.result = DmarcResult::Fail;
-        let mut reason = if out.spf.is_empty() && out.dkim.is_empty() {
-            "no authenticated identifier".to_owned()
+        reason.push_str(if out.spf.is_empty() && out.dkim.is_empty() {
+            "no authenticated identifier"
         } else {
-            "no authenticated identifier is aligned".to_owned()
-        };
-        reason.push_str(&format!("; {via}={requested}"));
+            "no authenticated identifier is aligned"
+        });
+        reason.push_str("; ");
+        via.push_to(&mut reason);
         if applied != requested {
-            reason.push_str(&format!(
-                ", applied as {applied} ({})",
-                if out.testing {
-                    "t=y"
-                } else {
-                    "not selected by pct"
-                }
-            ));
+            let why = if out.testing {
+                "t=y"
+            } else {
+                "not selected by pct"
+            };
+            let _ = write!(reason, ", applied as {applied} ({why})");
         }
-        out.reason = reason;
     }
+    out.reason = reason;
     if out.record.as_ref().is_some_and(|r| r.fell_back_to_none) {
         out.reason.push_str(
             " (the record acts as p=none: its p, sp or np is missing or invalid, RFC 9989 §4.10.1)",
@@ -262,12 +293,6 @@ pub async fn evaluate_authors<L: Lookup>(
             return DmarcOutput::new(spec, result, e.to_string());
         }
     };
-    let input_for = |domain: &DomainName| DmarcInput {
-        author_domain: domain.to_string(),
-        spf: spf.to_vec(),
-        dkim: dkim.to_vec(),
-        pct_draw,
-    };
     let declined = |reason: String| {
         let mut out = DmarcOutput::new(spec, DmarcResult::None, reason);
         out.declined = true;
@@ -278,10 +303,10 @@ pub async fn evaluate_authors<L: Lookup>(
         options.author.multiple_addresses,
     ) {
         ([only], MultipleAddresses::SameDomainOnly | MultipleAddresses::EvaluateEach) => {
-            evaluate(lookup, &input_for(only), options).await
+            evaluate_domain(lookup, only, spf, dkim, pct_draw, options).await
         }
         ([only], MultipleAddresses::Decline) if authors.addresses.len() == 1 => {
-            evaluate(lookup, &input_for(only), options).await
+            evaluate_domain(lookup, only, spf, dkim, pct_draw, options).await
         }
         (_, MultipleAddresses::Decline) => declined(format!(
             "the From field has {} addresses; DMARC is not evaluated (RFC 9989 §5.3.1)",
@@ -304,7 +329,7 @@ pub async fn evaluate_authors<L: Lookup>(
         (many, MultipleAddresses::EvaluateEach) => {
             let mut worst: Option<DmarcOutput> = None;
             for domain in many {
-                let out = evaluate(lookup, &input_for(domain), options).await;
+                let out = evaluate_domain(lookup, domain, spf, dkim, pct_draw, options).await;
                 worst = Some(match worst {
                     Some(w) if severity(&w) >= severity(&out) => w,
                     _ => out,
@@ -314,6 +339,29 @@ pub async fn evaluate_authors<L: Lookup>(
             out.reason = format!("{} (worst of {} Author Domains)", out.reason, many.len());
             out
         }
+    }
+}
+
+/// "policy of example.com (sp)=reject", formatted when the reason is written.
+struct Via<'a> {
+    policy_domain: &'a DomainName,
+    /// The tag, shown when the policy is not the Author Domain's own.
+    source: Option<PolicySource>,
+    requested: Policy,
+}
+
+impl Via<'_> {
+    /// Appends the text (plain string pushes: this is on every message's path).
+    fn push_to(&self, out: &mut String) {
+        out.push_str("policy of ");
+        out.push_str(self.policy_domain);
+        if let Some(source) = self.source {
+            for part in [" (", source.as_str(), ")"] {
+                out.push_str(part);
+            }
+        }
+        out.push('=');
+        out.push_str(self.requested.as_str());
     }
 }
 
@@ -386,75 +434,103 @@ struct Alignment {
 /// Checks every identifier against the Author Domain, in three steps: what needs no DNS
 /// (results other than pass, identical names, strict mode, no common label); then the
 /// Author Domain's Organizational Domain, if any identifier needs it; then the
-/// Organizational Domains of the remaining identifiers, whose walks run concurrently and
-/// share the remembered answers.
+/// Organizational Domains of the remaining identifiers that lie within the Author
+/// Domain's, whose walks run concurrently and share the remembered answers. Nothing is
+/// spawned when no identifier needs a walk of its own.
 async fn align_all<L: Lookup>(
     resolver: &Resolver<'_, L>,
     author: &DomainName,
     known_org: Option<DomainName>,
-    input: &DmarcInput,
+    spf_ids: &[super::SpfIdentity],
+    dkim_ids: &[super::DkimIdentity],
     options: &DmarcOptions,
     record: &super::Record,
 ) -> Alignment {
     let limit = options.identity_limit();
-    let spf: Vec<Pending> = input
-        .spf
-        .iter()
-        .take(limit)
-        .map(|id| classify(author, &id.domain, None, id.result, record.aspf))
-        .collect();
-    let dkim: Vec<Pending> = input
-        .dkim
-        .iter()
-        .take(limit)
-        .map(|id| {
-            classify(
-                author,
-                &id.domain,
-                id.selector.clone(),
-                id.result,
-                record.adkim,
-            )
-        })
-        .collect();
-    let needs_org = spf.iter().chain(&dkim).any(|p| p.1.is_some());
+    let spf_ids = spf_ids.get(..limit).unwrap_or(spf_ids);
+    let dkim_ids = dkim_ids.get(..limit).unwrap_or(dkim_ids);
+    // Rows waiting for an Organizational Domain: (DKIM?, index).
+    let mut pending: SmallVec<[(bool, usize); 4]> = SmallVec::new();
+    let mut spf = Vec::with_capacity(spf_ids.len());
+    for (i, id) in spf_ids.iter().enumerate() {
+        let (row, waits) = classify(author, &id.domain, None, id.result, record.aspf);
+        if waits {
+            pending.push((false, i));
+        }
+        spf.push(row);
+    }
+    let mut dkim = Vec::with_capacity(dkim_ids.len());
+    for (i, id) in dkim_ids.iter().enumerate() {
+        let (row, waits) = classify(
+            author,
+            &id.domain,
+            id.selector.clone(),
+            id.result,
+            record.adkim,
+        );
+        if waits {
+            pending.push((true, i));
+        }
+        dkim.push(row);
+    }
     let mut dns_error = None;
     let mut author_org = known_org;
-    if needs_org && author_org.is_none() {
+    if !pending.is_empty() && author_org.is_none() {
         match org_of(resolver, options, author).await {
             Ok(o) => author_org = Some(o),
             Err(e) => dns_error = Some(e),
         }
     }
-    let finish = |pending: Vec<Pending>| {
-        let author_org = author_org.clone();
-        async move {
-            let checks = pending.into_iter().map(|Pending(row, target)| {
-                let author_org = author_org.clone();
-                async move {
-                    let Some(domain) = target else {
-                        return (row, None);
-                    };
-                    finish_relaxed(resolver, options, author, author_org.as_ref(), row, &domain)
-                        .await
+    // Decide what needs no walk; keep the identifiers that need one.
+    let mut walks: SmallVec<[(bool, usize, DomainName); 4]> = SmallVec::new();
+    for (is_dkim, i) in pending {
+        let rows = if is_dkim { &mut dkim } else { &mut spf };
+        let Some(row) = rows.get_mut(i) else {
+            continue;
+        };
+        match &author_org {
+            None => row.reason = AlignmentReason::AuthorOrgUnknown(author.clone()),
+            Some(org) if !within(&row.domain, org) => {
+                // An identifier's Organizational Domain is one of its own suffixes, so it
+                // cannot be the Author Domain's unless it lies within it.
+                row.reason = AlignmentReason::OutsideAuthorOrg {
+                    author: author.clone(),
+                    author_org: org.clone(),
+                };
+            }
+            Some(org) => {
+                // `classify` left the normalised name in the row.
+                let domain = DomainName::from_valid(&row.domain);
+                match options.spec {
+                    Spec::Rfc7489 => {
+                        let own =
+                            psl_organizational_domain(options.psl(), options.psl_sections, &domain);
+                        finish_relaxed(row, Ok(own), org);
+                    }
+                    Spec::Rfc9989 => walks.push((is_dkim, i, domain)),
                 }
-            });
-            join_all(checks).await
+            }
         }
-    };
-    let (spf, dkim) = join(finish(spf), finish(dkim)).await;
-    let mut unpack = |rows: Vec<(IdentifierAlignment, Option<DnsError>)>| {
-        rows.into_iter()
-            .map(|(row, err)| {
-                if let Some(e) = err {
-                    dns_error.get_or_insert(e);
-                }
-                row
-            })
-            .collect::<Vec<_>>()
-    };
-    let spf = unpack(spf);
-    let dkim = unpack(dkim);
+    }
+    if let Some(org) = &author_org {
+        // The walks: one awaited directly, several concurrently.
+        let orgs: SmallVec<[Result<DomainName, DnsError>; 4]> = match walks.as_slice() {
+            [] => SmallVec::new(),
+            [(_, _, domain)] => std::iter::once(walk_org(resolver, domain).await).collect(),
+            many => join_all(many.iter().map(|(_, _, domain)| walk_org(resolver, domain)))
+                .await
+                .into_iter()
+                .collect(),
+        };
+        for ((is_dkim, i, _), own) in walks.into_iter().zip(orgs) {
+            let rows = if is_dkim { &mut dkim } else { &mut spf };
+            if let Some(row) = rows.get_mut(i)
+                && let Some(e) = finish_relaxed(row, own, org)
+            {
+                dns_error.get_or_insert(e);
+            }
+        }
+    }
     Alignment {
         spf,
         dkim,
@@ -462,10 +538,6 @@ async fn align_all<L: Lookup>(
         dns_error,
     }
 }
-
-/// A row decided without DNS (`None`), or one waiting for the Organizational Domain of the
-/// given identifier.
-struct Pending(IdentifierAlignment, Option<DomainName>);
 
 async fn org_of<L: Lookup>(
     resolver: &Resolver<'_, L>,
@@ -478,89 +550,89 @@ async fn org_of<L: Lookup>(
             options.psl_sections,
             domain,
         )),
-        Spec::Rfc9989 => Ok(walk(resolver, domain).await?.organizational_domain()),
+        Spec::Rfc9989 => walk_org(resolver, domain).await,
     }
 }
 
+/// The row of one identifier, decided when no Organizational Domain is needed; `true`
+/// when it waits for one (the row's domain is then the normalised name).
 fn classify(
     author: &DomainName,
     raw: &str,
     selector: Option<String>,
     result: AuthResult,
     mode: AlignmentMode,
-) -> Pending {
+) -> (IdentifierAlignment, bool) {
+    let raw = raw.trim();
     let mut row = IdentifierAlignment {
-        domain: raw.trim().to_owned(),
+        domain: String::new(),
         selector,
         result,
         aligned: false,
         alignment_domain: None,
-        reason: String::new(),
+        reason: AlignmentReason::Pending,
     };
-    let domain = match DomainName::new(raw.trim()) {
-        Ok(d) => d,
+    // The Author Domain itself (the usual aligned signature) is valid already.
+    let normalized = if raw == author.as_str() {
+        Ok(std::borrow::Cow::Borrowed(raw))
+    } else {
+        DomainName::normalize(raw)
+    };
+    match normalized {
+        Ok(d) => row.domain = d.into_owned(),
         Err(e) => {
-            row.reason = format!("not aligned: {e}");
-            return Pending(row, None);
+            row.domain = raw.to_owned();
+            row.reason = AlignmentReason::InvalidDomain(e);
+            return (row, false);
         }
-    };
-    row.domain = domain.to_string();
-    if result != AuthResult::Pass {
-        row.reason = format!("not aligned: the result is {result}, only pass can align");
-        return Pending(row, None);
     }
-    if domain == *author {
+    if result != AuthResult::Pass {
+        row.reason = AlignmentReason::NotPass(result);
+        return (row, false);
+    }
+    if row.domain == author.as_str() {
         row.aligned = true;
-        row.alignment_domain = Some(domain.to_string());
-        row.reason = "aligned: identical to the Author Domain".into();
-        return Pending(row, None);
+        row.alignment_domain = Some(author.clone());
+        row.reason = AlignmentReason::Identical;
+        return (row, false);
     }
     if mode == AlignmentMode::Strict {
-        row.reason = format!("not aligned: strict alignment needs {author}");
-        return Pending(row, None);
+        row.reason = AlignmentReason::StrictNeeds(author.clone());
+        return (row, false);
     }
     // Organizational Domains are suffixes of their domains, so two names without a common
     // label cannot share one.
-    if author.as_str().rsplit('.').next() != domain.as_str().rsplit('.').next() {
-        row.reason = "not aligned: no common Organizational Domain".into();
-        return Pending(row, None);
+    if author.as_str().rsplit('.').next() != row.domain.rsplit('.').next() {
+        row.reason = AlignmentReason::NoCommonLabel;
+        return (row, false);
     }
-    Pending(row, Some(domain))
+    (row, true)
 }
 
-/// Relaxed alignment (§3.2.10.1) of `domain` once the Author Domain's Organizational Domain
-/// is known (`None`: it could not be determined).
-async fn finish_relaxed<L: Lookup>(
-    resolver: &Resolver<'_, L>,
-    options: &DmarcOptions,
-    author: &DomainName,
-    author_org: Option<&DomainName>,
-    mut row: IdentifierAlignment,
-    domain: &DomainName,
-) -> (IdentifierAlignment, Option<DnsError>) {
-    let Some(author_org) = author_org else {
-        row.reason = format!("undecided: the Organizational Domain of {author} is unknown (DNS)");
-        return (row, None);
-    };
-    if !domain.is_within(author_org) {
-        row.reason = format!("not aligned: the Organizational Domain of {author} is {author_org}");
-        return (row, None);
-    }
-    let org = match org_of(resolver, options, domain).await {
+/// Relaxed alignment (§3.2.10.1) of an identifier within the Author Domain's
+/// Organizational Domain `author_org`, once its own is known (or its walk failed, which is
+/// returned).
+fn finish_relaxed(
+    row: &mut IdentifierAlignment,
+    own: Result<DomainName, DnsError>,
+    author_org: &DomainName,
+) -> Option<DnsError> {
+    let org = match own {
         Ok(o) => o,
         Err(e) => {
-            row.reason = format!("undecided: {e}");
-            return (row, Some(e));
+            row.reason = AlignmentReason::OrgUnknown(e.clone());
+            return Some(e);
         }
     };
     if org == *author_org {
         row.aligned = true;
-        row.reason = format!("aligned (relaxed): both have the Organizational Domain {org}");
-        row.alignment_domain = Some(org.to_string());
+        row.alignment_domain = Some(org.clone());
+        row.reason = AlignmentReason::SameOrg(org);
     } else {
-        row.reason = format!(
-            "not aligned: Organizational Domain {org}, the Author Domain's is {author_org}"
-        );
+        row.reason = AlignmentReason::DifferentOrg {
+            org,
+            author_org: author_org.clone(),
+        };
     }
-    (row, None)
+    None
 }

@@ -406,9 +406,115 @@ pub struct IdentifierAlignment {
     /// The domain on which it agrees with the Author Domain, when aligned: the identifier
     /// itself under strict alignment (or when identical), the shared Organizational Domain
     /// under relaxed alignment.
-    pub alignment_domain: Option<String>,
-    /// Why it is or is not aligned, for a person.
-    pub reason: String,
+    pub alignment_domain: Option<DomainName>,
+    /// Why it is or is not aligned; its [`Display`](fmt::Display) is the text for a person.
+    pub reason: AlignmentReason,
+}
+
+/// Why an identifier is or is not aligned with the Author Domain. Kept as a value and
+/// written out only when displayed (`to_string()` gives the sentence).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AlignmentReason {
+    /// Not yet decided (never left in a finished evaluation).
+    Pending,
+    /// The identifier is not a usable domain name.
+    InvalidDomain(DomainError),
+    /// The mechanism's result is not `pass`; only `pass` can align (§4.4).
+    NotPass(AuthResult),
+    /// The identifier is the Author Domain.
+    Identical,
+    /// Strict alignment needs the identifier to be this Author Domain.
+    StrictNeeds(DomainName),
+    /// The names have no common label, so no common Organizational Domain.
+    NoCommonLabel,
+    /// The Organizational Domain of this Author Domain could not be determined (DNS).
+    AuthorOrgUnknown(DomainName),
+    /// The identifier lies outside `author_org`, the Organizational Domain of `author`,
+    /// so its own Organizational Domain (one of its suffixes) cannot be that one; it is
+    /// not looked up (that would cost a DNS tree walk and decide nothing).
+    OutsideAuthorOrg {
+        /// The Author Domain.
+        author: DomainName,
+        /// Its Organizational Domain.
+        author_org: DomainName,
+    },
+    /// The identifier's Organizational Domain could not be determined.
+    OrgUnknown(crate::dns::DnsError),
+    /// Relaxed alignment: both have this Organizational Domain.
+    SameOrg(DomainName),
+    /// Relaxed alignment failed: the identifier's Organizational Domain `org` differs
+    /// from the Author Domain's `author_org`.
+    DifferentOrg {
+        /// The identifier's Organizational Domain.
+        org: DomainName,
+        /// The Author Domain's.
+        author_org: DomainName,
+    },
+}
+
+impl AlignmentReason {
+    /// True for the reasons of an aligned identifier.
+    pub fn is_aligned(&self) -> bool {
+        matches!(
+            self,
+            AlignmentReason::Identical | AlignmentReason::SameOrg(_)
+        )
+    }
+}
+
+impl fmt::Display for AlignmentReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AlignmentReason::Pending => f.write_str("undecided"),
+            AlignmentReason::InvalidDomain(e) => write!(f, "not aligned: {e}"),
+            AlignmentReason::NotPass(result) => {
+                write!(
+                    f,
+                    "not aligned: the result is {result}, only pass can align"
+                )
+            }
+            AlignmentReason::Identical => f.write_str("aligned: identical to the Author Domain"),
+            AlignmentReason::StrictNeeds(author) => {
+                write!(f, "not aligned: strict alignment needs {author}")
+            }
+            AlignmentReason::NoCommonLabel => {
+                f.write_str("not aligned: no common Organizational Domain")
+            }
+            AlignmentReason::AuthorOrgUnknown(author) => write!(
+                f,
+                "undecided: the Organizational Domain of {author} is unknown (DNS)"
+            ),
+            AlignmentReason::OutsideAuthorOrg { author, author_org } if author == author_org => {
+                write!(
+                    f,
+                    "not aligned: {author} is its own Organizational Domain, and this domain is not under it"
+                )
+            }
+            AlignmentReason::OutsideAuthorOrg { author, author_org } => write!(
+                f,
+                "not aligned: this domain is not under {author_org}, the Organizational Domain of {author}"
+            ),
+            AlignmentReason::OrgUnknown(e) => write!(f, "undecided: {e}"),
+            AlignmentReason::SameOrg(org) => {
+                write!(
+                    f,
+                    "aligned (relaxed): both have the Organizational Domain {org}"
+                )
+            }
+            AlignmentReason::DifferentOrg { org, author_org } => write!(
+                f,
+                "not aligned: Organizational Domain {org}, the Author Domain's is {author_org}"
+            ),
+        }
+    }
+}
+
+impl serde::Serialize for AlignmentReason {
+    /// As its sentence.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 /// Everything [`evaluate`] found out. The fields needed for the `dmarc=` result of
@@ -430,13 +536,13 @@ pub struct DmarcOutput {
     /// The Author Domain (`header.from`), A-labels, when one was found.
     pub author_domain: Option<String>,
     /// Where the policy record was found (the DMARC Policy Domain, §3.2.5).
-    pub policy_domain: Option<String>,
+    pub policy_domain: Option<DomainName>,
     /// The Author Domain's Organizational Domain, when it was determined (RFC 9989 mode
     /// determines it only when needed: a tree walk, or relaxed alignment of a different
     /// domain; RFC 7489 mode always).
-    pub org_domain: Option<String>,
+    pub org_domain: Option<DomainName>,
     /// The record that applies.
-    pub record: Option<Record>,
+    pub record: Option<Arc<Record>>,
     /// Diagnostics of that record.
     pub record_diagnostics: Vec<Diagnostic>,
     /// Which tag the requested policy came from.

@@ -20,6 +20,7 @@
 //! but lists them as ignored, and the RFC 7489 evaluation does not use them.
 
 use std::fmt;
+use std::sync::Arc;
 
 use super::{AlignmentMode, Policy, Spec};
 use std::borrow::Cow;
@@ -149,8 +150,8 @@ impl Record {
 /// A record together with what the parser noticed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedRecord {
-    /// The usable record.
-    pub record: Record,
+    /// The usable record, shared: evaluations hand it out without copying.
+    pub record: Arc<Record>,
     /// Everything that was wrong or ignored, in the order found.
     pub diagnostics: Vec<Diagnostic>,
     /// Names (lower-case) of tags that were ignored: unknown ones and those the chosen
@@ -682,7 +683,7 @@ fn parse_record(txt: &[u8], spec: Spec) -> Result<ParsedRecord, RecordError> {
 
     p.diagnostics.sort_by_key(|d| d.offset);
     Ok(ParsedRecord {
-        record: Record {
+        record: Arc::new(Record {
             p: p_val,
             sp: sp_val,
             np: np_val,
@@ -697,7 +698,7 @@ fn parse_record(txt: &[u8], spec: Spec) -> Result<ParsedRecord, RecordError> {
             rf,
             ri,
             fell_back_to_none: fell_back,
-        },
+        }),
         diagnostics: p.diagnostics,
         ignored_tags: p.ignored,
     })
