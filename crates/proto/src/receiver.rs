@@ -302,8 +302,8 @@ impl Verdicts {
     /// is aligned with the Author Domain, and the DMARC result.
     ///
     /// "SPF passed for bounces.esp.example, but that is not aligned with brand.example
-    /// (relaxed: the Organizational Domain of brand.example is brand.example); DKIM passed
-    /// for brand.example and is aligned: DMARC pass."
+    /// (relaxed: brand.example is its own Organizational Domain, and this domain is not
+    /// under it); DKIM passed for brand.example and is aligned: DMARC pass."
     pub fn explain(&self) -> String {
         let author = self.dmarc.author_domain.as_deref().unwrap_or("(unknown)");
         let mut parts = Vec::new();
