@@ -13,6 +13,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use smallvec::SmallVec;
+
 /// Text that is usually borrowed (a literal, or a value of the verdict it describes).
 pub type Text<'a> = Cow<'a, str>;
 
@@ -38,8 +40,9 @@ pub struct MethodResult<'a> {
     pub comment: Option<Text<'a>>,
     /// The optional `reason=` text.
     pub reason: Option<Text<'a>>,
-    /// The properties, in the order to render them.
-    pub properties: Vec<Property<'a>>,
+    /// The properties, in the order to render them (up to four kept inline: results carry
+    /// one to four).
+    pub properties: SmallVec<[Property<'a>; 4]>,
 }
 
 impl<'a> MethodResult<'a> {
@@ -50,7 +53,7 @@ impl<'a> MethodResult<'a> {
             result: result.into(),
             comment: None,
             reason: None,
-            properties: Vec::new(),
+            properties: SmallVec::new(),
         }
     }
 
@@ -61,10 +64,6 @@ impl<'a> MethodResult<'a> {
         property: impl Into<Text<'a>>,
         value: impl Into<Text<'a>>,
     ) -> Self {
-        if self.properties.capacity() == 0 {
-            // Results carry one to four properties.
-            self.properties.reserve_exact(4);
-        }
         self.properties.push(Property {
             ptype: ptype.into(),
             property: property.into(),

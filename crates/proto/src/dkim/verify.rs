@@ -101,7 +101,11 @@ pub struct KeyAnswers(Vec<(String, DnsResult<Vec<u8>>)>);
 impl KeyAnswers {
     /// Records the answer for `name` (replacing an earlier answer for the same name).
     pub fn insert(&mut self, name: String, answer: DnsResult<Vec<u8>>) {
-        match self.0.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+        match self
+            .0
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(&name))
+        {
             Some(slot) => slot.1 = answer,
             None => self.0.push((name, answer)),
         }
