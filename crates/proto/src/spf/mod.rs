@@ -212,9 +212,9 @@ pub struct SpfOptions {
     /// [`crate::receiver::ReceiverConfig::new`] sets one.
     pub record_cache: Option<std::sync::Arc<SpfRecordCache>>,
     /// Record the [`Trace`] of DNS questions and terms. Default `true`; with `false` the
-    /// output's trace holds only the domain, result and reason of each record evaluated
-    /// (no queries, no terms), which saves work on a receiver's hot path. The result,
-    /// reason, counters and deciding term are the same either way.
+    /// output's trace is empty (no notes, records, queries or terms), which saves work on
+    /// a receiver's hot path. The result, reason, explanation, counters and deciding term
+    /// are the same either way.
     pub trace: bool,
 }
 
@@ -279,7 +279,7 @@ pub struct SpfOutput {
     /// The term that decided, if one did (`None` for `none`, the default `neutral`, and
     /// errors outside any term).
     pub deciding_term: Option<DecidingTerm>,
-    /// The evaluation, step by step.
+    /// The evaluation, step by step (empty unless [`SpfOptions::trace`]).
     pub trace: Trace,
 }
 
