@@ -19,7 +19,7 @@ use super::record::{Directive, Mechanism, ParsedSpf, is_spf_record};
 use super::trace::{
     AnswerClass, QueryTrace, RecordTrace, TermOutcome, TermTrace, Trace, escape_txt,
 };
-use super::{DecidingTerm, Identity, SpfOptions, SpfOutput, SpfRequest, SpfResult};
+use super::{DecidingTerm, Identity, SpfOptions, SpfOutput, SpfReason, SpfRequest, SpfResult};
 use crate::Clock;
 use crate::dns::{DnsError, Lookup, MxRecord, reverse_name};
 
@@ -163,7 +163,7 @@ async fn run<L: Lookup + ?Sized>(
         notes,
         ..Trace::default()
     };
-    let finish = |result: SpfResult, reason: String, trace: Trace| SpfOutput {
+    let finish = |result: SpfResult, reason: SpfReason, trace: Trace| SpfOutput {
         result,
         reason,
         explanation: None,
@@ -184,7 +184,7 @@ async fn run<L: Lookup + ?Sized>(
         if tracing {
             trace.notes.push(reason.clone());
         }
-        let mut out = finish(SpfResult::None, reason, trace);
+        let mut out = finish(SpfResult::None, reason.into(), trace);
         out.sender = sender.into_owned();
         return out;
     }
@@ -213,10 +213,15 @@ async fn run<L: Lookup + ?Sized>(
             let v_domain = v.domain.as_deref().unwrap_or(domain);
             if ev.budget_exceeded {
                 // An answer was missing, so whatever was decided without it does not stand.
-                finish(SpfResult::TempError, ev.budget_reason(), Trace::default())
+                finish(
+                    SpfResult::TempError,
+                    ev.budget_reason().into(),
+                    Trace::default(),
+                )
             } else {
-                let mut out = finish(v.result, ev.reason_text(&v, v_domain), Trace::default());
-                out.deciding_term = v.deciding_term(v_domain);
+                let (reason, deciding) = v.public(ip, v_domain);
+                let mut out = finish(v.result, reason, Trace::default());
+                out.deciding_term = deciding;
                 if v.result == SpfResult::Fail {
                     let exp = v.record.as_ref().and_then(|p| p.record.exp.as_ref());
                     out.explanation = ev.explanation(exp, v_domain).await;
@@ -227,9 +232,13 @@ async fn run<L: Lookup + ?Sized>(
         }
         Err(a) => {
             let mut out = if ev.budget_exceeded {
-                finish(SpfResult::TempError, ev.budget_reason(), Trace::default())
+                finish(
+                    SpfResult::TempError,
+                    ev.budget_reason().into(),
+                    Trace::default(),
+                )
             } else {
-                finish(a.result, a.reason, Trace::default())
+                finish(a.result, a.reason.into(), Trace::default())
             };
             out.deciding_term = a.term;
             out
@@ -248,6 +257,13 @@ async fn run<L: Lookup + ?Sized>(
 /// `postmaster` for a missing local part, the domain without a final dot and in A-labels.
 /// Unchanged (not copied) when it already is so, as it nearly always is.
 fn canonical_sender(sender: Cow<'_, str>) -> (Cow<'_, str>, usize) {
+    if let Some(at) = sender.rfind('@').filter(|&at| at > 0)
+        && sender
+            .get(at + 1..)
+            .is_some_and(|d| d.is_ascii() && !d.ends_with('.'))
+    {
+        return (sender, at);
+    }
     let rebuilt = {
         let (local, sender_domain, has_local) = match sender.rsplit_once('@') {
             Some(("", d)) => ("postmaster", d, false),
@@ -316,6 +332,9 @@ fn unmap(ip: IpAddr) -> IpAddr {
 
 /// §4.3: the domain must be a multi-label domain name with labels of 1 to 63 octets.
 fn check_initial_domain(domain: &str) -> Result<(), String> {
+    if plainly_valid(domain) {
+        return Ok(());
+    }
     if domain.is_empty() {
         return Err("the domain is empty".into());
     }
@@ -353,6 +372,33 @@ fn check_initial_domain(domain: &str) -> Result<(), String> {
         return Err(format!("{domain:?} has an empty label"));
     }
     Ok(())
+}
+
+/// The common case of [`check_initial_domain`] in one pass: printable ASCII, at most 253
+/// octets, two or more labels of 1 to 63 octets, not an address literal.
+fn plainly_valid(domain: &str) -> bool {
+    let b = domain.as_bytes();
+    if b.len() > 253 || b.first() == Some(&b'[') {
+        return false;
+    }
+    let (mut label, mut dots) = (0usize, 0usize);
+    for &c in b {
+        if c == b'.' {
+            if label == 0 {
+                return false;
+            }
+            dots += 1;
+            label = 0;
+        } else if c.is_ascii_graphic() {
+            label += 1;
+            if label > 63 {
+                return false;
+            }
+        } else {
+            return false;
+        }
+    }
+    label > 0 && dots > 0
 }
 
 /// Makes an expanded domain-spec ready for a query (§4.8): drops a trailing dot, shortens
@@ -556,17 +602,24 @@ impl Verdict {
         }
     }
 
-    /// The deciding term as written, if a directive decided.
-    fn term_text(&self) -> Option<Cow<'_, str>> {
-        let (p, i) = (self.record.as_ref()?, self.term?);
-        Some(term_text(p, i))
-    }
-
-    fn deciding_term(&self, domain: &str) -> Option<DecidingTerm> {
-        self.term_text().map(|t| DecidingTerm {
-            domain: domain.to_owned(),
-            term: t.into_owned(),
-        })
+    /// The reason and the deciding term as the output gives them; `domain` is the domain
+    /// of the verdict's record. Nothing is written out here (see [`SpfReason`]).
+    fn public(&self, ip: IpAddr, domain: &str) -> (SpfReason, Option<DecidingTerm>) {
+        let domain: Arc<str> = Arc::from(domain);
+        match self.why {
+            Why::Matched => {
+                let term = match (&self.record, self.term) {
+                    (Some(p), Some(i)) => DecidingTerm::from_record(domain, p.clone(), i),
+                    _ => DecidingTerm::new(&*domain, ""),
+                };
+                (
+                    SpfReason::matched(self.result, ip, term.clone()),
+                    Some(term),
+                )
+            }
+            Why::DefaultNeutral => (SpfReason::default_neutral(domain, ip), None),
+            Why::NoRecord => (SpfReason::no_record(domain), None),
+        }
     }
 }
 
@@ -657,19 +710,10 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         )
     }
 
-    /// The reason of a verdict for a person; `domain` is the domain of its record.
+    /// The reason of a verdict for a person, written out; `domain` is the domain of its
+    /// record.
     fn reason_text(&self, v: &Verdict, domain: &str) -> String {
-        let ip = self.ip;
-        match v.why {
-            Why::Matched => {
-                let term = v.term_text().unwrap_or_default();
-                match_reason(v.result, ip, domain, &term)
-            }
-            Why::DefaultNeutral => format!(
-                "no mechanism in the record of {domain} matched {ip}, so the default result applies (§4.7)"
-            ),
-            Why::NoRecord => format!("{domain} publishes no SPF record"),
-        }
+        v.public(self.ip, domain).0.into()
     }
 
     /// Asks one DNS question, at most once per evaluation. `Ok` is the index of the answer
@@ -1100,10 +1144,7 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                         rt.terms.push(tt);
                     }
                     if a.term.is_none() {
-                        a.term = Some(DecidingTerm {
-                            domain: domain.to_owned(),
-                            term: term.into_owned(),
-                        });
+                        a.term = Some(DecidingTerm::new(domain, term));
                     }
                     return Err(a);
                 }
@@ -1146,10 +1187,7 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                         rt.terms.push(tt);
                     }
                     if a.term.is_none() {
-                        a.term = Some(DecidingTerm {
-                            domain: domain.to_owned(),
-                            term,
-                        });
+                        a.term = Some(DecidingTerm::new(domain, term));
                     }
                     return Err(a);
                 }
@@ -1387,13 +1425,11 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                         // for completeness.
                         SpfResult::TempError | SpfResult::PermError => {
                             let v_domain = v.domain.as_deref().unwrap_or(&target);
+                            let (reason, term) = v.public(self.ip, v_domain);
                             Err(Abort {
                                 result: v.result,
-                                reason: format!(
-                                    "in include:{target}: {}",
-                                    self.reason_text(&v, v_domain)
-                                ),
-                                term: v.deciding_term(v_domain),
+                                reason: format!("in include:{target}: {reason}"),
+                                term,
                             })
                         }
                     },
@@ -1519,17 +1555,6 @@ fn in_network(ip: IpAddr, net: IpAddr, cidr4: u8, cidr6: u8) -> bool {
             (u128::from(a) & mask) == (u128::from(b) & mask)
         }
         _ => false,
-    }
-}
-
-fn match_reason(result: SpfResult, ip: IpAddr, domain: &str, term: &str) -> String {
-    match result {
-        SpfResult::Pass => format!("{domain} authorises {ip} with {term}"),
-        SpfResult::Fail => format!("{domain} does not authorise {ip}: it matched {term}"),
-        SpfResult::SoftFail => {
-            format!("{domain} probably does not authorise {ip}: it matched {term}")
-        }
-        _ => format!("{domain} makes no assertion about {ip}: it matched {term}"),
     }
 }
 

@@ -53,10 +53,10 @@ impl SpfOutput {
             ("identity", self.identity.as_str().to_owned()),
         ];
         if let Some(t) = &self.deciding_term {
-            pairs.push(("mechanism", t.term.clone()));
+            pairs.push(("mechanism", t.term().to_owned()));
         }
         if matches!(self.result, SpfResult::PermError | SpfResult::TempError) {
-            pairs.push(("problem", self.reason.clone()));
+            pairs.push(("problem", self.reason.to_string()));
         }
         for (i, (k, v)) in pairs.iter().enumerate() {
             s.push(if i == 0 { ' ' } else { ';' });
