@@ -1,0 +1,53 @@
+//! Profiling aid: SPF alone as the receiver runs it (MAIL FROM and HELO, no trace, a
+//! warm record cache) over mail-bench.
+//! `cargo build --release -p dmarc-proto --example spf_loop`, then run
+//! `target/release/examples/spf_loop N` under `valgrind --tool=callgrind` or
+//! `--tool=dhat` for N = 1 and 4 and divide the difference by 3 x 900 messages
+//! (`bash crates/proto/benches/support/spf_measure.sh` does it).
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use dmarc_proto::FixedClock;
+use dmarc_proto::spf::{self, SpfOptions, SpfRecordCache, SpfRequest};
+
+#[path = "../benches/support/map_lookup.rs"]
+mod map_lookup;
+
+fn main() {
+    let rounds: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let dir = dmarc_testkit::corpus("mail-bench");
+    let text = std::fs::read_to_string(dir.join("cases.jsonl")).expect("cases");
+    let requests: Vec<SpfRequest> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json");
+            let ip: IpAddr = v["ip"].as_str().expect("ip").parse().expect("ip");
+            SpfRequest::new(ip, v["helo"].as_str().expect("helo"))
+                .with_mail_from(v["mail_from"].as_str().expect("mf"))
+        })
+        .collect();
+    let lookup = map_lookup::load_zone_json(&dir.join("zone.json"));
+    let clock = FixedClock::from_unix_seconds(1_795_400_000);
+    let options = SpfOptions {
+        receiver: "mx.receiver.example".into(),
+        record_cache: Some(Arc::new(SpfRecordCache::new(1024))),
+        trace: false,
+        ..SpfOptions::default()
+    };
+    let mut warm = 0;
+    let run = |warm: &mut usize| {
+        for r in &requests {
+            let m = futures::executor::block_on(spf::verify_mail_from(&lookup, &clock, &options, r));
+            let h = futures::executor::block_on(spf::verify_helo(&lookup, &clock, &options, r));
+            *warm += usize::from(m.result == h.result);
+            std::hint::black_box((m, h));
+        }
+    };
+    for _ in 0..rounds {
+        run(&mut warm);
+    }
+    std::hint::black_box(warm);
+}
