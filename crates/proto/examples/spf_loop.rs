@@ -40,7 +40,8 @@ fn main() {
     let mut warm = 0;
     let run = |warm: &mut usize| {
         for r in &requests {
-            let m = futures::executor::block_on(spf::verify_mail_from(&lookup, &clock, &options, r));
+            let m =
+                futures::executor::block_on(spf::verify_mail_from(&lookup, &clock, &options, r));
             let h = futures::executor::block_on(spf::verify_helo(&lookup, &clock, &options, r));
             *warm += usize::from(m.result == h.result);
             std::hint::black_box((m, h));

@@ -23,7 +23,7 @@ def ir(f):
         if not m: continue
         v = int(m.group(1).replace(',', '')); name = m.group(2)
         if 'PROGRAM TOTALS' in line: total = v
-        if name.endswith('receiver_loop::map_lookup::MapLookup::get [' ) or re.search(r':spf_loop::map_lookup::MapLookup::get \[', name):
+        if re.search(r'map_lookup\.rs:spf_loop::map_lookup::MapLookup::get$', name):
             zone = max(zone, v)
     m = re.search(r'([\d,]+) \(100.0%\)\s+PROGRAM TOTALS', out)
     if m: total = int(m.group(1).replace(',', ''))
@@ -32,7 +32,7 @@ def blocks(f):
     d = json.load(open(f)); ft = d['ftbl']; total = zone = 0
     for p in d['pps']:
         total += p['tbk']
-        if any('map_lookup' in ft[i] for i in p['fs']): zone += p['tbk']
+        if any('(map_lookup.rs:' in ft[i] for i in p['fs']): zone += p['tbk']
     return total, zone
 n = 3 * 900
 (i1, z1), (i4, z4) = ir(f'{t}/c1'), ir(f'{t}/c4')
