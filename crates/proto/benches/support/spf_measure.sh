@@ -34,7 +34,7 @@ def blocks(f):
         total += p['tbk']
         if any('(map_lookup.rs:' in ft[i] for i in p['fs']): zone += p['tbk']
     return total, zone
-n = 3 * 900
+n = 3 * sum(1 for _ in open('../shared/corpora/mail-bench/cases.jsonl'))
 (i1, z1), (i4, z4) = ir(f'{t}/c1'), ir(f'{t}/c4')
 (b1, y1), (b4, y4) = blocks(f'{t}/d1'), blocks(f'{t}/d4')
 print(f'per message: {(i4-i1)/n:.0f} instructions ({(z4-z1)/n:.0f} of them in the zone lookup), '

@@ -41,7 +41,7 @@ pub async fn verify_mail_from<L: Lookup + ?Sized>(
                 helo,
                 tracing.then(|| format!("null reverse-path: checking postmaster@{helo} (§2.4)")),
             ),
-            Some(addr) => match addr.rsplit_once('@') {
+            Some(addr) => match split_at_last_at(addr) {
                 Some(("", d)) => (
                     Cow::Owned(format!("postmaster@{d}")),
                     d,
@@ -257,7 +257,7 @@ async fn run<L: Lookup + ?Sized>(
 /// `postmaster` for a missing local part, the domain without a final dot and in A-labels.
 /// Unchanged (not copied) when it already is so, as it nearly always is.
 fn canonical_sender(sender: Cow<'_, str>) -> (Cow<'_, str>, usize) {
-    if let Some(at) = sender.rfind('@').filter(|&at| at > 0)
+    if let Some(at) = last_at(&sender).filter(|&at| at > 0)
         && sender
             .get(at + 1..)
             .is_some_and(|d| d.is_ascii() && !d.ends_with('.'))
@@ -265,7 +265,7 @@ fn canonical_sender(sender: Cow<'_, str>) -> (Cow<'_, str>, usize) {
         return (sender, at);
     }
     let rebuilt = {
-        let (local, sender_domain, has_local) = match sender.rsplit_once('@') {
+        let (local, sender_domain, has_local) = match split_at_last_at(&sender) {
             Some(("", d)) => ("postmaster", d, false),
             Some((l, d)) => (l, d, true),
             None => ("postmaster", &*sender, false),
@@ -283,11 +283,23 @@ fn canonical_sender(sender: Cow<'_, str>) -> (Cow<'_, str>, usize) {
     };
     match rebuilt {
         None => {
-            let at = sender.rfind('@').unwrap_or(0);
+            let at = last_at(&sender).unwrap_or(0);
             (sender, at)
         }
         Some((s, at)) => (Cow::Owned(s), at),
     }
+}
+
+/// The position of the last `@`. (A plain scan: the domain after it is short, and
+/// `rfind` sets up a vectorised search that costs more than it saves here.)
+fn last_at(s: &str) -> Option<usize> {
+    s.bytes().rposition(|b| b == b'@')
+}
+
+/// `s` split at its last `@`, like `rsplit_once('@')`.
+fn split_at_last_at(s: &str) -> Option<(&str, &str)> {
+    let at = last_at(s)?;
+    Some((s.get(..at)?, s.get(at + 1..)?))
 }
 
 /// Converts a name with U-labels to A-labels (UTS #46 processing, as RFC 8616 §4 asks for
@@ -554,8 +566,10 @@ impl Memory {
         prefetched: bool,
     ) -> usize {
         let start = self.names.len();
-        self.names
-            .extend(name.bytes().map(|b| b.to_ascii_lowercase()));
+        self.names.extend_from_slice(name.as_bytes());
+        if let Some(added) = self.names.get_mut(start..) {
+            added.make_ascii_lowercase();
+        }
         self.entries.push(Entry {
             qtype,
             start,
