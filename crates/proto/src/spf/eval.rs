@@ -19,7 +19,9 @@ use super::record::{Directive, Mechanism, ParsedSpf, is_spf_record};
 use super::trace::{
     AnswerClass, QueryTrace, RecordTrace, TermOutcome, TermTrace, Trace, escape_txt,
 };
-use super::{DecidingTerm, Identity, SpfOptions, SpfOutput, SpfReason, SpfRequest, SpfResult};
+use super::{
+    DecidingTerm, Identity, SharedStr, SpfOptions, SpfOutput, SpfReason, SpfRequest, SpfResult,
+};
 use crate::Clock;
 use crate::dns::{DnsError, Lookup, MxRecord, reverse_name};
 
@@ -32,31 +34,31 @@ pub async fn verify_mail_from<L: Lookup + ?Sized>(
     options: &SpfOptions,
     request: &SpfRequest,
 ) -> SpfOutput {
-    let helo = request.helo.trim_end_matches('.');
+    let helo = request.helo.slice(request.helo.trim_end_matches('.'));
     let tracing = options.trace;
-    let (sender, domain, note): (Cow<'_, str>, &str, Option<String>) =
-        match request.mail_from.as_deref() {
-            None | Some("") => (
-                Cow::Owned(format!("postmaster@{helo}")),
-                helo,
+    let (sender, domain, note): (SharedStr, SharedStr, Option<String>) =
+        match request.mail_from.as_ref().filter(|m| !m.is_empty()) {
+            None => (
+                SharedStr::concat(&["postmaster@", &helo]),
+                helo.clone(),
                 tracing.then(|| format!("null reverse-path: checking postmaster@{helo} (§2.4)")),
             ),
             Some(addr) => match split_at_last_at(addr) {
                 Some(("", d)) => (
-                    Cow::Owned(format!("postmaster@{d}")),
-                    d,
+                    SharedStr::concat(&["postmaster@", d]),
+                    addr.slice(d),
                     tracing.then(|| {
                         format!("MAIL FROM {addr:?} has no local part: using postmaster (§4.3)")
                     }),
                 ),
                 Some((_, d)) => (
-                    Cow::Borrowed(addr),
-                    d,
+                    addr.clone(),
+                    addr.slice(d),
                     tracing.then(|| format!("checking MAIL FROM {addr}")),
                 ),
                 None => (
-                    Cow::Owned(format!("postmaster@{addr}")),
-                    addr,
+                    SharedStr::concat(&["postmaster@", addr]),
+                    addr.clone(),
                     tracing.then(|| {
                         format!(
                             "MAIL FROM {addr:?} has no '@': taking it as a domain, local part postmaster"
@@ -86,7 +88,8 @@ pub async fn verify_helo<L: Lookup + ?Sized>(
     options: &SpfOptions,
     request: &SpfRequest,
 ) -> SpfOutput {
-    let helo = request.helo.trim_end_matches('.');
+    let helo = request.helo.slice(request.helo.trim_end_matches('.'));
+    let sender = SharedStr::concat(&["postmaster@", &helo]);
     run(
         lookup,
         clock,
@@ -94,7 +97,7 @@ pub async fn verify_helo<L: Lookup + ?Sized>(
         request.ip,
         Identity::Helo,
         helo,
-        Cow::Owned(format!("postmaster@{helo}")),
+        sender,
         &request.helo,
         options
             .trace
@@ -123,9 +126,9 @@ pub async fn check_host<L: Lookup + ?Sized>(
         options,
         ip,
         Identity::MailFrom,
-        domain,
-        Cow::Borrowed(sender),
-        helo,
+        SharedStr::from(domain),
+        SharedStr::from(sender),
+        &SharedStr::from(helo),
         options
             .trace
             .then(|| format!("check_host({ip}, {domain}, {sender})")),
@@ -141,9 +144,9 @@ async fn run<L: Lookup + ?Sized>(
     options: &SpfOptions,
     ip: IpAddr,
     identity: Identity,
-    domain: &str,
-    sender: Cow<'_, str>,
-    helo: &str,
+    domain: SharedStr,
+    sender: SharedStr,
+    helo: &SharedStr,
     note: Option<String>,
 ) -> SpfOutput {
     let tracing = options.trace;
@@ -152,40 +155,42 @@ async fn run<L: Lookup + ?Sized>(
     if let Some(n) = note.filter(|_| tracing) {
         notes.push(n);
     }
-    let domain = domain.strip_suffix('.').unwrap_or(domain);
+    let domain = domain.slice(domain.strip_suffix('.').unwrap_or(&domain));
     // RFC 8616 §4: internationalized names are evaluated in their A-label form.
-    let (domain, idn_error) = to_a_labels(domain, &mut notes, tracing);
-    let domain: &str = &domain;
+    let (converted, idn_error) = to_a_labels(&domain, &mut notes, tracing);
+    let domain = match converted {
+        Cow::Borrowed(d) => domain.slice(d),
+        Cow::Owned(d) => SharedStr::from(d),
+    };
     let (sender, at) = canonical_sender(sender);
-    let local = sender.get(..at).unwrap_or_default();
-    let sender_domain = sender.get(at + 1..).unwrap_or_default();
     let mut trace = Trace {
         notes,
         ..Trace::default()
     };
-    let finish = |result: SpfResult, reason: SpfReason, trace: Trace| SpfOutput {
-        result,
-        reason,
-        explanation: None,
-        identity,
-        domain: domain.to_owned(),
-        sender: String::new(),
-        helo: helo.to_owned(),
-        ip,
-        lookups: 0,
-        void_lookups: 0,
-        dns_queries: 0,
-        deciding_term: None,
-        trace,
-    };
-    let early = idn_error.or_else(|| check_initial_domain(domain).err());
+    let output =
+        |result: SpfResult, reason: SpfReason, domain: SharedStr, sender: SharedStr| SpfOutput {
+            result,
+            reason,
+            explanation: None,
+            identity,
+            domain,
+            sender,
+            helo: helo.clone(),
+            ip,
+            lookups: 0,
+            void_lookups: 0,
+            dns_queries: 0,
+            deciding_term: None,
+            trace: Trace::default(),
+        };
+    let early = idn_error.or_else(|| check_initial_domain(&domain).err());
     if let Some(why) = early {
         let reason = format!("{why}; no SPF check is possible (§4.3)");
         if tracing {
             trace.notes.push(reason.clone());
         }
-        let mut out = finish(SpfResult::None, reason.into(), trace);
-        out.sender = sender.into_owned();
+        let mut out = output(SpfResult::None, reason.into(), domain, sender);
+        out.trace = trace;
         return out;
     }
     let mut ev = Evaluator {
@@ -195,8 +200,8 @@ async fn run<L: Lookup + ?Sized>(
         start: clock.now(),
         ip,
         sender: &sender,
-        local,
-        sender_domain,
+        local: sender.get(..at).unwrap_or_default(),
+        sender_domain: sender.get(at + 1..).unwrap_or_default(),
         helo,
         lookups: 0,
         voids: 0,
@@ -206,57 +211,44 @@ async fn run<L: Lookup + ?Sized>(
         pending: Vec::new(),
         validated: None,
     };
-    let evaluated = ev.eval_domain_inner(domain).await;
+    let evaluated = ev.eval_domain_inner(&domain).await;
     trace.record = evaluated.trace;
-    let mut out = match evaluated.verdict {
+    let mut explanation = None;
+    let (result, reason, deciding_term) = match evaluated.verdict {
+        // An answer was missing, so whatever was decided without it does not stand.
+        Ok(_) if ev.budget_exceeded => (SpfResult::TempError, ev.budget_reason().into(), None),
         Ok(v) => {
-            let v_domain = v.domain.as_deref().unwrap_or(domain);
-            if ev.budget_exceeded {
-                // An answer was missing, so whatever was decided without it does not stand.
-                finish(
-                    SpfResult::TempError,
-                    ev.budget_reason().into(),
-                    Trace::default(),
-                )
-            } else {
-                let (reason, deciding) = v.public(ip, v_domain);
-                let mut out = finish(v.result, reason, Trace::default());
-                out.deciding_term = deciding;
-                if v.result == SpfResult::Fail {
-                    let exp = v.record.as_ref().and_then(|p| p.record.exp.as_ref());
-                    out.explanation = ev.explanation(exp, v_domain).await;
-                    trace.explanation_queries = std::mem::take(&mut ev.pending);
-                }
-                out
-            }
-        }
-        Err(a) => {
-            let mut out = if ev.budget_exceeded {
-                finish(
-                    SpfResult::TempError,
-                    ev.budget_reason().into(),
-                    Trace::default(),
-                )
-            } else {
-                finish(a.result, a.reason.into(), Trace::default())
+            let v_domain = match &v.domain {
+                Some(d) => SharedStr::from(d.as_str()),
+                None => domain.clone(),
             };
-            out.deciding_term = a.term;
-            out
+            if v.result == SpfResult::Fail {
+                let exp = v.record.as_ref().and_then(|p| p.record.exp.as_ref());
+                explanation = ev.explanation(exp, &v_domain).await;
+                trace.explanation_queries = std::mem::take(&mut ev.pending);
+            }
+            let (reason, deciding) = v.public(ip, v_domain);
+            (v.result, reason, deciding)
         }
+        Err(a) if ev.budget_exceeded => (SpfResult::TempError, ev.budget_reason().into(), a.term),
+        Err(a) => (a.result, a.reason.into(), a.term),
     };
-    out.lookups = ev.lookups;
-    out.void_lookups = ev.voids;
-    out.dns_queries = ev.queries;
-    out.trace = trace;
+    let (lookups, void_lookups, dns_queries) = (ev.lookups, ev.voids, ev.queries);
     drop(ev);
-    out.sender = sender.into_owned();
+    let mut out = output(result, reason, domain, sender);
+    out.explanation = explanation;
+    out.deciding_term = deciding_term;
+    out.lookups = lookups;
+    out.void_lookups = void_lookups;
+    out.dns_queries = dns_queries;
+    out.trace = trace;
     out
 }
 
 /// `local-part@domain` as the macros see it (§4.3), with the length of its local part:
 /// `postmaster` for a missing local part, the domain without a final dot and in A-labels.
 /// Unchanged (not copied) when it already is so, as it nearly always is.
-fn canonical_sender(sender: Cow<'_, str>) -> (Cow<'_, str>, usize) {
+fn canonical_sender(sender: SharedStr) -> (SharedStr, usize) {
     if let Some(at) = last_at(&sender).filter(|&at| at > 0)
         && sender
             .get(at + 1..)
@@ -264,30 +256,18 @@ fn canonical_sender(sender: Cow<'_, str>) -> (Cow<'_, str>, usize) {
     {
         return (sender, at);
     }
-    let rebuilt = {
-        let (local, sender_domain, has_local) = match split_at_last_at(&sender) {
-            Some(("", d)) => ("postmaster", d, false),
-            Some((l, d)) => (l, d, true),
-            None => ("postmaster", &*sender, false),
-        };
-        let trimmed = sender_domain.strip_suffix('.').unwrap_or(sender_domain);
-        let (converted, _) = to_a_labels(trimmed, &mut Vec::new(), false);
-        if has_local
-            && matches!(converted, Cow::Borrowed(_))
-            && trimmed.len() == sender_domain.len()
-        {
-            None
-        } else {
-            Some((format!("{local}@{converted}"), local.len()))
-        }
+    let (local, sender_domain, has_local) = match split_at_last_at(&sender) {
+        Some(("", d)) => ("postmaster", d, false),
+        Some((l, d)) => (l, d, true),
+        None => ("postmaster", &*sender, false),
     };
-    match rebuilt {
-        None => {
-            let at = last_at(&sender).unwrap_or(0);
-            (sender, at)
-        }
-        Some((s, at)) => (Cow::Owned(s), at),
+    let trimmed = sender_domain.strip_suffix('.').unwrap_or(sender_domain);
+    let (converted, _) = to_a_labels(trimmed, &mut Vec::new(), false);
+    if has_local && matches!(converted, Cow::Borrowed(_)) && trimmed.len() == sender_domain.len() {
+        let at = local.len();
+        return (sender.clone(), at);
     }
+    (SharedStr::concat(&[local, "@", &converted]), local.len())
 }
 
 /// The position of the last `@`. (A plain scan: the domain after it is short, and
@@ -618,8 +598,7 @@ impl Verdict {
 
     /// The reason and the deciding term as the output gives them; `domain` is the domain
     /// of the verdict's record. Nothing is written out here (see [`SpfReason`]).
-    fn public(&self, ip: IpAddr, domain: &str) -> (SpfReason, Option<DecidingTerm>) {
-        let domain: Arc<str> = Arc::from(domain);
+    fn public(&self, ip: IpAddr, domain: SharedStr) -> (SpfReason, Option<DecidingTerm>) {
         match self.why {
             Why::Matched => {
                 let term = match (&self.record, self.term) {
@@ -727,7 +706,7 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
     /// The reason of a verdict for a person, written out; `domain` is the domain of its
     /// record.
     fn reason_text(&self, v: &Verdict, domain: &str) -> String {
-        v.public(self.ip, domain).0.into()
+        v.public(self.ip, SharedStr::from(domain)).0.into()
     }
 
     /// Asks one DNS question, at most once per evaluation. `Ok` is the index of the answer
@@ -1439,7 +1418,7 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                         // for completeness.
                         SpfResult::TempError | SpfResult::PermError => {
                             let v_domain = v.domain.as_deref().unwrap_or(&target);
-                            let (reason, term) = v.public(self.ip, v_domain);
+                            let (reason, term) = v.public(self.ip, SharedStr::from(v_domain));
                             Err(Abort {
                                 result: v.result,
                                 reason: format!("in include:{target}: {reason}"),

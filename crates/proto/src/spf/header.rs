@@ -47,8 +47,8 @@ impl SpfOutput {
         push_comment(&mut s, &self.comment(receiver));
         let mut pairs: Vec<(&str, String)> = vec![
             ("client-ip", self.ip.to_string()),
-            ("envelope-from", self.sender.clone()),
-            ("helo", self.helo.clone()),
+            ("envelope-from", self.sender.to_string()),
+            ("helo", self.helo.to_string()),
             ("receiver", receiver.to_owned()),
             ("identity", self.identity.as_str().to_owned()),
         ];

@@ -48,6 +48,7 @@ mod eval;
 mod header;
 mod macros;
 mod record;
+mod shared;
 mod trace;
 
 use std::fmt;
@@ -65,6 +66,7 @@ use record::ParsedSpf;
 pub use record::{
     Directive, Mechanism, Qualifier, Record, RecordError, SpfRecordCache, is_spf_record,
 };
+pub use shared::SharedStr;
 pub use trace::{AnswerClass, QueryTrace, RecordTrace, TermOutcome, TermTrace, Trace};
 
 #[cfg(doc)]
@@ -156,16 +158,17 @@ pub struct SpfRequest {
     /// The client IP address. An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) is treated
     /// as the IPv4 address (§5).
     pub ip: IpAddr,
-    /// The HELO/EHLO name as given by the client (it may be anything).
-    pub helo: String,
+    /// The HELO/EHLO name as given by the client (it may be anything). The outputs of
+    /// both evaluations share it.
+    pub helo: SharedStr,
     /// The MAIL FROM reverse-path without angle brackets; `None` or `""` is the null
-    /// reverse-path, for which `postmaster@<helo>` is checked (§2.4).
-    pub mail_from: Option<String>,
+    /// reverse-path, for which `postmaster@<helo>` is checked (§2.4). The output shares it.
+    pub mail_from: Option<SharedStr>,
 }
 
 impl SpfRequest {
     /// A request with a null reverse-path.
-    pub fn new(ip: IpAddr, helo: impl Into<String>) -> Self {
+    pub fn new(ip: IpAddr, helo: impl Into<SharedStr>) -> Self {
         SpfRequest {
             ip,
             helo: helo.into(),
@@ -174,14 +177,13 @@ impl SpfRequest {
     }
 
     /// Sets the MAIL FROM address (builder style). Surrounding `<>` are removed.
-    pub fn with_mail_from(mut self, mail_from: impl Into<String>) -> Self {
-        let m: String = mail_from.into();
+    pub fn with_mail_from(mut self, mail_from: impl AsRef<str>) -> Self {
+        let m = mail_from.as_ref();
         let m = m
             .strip_prefix('<')
             .and_then(|s| s.strip_suffix('>'))
-            .map(str::to_owned)
             .unwrap_or(m);
-        self.mail_from = Some(m);
+        self.mail_from = Some(SharedStr::from(m));
         self
     }
 }
@@ -241,7 +243,7 @@ impl Default for SpfOptions {
 /// It shares the text of the (cached) parsed record rather than copying it.
 #[derive(Clone)]
 pub struct DecidingTerm {
-    domain: Arc<str>,
+    domain: SharedStr,
     term: TermText,
 }
 
@@ -258,13 +260,13 @@ impl DecidingTerm {
     /// A deciding term from its parts.
     pub fn new(domain: impl Into<String>, term: impl Into<String>) -> Self {
         DecidingTerm {
-            domain: Arc::from(domain.into()),
+            domain: SharedStr::from(domain.into()),
             term: TermText::Owned(term.into()),
         }
     }
 
     /// Directive `index` of `record`, in the record of `domain`.
-    pub(crate) fn from_record(domain: Arc<str>, record: Arc<ParsedSpf>, index: usize) -> Self {
+    pub(crate) fn from_record(domain: SharedStr, record: Arc<ParsedSpf>, index: usize) -> Self {
         DecidingTerm {
             domain,
             term: TermText::Record(record, index),
@@ -340,12 +342,12 @@ enum ReasonRepr {
     },
     /// Nothing matched and there was no redirect (§4.7).
     DefaultNeutral {
-        domain: Arc<str>,
+        domain: SharedStr,
         ip: IpAddr,
     },
     /// The domain has no SPF record.
     NoRecord {
-        domain: Arc<str>,
+        domain: SharedStr,
     },
 }
 
@@ -354,11 +356,11 @@ impl SpfReason {
         SpfReason::lazy(ReasonRepr::Matched { result, ip, term })
     }
 
-    pub(crate) fn default_neutral(domain: Arc<str>, ip: IpAddr) -> Self {
+    pub(crate) fn default_neutral(domain: SharedStr, ip: IpAddr) -> Self {
         SpfReason::lazy(ReasonRepr::DefaultNeutral { domain, ip })
     }
 
-    pub(crate) fn no_record(domain: Arc<str>) -> Self {
+    pub(crate) fn no_record(domain: SharedStr) -> Self {
         SpfReason::lazy(ReasonRepr::NoRecord { domain })
     }
 
@@ -491,12 +493,12 @@ pub struct SpfOutput {
     /// The identity checked.
     pub identity: Identity,
     /// The domain checked (the `<domain>` of check_host()).
-    pub domain: String,
+    pub domain: SharedStr,
     /// The sender used for the macros, `local-part@domain` (`postmaster@...` when the
     /// local part was missing or the reverse-path null).
-    pub sender: String,
+    pub sender: SharedStr,
     /// The HELO name.
-    pub helo: String,
+    pub helo: SharedStr,
     /// The client IP (IPv4 when it was given IPv4-mapped).
     pub ip: IpAddr,
     /// Terms that caused DNS queries (limit 10, §4.6.4).
