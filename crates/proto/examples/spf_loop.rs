@@ -47,8 +47,18 @@ fn main() {
             std::hint::black_box((m, h));
         }
     };
+    sizes(&lookup, &options, &requests[0]);
     for _ in 0..rounds {
         run(&mut warm);
     }
     std::hint::black_box(warm);
+}
+#[allow(dead_code)]
+fn sizes(lookup: &map_lookup::MapLookup, o: &SpfOptions, r: &SpfRequest) {
+    let c = FixedClock::from_unix_seconds(0);
+    eprintln!(
+        "future {} output {}",
+        std::mem::size_of_val(&spf::verify_mail_from(lookup, &c, o, r)),
+        std::mem::size_of::<spf::SpfOutput>()
+    );
 }

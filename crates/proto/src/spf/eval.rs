@@ -222,9 +222,12 @@ async fn run<L: Lookup + ?Sized>(
                 Some(d) => SharedStr::from(d.as_str()),
                 None => domain.clone(),
             };
-            if v.result == SpfResult::Fail {
-                let exp = v.record.as_ref().and_then(|p| p.record.exp.as_ref());
-                explanation = ev.explanation(exp, &v_domain).await;
+            let exp = v.record.as_ref().and_then(|p| p.record.exp.as_ref());
+            if v.result == SpfResult::Fail
+                && (exp.is_some() || options.default_explanation.is_some())
+            {
+                // Boxed, as rare: see `eval_mx`.
+                explanation = Box::pin(ev.explanation(exp, &v_domain)).await;
                 trace.explanation_queries = std::mem::take(&mut ev.pending);
             }
             let (reason, deciding) = v.public(ip, v_domain);
@@ -373,24 +376,19 @@ fn plainly_valid(domain: &str) -> bool {
     if b.len() > 253 || b.first() == Some(&b'[') {
         return false;
     }
-    let (mut label, mut dots) = (0usize, 0usize);
-    for &c in b {
-        if c == b'.' {
-            if label == 0 {
-                return false;
-            }
-            dots += 1;
-            label = 0;
-        } else if c.is_ascii_graphic() {
-            label += 1;
-            if label > 63 {
-                return false;
-            }
-        } else {
+    // Without early exits, so that it compiles to a vectorised loop.
+    if !b.iter().fold(true, |ok, c| ok & c.is_ascii_graphic()) {
+        return false;
+    }
+    let (mut start, mut dots) = (0, 0);
+    for dot in memchr::memchr_iter(b'.', b) {
+        if !(1..=63).contains(&(dot - start)) {
             return false;
         }
+        start = dot + 1;
+        dots += 1;
     }
-    label > 0 && dots > 0
+    dots > 0 && (1..=63).contains(&(b.len() - start))
 }
 
 /// Makes an expanded domain-spec ready for a query (§4.8): drops a trailing dot, shortens
@@ -902,7 +900,8 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
             return Cow::Owned(m.expand(&self.values(domain, None)));
         }
         let p = if m.needs_validated_name() {
-            let names = self.validated_names().await;
+            // Boxed, as rare: see `eval_mx`.
+            let names = Box::pin(self.validated_names()).await;
             pick_validated(&names, domain)
         } else {
             None
@@ -1290,59 +1289,15 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                 let Some(target) = self.target(spec.as_ref(), domain, tt).await else {
                     return Ok(false);
                 };
-                let mut mxs = match self.query(QType::Mx, &target).await {
-                    Ok(i) => match self.answer(i) {
-                        Some(Answer::Mx(m)) => m.clone(),
-                        _ => Vec::new(),
-                    },
-                    Err(e) => return self.dns_failure(&target, e, tt),
-                };
-                if mxs.len() > self.opts.max_mx_ptr_names {
-                    return Err(Abort::perm(format!(
-                        "{target} has {} MX records; an mx mechanism may look at no more than {} (§4.6.4)",
-                        mxs.len(),
-                        self.opts.max_mx_ptr_names
-                    )));
-                }
-                mxs.sort_by_key(|m| m.preference);
-                let hosts: Vec<String> = mxs
-                    .iter()
-                    .filter_map(|m| prepare_target(&m.exchange).ok().map(Cow::into_owned))
-                    .collect();
-                self.prefetch(self.address_qtype(), &hosts).await;
-                for mx in &mxs {
-                    if mx.exchange.is_empty() {
-                        if tracing {
-                            tt.detail = format!("{target} has a null MX (RFC 7505)");
-                        }
-                        continue;
-                    }
-                    let Ok(host) = prepare_target(&mx.exchange) else {
-                        continue;
-                    };
-                    match self.address_match(&host, *cidr4, *cidr6).await {
-                        Ok(true) => {
-                            if tracing {
-                                tt.detail = format!("the client is an address of MX host {host}");
-                            }
-                            return Ok(true);
-                        }
-                        Ok(false) => {}
-                        Err(DnsError::Temporary(e)) => {
-                            return Err(Abort::temp(format!(
-                                "the address lookup for MX host {host} failed: {e}"
-                            )));
-                        }
-                        Err(_) => {}
-                    }
-                }
-                Ok(false)
+                // Boxed: the mx search is rare and its state would make every term's
+                // future (moved at each await) larger.
+                Box::pin(self.eval_mx(&target, *cidr4, *cidr6, tt)).await
             }
             Mechanism::Ptr(spec) => {
                 let Some(target) = self.target(spec.as_ref(), domain, tt).await else {
                     return Ok(false);
                 };
-                let names = self.validated_names().await;
+                let names = Box::pin(self.validated_names()).await;
                 let t = target.to_ascii_lowercase();
                 let dotted = format!(".{t}");
                 match names.iter().find(|n| **n == t || n.ends_with(&dotted)) {
@@ -1438,6 +1393,64 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                 }
             }
         }
+    }
+
+    /// The search of an `mx` mechanism (§5.4) once its target is known.
+    async fn eval_mx(
+        &mut self,
+        target: &str,
+        cidr4: u8,
+        cidr6: u8,
+        tt: &mut TermTrace,
+    ) -> Result<bool, Abort> {
+        let tracing = self.opts.trace;
+        let mut mxs = match self.query(QType::Mx, target).await {
+            Ok(i) => match self.answer(i) {
+                Some(Answer::Mx(m)) => m.clone(),
+                _ => Vec::new(),
+            },
+            Err(e) => return self.dns_failure(target, e, tt),
+        };
+        if mxs.len() > self.opts.max_mx_ptr_names {
+            return Err(Abort::perm(format!(
+                "{target} has {} MX records; an mx mechanism may look at no more than {} (§4.6.4)",
+                mxs.len(),
+                self.opts.max_mx_ptr_names
+            )));
+        }
+        mxs.sort_by_key(|m| m.preference);
+        let hosts: Vec<String> = mxs
+            .iter()
+            .filter_map(|m| prepare_target(&m.exchange).ok().map(Cow::into_owned))
+            .collect();
+        self.prefetch(self.address_qtype(), &hosts).await;
+        for mx in &mxs {
+            if mx.exchange.is_empty() {
+                if tracing {
+                    tt.detail = format!("{target} has a null MX (RFC 7505)");
+                }
+                continue;
+            }
+            let Ok(host) = prepare_target(&mx.exchange) else {
+                continue;
+            };
+            match self.address_match(&host, cidr4, cidr6).await {
+                Ok(true) => {
+                    if tracing {
+                        tt.detail = format!("the client is an address of MX host {host}");
+                    }
+                    return Ok(true);
+                }
+                Ok(false) => {}
+                Err(DnsError::Temporary(e)) => {
+                    return Err(Abort::temp(format!(
+                        "the address lookup for MX host {host} failed: {e}"
+                    )));
+                }
+                Err(_) => {}
+            }
+        }
+        Ok(false)
     }
 
     /// The expanded and checked target of a mechanism; `None` (no match) when it cannot be

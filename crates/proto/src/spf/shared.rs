@@ -29,6 +29,9 @@ pub struct SharedStr {
 impl SharedStr {
     /// The text.
     pub fn as_str(&self) -> &str {
+        if self.start == 0 && self.end == self.buf.len() {
+            return &self.buf;
+        }
         self.buf.get(self.start..self.end).unwrap_or_default()
     }
 
@@ -36,6 +39,9 @@ impl SharedStr {
     /// [`SharedStr::as_str`]), else as a copy.
     pub fn slice(&self, sub: &str) -> SharedStr {
         let whole = self.as_str();
+        if sub.len() == whole.len() && sub.as_ptr() == whole.as_ptr() {
+            return self.clone();
+        }
         let base = whole.as_ptr() as usize;
         let at = sub.as_ptr() as usize;
         if at >= base && at + sub.len() <= base + whole.len() {
