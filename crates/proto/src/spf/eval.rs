@@ -28,12 +28,15 @@ use crate::dns::{DnsError, Lookup, MxRecord, reverse_name};
 /// Checks the MAIL FROM identity (§2.4): `check_host(ip, domain of MAIL FROM, MAIL FROM)`,
 /// or `postmaster@<helo>` when the reverse-path is null. A missing local part means
 /// `postmaster` (§4.3).
-pub async fn verify_mail_from<L: Lookup + ?Sized>(
-    lookup: &L,
-    clock: &dyn Clock,
-    options: &SpfOptions,
-    request: &SpfRequest,
-) -> SpfOutput {
+///
+/// (A plain function returning the evaluation's future, so that the future is not wrapped,
+/// and moved, once more.)
+pub fn verify_mail_from<'a, L: Lookup + ?Sized>(
+    lookup: &'a L,
+    clock: &'a dyn Clock,
+    options: &'a SpfOptions,
+    request: &'a SpfRequest,
+) -> impl Future<Output = SpfOutput> + Send + 'a {
     let helo = request.helo.slice(request.helo.trim_end_matches('.'));
     let tracing = options.trace;
     let (sender, domain, note): (SharedStr, SharedStr, Option<String>) =
@@ -75,19 +78,21 @@ pub async fn verify_mail_from<L: Lookup + ?Sized>(
         Identity::MailFrom,
         domain,
         sender,
-        &request.helo,
+        request.helo.clone(),
         note,
     )
-    .await
 }
 
 /// Checks the HELO identity (§2.3): `check_host(ip, helo, postmaster@helo)`.
-pub async fn verify_helo<L: Lookup + ?Sized>(
-    lookup: &L,
-    clock: &dyn Clock,
-    options: &SpfOptions,
-    request: &SpfRequest,
-) -> SpfOutput {
+///
+/// (A plain function returning the evaluation's future, so that the future is not wrapped,
+/// and moved, once more.)
+pub fn verify_helo<'a, L: Lookup + ?Sized>(
+    lookup: &'a L,
+    clock: &'a dyn Clock,
+    options: &'a SpfOptions,
+    request: &'a SpfRequest,
+) -> impl Future<Output = SpfOutput> + Send + 'a {
     let helo = request.helo.slice(request.helo.trim_end_matches('.'));
     let sender = SharedStr::concat(&["postmaster@", &helo]);
     run(
@@ -98,12 +103,11 @@ pub async fn verify_helo<L: Lookup + ?Sized>(
         Identity::Helo,
         helo,
         sender,
-        &request.helo,
+        request.helo.clone(),
         options
             .trace
             .then(|| format!("checking HELO {}", request.helo)),
     )
-    .await
 }
 
 /// The check_host() function of §4: is `ip` allowed to send mail for `domain`, with
@@ -111,15 +115,15 @@ pub async fn verify_helo<L: Lookup + ?Sized>(
 ///
 /// A `domain` that is not a syntactically valid multi-label domain name gives `none`
 /// without any DNS query (§4.3).
-pub async fn check_host<L: Lookup + ?Sized>(
-    lookup: &L,
-    clock: &dyn Clock,
-    options: &SpfOptions,
+pub fn check_host<'a, L: Lookup + ?Sized>(
+    lookup: &'a L,
+    clock: &'a dyn Clock,
+    options: &'a SpfOptions,
     ip: IpAddr,
     domain: &str,
     sender: &str,
     helo: &str,
-) -> SpfOutput {
+) -> impl Future<Output = SpfOutput> + Send + 'a {
     run(
         lookup,
         clock,
@@ -128,12 +132,11 @@ pub async fn check_host<L: Lookup + ?Sized>(
         Identity::MailFrom,
         SharedStr::from(domain),
         SharedStr::from(sender),
-        &SharedStr::from(helo),
+        SharedStr::from(helo),
         options
             .trace
             .then(|| format!("check_host({ip}, {domain}, {sender})")),
     )
-    .await
 }
 
 /// `note` is the first line of the trace's notes, given only when tracing.
@@ -146,7 +149,7 @@ async fn run<L: Lookup + ?Sized>(
     identity: Identity,
     domain: SharedStr,
     sender: SharedStr,
-    helo: &SharedStr,
+    helo: SharedStr,
     note: Option<String>,
 ) -> SpfOutput {
     let tracing = options.trace;
@@ -202,7 +205,7 @@ async fn run<L: Lookup + ?Sized>(
         sender: &sender,
         local: sender.get(..at).unwrap_or_default(),
         sender_domain: sender.get(at + 1..).unwrap_or_default(),
-        helo,
+        helo: &helo,
         lookups: 0,
         voids: 0,
         queries: 0,
@@ -212,7 +215,7 @@ async fn run<L: Lookup + ?Sized>(
         validated: None,
     };
     let evaluated = ev.eval_domain_inner(&domain).await;
-    trace.record = evaluated.trace;
+    trace.record = evaluated.trace.map(|t| *t);
     let mut explanation = None;
     let (result, reason, deciding_term) = match evaluated.verdict {
         // An answer was missing, so whatever was decided without it does not stand.
@@ -376,19 +379,19 @@ fn plainly_valid(domain: &str) -> bool {
     if b.len() > 253 || b.first() == Some(&b'[') {
         return false;
     }
-    // Without early exits, so that it compiles to a vectorised loop.
-    if !b.iter().fold(true, |ok, c| ok & c.is_ascii_graphic()) {
-        return false;
-    }
-    let (mut start, mut dots) = (0, 0);
-    for dot in memchr::memchr_iter(b'.', b) {
-        if !(1..=63).contains(&(dot - start)) {
-            return false;
+    // No early exit: names are short, and this is a tight loop.
+    let (mut label, mut dots, mut bad) = (0usize, 0usize, false);
+    for &c in b {
+        if c == b'.' {
+            bad |= label == 0 || label > 63;
+            dots += 1;
+            label = 0;
+        } else {
+            bad |= !c.is_ascii_graphic();
+            label += 1;
         }
-        start = dot + 1;
-        dots += 1;
     }
-    dots > 0 && (1..=63).contains(&(b.len() - start))
+    !bad && dots > 0 && (1..=63).contains(&label)
 }
 
 /// Makes an expanded domain-spec ready for a query (§4.8): drops a trailing dot, shortens
@@ -518,8 +521,8 @@ struct Entry {
 #[derive(Default)]
 struct Memory {
     /// The names asked, lower-cased, one after the other.
-    names: SmallVec<[u8; 192]>,
-    entries: SmallVec<[Entry; 4]>,
+    names: SmallVec<[u8; 128]>,
+    entries: SmallVec<[Entry; 3]>,
 }
 
 impl Memory {
@@ -662,8 +665,8 @@ impl Abort {
 /// What evaluating one domain's record gives.
 struct DomainEval {
     verdict: Result<Verdict, Abort>,
-    /// The record's trace, when tracing.
-    trace: Option<RecordTrace>,
+    /// The record's trace, when tracing (boxed: the futures that carry it stay small).
+    trace: Option<Box<RecordTrace>>,
     /// The TXT query for the record came back empty (NXDOMAIN or NODATA): a void lookup of
     /// the `include` or `redirect` that asked it (§4.6.4).
     void_txt: bool,
@@ -950,13 +953,15 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         let tracing = self.opts.trace;
         let mark = self.pending.len();
         let (record, void_txt) = self.find_record(domain).await;
-        let mut rt = tracing.then(|| RecordTrace {
-            domain: domain.to_owned(),
-            record: None,
-            queries: self.pending.split_off(mark),
-            terms: Vec::new(),
-            result: SpfResult::None,
-            reason: String::new(),
+        let mut rt = tracing.then(|| {
+            Box::new(RecordTrace {
+                domain: domain.to_owned(),
+                record: None,
+                queries: self.pending.split_off(mark),
+                terms: Vec::new(),
+                result: SpfResult::None,
+                reason: String::new(),
+            })
         });
         let parsed = match record {
             Ok(Some(r)) => r,
@@ -1080,7 +1085,7 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         &mut self,
         domain: &str,
         parsed: &Arc<ParsedSpf>,
-        rt: &mut Option<RecordTrace>,
+        rt: &mut Option<Box<RecordTrace>>,
     ) -> Result<Verdict, Abort> {
         let tracing = self.opts.trace;
         let record = &parsed.record;
@@ -1214,7 +1219,7 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
             ))
         })?;
         let nested = self.eval_domain(&target).await;
-        tt.nested = nested.trace.map(Box::new);
+        tt.nested = nested.trace;
         let mut v = nested.verdict?;
         if v.result == SpfResult::None {
             if nested.void_txt {
@@ -1343,7 +1348,7 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                     }
                 };
                 let nested = self.eval_domain(&target).await;
-                tt.nested = nested.trace.map(Box::new);
+                tt.nested = nested.trace;
                 match nested.verdict {
                     Ok(v) => match v.result {
                         SpfResult::Pass => {
@@ -1758,5 +1763,96 @@ mod tests {
         let t = prepare_target(&long).unwrap();
         assert!(t.len() <= 253 && t.ends_with(".example.com"), "{t}");
         assert!(prepare_target("a..b").is_err());
+    }
+}
+#[cfg(test)]
+mod size_probe {
+    use super::*;
+    #[test]
+    fn sizes() {
+        struct Z;
+        impl Lookup for Z {
+            async fn txt(&self, _: &str) -> crate::dns::DnsResult<Vec<u8>> {
+                Err(DnsError::NxDomain)
+            }
+            async fn a(&self, _: &str) -> crate::dns::DnsResult<Ipv4Addr> {
+                Err(DnsError::NxDomain)
+            }
+            async fn aaaa(&self, _: &str) -> crate::dns::DnsResult<Ipv6Addr> {
+                Err(DnsError::NxDomain)
+            }
+            async fn mx(&self, _: &str) -> crate::dns::DnsResult<MxRecord> {
+                Err(DnsError::NxDomain)
+            }
+            async fn ptr(&self, _: IpAddr) -> crate::dns::DnsResult<String> {
+                Err(DnsError::NxDomain)
+            }
+        }
+        let clock = crate::FixedClock::from_unix_seconds(0);
+        let opts = SpfOptions::default();
+        let mut ev = Evaluator {
+            lookup: &Z,
+            clock: &clock,
+            opts: &opts,
+            start: Duration::ZERO,
+            ip: "1.2.3.4".parse().unwrap(),
+            sender: "a@b",
+            local: "a",
+            sender_domain: "b",
+            helo: "h",
+            lookups: 0,
+            voids: 0,
+            queries: 0,
+            budget_exceeded: false,
+            memory: Memory::default(),
+            pending: Vec::new(),
+            validated: None,
+        };
+        eprintln!(
+            "Evaluator {} Memory {} Entry {} RecordTrace {} TermTrace {} Verdict {} Abort {} DomainEval {}",
+            size_of_val(&ev),
+            size_of::<Memory>(),
+            size_of::<Entry>(),
+            size_of::<RecordTrace>(),
+            size_of::<TermTrace>(),
+            size_of::<Verdict>(),
+            size_of::<Abort>(),
+            size_of::<DomainEval>()
+        );
+        eprintln!("inner {}", size_of_val(&ev.eval_domain_inner("x")));
+        eprintln!("find_record {}", size_of_val(&ev.find_record("x")));
+        eprintln!("query {}", size_of_val(&ev.query(QType::A, "x")));
+        eprintln!(
+            "address_match {}",
+            size_of_val(&ev.address_match("x", 1, 1))
+        );
+        let m = MacroString::parse("x.y", MacroContext::DomainSpec).unwrap();
+        eprintln!("expand {}", size_of_val(&ev.expand(&m, "x")));
+        let mut tt = TermTrace {
+            term: String::new(),
+            target: None,
+            outcome: TermOutcome::NoMatch,
+            detail: String::new(),
+            lookups: 0,
+            void_lookups: 0,
+            queries: Vec::new(),
+            nested: None,
+        };
+        eprintln!("target {}", size_of_val(&ev.target(Some(&m), "x", &mut tt)));
+        eprintln!(
+            "redirect {}",
+            size_of_val(&ev.eval_redirect(&m, "x", "t", &mut tt))
+        );
+        let d = Directive {
+            qualifier: super::super::Qualifier::Pass,
+            mechanism: Mechanism::All,
+        };
+        eprintln!(
+            "directive {}",
+            size_of_val(&ev.eval_directive(&d, "x", "t", &mut tt))
+        );
+        let p = Arc::new(ParsedSpf::parse(b"v=spf1 -all").unwrap());
+        let mut rt: Option<Box<RecordTrace>> = None;
+        eprintln!("record {}", size_of_val(&ev.eval_record("x", &p, &mut rt)));
     }
 }
