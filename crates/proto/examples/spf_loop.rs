@@ -53,7 +53,7 @@ fn main() {
     }
     std::hint::black_box(warm);
 }
-#[allow(dead_code)]
+/// The sizes that matter for the cost of moving an evaluation around.
 fn sizes(lookup: &map_lookup::MapLookup, o: &SpfOptions, r: &SpfRequest) {
     let c = FixedClock::from_unix_seconds(0);
     eprintln!(
