@@ -662,6 +662,25 @@ impl Abort {
     }
 }
 
+/// The trace of one term, kept only when tracing (boxed, so that the futures that carry
+/// it stay small).
+type Tt = Option<Box<TermTrace>>;
+
+fn term_trace(tracing: bool, outcome: TermOutcome) -> Tt {
+    tracing.then(|| {
+        Box::new(TermTrace {
+            term: String::new(),
+            target: None,
+            outcome,
+            detail: String::new(),
+            lookups: 0,
+            void_lookups: 0,
+            queries: Vec::new(),
+            nested: None,
+        })
+    })
+}
+
 /// What evaluating one domain's record gives.
 struct DomainEval {
     verdict: Result<Verdict, Abort>,
@@ -1092,29 +1111,20 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         for (i, d) in record.directives.iter().enumerate() {
             let term = term_text(parsed, i);
             let mark = self.pending.len();
-            let mut tt = TermTrace {
-                term: String::new(),
-                target: None,
-                outcome: TermOutcome::NoMatch,
-                detail: String::new(),
-                lookups: 0,
-                void_lookups: 0,
-                queries: Vec::new(),
-                nested: None,
-            };
+            let mut tt = term_trace(tracing, TermOutcome::NoMatch);
             let matched = self.eval_directive(d, domain, &term, &mut tt).await;
             self.flush_prefetched();
-            if tracing {
+            if let Some(tt) = tt.as_deref_mut() {
                 tt.queries = self.pending.split_off(mark);
                 tt.lookups = self.lookups;
                 tt.void_lookups = self.voids;
             }
             match matched {
                 Ok(true) => {
-                    if let Some(rt) = rt {
+                    if let (Some(rt), Some(mut tt)) = (rt.as_deref_mut(), tt) {
                         tt.outcome = TermOutcome::Match;
                         tt.term = term.into_owned();
-                        rt.terms.push(tt);
+                        rt.terms.push(*tt);
                     }
                     return Ok(Verdict {
                         result: d.qualifier.result(),
@@ -1125,20 +1135,20 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                     });
                 }
                 Ok(false) => {
-                    if let Some(rt) = rt {
+                    if let (Some(rt), Some(mut tt)) = (rt.as_deref_mut(), tt) {
                         tt.outcome = TermOutcome::NoMatch;
                         tt.term = term.into_owned();
-                        rt.terms.push(tt);
+                        rt.terms.push(*tt);
                     }
                 }
                 Err(mut a) => {
-                    if let Some(rt) = rt {
+                    if let (Some(rt), Some(mut tt)) = (rt.as_deref_mut(), tt) {
                         tt.outcome = a.outcome();
                         if tt.detail.is_empty() {
                             tt.detail = a.reason.clone();
                         }
                         tt.term = term.to_string();
-                        rt.terms.push(tt);
+                        rt.terms.push(*tt);
                     }
                     if a.term.is_none() {
                         a.term = Some(DecidingTerm::new(domain, term));
@@ -1153,18 +1163,9 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         {
             let term = format!("redirect={redirect}");
             let mark = self.pending.len();
-            let mut tt = TermTrace {
-                term: String::new(),
-                target: None,
-                outcome: TermOutcome::Redirected,
-                detail: String::new(),
-                lookups: 0,
-                void_lookups: 0,
-                queries: Vec::new(),
-                nested: None,
-            };
+            let mut tt = term_trace(tracing, TermOutcome::Redirected);
             let result = self.eval_redirect(redirect, domain, &term, &mut tt).await;
-            if tracing {
+            if let Some(tt) = tt.as_deref_mut() {
                 tt.term = term.clone();
                 tt.queries = self.pending.split_off(mark);
                 tt.lookups = self.lookups;
@@ -1172,16 +1173,16 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
             }
             match result {
                 Ok(v) => {
-                    if let Some(rt) = rt {
-                        rt.terms.push(tt);
+                    if let (Some(rt), Some(tt)) = (rt.as_deref_mut(), tt) {
+                        rt.terms.push(*tt);
                     }
                     return Ok(v);
                 }
                 Err(mut a) => {
-                    if let Some(rt) = rt {
+                    if let (Some(rt), Some(mut tt)) = (rt.as_deref_mut(), tt) {
                         tt.outcome = a.outcome();
                         tt.detail = a.reason.clone();
-                        rt.terms.push(tt);
+                        rt.terms.push(*tt);
                     }
                     if a.term.is_none() {
                         a.term = Some(DecidingTerm::new(domain, term));
@@ -1206,11 +1207,13 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         redirect: &MacroString,
         domain: &str,
         term: &str,
-        tt: &mut TermTrace,
+        tt: &mut Tt,
     ) -> Result<Verdict, Abort> {
         self.count_lookup(term)?;
         let target = self.expand(redirect, domain).await;
-        if self.opts.trace {
+        if self.opts.trace
+            && let Some(tt) = tt.as_deref_mut()
+        {
             tt.target = Some(target.to_string());
         }
         let target = prepare_owned_target(target).map_err(|why| {
@@ -1219,7 +1222,9 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
             ))
         })?;
         let nested = self.eval_domain(&target).await;
-        tt.nested = nested.trace;
+        if let Some(tt) = tt.as_deref_mut() {
+            tt.nested = nested.trace;
+        }
         let mut v = nested.verdict?;
         if v.result == SpfResult::None {
             if nested.void_txt {
@@ -1229,7 +1234,9 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                 "redirect={target}: {target} has no SPF record, which is a permerror (§6.1)"
             )));
         }
-        if self.opts.trace {
+        if self.opts.trace
+            && let Some(tt) = tt.as_deref_mut()
+        {
             tt.detail = format!("the result of {target} is the result: {}", v.result);
         }
         if v.domain.is_none() {
@@ -1244,7 +1251,7 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         d: &Directive,
         domain: &str,
         term: &str,
-        tt: &mut TermTrace,
+        tt: &mut Tt,
     ) -> Result<bool, Abort> {
         let tracing = self.opts.trace;
         if d.mechanism.queries_dns() {
@@ -1252,21 +1259,24 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         }
         match &d.mechanism {
             Mechanism::All => {
-                if tracing {
+                if tracing && let Some(tt) = tt.as_deref_mut() {
                     tt.detail = "all always matches".into();
                 }
                 Ok(true)
             }
             Mechanism::Ip4 { addr, prefix } => {
                 let m = in_network(self.ip, IpAddr::V4(*addr), *prefix, 0);
-                if tracing && self.ip.is_ipv6() {
+                if tracing
+                    && self.ip.is_ipv6()
+                    && let Some(tt) = tt.as_deref_mut()
+                {
                     tt.detail = "the client is IPv6".into();
                 }
                 Ok(m)
             }
             Mechanism::Ip6 { addr, prefix } => {
                 if self.ip.is_ipv4() {
-                    if tracing {
+                    if tracing && let Some(tt) = tt.as_deref_mut() {
                         tt.detail = "the client is IPv4".into();
                     }
                     return Ok(false);
@@ -1307,13 +1317,13 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                 let dotted = format!(".{t}");
                 match names.iter().find(|n| **n == t || n.ends_with(&dotted)) {
                     Some(n) => {
-                        if tracing {
+                        if tracing && let Some(tt) = tt.as_deref_mut() {
                             tt.detail = format!("validated name {n} is in {target}");
                         }
                         Ok(true)
                     }
                     None => {
-                        if tracing {
+                        if tracing && let Some(tt) = tt.as_deref_mut() {
                             tt.detail = if names.is_empty() {
                                 "the client has no validated name".into()
                             } else {
@@ -1336,7 +1346,7 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
             }
             Mechanism::Include(spec) => {
                 let target = self.expand(spec, domain).await;
-                if tracing {
+                if tracing && let Some(tt) = tt.as_deref_mut() {
                     tt.target = Some(target.to_string());
                 }
                 let target = match prepare_owned_target(target) {
@@ -1348,17 +1358,19 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                     }
                 };
                 let nested = self.eval_domain(&target).await;
-                tt.nested = nested.trace;
+                if let Some(tt) = tt.as_deref_mut() {
+                    tt.nested = nested.trace;
+                }
                 match nested.verdict {
                     Ok(v) => match v.result {
                         SpfResult::Pass => {
-                            if tracing {
+                            if tracing && let Some(tt) = tt.as_deref_mut() {
                                 tt.detail = format!("{target} gave pass");
                             }
                             Ok(true)
                         }
                         SpfResult::Fail | SpfResult::SoftFail | SpfResult::Neutral => {
-                            if tracing {
+                            if tracing && let Some(tt) = tt.as_deref_mut() {
                                 tt.detail = format!(
                                     "{target} gave {}, so include does not match",
                                     v.result
@@ -1406,7 +1418,7 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         target: &str,
         cidr4: u8,
         cidr6: u8,
-        tt: &mut TermTrace,
+        tt: &mut Tt,
     ) -> Result<bool, Abort> {
         let tracing = self.opts.trace;
         let mut mxs = match self.query(QType::Mx, target).await {
@@ -1431,7 +1443,7 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         self.prefetch(self.address_qtype(), &hosts).await;
         for mx in &mxs {
             if mx.exchange.is_empty() {
-                if tracing {
+                if tracing && let Some(tt) = tt.as_deref_mut() {
                     tt.detail = format!("{target} has a null MX (RFC 7505)");
                 }
                 continue;
@@ -1441,7 +1453,7 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
             };
             match self.address_match(&host, cidr4, cidr6).await {
                 Ok(true) => {
-                    if tracing {
+                    if tracing && let Some(tt) = tt.as_deref_mut() {
                         tt.detail = format!("the client is an address of MX host {host}");
                     }
                     return Ok(true);
@@ -1464,20 +1476,20 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         &mut self,
         spec: Option<&'m MacroString>,
         domain: &'m str,
-        tt: &mut TermTrace,
+        tt: &mut Tt,
     ) -> Option<Cow<'m, str>> {
         let expanded = match spec {
             Some(s) => self.expand(s, domain).await,
             None => Cow::Borrowed(domain),
         };
         let tracing = self.opts.trace;
-        if tracing {
+        if tracing && let Some(tt) = tt.as_deref_mut() {
             tt.target = Some(expanded.to_string());
         }
         match prepare_owned_target(expanded) {
             Ok(t) => Some(t),
             Err(why) => {
-                if tracing {
+                if tracing && let Some(tt) = tt.as_deref_mut() {
                     tt.detail = format!("{why}: no match");
                 }
                 None
@@ -1486,15 +1498,12 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
     }
 
     /// NXDOMAIN/NODATA: no match and a void lookup; a temporary failure: temperror.
-    fn dns_failure(
-        &mut self,
-        target: &str,
-        e: DnsError,
-        tt: &mut TermTrace,
-    ) -> Result<bool, Abort> {
+    fn dns_failure(&mut self, target: &str, e: DnsError, tt: &mut Tt) -> Result<bool, Abort> {
         match e {
             DnsError::NxDomain | DnsError::NoData => {
-                if self.opts.trace {
+                if self.opts.trace
+                    && let Some(tt) = tt.as_deref_mut()
+                {
                     tt.detail = format!("{target}: {e}");
                 }
                 self.count_void(target)?;
