@@ -534,8 +534,10 @@ impl Memory {
     fn find(&self, qtype: QType, name: &str) -> Option<usize> {
         self.entries.iter().position(|e| {
             e.qtype == qtype
-                && e.end - e.start == name.len()
-                && self.name(e).eq_ignore_ascii_case(name)
+                && self
+                    .names
+                    .get(e.start..e.end)
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()))
         })
     }
 
