@@ -9,8 +9,12 @@
 //!
 //! Every evaluation returns an [`SpfOutput`]: the [`SpfResult`] under its RFC name, a reason
 //! a person can read, the explanation (§6.2) when the result is `fail`, the counters of
-//! §4.6.4, the term that decided, and a [`Trace`] of every term and DNS query. No DNS
-//! question is asked twice in one evaluation; the limits of §4.6.4 and a time budget bound
+//! §4.6.4, the term that decided, and (when [`SpfOptions::trace`] is on, the default) a
+//! [`Trace`] of every term and DNS query. The reason ([`SpfReason`]) is written out only
+//! when it is read, and names are [`SharedStr`]s shared between the request, both
+//! evaluations and their outputs, so that a receiver that checks MAIL FROM and HELO for
+//! every message pays little beyond the DNS. No DNS question is asked twice in one
+//! evaluation; the limits of §4.6.4 and a time budget bound
 //! the work a hostile record can cause. The address questions for the hosts of an `mx`
 //! mechanism (and for the PTR names of `ptr` and `%{p}`) are asked together, so they cost
 //! one round trip; everything else follows the order of the record.
