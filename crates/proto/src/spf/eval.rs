@@ -1748,6 +1748,41 @@ mod tests {
     }
 
     #[test]
+    fn outputs_share_the_request_names_and_write_the_reason_when_read() {
+        let clock = crate::FixedClock::from_unix_seconds(1_700_000_000);
+        let opts = SpfOptions {
+            trace: false,
+            ..SpfOptions::default()
+        };
+        let req = SpfRequest::new("192.0.2.7".parse().unwrap(), "mx.example.com")
+            .with_mail_from("alice@example.com");
+        let m = pollster::block_on(verify_mail_from(&Zone, &clock, &opts, &req));
+        let h = pollster::block_on(verify_helo(&Zone, &clock, &opts, &req));
+        let from = req.mail_from.as_ref().unwrap();
+        assert!(m.sender.same_buffer(from) && m.domain.same_buffer(from));
+        assert_eq!(
+            (m.sender.as_str(), m.domain.as_str()),
+            ("alice@example.com", "example.com")
+        );
+        assert!(m.helo.same_buffer(&req.helo) && h.helo.same_buffer(&req.helo));
+        assert!(h.domain.same_buffer(&req.helo));
+        assert_eq!(h.sender, "postmaster@mx.example.com");
+        assert_eq!(m.result, SpfResult::Pass);
+        assert_eq!(
+            m.reason,
+            "example.com authorises 192.0.2.7 with include:_spf.example.net"
+        );
+        let d = m.deciding_term.clone().unwrap();
+        assert_eq!(
+            (d.domain(), d.term()),
+            ("example.com", "include:_spf.example.net")
+        );
+        assert_eq!(String::from(m.reason.clone()), m.reason.to_string());
+        assert_eq!(h.result, SpfResult::None);
+        assert_eq!(h.reason, "mx.example.com publishes no SPF record");
+    }
+
+    #[test]
     fn networks() {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         assert!(in_network(ip("192.0.2.10"), ip("192.0.2.0"), 24, 128));

@@ -55,6 +55,12 @@ impl SharedStr {
         SharedStr::from(sub)
     }
 
+    /// True when both are views into the same buffer (tests of the sharing).
+    #[cfg(test)]
+    pub(crate) fn same_buffer(&self, other: &SharedStr) -> bool {
+        Arc::ptr_eq(&self.buf, &other.buf)
+    }
+
     /// The parts joined, in one allocation.
     pub fn concat(parts: &[&str]) -> SharedStr {
         let mut buf: SmallVec<[u8; 256]> = SmallVec::new();
