@@ -1255,21 +1255,19 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         term: &str,
         tt: &mut Tt,
     ) -> Result<bool, Abort> {
-        let tracing = self.opts.trace;
         if d.mechanism.queries_dns() {
             self.count_lookup(term)?;
         }
         match &d.mechanism {
             Mechanism::All => {
-                if tracing && let Some(tt) = tt.as_deref_mut() {
+                if let Some(tt) = tt.as_deref_mut() {
                     tt.detail = "all always matches".into();
                 }
                 Ok(true)
             }
             Mechanism::Ip4 { addr, prefix } => {
                 let m = in_network(self.ip, IpAddr::V4(*addr), *prefix, 0);
-                if tracing
-                    && self.ip.is_ipv6()
+                if self.ip.is_ipv6()
                     && let Some(tt) = tt.as_deref_mut()
                 {
                     tt.detail = "the client is IPv6".into();
@@ -1278,7 +1276,7 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
             }
             Mechanism::Ip6 { addr, prefix } => {
                 if self.ip.is_ipv4() {
-                    if tracing && let Some(tt) = tt.as_deref_mut() {
+                    if let Some(tt) = tt.as_deref_mut() {
                         tt.detail = "the client is IPv4".into();
                     }
                     return Ok(false);
@@ -1319,13 +1317,13 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                 let dotted = format!(".{t}");
                 match names.iter().find(|n| **n == t || n.ends_with(&dotted)) {
                     Some(n) => {
-                        if tracing && let Some(tt) = tt.as_deref_mut() {
+                        if let Some(tt) = tt.as_deref_mut() {
                             tt.detail = format!("validated name {n} is in {target}");
                         }
                         Ok(true)
                     }
                     None => {
-                        if tracing && let Some(tt) = tt.as_deref_mut() {
+                        if let Some(tt) = tt.as_deref_mut() {
                             tt.detail = if names.is_empty() {
                                 "the client has no validated name".into()
                             } else {
@@ -1348,7 +1346,7 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
             }
             Mechanism::Include(spec) => {
                 let target = self.expand(spec, domain).await;
-                if tracing && let Some(tt) = tt.as_deref_mut() {
+                if let Some(tt) = tt.as_deref_mut() {
                     tt.target = Some(target.to_string());
                 }
                 let target = match prepare_owned_target(target) {
@@ -1366,13 +1364,13 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                 match nested.verdict {
                     Ok(v) => match v.result {
                         SpfResult::Pass => {
-                            if tracing && let Some(tt) = tt.as_deref_mut() {
+                            if let Some(tt) = tt.as_deref_mut() {
                                 tt.detail = format!("{target} gave pass");
                             }
                             Ok(true)
                         }
                         SpfResult::Fail | SpfResult::SoftFail | SpfResult::Neutral => {
-                            if tracing && let Some(tt) = tt.as_deref_mut() {
+                            if let Some(tt) = tt.as_deref_mut() {
                                 tt.detail = format!(
                                     "{target} gave {}, so include does not match",
                                     v.result
@@ -1422,7 +1420,6 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         cidr6: u8,
         tt: &mut Tt,
     ) -> Result<bool, Abort> {
-        let tracing = self.opts.trace;
         let mut mxs = match self.query(QType::Mx, target).await {
             Ok(i) => match self.answer(i) {
                 Some(Answer::Mx(m)) => m.clone(),
@@ -1445,7 +1442,7 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         self.prefetch(self.address_qtype(), &hosts).await;
         for mx in &mxs {
             if mx.exchange.is_empty() {
-                if tracing && let Some(tt) = tt.as_deref_mut() {
+                if let Some(tt) = tt.as_deref_mut() {
                     tt.detail = format!("{target} has a null MX (RFC 7505)");
                 }
                 continue;
@@ -1455,7 +1452,7 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
             };
             match self.address_match(&host, cidr4, cidr6).await {
                 Ok(true) => {
-                    if tracing && let Some(tt) = tt.as_deref_mut() {
+                    if let Some(tt) = tt.as_deref_mut() {
                         tt.detail = format!("the client is an address of MX host {host}");
                     }
                     return Ok(true);
@@ -1484,14 +1481,13 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
             Some(s) => self.expand(s, domain).await,
             None => Cow::Borrowed(domain),
         };
-        let tracing = self.opts.trace;
-        if tracing && let Some(tt) = tt.as_deref_mut() {
+        if let Some(tt) = tt.as_deref_mut() {
             tt.target = Some(expanded.to_string());
         }
         match prepare_owned_target(expanded) {
             Ok(t) => Some(t),
             Err(why) => {
-                if tracing && let Some(tt) = tt.as_deref_mut() {
+                if let Some(tt) = tt.as_deref_mut() {
                     tt.detail = format!("{why}: no match");
                 }
                 None
