@@ -1,79 +1,100 @@
 //! check_host() (§4) and the initial processing of the two identities (§2.3, §2.4, §4.3).
+//!
+//! The evaluation borrows what it can: names from the request and from the (cached) parsed
+//! records, answers from its own memory of the DNS questions asked. Text for people (the
+//! reason, the trace) is written only where it is shown: the reason once at the end, the
+//! trace only when [`SpfOptions::trace`] asks for it.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use smallvec::SmallVec;
+
 use super::macros::{MacroContext, MacroString, MacroValues};
-use super::record::{Directive, Mechanism, ParsedSpf, Record, is_spf_record};
+use super::record::{Directive, Mechanism, ParsedSpf, is_spf_record};
 use super::trace::{
     AnswerClass, QueryTrace, RecordTrace, TermOutcome, TermTrace, Trace, escape_txt,
 };
-use super::{DecidingTerm, Identity, SpfOptions, SpfOutput, SpfRequest, SpfResult};
+use super::{
+    DecidingTerm, Identity, SharedStr, SpfOptions, SpfOutput, SpfReason, SpfRequest, SpfResult,
+};
 use crate::Clock;
 use crate::dns::{DnsError, Lookup, MxRecord, reverse_name};
 
 /// Checks the MAIL FROM identity (§2.4): `check_host(ip, domain of MAIL FROM, MAIL FROM)`,
 /// or `postmaster@<helo>` when the reverse-path is null. A missing local part means
 /// `postmaster` (§4.3).
-pub async fn verify_mail_from<L: Lookup + ?Sized>(
-    lookup: &L,
-    clock: &dyn Clock,
-    options: &SpfOptions,
-    request: &SpfRequest,
-) -> SpfOutput {
-    let helo = request.helo.trim_end_matches('.');
-    let (sender, domain, note) = match request.mail_from.as_deref() {
-        None | Some("") => (
-            format!("postmaster@{helo}"),
-            helo.to_owned(),
-            format!("null reverse-path: checking postmaster@{helo} (§2.4)"),
-        ),
-        Some(addr) => match addr.rsplit_once('@') {
-            Some(("", d)) => (
-                format!("postmaster@{d}"),
-                d.to_owned(),
-                format!("MAIL FROM {addr:?} has no local part: using postmaster (§4.3)"),
-            ),
-            Some((_, d)) => (
-                addr.to_owned(),
-                d.to_owned(),
-                format!("checking MAIL FROM {addr}"),
-            ),
+///
+/// (A plain function returning the evaluation's future, so that the future is not wrapped,
+/// and moved, once more.)
+pub fn verify_mail_from<'a, L: Lookup + ?Sized>(
+    lookup: &'a L,
+    clock: &'a dyn Clock,
+    options: &'a SpfOptions,
+    request: &'a SpfRequest,
+) -> impl Future<Output = SpfOutput> + Send + 'a {
+    let helo = request.helo.slice(request.helo.trim_end_matches('.'));
+    let tracing = options.trace;
+    let (sender, domain, note): (SharedStr, SharedStr, Option<String>) =
+        match request.mail_from.as_ref().filter(|m| !m.is_empty()) {
             None => (
-                format!("postmaster@{addr}"),
-                addr.to_owned(),
-                format!(
-                    "MAIL FROM {addr:?} has no '@': taking it as a domain, local part postmaster"
-                ),
+                SharedStr::concat(&["postmaster@", &helo]),
+                helo.clone(),
+                tracing.then(|| format!("null reverse-path: checking postmaster@{helo} (§2.4)")),
             ),
-        },
-    };
+            Some(addr) => match split_at_last_at(addr) {
+                Some(("", d)) => (
+                    SharedStr::concat(&["postmaster@", d]),
+                    addr.slice(d),
+                    tracing.then(|| {
+                        format!("MAIL FROM {addr:?} has no local part: using postmaster (§4.3)")
+                    }),
+                ),
+                Some((_, d)) => (
+                    addr.clone(),
+                    addr.slice(d),
+                    tracing.then(|| format!("checking MAIL FROM {addr}")),
+                ),
+                None => (
+                    SharedStr::concat(&["postmaster@", addr]),
+                    addr.clone(),
+                    tracing.then(|| {
+                        format!(
+                            "MAIL FROM {addr:?} has no '@': taking it as a domain, local part postmaster"
+                        )
+                    }),
+                ),
+            },
+        };
     run(
         lookup,
         clock,
         options,
         request.ip,
         Identity::MailFrom,
-        &domain,
-        &sender,
-        &request.helo,
+        domain,
+        sender,
+        request.helo.clone(),
         note,
     )
-    .await
 }
 
 /// Checks the HELO identity (§2.3): `check_host(ip, helo, postmaster@helo)`.
-pub async fn verify_helo<L: Lookup + ?Sized>(
-    lookup: &L,
-    clock: &dyn Clock,
-    options: &SpfOptions,
-    request: &SpfRequest,
-) -> SpfOutput {
-    let helo = request.helo.trim_end_matches('.');
+///
+/// (A plain function returning the evaluation's future, so that the future is not wrapped,
+/// and moved, once more.)
+pub fn verify_helo<'a, L: Lookup + ?Sized>(
+    lookup: &'a L,
+    clock: &'a dyn Clock,
+    options: &'a SpfOptions,
+    request: &'a SpfRequest,
+) -> impl Future<Output = SpfOutput> + Send + 'a {
+    let helo = request.helo.slice(request.helo.trim_end_matches('.'));
+    let sender = SharedStr::concat(&["postmaster@", &helo]);
     run(
         lookup,
         clock,
@@ -81,11 +102,12 @@ pub async fn verify_helo<L: Lookup + ?Sized>(
         request.ip,
         Identity::Helo,
         helo,
-        &format!("postmaster@{helo}"),
-        &request.helo,
-        format!("checking HELO {}", request.helo),
+        sender,
+        request.helo.clone(),
+        options
+            .trace
+            .then(|| format!("checking HELO {}", request.helo)),
     )
-    .await
 }
 
 /// The check_host() function of §4: is `ip` allowed to send mail for `domain`, with
@@ -93,29 +115,31 @@ pub async fn verify_helo<L: Lookup + ?Sized>(
 ///
 /// A `domain` that is not a syntactically valid multi-label domain name gives `none`
 /// without any DNS query (§4.3).
-pub async fn check_host<L: Lookup + ?Sized>(
-    lookup: &L,
-    clock: &dyn Clock,
-    options: &SpfOptions,
+pub fn check_host<'a, L: Lookup + ?Sized>(
+    lookup: &'a L,
+    clock: &'a dyn Clock,
+    options: &'a SpfOptions,
     ip: IpAddr,
     domain: &str,
     sender: &str,
     helo: &str,
-) -> SpfOutput {
+) -> impl Future<Output = SpfOutput> + Send + 'a {
     run(
         lookup,
         clock,
         options,
         ip,
         Identity::MailFrom,
-        domain,
-        sender,
-        helo,
-        format!("check_host({ip}, {domain}, {sender})"),
+        SharedStr::from(domain),
+        SharedStr::from(sender),
+        SharedStr::from(helo),
+        options
+            .trace
+            .then(|| format!("check_host({ip}, {domain}, {sender})")),
     )
-    .await
 }
 
+/// `note` is the first line of the trace's notes, given only when tracing.
 #[allow(clippy::too_many_arguments)]
 async fn run<L: Lookup + ?Sized>(
     lookup: &L,
@@ -123,123 +147,169 @@ async fn run<L: Lookup + ?Sized>(
     options: &SpfOptions,
     ip: IpAddr,
     identity: Identity,
-    domain: &str,
-    sender: &str,
-    helo: &str,
-    note: String,
+    domain: SharedStr,
+    sender: SharedStr,
+    helo: SharedStr,
+    note: Option<String>,
 ) -> SpfOutput {
+    let tracing = options.trace;
     let ip = unmap(ip);
-    let mut notes = vec![note];
-    let domain = domain.strip_suffix('.').unwrap_or(domain);
+    let mut notes = Vec::new();
+    if let Some(n) = note.filter(|_| tracing) {
+        notes.push(n);
+    }
+    let domain = domain.slice(domain.strip_suffix('.').unwrap_or(&domain));
     // RFC 8616 §4: internationalized names are evaluated in their A-label form.
-    let (domain, idn_error) = to_a_labels(domain, &mut notes);
-    let domain = domain.as_str();
-    let (local, sender_domain) = match sender.rsplit_once('@') {
-        Some(("", d)) => ("postmaster", d),
-        Some((l, d)) => (l, d),
-        None => ("postmaster", sender),
+    let (converted, idn_error) = to_a_labels(&domain, &mut notes, tracing);
+    let domain = match converted {
+        Cow::Borrowed(d) => domain.slice(d),
+        Cow::Owned(d) => SharedStr::from(d),
     };
-    let sender_domain = sender_domain.strip_suffix('.').unwrap_or(sender_domain);
-    let (sender_domain, _) = to_a_labels(sender_domain, &mut Vec::new());
-    let sender_full = format!("{local}@{sender_domain}");
+    let (sender, at) = canonical_sender(sender);
+    let mut trace = Trace {
+        notes,
+        ..Trace::default()
+    };
+    let output =
+        |result: SpfResult, reason: SpfReason, domain: SharedStr, sender: SharedStr| SpfOutput {
+            result,
+            reason,
+            explanation: None,
+            identity,
+            domain,
+            sender,
+            helo: helo.clone(),
+            ip,
+            lookups: 0,
+            void_lookups: 0,
+            dns_queries: 0,
+            deciding_term: None,
+            trace: Trace::default(),
+        };
+    let early = idn_error.or_else(|| check_initial_domain(&domain).err());
+    if let Some(why) = early {
+        let reason = format!("{why}; no SPF check is possible (§4.3)");
+        if tracing {
+            trace.notes.push(reason.clone());
+        }
+        let mut out = output(SpfResult::None, reason.into(), domain, sender);
+        out.trace = trace;
+        return out;
+    }
     let mut ev = Evaluator {
         lookup,
         clock,
         opts: options,
         start: clock.now(),
         ip,
-        sender: sender_full.clone(),
-        local: local.to_owned(),
-        sender_domain,
-        helo: helo.to_owned(),
+        sender: &sender,
+        local: sender.get(..at).unwrap_or_default(),
+        sender_domain: sender.get(at + 1..).unwrap_or_default(),
+        helo: &helo,
         lookups: 0,
         voids: 0,
         queries: 0,
         budget_exceeded: false,
-        cache: HashMap::new(),
+        memory: Memory::default(),
         pending: Vec::new(),
         validated: None,
     };
-    let mut trace = Trace {
-        notes,
-        ..Trace::default()
-    };
-    let mut out = SpfOutput {
-        result: SpfResult::None,
-        reason: String::new(),
-        explanation: None,
-        identity,
-        domain: domain.to_owned(),
-        sender: sender_full,
-        helo: helo.to_owned(),
-        ip,
-        lookups: 0,
-        void_lookups: 0,
-        dns_queries: 0,
-        deciding_term: None,
-        trace: Trace::default(),
-    };
-    if let Some(why) = idn_error {
-        out.reason = format!("{why}; no SPF check is possible (§4.3)");
-        trace.notes.push(out.reason.clone());
-        out.trace = trace;
-        return out;
-    }
-    if let Err(why) = check_initial_domain(domain) {
-        out.reason = format!("{why}; no SPF check is possible (§4.3)");
-        trace.notes.push(out.reason.clone());
-        out.trace = trace;
-        return out;
-    }
-    let (verdict, record_trace) = ev.eval_domain(domain.to_owned()).await;
-    trace.record = Some(record_trace);
-    match verdict {
+    let evaluated = ev.eval_domain_inner(&domain).await;
+    trace.record = evaluated.trace.map(|t| *t);
+    let mut explanation = None;
+    let (result, reason, deciding_term) = match evaluated.verdict {
+        // An answer was missing, so whatever was decided without it does not stand.
+        Ok(_) if ev.budget_exceeded => (SpfResult::TempError, ev.budget_reason().into(), None),
         Ok(v) => {
-            out.result = v.result;
-            out.reason = v.reason;
-            out.deciding_term = v.deciding;
-            if ev.budget_exceeded {
-                // An answer was missing, so whatever was decided without it does not stand.
-                out.result = SpfResult::TempError;
-                out.reason = ev.budget_reason();
-                out.deciding_term = None;
-            } else if v.result == SpfResult::Fail {
-                out.explanation = ev.explanation(v.exp.as_ref(), &v.domain).await;
+            let v_domain = match &v.domain {
+                Some(d) => SharedStr::from(d.as_str()),
+                None => domain.clone(),
+            };
+            let exp = v.record.as_ref().and_then(|p| p.record.exp.as_ref());
+            if v.result == SpfResult::Fail
+                && (exp.is_some() || options.default_explanation.is_some())
+            {
+                // Boxed, as rare: see `eval_mx`.
+                explanation = Box::pin(ev.explanation(exp, &v_domain)).await;
                 trace.explanation_queries = std::mem::take(&mut ev.pending);
             }
+            let (reason, deciding) = v.public(ip, v_domain);
+            (v.result, reason, deciding)
         }
-        Err(a) => {
-            out.result = a.result;
-            out.reason = a.reason;
-            out.deciding_term = a.term;
-            if ev.budget_exceeded {
-                out.result = SpfResult::TempError;
-                out.reason = ev.budget_reason();
-            }
-        }
-    }
-    out.lookups = ev.lookups;
-    out.void_lookups = ev.voids;
-    out.dns_queries = ev.queries;
+        Err(a) if ev.budget_exceeded => (SpfResult::TempError, ev.budget_reason().into(), a.term),
+        Err(a) => (a.result, a.reason.into(), a.term),
+    };
+    let (lookups, void_lookups, dns_queries) = (ev.lookups, ev.voids, ev.queries);
+    drop(ev);
+    let mut out = output(result, reason, domain, sender);
+    out.explanation = explanation;
+    out.deciding_term = deciding_term;
+    out.lookups = lookups;
+    out.void_lookups = void_lookups;
+    out.dns_queries = dns_queries;
     out.trace = trace;
     out
 }
 
+/// `local-part@domain` as the macros see it (§4.3), with the length of its local part:
+/// `postmaster` for a missing local part, the domain without a final dot and in A-labels.
+/// Unchanged (not copied) when it already is so, as it nearly always is.
+fn canonical_sender(sender: SharedStr) -> (SharedStr, usize) {
+    if let Some(at) = last_at(&sender).filter(|&at| at > 0)
+        && sender
+            .get(at + 1..)
+            .is_some_and(|d| d.is_ascii() && !d.ends_with('.'))
+    {
+        return (sender, at);
+    }
+    let (local, sender_domain, has_local) = match split_at_last_at(&sender) {
+        Some(("", d)) => ("postmaster", d, false),
+        Some((l, d)) => (l, d, true),
+        None => ("postmaster", &*sender, false),
+    };
+    let trimmed = sender_domain.strip_suffix('.').unwrap_or(sender_domain);
+    let (converted, _) = to_a_labels(trimmed, &mut Vec::new(), false);
+    if has_local && matches!(converted, Cow::Borrowed(_)) && trimmed.len() == sender_domain.len() {
+        let at = local.len();
+        return (sender.clone(), at);
+    }
+    (SharedStr::concat(&[local, "@", &converted]), local.len())
+}
+
+/// The position of the last `@`. (A plain scan: the domain after it is short, and
+/// `rfind` sets up a vectorised search that costs more than it saves here.)
+fn last_at(s: &str) -> Option<usize> {
+    s.bytes().rposition(|b| b == b'@')
+}
+
+/// `s` split at its last `@`, like `rsplit_once('@')`.
+fn split_at_last_at(s: &str) -> Option<(&str, &str)> {
+    let at = last_at(s)?;
+    Some((s.get(..at)?, s.get(at + 1..)?))
+}
+
 /// Converts a name with U-labels to A-labels (UTS #46 processing, as RFC 8616 §4 asks for
 /// SPF); ASCII names are returned as they are. The error says why a name cannot be converted.
-fn to_a_labels(name: &str, notes: &mut Vec<String>) -> (String, Option<String>) {
+/// The conversion is noted in `notes` when `tracing`.
+fn to_a_labels<'n>(
+    name: &'n str,
+    notes: &mut Vec<String>,
+    tracing: bool,
+) -> (Cow<'n, str>, Option<String>) {
     if name.is_ascii() {
-        return (name.to_owned(), None);
+        return (Cow::Borrowed(name), None);
     }
     match idna::domain_to_ascii(name) {
         Ok(ascii) => {
-            notes.push(format!(
-                "{name} is checked in its A-label form {ascii} (RFC 8616 §4)"
-            ));
-            (ascii, None)
+            if tracing {
+                notes.push(format!(
+                    "{name} is checked in its A-label form {ascii} (RFC 8616 §4)"
+                ));
+            }
+            (Cow::Owned(ascii), None)
         }
         Err(_) => (
-            name.to_owned(),
+            Cow::Borrowed(name),
             Some(format!(
                 "{name:?} is not a valid internationalized domain name"
             )),
@@ -260,6 +330,9 @@ fn unmap(ip: IpAddr) -> IpAddr {
 
 /// §4.3: the domain must be a multi-label domain name with labels of 1 to 63 octets.
 fn check_initial_domain(domain: &str) -> Result<(), String> {
+    if plainly_valid(domain) {
+        return Ok(());
+    }
     if domain.is_empty() {
         return Err("the domain is empty".into());
     }
@@ -282,36 +355,71 @@ fn check_initial_domain(domain: &str) -> Result<(), String> {
     if domain.len() > 253 {
         return Err(format!("{domain:?} is longer than 253 octets"));
     }
-    let labels: Vec<&str> = domain.split('.').collect();
-    if labels.len() < 2 {
+    if !domain.contains('.') {
         return Err(format!(
             "{domain:?} is not a fully qualified (multi-label) domain name"
         ));
     }
-    if let Some(l) = labels.iter().find(|l| l.len() > 63) {
+    if let Some(l) = domain.split('.').find(|l| l.len() > 63) {
         return Err(format!(
             "{domain:?} has a label longer than 63 octets ({} octets)",
             l.len()
         ));
     }
-    if labels.iter().any(|l| l.is_empty()) {
+    if domain.split('.').any(str::is_empty) {
         return Err(format!("{domain:?} has an empty label"));
     }
     Ok(())
 }
 
+/// The common case of [`check_initial_domain`] in one pass: printable ASCII, at most 253
+/// octets, two or more labels of 1 to 63 octets, not an address literal.
+fn plainly_valid(domain: &str) -> bool {
+    let b = domain.as_bytes();
+    if b.len() > 253 || b.first() == Some(&b'[') {
+        return false;
+    }
+    // No early exit: names are short, and this is a tight loop.
+    let (mut label, mut dots, mut bad) = (0usize, 0usize, false);
+    for &c in b {
+        if c == b'.' {
+            bad |= label == 0 || label > 63;
+            dots += 1;
+            label = 0;
+        } else {
+            bad |= !c.is_ascii_graphic();
+            label += 1;
+        }
+    }
+    !bad && dots > 0 && (1..=63).contains(&label)
+}
+
 /// Makes an expanded domain-spec ready for a query (§4.8): drops a trailing dot, shortens
-/// names over 253 octets from the left, and rejects names DNS cannot carry.
-fn prepare_target(name: &str) -> Result<String, String> {
-    let converted;
-    let mut n = name.strip_suffix('.').unwrap_or(name);
+/// names over 253 octets from the left, and rejects names DNS cannot carry. The result
+/// borrows from `name` unless an internationalized name had to be converted.
+fn prepare_target(name: &str) -> Result<Cow<'_, str>, String> {
+    let n = name.strip_suffix('.').unwrap_or(name);
     if !n.is_ascii() {
         // Non-ASCII from a macro (an internationalized local part or HELO): A-labels, as
         // DNS carries them (RFC 8616 §4).
-        converted = idna::domain_to_ascii(n)
+        let converted = idna::domain_to_ascii(n)
             .map_err(|_| format!("{n:?} is not a valid internationalized domain name"))?;
-        n = &converted;
+        return check_target(name, &converted).map(|t| Cow::Owned(t.to_owned()));
     }
+    check_target(name, n).map(Cow::Borrowed)
+}
+
+/// [`prepare_target`] for an expansion that may be owned.
+fn prepare_owned_target(name: Cow<'_, str>) -> Result<Cow<'_, str>, String> {
+    match name {
+        Cow::Borrowed(n) => prepare_target(n),
+        Cow::Owned(n) => prepare_target(&n).map(|t| Cow::Owned(t.into_owned())),
+    }
+}
+
+/// The shortening and checks of [`prepare_target`] on an ASCII name without a final dot;
+/// `name` is the name as given, for the error.
+fn check_target<'n>(name: &str, mut n: &'n str) -> Result<&'n str, String> {
     while n.len() > 253 {
         match n.split_once('.') {
             Some((_, rest)) => n = rest,
@@ -329,7 +437,7 @@ fn prepare_target(name: &str) -> Result<String, String> {
             "{n:?} has a label over 63 octets, so it cannot be queried"
         ));
     }
-    Ok(n.to_owned())
+    Ok(n)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -398,20 +506,131 @@ impl Answer {
 }
 
 /// A remembered answer.
-struct CacheEntry {
-    answer: Result<Arc<Answer>, DnsError>,
+struct Entry {
+    qtype: QType,
+    /// The name asked, lower-cased, in [`Memory::names`].
+    start: usize,
+    end: usize,
+    answer: Result<Answer, DnsError>,
     /// Asked ahead of use by [`Evaluator::prefetch`] and not yet shown in the trace.
     prefetched: bool,
+}
+
+/// The DNS questions of one evaluation and their answers, so none is asked twice. An
+/// evaluation asks a handful, so a scan beats hashing, and the first few live inline.
+#[derive(Default)]
+struct Memory {
+    /// The names asked, lower-cased, one after the other.
+    names: SmallVec<[u8; 128]>,
+    entries: SmallVec<[Entry; 3]>,
+}
+
+impl Memory {
+    fn name(&self, e: &Entry) -> &str {
+        // Only whole names (`&str`s, lower-cased byte by byte in ASCII) are stored.
+        std::str::from_utf8(self.names.get(e.start..e.end).unwrap_or_default()).unwrap_or("")
+    }
+
+    fn find(&self, qtype: QType, name: &str) -> Option<usize> {
+        self.entries.iter().position(|e| {
+            e.qtype == qtype
+                && self
+                    .names
+                    .get(e.start..e.end)
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+        })
+    }
+
+    fn insert(
+        &mut self,
+        qtype: QType,
+        name: &str,
+        answer: Result<Answer, DnsError>,
+        prefetched: bool,
+    ) -> usize {
+        let start = self.names.len();
+        self.names.extend_from_slice(name.as_bytes());
+        if let Some(added) = self.names.get_mut(start..) {
+            added.make_ascii_lowercase();
+        }
+        self.entries.push(Entry {
+            qtype,
+            start,
+            end: self.names.len(),
+            answer,
+            prefetched,
+        });
+        self.entries.len() - 1
+    }
+}
+
+/// Why a record gave its (non-error) result; written out by [`Evaluator::reason_text`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why {
+    /// A mechanism matched: the verdict's `term`.
+    Matched,
+    /// Nothing matched and there was no redirect (§4.7).
+    DefaultNeutral,
+    /// The domain has no SPF record.
+    NoRecord,
 }
 
 /// The outcome of evaluating a record.
 struct Verdict {
     result: SpfResult,
-    reason: String,
-    deciding: Option<DecidingTerm>,
-    /// The `exp=` of the record that gave the result, and that record's domain.
-    exp: Option<MacroString>,
-    domain: String,
+    why: Why,
+    /// The record that gave the result (for its `exp=` and the deciding term).
+    record: Option<Arc<ParsedSpf>>,
+    /// The index of the deciding directive in `record`.
+    term: Option<usize>,
+    /// The domain of `record`; `None` for the domain the record was evaluated for (a
+    /// redirect fills in its target when it passes a verdict up).
+    domain: Option<String>,
+}
+
+impl Verdict {
+    fn no_record() -> Verdict {
+        Verdict {
+            result: SpfResult::None,
+            why: Why::NoRecord,
+            record: None,
+            term: None,
+            domain: None,
+        }
+    }
+
+    /// The reason and the deciding term as the output gives them; `domain` is the domain
+    /// of the verdict's record. Nothing is written out here (see [`SpfReason`]).
+    fn public(&self, ip: IpAddr, domain: SharedStr) -> (SpfReason, Option<DecidingTerm>) {
+        match self.why {
+            Why::Matched => {
+                let term = match (&self.record, self.term) {
+                    (Some(p), Some(i)) => DecidingTerm::from_record(domain, p.clone(), i),
+                    _ => DecidingTerm::new(&*domain, ""),
+                };
+                (
+                    SpfReason::matched(self.result, ip, term.clone()),
+                    Some(term),
+                )
+            }
+            Why::DefaultNeutral => (SpfReason::default_neutral(domain, ip), None),
+            Why::NoRecord => (SpfReason::no_record(domain), None),
+        }
+    }
+}
+
+/// Directive `i` of a parsed record in canonical form.
+fn term_text(p: &ParsedSpf, i: usize) -> Cow<'_, str> {
+    match p.terms.get(i) {
+        Some(t) => Cow::Borrowed(t),
+        None => Cow::Owned(
+            p.record
+                .directives
+                .get(i)
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        ),
+    }
 }
 
 /// An evaluation that stopped with temperror or permerror.
@@ -445,6 +664,35 @@ impl Abort {
     }
 }
 
+/// The trace of one term, kept only when tracing (boxed, so that the futures that carry
+/// it stay small).
+type Tt = Option<Box<TermTrace>>;
+
+fn term_trace(tracing: bool, outcome: TermOutcome) -> Tt {
+    tracing.then(|| {
+        Box::new(TermTrace {
+            term: String::new(),
+            target: None,
+            outcome,
+            detail: String::new(),
+            lookups: 0,
+            void_lookups: 0,
+            queries: Vec::new(),
+            nested: None,
+        })
+    })
+}
+
+/// What evaluating one domain's record gives.
+struct DomainEval {
+    verdict: Result<Verdict, Abort>,
+    /// The record's trace, when tracing (boxed: the futures that carry it stay small).
+    trace: Option<Box<RecordTrace>>,
+    /// The TXT query for the record came back empty (NXDOMAIN or NODATA): a void lookup of
+    /// the `include` or `redirect` that asked it (§4.6.4).
+    void_txt: bool,
+}
+
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 struct Evaluator<'a, L: ?Sized> {
@@ -453,16 +701,17 @@ struct Evaluator<'a, L: ?Sized> {
     opts: &'a SpfOptions,
     start: Duration,
     ip: IpAddr,
-    sender: String,
-    local: String,
-    sender_domain: String,
-    helo: String,
+    sender: &'a str,
+    local: &'a str,
+    sender_domain: &'a str,
+    helo: &'a str,
     lookups: u32,
     voids: u32,
     queries: u32,
     budget_exceeded: bool,
-    cache: HashMap<(QType, String), CacheEntry>,
-    /// Queries made since the current term started; each term takes its own.
+    memory: Memory,
+    /// Queries made since the current term started; each term takes its own. Only filled
+    /// when tracing.
     pending: Vec<QueryTrace>,
     /// The validated names of the client (§5.5), computed once.
     validated: Option<Vec<String>>,
@@ -476,48 +725,59 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         )
     }
 
-    /// Asks one DNS question, at most once per evaluation.
-    async fn query(&mut self, qtype: QType, name: &str) -> Result<Arc<Answer>, DnsError> {
-        let key = cache_key(qtype, name);
+    /// The reason of a verdict for a person, written out; `domain` is the domain of its
+    /// record.
+    fn reason_text(&self, v: &Verdict, domain: &str) -> String {
+        v.public(self.ip, SharedStr::from(domain)).0.into()
+    }
+
+    /// Asks one DNS question, at most once per evaluation. `Ok` is the index of the answer
+    /// in memory (see [`Evaluator::answer`]).
+    async fn query(&mut self, qtype: QType, name: &str) -> Result<usize, DnsError> {
         let tracing = self.opts.trace;
-        let shown_name = || match qtype {
-            QType::Ptr => name
-                .parse::<IpAddr>()
-                .map_or_else(|_| name.to_owned(), reverse_name),
-            _ => name.to_owned(),
-        };
-        if let Some(entry) = self.cache.get_mut(&key) {
+        if let Some(i) = self.memory.find(qtype, name) {
+            let entry = &mut self.memory.entries[i];
             // A prefetched answer is shown as asked the first time it is used.
             let cached = !std::mem::take(&mut entry.prefetched);
-            let answer = entry.answer.clone();
             if tracing {
-                self.pending
-                    .push(query_trace(qtype, shown_name(), &answer, cached));
+                let q = query_trace(
+                    qtype,
+                    shown_name(qtype, name),
+                    entry.answer.as_ref(),
+                    cached,
+                );
+                self.pending.push(q);
             }
-            return answer;
+            return match &self.memory.entries[i].answer {
+                Ok(_) => Ok(i),
+                Err(e) => Err(e.clone()),
+            };
         }
         if self.over_budget() {
             let e = self.budget_error();
             if tracing {
-                self.pending
-                    .push(query_trace(qtype, shown_name(), &Err(e.clone()), false));
+                let q = query_trace(qtype, shown_name(qtype, name), Err(&e), false);
+                self.pending.push(q);
             }
             return Err(e);
         }
         self.queries += 1;
         let answer = ask(self.lookup, qtype, name).await;
         if tracing {
-            self.pending
-                .push(query_trace(qtype, shown_name(), &answer, false));
+            let q = query_trace(qtype, shown_name(qtype, name), answer.as_ref(), false);
+            self.pending.push(q);
         }
-        self.cache.insert(
-            key,
-            CacheEntry {
-                answer: answer.clone(),
-                prefetched: false,
-            },
-        );
-        answer
+        let err = answer.as_ref().err().cloned();
+        let i = self.memory.insert(qtype, name, answer, false);
+        match err {
+            None => Ok(i),
+            Some(e) => Err(e),
+        }
+    }
+
+    /// The answer [`Evaluator::query`] gave as index `i`.
+    fn answer(&self, i: usize) -> Option<&Answer> {
+        self.memory.entries.get(i)?.answer.as_ref().ok()
     }
 
     /// Asks the questions of `names` not yet answered, all at once, so that a set of MX
@@ -527,14 +787,15 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         if self.over_budget() {
             return;
         }
-        let mut keys = Vec::new();
+        let mut keys: Vec<&str> = Vec::new();
         let mut asks = Vec::new();
         for name in names {
-            let key = cache_key(qtype, name);
-            if self.cache.contains_key(&key) || keys.contains(&key) {
+            if self.memory.find(qtype, name).is_some()
+                || keys.iter().any(|k| k.eq_ignore_ascii_case(name))
+            {
                 continue;
             }
-            keys.push(key);
+            keys.push(name);
             asks.push(Box::pin(ask(self.lookup, qtype, name)));
         }
         if asks.len() < 2 {
@@ -542,36 +803,33 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
             return;
         }
         let answers = JoinAll::new(asks).await;
-        for (key, answer) in keys.into_iter().zip(answers) {
+        for (name, answer) in keys.into_iter().zip(answers) {
             self.queries += 1;
-            self.cache.insert(
-                key,
-                CacheEntry {
-                    answer,
-                    prefetched: true,
-                },
-            );
+            self.memory.insert(qtype, name, answer, true);
         }
     }
 
     /// Shows in the trace the prefetched answers that were not used (the search ended
     /// before reaching them): they were asked all the same.
     fn flush_prefetched(&mut self) {
+        if !self.memory.entries.iter().any(|e| e.prefetched) {
+            return;
+        }
         if !self.opts.trace {
-            for e in self.cache.values_mut() {
+            for e in self.memory.entries.iter_mut() {
                 e.prefetched = false;
             }
             return;
         }
-        let mut unused: Vec<QueryTrace> = self
-            .cache
-            .iter_mut()
-            .filter(|(_, e)| e.prefetched)
-            .map(|((qtype, name), e)| {
-                e.prefetched = false;
-                query_trace(*qtype, name.clone(), &e.answer, false)
-            })
-            .collect();
+        let mut unused: Vec<QueryTrace> = Vec::new();
+        for i in 0..self.memory.entries.len() {
+            let e = &self.memory.entries[i];
+            if e.prefetched {
+                let name = self.memory.name(e).to_owned();
+                unused.push(query_trace(e.qtype, name, e.answer.as_ref(), false));
+                self.memory.entries[i].prefetched = false;
+            }
+        }
         unused.sort_by(|a, b| a.name.cmp(&b.name));
         for mut q in unused {
             q.note = Some("asked with the others, not needed".into());
@@ -603,18 +861,20 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         }
     }
 
-    /// Addresses of `name` of the client's family.
-    async fn addresses(&mut self, name: &str) -> Result<Vec<IpAddr>, DnsError> {
-        match self.ip {
-            IpAddr::V4(_) => match &*self.query(QType::A, name).await? {
-                Answer::A(v) => Ok(v.iter().copied().map(IpAddr::V4).collect()),
-                _ => Ok(Vec::new()),
-            },
-            IpAddr::V6(_) => match &*self.query(QType::Aaaa, name).await? {
-                Answer::Aaaa(v) => Ok(v.iter().copied().map(IpAddr::V6).collect()),
-                _ => Ok(Vec::new()),
-            },
-        }
+    /// Whether an address of `name` of the client's family is in the client's network of
+    /// the given prefix lengths.
+    async fn address_match(&mut self, name: &str, cidr4: u8, cidr6: u8) -> Result<bool, DnsError> {
+        let i = self.query(self.address_qtype(), name).await?;
+        let ip = self.ip;
+        Ok(match self.answer(i) {
+            Some(Answer::A(v)) => v
+                .iter()
+                .any(|a| in_network(ip, IpAddr::V4(*a), cidr4, cidr6)),
+            Some(Answer::Aaaa(v)) => v
+                .iter()
+                .any(|a| in_network(ip, IpAddr::V6(*a), cidr4, cidr6)),
+            _ => false,
+        })
     }
 
     fn count_lookup(&mut self, term: &str) -> Result<(), Abort> {
@@ -642,30 +902,35 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
 
     fn values<'v>(&'v self, domain: &'v str, validated: Option<&'v str>) -> MacroValues<'v> {
         MacroValues {
-            sender: &self.sender,
-            local_part: &self.local,
-            sender_domain: &self.sender_domain,
+            sender: self.sender,
+            local_part: self.local,
+            sender_domain: self.sender_domain,
             domain,
             ip: self.ip,
-            helo: &self.helo,
+            helo: self.helo,
             receiver: &self.opts.receiver,
             now: self.clock.unix_seconds(),
             validated_name: validated,
         }
     }
 
-    /// Expands a macro string, looking up `%{p}` if it is used.
-    async fn expand(&mut self, m: &MacroString, domain: &str) -> String {
+    /// Expands a macro string, looking up `%{p}` if it is used. A string without macros
+    /// is its own expansion and is not copied.
+    async fn expand<'m>(&mut self, m: &'m MacroString, domain: &str) -> Cow<'m, str> {
+        if let Some(lit) = m.as_literal() {
+            return Cow::Borrowed(lit);
+        }
         if m.is_literal() {
-            return m.expand(&self.values(domain, None));
+            return Cow::Owned(m.expand(&self.values(domain, None)));
         }
         let p = if m.needs_validated_name() {
-            let names = self.validated_names().await;
+            // Boxed, as rare: see `eval_mx`.
+            let names = Box::pin(self.validated_names()).await;
             pick_validated(&names, domain)
         } else {
             None
         };
-        m.expand(&self.values(domain, p.as_deref()))
+        Cow::Owned(m.expand(&self.values(domain, p.as_deref())))
     }
 
     /// The validated names of the client IP (§5.5): PTR names whose addresses include it.
@@ -673,25 +938,23 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         if let Some(v) = &self.validated {
             return v.clone();
         }
-        let names = match self
-            .query(QType::Ptr, &self.ip.to_string())
-            .await
-            .as_deref()
-        {
-            Ok(Answer::Ptr(names)) => names.clone(),
-            _ => Vec::new(),
+        let ip = self.ip.to_string();
+        let names = match self.query(QType::Ptr, &ip).await {
+            Ok(i) => match self.answer(i) {
+                Some(Answer::Ptr(names)) => names.clone(),
+                _ => Vec::new(),
+            },
+            Err(_) => Vec::new(),
         };
         let mut validated = Vec::new();
         let names: Vec<String> = names
             .iter()
             .take(self.opts.max_mx_ptr_names)
-            .filter_map(|n| prepare_target(n).ok())
+            .filter_map(|n| prepare_target(n).ok().map(Cow::into_owned))
             .collect();
         self.prefetch(self.address_qtype(), &names).await;
         for n in names {
-            if let Ok(addrs) = self.addresses(&n).await
-                && addrs.contains(&self.ip)
-            {
+            if let Ok(true) = self.address_match(&n, 32, 128).await {
                 validated.push(n.to_ascii_lowercase());
             }
         }
@@ -700,181 +963,197 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         validated
     }
 
+    /// [`Evaluator::eval_domain_inner`] boxed, for the records of `include` and
+    /// `redirect`, which nest.
+    fn eval_domain<'s>(&'s mut self, domain: &'s str) -> BoxFuture<'s, DomainEval> {
+        Box::pin(self.eval_domain_inner(domain))
+    }
+
     /// Evaluates the record of `domain` (§4.4 to §4.7).
-    fn eval_domain(
-        &mut self,
-        domain: String,
-    ) -> BoxFuture<'_, (Result<Verdict, Abort>, RecordTrace)> {
-        Box::pin(async move {
-            let mut rt = RecordTrace {
-                domain: domain.clone(),
+    async fn eval_domain_inner(&mut self, domain: &str) -> DomainEval {
+        let tracing = self.opts.trace;
+        let mark = self.pending.len();
+        let (record, void_txt) = self.find_record(domain).await;
+        let mut rt = tracing.then(|| {
+            Box::new(RecordTrace {
+                domain: domain.to_owned(),
                 record: None,
-                queries: Vec::new(),
+                queries: self.pending.split_off(mark),
                 terms: Vec::new(),
                 result: SpfResult::None,
                 reason: String::new(),
-            };
-            let mark = self.pending.len();
-            let record = self.find_record(&domain).await;
-            rt.queries = self.pending.split_off(mark);
-            let parsed = match record {
-                Ok(Some(r)) => r,
-                Ok(None) => {
-                    rt.reason = format!("{domain} publishes no SPF record");
-                    let v = Verdict {
-                        result: SpfResult::None,
-                        reason: rt.reason.clone(),
-                        deciding: None,
-                        exp: None,
-                        domain,
-                    };
-                    return (Ok(v), rt);
+            })
+        });
+        let parsed = match record {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                let v = Verdict::no_record();
+                if let Some(rt) = &mut rt {
+                    rt.reason = self.reason_text(&v, domain);
                 }
-                Err((text, a)) => {
+                return DomainEval {
+                    verdict: Ok(v),
+                    trace: rt,
+                    void_txt,
+                };
+            }
+            Err((text, a)) => {
+                if let Some(rt) = &mut rt {
                     rt.record = text;
                     rt.result = a.result;
                     rt.reason = a.reason.clone();
-                    return (Err(a), rt);
                 }
-            };
-            if self.opts.trace {
-                rt.record = Some(parsed.text.clone());
+                return DomainEval {
+                    verdict: Err(a),
+                    trace: rt,
+                    void_txt,
+                };
             }
-            let verdict = self
-                .eval_record(&domain, &parsed.record, &parsed.terms, &mut rt)
-                .await;
+        };
+        if let Some(rt) = &mut rt {
+            rt.record = Some(parsed.text.clone());
+        }
+        let verdict = self.eval_record(domain, &parsed, &mut rt).await;
+        if let Some(rt) = &mut rt {
             match &verdict {
                 Ok(v) => {
                     rt.result = v.result;
-                    rt.reason = v.reason.clone();
+                    rt.reason = self.reason_text(v, v.domain.as_deref().unwrap_or(domain));
                 }
                 Err(a) => {
                     rt.result = a.result;
                     rt.reason = a.reason.clone();
                 }
             }
-            (verdict, rt)
-        })
+        }
+        DomainEval {
+            verdict,
+            trace: rt,
+            void_txt,
+        }
     }
 
-    /// Fetches and selects the SPF record (§4.4, §4.5). `Ok(None)` is "no record".
+    /// Fetches and selects the SPF record (§4.4, §4.5). `Ok(None)` is "no record". The
+    /// flag is true when the TXT query came back empty (a void lookup).
     #[allow(clippy::type_complexity)]
     async fn find_record(
         &mut self,
         domain: &str,
-    ) -> Result<Option<Arc<ParsedSpf>>, (Option<String>, Abort)> {
-        let answer = self.query(QType::Txt, domain).await;
-        let txts = match answer.as_deref() {
-            Ok(Answer::Txt(t)) => t,
-            Ok(_) | Err(DnsError::NxDomain) | Err(DnsError::NoData) => return Ok(None),
+    ) -> (
+        Result<Option<Arc<ParsedSpf>>, (Option<String>, Abort)>,
+        bool,
+    ) {
+        let i = match self.query(QType::Txt, domain).await {
+            Ok(i) => i,
+            Err(DnsError::NxDomain) | Err(DnsError::NoData) => return (Ok(None), true),
             Err(DnsError::Temporary(e)) => {
-                return Err((
-                    None,
-                    Abort::temp(format!("the TXT lookup for {domain} failed: {e}")),
-                ));
+                return (
+                    Err((
+                        None,
+                        Abort::temp(format!("the TXT lookup for {domain} failed: {e}")),
+                    )),
+                    false,
+                );
             }
         };
-        let spf: Vec<&Vec<u8>> = txts.iter().filter(|t| is_spf_record(t)).collect();
-        match spf.as_slice() {
-            [] => Ok(None),
-            [one] => {
-                if one.len() > self.opts.max_record_bytes {
-                    return Err((
-                        Some(escape_txt(one)),
-                        Abort::perm(format!(
-                            "the SPF record of {domain} is {} bytes, over the limit of {}",
-                            one.len(),
-                            self.opts.max_record_bytes
-                        )),
-                    ));
-                }
-                let parsed = match &self.opts.record_cache {
-                    Some(cache) => cache.get_or_parse(one),
-                    None => ParsedSpf::parse(one).map(Arc::new),
-                };
-                match parsed {
-                    Ok(p) => Ok(Some(p)),
-                    Err(e) => Err((
-                        Some(escape_txt(one)),
-                        Abort::perm(format!("syntax error in the SPF record of {domain}: {e}")),
-                    )),
-                }
+        let Some(Answer::Txt(txts)) = self.answer(i) else {
+            return (Ok(None), false);
+        };
+        let mut spf = txts.iter().filter(|t| is_spf_record(t));
+        let (Some(one), None) = (spf.next(), spf.next()) else {
+            let n = txts.iter().filter(|t| is_spf_record(t)).count();
+            if n == 0 {
+                return (Ok(None), false);
             }
-            many => Err((
-                None,
-                Abort::perm(format!(
-                    "{domain} publishes {} SPF records; there must be exactly one (§4.5)",
-                    many.len()
+            return (
+                Err((
+                    None,
+                    Abort::perm(format!(
+                        "{domain} publishes {n} SPF records; there must be exactly one (§4.5)"
+                    )),
                 )),
-            )),
+                false,
+            );
+        };
+        if one.len() > self.opts.max_record_bytes {
+            return (
+                Err((
+                    Some(escape_txt(one)),
+                    Abort::perm(format!(
+                        "the SPF record of {domain} is {} bytes, over the limit of {}",
+                        one.len(),
+                        self.opts.max_record_bytes
+                    )),
+                )),
+                false,
+            );
         }
+        let parsed = match &self.opts.record_cache {
+            Some(cache) => cache.get_or_parse(one),
+            None => ParsedSpf::parse(one).map(Arc::new),
+        };
+        let found = match parsed {
+            Ok(p) => Ok(Some(p)),
+            Err(e) => Err((
+                Some(escape_txt(one)),
+                Abort::perm(format!("syntax error in the SPF record of {domain}: {e}")),
+            )),
+        };
+        (found, false)
     }
 
     async fn eval_record(
         &mut self,
         domain: &str,
-        record: &Record,
-        terms: &[String],
-        rt: &mut RecordTrace,
+        parsed: &Arc<ParsedSpf>,
+        rt: &mut Option<Box<RecordTrace>>,
     ) -> Result<Verdict, Abort> {
+        let tracing = self.opts.trace;
+        let record = &parsed.record;
         for (i, d) in record.directives.iter().enumerate() {
-            let term = terms.get(i).cloned().unwrap_or_else(|| d.to_string());
+            let term = term_text(parsed, i);
             let mark = self.pending.len();
-            let mut tt = TermTrace {
-                term: String::new(),
-                target: None,
-                outcome: TermOutcome::NoMatch,
-                detail: String::new(),
-                lookups: 0,
-                void_lookups: 0,
-                queries: Vec::new(),
-                nested: None,
-            };
+            let mut tt = term_trace(tracing, TermOutcome::NoMatch);
             let matched = self.eval_directive(d, domain, &term, &mut tt).await;
             self.flush_prefetched();
-            tt.queries = self.pending.split_off(mark);
-            tt.lookups = self.lookups;
-            tt.void_lookups = self.voids;
-            let deciding = |term: &str| DecidingTerm {
-                domain: domain.to_owned(),
-                term: term.to_owned(),
-            };
+            if let Some(tt) = tt.as_deref_mut() {
+                tt.queries = self.pending.split_off(mark);
+                tt.lookups = self.lookups;
+                tt.void_lookups = self.voids;
+            }
             match matched {
                 Ok(true) => {
-                    tt.outcome = TermOutcome::Match;
-                    let result = d.qualifier.result();
-                    let reason = match_reason(result, self.ip, domain, &term);
-                    let deciding = deciding(&term);
-                    tt.term = term;
-                    if self.opts.trace {
-                        rt.terms.push(tt);
+                    if let (Some(rt), Some(mut tt)) = (rt.as_deref_mut(), tt) {
+                        tt.outcome = TermOutcome::Match;
+                        tt.term = term.into_owned();
+                        rt.terms.push(*tt);
                     }
                     return Ok(Verdict {
-                        result,
-                        reason,
-                        deciding: Some(deciding),
-                        exp: record.exp.clone(),
-                        domain: domain.to_owned(),
+                        result: d.qualifier.result(),
+                        why: Why::Matched,
+                        record: Some(parsed.clone()),
+                        term: Some(i),
+                        domain: None,
                     });
                 }
                 Ok(false) => {
-                    tt.outcome = TermOutcome::NoMatch;
-                    tt.term = term;
-                    if self.opts.trace {
-                        rt.terms.push(tt);
+                    if let (Some(rt), Some(mut tt)) = (rt.as_deref_mut(), tt) {
+                        tt.outcome = TermOutcome::NoMatch;
+                        tt.term = term.into_owned();
+                        rt.terms.push(*tt);
                     }
                 }
                 Err(mut a) => {
-                    tt.outcome = a.outcome();
-                    if tt.detail.is_empty() {
-                        tt.detail = a.reason.clone();
+                    if let (Some(rt), Some(mut tt)) = (rt.as_deref_mut(), tt) {
+                        tt.outcome = a.outcome();
+                        if tt.detail.is_empty() {
+                            tt.detail = a.reason.clone();
+                        }
+                        tt.term = term.to_string();
+                        rt.terms.push(*tt);
                     }
                     if a.term.is_none() {
-                        a.term = Some(deciding(&term));
-                    }
-                    tt.term = term;
-                    if self.opts.trace {
-                        rt.terms.push(tt);
+                        a.term = Some(DecidingTerm::new(domain, term));
                     }
                     return Err(a);
                 }
@@ -886,39 +1165,29 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         {
             let term = format!("redirect={redirect}");
             let mark = self.pending.len();
-            let mut tt = TermTrace {
-                term: term.clone(),
-                target: None,
-                outcome: TermOutcome::Redirected,
-                detail: String::new(),
-                lookups: 0,
-                void_lookups: 0,
-                queries: Vec::new(),
-                nested: None,
-            };
-            let deciding = DecidingTerm {
-                domain: domain.to_owned(),
-                term: term.clone(),
-            };
+            let mut tt = term_trace(tracing, TermOutcome::Redirected);
             let result = self.eval_redirect(redirect, domain, &term, &mut tt).await;
-            tt.queries = self.pending.split_off(mark);
-            tt.lookups = self.lookups;
-            tt.void_lookups = self.voids;
+            if let Some(tt) = tt.as_deref_mut() {
+                tt.term = term.clone();
+                tt.queries = self.pending.split_off(mark);
+                tt.lookups = self.lookups;
+                tt.void_lookups = self.voids;
+            }
             match result {
                 Ok(v) => {
-                    if self.opts.trace {
-                        rt.terms.push(tt);
+                    if let (Some(rt), Some(tt)) = (rt.as_deref_mut(), tt) {
+                        rt.terms.push(*tt);
                     }
                     return Ok(v);
                 }
                 Err(mut a) => {
-                    tt.outcome = a.outcome();
-                    tt.detail = a.reason.clone();
-                    if self.opts.trace {
-                        rt.terms.push(tt);
+                    if let (Some(rt), Some(mut tt)) = (rt.as_deref_mut(), tt) {
+                        tt.outcome = a.outcome();
+                        tt.detail = a.reason.clone();
+                        rt.terms.push(*tt);
                     }
                     if a.term.is_none() {
-                        a.term = Some(deciding);
+                        a.term = Some(DecidingTerm::new(domain, term));
                     }
                     return Err(a);
                 }
@@ -926,13 +1195,10 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         }
         Ok(Verdict {
             result: SpfResult::Neutral,
-            reason: format!(
-                "no mechanism in the record of {domain} matched {}, so the default result applies (§4.7)",
-                self.ip
-            ),
-            deciding: None,
-            exp: record.exp.clone(),
-            domain: domain.to_owned(),
+            why: Why::DefaultNeutral,
+            record: Some(parsed.clone()),
+            term: None,
+            domain: None,
         })
     }
 
@@ -943,29 +1209,41 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         redirect: &MacroString,
         domain: &str,
         term: &str,
-        tt: &mut TermTrace,
+        tt: &mut Tt,
     ) -> Result<Verdict, Abort> {
         self.count_lookup(term)?;
         let target = self.expand(redirect, domain).await;
-        tt.target = Some(target.clone());
-        let target = prepare_target(&target).map_err(|why| {
+        if self.opts.trace
+            && let Some(tt) = tt.as_deref_mut()
+        {
+            tt.target = Some(target.to_string());
+        }
+        let target = prepare_owned_target(target).map_err(|why| {
             Abort::perm(format!(
                 "redirect={redirect}: {why}; a redirect to no record is a permerror (§6.1)"
             ))
         })?;
-        let (v, nested) = self.eval_domain(target.clone()).await;
-        let void = record_lookup_was_void(&nested);
-        tt.nested = Some(Box::new(nested));
-        let v = v?;
+        let nested = self.eval_domain(&target).await;
+        if let Some(tt) = tt.as_deref_mut() {
+            tt.nested = nested.trace;
+        }
+        let mut v = nested.verdict?;
         if v.result == SpfResult::None {
-            if void {
+            if nested.void_txt {
                 self.count_void(&target)?;
             }
             return Err(Abort::perm(format!(
                 "redirect={target}: {target} has no SPF record, which is a permerror (§6.1)"
             )));
         }
-        tt.detail = format!("the result of {target} is the result: {}", v.result);
+        if self.opts.trace
+            && let Some(tt) = tt.as_deref_mut()
+        {
+            tt.detail = format!("the result of {target} is the result: {}", v.result);
+        }
+        if v.domain.is_none() {
+            v.domain = Some(target.into_owned());
+        }
         Ok(v)
     }
 
@@ -975,26 +1253,32 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         d: &Directive,
         domain: &str,
         term: &str,
-        tt: &mut TermTrace,
+        tt: &mut Tt,
     ) -> Result<bool, Abort> {
         if d.mechanism.queries_dns() {
             self.count_lookup(term)?;
         }
         match &d.mechanism {
             Mechanism::All => {
-                tt.detail = "all always matches".into();
+                if let Some(tt) = tt.as_deref_mut() {
+                    tt.detail = "all always matches".into();
+                }
                 Ok(true)
             }
             Mechanism::Ip4 { addr, prefix } => {
                 let m = in_network(self.ip, IpAddr::V4(*addr), *prefix, 0);
-                if self.ip.is_ipv6() {
+                if self.ip.is_ipv6()
+                    && let Some(tt) = tt.as_deref_mut()
+                {
                     tt.detail = "the client is IPv6".into();
                 }
                 Ok(m)
             }
             Mechanism::Ip6 { addr, prefix } => {
                 if self.ip.is_ipv4() {
-                    tt.detail = "the client is IPv4".into();
+                    if let Some(tt) = tt.as_deref_mut() {
+                        tt.detail = "the client is IPv4".into();
+                    }
                     return Ok(false);
                 }
                 Ok(in_network(self.ip, IpAddr::V6(*addr), 0, *prefix))
@@ -1007,13 +1291,8 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                 let Some(target) = self.target(spec.as_ref(), domain, tt).await else {
                     return Ok(false);
                 };
-                match self.addresses(&target).await {
-                    Ok(addrs) => {
-                        let m = addrs
-                            .iter()
-                            .any(|a| in_network(self.ip, *a, *cidr4, *cidr6));
-                        Ok(m)
-                    }
+                match self.address_match(&target, *cidr4, *cidr6).await {
+                    Ok(m) => Ok(m),
                     Err(e) => self.dns_failure(&target, e, tt),
                 }
             }
@@ -1025,70 +1304,32 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                 let Some(target) = self.target(spec.as_ref(), domain, tt).await else {
                     return Ok(false);
                 };
-                let mut mxs = match self.query(QType::Mx, &target).await.as_deref() {
-                    Ok(Answer::Mx(m)) => m.clone(),
-                    Ok(_) => Vec::new(),
-                    Err(e) => return self.dns_failure(&target, e.clone(), tt),
-                };
-                if mxs.len() > self.opts.max_mx_ptr_names {
-                    return Err(Abort::perm(format!(
-                        "{target} has {} MX records; an mx mechanism may look at no more than {} (§4.6.4)",
-                        mxs.len(),
-                        self.opts.max_mx_ptr_names
-                    )));
-                }
-                mxs.sort_by_key(|m| m.preference);
-                let hosts: Vec<String> = mxs
-                    .iter()
-                    .filter_map(|m| prepare_target(&m.exchange).ok())
-                    .collect();
-                self.prefetch(self.address_qtype(), &hosts).await;
-                for mx in &mxs {
-                    if mx.exchange.is_empty() {
-                        tt.detail = format!("{target} has a null MX (RFC 7505)");
-                        continue;
-                    }
-                    let Ok(host) = prepare_target(&mx.exchange) else {
-                        continue;
-                    };
-                    match self.addresses(&host).await {
-                        Ok(addrs) => {
-                            if addrs
-                                .iter()
-                                .any(|a| in_network(self.ip, *a, *cidr4, *cidr6))
-                            {
-                                tt.detail = format!("the client is an address of MX host {host}");
-                                return Ok(true);
-                            }
-                        }
-                        Err(DnsError::Temporary(e)) => {
-                            return Err(Abort::temp(format!(
-                                "the address lookup for MX host {host} failed: {e}"
-                            )));
-                        }
-                        Err(_) => {}
-                    }
-                }
-                Ok(false)
+                // Boxed: the mx search is rare and its state would make every term's
+                // future (moved at each await) larger.
+                Box::pin(self.eval_mx(&target, *cidr4, *cidr6, tt)).await
             }
             Mechanism::Ptr(spec) => {
                 let Some(target) = self.target(spec.as_ref(), domain, tt).await else {
                     return Ok(false);
                 };
-                let names = self.validated_names().await;
+                let names = Box::pin(self.validated_names()).await;
                 let t = target.to_ascii_lowercase();
                 let dotted = format!(".{t}");
                 match names.iter().find(|n| **n == t || n.ends_with(&dotted)) {
                     Some(n) => {
-                        tt.detail = format!("validated name {n} is in {target}");
+                        if let Some(tt) = tt.as_deref_mut() {
+                            tt.detail = format!("validated name {n} is in {target}");
+                        }
                         Ok(true)
                     }
                     None => {
-                        tt.detail = if names.is_empty() {
-                            "the client has no validated name".into()
-                        } else {
-                            format!("validated names: {}", names.join(", "))
-                        };
+                        if let Some(tt) = tt.as_deref_mut() {
+                            tt.detail = if names.is_empty() {
+                                "the client has no validated name".into()
+                            } else {
+                                format!("validated names: {}", names.join(", "))
+                            };
+                        }
                         Ok(false)
                     }
                 }
@@ -1105,8 +1346,10 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
             }
             Mechanism::Include(spec) => {
                 let target = self.expand(spec, domain).await;
-                tt.target = Some(target.clone());
-                let target = match prepare_target(&target) {
+                if let Some(tt) = tt.as_deref_mut() {
+                    tt.target = Some(target.to_string());
+                }
+                let target = match prepare_owned_target(target) {
                     Ok(t) => t,
                     Err(why) => {
                         return Err(Abort::perm(format!(
@@ -1114,33 +1357,46 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                         )));
                     }
                 };
-                let (v, nested) = self.eval_domain(target.clone()).await;
-                let void_txt = record_lookup_was_void(&nested);
-                tt.nested = Some(Box::new(nested));
-                match v {
+                let nested = self.eval_domain(&target).await;
+                if let Some(tt) = tt.as_deref_mut() {
+                    tt.nested = nested.trace;
+                }
+                match nested.verdict {
                     Ok(v) => match v.result {
                         SpfResult::Pass => {
-                            tt.detail = format!("{target} gave pass");
+                            if let Some(tt) = tt.as_deref_mut() {
+                                tt.detail = format!("{target} gave pass");
+                            }
                             Ok(true)
                         }
                         SpfResult::Fail | SpfResult::SoftFail | SpfResult::Neutral => {
-                            tt.detail =
-                                format!("{target} gave {}, so include does not match", v.result);
+                            if let Some(tt) = tt.as_deref_mut() {
+                                tt.detail = format!(
+                                    "{target} gave {}, so include does not match",
+                                    v.result
+                                );
+                            }
                             Ok(false)
                         }
                         SpfResult::None => {
-                            if void_txt {
+                            if nested.void_txt {
                                 self.count_void(&target)?;
                             }
                             Err(Abort::perm(format!(
                                 "include:{target}: {target} has no SPF record, which is a permerror (§5.2)"
                             )))
                         }
-                        SpfResult::TempError | SpfResult::PermError => Err(Abort {
-                            result: v.result,
-                            reason: format!("in include:{target}: {}", v.reason),
-                            term: v.deciding,
-                        }),
+                        // A record's verdict is never an error (those are aborts); kept
+                        // for completeness.
+                        SpfResult::TempError | SpfResult::PermError => {
+                            let v_domain = v.domain.as_deref().unwrap_or(&target);
+                            let (reason, term) = v.public(self.ip, SharedStr::from(v_domain));
+                            Err(Abort {
+                                result: v.result,
+                                reason: format!("in include:{target}: {reason}"),
+                                term,
+                            })
+                        }
                     },
                     Err(a) => Err(Abort {
                         result: a.result,
@@ -1156,38 +1412,98 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         }
     }
 
+    /// The search of an `mx` mechanism (§5.4) once its target is known.
+    async fn eval_mx(
+        &mut self,
+        target: &str,
+        cidr4: u8,
+        cidr6: u8,
+        tt: &mut Tt,
+    ) -> Result<bool, Abort> {
+        let mut mxs = match self.query(QType::Mx, target).await {
+            Ok(i) => match self.answer(i) {
+                Some(Answer::Mx(m)) => m.clone(),
+                _ => Vec::new(),
+            },
+            Err(e) => return self.dns_failure(target, e, tt),
+        };
+        if mxs.len() > self.opts.max_mx_ptr_names {
+            return Err(Abort::perm(format!(
+                "{target} has {} MX records; an mx mechanism may look at no more than {} (§4.6.4)",
+                mxs.len(),
+                self.opts.max_mx_ptr_names
+            )));
+        }
+        mxs.sort_by_key(|m| m.preference);
+        let hosts: Vec<String> = mxs
+            .iter()
+            .filter_map(|m| prepare_target(&m.exchange).ok().map(Cow::into_owned))
+            .collect();
+        self.prefetch(self.address_qtype(), &hosts).await;
+        for mx in &mxs {
+            if mx.exchange.is_empty() {
+                if let Some(tt) = tt.as_deref_mut() {
+                    tt.detail = format!("{target} has a null MX (RFC 7505)");
+                }
+                continue;
+            }
+            let Ok(host) = prepare_target(&mx.exchange) else {
+                continue;
+            };
+            match self.address_match(&host, cidr4, cidr6).await {
+                Ok(true) => {
+                    if let Some(tt) = tt.as_deref_mut() {
+                        tt.detail = format!("the client is an address of MX host {host}");
+                    }
+                    return Ok(true);
+                }
+                Ok(false) => {}
+                Err(DnsError::Temporary(e)) => {
+                    return Err(Abort::temp(format!(
+                        "the address lookup for MX host {host} failed: {e}"
+                    )));
+                }
+                Err(_) => {}
+            }
+        }
+        Ok(false)
+    }
+
     /// The expanded and checked target of a mechanism; `None` (no match) when it cannot be
     /// queried, as §4.3 does for the checked domain.
-    async fn target(
+    async fn target<'m>(
         &mut self,
-        spec: Option<&MacroString>,
-        domain: &str,
-        tt: &mut TermTrace,
-    ) -> Option<String> {
+        spec: Option<&'m MacroString>,
+        domain: &'m str,
+        tt: &mut Tt,
+    ) -> Option<Cow<'m, str>> {
         let expanded = match spec {
             Some(s) => self.expand(s, domain).await,
-            None => domain.to_owned(),
+            None => Cow::Borrowed(domain),
         };
-        tt.target = Some(expanded.clone());
-        match prepare_target(&expanded) {
+        if let Some(tt) = tt.as_deref_mut() {
+            tt.target = Some(expanded.to_string());
+        }
+        match prepare_owned_target(expanded) {
             Ok(t) => Some(t),
             Err(why) => {
-                tt.detail = format!("{why}: no match");
+                if let Some(tt) = tt.as_deref_mut() {
+                    tt.detail = format!("{why}: no match");
+                }
                 None
             }
         }
     }
 
     /// NXDOMAIN/NODATA: no match and a void lookup; a temporary failure: temperror.
-    fn dns_failure(
-        &mut self,
-        target: &str,
-        e: DnsError,
-        tt: &mut TermTrace,
-    ) -> Result<bool, Abort> {
+    fn dns_failure(&mut self, target: &str, e: DnsError, tt: &mut Tt) -> Result<bool, Abort> {
         match e {
             DnsError::NxDomain | DnsError::NoData => {
-                tt.detail = format!("{target}: {e}");
+                if self.opts.trace
+                    && let Some(tt) = tt.as_deref_mut()
+                {
+                    tt.detail = format!("{target}: {e}");
+                }
                 self.count_void(target)?;
                 Ok(false)
             }
@@ -1206,35 +1522,28 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         }
         let default = self.opts.default_explanation.as_deref()?;
         match MacroString::parse(default, MacroContext::Explanation) {
-            Ok(m) => Some(self.expand(&m, domain).await),
+            Ok(m) => Some(self.expand(&m, domain).await.into_owned()),
             Err(_) => Some(default.to_owned()),
         }
     }
 
     async fn exp_text(&mut self, exp: &MacroString, domain: &str) -> Option<String> {
         let name = self.expand(exp, domain).await;
-        let name = prepare_target(&name).ok()?;
-        let answer = self.query(QType::Txt, &name).await;
-        let txts = match answer.as_deref() {
-            Ok(Answer::Txt(t)) => t,
-            _ => return None,
+        let name = prepare_owned_target(name).ok()?;
+        let i = self.query(QType::Txt, &name).await.ok()?;
+        let m = {
+            let Some(Answer::Txt(txts)) = self.answer(i) else {
+                return None;
+            };
+            let [one] = txts.as_slice() else { return None };
+            if !one.iter().all(|b| (0x20..=0x7e).contains(b)) {
+                return None;
+            }
+            let text = std::str::from_utf8(one).ok()?;
+            MacroString::parse(text, MacroContext::Explanation).ok()?
         };
-        let [one] = txts.as_slice() else { return None };
-        if !one.iter().all(|b| (0x20..=0x7e).contains(b)) {
-            return None;
-        }
-        let text = std::str::from_utf8(one).ok()?;
-        let m = MacroString::parse(text, MacroContext::Explanation).ok()?;
-        Some(self.expand(&m, domain).await)
+        Some(self.expand(&m, domain).await.into_owned())
     }
-}
-
-/// True when the TXT query for a record came back empty (NXDOMAIN or NODATA): a void
-/// lookup of the `include` or `redirect` that asked it (§4.6.4).
-fn record_lookup_was_void(r: &RecordTrace) -> bool {
-    r.queries
-        .iter()
-        .any(|q| matches!(q.answer, AnswerClass::NxDomain | AnswerClass::NoData))
 }
 
 /// `%{p}` (§7.3): the validated name equal to the domain, else one in it, else any.
@@ -1267,31 +1576,19 @@ fn in_network(ip: IpAddr, net: IpAddr, cidr4: u8, cidr6: u8) -> bool {
     }
 }
 
-fn match_reason(result: SpfResult, ip: IpAddr, domain: &str, term: &str) -> String {
-    match result {
-        SpfResult::Pass => format!("{domain} authorises {ip} with {term}"),
-        SpfResult::Fail => format!("{domain} does not authorise {ip}: it matched {term}"),
-        SpfResult::SoftFail => {
-            format!("{domain} probably does not authorise {ip}: it matched {term}")
-        }
-        _ => format!("{domain} makes no assertion about {ip}: it matched {term}"),
-    }
-}
-
-fn cache_key(qtype: QType, name: &str) -> (QType, String) {
+/// The name of a question as the trace shows it (for PTR, the reverse name).
+fn shown_name(qtype: QType, name: &str) -> String {
     match qtype {
-        QType::Ptr => (qtype, name.to_owned()),
-        _ => (qtype, name.to_ascii_lowercase()),
+        QType::Ptr => name
+            .parse::<IpAddr>()
+            .map_or_else(|_| name.to_owned(), reverse_name),
+        _ => name.to_owned(),
     }
 }
 
 /// One question to the lookup, with the contract's promise that `Ok` is never empty
 /// enforced for lookups that break it.
-async fn ask<L: Lookup + ?Sized>(
-    lookup: &L,
-    qtype: QType,
-    name: &str,
-) -> Result<Arc<Answer>, DnsError> {
+async fn ask<L: Lookup + ?Sized>(lookup: &L, qtype: QType, name: &str) -> Result<Answer, DnsError> {
     let answer = match qtype {
         QType::Txt => lookup.txt(name).await.map(Answer::Txt),
         QType::A => lookup.a(name).await.map(Answer::A),
@@ -1304,7 +1601,7 @@ async fn ask<L: Lookup + ?Sized>(
     };
     match answer {
         Ok(a) if a.len() == 0 => Err(DnsError::NoData),
-        other => other.map(Arc::new),
+        other => other,
     }
 }
 
@@ -1357,7 +1654,7 @@ impl<F: Future> Future for JoinAll<F> {
 fn query_trace(
     qtype: QType,
     name: String,
-    answer: &Result<Arc<Answer>, DnsError>,
+    answer: Result<&Answer, &DnsError>,
     cached: bool,
 ) -> QueryTrace {
     let (class, records, error) = match answer {
@@ -1440,10 +1737,45 @@ mod tests {
                     ),
                     "{ip}"
                 );
-                assert!(b.trace.record.as_ref().unwrap().terms.is_empty());
+                assert!(b.trace.record.is_none() && b.trace.notes.is_empty());
             }
             assert!(!a.trace.record.as_ref().unwrap().terms.is_empty());
         }
+    }
+
+    #[test]
+    fn outputs_share_the_request_names_and_write_the_reason_when_read() {
+        let clock = crate::FixedClock::from_unix_seconds(1_700_000_000);
+        let opts = SpfOptions {
+            trace: false,
+            ..SpfOptions::default()
+        };
+        let req = SpfRequest::new("192.0.2.7".parse().unwrap(), "mx.example.com")
+            .with_mail_from("alice@example.com");
+        let m = pollster::block_on(verify_mail_from(&Zone, &clock, &opts, &req));
+        let h = pollster::block_on(verify_helo(&Zone, &clock, &opts, &req));
+        let from = req.mail_from.as_ref().unwrap();
+        assert!(m.sender.same_buffer(from) && m.domain.same_buffer(from));
+        assert_eq!(
+            (m.sender.as_str(), m.domain.as_str()),
+            ("alice@example.com", "example.com")
+        );
+        assert!(m.helo.same_buffer(&req.helo) && h.helo.same_buffer(&req.helo));
+        assert!(h.domain.same_buffer(&req.helo));
+        assert_eq!(h.sender, "postmaster@mx.example.com");
+        assert_eq!(m.result, SpfResult::Pass);
+        assert_eq!(
+            m.reason,
+            "example.com authorises 192.0.2.7 with include:_spf.example.net"
+        );
+        let d = m.deciding_term.clone().unwrap();
+        assert_eq!(
+            (d.domain(), d.term()),
+            ("example.com", "include:_spf.example.net")
+        );
+        assert_eq!(String::from(m.reason.clone()), m.reason.to_string());
+        assert_eq!(h.result, SpfResult::None);
+        assert_eq!(h.reason, "mx.example.com publishes no SPF record");
     }
 
     #[test]

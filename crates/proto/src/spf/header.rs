@@ -47,16 +47,16 @@ impl SpfOutput {
         push_comment(&mut s, &self.comment(receiver));
         let mut pairs: Vec<(&str, String)> = vec![
             ("client-ip", self.ip.to_string()),
-            ("envelope-from", self.sender.clone()),
-            ("helo", self.helo.clone()),
+            ("envelope-from", self.sender.to_string()),
+            ("helo", self.helo.to_string()),
             ("receiver", receiver.to_owned()),
             ("identity", self.identity.as_str().to_owned()),
         ];
         if let Some(t) = &self.deciding_term {
-            pairs.push(("mechanism", t.term.clone()));
+            pairs.push(("mechanism", t.term().to_owned()));
         }
         if matches!(self.result, SpfResult::PermError | SpfResult::TempError) {
-            pairs.push(("problem", self.reason.clone()));
+            pairs.push(("problem", self.reason.to_string()));
         }
         for (i, (k, v)) in pairs.iter().enumerate() {
             s.push(if i == 0 { ' ' } else { ';' });

@@ -270,6 +270,16 @@ impl MacroString {
             .all(|p| matches!(p, MacroPart::Literal(_)))
     }
 
+    /// The expansion of a string without macros, without copying it: `None` when the
+    /// string has a macro. (A single literal is never cut by [`MacroString::expand`].)
+    pub(crate) fn as_literal(&self) -> Option<&str> {
+        match self.parts.as_slice() {
+            [] => Some(""),
+            [MacroPart::Literal(t)] => Some(t),
+            _ => None,
+        }
+    }
+
     /// True when expanding needs the validated name of the client (`%{p}`).
     pub fn needs_validated_name(&self) -> bool {
         self.parts.iter().any(|p| {

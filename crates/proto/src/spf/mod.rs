@@ -9,8 +9,12 @@
 //!
 //! Every evaluation returns an [`SpfOutput`]: the [`SpfResult`] under its RFC name, a reason
 //! a person can read, the explanation (§6.2) when the result is `fail`, the counters of
-//! §4.6.4, the term that decided, and a [`Trace`] of every term and DNS query. No DNS
-//! question is asked twice in one evaluation; the limits of §4.6.4 and a time budget bound
+//! §4.6.4, the term that decided, and (when [`SpfOptions::trace`] is on, the default) a
+//! [`Trace`] of every term and DNS query. The reason ([`SpfReason`]) is written out only
+//! when it is read, and names are [`SharedStr`]s shared between the request, both
+//! evaluations and their outputs, so that a receiver that checks MAIL FROM and HELO for
+//! every message pays little beyond the DNS. No DNS question is asked twice in one
+//! evaluation; the limits of §4.6.4 and a time budget bound
 //! the work a hostile record can cause. The address questions for the hosts of an `mx`
 //! mechanism (and for the PTR names of `ptr` and `%{p}`) are asked together, so they cost
 //! one round trip; everything else follows the order of the record.
@@ -41,17 +45,19 @@
 //! let clock = FixedClock::from_unix_seconds(1_700_000_000);
 //! let out = pollster::block_on(spf::verify_mail_from(&Zone, &clock, &SpfOptions::default(), &request));
 //! assert_eq!(out.result, SpfResult::Pass);
-//! assert_eq!(out.deciding_term.unwrap().term, "ip4:192.0.2.0/24");
+//! assert_eq!(out.deciding_term.unwrap().term(), "ip4:192.0.2.0/24");
 //! ```
 
 mod eval;
 mod header;
 mod macros;
 mod record;
+mod shared;
 mod trace;
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -60,9 +66,11 @@ pub use eval::{check_host, verify_helo, verify_mail_from};
 pub use macros::{
     MAX_EXPANSION, MacroContext, MacroError, MacroLetter, MacroPart, MacroString, MacroValues,
 };
+use record::ParsedSpf;
 pub use record::{
     Directive, Mechanism, Qualifier, Record, RecordError, SpfRecordCache, is_spf_record,
 };
+pub use shared::SharedStr;
 pub use trace::{AnswerClass, QueryTrace, RecordTrace, TermOutcome, TermTrace, Trace};
 
 #[cfg(doc)]
@@ -154,16 +162,17 @@ pub struct SpfRequest {
     /// The client IP address. An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) is treated
     /// as the IPv4 address (§5).
     pub ip: IpAddr,
-    /// The HELO/EHLO name as given by the client (it may be anything).
-    pub helo: String,
+    /// The HELO/EHLO name as given by the client (it may be anything). The outputs of
+    /// both evaluations share it.
+    pub helo: SharedStr,
     /// The MAIL FROM reverse-path without angle brackets; `None` or `""` is the null
-    /// reverse-path, for which `postmaster@<helo>` is checked (§2.4).
-    pub mail_from: Option<String>,
+    /// reverse-path, for which `postmaster@<helo>` is checked (§2.4). The output shares it.
+    pub mail_from: Option<SharedStr>,
 }
 
 impl SpfRequest {
     /// A request with a null reverse-path.
-    pub fn new(ip: IpAddr, helo: impl Into<String>) -> Self {
+    pub fn new(ip: IpAddr, helo: impl Into<SharedStr>) -> Self {
         SpfRequest {
             ip,
             helo: helo.into(),
@@ -172,14 +181,13 @@ impl SpfRequest {
     }
 
     /// Sets the MAIL FROM address (builder style). Surrounding `<>` are removed.
-    pub fn with_mail_from(mut self, mail_from: impl Into<String>) -> Self {
-        let m: String = mail_from.into();
+    pub fn with_mail_from(mut self, mail_from: impl AsRef<str>) -> Self {
+        let m = mail_from.as_ref();
         let m = m
             .strip_prefix('<')
             .and_then(|s| s.strip_suffix('>'))
-            .map(str::to_owned)
             .unwrap_or(m);
-        self.mail_from = Some(m);
+        self.mail_from = Some(SharedStr::from(m));
         self
     }
 }
@@ -212,9 +220,9 @@ pub struct SpfOptions {
     /// [`crate::receiver::ReceiverConfig::new`] sets one.
     pub record_cache: Option<std::sync::Arc<SpfRecordCache>>,
     /// Record the [`Trace`] of DNS questions and terms. Default `true`; with `false` the
-    /// output's trace holds only the domain, result and reason of each record evaluated
-    /// (no queries, no terms), which saves work on a receiver's hot path. The result,
-    /// reason, counters and deciding term are the same either way.
+    /// output's trace is empty (no notes, records, queries or terms), which saves work on
+    /// a receiver's hot path. The result, reason, explanation, counters and deciding term
+    /// are the same either way.
     pub trace: bool,
 }
 
@@ -235,17 +243,244 @@ impl Default for SpfOptions {
 }
 
 /// The term that decided the result, and the domain whose record holds it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// It shares the text of the (cached) parsed record rather than copying it.
+#[derive(Clone)]
 pub struct DecidingTerm {
+    domain: SharedStr,
+    term: TermText,
+}
+
+/// Where the text of a deciding term is.
+#[derive(Clone)]
+enum TermText {
+    /// Directive `.1` of a parsed record.
+    Record(Arc<ParsedSpf>, usize),
+    /// Any other term, e.g. `redirect=...`.
+    Owned(String),
+}
+
+impl DecidingTerm {
+    /// A deciding term from its parts.
+    pub fn new(domain: impl Into<String>, term: impl Into<String>) -> Self {
+        DecidingTerm {
+            domain: SharedStr::from(domain.into()),
+            term: TermText::Owned(term.into()),
+        }
+    }
+
+    /// Directive `index` of `record`, in the record of `domain`.
+    pub(crate) fn from_record(domain: SharedStr, record: Arc<ParsedSpf>, index: usize) -> Self {
+        DecidingTerm {
+            domain,
+            term: TermText::Record(record, index),
+        }
+    }
+
     /// The domain whose record holds the term.
-    pub domain: String,
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
     /// The term as written in canonical form, e.g. `-all`, `include:_spf.example.com`.
-    pub term: String,
+    pub fn term(&self) -> &str {
+        match &self.term {
+            TermText::Record(p, i) => p.terms.get(*i).map_or("", String::as_str),
+            TermText::Owned(t) => t,
+        }
+    }
 }
 
 impl fmt::Display for DecidingTerm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (in the record of {})", self.term, self.domain)
+        write!(f, "{} (in the record of {})", self.term(), self.domain())
+    }
+}
+
+impl fmt::Debug for DecidingTerm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DecidingTerm")
+            .field("domain", &self.domain())
+            .field("term", &self.term())
+            .finish()
+    }
+}
+
+impl PartialEq for DecidingTerm {
+    fn eq(&self, other: &Self) -> bool {
+        self.domain() == other.domain() && self.term() == other.term()
+    }
+}
+
+impl Eq for DecidingTerm {}
+
+impl Serialize for DecidingTerm {
+    /// As `{"domain": ..., "term": ...}`.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("DecidingTerm", 2)?;
+        st.serialize_field("domain", self.domain())?;
+        st.serialize_field("term", self.term())?;
+        st.end()
+    }
+}
+
+/// Why an evaluation gave its result, for a person (e.g. `example.com authorises
+/// 192.0.2.1 with ip4:192.0.2.0/24`). It dereferences to `str` and displays as the text,
+/// which is written only when it is first read: a receiver that never shows the reason
+/// of a `pass` never pays for it.
+#[derive(Clone)]
+pub struct SpfReason {
+    repr: ReasonRepr,
+    text: OnceLock<String>,
+}
+
+#[derive(Clone)]
+enum ReasonRepr {
+    Text(String),
+    /// A mechanism matched.
+    Matched {
+        result: SpfResult,
+        ip: IpAddr,
+        term: DecidingTerm,
+    },
+    /// Nothing matched and there was no redirect (§4.7).
+    DefaultNeutral {
+        domain: SharedStr,
+        ip: IpAddr,
+    },
+    /// The domain has no SPF record.
+    NoRecord {
+        domain: SharedStr,
+    },
+}
+
+impl SpfReason {
+    pub(crate) fn matched(result: SpfResult, ip: IpAddr, term: DecidingTerm) -> Self {
+        SpfReason::lazy(ReasonRepr::Matched { result, ip, term })
+    }
+
+    pub(crate) fn default_neutral(domain: SharedStr, ip: IpAddr) -> Self {
+        SpfReason::lazy(ReasonRepr::DefaultNeutral { domain, ip })
+    }
+
+    pub(crate) fn no_record(domain: SharedStr) -> Self {
+        SpfReason::lazy(ReasonRepr::NoRecord { domain })
+    }
+
+    fn lazy(repr: ReasonRepr) -> Self {
+        SpfReason {
+            repr,
+            text: OnceLock::new(),
+        }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        match &self.repr {
+            ReasonRepr::Text(t) => t,
+            repr => self.text.get_or_init(|| render_reason(repr)),
+        }
+    }
+}
+
+fn render_reason(repr: &ReasonRepr) -> String {
+    match repr {
+        ReasonRepr::Text(t) => t.clone(),
+        ReasonRepr::Matched { result, ip, term } => {
+            let (domain, term) = (term.domain(), term.term());
+            match result {
+                SpfResult::Pass => format!("{domain} authorises {ip} with {term}"),
+                SpfResult::Fail => format!("{domain} does not authorise {ip}: it matched {term}"),
+                SpfResult::SoftFail => {
+                    format!("{domain} probably does not authorise {ip}: it matched {term}")
+                }
+                _ => format!("{domain} makes no assertion about {ip}: it matched {term}"),
+            }
+        }
+        ReasonRepr::DefaultNeutral { domain, ip } => format!(
+            "no mechanism in the record of {domain} matched {ip}, so the default result applies (§4.7)"
+        ),
+        ReasonRepr::NoRecord { domain } => format!("{domain} publishes no SPF record"),
+    }
+}
+
+impl std::ops::Deref for SpfReason {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for SpfReason {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Display for SpfReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for SpfReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq for SpfReason {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for SpfReason {}
+
+impl PartialEq<str> for SpfReason {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for SpfReason {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Serialize for SpfReason {
+    /// As the text.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl From<String> for SpfReason {
+    fn from(text: String) -> Self {
+        SpfReason::lazy(ReasonRepr::Text(text))
+    }
+}
+
+impl From<&str> for SpfReason {
+    fn from(text: &str) -> Self {
+        SpfReason::from(text.to_owned())
+    }
+}
+
+impl From<SpfReason> for String {
+    fn from(r: SpfReason) -> Self {
+        match r.repr {
+            ReasonRepr::Text(t) => t,
+            repr => r.text.into_inner().unwrap_or_else(|| render_reason(&repr)),
+        }
+    }
+}
+
+impl From<SpfReason> for std::borrow::Cow<'static, str> {
+    fn from(r: SpfReason) -> Self {
+        std::borrow::Cow::Owned(r.into())
     }
 }
 
@@ -255,19 +490,19 @@ pub struct SpfOutput {
     /// The result.
     pub result: SpfResult,
     /// Why, for a person.
-    pub reason: String,
+    pub reason: SpfReason,
     /// The explanation (§6.2): given only for `fail`, from the domain's `exp=` or else the
     /// configured default explanation.
     pub explanation: Option<String>,
     /// The identity checked.
     pub identity: Identity,
     /// The domain checked (the `<domain>` of check_host()).
-    pub domain: String,
+    pub domain: SharedStr,
     /// The sender used for the macros, `local-part@domain` (`postmaster@...` when the
     /// local part was missing or the reverse-path null).
-    pub sender: String,
+    pub sender: SharedStr,
     /// The HELO name.
-    pub helo: String,
+    pub helo: SharedStr,
     /// The client IP (IPv4 when it was given IPv4-mapped).
     pub ip: IpAddr,
     /// Terms that caused DNS queries (limit 10, §4.6.4).
@@ -279,7 +514,7 @@ pub struct SpfOutput {
     /// The term that decided, if one did (`None` for `none`, the default `neutral`, and
     /// errors outside any term).
     pub deciding_term: Option<DecidingTerm>,
-    /// The evaluation, step by step.
+    /// The evaluation, step by step (empty unless [`SpfOptions::trace`]).
     pub trace: Trace,
 }
 

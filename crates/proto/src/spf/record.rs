@@ -604,7 +604,9 @@ impl ParsedSpf {
 #[derive(Debug)]
 pub struct SpfRecordCache {
     capacity: usize,
-    map: std::sync::Mutex<std::collections::HashMap<Vec<u8>, std::sync::Arc<ParsedSpf>>>,
+    map: std::sync::Mutex<
+        std::collections::HashMap<Vec<u8>, std::sync::Arc<ParsedSpf>, foldhash::fast::RandomState>,
+    >,
 }
 
 impl SpfRecordCache {

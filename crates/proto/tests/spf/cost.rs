@@ -104,7 +104,7 @@ fn void_lookups_are_limited() {
     let out = check(&z, "192.0.2.1", "x@example.com");
     assert_eq!(out.result, SpfResult::PermError);
     assert_eq!(out.void_lookups, 3);
-    assert_eq!(out.deciding_term.unwrap().term, "exists:n3.example.com");
+    assert_eq!(out.deciding_term.unwrap().term(), "exists:n3.example.com");
 }
 
 #[test]
