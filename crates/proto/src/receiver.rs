@@ -145,8 +145,9 @@ pub struct ReceiverConfig {
     pub trusted_authserv_ids: Vec<String>,
     /// SPF settings. Default [`SpfOptions::default`] with `receiver` set to the
     /// authserv-id, a shared cache of 1024 parsed records ([`SpfRecordCache`]) and no
-    /// step-by-step trace (`trace: false`: [`Verdicts::spf`]`.trace` lists the records
-    /// evaluated but not each query and term; set it to `true` to keep them).
+    /// step-by-step trace (`trace: false`: [`Verdicts::spf`]`.trace` is empty; result,
+    /// reason, deciding term and counters are kept; set it to `true` for every record,
+    /// query and term evaluated).
     pub spf: SpfOptions,
     /// Also check the HELO identity (RFC 7208 §2.3) when the reverse-path is not null; for
     /// a null reverse-path the MAIL FROM check already is the HELO check. Default `true`.
@@ -452,7 +453,7 @@ where
     let dyn_clock: &dyn Clock = clock;
 
     // SPF: both identities at once.
-    let mut request = SpfRequest::new(facts.ip, facts.helo.clone());
+    let mut request = SpfRequest::new(facts.ip, facts.helo.as_str());
     if let Some(m) = facts.mail_from.as_deref().filter(|m| !m.is_empty()) {
         request = request.with_mail_from(m);
     }
