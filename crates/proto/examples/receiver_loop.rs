@@ -42,7 +42,7 @@ fn main() {
                 f,
                 m,
             ));
-            std::hint::black_box(v.authentication_results().to_header());
+            std::hint::black_box(v.authentication_results_header());
         }
     }
 }

@@ -13,8 +13,6 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use smallvec::SmallVec;
-
 /// Text that is usually borrowed (a literal, or a value of the verdict it describes).
 pub type Text<'a> = Cow<'a, str>;
 
@@ -42,7 +40,7 @@ pub struct MethodResult<'a> {
     pub reason: Option<Text<'a>>,
     /// The properties, in the order to render them (up to four kept inline: results carry
     /// one to four).
-    pub properties: SmallVec<[Property<'a>; 4]>,
+    pub properties: Vec<Property<'a>>,
 }
 
 impl<'a> MethodResult<'a> {
@@ -53,7 +51,7 @@ impl<'a> MethodResult<'a> {
             result: result.into(),
             comment: None,
             reason: None,
-            properties: SmallVec::new(),
+            properties: Vec::new(),
         }
     }
 
@@ -64,6 +62,9 @@ impl<'a> MethodResult<'a> {
         property: impl Into<Text<'a>>,
         value: impl Into<Text<'a>>,
     ) -> Self {
+        if self.properties.capacity() == 0 {
+            self.properties.reserve_exact(4);
+        }
         self.properties.push(Property {
             ptype: ptype.into(),
             property: property.into(),
@@ -119,6 +120,140 @@ impl fmt::Display for MethodResult<'_> {
     }
 }
 
+/// Where a verifier writes one `resinfo`, in this order: [`result`](Self::result), then at
+/// most one [`comment`](Self::comment), at most one [`reason`](Self::reason), then the
+/// [`property`](Self::property) calls in rendering order.
+///
+/// Each verifier writes its result once, through this trait: a [`MethodResult`] collects
+/// the parts as values, a [`HeaderWriter`] renders them straight into the field (the
+/// receiver's path: nothing is built only to be formatted).
+pub trait ResultSink<'a> {
+    /// The method name and its result keyword.
+    fn result(&mut self, method: &'static str, result: &'static str);
+    /// A comment for people, shown after the result.
+    fn comment(&mut self, text: Text<'a>);
+    /// The `reason=` text.
+    fn reason(&mut self, text: Text<'a>);
+    /// A `ptype.property=value` property.
+    fn property(&mut self, ptype: &'static str, property: &'static str, value: Text<'a>);
+}
+
+impl<'a> ResultSink<'a> for MethodResult<'a> {
+    fn result(&mut self, method: &'static str, result: &'static str) {
+        self.method = Cow::Borrowed(method);
+        self.result = Cow::Borrowed(result);
+    }
+    fn comment(&mut self, text: Text<'a>) {
+        self.comment = Some(text);
+    }
+    fn reason(&mut self, text: Text<'a>) {
+        self.reason = Some(text);
+    }
+    fn property(&mut self, ptype: &'static str, property: &'static str, value: Text<'a>) {
+        if self.properties.capacity() == 0 {
+            self.properties.reserve_exact(4);
+        }
+        self.properties.push(Property {
+            ptype: Cow::Borrowed(ptype),
+            property: Cow::Borrowed(property),
+            value,
+        });
+    }
+}
+
+impl<'a> MethodResult<'a> {
+    /// Collects what `write` writes into a sink.
+    pub fn collect(write: impl FnOnce(&mut MethodResult<'a>)) -> Self {
+        let mut m = MethodResult::new("", "");
+        write(&mut m);
+        m
+    }
+}
+
+/// A field collects results: each [`ResultSink::result`] call starts a new one.
+impl<'a> ResultSink<'a> for AuthenticationResults<'a> {
+    fn result(&mut self, method: &'static str, result: &'static str) {
+        self.results.push(MethodResult::new(method, result));
+    }
+    fn comment(&mut self, text: Text<'a>) {
+        if let Some(last) = self.results.last_mut() {
+            last.comment(text);
+        }
+    }
+    fn reason(&mut self, text: Text<'a>) {
+        if let Some(last) = self.results.last_mut() {
+            last.reason(text);
+        }
+    }
+    fn property(&mut self, ptype: &'static str, property: &'static str, value: Text<'a>) {
+        if let Some(last) = self.results.last_mut() {
+            last.property(ptype, property, value);
+        }
+    }
+}
+
+/// Renders an Authentication-Results field straight from the verifiers' [`ResultSink`]
+/// calls, exactly as [`AuthenticationResults`] renders the same values.
+#[derive(Debug)]
+pub struct HeaderWriter {
+    out: String,
+    sep: &'static str,
+    results: usize,
+}
+
+impl HeaderWriter {
+    /// Starts the field `Authentication-Results: <authserv-id>` (results folded onto
+    /// their own lines, as [`AuthenticationResults::to_header`]); `capacity` is a hint.
+    pub fn header(authserv_id: &str, capacity: usize) -> Self {
+        const NAME: &str = "Authentication-Results: ";
+        let mut out = String::with_capacity(NAME.len() + authserv_id.len() + capacity);
+        out.push_str(NAME);
+        push_value(&mut out, authserv_id);
+        HeaderWriter {
+            out,
+            sep: "\r\n\t",
+            results: 0,
+        }
+    }
+
+    /// The finished field, with the final CRLF.
+    pub fn finish(mut self) -> String {
+        if self.results == 0 {
+            self.out.push_str("; none");
+        }
+        self.out.push_str("\r\n");
+        self.out
+    }
+}
+
+impl<'a> ResultSink<'a> for HeaderWriter {
+    fn result(&mut self, method: &'static str, result: &'static str) {
+        self.results += 1;
+        self.out.push(';');
+        self.out.push_str(self.sep);
+        self.out.push_str(method);
+        self.out.push('=');
+        self.out.push_str(result);
+    }
+    fn comment(&mut self, text: Text<'a>) {
+        self.out.push(' ');
+        push_comment(&mut self.out, &text);
+    }
+    fn reason(&mut self, text: Text<'a>) {
+        self.out.push_str(" reason=");
+        push_value(&mut self.out, &text);
+    }
+    fn property(&mut self, ptype: &'static str, property: &'static str, value: Text<'a>) {
+        let out = &mut self.out;
+        out.push(' ');
+        out.push_str(ptype);
+        out.push('.');
+        out.push_str(property);
+        out.push('=');
+        push_pvalue(out, &value);
+    }
+}
+
 /// A whole Authentication-Results field: the authserv-id and its results.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthenticationResults<'a> {
@@ -159,8 +294,27 @@ impl<'a> AuthenticationResults<'a> {
         out
     }
 
+    /// An upper bound of the rendered length when nothing needs quoting (values that do
+    /// need it grow the string once): the output is allocated once.
     fn estimated_len(&self) -> usize {
-        self.authserv_id.len() + 8 + self.results.len() * 96
+        let opt = |t: &Option<Text<'_>>| t.as_ref().map_or(0, |t| t.len() + 10);
+        self.authserv_id.len()
+            + 8
+            + self
+                .results
+                .iter()
+                .map(|r| {
+                    r.method.len()
+                        + r.result.len()
+                        + 4
+                        + opt(&r.comment)
+                        + opt(&r.reason)
+                        + r.properties
+                            .iter()
+                            .map(|p| p.ptype.len() + p.property.len() + p.value.len() + 5)
+                            .sum::<usize>()
+                })
+                .sum::<usize>()
     }
 
     fn render(&self, sep: &str) -> String {
@@ -261,44 +415,72 @@ fn push_pvalue(out: &mut String, s: &str) {
     }
 }
 
-/// Appends `s` between `open` and `close`, a backslash before each byte marked in `escaped`
-/// (all ASCII), control characters (C0, DEL and C1; line breaks included, which cannot
-/// appear in a header field value) as spaces. Runs of ordinary characters are copied as
-/// slices; the scan is over bytes, since everything it looks for is ASCII or the two-byte
-/// UTF-8 form of a C1 control.
-fn push_escaped(out: &mut String, s: &str, open: char, close: char, escaped: &[bool; 256]) {
+/// Appends `s` between `open` and `close`, a backslash before each byte marked `ESCAPE` in
+/// `table` (all ASCII), control characters (C0, DEL and C1; line breaks included, which
+/// cannot appear in a header field value) as spaces. Runs of ordinary characters are copied
+/// as slices; the scan is over bytes with one table lookup each, since everything it looks
+/// for is ASCII or the two-byte UTF-8 form of a C1 control (lead byte `0xC2`).
+fn push_escaped(out: &mut String, s: &str, open: char, close: char, table: &[u8; 256]) {
     out.reserve(s.len() + 2);
     out.push(open);
     let bytes = s.as_bytes();
     let mut start = 0;
-    let mut skip_to = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if i < skip_to {
-            continue;
-        }
-        let width = if escaped[usize::from(b)] || b < 0x20 || b == 0x7f {
-            1
-        } else if b == 0xc2 && bytes.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n)) {
-            2
-        } else {
-            continue;
+    let mut i = 0;
+    while let Some(off) = bytes
+        .get(i..)
+        .and_then(|rest| rest.iter().position(|&b| table[usize::from(b)] != 0))
+    {
+        i += off;
+        let b = bytes.get(i).copied().unwrap_or_default();
+        let width = match table[usize::from(b)] {
+            ESCAPE => 1,
+            CONTROL => 1,
+            // 0xC2: a C1 control only when followed by 0x80..=0x9F.
+            _ if bytes.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n)) => 2,
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.push_str(s.get(start..i).unwrap_or_default());
-        if escaped[usize::from(b)] {
+        if table[usize::from(b)] == ESCAPE {
             out.push('\\');
             out.push(char::from(b));
         } else {
             out.push(' ');
         }
-        start = i + width;
-        skip_to = start;
+        i += width;
+        start = i;
     }
     out.push_str(s.get(start..).unwrap_or_default());
     out.push(close);
 }
 
-const QUOTED_ESCAPES: [bool; 256] = byte_table(b"\"\\");
-const COMMENT_ESCAPES: [bool; 256] = byte_table(b"()\\");
+const ESCAPE: u8 = 1;
+const CONTROL: u8 = 2;
+const MAYBE_C1: u8 = 3;
+
+/// The byte classes for [`push_escaped`]: `escaped` bytes, C0 controls and DEL, and the
+/// lead byte of a possible C1 control.
+const fn escape_table(escaped: &[u8]) -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = CONTROL;
+        b += 1;
+    }
+    t[0x7f] = CONTROL;
+    t[0xc2] = MAYBE_C1;
+    let mut i = 0;
+    while i < escaped.len() {
+        t[escaped[i] as usize] = ESCAPE;
+        i += 1;
+    }
+    t
+}
+
+const QUOTED_ESCAPES: [u8; 256] = escape_table(b"\"\\");
+const COMMENT_ESCAPES: [u8; 256] = escape_table(b"()\\");
 
 fn push_quoted(out: &mut String, s: &str) {
     push_escaped(out, s, '"', '"', &QUOTED_ESCAPES);

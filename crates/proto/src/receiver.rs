@@ -50,7 +50,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 
 use crate::auth_results::{
-    self, AuthenticationResults, MethodResult, ParseError, ParsedAuthenticationResults,
+    self, AuthenticationResults, HeaderWriter, ParseError, ParsedAuthenticationResults, ResultSink,
 };
 use crate::clock::Clock;
 use crate::dkim::{DkimResult, KeyCache, SignatureResult, Verifier, VerifyConfig, fetch_keys};
@@ -297,6 +297,22 @@ impl Verdicts {
             &self.dkim,
             &self.dmarc,
         )
+    }
+
+    /// The Authentication-Results header field to add, rendered straight from the verdicts:
+    /// the same text as `authentication_results().to_header()` (`Authentication-Results: `,
+    /// one result per folded line, final CRLF) without building the values first. This is
+    /// what a milter adds to every message.
+    pub fn authentication_results_header(&self) -> String {
+        let mut w = HeaderWriter::header(&self.authserv_id, 96 * (3 + self.dkim.len()));
+        write_authentication_results(
+            &mut w,
+            &self.spf,
+            self.helo_spf.as_ref(),
+            &self.dkim,
+            &self.dmarc,
+        );
+        w.finish()
     }
 
     /// The verdict in words, for a person: what SPF and DKIM authenticated, whether that
@@ -583,17 +599,30 @@ pub fn build_authentication_results<'a>(
         authserv_id: authserv_id.into(),
         results: Vec::with_capacity(3 + dkim.len().max(1)),
     };
-    ar = ar.with(spf.auth_result());
+    write_authentication_results(&mut ar, spf, helo_spf, dkim, dmarc);
+    ar
+}
+
+/// Writes the results of [`build_authentication_results`], in its order, into `sink`.
+pub fn write_authentication_results<'a>(
+    sink: &mut impl ResultSink<'a>,
+    spf: &'a SpfOutput,
+    helo_spf: Option<&'a SpfOutput>,
+    dkim: &'a [SignatureResult],
+    dmarc: &'a DmarcOutput,
+) {
+    spf.write_auth_result(sink);
     if let Some(h) = helo_spf {
-        ar = ar.with(h.auth_result());
+        h.write_auth_result(sink);
     }
     if dkim.is_empty() {
-        ar = ar.with(MethodResult::new("dkim", "none").with_comment("message not signed"));
+        sink.result("dkim", "none");
+        sink.comment("message not signed".into());
     }
     for sig in dkim {
-        ar = ar.with(sig.method_result());
+        sig.write_method_result(sink);
     }
-    ar.with(dmarc.to_method_result())
+    dmarc.write_method_result(sink);
 }
 
 /// A per-message memo in front of the lookup for the DMARC evaluation: the prefetch and the

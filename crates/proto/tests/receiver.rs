@@ -186,6 +186,12 @@ fn mail_bench_every_verdict() {
             if spec == Spec::Rfc9989 {
                 assert_eq!(v.action, action, "{file}");
             }
+            // The field rendered straight from the verdicts is the one built as values.
+            assert_eq!(
+                v.authentication_results_header(),
+                v.authentication_results().to_header(),
+                "{file}"
+            );
             // The field parses back, claims our id, and carries the three methods.
             let folded = v.authentication_results().to_folded();
             let parsed = auth_results::parse(&folded).unwrap();
@@ -300,6 +306,7 @@ fn authentication_results_quoting() {
     let msg = b"From: a@example.com\r\n\r\nbody\r\n";
     let v = run(&lookup, &config, &f, msg);
     let header = v.authentication_results().to_header();
+    assert_eq!(v.authentication_results_header(), header);
     assert!(header.starts_with("Authentication-Results: mx.example.net;\r\n\tspf=none"));
     assert!(header.contains("dkim=none"), "{header}");
     assert!(header.contains("dmarc=none"), "{header}");
@@ -405,6 +412,10 @@ fn authheaders_messages_end_to_end() {
             let f = SmtpFacts::new("192.0.2.200".parse().unwrap(), "localhost.invalid");
             let v = run(&lookup, &config, &f, &msg);
             ran += 1;
+            assert_eq!(
+                v.authentication_results_header(),
+                v.authentication_results().to_header()
+            );
             // The DKIM identities the row lists come out of real verification.
             let want_dkim: Vec<(String, String)> = case["input"]["dkim"]
                 .as_array()

@@ -47,7 +47,7 @@ mod verify;
 
 use std::fmt;
 
-use crate::auth_results::MethodResult;
+use crate::auth_results::{MethodResult, ResultSink};
 
 pub use canon::{BodyCanonicalizer, BodySink, canonicalize_body, canonicalize_header};
 pub use key::{KeyCache, KeyError, KeyRecord, PublicKey, SigningKey};
@@ -462,11 +462,17 @@ impl SignatureResult {
     /// the result, `reason=` when there is one, and `header.d`, `header.i`, `header.s`,
     /// `header.a` and `header.b` (the first 8 characters of `b=`, RFC 6008).
     pub fn method_result(&self) -> MethodResult<'_> {
-        let mut m = MethodResult::new("dkim", self.result.as_str());
+        MethodResult::collect(|m| self.write_method_result(m))
+    }
+
+    /// Writes the `dkim` result (as [`method_result`](Self::method_result) describes it)
+    /// into `sink`.
+    pub fn write_method_result<'a>(&'a self, sink: &mut impl ResultSink<'a>) {
+        sink.result("dkim", self.result.as_str());
         if let Some(r) = self.reason() {
-            m = m.with_reason(r);
+            sink.reason(r.into());
         }
-        let props: [(&str, &Option<String>); 5] = [
+        let props: [(&'static str, &Option<String>); 5] = [
             ("d", &self.info.domain),
             ("i", &self.info.identity),
             ("s", &self.info.selector),
@@ -475,10 +481,9 @@ impl SignatureResult {
         ];
         for (name, value) in props {
             if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
-                m = m.with_property("header", name, v);
+                sink.property("header", name, v.into());
             }
         }
-        m
     }
 }
 

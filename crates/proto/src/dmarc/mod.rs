@@ -620,20 +620,25 @@ impl DmarcOutput {
     /// `policy.published-domain-policy` / `policy.published-subdomain-policy` when a record
     /// was used.
     pub fn to_method_result(&self) -> crate::auth_results::MethodResult<'_> {
-        let mut m = crate::auth_results::MethodResult::new("dmarc", self.result.as_str());
-        m.comment = Some(self.reason.as_str().into());
+        crate::auth_results::MethodResult::collect(|m| self.write_method_result(m))
+    }
+
+    /// Writes the `dmarc=` result (as [`to_method_result`](Self::to_method_result)
+    /// describes it) into `sink`.
+    pub fn write_method_result<'a>(&'a self, sink: &mut impl crate::auth_results::ResultSink<'a>) {
+        sink.result("dmarc", self.result.as_str());
+        sink.comment(self.reason.as_str().into());
         if let Some(from) = &self.author_domain {
-            m = m.with_property("header", "from", from.as_str());
+            sink.property("header", "from", from.as_str().into());
         }
         if let Some(p) = self.applied_policy {
-            m = m.with_property("policy", "dmarc", p.as_str());
+            sink.property("policy", "dmarc", p.as_str().into());
         }
         if let Some(rec) = &self.record {
-            m = m.with_property("policy", "published-domain-policy", rec.p.as_str());
+            sink.property("policy", "published-domain-policy", rec.p.as_str().into());
             if let Some(sp) = rec.sp {
-                m = m.with_property("policy", "published-subdomain-policy", sp.as_str());
+                sink.property("policy", "published-subdomain-policy", sp.as_str().into());
             }
         }
-        m
     }
 }

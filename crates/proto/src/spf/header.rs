@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{Identity, SpfOutput, SpfResult};
-use crate::auth_results::MethodResult;
+use crate::auth_results::{MethodResult, ResultSink};
 
 impl SpfOutput {
     /// The comment for Received-SPF (§9.1), e.g.
@@ -73,16 +73,22 @@ impl SpfOutput {
     /// `smtp.mailfrom` (the sender checked) or `smtp.helo`, and the reason as a comment
     /// for the error results.
     pub fn auth_result(&self) -> MethodResult<'_> {
-        let mut m = MethodResult::new("spf", self.result.as_str());
+        MethodResult::collect(|m| self.write_auth_result(m))
+    }
+
+    /// Writes the `spf` result (as [`auth_result`](Self::auth_result) describes it) into
+    /// `sink`.
+    pub fn write_auth_result<'a>(&'a self, sink: &mut impl ResultSink<'a>) {
+        sink.result("spf", self.result.as_str());
         if matches!(
             self.result,
             SpfResult::PermError | SpfResult::TempError | SpfResult::None
         ) {
-            m = m.with_reason(self.reason.as_str());
+            sink.reason(self.reason.as_str().into());
         }
         match self.identity {
-            Identity::MailFrom => m.with_property("smtp", "mailfrom", self.sender.as_str()),
-            Identity::Helo => m.with_property("smtp", "helo", self.domain.as_str()),
+            Identity::MailFrom => sink.property("smtp", "mailfrom", self.sender.as_str().into()),
+            Identity::Helo => sink.property("smtp", "helo", self.domain.as_str().into()),
         }
     }
 }
