@@ -134,18 +134,17 @@ const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::n
 
 pub(crate) fn decode_base64(v: &[u8]) -> Result<Vec<u8>, String> {
     // Folded values (every `b=`) are compacted into a stack buffer when they fit (RSA-4096
-    // signatures and keys do), to spare an allocation per signature.
+    // signatures and keys do), to spare an allocation per signature: the runs between
+    // folding white space are copied whole.
     let mut stack = [0u8; 1024];
     let mut heap = Vec::new();
-    let input: &[u8] = if !v.iter().any(|b| is_fws(*b)) {
-        v
-    } else if v.len() <= stack.len() {
+    let input: &[u8] = if v.len() <= stack.len() {
         let mut n = 0;
-        for &b in v {
-            if let Some(slot) = stack.get_mut(n) {
-                *slot = b;
+        for run in v.split(|b| is_fws(*b)) {
+            if let Some(dst) = stack.get_mut(n..n + run.len()) {
+                dst.copy_from_slice(run);
             }
-            n += usize::from(!is_fws(b));
+            n += run.len();
         }
         stack.get(..n).unwrap_or_default()
     } else {
@@ -320,38 +319,47 @@ fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<Signature, Prob
         return Err(Problem::InvalidDomain(text(d)));
     }
     let h = req("h")?;
+    // One pass over the names: joined, counted, `from` looked for, the first invalid name
+    // kept; the checks then run in the order the errors are reported.
     let mut signed_headers = String::with_capacity(h.len());
+    let mut names = 0usize;
+    let mut from_signed = false;
+    let mut first_bad: Option<&[u8]> = None;
     for name in h
         .split(|b| *b == b':')
         .map(trim_fws)
         .filter(|n| !n.is_empty())
     {
+        names += 1;
         if !signed_headers.is_empty() {
             signed_headers.push(':');
         }
-        signed_headers.push_str(&String::from_utf8_lossy(name));
+        match std::str::from_utf8(name) {
+            Ok(ascii) if name.iter().all(|b| (33..=126).contains(b)) => {
+                signed_headers.push_str(ascii);
+                from_signed |= name.eq_ignore_ascii_case(b"from");
+            }
+            _ => {
+                signed_headers.push_str(&String::from_utf8_lossy(name));
+                first_bad.get_or_insert(name);
+            }
+        }
     }
     // Selecting each name's instance is linear in the header; bound the work a hostile
     // signature can ask for.
-    if signed_headers.split(':').count() > MAX_SIGNED_FIELDS {
+    if names > MAX_SIGNED_FIELDS {
         return Err(Problem::BadTagValue(
             "h",
             format!("more than {MAX_SIGNED_FIELDS} field names"),
         ));
     }
-    if !signed_headers
-        .split(':')
-        .any(|n| n.eq_ignore_ascii_case("from"))
-    {
+    if !from_signed {
         return Err(Problem::FromNotSigned);
     }
-    if let Some(bad) = signed_headers
-        .split(':')
-        .find(|n| !n.bytes().all(|b| (33..=126).contains(&b)))
-    {
+    if let Some(bad) = first_bad {
         return Err(Problem::BadTagValue(
             "h",
-            format!("invalid field name {bad:?}"),
+            format!("invalid field name {:?}", String::from_utf8_lossy(bad)),
         ));
     }
     let s = req("s")?;
