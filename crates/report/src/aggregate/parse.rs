@@ -263,6 +263,11 @@ impl Warnings {
 }
 
 /// Fields of the record being read.
+///
+/// The auth results and override reasons are collected in scratch lists kept from record to
+/// record; [`Parser::finish_record`] moves them into lists allocated once at their exact
+/// size (most records carry one to three of each, so growing a fresh list per record would
+/// cost a reallocation and leave unused capacity behind in every record).
 #[derive(Debug, Default)]
 struct RecordBuilder {
     /// The address, or the text that is not one.
@@ -273,9 +278,34 @@ struct RecordBuilder {
     header_from: Option<CompactString>,
     envelope_from: Option<CompactString>,
     envelope_to: Option<CompactString>,
+    reasons: Vec<OverrideReason>,
     dkim: Vec<DkimAuthResult>,
     spf: Vec<SpfAuthResult>,
     extensions: Vec<Extension>,
+}
+
+impl RecordBuilder {
+    /// Clears the builder for the next record, keeping the scratch lists' capacity.
+    fn reset(&mut self) {
+        let mut reasons = std::mem::take(&mut self.reasons);
+        let mut dkim = std::mem::take(&mut self.dkim);
+        let mut spf = std::mem::take(&mut self.spf);
+        reasons.clear();
+        dkim.clear();
+        spf.clear();
+        *self = RecordBuilder {
+            reasons,
+            dkim,
+            spf,
+            ..RecordBuilder::default()
+        };
+    }
+}
+
+/// The items of a scratch list, moved into a list of exactly their number (none allocated
+/// for none); the scratch list keeps its capacity.
+fn exact<T>(scratch: &mut Vec<T>) -> Vec<T> {
+    scratch.drain(..).collect()
 }
 
 /// Fields of an auth result (`dkim` or `spf`) or a `reason` being read.
@@ -670,7 +700,7 @@ impl<'a> Parser<'a> {
                     detail: format!("more than {} records", self.limits.max_records),
                 });
             }
-            self.record = RecordBuilder::default();
+            self.record.reset();
         }
         if matches!(el, El::Dkim | El::Spf | El::Reason) {
             self.sub = Sub::default();
@@ -973,7 +1003,7 @@ impl<'a> Parser<'a> {
                 } else if !k.is_known() {
                     self.warn_at(at, format!("unknown reason type {kind:?} kept as written"));
                 }
-                self.record.policy_evaluated.reasons.push(OverrideReason {
+                self.record.reasons.push(OverrideReason {
                     kind: k,
                     comment: sub.comment.map(compact),
                 });
@@ -981,7 +1011,7 @@ impl<'a> Parser<'a> {
             None => {
                 if let Some(c) = sub.comment {
                     self.warn_at(at, "reason without <type> read as other");
-                    self.record.policy_evaluated.reasons.push(OverrideReason {
+                    self.record.reasons.push(OverrideReason {
                         kind: PolicyOverride::Other,
                         comment: Some(compact(c)),
                     });
@@ -1013,10 +1043,6 @@ impl<'a> Parser<'a> {
                 at,
                 format!("unknown DKIM result {result:?} kept as written"),
             );
-        }
-        if self.record.dkim.capacity() == 0 {
-            // Most records carry one or two signatures; the default first growth is 4.
-            self.record.dkim.reserve_exact(1);
         }
         self.record.dkim.push(DkimAuthResult {
             domain: sub.domain.map(compact).unwrap_or_default(),
@@ -1053,9 +1079,6 @@ impl<'a> Parser<'a> {
             }
             sc
         });
-        if self.record.spf.capacity() == 0 {
-            self.record.spf.reserve_exact(1);
-        }
         self.record.spf.push(SpfAuthResult {
             domain: sub.domain.map(compact).unwrap_or_default(),
             scope,
@@ -1065,16 +1088,17 @@ impl<'a> Parser<'a> {
     }
 
     fn finish_record(&mut self, at: usize) {
-        let b = std::mem::take(&mut self.record);
+        let b = &mut self.record;
+        let (source_ip, count, count_raw) = (b.source_ip.take(), b.count, b.count_raw.take());
         let n = self.record_no;
-        let ip = match b.source_ip {
+        let ip = match source_ip {
             Some(Ok(ip)) => ip,
             other => {
                 let what = match other {
                     Some(Err(raw)) => format!("source_ip {raw:?} is not an IP address"),
                     _ => "no <source_ip>".to_string(),
                 };
-                let count = match (b.count, b.count_raw) {
+                let count = match (count, count_raw) {
                     (Some(c), _) => c.to_string(),
                     (None, Some(raw)) => raw,
                     (None, None) => "?".to_string(),
@@ -1086,8 +1110,8 @@ impl<'a> Parser<'a> {
                 return;
             }
         };
-        let Some(count) = b.count else {
-            let what = match b.count_raw {
+        let Some(count) = count else {
+            let what = match count_raw {
                 Some(raw) => format!("count {raw:?} is not a number"),
                 None => "no <count>".to_string(),
             };
@@ -1097,30 +1121,33 @@ impl<'a> Parser<'a> {
             );
             return;
         };
-        let header_from = match b.header_from {
+        let header_from = match self.record.header_from.take() {
             Some(h) => h,
             None => {
                 self.warn_at(at, format!("record #{n} (source {ip}): no <header_from>"));
                 CompactString::default()
             }
         };
-        if b.policy_evaluated.disposition.is_none() {
+        if self.record.policy_evaluated.disposition.is_none() {
             self.warn_at(at, format!("record #{n} (source {ip}): no <disposition>"));
         }
+        let b = &mut self.record;
+        let mut policy_evaluated = std::mem::take(&mut b.policy_evaluated);
+        policy_evaluated.reasons = exact(&mut b.reasons);
         self.records.push(Record {
             source_ip: ip,
             count,
-            policy_evaluated: b.policy_evaluated,
+            policy_evaluated,
             identifiers: Identifiers {
                 header_from,
-                envelope_from: b.envelope_from,
-                envelope_to: b.envelope_to,
+                envelope_from: b.envelope_from.take(),
+                envelope_to: b.envelope_to.take(),
             },
             auth_results: super::AuthResults {
-                dkim: b.dkim,
-                spf: b.spf,
+                dkim: exact(&mut b.dkim),
+                spf: exact(&mut b.spf),
             },
-            extensions: b.extensions,
+            extensions: std::mem::take(&mut b.extensions),
         });
     }
 
