@@ -24,8 +24,8 @@ use std::net::IpAddr;
 use super::{
     ActionDisposition, AggregateReport, Alignment, CompactString, DateRange, DiscoveryMethod,
     Disposition, DkimAuthResult, DkimResult, DmarcResult, Extension, Identifiers, OverrideReason,
-    PolicyEvaluated, PolicyOverride, PolicyPublished, Record, ReportMetadata, SpfAuthResult,
-    SpfResult, SpfScope,
+    PolicyEvaluated, PolicyOverride, PolicyPublished, Record, ReportMetadata, SmallVec,
+    SpfAuthResult, SpfResult, SpfScope,
 };
 use crate::error::{LimitKind, ReportError, SourcePath};
 use crate::limits::Limits;
@@ -1145,7 +1145,11 @@ impl<'a> Parser<'a> {
             },
             auth_results: super::AuthResults {
                 dkim: exact(&mut b.dkim),
-                spf: exact(&mut b.spf),
+                spf: if b.spf.len() <= 1 {
+                    b.spf.drain(..).collect()
+                } else {
+                    SmallVec::from_vec(exact(&mut b.spf))
+                },
             },
             extensions: std::mem::take(&mut b.extensions),
         });
