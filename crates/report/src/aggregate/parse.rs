@@ -305,7 +305,9 @@ impl RecordBuilder {
 /// The items of a scratch list, moved into a list of exactly their number (none allocated
 /// for none); the scratch list keeps its capacity.
 fn exact<T>(scratch: &mut Vec<T>) -> Vec<T> {
-    scratch.drain(..).collect()
+    let mut out = Vec::with_capacity(scratch.len());
+    out.append(scratch);
+    out
 }
 
 /// Fields of an auth result (`dkim` or `spf`) or a `reason` being read.
