@@ -133,66 +133,89 @@ enum El {
     Unknown,
 }
 
+/// Hash of an element name for [`NAME_TABLE`]: length, first, middle and last byte
+/// (collision-free over the known names; checked when the table is built).
+const fn name_slot(name: &[u8]) -> usize {
+    let n = name.len();
+    if n == 0 {
+        return 0;
+    }
+    (n + name[0] as usize * 12 + name[n / 2] as usize * 11 + name[n - 1] as usize * 6) % 128
+}
+
+/// Every known local name in its [`name_slot`]; empty slots hold `(El::Unknown, b"")`.
+static NAME_TABLE: [(El, &[u8]); 128] = {
+    const NAMES: [(El, &[u8]); 46] = [
+        (El::Feedback, b"feedback"),
+        (El::Version, b"version"),
+        (El::ReportMetadata, b"report_metadata"),
+        (El::OrgName, b"org_name"),
+        (El::Email, b"email"),
+        (El::ExtraContactInfo, b"extra_contact_info"),
+        (El::ReportId, b"report_id"),
+        (El::DateRange, b"date_range"),
+        (El::Begin, b"begin"),
+        (El::End, b"end"),
+        (El::Error, b"error"),
+        (El::Generator, b"generator"),
+        (El::PolicyPublished, b"policy_published"),
+        (El::Domain, b"domain"),
+        (El::P, b"p"),
+        (El::Sp, b"sp"),
+        (El::Np, b"np"),
+        (El::Adkim, b"adkim"),
+        (El::Aspf, b"aspf"),
+        (El::Pct, b"pct"),
+        (El::Fo, b"fo"),
+        (El::Testing, b"testing"),
+        (El::DiscoveryMethod, b"discovery_method"),
+        (El::Record, b"record"),
+        (El::Row, b"row"),
+        (El::SourceIp, b"source_ip"),
+        (El::Count, b"count"),
+        (El::PolicyEvaluated, b"policy_evaluated"),
+        (El::Disposition, b"disposition"),
+        (El::Dkim, b"dkim"),
+        (El::Spf, b"spf"),
+        (El::Reason, b"reason"),
+        (El::Type, b"type"),
+        (El::Comment, b"comment"),
+        (El::Identifiers, b"identifiers"),
+        // The early drafts' name for <identifiers>.
+        (El::Identifiers, b"identities"),
+        (El::HeaderFrom, b"header_from"),
+        (El::EnvelopeFrom, b"envelope_from"),
+        (El::EnvelopeTo, b"envelope_to"),
+        (El::AuthResults, b"auth_results"),
+        (El::Selector, b"selector"),
+        (El::Result, b"result"),
+        (El::Scope, b"scope"),
+        (El::HumanResult, b"human_result"),
+        (El::Extensions, b"extensions"),
+        (El::Extension, b"extension"),
+    ];
+    let mut table: [(El, &[u8]); 128] = [(El::Unknown, b""); 128];
+    let mut i = 0;
+    while i < NAMES.len() {
+        let slot = name_slot(NAMES[i].1);
+        // A collision stops the build: change the hash in `name_slot`.
+        assert!(
+            matches!(table[slot].0, El::Unknown),
+            "element name hash collision"
+        );
+        table[slot] = NAMES[i];
+        i += 1;
+    }
+    table
+};
+
 impl El {
     fn from_local(name: &[u8]) -> El {
-        // Dispatch on (length, first byte, last byte), then confirm the whole name.
-        let (Some(&first), Some(&last)) = (name.first(), name.last()) else {
-            return El::Unknown;
-        };
-        let candidate = match (name.len(), first, last) {
-            (1, b'p', b'p') => (El::P, &b"p"[..]),
-            (2, b'f', b'o') => (El::Fo, &b"fo"[..]),
-            (2, b'n', b'p') => (El::Np, &b"np"[..]),
-            (2, b's', b'p') => (El::Sp, &b"sp"[..]),
-            (3, b'e', b'd') => (El::End, &b"end"[..]),
-            (3, b'p', b't') => (El::Pct, &b"pct"[..]),
-            (3, b'r', b'w') => (El::Row, &b"row"[..]),
-            (3, b's', b'f') => (El::Spf, &b"spf"[..]),
-            (4, b'a', b'f') => (El::Aspf, &b"aspf"[..]),
-            (4, b'd', b'm') => (El::Dkim, &b"dkim"[..]),
-            (4, b't', b'e') => (El::Type, &b"type"[..]),
-            (5, b'a', b'm') => (El::Adkim, &b"adkim"[..]),
-            (5, b'b', b'n') => (El::Begin, &b"begin"[..]),
-            (5, b'c', b't') => (El::Count, &b"count"[..]),
-            (5, b'e', b'l') => (El::Email, &b"email"[..]),
-            (5, b'e', b'r') => (El::Error, &b"error"[..]),
-            (5, b's', b'e') => (El::Scope, &b"scope"[..]),
-            (6, b'd', b'n') => (El::Domain, &b"domain"[..]),
-            (6, b'r', b'd') => (El::Record, &b"record"[..]),
-            (6, b'r', b'n') => (El::Reason, &b"reason"[..]),
-            (6, b'r', b't') => (El::Result, &b"result"[..]),
-            (7, b'c', b't') => (El::Comment, &b"comment"[..]),
-            (7, b't', b'g') => (El::Testing, &b"testing"[..]),
-            (7, b'v', b'n') => (El::Version, &b"version"[..]),
-            (8, b'f', b'k') => (El::Feedback, &b"feedback"[..]),
-            (8, b'o', b'e') => (El::OrgName, &b"org_name"[..]),
-            (8, b's', b'r') => (El::Selector, &b"selector"[..]),
-            (9, b'e', b'n') => (El::Extension, &b"extension"[..]),
-            (9, b'g', b'r') => (El::Generator, &b"generator"[..]),
-            (9, b'r', b'd') => (El::ReportId, &b"report_id"[..]),
-            (9, b's', b'p') => (El::SourceIp, &b"source_ip"[..]),
-            (10, b'd', b'e') => (El::DateRange, &b"date_range"[..]),
-            (10, b'e', b's') => (El::Extensions, &b"extensions"[..]),
-            (10, b'i', b's') => (El::Identifiers, &b"identities"[..]),
-            (11, b'd', b'n') => (El::Disposition, &b"disposition"[..]),
-            (11, b'e', b'o') => (El::EnvelopeTo, &b"envelope_to"[..]),
-            (11, b'h', b'm') => (El::HeaderFrom, &b"header_from"[..]),
-            (11, b'i', b's') => (El::Identifiers, &b"identifiers"[..]),
-            (12, b'a', b's') => (El::AuthResults, &b"auth_results"[..]),
-            (12, b'h', b't') => (El::HumanResult, &b"human_result"[..]),
-            (13, b'e', b'm') => (El::EnvelopeFrom, &b"envelope_from"[..]),
-            (15, b'r', b'a') => (El::ReportMetadata, &b"report_metadata"[..]),
-            (16, b'd', b'd') => (El::DiscoveryMethod, &b"discovery_method"[..]),
-            (16, b'p', b'd') => match name {
-                b"policy_published" => return El::PolicyPublished,
-                b"policy_evaluated" => return El::PolicyEvaluated,
-                _ => (El::Unknown, &b""[..]),
-            },
-            (18, b'e', b'o') => (El::ExtraContactInfo, &b"extra_contact_info"[..]),
-            _ => (El::Unknown, &b""[..]),
-        };
-        if candidate.0 != El::Unknown && same(candidate.1, name) {
-            return candidate.0;
+        // One table slot per known name; confirm the whole name.
+        if let Some((el, known)) = NAME_TABLE.get(name_slot(name))
+            && same(known, name)
+        {
+            return *el;
         }
         if name.len() <= 32 && name.iter().any(u8::is_ascii_uppercase) {
             // Rare path: element names written in another case.
@@ -1447,4 +1470,78 @@ fn attributes(s: &str) -> Vec<(&str, &str)> {
         rest = body.get(end + 1..).unwrap_or("");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{El, el_name};
+
+    #[test]
+    fn every_element_name_is_found_in_the_table() {
+        let all = [
+            El::Feedback,
+            El::Version,
+            El::ReportMetadata,
+            El::OrgName,
+            El::Email,
+            El::ExtraContactInfo,
+            El::ReportId,
+            El::DateRange,
+            El::Begin,
+            El::End,
+            El::Error,
+            El::Generator,
+            El::PolicyPublished,
+            El::Domain,
+            El::P,
+            El::Sp,
+            El::Np,
+            El::Adkim,
+            El::Aspf,
+            El::Pct,
+            El::Fo,
+            El::Testing,
+            El::DiscoveryMethod,
+            El::Record,
+            El::Row,
+            El::SourceIp,
+            El::Count,
+            El::PolicyEvaluated,
+            El::Disposition,
+            El::Dkim,
+            El::Spf,
+            El::Reason,
+            El::Type,
+            El::Comment,
+            El::Identifiers,
+            El::HeaderFrom,
+            El::EnvelopeFrom,
+            El::EnvelopeTo,
+            El::AuthResults,
+            El::Selector,
+            El::Result,
+            El::Scope,
+            El::HumanResult,
+            El::Extensions,
+            El::Extension,
+        ];
+        for el in all {
+            let name = el_name(el);
+            assert_eq!(El::from_local(name.as_bytes()), el, "{name}");
+            let upper = name.to_ascii_uppercase();
+            assert_eq!(El::from_local(upper.as_bytes()), el, "{upper}");
+        }
+        assert_eq!(El::from_local(b"identities"), El::Identifiers);
+        for unknown in [
+            &b""[..],
+            b"x",
+            b"records",
+            b"policy_publishex",
+            b"dkim2",
+            b"feedbacK_",
+            b"\xff\xfe",
+        ] {
+            assert_eq!(El::from_local(unknown), El::Unknown, "{unknown:?}");
+        }
+    }
 }
