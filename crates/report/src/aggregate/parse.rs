@@ -594,7 +594,7 @@ impl<'a> Parser<'a> {
         if raw.is_empty() {
             return;
         }
-        if raw.contains('&') {
+        if position_short(raw.as_bytes(), b'&').is_some() {
             let owned = self.unescape(raw, start);
             self.push_text(Cow::Owned(owned));
         } else {
@@ -1390,15 +1390,44 @@ pub(crate) fn parse_ip(s: &str) -> Option<IpAddr> {
     s.parse().ok()
 }
 
-/// The first `c` at or after `from`: a plain loop over the first bytes (the usual
+/// The first `c` at or after `from`: eight bytes at a time over the first 32 (the usual
 /// distance between markup is short), then memchr.
 fn find_byte(b: &[u8], from: usize, c: u8) -> Option<usize> {
     let head_end = b.len().min(from.saturating_add(32));
     let head = b.get(from..head_end)?;
-    if let Some(p) = head.iter().position(|&x| x == c) {
+    if let Some(p) = position_short(head, c) {
         return Some(from + p);
     }
     memchr::memchr(c, b.get(head_end..)?).map(|p| head_end + p)
+}
+
+/// The first `c` in a short slice, a word (eight bytes) at a time: no call, and one
+/// branch per word rather than per byte.
+#[inline]
+fn position_short(s: &[u8], c: u8) -> Option<usize> {
+    const LOW: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let splat = LOW.wrapping_mul(u64::from(c));
+    let mut words = s.chunks_exact(8);
+    let mut at = 0;
+    for w in &mut words {
+        let Ok(w) = <[u8; 8]>::try_from(w) else {
+            break;
+        };
+        let x = u64::from_le_bytes(w) ^ splat;
+        // The lowest byte of x that is zero sets the lowest flagged bit (a borrow can only
+        // flag bytes above it).
+        let found = x.wrapping_sub(LOW) & !x & HIGH;
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&x| x == c)
+        .map(|p| at + p)
 }
 
 /// The end (`>`) of a start tag whose name starts at `from`, skipping quoted attribute values.
@@ -1474,7 +1503,29 @@ fn attributes(s: &str) -> Vec<(&str, &str)> {
 
 #[cfg(test)]
 mod tests {
-    use super::{El, el_name};
+    use super::{El, el_name, find_byte, position_short};
+
+    #[test]
+    fn word_at_a_time_search_matches_a_plain_search() {
+        // Every position of the byte, its absence, bytes that differ by the high bit or by
+        // one (the borrow cases), and every slice length up to past two words.
+        let fill = [b'a', b'<' ^ 0x80, b'<' + 1, b'<' - 1, 0x00, 0xff];
+        for len in 0..40 {
+            for f in fill {
+                let mut v = vec![f; len];
+                assert_eq!(position_short(&v, b'<'), None);
+                for at in 0..len {
+                    v[at] = b'<';
+                    let expected = v.iter().position(|&x| x == b'<');
+                    assert_eq!(position_short(&v, b'<'), expected, "{v:?}");
+                    for from in 0..=len {
+                        let plain = v[from..].iter().position(|&x| x == b'<').map(|p| p + from);
+                        assert_eq!(find_byte(&v, from, b'<'), plain);
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn every_element_name_is_found_in_the_table() {
