@@ -511,6 +511,21 @@ impl<'a> Parser<'a> {
                     i = body_end + close.len();
                 }
                 Some(c) if c.is_ascii_alphabetic() || c == b'_' || c == b':' || c >= 0x80 => {
+                    // Fastest path: `<name>` with a known name, which holds no prefix,
+                    // attribute, white space or `/`.
+                    let name_end = b
+                        .get(lt + 1..b.len().min(lt + 40))
+                        .and_then(|t| position_short(t, b'>'))
+                        .map(|p| lt + 1 + p);
+                    if let Some(gt) = name_end {
+                        let name = &b[lt + 1..gt];
+                        let el = El::from_local(name);
+                        if el != El::Unknown {
+                            self.open_el(el, name, "", lt, gt + 1)?;
+                            i = gt + 1;
+                            continue;
+                        }
+                    }
                     // Fast path: `<name>` without attributes, found in one pass.
                     let simple = b
                         .get(lt + 1..b.len().min(lt + 40))
@@ -663,7 +678,18 @@ impl<'a> Parser<'a> {
         before: usize,
         after: usize,
     ) -> Result<(), ReportError> {
-        let el = El::from_local(local);
+        self.open_el(El::from_local(local), local, attrs, before, after)
+    }
+
+    /// [`Parser::open`] with the element already looked up.
+    fn open_el(
+        &mut self,
+        el: El,
+        local: &[u8],
+        attrs: &str,
+        before: usize,
+        after: usize,
+    ) -> Result<(), ReportError> {
         let depth = self.stack.len();
         if depth >= self.limits.max_xml_depth {
             let line = self.line_of(before);
