@@ -143,8 +143,65 @@ const fn name_slot(name: &[u8]) -> usize {
     (n + name[0] as usize * 12 + name[n / 2] as usize * 11 + name[n - 1] as usize * 6) % 128
 }
 
-/// Every known local name in its [`name_slot`]; empty slots hold `(El::Unknown, b"")`.
-static NAME_TABLE: [(El, &[u8]); 128] = {
+/// A known element name, also held as (at most three) little-endian words so that it can be
+/// compared with the input a word at a time.
+#[derive(Clone, Copy)]
+struct Name {
+    el: El,
+    name: &'static [u8],
+    words: [u64; 3],
+    masks: [u64; 3],
+}
+
+impl Name {
+    const EMPTY: Name = Name {
+        el: El::Unknown,
+        name: b"",
+        words: [0; 3],
+        masks: [0; 3],
+    };
+
+    const fn new(el: El, name: &'static [u8]) -> Name {
+        let mut words = [0u64; 3];
+        let mut masks = [0u64; 3];
+        let mut i = 0;
+        while i < name.len() {
+            words[i / 8] |= (name[i] as u64) << (8 * (i % 8));
+            masks[i / 8] |= 0xff << (8 * (i % 8));
+            i += 1;
+        }
+        Name {
+            el,
+            name,
+            words,
+            masks,
+        }
+    }
+
+    /// Whether the input at `start` begins with this name (what follows is not looked at).
+    #[inline]
+    fn is_at(&self, b: &[u8], start: usize) -> bool {
+        let Some(chunk) = b.get(start..start.saturating_add(24)) else {
+            // Near the end of the input: byte by byte.
+            return b
+                .get(start..start.saturating_add(self.name.len()))
+                .is_some_and(|n| same(n, self.name));
+        };
+        let mut diff = 0;
+        for (k, w) in chunk.chunks_exact(8).enumerate() {
+            let (Ok(w), Some(&want), Some(&mask)) =
+                (<[u8; 8]>::try_from(w), self.words.get(k), self.masks.get(k))
+            else {
+                return false;
+            };
+            diff |= (u64::from_le_bytes(w) ^ want) & mask;
+        }
+        diff == 0
+    }
+}
+
+/// Every known local name in its [`name_slot`]; empty slots hold [`Name::EMPTY`].
+static NAME_TABLE: [Name; 128] = {
     const NAMES: [(El, &[u8]); 46] = [
         (El::Feedback, b"feedback"),
         (El::Version, b"version"),
@@ -194,28 +251,45 @@ static NAME_TABLE: [(El, &[u8]); 128] = {
         (El::Extensions, b"extensions"),
         (El::Extension, b"extension"),
     ];
-    let mut table: [(El, &[u8]); 128] = [(El::Unknown, b""); 128];
+    let mut table = [Name::EMPTY; 128];
     let mut i = 0;
     while i < NAMES.len() {
-        let slot = name_slot(NAMES[i].1);
+        let (el, name) = NAMES[i];
+        let slot = name_slot(name);
         // A collision stops the build: change the hash in `name_slot`.
         assert!(
-            matches!(table[slot].0, El::Unknown),
+            matches!(table[slot].el, El::Unknown),
             "element name hash collision"
         );
-        table[slot] = NAMES[i];
+        assert!(name.len() <= 24, "element name longer than three words");
+        table[slot] = Name::new(el, name);
         i += 1;
     }
     table
 };
 
+/// The [`NAME_TABLE`] entry of each element (by `El as usize`), for its end tag.
+static NAME_OF_EL: [Name; El::Unknown as usize + 1] = {
+    let mut by_el = [Name::EMPTY; El::Unknown as usize + 1];
+    let mut slot = 0;
+    while slot < NAME_TABLE.len() {
+        let name = NAME_TABLE[slot];
+        // The canonical name (not the draft alias `identities`) is the one written back.
+        if !matches!(name.el, El::Unknown) && name.name.len() == el_name(name.el).len() {
+            by_el[name.el as usize] = name;
+        }
+        slot += 1;
+    }
+    by_el
+};
+
 impl El {
     fn from_local(name: &[u8]) -> El {
         // One table slot per known name; confirm the whole name.
-        if let Some((el, known)) = NAME_TABLE.get(name_slot(name))
-            && same(known, name)
+        if let Some(known) = NAME_TABLE.get(name_slot(name))
+            && same(known.name, name)
         {
-            return *el;
+            return known.el;
         }
         if name.len() <= 32 && name.iter().any(u8::is_ascii_uppercase) {
             // Rare path: element names written in another case.
@@ -460,15 +534,14 @@ impl<'a> Parser<'a> {
                 Some(b'/') => {
                     // Fast path: `</name>` closing the innermost known element.
                     if let Some(top) = self.stack.last()
+                        && let Some(name) = NAME_OF_EL.get(top.el as usize)
                         && top.el != El::Unknown
                     {
-                        let name = el_name(top.el).as_bytes();
                         let at = lt + 2;
-                        if b.get(at..at + name.len()).is_some_and(|n| same(n, name))
-                            && b.get(at + name.len()) == Some(&b'>')
-                        {
+                        let after = at + name.name.len();
+                        if name.is_at(b, at) && b.get(after) == Some(&b'>') {
                             self.close_top(lt);
-                            i = at + name.len() + 1;
+                            i = after + 1;
                             continue;
                         }
                     }
@@ -519,7 +592,14 @@ impl<'a> Parser<'a> {
                         .map(|p| lt + 1 + p);
                     if let Some(gt) = name_end {
                         let name = &b[lt + 1..gt];
-                        let el = El::from_local(name);
+                        let el = match NAME_TABLE.get(name_slot(name)) {
+                            Some(known)
+                                if known.name.len() == name.len() && known.is_at(b, lt + 1) =>
+                            {
+                                known.el
+                            }
+                            _ => El::from_local(name),
+                        };
                         if el != El::Unknown {
                             self.open_el(el, name, "", lt, gt + 1)?;
                             i = gt + 1;
@@ -1302,7 +1382,7 @@ impl_word_enum!(
     DmarcResult
 );
 
-fn el_name(el: El) -> &'static str {
+const fn el_name(el: El) -> &'static str {
     match el {
         El::Feedback => "feedback",
         El::Version => "version",
@@ -1529,7 +1609,7 @@ fn attributes(s: &str) -> Vec<(&str, &str)> {
 
 #[cfg(test)]
 mod tests {
-    use super::{El, el_name, find_byte, position_short};
+    use super::{El, NAME_OF_EL, el_name, find_byte, position_short};
 
     #[test]
     fn word_at_a_time_search_matches_a_plain_search() {
@@ -1605,6 +1685,20 @@ mod tests {
         for el in all {
             let name = el_name(el);
             assert_eq!(El::from_local(name.as_bytes()), el, "{name}");
+            // The word-at-a-time comparison, with the input long and cut short after the
+            // name, and with each byte changed.
+            let entry = &NAME_OF_EL[el as usize];
+            assert_eq!(entry.el, el);
+            for tail in ["", ">", "></x>                              "] {
+                let input = format!("</{name}{tail}");
+                assert!(entry.is_at(input.as_bytes(), 2), "{input}");
+                for k in 0..name.len() {
+                    let mut changed = input.clone().into_bytes();
+                    changed[2 + k] ^= 0x20;
+                    assert!(!entry.is_at(&changed, 2), "{input} {k}");
+                }
+                assert!(!entry.is_at(&input.as_bytes()[..input.len() - tail.len() - 1], 2));
+            }
             let upper = name.to_ascii_uppercase();
             assert_eq!(El::from_local(upper.as_bytes()), el, "{upper}");
         }
