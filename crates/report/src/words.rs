@@ -113,7 +113,16 @@ macro_rules! word_enum {
         impl $name {
             /// Parses a word, ignoring ASCII case and surrounding whitespace.
             pub fn parse(word: &str) -> Self {
-                let w = word.trim();
+                // Words as reports write them have nothing to trim: skip the Unicode-aware
+                // trim when both ends are visible ASCII.
+                let b = word.as_bytes();
+                let w = if b.first().is_some_and(u8::is_ascii_graphic)
+                    && b.last().is_some_and(u8::is_ascii_graphic)
+                {
+                    word
+                } else {
+                    word.trim()
+                };
                 $(
                     if w.eq_ignore_ascii_case($word) $(|| w.eq_ignore_ascii_case($alias))* {
                         return $name::$variant;

@@ -399,6 +399,19 @@ impl RecordBuilder {
     }
 }
 
+/// The items of a scratch list as a [`SmallVec`] holding one inline: no allocation for
+/// none or one, a list of exactly their number for more.
+fn inline_one<T>(scratch: &mut Vec<T>) -> SmallVec<[T; 1]> {
+    if scratch.len() > 1 {
+        return SmallVec::from_vec(exact(scratch));
+    }
+    let mut out = SmallVec::new();
+    if let Some(item) = scratch.pop() {
+        out.push(item);
+    }
+    out
+}
+
 /// The items of a scratch list, moved into a list of exactly their number (none allocated
 /// for none); the scratch list keeps its capacity.
 fn exact<T>(scratch: &mut Vec<T>) -> Vec<T> {
@@ -1276,11 +1289,7 @@ impl<'a> Parser<'a> {
             },
             auth_results: super::AuthResults {
                 dkim: exact(&mut b.dkim),
-                spf: if b.spf.len() <= 1 {
-                    b.spf.drain(..).collect()
-                } else {
-                    SmallVec::from_vec(exact(&mut b.spf))
-                },
+                spf: inline_one(&mut b.spf),
             },
             extensions: std::mem::take(&mut b.extensions),
         });
