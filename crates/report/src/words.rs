@@ -176,6 +176,10 @@ mod tests {
 
     #[test]
     fn unknown_words_keep_the_word_and_stay_small() {
+        assert_eq!(DkimResult::parse("pass"), DkimResult::Pass);
+        assert_eq!(DkimResult::parse(" PASS\n"), DkimResult::Pass);
+        assert_eq!(DkimResult::parse("\u{a0}Pass\u{2003}"), DkimResult::Pass);
+        assert_eq!(DkimResult::parse(""), DkimResult::Unknown("".into()));
         let d = Disposition::parse("  Bounce ");
         assert_eq!(d, Disposition::Unknown("bounce".into()));
         assert_eq!(d.as_str(), "bounce");
