@@ -705,6 +705,12 @@ impl<'a> Parser<'a> {
         if position_short(raw.as_bytes(), b'&').is_some() {
             let owned = self.unescape(raw, start);
             self.push_text(Cow::Owned(owned));
+        } else if let Some(top) = self.stack.last_mut()
+            && top.pieces == 0
+        {
+            // The usual case: the element's whole text in one borrowed piece.
+            top.single = Some(raw);
+            top.pieces = 1;
         } else {
             self.push_text(Cow::Borrowed(raw));
         }
