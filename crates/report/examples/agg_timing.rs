@@ -1,5 +1,10 @@
 //! Interleaved min-of-N timing (robust on a loaded machine); the criterion bench is the
 //! reference. `cargo run --release -p dmarc-report --example agg_timing`
+//!
+//! Other modes (first argument), for `perf stat -e minor-faults,task-clock` and the like:
+//! `gen-only` (generate the report, nothing else), `ours-only [N]` / `theirs-only [N]`
+//! (N back-to-back parses, default 20), `ours-seq` (each of 20 back-to-back parses timed),
+//! `sizes` (size_of the model types).
 use std::hint::black_box;
 use std::time::Instant;
 
