@@ -42,6 +42,7 @@ pub use error::{LimitKind, ReportError, SourcePath};
 pub use failure::FailureReport;
 pub use limits::Limits;
 pub use tls::TlsReport;
+pub use words::UnknownWord;
 
 /// A report of any kind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -175,7 +175,7 @@ fn record() -> impl Strategy<Value = Record> {
                 },
                 auth_results: AuthResults {
                     dkim: dkims,
-                    spf: spfs,
+                    spf: spfs.into(),
                 },
                 extensions,
             },

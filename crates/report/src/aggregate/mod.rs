@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 /// (domains, selectors) of a large report are nearly all that short.
 pub use compact_str::CompactString;
 
+/// A list stored inline up to its first items: [`AuthResults::spf`] holds its usual single
+/// result inside the record, without a heap allocation per record. Derefs to a slice.
+pub use smallvec::SmallVec;
+
 use crate::words::word_enum;
 
 pub mod generate;
@@ -278,8 +282,9 @@ pub struct AuthResults {
     #[serde(default)]
     pub dkim: Vec<DkimAuthResult>,
     /// SPF results (RFC 9990 allows one; RFC 7489 reports sometimes carry MAIL FROM and HELO).
+    /// The first is stored inline in the record; use it as a slice (`iter`, `len`, `[0]`).
     #[serde(default)]
-    pub spf: Vec<SpfAuthResult>,
+    pub spf: SmallVec<[SpfAuthResult; 1]>,
 }
 
 /// `<auth_results><dkim>`.

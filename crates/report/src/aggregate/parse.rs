@@ -1,13 +1,16 @@
 //! Streaming parser for aggregate report XML.
 //!
-//! One pass over the document with a small, lenient XML scanner of our own (markup found with
-//! memchr; values borrowed from the input; only the strings kept in the report are copied).
+//! One pass over the document with a small, lenient XML scanner of our own (markup found a
+//! word at a time in short spans and with memchr beyond; element names looked up in a
+//! compile-time hash table and compared a word at a time; values borrowed from the input;
+//! only the strings kept in the report are copied; each record's lists allocated once, at
+//! their exact size).
 //! Elements are matched by local name, so the RFC 7489 (no namespace), dmarc.org draft
 //! (`http://dmarc.org/dmarc-xml/0.1|0.2`) and RFC 9990 (`urn:ietf:params:xml:ns:dmarc-2.0`)
 //! forms all take the same path. quick-xml supplies entity unescaping and escaping; its event
 //! reader was measured as the floor of the whole budget (validating UTF-8 per event and
 //! splitting text at every reference), which is why the scanner is ours: see
-//! BENCHMARKS-report.md.
+//! BENCHMARKS.md.
 //!
 //! Leniency, and how loss is reported: enum words ignore case; empty elements count as
 //! absent; decimal epoch values are truncated; unknown elements are ignored (or kept as
@@ -24,8 +27,8 @@ use std::net::IpAddr;
 use super::{
     ActionDisposition, AggregateReport, Alignment, CompactString, DateRange, DiscoveryMethod,
     Disposition, DkimAuthResult, DkimResult, DmarcResult, Extension, Identifiers, OverrideReason,
-    PolicyEvaluated, PolicyOverride, PolicyPublished, Record, ReportMetadata, SpfAuthResult,
-    SpfResult, SpfScope,
+    PolicyEvaluated, PolicyOverride, PolicyPublished, Record, ReportMetadata, SmallVec,
+    SpfAuthResult, SpfResult, SpfScope,
 };
 use crate::error::{LimitKind, ReportError, SourcePath};
 use crate::limits::Limits;
@@ -133,66 +136,163 @@ enum El {
     Unknown,
 }
 
+/// Hash of an element name for [`NAME_TABLE`]: length, first, middle and last byte
+/// (collision-free over the known names; checked when the table is built).
+const fn name_slot(name: &[u8]) -> usize {
+    let n = name.len();
+    if n == 0 {
+        return 0;
+    }
+    (n + name[0] as usize * 12 + name[n / 2] as usize * 11 + name[n - 1] as usize * 6) % 128
+}
+
+/// A known element name, also held as (at most three) little-endian words so that it can be
+/// compared with the input a word at a time.
+#[derive(Clone, Copy)]
+struct Name {
+    el: El,
+    name: &'static [u8],
+    words: [u64; 3],
+    masks: [u64; 3],
+}
+
+impl Name {
+    const EMPTY: Name = Name {
+        el: El::Unknown,
+        name: b"",
+        words: [0; 3],
+        masks: [0; 3],
+    };
+
+    const fn new(el: El, name: &'static [u8]) -> Name {
+        let mut words = [0u64; 3];
+        let mut masks = [0u64; 3];
+        let mut i = 0;
+        while i < name.len() {
+            words[i / 8] |= (name[i] as u64) << (8 * (i % 8));
+            masks[i / 8] |= 0xff << (8 * (i % 8));
+            i += 1;
+        }
+        Name {
+            el,
+            name,
+            words,
+            masks,
+        }
+    }
+
+    /// Whether the input at `start` begins with this name (what follows is not looked at).
+    #[inline]
+    fn is_at(&self, b: &[u8], start: usize) -> bool {
+        let Some(chunk) = b.get(start..start.saturating_add(24)) else {
+            // Near the end of the input: byte by byte.
+            return b
+                .get(start..start.saturating_add(self.name.len()))
+                .is_some_and(|n| same(n, self.name));
+        };
+        let mut diff = 0;
+        for (k, w) in chunk.chunks_exact(8).enumerate() {
+            let (Ok(w), Some(&want), Some(&mask)) =
+                (<[u8; 8]>::try_from(w), self.words.get(k), self.masks.get(k))
+            else {
+                return false;
+            };
+            diff |= (u64::from_le_bytes(w) ^ want) & mask;
+        }
+        diff == 0
+    }
+}
+
+/// Every known local name in its [`name_slot`]; empty slots hold [`Name::EMPTY`].
+static NAME_TABLE: [Name; 128] = {
+    const NAMES: [(El, &[u8]); 46] = [
+        (El::Feedback, b"feedback"),
+        (El::Version, b"version"),
+        (El::ReportMetadata, b"report_metadata"),
+        (El::OrgName, b"org_name"),
+        (El::Email, b"email"),
+        (El::ExtraContactInfo, b"extra_contact_info"),
+        (El::ReportId, b"report_id"),
+        (El::DateRange, b"date_range"),
+        (El::Begin, b"begin"),
+        (El::End, b"end"),
+        (El::Error, b"error"),
+        (El::Generator, b"generator"),
+        (El::PolicyPublished, b"policy_published"),
+        (El::Domain, b"domain"),
+        (El::P, b"p"),
+        (El::Sp, b"sp"),
+        (El::Np, b"np"),
+        (El::Adkim, b"adkim"),
+        (El::Aspf, b"aspf"),
+        (El::Pct, b"pct"),
+        (El::Fo, b"fo"),
+        (El::Testing, b"testing"),
+        (El::DiscoveryMethod, b"discovery_method"),
+        (El::Record, b"record"),
+        (El::Row, b"row"),
+        (El::SourceIp, b"source_ip"),
+        (El::Count, b"count"),
+        (El::PolicyEvaluated, b"policy_evaluated"),
+        (El::Disposition, b"disposition"),
+        (El::Dkim, b"dkim"),
+        (El::Spf, b"spf"),
+        (El::Reason, b"reason"),
+        (El::Type, b"type"),
+        (El::Comment, b"comment"),
+        (El::Identifiers, b"identifiers"),
+        // The early drafts' name for <identifiers>.
+        (El::Identifiers, b"identities"),
+        (El::HeaderFrom, b"header_from"),
+        (El::EnvelopeFrom, b"envelope_from"),
+        (El::EnvelopeTo, b"envelope_to"),
+        (El::AuthResults, b"auth_results"),
+        (El::Selector, b"selector"),
+        (El::Result, b"result"),
+        (El::Scope, b"scope"),
+        (El::HumanResult, b"human_result"),
+        (El::Extensions, b"extensions"),
+        (El::Extension, b"extension"),
+    ];
+    let mut table = [Name::EMPTY; 128];
+    let mut i = 0;
+    while i < NAMES.len() {
+        let (el, name) = NAMES[i];
+        let slot = name_slot(name);
+        // A collision stops the build: change the hash in `name_slot`.
+        assert!(
+            matches!(table[slot].el, El::Unknown),
+            "element name hash collision"
+        );
+        assert!(name.len() <= 24, "element name longer than three words");
+        table[slot] = Name::new(el, name);
+        i += 1;
+    }
+    table
+};
+
+/// The [`NAME_TABLE`] entry of each element (by `El as usize`), for its end tag.
+static NAME_OF_EL: [Name; El::Unknown as usize + 1] = {
+    let mut by_el = [Name::EMPTY; El::Unknown as usize + 1];
+    let mut slot = 0;
+    while slot < NAME_TABLE.len() {
+        let name = NAME_TABLE[slot];
+        // The canonical name (not the draft alias `identities`) is the one written back.
+        if !matches!(name.el, El::Unknown) && name.name.len() == el_name(name.el).len() {
+            by_el[name.el as usize] = name;
+        }
+        slot += 1;
+    }
+    by_el
+};
+
 impl El {
     fn from_local(name: &[u8]) -> El {
-        // Dispatch on (length, first byte, last byte), then confirm the whole name.
-        let (Some(&first), Some(&last)) = (name.first(), name.last()) else {
-            return El::Unknown;
-        };
-        let candidate = match (name.len(), first, last) {
-            (1, b'p', b'p') => (El::P, &b"p"[..]),
-            (2, b'f', b'o') => (El::Fo, &b"fo"[..]),
-            (2, b'n', b'p') => (El::Np, &b"np"[..]),
-            (2, b's', b'p') => (El::Sp, &b"sp"[..]),
-            (3, b'e', b'd') => (El::End, &b"end"[..]),
-            (3, b'p', b't') => (El::Pct, &b"pct"[..]),
-            (3, b'r', b'w') => (El::Row, &b"row"[..]),
-            (3, b's', b'f') => (El::Spf, &b"spf"[..]),
-            (4, b'a', b'f') => (El::Aspf, &b"aspf"[..]),
-            (4, b'd', b'm') => (El::Dkim, &b"dkim"[..]),
-            (4, b't', b'e') => (El::Type, &b"type"[..]),
-            (5, b'a', b'm') => (El::Adkim, &b"adkim"[..]),
-            (5, b'b', b'n') => (El::Begin, &b"begin"[..]),
-            (5, b'c', b't') => (El::Count, &b"count"[..]),
-            (5, b'e', b'l') => (El::Email, &b"email"[..]),
-            (5, b'e', b'r') => (El::Error, &b"error"[..]),
-            (5, b's', b'e') => (El::Scope, &b"scope"[..]),
-            (6, b'd', b'n') => (El::Domain, &b"domain"[..]),
-            (6, b'r', b'd') => (El::Record, &b"record"[..]),
-            (6, b'r', b'n') => (El::Reason, &b"reason"[..]),
-            (6, b'r', b't') => (El::Result, &b"result"[..]),
-            (7, b'c', b't') => (El::Comment, &b"comment"[..]),
-            (7, b't', b'g') => (El::Testing, &b"testing"[..]),
-            (7, b'v', b'n') => (El::Version, &b"version"[..]),
-            (8, b'f', b'k') => (El::Feedback, &b"feedback"[..]),
-            (8, b'o', b'e') => (El::OrgName, &b"org_name"[..]),
-            (8, b's', b'r') => (El::Selector, &b"selector"[..]),
-            (9, b'e', b'n') => (El::Extension, &b"extension"[..]),
-            (9, b'g', b'r') => (El::Generator, &b"generator"[..]),
-            (9, b'r', b'd') => (El::ReportId, &b"report_id"[..]),
-            (9, b's', b'p') => (El::SourceIp, &b"source_ip"[..]),
-            (10, b'd', b'e') => (El::DateRange, &b"date_range"[..]),
-            (10, b'e', b's') => (El::Extensions, &b"extensions"[..]),
-            (10, b'i', b's') => (El::Identifiers, &b"identities"[..]),
-            (11, b'd', b'n') => (El::Disposition, &b"disposition"[..]),
-            (11, b'e', b'o') => (El::EnvelopeTo, &b"envelope_to"[..]),
-            (11, b'h', b'm') => (El::HeaderFrom, &b"header_from"[..]),
-            (11, b'i', b's') => (El::Identifiers, &b"identifiers"[..]),
-            (12, b'a', b's') => (El::AuthResults, &b"auth_results"[..]),
-            (12, b'h', b't') => (El::HumanResult, &b"human_result"[..]),
-            (13, b'e', b'm') => (El::EnvelopeFrom, &b"envelope_from"[..]),
-            (15, b'r', b'a') => (El::ReportMetadata, &b"report_metadata"[..]),
-            (16, b'd', b'd') => (El::DiscoveryMethod, &b"discovery_method"[..]),
-            (16, b'p', b'd') => match name {
-                b"policy_published" => return El::PolicyPublished,
-                b"policy_evaluated" => return El::PolicyEvaluated,
-                _ => (El::Unknown, &b""[..]),
-            },
-            (18, b'e', b'o') => (El::ExtraContactInfo, &b"extra_contact_info"[..]),
-            _ => (El::Unknown, &b""[..]),
-        };
-        if candidate.0 != El::Unknown && same(candidate.1, name) {
-            return candidate.0;
+        // One table slot per known name; confirm the whole name.
+        if let Some(known) = NAME_TABLE.get(name_slot(name))
+            && same(known.name, name)
+        {
+            return known.el;
         }
         if name.len() <= 32 && name.iter().any(u8::is_ascii_uppercase) {
             // Rare path: element names written in another case.
@@ -263,6 +363,11 @@ impl Warnings {
 }
 
 /// Fields of the record being read.
+///
+/// The auth results and override reasons are collected in scratch lists kept from record to
+/// record; [`Parser::finish_record`] moves them into lists allocated once at their exact
+/// size (most records carry one to three of each, so growing a fresh list per record would
+/// cost a reallocation and leave unused capacity behind in every record).
 #[derive(Debug, Default)]
 struct RecordBuilder {
     /// The address, or the text that is not one.
@@ -273,9 +378,49 @@ struct RecordBuilder {
     header_from: Option<CompactString>,
     envelope_from: Option<CompactString>,
     envelope_to: Option<CompactString>,
+    reasons: Vec<OverrideReason>,
     dkim: Vec<DkimAuthResult>,
     spf: Vec<SpfAuthResult>,
     extensions: Vec<Extension>,
+}
+
+impl RecordBuilder {
+    /// Clears the builder for the next record, keeping the scratch lists' capacity.
+    fn reset(&mut self) {
+        let mut reasons = std::mem::take(&mut self.reasons);
+        let mut dkim = std::mem::take(&mut self.dkim);
+        let mut spf = std::mem::take(&mut self.spf);
+        reasons.clear();
+        dkim.clear();
+        spf.clear();
+        *self = RecordBuilder {
+            reasons,
+            dkim,
+            spf,
+            ..RecordBuilder::default()
+        };
+    }
+}
+
+/// The items of a scratch list as a [`SmallVec`] holding one inline: no allocation for
+/// none or one, a list of exactly their number for more.
+fn inline_one<T>(scratch: &mut Vec<T>) -> SmallVec<[T; 1]> {
+    if scratch.len() > 1 {
+        return SmallVec::from_vec(exact(scratch));
+    }
+    let mut out = SmallVec::new();
+    if let Some(item) = scratch.pop() {
+        out.push(item);
+    }
+    out
+}
+
+/// The items of a scratch list, moved into a list of exactly their number (none allocated
+/// for none); the scratch list keeps its capacity.
+fn exact<T>(scratch: &mut Vec<T>) -> Vec<T> {
+    let mut out = Vec::with_capacity(scratch.len());
+    out.append(scratch);
+    out
 }
 
 /// Fields of an auth result (`dkim` or `spf`) or a `reason` being read.
@@ -405,15 +550,14 @@ impl<'a> Parser<'a> {
                 Some(b'/') => {
                     // Fast path: `</name>` closing the innermost known element.
                     if let Some(top) = self.stack.last()
+                        && let Some(name) = NAME_OF_EL.get(top.el as usize)
                         && top.el != El::Unknown
                     {
-                        let name = el_name(top.el).as_bytes();
                         let at = lt + 2;
-                        if b.get(at..at + name.len()).is_some_and(|n| same(n, name))
-                            && b.get(at + name.len()) == Some(&b'>')
-                        {
+                        let after = at + name.name.len();
+                        if name.is_at(b, at) && b.get(after) == Some(&b'>') {
                             self.close_top(lt);
-                            i = at + name.len() + 1;
+                            i = after + 1;
                             continue;
                         }
                     }
@@ -456,6 +600,28 @@ impl<'a> Parser<'a> {
                     i = body_end + close.len();
                 }
                 Some(c) if c.is_ascii_alphabetic() || c == b'_' || c == b':' || c >= 0x80 => {
+                    // Fastest path: `<name>` with a known name, which holds no prefix,
+                    // attribute, white space or `/`.
+                    let name_end = b
+                        .get(lt + 1..b.len().min(lt + 40))
+                        .and_then(|t| position_short(t, b'>'))
+                        .map(|p| lt + 1 + p);
+                    if let Some(gt) = name_end {
+                        let name = &b[lt + 1..gt];
+                        let el = match NAME_TABLE.get(name_slot(name)) {
+                            Some(known)
+                                if known.name.len() == name.len() && known.is_at(b, lt + 1) =>
+                            {
+                                known.el
+                            }
+                            _ => El::from_local(name),
+                        };
+                        if el != El::Unknown {
+                            self.open_el(el, name, "", lt, gt + 1)?;
+                            i = gt + 1;
+                            continue;
+                        }
+                    }
                     // Fast path: `<name>` without attributes, found in one pass.
                     let simple = b
                         .get(lt + 1..b.len().min(lt + 40))
@@ -539,9 +705,15 @@ impl<'a> Parser<'a> {
         if raw.is_empty() {
             return;
         }
-        if raw.contains('&') {
+        if position_short(raw.as_bytes(), b'&').is_some() {
             let owned = self.unescape(raw, start);
             self.push_text(Cow::Owned(owned));
+        } else if let Some(top) = self.stack.last_mut()
+            && top.pieces == 0
+        {
+            // The usual case: the element's whole text in one borrowed piece.
+            top.single = Some(raw);
+            top.pieces = 1;
         } else {
             self.push_text(Cow::Borrowed(raw));
         }
@@ -608,7 +780,18 @@ impl<'a> Parser<'a> {
         before: usize,
         after: usize,
     ) -> Result<(), ReportError> {
-        let el = El::from_local(local);
+        self.open_el(El::from_local(local), local, attrs, before, after)
+    }
+
+    /// [`Parser::open`] with the element already looked up.
+    fn open_el(
+        &mut self,
+        el: El,
+        local: &[u8],
+        attrs: &str,
+        before: usize,
+        after: usize,
+    ) -> Result<(), ReportError> {
         let depth = self.stack.len();
         if depth >= self.limits.max_xml_depth {
             let line = self.line_of(before);
@@ -670,7 +853,7 @@ impl<'a> Parser<'a> {
                     detail: format!("more than {} records", self.limits.max_records),
                 });
             }
-            self.record = RecordBuilder::default();
+            self.record.reset();
         }
         if matches!(el, El::Dkim | El::Spf | El::Reason) {
             self.sub = Sub::default();
@@ -973,7 +1156,7 @@ impl<'a> Parser<'a> {
                 } else if !k.is_known() {
                     self.warn_at(at, format!("unknown reason type {kind:?} kept as written"));
                 }
-                self.record.policy_evaluated.reasons.push(OverrideReason {
+                self.record.reasons.push(OverrideReason {
                     kind: k,
                     comment: sub.comment.map(compact),
                 });
@@ -981,7 +1164,7 @@ impl<'a> Parser<'a> {
             None => {
                 if let Some(c) = sub.comment {
                     self.warn_at(at, "reason without <type> read as other");
-                    self.record.policy_evaluated.reasons.push(OverrideReason {
+                    self.record.reasons.push(OverrideReason {
                         kind: PolicyOverride::Other,
                         comment: Some(compact(c)),
                     });
@@ -1013,10 +1196,6 @@ impl<'a> Parser<'a> {
                 at,
                 format!("unknown DKIM result {result:?} kept as written"),
             );
-        }
-        if self.record.dkim.capacity() == 0 {
-            // Most records carry one or two signatures; the default first growth is 4.
-            self.record.dkim.reserve_exact(1);
         }
         self.record.dkim.push(DkimAuthResult {
             domain: sub.domain.map(compact).unwrap_or_default(),
@@ -1053,9 +1232,6 @@ impl<'a> Parser<'a> {
             }
             sc
         });
-        if self.record.spf.capacity() == 0 {
-            self.record.spf.reserve_exact(1);
-        }
         self.record.spf.push(SpfAuthResult {
             domain: sub.domain.map(compact).unwrap_or_default(),
             scope,
@@ -1065,16 +1241,17 @@ impl<'a> Parser<'a> {
     }
 
     fn finish_record(&mut self, at: usize) {
-        let b = std::mem::take(&mut self.record);
+        let b = &mut self.record;
+        let (source_ip, count, count_raw) = (b.source_ip.take(), b.count, b.count_raw.take());
         let n = self.record_no;
-        let ip = match b.source_ip {
+        let ip = match source_ip {
             Some(Ok(ip)) => ip,
             other => {
                 let what = match other {
                     Some(Err(raw)) => format!("source_ip {raw:?} is not an IP address"),
                     _ => "no <source_ip>".to_string(),
                 };
-                let count = match (b.count, b.count_raw) {
+                let count = match (count, count_raw) {
                     (Some(c), _) => c.to_string(),
                     (None, Some(raw)) => raw,
                     (None, None) => "?".to_string(),
@@ -1086,8 +1263,8 @@ impl<'a> Parser<'a> {
                 return;
             }
         };
-        let Some(count) = b.count else {
-            let what = match b.count_raw {
+        let Some(count) = count else {
+            let what = match count_raw {
                 Some(raw) => format!("count {raw:?} is not a number"),
                 None => "no <count>".to_string(),
             };
@@ -1097,30 +1274,33 @@ impl<'a> Parser<'a> {
             );
             return;
         };
-        let header_from = match b.header_from {
+        let header_from = match self.record.header_from.take() {
             Some(h) => h,
             None => {
                 self.warn_at(at, format!("record #{n} (source {ip}): no <header_from>"));
                 CompactString::default()
             }
         };
-        if b.policy_evaluated.disposition.is_none() {
+        if self.record.policy_evaluated.disposition.is_none() {
             self.warn_at(at, format!("record #{n} (source {ip}): no <disposition>"));
         }
+        let b = &mut self.record;
+        let mut policy_evaluated = std::mem::take(&mut b.policy_evaluated);
+        policy_evaluated.reasons = exact(&mut b.reasons);
         self.records.push(Record {
             source_ip: ip,
             count,
-            policy_evaluated: b.policy_evaluated,
+            policy_evaluated,
             identifiers: Identifiers {
                 header_from,
-                envelope_from: b.envelope_from,
-                envelope_to: b.envelope_to,
+                envelope_from: b.envelope_from.take(),
+                envelope_to: b.envelope_to.take(),
             },
             auth_results: super::AuthResults {
-                dkim: b.dkim,
-                spf: b.spf,
+                dkim: exact(&mut b.dkim),
+                spf: inline_one(&mut b.spf),
             },
-            extensions: b.extensions,
+            extensions: std::mem::take(&mut b.extensions),
         });
     }
 
@@ -1220,7 +1400,7 @@ impl_word_enum!(
     DmarcResult
 );
 
-fn el_name(el: El) -> &'static str {
+const fn el_name(el: El) -> &'static str {
     match el {
         El::Feedback => "feedback",
         El::Version => "version",
@@ -1334,15 +1514,44 @@ pub(crate) fn parse_ip(s: &str) -> Option<IpAddr> {
     s.parse().ok()
 }
 
-/// The first `c` at or after `from`: a plain loop over the first bytes (the usual
+/// The first `c` at or after `from`: eight bytes at a time over the first 32 (the usual
 /// distance between markup is short), then memchr.
 fn find_byte(b: &[u8], from: usize, c: u8) -> Option<usize> {
     let head_end = b.len().min(from.saturating_add(32));
     let head = b.get(from..head_end)?;
-    if let Some(p) = head.iter().position(|&x| x == c) {
+    if let Some(p) = position_short(head, c) {
         return Some(from + p);
     }
     memchr::memchr(c, b.get(head_end..)?).map(|p| head_end + p)
+}
+
+/// The first `c` in a short slice, a word (eight bytes) at a time: no call, and one
+/// branch per word rather than per byte.
+#[inline]
+fn position_short(s: &[u8], c: u8) -> Option<usize> {
+    const LOW: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let splat = LOW.wrapping_mul(u64::from(c));
+    let mut words = s.chunks_exact(8);
+    let mut at = 0;
+    for w in &mut words {
+        let Ok(w) = <[u8; 8]>::try_from(w) else {
+            break;
+        };
+        let x = u64::from_le_bytes(w) ^ splat;
+        // The lowest byte of x that is zero sets the lowest flagged bit (a borrow can only
+        // flag bytes above it).
+        let found = x.wrapping_sub(LOW) & !x & HIGH;
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&x| x == c)
+        .map(|p| at + p)
 }
 
 /// The end (`>`) of a start tag whose name starts at `from`, skipping quoted attribute values.
@@ -1414,4 +1623,114 @@ fn attributes(s: &str) -> Vec<(&str, &str)> {
         rest = body.get(end + 1..).unwrap_or("");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{El, NAME_OF_EL, el_name, find_byte, position_short};
+
+    #[test]
+    fn word_at_a_time_search_matches_a_plain_search() {
+        // Every position of the byte, its absence, bytes that differ by the high bit or by
+        // one (the borrow cases), and every slice length up to past two words.
+        let fill = [b'a', b'<' ^ 0x80, b'<' + 1, b'<' - 1, 0x00, 0xff];
+        for len in 0..40 {
+            for f in fill {
+                let mut v = vec![f; len];
+                assert_eq!(position_short(&v, b'<'), None);
+                for at in 0..len {
+                    v[at] = b'<';
+                    let expected = v.iter().position(|&x| x == b'<');
+                    assert_eq!(position_short(&v, b'<'), expected, "{v:?}");
+                    for from in 0..=len {
+                        let plain = v[from..].iter().position(|&x| x == b'<').map(|p| p + from);
+                        assert_eq!(find_byte(&v, from, b'<'), plain);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_element_name_is_found_in_the_table() {
+        let all = [
+            El::Feedback,
+            El::Version,
+            El::ReportMetadata,
+            El::OrgName,
+            El::Email,
+            El::ExtraContactInfo,
+            El::ReportId,
+            El::DateRange,
+            El::Begin,
+            El::End,
+            El::Error,
+            El::Generator,
+            El::PolicyPublished,
+            El::Domain,
+            El::P,
+            El::Sp,
+            El::Np,
+            El::Adkim,
+            El::Aspf,
+            El::Pct,
+            El::Fo,
+            El::Testing,
+            El::DiscoveryMethod,
+            El::Record,
+            El::Row,
+            El::SourceIp,
+            El::Count,
+            El::PolicyEvaluated,
+            El::Disposition,
+            El::Dkim,
+            El::Spf,
+            El::Reason,
+            El::Type,
+            El::Comment,
+            El::Identifiers,
+            El::HeaderFrom,
+            El::EnvelopeFrom,
+            El::EnvelopeTo,
+            El::AuthResults,
+            El::Selector,
+            El::Result,
+            El::Scope,
+            El::HumanResult,
+            El::Extensions,
+            El::Extension,
+        ];
+        for el in all {
+            let name = el_name(el);
+            assert_eq!(El::from_local(name.as_bytes()), el, "{name}");
+            // The word-at-a-time comparison, with the input long and cut short after the
+            // name, and with each byte changed.
+            let entry = &NAME_OF_EL[el as usize];
+            assert_eq!(entry.el, el);
+            for tail in ["", ">", "></x>                              "] {
+                let input = format!("</{name}{tail}");
+                assert!(entry.is_at(input.as_bytes(), 2), "{input}");
+                for k in 0..name.len() {
+                    let mut changed = input.clone().into_bytes();
+                    changed[2 + k] ^= 0x20;
+                    assert!(!entry.is_at(&changed, 2), "{input} {k}");
+                }
+                assert!(!entry.is_at(&input.as_bytes()[..input.len() - tail.len() - 1], 2));
+            }
+            let upper = name.to_ascii_uppercase();
+            assert_eq!(El::from_local(upper.as_bytes()), el, "{upper}");
+        }
+        assert_eq!(El::from_local(b"identities"), El::Identifiers);
+        for unknown in [
+            &b""[..],
+            b"x",
+            b"records",
+            b"policy_publishex",
+            b"dkim2",
+            b"feedbacK_",
+            b"\xff\xfe",
+        ] {
+            assert_eq!(El::from_local(unknown), El::Unknown, "{unknown:?}");
+        }
+    }
 }
