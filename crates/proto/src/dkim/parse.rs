@@ -54,7 +54,7 @@ fn fast_tag_list(input: &[u8]) -> Option<Vec<Tag<'_>>> {
             let bad = value.iter().fold(false, |acc, &b| {
                 acc | ((b < 0x21 && !matches!(b, b' ' | b'\t' | b'\r' | b'\n')) | (b == 0x7f))
             });
-            if bad || tags.iter().any(|t| t.name == name) {
+            if bad || tags.iter().any(|t| same_name(t.name, name)) {
                 return None;
             }
             tags.push(Tag {
@@ -105,7 +105,15 @@ fn trim_fws(s: &[u8]) -> &[u8] {
 }
 
 fn get<'a>(tags: &[Tag<'a>], name: &str) -> Option<&'a [u8]> {
-    tags.iter().find(|t| t.name == name).map(|t| t.value)
+    tags.iter()
+        .find(|t| same_name(t.name, name))
+        .map(|t| t.value)
+}
+
+/// Tag names are one or two letters: compared inline rather than through `memcmp`.
+#[inline]
+fn same_name(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
 
 fn text(v: &[u8]) -> String {
@@ -291,7 +299,7 @@ fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<Signature, Prob
     let algorithm = Algorithm::parse(&text(a)).ok_or_else(|| Problem::UnknownAlgorithm(text(a)))?;
     let b_tag = tags
         .iter()
-        .find(|t| t.name == "b")
+        .find(|t| same_name(t.name, "b"))
         .ok_or(Problem::MissingTag("b"))?;
     let signature = decode_base64(b_tag.value).map_err(|e| Problem::BadTagValue("b", e))?;
     if signature.is_empty() {
@@ -529,11 +537,11 @@ mod tests {
     fn b_value_extent() {
         let input = b"v=1; b= ab\r\n cd ;x=1";
         let tags = tag_list(input).unwrap();
-        let b = tags.iter().find(|t| t.name == "b").unwrap();
+        let b = tags.iter().find(|t| same_name(t.name, "b")).unwrap();
         assert_eq!(&input[raw_value_range(input, b)], b" ab\r\n cd ");
         let input = b"v=1; b=";
         let tags = tag_list(input).unwrap();
-        let b = tags.iter().find(|t| t.name == "b").unwrap();
+        let b = tags.iter().find(|t| same_name(t.name, "b")).unwrap();
         assert_eq!(raw_value_range(input, b), 7..7);
     }
 
