@@ -247,7 +247,13 @@ pub struct Signature {
 impl Signature {
     /// The DNS name of the key: `selector._domainkey.domain` (§3.6.2.1).
     pub fn key_name(&self) -> String {
-        format!("{}._domainkey.{}", self.selector, self.domain)
+        const MIDDLE: &str = "._domainkey.";
+        let mut name =
+            String::with_capacity(self.selector.len() + MIDDLE.len() + self.domain.len());
+        name.push_str(&self.selector);
+        name.push_str(MIDDLE);
+        name.push_str(&self.domain);
+        name
     }
 
     /// The domain part of `i=`, lower-cased.
@@ -371,13 +377,24 @@ fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<Signature, Prob
             let Some((_, idom)) = i.rsplit_once('@') else {
                 return Err(Problem::BadTagValue("i", "no \"@\"".into()));
             };
-            let idom = idom.to_ascii_lowercase();
-            if idom != domain && !idom.ends_with(&format!(".{domain}")) {
+            // The i= domain is d= or a subdomain of it (compared without case).
+            let same_or_sub = idom.len() >= domain.len()
+                && idom
+                    .get(idom.len() - domain.len()..)
+                    .is_some_and(|tail| tail.eq_ignore_ascii_case(&domain))
+                && (idom.len() == domain.len()
+                    || idom.as_bytes().get(idom.len() - domain.len() - 1) == Some(&b'.'));
+            if !same_or_sub {
                 return Err(Problem::IdentityMismatch);
             }
             i
         }
-        None => format!("@{domain}"),
+        None => {
+            let mut i = String::with_capacity(domain.len() + 1);
+            i.push('@');
+            i.push_str(&domain);
+            i
+        }
     };
     let number = |n: &'static str, max_digits: usize| -> Result<Option<u64>, Problem> {
         match get(tags, n) {
