@@ -6,26 +6,12 @@
 //! `sig` it only loops over signature parsing (for callgrind).
 use dmarc_proto::FixedClock;
 use dmarc_proto::receiver::{FixedDraw, ReceiverConfig, SmtpFacts, verify_message};
-use std::net::IpAddr;
 use std::time::Instant;
 #[path = "../benches/support/map_lookup.rs"]
 mod map_lookup;
 fn main() {
     let dir = dmarc_testkit::corpus("mail-bench");
-    let text = std::fs::read_to_string(dir.join("cases.jsonl")).expect("cases");
-    let cases: Vec<(Vec<u8>, SmtpFacts)> = text
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).expect("json");
-            let ip: IpAddr = v["ip"].as_str().unwrap().parse().unwrap();
-            let facts = SmtpFacts::new(ip, v["helo"].as_str().unwrap())
-                .with_mail_from(v["mail_from"].as_str().unwrap());
-            (
-                std::fs::read(dir.join(v["file"].as_str().unwrap())).unwrap(),
-                facts,
-            )
-        })
-        .collect();
+    let cases = map_lookup::mail_bench_cases(&dir);
     let lookup = map_lookup::load_zone_json(&dir.join("zone.json"));
     let clock = FixedClock::from_unix_seconds(1_795_400_000);
     let config = ReceiverConfig::new("mx.receiver.example");

@@ -349,26 +349,25 @@ pub fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(is_token_byte)
 }
 
-/// A table with `true` at every byte of `set`.
-const fn byte_table(set: &[u8]) -> [bool; 256] {
-    let mut t = [false; 256];
+/// `table` with `class` at every byte of `set`.
+const fn mark(mut table: [u8; 256], set: &[u8], class: u8) -> [u8; 256] {
     let mut i = 0;
     while i < set.len() {
-        t[set[i] as usize] = true;
+        table[set[i] as usize] = class;
         i += 1;
     }
-    t
+    table
 }
 
-const TSPECIALS: [bool; 256] = byte_table(b"()<>@,;:\\\"/[]?=");
-const ATEXT_SPECIALS: [bool; 256] = byte_table(b"!#$%&'*+-/=?^_`{|}~");
+const TSPECIALS: [u8; 256] = mark([0; 256], b"()<>@,;:\\\"/[]?=", 1);
+const ATEXT_SPECIALS: [u8; 256] = mark([0; 256], b"!#$%&'*+-/=?^_`{|}~", 1);
 
 fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_graphic() && !TSPECIALS[usize::from(b)]
+    b.is_ascii_graphic() && TSPECIALS[usize::from(b)] == 0
 }
 
 fn is_atext(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || ATEXT_SPECIALS[usize::from(b)] || b >= 0x80
+    b.is_ascii_alphanumeric() || ATEXT_SPECIALS[usize::from(b)] != 0 || b >= 0x80
 }
 
 fn is_dot_atom(s: &str) -> bool {
@@ -471,12 +470,7 @@ const fn escape_table(escaped: &[u8]) -> [u8; 256] {
     }
     t[0x7f] = CONTROL;
     t[0xc2] = MAYBE_C1;
-    let mut i = 0;
-    while i < escaped.len() {
-        t[escaped[i] as usize] = ESCAPE;
-        i += 1;
-    }
-    t
+    mark(t, escaped, ESCAPE)
 }
 
 const QUOTED_ESCAPES: [u8; 256] = escape_table(b"\"\\");
