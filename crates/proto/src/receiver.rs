@@ -49,6 +49,8 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 
+use smallvec::SmallVec;
+
 use crate::auth_results::{
     self, AuthenticationResults, HeaderWriter, ParseError, ParsedAuthenticationResults, ResultSink,
 };
@@ -138,7 +140,7 @@ pub struct ReceiverConfig {
     /// The authserv-id written in Authentication-Results (RFC 8601 §2.5): normally this
     /// host's or this administrative domain's name. No default: [`ReceiverConfig::new`]
     /// takes it.
-    pub authserv_id: String,
+    pub authserv_id: Arc<str>,
     /// Authserv-ids of upstream verifiers inside our trust boundary whose
     /// Authentication-Results fields are read and reported in [`Verdicts::upstream`] (for
     /// ARC or a later hop). Compared without regard to case. Default: none.
@@ -166,10 +168,10 @@ pub struct ReceiverConfig {
 impl ReceiverConfig {
     /// The defaults, with `authserv_id`.
     pub fn new(authserv_id: impl Into<String>) -> Self {
-        let authserv_id = authserv_id.into();
+        let authserv_id: Arc<str> = authserv_id.into().into();
         ReceiverConfig {
             spf: SpfOptions {
-                receiver: authserv_id.clone(),
+                receiver: authserv_id.to_string(),
                 record_cache: Some(Arc::new(SpfRecordCache::new(1024))),
                 trace: false,
                 ..SpfOptions::default()
@@ -274,8 +276,9 @@ pub struct Verdicts {
     /// What to do with the message.
     pub action: Action,
     /// Our authserv-id, as configured ([`ReceiverConfig::authserv_id`]): the one
-    /// [`Verdicts::authentication_results`] names.
-    pub authserv_id: String,
+    /// [`Verdicts::authentication_results`] names (shared with the configuration, not
+    /// copied).
+    pub authserv_id: Arc<str>,
     /// Authentication-Results fields from trusted upstream authserv-ids, top first.
     pub upstream: Vec<UpstreamResults>,
     /// Header indexes (0 = top, as [`crate::message::HeaderField::index`]) of
@@ -469,10 +472,11 @@ where
     let dyn_clock: &dyn Clock = clock;
 
     // SPF: both identities at once.
-    let mut request = SpfRequest::new(facts.ip, facts.helo.as_str());
-    if let Some(m) = facts.mail_from.as_deref().filter(|m| !m.is_empty()) {
-        request = request.with_mail_from(m);
-    }
+    let request = SpfRequest::with_identities(
+        facts.ip,
+        &facts.helo,
+        facts.mail_from.as_deref().filter(|m| !m.is_empty()),
+    );
     let null_path = facts.is_null_reverse_path();
     let spf_mail_from = spf::verify_mail_from(lookup, dyn_clock, &config.spf, &request);
     let spf_helo = async {
@@ -484,7 +488,7 @@ where
     };
 
     // DMARC: the From field is known now; look for the policy while SPF and DKIM run.
-    let from_fields: Vec<&[u8]> = msg.fields("From").map(|f| f.value()).collect();
+    let from_fields: SmallVec<[&[u8]; 2]> = msg.fields("From").map(|f| f.value()).collect();
     let authors = author_domains(&from_fields, &config.dmarc.author);
     let memo = Memo::new(lookup);
     let dmarc_prefetch = prefetch_policy(&memo, authors.as_ref().ok());

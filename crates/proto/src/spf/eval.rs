@@ -42,7 +42,7 @@ pub fn verify_mail_from<'a, L: Lookup + ?Sized>(
     let (sender, domain, note): (SharedStr, SharedStr, Option<String>) =
         match request.mail_from.as_ref().filter(|m| !m.is_empty()) {
             None => (
-                SharedStr::concat(&["postmaster@", &helo]),
+                postmaster_at(&helo),
                 helo.clone(),
                 tracing.then(|| format!("null reverse-path: checking postmaster@{helo} (§2.4)")),
             ),
@@ -94,7 +94,7 @@ pub fn verify_helo<'a, L: Lookup + ?Sized>(
     request: &'a SpfRequest,
 ) -> impl Future<Output = SpfOutput> + Send + 'a {
     let helo = request.helo.slice(request.helo.trim_end_matches('.'));
-    let sender = SharedStr::concat(&["postmaster@", &helo]);
+    let sender = postmaster_at(&helo);
     run(
         lookup,
         clock,
@@ -108,6 +108,13 @@ pub fn verify_helo<'a, L: Lookup + ?Sized>(
             .trace
             .then(|| format!("checking HELO {}", request.helo)),
     )
+}
+
+/// `postmaster@<helo>`: a view into the request's buffer when
+/// [`SpfRequest::with_identities`] put it there, else a copy.
+fn postmaster_at(helo: &SharedStr) -> SharedStr {
+    helo.with_prefix(super::POSTMASTER_AT)
+        .unwrap_or_else(|| SharedStr::concat(&[super::POSTMASTER_AT, helo]))
 }
 
 /// The check_host() function of §4: is `ip` allowed to send mail for `domain`, with
@@ -1776,6 +1783,43 @@ mod tests {
         assert_eq!(String::from(m.reason.clone()), m.reason.to_string());
         assert_eq!(h.result, SpfResult::None);
         assert_eq!(h.reason, "mx.example.com publishes no SPF record");
+    }
+
+    #[test]
+    fn one_buffer_request_gives_the_same_outputs_without_copying_names() {
+        let clock = crate::FixedClock::from_unix_seconds(1_700_000_000);
+        let opts = SpfOptions {
+            trace: false,
+            ..SpfOptions::default()
+        };
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        for (helo, from) in [
+            ("mx.example.com", Some("<alice@example.com>")),
+            ("mx.example.com.", Some("@example.com")),
+            ("mx.example.com", None),
+            ("", Some("alice@example.com")),
+        ] {
+            let one = SpfRequest::with_identities(ip, helo, from);
+            let mut two = SpfRequest::new(ip, helo);
+            if let Some(f) = from {
+                two = two.with_mail_from(f);
+            }
+            assert_eq!(one, two);
+            let m1 = pollster::block_on(verify_mail_from(&Zone, &clock, &opts, &one));
+            let m2 = pollster::block_on(verify_mail_from(&Zone, &clock, &opts, &two));
+            assert_eq!(m1, m2);
+            let h1 = pollster::block_on(verify_helo(&Zone, &clock, &opts, &one));
+            let h2 = pollster::block_on(verify_helo(&Zone, &clock, &opts, &two));
+            assert_eq!(h1, h2);
+            // `postmaster@<helo>` is a view into the request's one buffer.
+            assert!(h1.sender.same_buffer(&one.helo) && h1.helo.same_buffer(&one.helo));
+            if from.is_none() {
+                assert!(m1.sender.same_buffer(&one.helo));
+            }
+            if let Some(f) = &one.mail_from {
+                assert!(f.same_buffer(&one.helo));
+            }
+        }
     }
 
     #[test]

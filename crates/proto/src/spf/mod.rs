@@ -156,6 +156,9 @@ impl Identity {
     }
 }
 
+/// The local part checked for the HELO identity and for a null reverse-path (§2.3, §2.4).
+pub(crate) const POSTMASTER_AT: &str = "postmaster@";
+
 /// What the SMTP session tells the receiver: the client address and the identities.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpfRequest {
@@ -177,6 +180,26 @@ impl SpfRequest {
             ip,
             helo: helo.into(),
             mail_from: None,
+        }
+    }
+
+    /// A request with both identities (`mail_from` `None` or `""` for the null
+    /// reverse-path; surrounding `<>` are removed), holding the names in one buffer
+    /// together with `postmaster@` in front of the HELO name, so that neither evaluation
+    /// copies a name (§2.3, §2.4). The same request as
+    /// `SpfRequest::new(ip, helo).with_mail_from(mail_from)`.
+    pub fn with_identities(ip: IpAddr, helo: &str, mail_from: Option<&str>) -> Self {
+        let m = mail_from.map(|m| {
+            m.strip_prefix('<')
+                .and_then(|s| s.strip_suffix('>'))
+                .unwrap_or(m)
+        });
+        let buf = SharedStr::concat(&[POSTMASTER_AT, helo, m.unwrap_or_default()]);
+        let helo_end = POSTMASTER_AT.len() + helo.len();
+        SpfRequest {
+            ip,
+            helo: buf.slice(buf.get(POSTMASTER_AT.len()..helo_end).unwrap_or(helo)),
+            mail_from: m.map(|m| buf.slice(buf.get(helo_end..).unwrap_or(m))),
         }
     }
 

@@ -61,6 +61,17 @@ impl SharedStr {
         Arc::ptr_eq(&self.buf, &other.buf)
     }
 
+    /// This string with `prefix` in front, as a view into the same buffer when the buffer
+    /// holds `prefix` right before it (no copy), else `None`.
+    pub(crate) fn with_prefix(&self, prefix: &str) -> Option<SharedStr> {
+        let start = self.start.checked_sub(prefix.len())?;
+        (self.buf.get(start..self.start)? == prefix).then(|| SharedStr {
+            buf: self.buf.clone(),
+            start,
+            end: self.end,
+        })
+    }
+
     /// The parts joined, in one allocation.
     pub fn concat(parts: &[&str]) -> SharedStr {
         let mut buf: SmallVec<[u8; 256]> = SmallVec::new();
