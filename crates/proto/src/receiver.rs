@@ -490,7 +490,7 @@ where
     // DMARC: the From field is known now; look for the policy while SPF and DKIM run.
     let from_fields: SmallVec<[&[u8]; 2]> = msg.fields("From").map(|f| f.value()).collect();
     let authors = author_domains(&from_fields, &config.dmarc.author);
-    let memo = Memo::new(lookup);
+    let memo = Memo::new(lookup, authors.as_ref().is_ok_and(|a| a.domains.len() <= 1));
     let dmarc_prefetch = prefetch_policy(&memo, authors.as_ref().ok());
 
     // DKIM: parse the signatures, ask for every key, hash the body meanwhile.
@@ -573,10 +573,9 @@ async fn prefetch_policy<L: Lookup>(memo: &Memo<'_, L>, authors: Option<&AuthorD
         return;
     };
     let name = |d: &crate::dmarc::DomainName| {
-        let d = d.as_str();
-        let mut n = String::with_capacity(7 + d.len());
-        n.push_str("_dmarc.");
-        n.push_str(d);
+        let mut n = NameBuf::new();
+        n.extend_from_slice(b"_dmarc.");
+        n.extend_from_slice(d.as_str().as_bytes());
         n
     };
     match authors.domains.as_slice() {
@@ -629,13 +628,26 @@ pub fn write_authentication_results<'a>(
     dmarc.write_method_result(sink);
 }
 
+/// The name of a TXT question, kept inline: `_dmarc.<domain>` fits for nearly every domain.
+type NameBuf = SmallVec<[u8; 64]>;
+
+/// The memo's TXT answers: one inline (the Author Domain's), more on the heap.
+type TxtAnswers = SmallVec<[(NameBuf, DnsResult<Vec<u8>>); 1]>;
+
 /// A per-message memo in front of the lookup for the DMARC evaluation: the prefetch and the
 /// evaluation ask the same questions, and the second time they are answered from here. A
 /// message asks a handful of questions, so each kind is a short list searched in order
 /// (names compared without case or a trailing dot), not a hash map.
+///
+/// With one Author Domain (`hand_over`), the one evaluation asks each name at most once
+/// (its resolver keeps its own answers), so a prefetched answer is handed over, moved
+/// rather than copied, and the evaluation's further questions are not kept. With several
+/// Author Domains the evaluations can ask the same names (a shared parent's record), so
+/// every answer is kept and copied out.
 struct Memo<'a, L> {
     inner: &'a L,
-    txt: Mutex<Vec<(String, DnsResult<Vec<u8>>)>>,
+    hand_over: bool,
+    txt: Mutex<TxtAnswers>,
     a: Mutex<Vec<(String, DnsResult<Ipv4Addr>)>>,
     aaaa: Mutex<Vec<(String, DnsResult<Ipv6Addr>)>>,
     mx: Mutex<Vec<(String, DnsResult<MxRecord>)>>,
@@ -643,9 +655,10 @@ struct Memo<'a, L> {
 }
 
 impl<'a, L: Lookup> Memo<'a, L> {
-    fn new(inner: &'a L) -> Self {
+    fn new(inner: &'a L, hand_over: bool) -> Self {
         Memo {
             inner,
+            hand_over,
             txt: Mutex::default(),
             a: Mutex::default(),
             aaaa: Mutex::default(),
@@ -656,18 +669,33 @@ impl<'a, L: Lookup> Memo<'a, L> {
 
     /// Asks for `name`'s TXT records and keeps the answer for the evaluation, without
     /// handing a copy back.
-    async fn preload_txt(&self, name: String) {
-        if recall(&self.txt, |k| same_name(k, &name)).is_some() {
+    async fn preload_txt(&self, name: NameBuf) {
+        let Ok(text) = std::str::from_utf8(&name) else {
+            return;
+        };
+        if self
+            .txt
+            .lock()
+            .is_ok_and(|l| l.iter().any(|(k, _)| same_name_bytes(k, text)))
+        {
             return;
         }
-        let v = self.inner.txt(&name).await;
-        remember(&self.txt, name, v);
+        let v = self.inner.txt(text).await;
+        if let Ok(mut l) = self.txt.lock() {
+            l.push((name, v));
+        }
     }
 }
 
 fn same_name(a: &str, b: &str) -> bool {
     a.trim_end_matches('.')
         .eq_ignore_ascii_case(b.trim_end_matches('.'))
+}
+
+fn same_name_bytes(a: &[u8], b: &str) -> bool {
+    a.strip_suffix(b".")
+        .unwrap_or(a)
+        .eq_ignore_ascii_case(b.strip_suffix('.').unwrap_or(b).as_bytes())
 }
 
 fn recall<K, V: Clone>(list: &Mutex<Vec<(K, V)>>, hit: impl Fn(&K) -> bool) -> Option<V> {
@@ -684,11 +712,22 @@ fn remember<K, V>(list: &Mutex<Vec<(K, V)>>, key: K, value: V) {
 
 impl<L: Lookup> Lookup for Memo<'_, L> {
     async fn txt(&self, name: &str) -> DnsResult<Vec<u8>> {
-        if let Some(v) = recall(&self.txt, |k| same_name(k, name)) {
-            return v;
+        if let Ok(mut l) = self.txt.lock()
+            && let Some(at) = l.iter().position(|(k, _)| same_name_bytes(k, name))
+        {
+            if self.hand_over {
+                return l.swap_remove(at).1;
+            }
+            if let Some((_, v)) = l.get(at) {
+                return v.clone();
+            }
         }
         let v = self.inner.txt(name).await;
-        remember(&self.txt, name.to_owned(), v.clone());
+        if !self.hand_over
+            && let Ok(mut l) = self.txt.lock()
+        {
+            l.push((NameBuf::from_slice(name.as_bytes()), v.clone()));
+        }
         v
     }
     async fn a(&self, name: &str) -> DnsResult<Ipv4Addr> {
