@@ -370,20 +370,29 @@ fn is_atext(b: u8) -> bool {
     b.is_ascii_alphanumeric() || ATEXT_SPECIALS[usize::from(b)] != 0 || b >= 0x80
 }
 
-fn is_dot_atom(s: &str) -> bool {
-    !s.is_empty()
-        && s.split('.')
-            .all(|part| !part.is_empty() && part.bytes().all(is_atext))
+/// True when `s` is one or more non-empty parts separated by single dots, every byte of
+/// the parts `ok`: a dot-atom with [`is_atext`], a domain name with [`is_label_byte`]. One
+/// pass, no splitting (this runs for every property of every header field written).
+fn dot_separated(s: &[u8], ok: fn(u8) -> bool) -> bool {
+    // At the start, as after a dot, an empty part is not allowed.
+    let mut after_dot = true;
+    for &b in s {
+        if b == b'.' {
+            if after_dot {
+                return false;
+            }
+            after_dot = true;
+        } else if ok(b) {
+            after_dot = false;
+        } else {
+            return false;
+        }
+    }
+    !after_dot
 }
 
-fn is_domain_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b >= 0x80)
-        })
+fn is_label_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b >= 0x80
 }
 
 /// True when `s` can stand unquoted as an RFC 8601 `pvalue`: a token, or
@@ -392,10 +401,13 @@ pub fn is_bare_pvalue(s: &str) -> bool {
     if is_token(s) {
         return true;
     }
-    match s.rsplit_once('@') {
-        Some((local, domain)) => (local.is_empty() || is_dot_atom(local)) && is_domain_name(domain),
-        None => false,
-    }
+    let b = s.as_bytes();
+    let Some(at) = b.iter().rposition(|&c| c == b'@') else {
+        return false;
+    };
+    let (local, domain) = b.split_at(at);
+    let domain = domain.get(1..).unwrap_or_default();
+    (local.is_empty() || dot_separated(local, is_atext)) && dot_separated(domain, is_label_byte)
 }
 
 fn push_value(out: &mut String, s: &str) {
@@ -487,6 +499,56 @@ fn push_comment(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `is_bare_pvalue` by the grammar's words (split on `@` and `.`), to check the one-pass
+    /// version against.
+    fn bare_pvalue_by_the_grammar(s: &str) -> bool {
+        let parts_ok = |t: &str, ok: fn(u8) -> bool| {
+            !t.is_empty() && t.split('.').all(|p| !p.is_empty() && p.bytes().all(ok))
+        };
+        is_token(s)
+            || s.rsplit_once('@').is_some_and(|(l, d)| {
+                (l.is_empty() || parts_ok(l, is_atext)) && parts_ok(d, is_label_byte)
+            })
+    }
+
+    #[test]
+    fn bare_pvalues_follow_the_grammar() {
+        let cases = [
+            "",
+            "@",
+            ".",
+            "a",
+            "a.b",
+            "alice@example.com",
+            "@example.com",
+            "alice@",
+            "a@b@c.d",
+            "al.ice@ex-am_ple.com",
+            ".alice@example.com",
+            "alice.@example.com",
+            "a..b@c.d",
+            "alice@example..com",
+            "alice@.example.com",
+            "alice@example.com.",
+            "al ice@x.y",
+            "al\"ice@x.y",
+            "a+b=c/d",
+            "ab/c+d==",
+            "x@é.example",
+            "é@x.example",
+            "a{b}@c.d",
+            "a@b!c.d",
+            "a@b;c",
+            "tab\t@x.y",
+            "a@1.2.3.4",
+            "-@-",
+            "_a@_b",
+        ];
+        for c in cases {
+            assert_eq!(is_bare_pvalue(c), bare_pvalue_by_the_grammar(c), "{c:?}");
+        }
+    }
 
     #[test]
     fn renders_and_quotes() {
