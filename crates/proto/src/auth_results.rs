@@ -134,6 +134,12 @@ pub trait ResultSink<'a> {
     fn comment(&mut self, text: Text<'a>);
     /// The `reason=` text.
     fn reason(&mut self, text: Text<'a>);
+    /// The `reason=` text given in parts, to be joined: a sink that writes text writes the
+    /// parts without joining them first. By default, [`ResultSink::reason`] with the
+    /// joined text.
+    fn reason_parts(&mut self, parts: &[&'a str]) {
+        self.reason(Cow::Owned(parts.concat()));
+    }
     /// A `ptype.property=value` property.
     fn property(&mut self, ptype: &'static str, property: &'static str, value: Text<'a>);
 }
@@ -242,6 +248,21 @@ impl<'a> ResultSink<'a> for HeaderWriter {
     fn reason(&mut self, text: Text<'a>) {
         self.out.push_str(" reason=");
         push_value(&mut self.out, &text);
+    }
+    fn reason_parts(&mut self, parts: &[&'a str]) {
+        let out = &mut self.out;
+        out.push_str(" reason=");
+        let token = parts.iter().any(|p| !p.is_empty())
+            && parts.iter().all(|p| p.bytes().all(is_token_byte));
+        if token {
+            parts.iter().for_each(|p| out.push_str(p));
+        } else {
+            out.push('"');
+            for p in parts {
+                push_escaped_body(out, p, &QUOTED_ESCAPES);
+            }
+            out.push('"');
+        }
     }
     fn property(&mut self, ptype: &'static str, property: &'static str, value: Text<'a>) {
         let out = &mut self.out;
@@ -434,6 +455,13 @@ fn push_pvalue(out: &mut String, s: &str) {
 fn push_escaped(out: &mut String, s: &str, open: char, close: char, table: &[u8; 256]) {
     out.reserve(s.len() + 2);
     out.push(open);
+    push_escaped_body(out, s, table);
+    out.push(close);
+}
+
+/// The inside of [`push_escaped`], for text written in parts (each a `str`, so no character
+/// is split between two).
+fn push_escaped_body(out: &mut String, s: &str, table: &[u8; 256]) {
     let bytes = s.as_bytes();
     let mut start = 0;
     let mut i = 0;
@@ -464,7 +492,6 @@ fn push_escaped(out: &mut String, s: &str, open: char, close: char, table: &[u8;
         start = i;
     }
     out.push_str(s.get(start..).unwrap_or_default());
-    out.push(close);
 }
 
 const ESCAPE: u8 = 1;
@@ -510,6 +537,31 @@ mod tests {
             || s.rsplit_once('@').is_some_and(|(l, d)| {
                 (l.is_empty() || parts_ok(l, is_atext)) && parts_ok(d, is_label_byte)
             })
+    }
+
+    #[test]
+    fn reason_in_parts_is_written_as_the_joined_reason() {
+        let cases: [&[&str]; 7] = [
+            &["mx.example.com", " publishes no SPF record"],
+            &["token", ""],
+            &["", ""],
+            &["a\"b", "c\\d"],
+            &["ctl\u{1}", "\u{85}x"],
+            &["é", "x"],
+            &["one"],
+        ];
+        for parts in cases {
+            let mut a = HeaderWriter::header("mx.example.org", 0);
+            a.result("spf", "none");
+            a.reason_parts(parts);
+            let mut b = HeaderWriter::header("mx.example.org", 0);
+            b.result("spf", "none");
+            b.reason(parts.concat().into());
+            assert_eq!(a.finish(), b.finish(), "{parts:?}");
+            let mut m = MethodResult::new("spf", "none");
+            m.reason_parts(parts);
+            assert_eq!(m.reason.as_deref(), Some(parts.concat().as_str()));
+        }
     }
 
     #[test]
