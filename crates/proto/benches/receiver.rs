@@ -333,10 +333,11 @@ fn bench(c: &mut Criterion) {
 
     let spf_only = || {
         for case in &cases {
-            let mut req = dmarc_proto::spf::SpfRequest::new(case.ip, case.helo.clone());
-            if !case.mail_from.is_empty() {
-                req = req.with_mail_from(case.mail_from.clone());
-            }
+            let req = dmarc_proto::spf::SpfRequest::with_identities(
+                case.ip,
+                &case.helo,
+                Some(case.mail_from.as_str()).filter(|m| !m.is_empty()),
+            );
             let a = futures::executor::block_on(dmarc_proto::spf::verify_mail_from(
                 &lookup,
                 &clock,

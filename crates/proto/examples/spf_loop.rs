@@ -68,8 +68,13 @@ fn main() {
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).expect("json");
             let ip: IpAddr = v["ip"].as_str().expect("ip").parse().expect("ip");
-            SpfRequest::new(ip, v["helo"].as_str().expect("helo"))
-                .with_mail_from(v["mail_from"].as_str().expect("mf"))
+            // As the receiver builds it: both names in one buffer.
+            let mail_from = v["mail_from"].as_str().expect("mf");
+            SpfRequest::with_identities(
+                ip,
+                v["helo"].as_str().expect("helo"),
+                Some(mail_from).filter(|m| !m.is_empty()),
+            )
         })
         .collect();
     let lookup = Counted {
