@@ -247,13 +247,19 @@ pub struct Signature {
 impl Signature {
     /// The DNS name of the key: `selector._domainkey.domain` (§3.6.2.1).
     pub fn key_name(&self) -> String {
-        const MIDDLE: &str = "._domainkey.";
-        let mut name =
-            String::with_capacity(self.selector.len() + MIDDLE.len() + self.domain.len());
-        name.push_str(&self.selector);
-        name.push_str(MIDDLE);
-        name.push_str(&self.domain);
+        let mut name = String::new();
+        self.write_key_name(&mut name);
         name
+    }
+
+    /// Writes [`key_name`](Self::key_name) into `out`, replacing its contents.
+    pub fn write_key_name(&self, out: &mut String) {
+        const MIDDLE: &str = "._domainkey.";
+        out.clear();
+        out.reserve(self.selector.len() + MIDDLE.len() + self.domain.len());
+        out.push_str(&self.selector);
+        out.push_str(MIDDLE);
+        out.push_str(&self.domain);
     }
 
     /// The domain part of `i=`, lower-cased.

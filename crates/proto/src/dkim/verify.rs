@@ -96,11 +96,12 @@ impl Verifier {
 /// The answers to key queries, by DNS name (compared without case). Filled by
 /// [`fetch_keys`] or by hand. A message asks for one or two keys, so this is a short list.
 #[derive(Debug, Clone, Default)]
-pub struct KeyAnswers(Vec<(String, DnsResult<Vec<u8>>)>);
+pub struct KeyAnswers(Vec<(Arc<str>, DnsResult<Vec<u8>>)>);
 
 impl KeyAnswers {
     /// Records the answer for `name` (replacing an earlier answer for the same name).
-    pub fn insert(&mut self, name: String, answer: DnsResult<Vec<u8>>) {
+    pub fn insert(&mut self, name: impl Into<Arc<str>>, answer: DnsResult<Vec<u8>>) {
+        let name = name.into();
         match self
             .0
             .iter_mut()
@@ -119,17 +120,17 @@ impl KeyAnswers {
     }
 }
 
-/// Asks for every key in `names` at once and collects the answers.
-pub async fn fetch_keys<L: Lookup + ?Sized>(lookup: &L, names: &[String]) -> KeyAnswers {
+/// Asks for every key in `names` (from [`StreamingVerifier::key_names`]) at once and
+/// collects the answers. The names are shared, not copied.
+pub async fn fetch_keys<L: Lookup + ?Sized>(lookup: &L, names: &[Arc<str>]) -> KeyAnswers {
     let mut out = KeyAnswers(Vec::with_capacity(names.len()));
     match names {
         [] => {}
-        [one] => out.insert(one.clone(), lookup.txt(one).await),
+        [one] => out.insert(Arc::clone(one), lookup.txt(one).await),
         many => {
-            let answers =
-                futures_util::future::join_all(many.iter().map(|n| lookup.txt(n.as_str()))).await;
+            let answers = futures_util::future::join_all(many.iter().map(|n| lookup.txt(n))).await;
             for (name, answer) in many.iter().zip(answers) {
-                out.insert(name.clone(), answer);
+                out.insert(Arc::clone(name), answer);
             }
         }
     }
@@ -173,11 +174,14 @@ struct Group {
     done: bool,
 }
 
+// Entries sit in one Vec, one per signature: the unused room of an invalid entry costs less
+// than a box per valid signature.
+#[allow(clippy::large_enum_variant)]
 enum Entry {
     Invalid(Problem, SignatureInfo),
     Valid {
-        sig: Box<Signature>,
-        key_name: String,
+        sig: Signature,
+        key_name: Arc<str>,
         group: usize,
         slot: usize,
     },
@@ -223,6 +227,7 @@ impl<'a> StreamingVerifier<'a> {
         let mut entries = Vec::new();
         let mut groups: Vec<Group> = Vec::new();
         let mut count = 0usize;
+        let mut name_buf = String::new();
         for field in spans.iter().map(|s| HeaderField::from_span(&header, *s)) {
             if !field.is("DKIM-Signature") {
                 continue;
@@ -278,8 +283,11 @@ impl<'a> StreamingVerifier<'a> {
                         None => 0,
                     };
                     Entry::Valid {
-                        key_name: sig.key_name(),
-                        sig: Box::new(sig),
+                        key_name: {
+                            sig.write_key_name(&mut name_buf);
+                            Arc::from(name_buf.as_str())
+                        },
+                        sig,
                         group: g,
                         slot,
                     }
@@ -305,13 +313,13 @@ impl<'a> StreamingVerifier<'a> {
     /// The DNS names of the keys the usable signatures need, without duplicates. Ask them
     /// with [`fetch_keys`] while the body streams, then call
     /// [`finish_with_keys`](Self::finish_with_keys).
-    pub fn key_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = Vec::new();
+    pub fn key_names(&self) -> Vec<Arc<str>> {
+        let mut names: Vec<Arc<str>> = Vec::new();
         for (_, e) in &self.entries {
             if let Entry::Valid { key_name, .. } = e
                 && !names.contains(key_name)
             {
-                names.push(key_name.clone());
+                names.push(Arc::clone(key_name));
             }
         }
         names
@@ -410,7 +418,7 @@ impl<'a> StreamingVerifier<'a> {
             |name| {
                 names
                     .iter()
-                    .position(|n| n == name)
+                    .position(|n| **n == *name)
                     .and_then(|i| answers.get(i))
             },
             clock,
@@ -451,8 +459,9 @@ impl<'a> StreamingVerifier<'a> {
             .iter()
             .map(|s| HeaderField::from_span(&self.header, *s))
             .collect();
-        let mut parsed_keys: Vec<(String, Arc<ParsedKey>)> = Vec::new();
+        let mut parsed_keys: Vec<(Arc<str>, Arc<ParsedKey>)> = Vec::new();
         let mut buf = Vec::with_capacity(self.header.len() + 256);
+        let mut scratch = Vec::new();
         let mut used = vec![false; fields.len()];
         let mut results = Vec::with_capacity(entries.len());
         for (index, entry) in entries {
@@ -498,7 +507,7 @@ impl<'a> StreamingVerifier<'a> {
                         canon_len,
                         &self.config,
                         now,
-                        &mut buf,
+                        (&mut buf, &mut scratch),
                         &mut used,
                         &mut testing,
                     );
@@ -558,7 +567,7 @@ fn evaluate(
     canon_len: u64,
     config: &VerifyConfig,
     now: u64,
-    buf: &mut Vec<u8>,
+    (buf, scratch): (&mut Vec<u8>, &mut Vec<u8>),
     used: &mut [bool],
     testing: &mut bool,
 ) -> Result<(), Problem> {
@@ -614,7 +623,7 @@ fn evaluate(
         return Err(Problem::BodyHashMismatch);
     }
     buf.clear();
-    header_data(sig, own_index, fields, buf, used);
+    header_data(sig, own_index, fields, buf, scratch, used);
     if public.verify(sig.algorithm, buf, &sig.signature) {
         Ok(())
     } else {
@@ -624,19 +633,20 @@ fn evaluate(
 
 /// Builds the data the signature covers (§3.7): the signed header fields, each selected
 /// from the bottom up, canonicalised, then the signature field itself with an empty `b=`
-/// and no final CRLF.
+/// and no final CRLF. `stripped` is scratch space for the signature value without `b=`.
 fn header_data(
     sig: &Signature,
     own_index: usize,
     fields: &[HeaderField<'_>],
     buf: &mut Vec<u8>,
+    stripped: &mut Vec<u8>,
     used: &mut [bool],
 ) {
     let Some(own) = fields.get(own_index) else {
         return;
     };
     let value = own.value();
-    let mut stripped = Vec::with_capacity(value.len());
+    stripped.clear();
     stripped.extend_from_slice(value.get(..sig.b_range.start).unwrap_or(value));
     stripped.extend_from_slice(value.get(sig.b_range.end..).unwrap_or_default());
     signed_header_data(
@@ -644,7 +654,7 @@ fn header_data(
         sig.signed_headers.split(':'),
         fields,
         Some(own_index),
-        (own.name(), &stripped),
+        (own.name(), stripped),
         buf,
         used,
     );
