@@ -2,6 +2,8 @@
 
 use std::ops::Range;
 
+use smallvec::SmallVec;
+
 use super::key::KeyRecord;
 use super::{Algorithm, Canonicalization, HashAlgorithm, KeyType, Problem};
 use crate::tag_list::{Strictness, Tag, TagList};
@@ -13,19 +15,22 @@ use crate::tag_list::{Strictness, Tag, TagList};
 /// ([`fast_tag_list`]: SIMD search for `;` and `=`, branch-free byte checks) that gives
 /// exactly the tags the shared parser gives; anything it does not accept goes to the
 /// shared parser, which says what is wrong and where.
-fn tag_list(input: &[u8]) -> Result<Vec<Tag<'_>>, String> {
+fn tag_list(input: &[u8]) -> Result<Tags<'_>, String> {
     if let Some(tags) = fast_tag_list(input) {
         return Ok(tags);
     }
     TagList::parse_with(input, Strictness::SkipEmpty)
-        .map(|l| l.tags().to_vec())
+        .map(|l| l.tags().iter().cloned().collect())
         .map_err(|e| e.to_string())
 }
 
+/// The tags of a signature (about a dozen) or key record, kept on the stack.
+type Tags<'a> = SmallVec<[Tag<'a>; 16]>;
+
 /// The fast path of [`tag_list`]: `None` for anything unusual (a malformed tag-spec, an
 /// invalid byte, a repeated name), which the shared parser then reports.
-fn fast_tag_list(input: &[u8]) -> Option<Vec<Tag<'_>>> {
-    let mut tags: Vec<Tag<'_>> = Vec::with_capacity(16);
+fn fast_tag_list(input: &[u8]) -> Option<Tags<'_>> {
+    let mut tags: Tags<'_> = SmallVec::new();
     let mut start = 0usize;
     loop {
         let rest = input.get(start..)?;
@@ -247,19 +252,13 @@ pub struct Signature {
 impl Signature {
     /// The DNS name of the key: `selector._domainkey.domain` (§3.6.2.1).
     pub fn key_name(&self) -> String {
-        let mut name = String::new();
-        self.write_key_name(&mut name);
-        name
-    }
-
-    /// Writes [`key_name`](Self::key_name) into `out`, replacing its contents.
-    pub fn write_key_name(&self, out: &mut String) {
         const MIDDLE: &str = "._domainkey.";
-        out.clear();
-        out.reserve(self.selector.len() + MIDDLE.len() + self.domain.len());
-        out.push_str(&self.selector);
-        out.push_str(MIDDLE);
-        out.push_str(&self.domain);
+        let mut name =
+            String::with_capacity(self.selector.len() + MIDDLE.len() + self.domain.len());
+        name.push_str(&self.selector);
+        name.push_str(MIDDLE);
+        name.push_str(&self.domain);
+        name
     }
 
     /// The domain part of `i=`, lower-cased.
@@ -615,7 +614,7 @@ mod tests {
     fn same_as_shared(input: &[u8]) -> Result<(), String> {
         let shared = TagList::parse_with(input, Strictness::SkipEmpty);
         match (fast_tag_list(input), shared) {
-            (Some(fast), Ok(shared)) if fast == shared.tags() => Ok(()),
+            (Some(fast), Ok(shared)) if fast.as_slice() == shared.tags() => Ok(()),
             (None, Err(_)) => Ok(()),
             (fast, shared) => Err(format!("{input:?}: fast {fast:?}, shared {shared:?}")),
         }

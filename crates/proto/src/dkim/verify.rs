@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use aws_lc_rs::digest;
+use smallvec::SmallVec;
 
 use super::canon::{
     BodyCanonicalizer, BodySink, canonicalize_header, is_canonical, surely_not_canonical,
@@ -144,7 +145,7 @@ struct Slot {
     written: u64,
     /// The canonical body length, once known.
     canon_len: u64,
-    result: Option<Vec<u8>>,
+    result: Option<digest::Digest>,
 }
 
 impl BodySink for [Slot] {
@@ -227,7 +228,6 @@ impl<'a> StreamingVerifier<'a> {
         let mut entries = Vec::new();
         let mut groups: Vec<Group> = Vec::new();
         let mut count = 0usize;
-        let mut name_buf = String::new();
         for field in spans.iter().map(|s| HeaderField::from_span(&header, *s)) {
             if !field.is("DKIM-Signature") {
                 continue;
@@ -283,10 +283,7 @@ impl<'a> StreamingVerifier<'a> {
                         None => 0,
                     };
                     Entry::Valid {
-                        key_name: {
-                            sig.write_key_name(&mut name_buf);
-                            Arc::from(name_buf.as_str())
-                        },
+                        key_name: shared_key_name(&sig),
                         sig,
                         group: g,
                         slot,
@@ -348,7 +345,7 @@ impl<'a> StreamingVerifier<'a> {
         while let Some(rest) = trimmed.strip_suffix(b"\r\n") {
             trimmed = rest;
         }
-        let mut speculative: Option<(Vec<u8>, u64)> = None;
+        let mut speculative: Option<(digest::Digest, u64)> = None;
         for (gi, g) in self.groups.iter_mut().enumerate() {
             let eligible = g
                 .slots
@@ -368,19 +365,18 @@ impl<'a> StreamingVerifier<'a> {
                         ctx.update(b"\r\n");
                         len += 2;
                     }
-                    (ctx.finish().as_ref().to_vec(), len)
+                    (ctx.finish(), len)
                 });
                 let (digest, len) = if trimmed.is_empty() && g.canon == Canon::Simple {
                     // §3.4.3: the simple canonical empty body is one CRLF.
-                    (
-                        digest::digest(&digest::SHA256, b"\r\n").as_ref().to_vec(),
-                        2,
-                    )
+                    (digest::digest(&digest::SHA256, b"\r\n"), 2)
                 } else {
-                    (digest.clone(), *len)
+                    (*digest, *len)
                 };
                 matched = self.entries.iter().all(|(_, e)| match e {
-                    Entry::Valid { sig, group, .. } if *group == gi => sig.body_hash == digest,
+                    Entry::Valid { sig, group, .. } if *group == gi => {
+                        sig.body_hash == digest.as_ref()
+                    }
                     _ => true,
                 });
                 // A body that does not match but is canonical as it is has this hash all
@@ -388,7 +384,7 @@ impl<'a> StreamingVerifier<'a> {
                 matched = matched || is_canonical(g.canon, trimmed);
                 if matched {
                     for s in &mut g.slots {
-                        s.result = Some(digest.clone());
+                        s.result = Some(digest);
                         s.written = len;
                         s.canon_len = len;
                     }
@@ -449,20 +445,20 @@ impl<'a> StreamingVerifier<'a> {
                 s.canon_len = canon_len;
                 let ctx =
                     std::mem::replace(&mut s.ctx, digest::Context::new(s.hash.digest_algorithm()));
-                s.result = Some(ctx.finish().as_ref().to_vec());
+                s.result = Some(ctx.finish());
             }
         }
         let now = clock.unix_seconds();
         let entries = std::mem::take(&mut self.entries);
-        let fields: Vec<HeaderField<'_>> = self
+        let fields: SmallVec<[HeaderField<'_>; 32]> = self
             .spans
             .iter()
             .map(|s| HeaderField::from_span(&self.header, *s))
             .collect();
-        let mut parsed_keys: Vec<(Arc<str>, Arc<ParsedKey>)> = Vec::new();
+        let mut parsed_keys: SmallVec<[(Arc<str>, Arc<ParsedKey>); 2]> = SmallVec::new();
         let mut buf = Vec::with_capacity(self.header.len() + 256);
-        let mut scratch = Vec::new();
-        let mut used = vec![false; fields.len()];
+        let mut scratch = SmallVec::new();
+        let mut used: SmallVec<[bool; 64]> = smallvec::smallvec![false; fields.len()];
         let mut results = Vec::with_capacity(entries.len());
         for (index, entry) in entries {
             let result = match entry {
@@ -492,9 +488,13 @@ impl<'a> StreamingVerifier<'a> {
                         .groups
                         .get(group)
                         .and_then(|g| {
-                            g.slots
-                                .get(slot)
-                                .map(|s| (s.canon_len, s.result.as_deref(), s.written))
+                            g.slots.get(slot).map(|s| {
+                                (
+                                    s.canon_len,
+                                    s.result.as_ref().map(|d| d.as_ref()),
+                                    s.written,
+                                )
+                            })
                         })
                         .unwrap_or((0, None, 0));
                     let mut testing = false;
@@ -533,6 +533,20 @@ impl<'a> StreamingVerifier<'a> {
     }
 }
 
+/// Room for a signature value without `b=` (the `h=` list and a few short tags), so that
+/// the usual one is copied on the stack.
+type Scratch = SmallVec<[u8; 512]>;
+
+/// The key name of `sig` (§3.6.2.1), written on the stack and then shared: one allocation.
+fn shared_key_name(sig: &Signature) -> Arc<str> {
+    let mut name: SmallVec<[u8; 320]> = SmallVec::new();
+    name.extend_from_slice(sig.selector.as_bytes());
+    name.extend_from_slice(b"._domainkey.");
+    name.extend_from_slice(sig.domain.as_bytes());
+    // Both parts are strings, so this is never lossy.
+    Arc::from(&*String::from_utf8_lossy(&name))
+}
+
 fn key_from_answer(answer: &DnsResult<Vec<u8>>, cache: Option<&KeyCache>) -> Arc<ParsedKey> {
     match answer {
         Err(DnsError::Temporary(why)) => Arc::new(Err(Problem::KeyLookupFailed(why.clone()))),
@@ -567,7 +581,7 @@ fn evaluate(
     canon_len: u64,
     config: &VerifyConfig,
     now: u64,
-    (buf, scratch): (&mut Vec<u8>, &mut Vec<u8>),
+    (buf, scratch): (&mut Vec<u8>, &mut Scratch),
     used: &mut [bool],
     testing: &mut bool,
 ) -> Result<(), Problem> {
@@ -639,7 +653,7 @@ fn header_data(
     own_index: usize,
     fields: &[HeaderField<'_>],
     buf: &mut Vec<u8>,
-    stripped: &mut Vec<u8>,
+    stripped: &mut Scratch,
     used: &mut [bool],
 ) {
     let Some(own) = fields.get(own_index) else {
