@@ -275,6 +275,12 @@ impl Signature {
 ///
 /// On error, returns the problem and whatever could be read from the field.
 pub fn parse_signature(value: &[u8]) -> Result<Signature, Box<InvalidSignature>> {
+    parse_core(value).map(|core| core.into_signature(value))
+}
+
+/// [`parse_signature`] as the verifier needs it: the checked signature without owned
+/// copies of `d=`, `s=`, `i=` and `h=` (read from [`SigCore::info`] and the field value).
+pub(crate) fn parse_core(value: &[u8]) -> Result<SigCore, Box<InvalidSignature>> {
     let tags = tag_list(value).map_err(|e| {
         Box::new(InvalidSignature {
             problem: Problem::SignatureSyntax(e),
@@ -291,6 +297,93 @@ pub fn parse_signature(value: &[u8]) -> Result<Signature, Box<InvalidSignature>>
     }
 }
 
+/// A parsed, checked signature as the verifier keeps it (see [`parse_core`]).
+#[derive(Debug, Clone)]
+pub(crate) struct SigCore {
+    pub algorithm: Algorithm,
+    pub signature: Vec<u8>,
+    pub body_hash: Vec<u8>,
+    pub canonicalization: Canonicalization,
+    /// The trimmed `h=` value within the field value.
+    pub h_range: Range<usize>,
+    pub body_length: Option<u64>,
+    pub timestamp: Option<u64>,
+    pub expiration: Option<u64>,
+    pub b_range: Range<usize>,
+    /// `d=`, `s=`, `a=`, `i=` as written: always there for a checked signature.
+    pub info: SignatureInfo,
+}
+
+impl SigCore {
+    /// `d=` as written (checked: ASCII letters, digits, `-`, `_`, `.`).
+    pub fn domain(&self) -> &str {
+        self.info.domain.as_deref().unwrap_or_default()
+    }
+
+    /// `s=` as written (checked like `d=`).
+    pub fn selector(&self) -> &str {
+        self.info.selector.as_deref().unwrap_or_default()
+    }
+
+    /// The names of `h=`, in order (checked: printable ASCII), from `value`, the field
+    /// value this signature was parsed from.
+    pub fn signed_names<'v>(&self, value: &'v [u8]) -> impl Iterator<Item = &'v str> + use<'v> {
+        value
+            .get(self.h_range.clone())
+            .unwrap_or_default()
+            .split(|b| *b == b':')
+            .map(trim_fws)
+            .filter(|n| !n.is_empty())
+            .filter_map(|n| std::str::from_utf8(n).ok())
+    }
+
+    /// Whether the domain of `i=` (or `d=` when there is no `i=`) equals `d=`, without
+    /// case ([`Signature::identity_domain`] `==` [`Signature::domain`]).
+    pub fn identity_is_domain(&self) -> bool {
+        let Some(i) = self.info.identity.as_deref() else {
+            return true;
+        };
+        let idom = i.rsplit_once('@').map_or(i, |(_, d)| d);
+        idom.eq_ignore_ascii_case(self.domain())
+    }
+
+    fn into_signature(self, value: &[u8]) -> Signature {
+        let domain = self.domain().to_ascii_lowercase();
+        let selector = self.selector().to_ascii_lowercase();
+        let identity = match &self.info.identity {
+            Some(i) => i.clone(),
+            None => {
+                let mut i = String::with_capacity(domain.len() + 1);
+                i.push('@');
+                i.push_str(&domain);
+                i
+            }
+        };
+        let mut signed_headers = String::new();
+        for name in self.signed_names(value) {
+            if !signed_headers.is_empty() {
+                signed_headers.push(':');
+            }
+            signed_headers.push_str(name);
+        }
+        Signature {
+            algorithm: self.algorithm,
+            signature: self.signature,
+            body_hash: self.body_hash,
+            canonicalization: self.canonicalization,
+            selector,
+            domain,
+            signed_headers,
+            identity,
+            body_length: self.body_length,
+            timestamp: self.timestamp,
+            expiration: self.expiration,
+            b_range: self.b_range,
+            info: self.info,
+        }
+    }
+}
+
 /// A signature field that cannot be used: why, and what could be read from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidSignature {
@@ -300,7 +393,7 @@ pub struct InvalidSignature {
     pub info: SignatureInfo,
 }
 
-fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<Signature, Problem> {
+fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<SigCore, Problem> {
     let req = |n: &'static str| get(tags, n).ok_or(Problem::MissingTag(n));
     let v = req("v")?;
     if v != b"1" {
@@ -323,14 +416,18 @@ fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<Signature, Prob
             .ok_or_else(|| Problem::UnknownCanonicalization(text(c)))?,
     };
     let d = req("d")?;
-    let domain = String::from_utf8_lossy(d).to_ascii_lowercase();
+    // Case does not matter to the checks, and a valid name is ASCII.
+    let domain = String::from_utf8_lossy(d);
     if !is_domain_name(&domain, false) {
         return Err(Problem::InvalidDomain(text(d)));
     }
-    let h = req("h")?;
-    // One pass over the names: joined, counted, `from` looked for, the first invalid name
-    // kept; the checks then run in the order the errors are reported.
-    let mut signed_headers = String::with_capacity(h.len());
+    let h_tag = tags
+        .iter()
+        .find(|t| same_name(t.name, "h"))
+        .ok_or(Problem::MissingTag("h"))?;
+    let h = h_tag.value;
+    // One pass over the names: counted, `from` looked for, the first invalid name kept;
+    // the checks then run in the order the errors are reported.
     let mut names = 0usize;
     let mut from_signed = false;
     let mut first_bad: Option<&[u8]> = None;
@@ -340,18 +437,10 @@ fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<Signature, Prob
         .filter(|n| !n.is_empty())
     {
         names += 1;
-        if !signed_headers.is_empty() {
-            signed_headers.push(':');
-        }
-        match std::str::from_utf8(name) {
-            Ok(ascii) if name.iter().all(|b| (33..=126).contains(b)) => {
-                signed_headers.push_str(ascii);
-                from_signed |= name.eq_ignore_ascii_case(b"from");
-            }
-            _ => {
-                signed_headers.push_str(&String::from_utf8_lossy(name));
-                first_bad.get_or_insert(name);
-            }
+        if name.iter().all(|b| (33..=126).contains(b)) {
+            from_signed |= name.eq_ignore_ascii_case(b"from");
+        } else {
+            first_bad.get_or_insert(name);
         }
     }
     // Selecting each name's instance is linear in the header; bound the work a hostile
@@ -372,35 +461,25 @@ fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<Signature, Prob
         ));
     }
     let s = req("s")?;
-    let selector = String::from_utf8_lossy(s).to_ascii_lowercase();
-    if !is_domain_name(&selector, true) {
+    if !is_domain_name(&String::from_utf8_lossy(s), true) {
         return Err(Problem::InvalidSelector(text(s)));
     }
-    let identity = match get(tags, "i") {
-        Some(i) => {
-            let i = text(i);
-            let Some((_, idom)) = i.rsplit_once('@') else {
-                return Err(Problem::BadTagValue("i", "no \"@\"".into()));
-            };
-            // The i= domain is d= or a subdomain of it (compared without case).
-            let same_or_sub = idom.len() >= domain.len()
-                && idom
-                    .get(idom.len() - domain.len()..)
-                    .is_some_and(|tail| tail.eq_ignore_ascii_case(&domain))
-                && (idom.len() == domain.len()
-                    || idom.as_bytes().get(idom.len() - domain.len() - 1) == Some(&b'.'));
-            if !same_or_sub {
-                return Err(Problem::IdentityMismatch);
-            }
-            i
+    if let Some(i) = get(tags, "i") {
+        let i = String::from_utf8_lossy(i);
+        let Some((_, idom)) = i.rsplit_once('@') else {
+            return Err(Problem::BadTagValue("i", "no \"@\"".into()));
+        };
+        // The i= domain is d= or a subdomain of it (compared without case).
+        let same_or_sub = idom.len() >= domain.len()
+            && idom
+                .get(idom.len() - domain.len()..)
+                .is_some_and(|tail| tail.eq_ignore_ascii_case(&domain))
+            && (idom.len() == domain.len()
+                || idom.as_bytes().get(idom.len() - domain.len() - 1) == Some(&b'.'));
+        if !same_or_sub {
+            return Err(Problem::IdentityMismatch);
         }
-        None => {
-            let mut i = String::with_capacity(domain.len() + 1);
-            i.push('@');
-            i.push_str(&domain);
-            i
-        }
-    };
+    }
     let number = |n: &'static str, max_digits: usize| -> Result<Option<u64>, Problem> {
         match get(tags, n) {
             None => Ok(None),
@@ -433,16 +512,13 @@ fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<Signature, Prob
             return Err(Problem::UnsupportedQueryMethod(text(q)));
         }
     }
-    Ok(Signature {
+    Ok(SigCore {
         algorithm,
         signature,
         body_hash,
         canonicalization,
-        domain,
-        signed_headers,
-        identity,
+        h_range: h_tag.value_range.clone(),
         body_length,
-        selector,
         timestamp,
         expiration,
         b_range: raw_value_range(input, b_tag),
@@ -596,6 +672,40 @@ mod tests {
             bad(&base.replace("d=example.com", "d=legitimate.com(.attacker.com")),
             Problem::InvalidDomain(_)
         ));
+    }
+
+    /// The verifier's lean form reads the same names as the public [`Signature`].
+    #[test]
+    fn core_agrees_with_signature() {
+        for value in [
+            "v=1; a=rsa-sha256; d=Example.COM; s=Sel; h= From : To :\r\n\tSubject; bh=AAAA; b=AAAA",
+            "v=1; a=rsa-sha256; d=example.com; s=sel; h=from; i=Joe@Mail.EXAMPLE.com; bh=AAAA; b=AAAA",
+            "v=1; a=rsa-sha256; d=example.com; s=sel; h=from; i=@example.com; bh=AAAA; b=AAAA",
+            "v=1; a=rsa-sha256; d=example.com; s=a.b; h=From::To; i=a@b@EXAMPLE.com; bh=AAAA; b=AAAA",
+        ] {
+            let v = value.as_bytes();
+            let core = parse_core(v).unwrap();
+            let sig = parse_signature(v).unwrap();
+            assert_eq!(
+                core.signed_names(v).collect::<Vec<_>>().join(":"),
+                sig.signed_headers
+            );
+            assert_eq!(
+                core.identity_is_domain(),
+                sig.identity_domain() == sig.domain,
+                "{value}"
+            );
+            assert_eq!(core.domain().to_ascii_lowercase(), sig.domain);
+            assert_eq!(core.selector().to_ascii_lowercase(), sig.selector);
+            assert_eq!(sig.info, core.info);
+        }
+        let sig = parse_signature(
+            b"v=1; a=rsa-sha256; d=Example.COM; s=Sel; h=From : To; bh=AAAA; b=AAAA",
+        )
+        .unwrap();
+        assert_eq!(sig.signed_headers, "From:To");
+        assert_eq!(sig.identity, "@example.com");
+        assert_eq!(sig.key_name(), "sel._domainkey.example.com");
     }
 
     #[test]

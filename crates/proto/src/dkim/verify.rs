@@ -11,7 +11,7 @@ use super::canon::{
     BodyCanonicalizer, BodySink, canonicalize_header, is_canonical, surely_not_canonical,
 };
 use super::key::{KeyCache, ParsedKey, parse_record_and_key};
-use super::parse::{Signature, SignatureInfo, parse_signature};
+use super::parse::{SigCore, SignatureInfo, parse_core};
 use super::{Algorithm, Canon, DkimResult, HashAlgorithm, Problem, SignatureResult, VerifyConfig};
 use crate::clock::Clock;
 use crate::dns::{DnsError, DnsResult, Lookup};
@@ -181,7 +181,7 @@ struct Group {
 enum Entry {
     Invalid(Problem, SignatureInfo),
     Valid {
-        sig: Signature,
+        sig: SigCore,
         key_name: Arc<str>,
         group: usize,
         slot: usize,
@@ -234,14 +234,14 @@ impl<'a> StreamingVerifier<'a> {
             }
             count += 1;
             if count > config.max_signatures {
-                let info = parse_signature(field.value()).map_or_else(|e| e.info, |s| s.info);
+                let info = parse_core(field.value()).map_or_else(|e| e.info, |s| s.info);
                 entries.push((
                     field.index(),
                     Entry::Invalid(Problem::TooManySignatures, info),
                 ));
                 continue;
             }
-            let entry = match parse_signature(field.value()) {
+            let entry = match parse_core(field.value()) {
                 Err(e) => Entry::Invalid(e.problem, e.info),
                 Ok(sig) if sig.algorithm == Algorithm::RsaSha1 && !config.allow_rsa_sha1 => {
                     Entry::Invalid(Problem::Sha1NotAllowed, sig.info)
@@ -538,11 +538,11 @@ impl<'a> StreamingVerifier<'a> {
 type Scratch = SmallVec<[u8; 512]>;
 
 /// The key name of `sig` (§3.6.2.1), written on the stack and then shared: one allocation.
-fn shared_key_name(sig: &Signature) -> Arc<str> {
+fn shared_key_name(sig: &SigCore) -> Arc<str> {
     let mut name: SmallVec<[u8; 320]> = SmallVec::new();
-    name.extend_from_slice(sig.selector.as_bytes());
+    name.extend(sig.selector().bytes().map(|b| b.to_ascii_lowercase()));
     name.extend_from_slice(b"._domainkey.");
-    name.extend_from_slice(sig.domain.as_bytes());
+    name.extend(sig.domain().bytes().map(|b| b.to_ascii_lowercase()));
     // Both parts are strings, so this is never lossy.
     Arc::from(&*String::from_utf8_lossy(&name))
 }
@@ -573,7 +573,7 @@ fn key_from_answer(answer: &DnsResult<Vec<u8>>, cache: Option<&KeyCache>) -> Arc
 
 #[allow(clippy::too_many_arguments)]
 fn evaluate(
-    sig: &Signature,
+    sig: &SigCore,
     own_index: usize,
     fields: &[HeaderField<'_>],
     key: Option<&ParsedKey>,
@@ -614,7 +614,7 @@ fn evaluate(
     if !record.for_email {
         return Err(Problem::KeyNotForEmail);
     }
-    if record.strict && sig.identity_domain() != sig.domain {
+    if record.strict && !sig.identity_is_domain() {
         return Err(Problem::StrictIdentityMismatch);
     }
     if let Some(bits) = public.rsa_bits()
@@ -649,7 +649,7 @@ fn evaluate(
 /// from the bottom up, canonicalised, then the signature field itself with an empty `b=`
 /// and no final CRLF. `stripped` is scratch space for the signature value without `b=`.
 fn header_data(
-    sig: &Signature,
+    sig: &SigCore,
     own_index: usize,
     fields: &[HeaderField<'_>],
     buf: &mut Vec<u8>,
@@ -665,7 +665,7 @@ fn header_data(
     stripped.extend_from_slice(value.get(sig.b_range.end..).unwrap_or_default());
     signed_header_data(
         sig.canonicalization.header,
-        sig.signed_headers.split(':'),
+        sig.signed_names(value),
         fields,
         Some(own_index),
         (own.name(), stripped),
