@@ -143,6 +143,17 @@ pub(crate) fn decode_base64(v: &[u8]) -> Result<Vec<u8>, String> {
     base64_simd::forgiving_decode_to_vec(v).map_err(|_| invalid_base64(v))
 }
 
+/// [`decode_base64`] for values that are usually short (`bh=`): decoded on the stack.
+fn decode_base64_short(v: &[u8]) -> Result<SmallVec<[u8; 64]>, String> {
+    let mut room = [0u8; 64];
+    match room.get_mut(..v.len()) {
+        Some(dst) => base64_simd::forgiving_decode(v, base64_simd::Out::from_slice(dst))
+            .map(|d| SmallVec::from_slice(d))
+            .map_err(|_| invalid_base64(v)),
+        None => decode_base64(v).map(SmallVec::from_vec),
+    }
+}
+
 /// Says where a base64 value goes wrong, for the error message.
 fn invalid_base64(v: &[u8]) -> String {
     let stripped = strip_fws(v);
@@ -302,7 +313,7 @@ pub(crate) fn parse_core(value: &[u8]) -> Result<SigCore, Box<InvalidSignature>>
 pub(crate) struct SigCore {
     pub algorithm: Algorithm,
     pub signature: Vec<u8>,
-    pub body_hash: Vec<u8>,
+    pub body_hash: SmallVec<[u8; 64]>,
     pub canonicalization: Canonicalization,
     /// The trimmed `h=` value within the field value.
     pub h_range: Range<usize>,
@@ -369,7 +380,7 @@ impl SigCore {
         Signature {
             algorithm: self.algorithm,
             signature: self.signature,
-            body_hash: self.body_hash,
+            body_hash: self.body_hash.into_vec(),
             canonicalization: self.canonicalization,
             selector,
             domain,
@@ -400,7 +411,8 @@ fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<SigCore, Proble
         return Err(Problem::UnsupportedVersion(text(v)));
     }
     let a = req("a")?;
-    let algorithm = Algorithm::parse(&text(a)).ok_or_else(|| Problem::UnknownAlgorithm(text(a)))?;
+    let algorithm = Algorithm::parse(&String::from_utf8_lossy(a))
+        .ok_or_else(|| Problem::UnknownAlgorithm(text(a)))?;
     let b_tag = tags
         .iter()
         .find(|t| same_name(t.name, "b"))
@@ -409,10 +421,10 @@ fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<SigCore, Proble
     if signature.is_empty() {
         return Err(Problem::BadTagValue("b", "empty".into()));
     }
-    let body_hash = decode_base64(req("bh")?).map_err(|e| Problem::BadTagValue("bh", e))?;
+    let body_hash = decode_base64_short(req("bh")?).map_err(|e| Problem::BadTagValue("bh", e))?;
     let canonicalization = match get(tags, "c") {
         None => Canonicalization::default(),
-        Some(c) => Canonicalization::parse(&text(c))
+        Some(c) => Canonicalization::parse(&String::from_utf8_lossy(c))
             .ok_or_else(|| Problem::UnknownCanonicalization(text(c)))?,
     };
     let d = req("d")?;
@@ -629,6 +641,24 @@ mod tests {
         let e = decode_base64(b"aGV*bG8=").unwrap_err();
         assert!(e.contains("'*' at offset 3"), "{e}");
         assert!(decode_base64(b"aGVsb").is_err());
+        // The stack variant agrees, short or long, valid or not.
+        let long = "QUJD".repeat(30);
+        for v in [
+            &b"aGVs\r\n\tbG8="[..],
+            b"aGVsbG8",
+            b" aGVs bG8 = ",
+            b"",
+            b"aGVsbG8==",
+            b"aGV*bG8=",
+            b"aGVsb",
+            long.as_bytes(),
+        ] {
+            assert_eq!(
+                decode_base64_short(v).map(|d| d.into_vec()),
+                decode_base64(v),
+                "{v:?}"
+            );
+        }
     }
 
     #[test]

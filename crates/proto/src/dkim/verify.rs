@@ -375,7 +375,7 @@ impl<'a> StreamingVerifier<'a> {
                 };
                 matched = self.entries.iter().all(|(_, e)| match e {
                     Entry::Valid { sig, group, .. } if *group == gi => {
-                        sig.body_hash == digest.as_ref()
+                        sig.body_hash.as_slice() == digest.as_ref()
                     }
                     _ => true,
                 });
