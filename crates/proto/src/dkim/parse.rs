@@ -49,17 +49,15 @@ fn fast_tag_list(input: &[u8]) -> Option<Tags<'_>> {
             if !name_ok {
                 return None;
             }
-            let name = std::str::from_utf8(name_bytes).ok()?;
+            let name = match known_name(name_bytes) {
+                Some(n) => n,
+                None => std::str::from_utf8(name_bytes).ok()?,
+            };
             let after = input.get(eq + 1..end)?;
             let value_start = eq + 1 + first_non_fws(after);
             let value_end = (eq + 1 + last_non_fws_end(after)).max(value_start);
             let value = input.get(value_start..value_end)?;
-            // Every byte is a VALCHAR, whitespace or 8-bit: no other control byte, no DEL
-            // (`;` cannot occur). Written without early exit so that it vectorises.
-            let bad = value.iter().fold(false, |acc, &b| {
-                acc | ((b < 0x21 && !matches!(b, b' ' | b'\t' | b'\r' | b'\n')) | (b == 0x7f))
-            });
-            if bad || tags.iter().any(|t| same_name(t.name, name)) {
+            if has_bad_value_byte(value) || tags.iter().any(|t| same_name(t.name, name)) {
                 return None;
             }
             tags.push(Tag {
@@ -74,6 +72,60 @@ fn fast_tag_list(input: &[u8]) -> Option<Tags<'_>> {
         }
         start = end + 1;
     }
+}
+
+/// The tag names of signatures and key records, as static strings (cheaper than checking
+/// UTF-8 for each).
+fn known_name(name: &[u8]) -> Option<&'static str> {
+    Some(match name {
+        b"v" => "v",
+        b"a" => "a",
+        b"b" => "b",
+        b"bh" => "bh",
+        b"c" => "c",
+        b"d" => "d",
+        b"h" => "h",
+        b"i" => "i",
+        b"l" => "l",
+        b"q" => "q",
+        b"s" => "s",
+        b"t" => "t",
+        b"x" => "x",
+        b"z" => "z",
+        b"k" => "k",
+        b"n" => "n",
+        b"p" => "p",
+        _ => return None,
+    })
+}
+
+/// A byte not allowed in a tag value: a control byte other than folding whitespace, or DEL
+/// (VALCHAR, whitespace and 8-bit bytes are fine; `;` cannot occur).
+fn is_bad_value_byte(b: u8) -> bool {
+    (b < 0x21 && !matches!(b, b' ' | b'\t' | b'\r' | b'\n')) || b == 0x7f
+}
+
+/// Whether `value` holds a byte [`is_bad_value_byte`] refuses. Eight bytes at a time: a word
+/// with no byte below 0x21 and none equal to 0x7f is fine as it is (the usual case: base64
+/// and header names); only words with whitespace or a suspect byte are looked at closely.
+fn has_bad_value_byte(value: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut words = value.chunks_exact(8);
+    for word in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        let x = u64::from_le_bytes(bytes);
+        // Some byte below 0x21 (exact as a yes/no for bounds up to 0x80).
+        let low = x.wrapping_sub(ONES * 0x21) & !x & HIGHS;
+        // Some byte equal to 0x7f.
+        let y = x ^ (ONES * 0x7f);
+        let del = y.wrapping_sub(ONES) & !y & HIGHS;
+        if (low | del) != 0 && word.iter().any(|&b| is_bad_value_byte(b)) {
+            return true;
+        }
+    }
+    words.remainder().iter().any(|&b| is_bad_value_byte(b))
 }
 
 fn first_non_fws(s: &[u8]) -> usize {
@@ -788,6 +840,27 @@ mod tests {
             b"a=b=c",
         ] {
             same_as_shared(case).unwrap();
+        }
+    }
+
+    #[test]
+    fn bad_value_bytes_found_anywhere() {
+        for len in 0..40 {
+            let alphabet = b"Ab+/= \t\r\n\xc3~!";
+            let clean: Vec<u8> = (0..len).map(|i| alphabet[i % alphabet.len()]).collect();
+            assert!(!has_bad_value_byte(&clean));
+            for at in 0..len {
+                for bad in [0u8, 0x01, 0x0b, 0x1f, 0x7f] {
+                    let mut v = clean.clone();
+                    v[at] = bad;
+                    assert!(has_bad_value_byte(&v), "{v:?}");
+                }
+                for good in [0x20u8, 0x21, 0x7e, 0x80, 0xff, b'\t'] {
+                    let mut v = clean.clone();
+                    v[at] = good;
+                    assert!(!has_bad_value_byte(&v), "{v:?}");
+                }
+            }
         }
     }
 
