@@ -102,30 +102,15 @@ fn known_name(name: &[u8]) -> Option<&'static str> {
 /// A byte not allowed in a tag value: a control byte other than folding whitespace, or DEL
 /// (VALCHAR, whitespace and 8-bit bytes are fine; `;` cannot occur).
 fn is_bad_value_byte(b: u8) -> bool {
-    (b < 0x21 && !matches!(b, b' ' | b'\t' | b'\r' | b'\n')) || b == 0x7f
+    (b < 0x21 && !matches!(b, b' ' | b'\t' | b'\r' | b'\n')) | (b == 0x7f)
 }
 
-/// Whether `value` holds a byte [`is_bad_value_byte`] refuses. Eight bytes at a time: a word
-/// with no byte below 0x21 and none equal to 0x7f is fine as it is (the usual case: base64
-/// and header names); only words with whitespace or a suspect byte are looked at closely.
+/// Whether `value` holds a byte [`is_bad_value_byte`] refuses. Written without early exit
+/// so that it vectorises.
 fn has_bad_value_byte(value: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let mut words = value.chunks_exact(8);
-    for word in &mut words {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(word);
-        let x = u64::from_le_bytes(bytes);
-        // Some byte below 0x21 (exact as a yes/no for bounds up to 0x80).
-        let low = x.wrapping_sub(ONES * 0x21) & !x & HIGHS;
-        // Some byte equal to 0x7f.
-        let y = x ^ (ONES * 0x7f);
-        let del = y.wrapping_sub(ONES) & !y & HIGHS;
-        if (low | del) != 0 && word.iter().any(|&b| is_bad_value_byte(b)) {
-            return true;
-        }
-    }
-    words.remainder().iter().any(|&b| is_bad_value_byte(b))
+    value
+        .iter()
+        .fold(false, |acc, &b| acc | is_bad_value_byte(b))
 }
 
 fn first_non_fws(s: &[u8]) -> usize {
@@ -597,13 +582,26 @@ fn is_domain_name(name: &str, selector: bool) -> bool {
     if name.is_empty() || name.len() > 253 {
         return false;
     }
-    let labels_ok = name.split('.').all(|l| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    });
-    labels_ok && (selector || name.contains('.') || name.len() <= 63)
+    // One pass: every label 1 to 63 allowed bytes.
+    let mut label = 0usize;
+    let mut dotted = false;
+    for b in name.bytes() {
+        if b == b'.' {
+            if label == 0 {
+                return false;
+            }
+            label = 0;
+            dotted = true;
+        } else if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            label += 1;
+            if label > 63 {
+                return false;
+            }
+        } else {
+            return false;
+        }
+    }
+    label > 0 && (selector || dotted || name.len() <= 63)
 }
 
 /// Parses a key record (§3.6.1). An empty `p=` gives a record whose key is revoked
@@ -788,6 +786,37 @@ mod tests {
         assert_eq!(sig.signed_headers, "From:To");
         assert_eq!(sig.identity, "@example.com");
         assert_eq!(sig.key_name(), "sel._domainkey.example.com");
+    }
+
+    #[test]
+    fn domain_names() {
+        let long = "a".repeat(63);
+        for (name, selector, ok) in [
+            ("example.com", false, true),
+            ("example.com.", false, true),
+            ("Ex-am_ple.c0m", false, true),
+            ("localhost", false, true),
+            ("sel", true, true),
+            ("a.b.sel", true, true),
+            ("", false, false),
+            (".", false, false),
+            (".example.com", false, false),
+            ("example..com", false, false),
+            ("example.com..", false, false),
+            ("exa mple.com", false, false),
+            ("legitimate.com(.attacker.com", false, false),
+            ("é.com", false, false),
+        ] {
+            assert_eq!(is_domain_name(name, selector), ok, "{name:?}");
+        }
+        assert!(is_domain_name(&format!("{long}.com"), false));
+        assert!(!is_domain_name(&format!("{long}a.com"), false));
+        assert!(is_domain_name(&long, false));
+        assert!(!is_domain_name(&format!("{long}a"), true));
+        let many = vec!["abc"; 64].join(".");
+        assert!(is_domain_name(&many[..253], false));
+        assert!(!is_domain_name(&many[..255], false));
+        assert!(!is_domain_name(&many, false));
     }
 
     #[test]
