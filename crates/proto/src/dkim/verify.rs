@@ -687,10 +687,20 @@ pub(crate) fn signed_header_data<'n>(
     used: &mut [bool],
 ) {
     used.iter_mut().for_each(|u| *u = false);
+    // Each field's name length, found once: most fields are ruled out by length alone.
+    let lens: SmallVec<[usize; 32]> = fields.iter().map(|f| f.trimmed_name().len()).collect();
     for name in names {
-        let found = fields.iter().rev().find(|f| {
-            Some(f.index()) != skip && !used.get(f.index()).copied().unwrap_or(true) && f.is(name)
-        });
+        let found = fields
+            .iter()
+            .zip(&lens)
+            .rev()
+            .find(|(f, len)| {
+                **len == name.len()
+                    && Some(f.index()) != skip
+                    && !used.get(f.index()).copied().unwrap_or(true)
+                    && f.is(name)
+            })
+            .map(|(f, _)| f);
         if let Some(f) = found {
             if let Some(u) = used.get_mut(f.index()) {
                 *u = true;
