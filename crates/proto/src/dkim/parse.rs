@@ -1,5 +1,6 @@
 //! Parsing of `DKIM-Signature` fields (§3.5) and key records (§3.6.1).
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use smallvec::SmallVec;
@@ -158,8 +159,16 @@ fn same_name(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
 
+/// [`String::from_utf8_lossy`], quicker for the usual short ASCII values.
+fn lossy(v: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(v) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(v),
+    }
+}
+
 fn text(v: &[u8]) -> String {
-    String::from_utf8_lossy(v).into_owned()
+    lossy(v).into_owned()
 }
 
 /// Removes folding whitespace (base64 values may be folded anywhere, §3.5 b=).
@@ -448,8 +457,8 @@ fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<SigCore, Proble
         return Err(Problem::UnsupportedVersion(text(v)));
     }
     let a = req("a")?;
-    let algorithm = Algorithm::parse(&String::from_utf8_lossy(a))
-        .ok_or_else(|| Problem::UnknownAlgorithm(text(a)))?;
+    let algorithm =
+        Algorithm::parse(&lossy(a)).ok_or_else(|| Problem::UnknownAlgorithm(text(a)))?;
     let b_tag = tags
         .iter()
         .find(|t| same_name(t.name, "b"))
@@ -461,12 +470,12 @@ fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<SigCore, Proble
     let body_hash = decode_base64_short(req("bh")?).map_err(|e| Problem::BadTagValue("bh", e))?;
     let canonicalization = match get(tags, "c") {
         None => Canonicalization::default(),
-        Some(c) => Canonicalization::parse(&String::from_utf8_lossy(c))
+        Some(c) => Canonicalization::parse(&lossy(c))
             .ok_or_else(|| Problem::UnknownCanonicalization(text(c)))?,
     };
     let d = req("d")?;
     // Case does not matter to the checks, and a valid name is ASCII.
-    let domain = String::from_utf8_lossy(d);
+    let domain = lossy(d);
     if !is_domain_name(&domain, false) {
         return Err(Problem::InvalidDomain(text(d)));
     }
@@ -510,11 +519,11 @@ fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<SigCore, Proble
         ));
     }
     let s = req("s")?;
-    if !is_domain_name(&String::from_utf8_lossy(s), true) {
+    if !is_domain_name(&lossy(s), true) {
         return Err(Problem::InvalidSelector(text(s)));
     }
     if let Some(i) = get(tags, "i") {
-        let i = String::from_utf8_lossy(i);
+        let i = lossy(i);
         let Some((_, idom)) = i.rsplit_once('@') else {
             return Err(Problem::BadTagValue("i", "no \"@\"".into()));
         };
