@@ -332,13 +332,21 @@ pub fn canonicalize_header(canon: Canon, name: &[u8], value: &[u8], eol: bool, o
             let mut started = false;
             let mut i = 0;
             while i < value.len() {
-                // The run ends at the next SP, HTAB or LF (found with SIMD), less the CR of a
-                // CRLF; a bare CR belongs to the run.
                 let rest = value.get(i..).unwrap_or_default();
-                let mut end =
-                    memchr::memchr3(b' ', b'\t', b'\n', rest).map_or(value.len(), |p| i + p);
-                if end > i && value.get(end) == Some(&b'\n') && value.get(end - 1) == Some(&b'\r') {
-                    end -= 1;
+                let run = rest
+                    .iter()
+                    .position(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+                    .unwrap_or(rest.len());
+                let mut end = i + run;
+                // A bare CR belongs to the run.
+                while value.get(end) == Some(&b'\r') && value.get(end + 1) != Some(&b'\n') {
+                    end += 1;
+                    end += value
+                        .get(end..)
+                        .unwrap_or_default()
+                        .iter()
+                        .position(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+                        .unwrap_or(value.len() - end);
                 }
                 if end > i {
                     if pending_space {
