@@ -153,6 +153,63 @@ fn get<'a>(tags: &[Tag<'a>], name: &str) -> Option<&'a [u8]> {
         .map(|t| t.value)
 }
 
+/// The tags of a signature with the known names found once, for the dozen lookups.
+struct TagIndex<'t, 'a> {
+    tags: &'t [Tag<'a>],
+    /// Where each [`known_slot`] name first occurs in `tags`, or `usize::MAX`.
+    pos: [usize; KNOWN_NAMES],
+}
+
+const KNOWN_NAMES: usize = 14;
+
+/// The signature tags of §3.5, numbered.
+fn known_slot(name: &str) -> Option<usize> {
+    Some(match name {
+        "v" => 0,
+        "a" => 1,
+        "b" => 2,
+        "bh" => 3,
+        "c" => 4,
+        "d" => 5,
+        "h" => 6,
+        "i" => 7,
+        "l" => 8,
+        "q" => 9,
+        "s" => 10,
+        "t" => 11,
+        "x" => 12,
+        "z" => 13,
+        _ => return None,
+    })
+}
+
+impl<'t, 'a> TagIndex<'t, 'a> {
+    fn new(tags: &'t [Tag<'a>]) -> Self {
+        let mut pos = [usize::MAX; KNOWN_NAMES];
+        for (i, t) in tags.iter().enumerate() {
+            if let Some(p) = known_slot(t.name).and_then(|k| pos.get_mut(k))
+                && *p == usize::MAX
+            {
+                *p = i;
+            }
+        }
+        TagIndex { tags, pos }
+    }
+
+    /// The first tag called `name`.
+    fn tag(&self, name: &str) -> Option<&'t Tag<'a>> {
+        match known_slot(name) {
+            Some(k) => self.pos.get(k).and_then(|&i| self.tags.get(i)),
+            None => self.tags.iter().find(|t| same_name(t.name, name)),
+        }
+    }
+
+    /// The value of the first tag called `name`.
+    fn get(&self, name: &str) -> Option<&'a [u8]> {
+        self.tag(name).map(|t| t.value)
+    }
+}
+
 /// Tag names are one or two letters: compared inline rather than through `memcmp`.
 #[inline]
 fn same_name(a: &str, b: &str) -> bool {
@@ -235,14 +292,14 @@ pub struct SignatureInfo {
 }
 
 impl SignatureInfo {
-    fn from_tags(tags: &[Tag<'_>]) -> Self {
-        let s = |n: &str| get(tags, n).map(text);
+    fn from_tags(tags: &TagIndex<'_, '_>) -> Self {
+        let s = |n: &str| tags.get(n).map(text);
         SignatureInfo {
             domain: s("d"),
             selector: s("s"),
             algorithm: s("a"),
             identity: s("i"),
-            b_prefix: get(tags, "b").map(|b| {
+            b_prefix: tags.get("b").map(|b| {
                 b.iter()
                     .filter(|b| !is_fws(**b))
                     .take(8)
@@ -344,6 +401,7 @@ pub(crate) fn parse_core(value: &[u8]) -> Result<SigCore, Box<InvalidSignature>>
             info: SignatureInfo::salvage(value),
         })
     })?;
+    let tags = TagIndex::new(&tags);
     let info = SignatureInfo::from_tags(&tags);
     match signature_from_tags(value, &tags) {
         Ok(mut sig) => {
@@ -450,8 +508,8 @@ pub struct InvalidSignature {
     pub info: SignatureInfo,
 }
 
-fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<SigCore, Problem> {
-    let req = |n: &'static str| get(tags, n).ok_or(Problem::MissingTag(n));
+fn signature_from_tags(input: &[u8], tags: &TagIndex<'_, '_>) -> Result<SigCore, Problem> {
+    let req = |n: &'static str| tags.get(n).ok_or(Problem::MissingTag(n));
     let v = req("v")?;
     if v != b"1" {
         return Err(Problem::UnsupportedVersion(text(v)));
@@ -459,16 +517,13 @@ fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<SigCore, Proble
     let a = req("a")?;
     let algorithm =
         Algorithm::parse(&lossy(a)).ok_or_else(|| Problem::UnknownAlgorithm(text(a)))?;
-    let b_tag = tags
-        .iter()
-        .find(|t| same_name(t.name, "b"))
-        .ok_or(Problem::MissingTag("b"))?;
+    let b_tag = tags.tag("b").ok_or(Problem::MissingTag("b"))?;
     let signature = decode_base64(b_tag.value).map_err(|e| Problem::BadTagValue("b", e))?;
     if signature.is_empty() {
         return Err(Problem::BadTagValue("b", "empty".into()));
     }
     let body_hash = decode_base64_short(req("bh")?).map_err(|e| Problem::BadTagValue("bh", e))?;
-    let canonicalization = match get(tags, "c") {
+    let canonicalization = match tags.get("c") {
         None => Canonicalization::default(),
         Some(c) => Canonicalization::parse(&lossy(c))
             .ok_or_else(|| Problem::UnknownCanonicalization(text(c)))?,
@@ -479,10 +534,7 @@ fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<SigCore, Proble
     if !is_domain_name(&domain, false) {
         return Err(Problem::InvalidDomain(text(d)));
     }
-    let h_tag = tags
-        .iter()
-        .find(|t| same_name(t.name, "h"))
-        .ok_or(Problem::MissingTag("h"))?;
+    let h_tag = tags.tag("h").ok_or(Problem::MissingTag("h"))?;
     let h = h_tag.value;
     // One pass over the names: counted, `from` looked for, the first invalid name kept;
     // the checks then run in the order the errors are reported.
@@ -522,7 +574,7 @@ fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<SigCore, Proble
     if !is_domain_name(&lossy(s), true) {
         return Err(Problem::InvalidSelector(text(s)));
     }
-    if let Some(i) = get(tags, "i") {
+    if let Some(i) = tags.get("i") {
         let i = lossy(i);
         let Some((_, idom)) = i.rsplit_once('@') else {
             return Err(Problem::BadTagValue("i", "no \"@\"".into()));
@@ -539,7 +591,7 @@ fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<SigCore, Proble
         }
     }
     let number = |n: &'static str, max_digits: usize| -> Result<Option<u64>, Problem> {
-        match get(tags, n) {
+        match tags.get(n) {
             None => Ok(None),
             Some(v)
                 if v.is_empty() || v.len() > max_digits || !v.iter().all(u8::is_ascii_digit) =>
@@ -562,7 +614,7 @@ fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<SigCore, Proble
     {
         return Err(Problem::ExpiresBeforeSigned);
     }
-    if let Some(q) = get(tags, "q") {
+    if let Some(q) = tags.get("q") {
         let ok = q
             .split(|b| *b == b':')
             .any(|m| trim_fws(m).eq_ignore_ascii_case(b"dns/txt"));
@@ -795,6 +847,19 @@ mod tests {
         assert_eq!(sig.signed_headers, "From:To");
         assert_eq!(sig.identity, "@example.com");
         assert_eq!(sig.key_name(), "sel._domainkey.example.com");
+    }
+
+    #[test]
+    fn tag_index_finds_what_a_scan_finds() {
+        let input = b"v=1; bh=x; b=y; foo=z; d=e; i=j";
+        let tags = tag_list(input).unwrap();
+        let index = TagIndex::new(&tags);
+        for name in [
+            "v", "a", "b", "bh", "c", "d", "h", "i", "foo", "bar", "s", "z",
+        ] {
+            assert_eq!(index.get(name), get(&tags, name), "{name}");
+        }
+        assert_eq!(index.tag("b").map(|t| t.name_start), Some(11));
     }
 
     #[test]
