@@ -13,25 +13,39 @@ use crate::tag_list::{Strictness, Tag, TagList};
 /// (skipping empty tag-specs such as `;;`, as mature verifiers do).
 ///
 /// Signatures are parsed on every message, so well-formed lists take a fast path
-/// ([`fast_tag_list`]: SIMD search for `;` and `=`, branch-free byte checks) that gives
+/// ([`fast_tag_list_into`]: SIMD search for `;` and `=`, branch-free byte checks) that gives
 /// exactly the tags the shared parser gives; anything it does not accept goes to the
 /// shared parser, which says what is wrong and where.
 fn tag_list(input: &[u8]) -> Result<Tags<'_>, String> {
-    if let Some(tags) = fast_tag_list(input) {
-        return Ok(tags);
+    let mut tags = Tags::new();
+    tag_list_into(input, &mut tags).map(|()| tags)
+}
+
+/// [`tag_list`] into `tags` (which the caller keeps where it is: no copy on return).
+fn tag_list_into<'a>(input: &'a [u8], tags: &mut Tags<'a>) -> Result<(), String> {
+    if fast_tag_list_into(input, tags).is_some() {
+        return Ok(());
     }
+    tags.clear();
     TagList::parse_with(input, Strictness::SkipEmpty)
-        .map(|l| l.tags().iter().cloned().collect())
+        .map(|l| tags.extend(l.tags().iter().cloned()))
         .map_err(|e| e.to_string())
 }
 
 /// The tags of a signature (about a dozen) or key record, kept on the stack.
 type Tags<'a> = SmallVec<[Tag<'a>; 16]>;
 
-/// The fast path of [`tag_list`]: `None` for anything unusual (a malformed tag-spec, an
-/// invalid byte, a repeated name), which the shared parser then reports.
+/// [`fast_tag_list_into`] returning the tags (for tests).
+#[cfg(test)]
 fn fast_tag_list(input: &[u8]) -> Option<Tags<'_>> {
-    let mut tags: Tags<'_> = SmallVec::new();
+    let mut tags = Tags::new();
+    fast_tag_list_into(input, &mut tags).map(|()| tags)
+}
+
+/// The fast path of [`tag_list`], into `tags`: `None` for anything unusual (a malformed
+/// tag-spec, an invalid byte, a repeated name), which the shared parser then reports.
+fn fast_tag_list_into<'a>(input: &'a [u8], tags: &mut Tags<'a>) -> Option<()> {
+    tags.clear();
     let mut start = 0usize;
     loop {
         let rest = input.get(start..)?;
@@ -69,7 +83,7 @@ fn fast_tag_list(input: &[u8]) -> Option<Tags<'_>> {
             });
         }
         if end >= input.len() {
-            return Some(tags);
+            return Some(());
         }
         start = end + 1;
     }
@@ -395,7 +409,8 @@ pub fn parse_signature(value: &[u8]) -> Result<Signature, Box<InvalidSignature>>
 /// [`parse_signature`] as the verifier needs it: the checked signature without owned
 /// copies of `d=`, `s=`, `i=` and `h=` (read from [`SigCore::info`] and the field value).
 pub(crate) fn parse_core(value: &[u8]) -> Result<SigCore, Box<InvalidSignature>> {
-    let tags = tag_list(value).map_err(|e| {
+    let mut tags = Tags::new();
+    tag_list_into(value, &mut tags).map_err(|e| {
         Box::new(InvalidSignature {
             problem: Problem::SignatureSyntax(e),
             info: SignatureInfo::salvage(value),
