@@ -90,6 +90,17 @@ impl Canonicalization {
     /// Parses a `c=` value (§3.5): `simple`, `relaxed`, or `header/body`. A single name
     /// applies to the header, and the body is `simple`.
     pub fn parse(value: &str) -> Option<Self> {
+        // The usual spellings first.
+        let (relaxed, simple) = (Canon::Relaxed, Canon::Simple);
+        let exact = |header, body| Some(Canonicalization { header, body });
+        match value {
+            "relaxed/relaxed" => return exact(relaxed, relaxed),
+            "relaxed/simple" => return exact(relaxed, simple),
+            "simple/simple" | "simple" => return exact(simple, simple),
+            "simple/relaxed" => return exact(simple, relaxed),
+            "relaxed" => return exact(relaxed, simple),
+            _ => {}
+        }
         let one = |s: &str| match s.trim() {
             s if s.eq_ignore_ascii_case("simple") => Some(Canon::Simple),
             s if s.eq_ignore_ascii_case("relaxed") => Some(Canon::Relaxed),
@@ -183,6 +194,9 @@ pub enum Algorithm {
 impl Algorithm {
     /// Parses an `a=` value (case-insensitive).
     pub fn parse(s: &str) -> Option<Self> {
+        if s == "rsa-sha256" {
+            return Some(Algorithm::RsaSha256);
+        }
         match s.trim() {
             s if s.eq_ignore_ascii_case("rsa-sha256") => Some(Algorithm::RsaSha256),
             s if s.eq_ignore_ascii_case("rsa-sha1") => Some(Algorithm::RsaSha1),

@@ -1,6 +1,9 @@
 //! Parsing of `DKIM-Signature` fields (§3.5) and key records (§3.6.1).
 
+use std::borrow::Cow;
 use std::ops::Range;
+
+use smallvec::SmallVec;
 
 use super::key::KeyRecord;
 use super::{Algorithm, Canonicalization, HashAlgorithm, KeyType, Problem};
@@ -10,22 +13,39 @@ use crate::tag_list::{Strictness, Tag, TagList};
 /// (skipping empty tag-specs such as `;;`, as mature verifiers do).
 ///
 /// Signatures are parsed on every message, so well-formed lists take a fast path
-/// ([`fast_tag_list`]: SIMD search for `;` and `=`, branch-free byte checks) that gives
+/// ([`fast_tag_list_into`]: SIMD search for `;` and `=`, branch-free byte checks) that gives
 /// exactly the tags the shared parser gives; anything it does not accept goes to the
 /// shared parser, which says what is wrong and where.
-fn tag_list(input: &[u8]) -> Result<Vec<Tag<'_>>, String> {
-    if let Some(tags) = fast_tag_list(input) {
-        return Ok(tags);
+fn tag_list(input: &[u8]) -> Result<Tags<'_>, String> {
+    let mut tags = Tags::new();
+    tag_list_into(input, &mut tags).map(|()| tags)
+}
+
+/// [`tag_list`] into `tags` (which the caller keeps where it is: no copy on return).
+fn tag_list_into<'a>(input: &'a [u8], tags: &mut Tags<'a>) -> Result<(), String> {
+    if fast_tag_list_into(input, tags).is_some() {
+        return Ok(());
     }
+    tags.clear();
     TagList::parse_with(input, Strictness::SkipEmpty)
-        .map(|l| l.tags().to_vec())
+        .map(|l| tags.extend(l.tags().iter().cloned()))
         .map_err(|e| e.to_string())
 }
 
-/// The fast path of [`tag_list`]: `None` for anything unusual (a malformed tag-spec, an
-/// invalid byte, a repeated name), which the shared parser then reports.
-fn fast_tag_list(input: &[u8]) -> Option<Vec<Tag<'_>>> {
-    let mut tags: Vec<Tag<'_>> = Vec::with_capacity(16);
+/// The tags of a signature (about a dozen) or key record, kept on the stack.
+type Tags<'a> = SmallVec<[Tag<'a>; 16]>;
+
+/// [`fast_tag_list_into`] returning the tags (for tests).
+#[cfg(test)]
+fn fast_tag_list(input: &[u8]) -> Option<Tags<'_>> {
+    let mut tags = Tags::new();
+    fast_tag_list_into(input, &mut tags).map(|()| tags)
+}
+
+/// The fast path of [`tag_list`], into `tags`: `None` for anything unusual (a malformed
+/// tag-spec, an invalid byte, a repeated name), which the shared parser then reports.
+fn fast_tag_list_into<'a>(input: &'a [u8], tags: &mut Tags<'a>) -> Option<()> {
+    tags.clear();
     let mut start = 0usize;
     loop {
         let rest = input.get(start..)?;
@@ -44,17 +64,15 @@ fn fast_tag_list(input: &[u8]) -> Option<Vec<Tag<'_>>> {
             if !name_ok {
                 return None;
             }
-            let name = std::str::from_utf8(name_bytes).ok()?;
+            let name = match known_name(name_bytes) {
+                Some(n) => n,
+                None => std::str::from_utf8(name_bytes).ok()?,
+            };
             let after = input.get(eq + 1..end)?;
             let value_start = eq + 1 + first_non_fws(after);
             let value_end = (eq + 1 + last_non_fws_end(after)).max(value_start);
             let value = input.get(value_start..value_end)?;
-            // Every byte is a VALCHAR, whitespace or 8-bit: no other control byte, no DEL
-            // (`;` cannot occur). Written without early exit so that it vectorises.
-            let bad = value.iter().fold(false, |acc, &b| {
-                acc | ((b < 0x21 && !matches!(b, b' ' | b'\t' | b'\r' | b'\n')) | (b == 0x7f))
-            });
-            if bad || tags.iter().any(|t| same_name(t.name, name)) {
+            if has_bad_value_byte(value) || tags.iter().any(|t| same_name(t.name, name)) {
                 return None;
             }
             tags.push(Tag {
@@ -65,10 +83,49 @@ fn fast_tag_list(input: &[u8]) -> Option<Vec<Tag<'_>>> {
             });
         }
         if end >= input.len() {
-            return Some(tags);
+            return Some(());
         }
         start = end + 1;
     }
+}
+
+/// The tag names of signatures and key records, as static strings (cheaper than checking
+/// UTF-8 for each).
+fn known_name(name: &[u8]) -> Option<&'static str> {
+    Some(match name {
+        b"v" => "v",
+        b"a" => "a",
+        b"b" => "b",
+        b"bh" => "bh",
+        b"c" => "c",
+        b"d" => "d",
+        b"h" => "h",
+        b"i" => "i",
+        b"l" => "l",
+        b"q" => "q",
+        b"s" => "s",
+        b"t" => "t",
+        b"x" => "x",
+        b"z" => "z",
+        b"k" => "k",
+        b"n" => "n",
+        b"p" => "p",
+        _ => return None,
+    })
+}
+
+/// A byte not allowed in a tag value: a control byte other than folding whitespace, or DEL
+/// (VALCHAR, whitespace and 8-bit bytes are fine; `;` cannot occur).
+fn is_bad_value_byte(b: u8) -> bool {
+    (b < 0x21 && !matches!(b, b' ' | b'\t' | b'\r' | b'\n')) | (b == 0x7f)
+}
+
+/// Whether `value` holds a byte [`is_bad_value_byte`] refuses. Written without early exit
+/// so that it vectorises.
+fn has_bad_value_byte(value: &[u8]) -> bool {
+    value
+        .iter()
+        .fold(false, |acc, &b| acc | is_bad_value_byte(b))
 }
 
 fn first_non_fws(s: &[u8]) -> usize {
@@ -110,14 +167,79 @@ fn get<'a>(tags: &[Tag<'a>], name: &str) -> Option<&'a [u8]> {
         .map(|t| t.value)
 }
 
+/// The tags of a signature with the known names found once, for the dozen lookups.
+struct TagIndex<'t, 'a> {
+    tags: &'t [Tag<'a>],
+    /// Where each [`known_slot`] name first occurs in `tags`, or `usize::MAX`.
+    pos: [usize; KNOWN_NAMES],
+}
+
+const KNOWN_NAMES: usize = 14;
+
+/// The signature tags of §3.5, numbered.
+fn known_slot(name: &str) -> Option<usize> {
+    Some(match name {
+        "v" => 0,
+        "a" => 1,
+        "b" => 2,
+        "bh" => 3,
+        "c" => 4,
+        "d" => 5,
+        "h" => 6,
+        "i" => 7,
+        "l" => 8,
+        "q" => 9,
+        "s" => 10,
+        "t" => 11,
+        "x" => 12,
+        "z" => 13,
+        _ => return None,
+    })
+}
+
+impl<'t, 'a> TagIndex<'t, 'a> {
+    fn new(tags: &'t [Tag<'a>]) -> Self {
+        let mut pos = [usize::MAX; KNOWN_NAMES];
+        for (i, t) in tags.iter().enumerate() {
+            if let Some(p) = known_slot(t.name).and_then(|k| pos.get_mut(k))
+                && *p == usize::MAX
+            {
+                *p = i;
+            }
+        }
+        TagIndex { tags, pos }
+    }
+
+    /// The first tag called `name`.
+    fn tag(&self, name: &str) -> Option<&'t Tag<'a>> {
+        match known_slot(name) {
+            Some(k) => self.pos.get(k).and_then(|&i| self.tags.get(i)),
+            None => self.tags.iter().find(|t| same_name(t.name, name)),
+        }
+    }
+
+    /// The value of the first tag called `name`.
+    fn get(&self, name: &str) -> Option<&'a [u8]> {
+        self.tag(name).map(|t| t.value)
+    }
+}
+
 /// Tag names are one or two letters: compared inline rather than through `memcmp`.
 #[inline]
 fn same_name(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
 
+/// [`String::from_utf8_lossy`], quicker for the usual short ASCII values.
+fn lossy(v: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(v) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(v),
+    }
+}
+
 fn text(v: &[u8]) -> String {
-    String::from_utf8_lossy(v).into_owned()
+    lossy(v).into_owned()
 }
 
 /// Removes folding whitespace (base64 values may be folded anywhere, §3.5 b=).
@@ -136,6 +258,17 @@ pub(crate) fn decode_base64(v: &[u8]) -> Result<Vec<u8>, String> {
     // space), padding optional, trailing bits ignored. base64-simd does it with SIMD, the
     // white space removal included.
     base64_simd::forgiving_decode_to_vec(v).map_err(|_| invalid_base64(v))
+}
+
+/// [`decode_base64`] for values that are usually short (`bh=`): decoded on the stack.
+fn decode_base64_short(v: &[u8]) -> Result<SmallVec<[u8; 64]>, String> {
+    let mut room = [0u8; 64];
+    match room.get_mut(..v.len()) {
+        Some(dst) => base64_simd::forgiving_decode(v, base64_simd::Out::from_slice(dst))
+            .map(|d| SmallVec::from_slice(d))
+            .map_err(|_| invalid_base64(v)),
+        None => decode_base64(v).map(SmallVec::from_vec),
+    }
 }
 
 /// Says where a base64 value goes wrong, for the error message.
@@ -173,14 +306,14 @@ pub struct SignatureInfo {
 }
 
 impl SignatureInfo {
-    fn from_tags(tags: &[Tag<'_>]) -> Self {
-        let s = |n: &str| get(tags, n).map(text);
+    fn from_tags(tags: &TagIndex<'_, '_>) -> Self {
+        let s = |n: &str| tags.get(n).map(text);
         SignatureInfo {
             domain: s("d"),
             selector: s("s"),
             algorithm: s("a"),
             identity: s("i"),
-            b_prefix: get(tags, "b").map(|b| {
+            b_prefix: tags.get("b").map(|b| {
                 b.iter()
                     .filter(|b| !is_fws(**b))
                     .take(8)
@@ -270,12 +403,20 @@ impl Signature {
 ///
 /// On error, returns the problem and whatever could be read from the field.
 pub fn parse_signature(value: &[u8]) -> Result<Signature, Box<InvalidSignature>> {
-    let tags = tag_list(value).map_err(|e| {
+    parse_core(value).map(|core| core.into_signature(value))
+}
+
+/// [`parse_signature`] as the verifier needs it: the checked signature without owned
+/// copies of `d=`, `s=`, `i=` and `h=` (read from [`SigCore::info`] and the field value).
+pub(crate) fn parse_core(value: &[u8]) -> Result<SigCore, Box<InvalidSignature>> {
+    let mut tags = Tags::new();
+    tag_list_into(value, &mut tags).map_err(|e| {
         Box::new(InvalidSignature {
             problem: Problem::SignatureSyntax(e),
             info: SignatureInfo::salvage(value),
         })
     })?;
+    let tags = TagIndex::new(&tags);
     let info = SignatureInfo::from_tags(&tags);
     match signature_from_tags(value, &tags) {
         Ok(mut sig) => {
@@ -283,6 +424,93 @@ pub fn parse_signature(value: &[u8]) -> Result<Signature, Box<InvalidSignature>>
             Ok(sig)
         }
         Err(problem) => Err(Box::new(InvalidSignature { problem, info })),
+    }
+}
+
+/// A parsed, checked signature as the verifier keeps it (see [`parse_core`]).
+#[derive(Debug, Clone)]
+pub(crate) struct SigCore {
+    pub algorithm: Algorithm,
+    pub signature: Vec<u8>,
+    pub body_hash: SmallVec<[u8; 64]>,
+    pub canonicalization: Canonicalization,
+    /// The trimmed `h=` value within the field value.
+    pub h_range: Range<usize>,
+    pub body_length: Option<u64>,
+    pub timestamp: Option<u64>,
+    pub expiration: Option<u64>,
+    pub b_range: Range<usize>,
+    /// `d=`, `s=`, `a=`, `i=` as written: always there for a checked signature.
+    pub info: SignatureInfo,
+}
+
+impl SigCore {
+    /// `d=` as written (checked: ASCII letters, digits, `-`, `_`, `.`).
+    pub fn domain(&self) -> &str {
+        self.info.domain.as_deref().unwrap_or_default()
+    }
+
+    /// `s=` as written (checked like `d=`).
+    pub fn selector(&self) -> &str {
+        self.info.selector.as_deref().unwrap_or_default()
+    }
+
+    /// The names of `h=`, in order (checked: printable ASCII), from `value`, the field
+    /// value this signature was parsed from.
+    pub fn signed_names<'v>(&self, value: &'v [u8]) -> impl Iterator<Item = &'v str> + use<'v> {
+        value
+            .get(self.h_range.clone())
+            .unwrap_or_default()
+            .split(|b| *b == b':')
+            .map(trim_fws)
+            .filter(|n| !n.is_empty())
+            .filter_map(|n| std::str::from_utf8(n).ok())
+    }
+
+    /// Whether the domain of `i=` (or `d=` when there is no `i=`) equals `d=`, without
+    /// case ([`Signature::identity_domain`] `==` [`Signature::domain`]).
+    pub fn identity_is_domain(&self) -> bool {
+        let Some(i) = self.info.identity.as_deref() else {
+            return true;
+        };
+        let idom = i.rsplit_once('@').map_or(i, |(_, d)| d);
+        idom.eq_ignore_ascii_case(self.domain())
+    }
+
+    fn into_signature(self, value: &[u8]) -> Signature {
+        let domain = self.domain().to_ascii_lowercase();
+        let selector = self.selector().to_ascii_lowercase();
+        let identity = match &self.info.identity {
+            Some(i) => i.clone(),
+            None => {
+                let mut i = String::with_capacity(domain.len() + 1);
+                i.push('@');
+                i.push_str(&domain);
+                i
+            }
+        };
+        let mut signed_headers = String::new();
+        for name in self.signed_names(value) {
+            if !signed_headers.is_empty() {
+                signed_headers.push(':');
+            }
+            signed_headers.push_str(name);
+        }
+        Signature {
+            algorithm: self.algorithm,
+            signature: self.signature,
+            body_hash: self.body_hash.into_vec(),
+            canonicalization: self.canonicalization,
+            selector,
+            domain,
+            signed_headers,
+            identity,
+            body_length: self.body_length,
+            timestamp: self.timestamp,
+            expiration: self.expiration,
+            b_range: self.b_range,
+            info: self.info,
+        }
     }
 }
 
@@ -295,37 +523,36 @@ pub struct InvalidSignature {
     pub info: SignatureInfo,
 }
 
-fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<Signature, Problem> {
-    let req = |n: &'static str| get(tags, n).ok_or(Problem::MissingTag(n));
+fn signature_from_tags(input: &[u8], tags: &TagIndex<'_, '_>) -> Result<SigCore, Problem> {
+    let req = |n: &'static str| tags.get(n).ok_or(Problem::MissingTag(n));
     let v = req("v")?;
     if v != b"1" {
         return Err(Problem::UnsupportedVersion(text(v)));
     }
     let a = req("a")?;
-    let algorithm = Algorithm::parse(&text(a)).ok_or_else(|| Problem::UnknownAlgorithm(text(a)))?;
-    let b_tag = tags
-        .iter()
-        .find(|t| same_name(t.name, "b"))
-        .ok_or(Problem::MissingTag("b"))?;
+    let algorithm =
+        Algorithm::parse(&lossy(a)).ok_or_else(|| Problem::UnknownAlgorithm(text(a)))?;
+    let b_tag = tags.tag("b").ok_or(Problem::MissingTag("b"))?;
     let signature = decode_base64(b_tag.value).map_err(|e| Problem::BadTagValue("b", e))?;
     if signature.is_empty() {
         return Err(Problem::BadTagValue("b", "empty".into()));
     }
-    let body_hash = decode_base64(req("bh")?).map_err(|e| Problem::BadTagValue("bh", e))?;
-    let canonicalization = match get(tags, "c") {
+    let body_hash = decode_base64_short(req("bh")?).map_err(|e| Problem::BadTagValue("bh", e))?;
+    let canonicalization = match tags.get("c") {
         None => Canonicalization::default(),
-        Some(c) => Canonicalization::parse(&text(c))
+        Some(c) => Canonicalization::parse(&lossy(c))
             .ok_or_else(|| Problem::UnknownCanonicalization(text(c)))?,
     };
     let d = req("d")?;
-    let domain = String::from_utf8_lossy(d).to_ascii_lowercase();
+    // Case does not matter to the checks, and a valid name is ASCII.
+    let domain = lossy(d);
     if !is_domain_name(&domain, false) {
         return Err(Problem::InvalidDomain(text(d)));
     }
-    let h = req("h")?;
-    // One pass over the names: joined, counted, `from` looked for, the first invalid name
-    // kept; the checks then run in the order the errors are reported.
-    let mut signed_headers = String::with_capacity(h.len());
+    let h_tag = tags.tag("h").ok_or(Problem::MissingTag("h"))?;
+    let h = h_tag.value;
+    // One pass over the names: counted, `from` looked for, the first invalid name kept;
+    // the checks then run in the order the errors are reported.
     let mut names = 0usize;
     let mut from_signed = false;
     let mut first_bad: Option<&[u8]> = None;
@@ -335,18 +562,10 @@ fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<Signature, Prob
         .filter(|n| !n.is_empty())
     {
         names += 1;
-        if !signed_headers.is_empty() {
-            signed_headers.push(':');
-        }
-        match std::str::from_utf8(name) {
-            Ok(ascii) if name.iter().all(|b| (33..=126).contains(b)) => {
-                signed_headers.push_str(ascii);
-                from_signed |= name.eq_ignore_ascii_case(b"from");
-            }
-            _ => {
-                signed_headers.push_str(&String::from_utf8_lossy(name));
-                first_bad.get_or_insert(name);
-            }
+        if name.iter().all(|b| (33..=126).contains(b)) {
+            from_signed |= name.eq_ignore_ascii_case(b"from");
+        } else {
+            first_bad.get_or_insert(name);
         }
     }
     // Selecting each name's instance is linear in the header; bound the work a hostile
@@ -367,37 +586,27 @@ fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<Signature, Prob
         ));
     }
     let s = req("s")?;
-    let selector = String::from_utf8_lossy(s).to_ascii_lowercase();
-    if !is_domain_name(&selector, true) {
+    if !is_domain_name(&lossy(s), true) {
         return Err(Problem::InvalidSelector(text(s)));
     }
-    let identity = match get(tags, "i") {
-        Some(i) => {
-            let i = text(i);
-            let Some((_, idom)) = i.rsplit_once('@') else {
-                return Err(Problem::BadTagValue("i", "no \"@\"".into()));
-            };
-            // The i= domain is d= or a subdomain of it (compared without case).
-            let same_or_sub = idom.len() >= domain.len()
-                && idom
-                    .get(idom.len() - domain.len()..)
-                    .is_some_and(|tail| tail.eq_ignore_ascii_case(&domain))
-                && (idom.len() == domain.len()
-                    || idom.as_bytes().get(idom.len() - domain.len() - 1) == Some(&b'.'));
-            if !same_or_sub {
-                return Err(Problem::IdentityMismatch);
-            }
-            i
+    if let Some(i) = tags.get("i") {
+        let i = lossy(i);
+        let Some((_, idom)) = i.rsplit_once('@') else {
+            return Err(Problem::BadTagValue("i", "no \"@\"".into()));
+        };
+        // The i= domain is d= or a subdomain of it (compared without case).
+        let same_or_sub = idom.len() >= domain.len()
+            && idom
+                .get(idom.len() - domain.len()..)
+                .is_some_and(|tail| tail.eq_ignore_ascii_case(&domain))
+            && (idom.len() == domain.len()
+                || idom.as_bytes().get(idom.len() - domain.len() - 1) == Some(&b'.'));
+        if !same_or_sub {
+            return Err(Problem::IdentityMismatch);
         }
-        None => {
-            let mut i = String::with_capacity(domain.len() + 1);
-            i.push('@');
-            i.push_str(&domain);
-            i
-        }
-    };
+    }
     let number = |n: &'static str, max_digits: usize| -> Result<Option<u64>, Problem> {
-        match get(tags, n) {
+        match tags.get(n) {
             None => Ok(None),
             Some(v)
                 if v.is_empty() || v.len() > max_digits || !v.iter().all(u8::is_ascii_digit) =>
@@ -420,7 +629,7 @@ fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<Signature, Prob
     {
         return Err(Problem::ExpiresBeforeSigned);
     }
-    if let Some(q) = get(tags, "q") {
+    if let Some(q) = tags.get("q") {
         let ok = q
             .split(|b| *b == b':')
             .any(|m| trim_fws(m).eq_ignore_ascii_case(b"dns/txt"));
@@ -428,16 +637,13 @@ fn signature_from_tags(input: &[u8], tags: &[Tag<'_>]) -> Result<Signature, Prob
             return Err(Problem::UnsupportedQueryMethod(text(q)));
         }
     }
-    Ok(Signature {
+    Ok(SigCore {
         algorithm,
         signature,
         body_hash,
         canonicalization,
-        domain,
-        signed_headers,
-        identity,
+        h_range: h_tag.value_range.clone(),
         body_length,
-        selector,
         timestamp,
         expiration,
         b_range: raw_value_range(input, b_tag),
@@ -452,13 +658,26 @@ fn is_domain_name(name: &str, selector: bool) -> bool {
     if name.is_empty() || name.len() > 253 {
         return false;
     }
-    let labels_ok = name.split('.').all(|l| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    });
-    labels_ok && (selector || name.contains('.') || name.len() <= 63)
+    // One pass: every label 1 to 63 allowed bytes.
+    let mut label = 0usize;
+    let mut dotted = false;
+    for b in name.bytes() {
+        if b == b'.' {
+            if label == 0 {
+                return false;
+            }
+            label = 0;
+            dotted = true;
+        } else if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            label += 1;
+            if label > 63 {
+                return false;
+            }
+        } else {
+            return false;
+        }
+    }
+    label > 0 && (selector || dotted || name.len() <= 63)
 }
 
 /// Parses a key record (§3.6.1). An empty `p=` gives a record whose key is revoked
@@ -548,6 +767,24 @@ mod tests {
         let e = decode_base64(b"aGV*bG8=").unwrap_err();
         assert!(e.contains("'*' at offset 3"), "{e}");
         assert!(decode_base64(b"aGVsb").is_err());
+        // The stack variant agrees, short or long, valid or not.
+        let long = "QUJD".repeat(30);
+        for v in [
+            &b"aGVs\r\n\tbG8="[..],
+            b"aGVsbG8",
+            b" aGVs bG8 = ",
+            b"",
+            b"aGVsbG8==",
+            b"aGV*bG8=",
+            b"aGVsb",
+            long.as_bytes(),
+        ] {
+            assert_eq!(
+                decode_base64_short(v).map(|d| d.into_vec()),
+                decode_base64(v),
+                "{v:?}"
+            );
+        }
     }
 
     #[test]
@@ -593,6 +830,84 @@ mod tests {
         ));
     }
 
+    /// The verifier's lean form reads the same names as the public [`Signature`].
+    #[test]
+    fn core_agrees_with_signature() {
+        for value in [
+            "v=1; a=rsa-sha256; d=Example.COM; s=Sel; h= From : To :\r\n\tSubject; bh=AAAA; b=AAAA",
+            "v=1; a=rsa-sha256; d=example.com; s=sel; h=from; i=Joe@Mail.EXAMPLE.com; bh=AAAA; b=AAAA",
+            "v=1; a=rsa-sha256; d=example.com; s=sel; h=from; i=@example.com; bh=AAAA; b=AAAA",
+            "v=1; a=rsa-sha256; d=example.com; s=a.b; h=From::To; i=a@b@EXAMPLE.com; bh=AAAA; b=AAAA",
+        ] {
+            let v = value.as_bytes();
+            let core = parse_core(v).unwrap();
+            let sig = parse_signature(v).unwrap();
+            assert_eq!(
+                core.signed_names(v).collect::<Vec<_>>().join(":"),
+                sig.signed_headers
+            );
+            assert_eq!(
+                core.identity_is_domain(),
+                sig.identity_domain() == sig.domain,
+                "{value}"
+            );
+            assert_eq!(core.domain().to_ascii_lowercase(), sig.domain);
+            assert_eq!(core.selector().to_ascii_lowercase(), sig.selector);
+            assert_eq!(sig.info, core.info);
+        }
+        let sig = parse_signature(
+            b"v=1; a=rsa-sha256; d=Example.COM; s=Sel; h=From : To; bh=AAAA; b=AAAA",
+        )
+        .unwrap();
+        assert_eq!(sig.signed_headers, "From:To");
+        assert_eq!(sig.identity, "@example.com");
+        assert_eq!(sig.key_name(), "sel._domainkey.example.com");
+    }
+
+    #[test]
+    fn tag_index_finds_what_a_scan_finds() {
+        let input = b"v=1; bh=x; b=y; foo=z; d=e; i=j";
+        let tags = tag_list(input).unwrap();
+        let index = TagIndex::new(&tags);
+        for name in [
+            "v", "a", "b", "bh", "c", "d", "h", "i", "foo", "bar", "s", "z",
+        ] {
+            assert_eq!(index.get(name), get(&tags, name), "{name}");
+        }
+        assert_eq!(index.tag("b").map(|t| t.name_start), Some(11));
+    }
+
+    #[test]
+    fn domain_names() {
+        let long = "a".repeat(63);
+        for (name, selector, ok) in [
+            ("example.com", false, true),
+            ("example.com.", false, true),
+            ("Ex-am_ple.c0m", false, true),
+            ("localhost", false, true),
+            ("sel", true, true),
+            ("a.b.sel", true, true),
+            ("", false, false),
+            (".", false, false),
+            (".example.com", false, false),
+            ("example..com", false, false),
+            ("example.com..", false, false),
+            ("exa mple.com", false, false),
+            ("legitimate.com(.attacker.com", false, false),
+            ("é.com", false, false),
+        ] {
+            assert_eq!(is_domain_name(name, selector), ok, "{name:?}");
+        }
+        assert!(is_domain_name(&format!("{long}.com"), false));
+        assert!(!is_domain_name(&format!("{long}a.com"), false));
+        assert!(is_domain_name(&long, false));
+        assert!(!is_domain_name(&format!("{long}a"), true));
+        let many = vec!["abc"; 64].join(".");
+        assert!(is_domain_name(&many[..253], false));
+        assert!(!is_domain_name(&many[..255], false));
+        assert!(!is_domain_name(&many, false));
+    }
+
     #[test]
     fn key_records() {
         let k = parse_key_record(b"v=DKIM1; k=ed25519; t=y:s; p=AAAA").unwrap();
@@ -609,7 +924,7 @@ mod tests {
     fn same_as_shared(input: &[u8]) -> Result<(), String> {
         let shared = TagList::parse_with(input, Strictness::SkipEmpty);
         match (fast_tag_list(input), shared) {
-            (Some(fast), Ok(shared)) if fast == shared.tags() => Ok(()),
+            (Some(fast), Ok(shared)) if fast.as_slice() == shared.tags() => Ok(()),
             (None, Err(_)) => Ok(()),
             (fast, shared) => Err(format!("{input:?}: fast {fast:?}, shared {shared:?}")),
         }
@@ -643,6 +958,27 @@ mod tests {
             b"a=b=c",
         ] {
             same_as_shared(case).unwrap();
+        }
+    }
+
+    #[test]
+    fn bad_value_bytes_found_anywhere() {
+        for len in 0..40 {
+            let alphabet = b"Ab+/= \t\r\n\xc3~!";
+            let clean: Vec<u8> = (0..len).map(|i| alphabet[i % alphabet.len()]).collect();
+            assert!(!has_bad_value_byte(&clean));
+            for at in 0..len {
+                for bad in [0u8, 0x01, 0x0b, 0x1f, 0x7f] {
+                    let mut v = clean.clone();
+                    v[at] = bad;
+                    assert!(has_bad_value_byte(&v), "{v:?}");
+                }
+                for good in [0x20u8, 0x21, 0x7e, 0x80, 0xff, b'\t'] {
+                    let mut v = clean.clone();
+                    v[at] = good;
+                    assert!(!has_bad_value_byte(&v), "{v:?}");
+                }
+            }
         }
     }
 

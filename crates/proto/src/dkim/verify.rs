@@ -5,12 +5,13 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use aws_lc_rs::digest;
+use smallvec::SmallVec;
 
 use super::canon::{
     BodyCanonicalizer, BodySink, canonicalize_header, is_canonical, surely_not_canonical,
 };
 use super::key::{KeyCache, ParsedKey, parse_record_and_key};
-use super::parse::{Signature, SignatureInfo, parse_signature};
+use super::parse::{SigCore, SignatureInfo, parse_core};
 use super::{Algorithm, Canon, DkimResult, HashAlgorithm, Problem, SignatureResult, VerifyConfig};
 use crate::clock::Clock;
 use crate::dns::{DnsError, DnsResult, Lookup};
@@ -96,11 +97,12 @@ impl Verifier {
 /// The answers to key queries, by DNS name (compared without case). Filled by
 /// [`fetch_keys`] or by hand. A message asks for one or two keys, so this is a short list.
 #[derive(Debug, Clone, Default)]
-pub struct KeyAnswers(Vec<(String, DnsResult<Vec<u8>>)>);
+pub struct KeyAnswers(Vec<(Arc<str>, DnsResult<Vec<u8>>)>);
 
 impl KeyAnswers {
     /// Records the answer for `name` (replacing an earlier answer for the same name).
-    pub fn insert(&mut self, name: String, answer: DnsResult<Vec<u8>>) {
+    pub fn insert(&mut self, name: impl Into<Arc<str>>, answer: DnsResult<Vec<u8>>) {
+        let name = name.into();
         match self
             .0
             .iter_mut()
@@ -119,17 +121,17 @@ impl KeyAnswers {
     }
 }
 
-/// Asks for every key in `names` at once and collects the answers.
-pub async fn fetch_keys<L: Lookup + ?Sized>(lookup: &L, names: &[String]) -> KeyAnswers {
+/// Asks for every key in `names` (from [`StreamingVerifier::key_names`]) at once and
+/// collects the answers. The names are shared, not copied.
+pub async fn fetch_keys<L: Lookup + ?Sized>(lookup: &L, names: &[Arc<str>]) -> KeyAnswers {
     let mut out = KeyAnswers(Vec::with_capacity(names.len()));
     match names {
         [] => {}
-        [one] => out.insert(one.clone(), lookup.txt(one).await),
+        [one] => out.insert(Arc::clone(one), lookup.txt(one).await),
         many => {
-            let answers =
-                futures_util::future::join_all(many.iter().map(|n| lookup.txt(n.as_str()))).await;
+            let answers = futures_util::future::join_all(many.iter().map(|n| lookup.txt(n))).await;
             for (name, answer) in many.iter().zip(answers) {
-                out.insert(name.clone(), answer);
+                out.insert(Arc::clone(name), answer);
             }
         }
     }
@@ -143,7 +145,7 @@ struct Slot {
     written: u64,
     /// The canonical body length, once known.
     canon_len: u64,
-    result: Option<Vec<u8>>,
+    result: Option<digest::Digest>,
 }
 
 impl BodySink for [Slot] {
@@ -173,11 +175,14 @@ struct Group {
     done: bool,
 }
 
+// Entries sit in one Vec, one per signature: the unused room of an invalid entry costs less
+// than a box per valid signature.
+#[allow(clippy::large_enum_variant)]
 enum Entry {
     Invalid(Problem, SignatureInfo),
     Valid {
-        sig: Box<Signature>,
-        key_name: String,
+        sig: SigCore,
+        key_name: Arc<str>,
         group: usize,
         slot: usize,
     },
@@ -224,19 +229,20 @@ impl<'a> StreamingVerifier<'a> {
         let mut groups: Vec<Group> = Vec::new();
         let mut count = 0usize;
         for field in spans.iter().map(|s| HeaderField::from_span(&header, *s)) {
-            if !field.is("DKIM-Signature") {
+            // The length rules most fields out without comparing names.
+            if field.trimmed_name().len() != "DKIM-Signature".len() || !field.is("DKIM-Signature") {
                 continue;
             }
             count += 1;
             if count > config.max_signatures {
-                let info = parse_signature(field.value()).map_or_else(|e| e.info, |s| s.info);
+                let info = parse_core(field.value()).map_or_else(|e| e.info, |s| s.info);
                 entries.push((
                     field.index(),
                     Entry::Invalid(Problem::TooManySignatures, info),
                 ));
                 continue;
             }
-            let entry = match parse_signature(field.value()) {
+            let entry = match parse_core(field.value()) {
                 Err(e) => Entry::Invalid(e.problem, e.info),
                 Ok(sig) if sig.algorithm == Algorithm::RsaSha1 && !config.allow_rsa_sha1 => {
                     Entry::Invalid(Problem::Sha1NotAllowed, sig.info)
@@ -278,8 +284,8 @@ impl<'a> StreamingVerifier<'a> {
                         None => 0,
                     };
                     Entry::Valid {
-                        key_name: sig.key_name(),
-                        sig: Box::new(sig),
+                        key_name: shared_key_name(&sig),
+                        sig,
                         group: g,
                         slot,
                     }
@@ -305,13 +311,13 @@ impl<'a> StreamingVerifier<'a> {
     /// The DNS names of the keys the usable signatures need, without duplicates. Ask them
     /// with [`fetch_keys`] while the body streams, then call
     /// [`finish_with_keys`](Self::finish_with_keys).
-    pub fn key_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = Vec::new();
+    pub fn key_names(&self) -> Vec<Arc<str>> {
+        let mut names: Vec<Arc<str>> = Vec::new();
         for (_, e) in &self.entries {
             if let Entry::Valid { key_name, .. } = e
                 && !names.contains(key_name)
             {
-                names.push(key_name.clone());
+                names.push(Arc::clone(key_name));
             }
         }
         names
@@ -340,7 +346,7 @@ impl<'a> StreamingVerifier<'a> {
         while let Some(rest) = trimmed.strip_suffix(b"\r\n") {
             trimmed = rest;
         }
-        let mut speculative: Option<(Vec<u8>, u64)> = None;
+        let mut speculative: Option<(digest::Digest, u64)> = None;
         for (gi, g) in self.groups.iter_mut().enumerate() {
             let eligible = g
                 .slots
@@ -360,19 +366,18 @@ impl<'a> StreamingVerifier<'a> {
                         ctx.update(b"\r\n");
                         len += 2;
                     }
-                    (ctx.finish().as_ref().to_vec(), len)
+                    (ctx.finish(), len)
                 });
                 let (digest, len) = if trimmed.is_empty() && g.canon == Canon::Simple {
                     // §3.4.3: the simple canonical empty body is one CRLF.
-                    (
-                        digest::digest(&digest::SHA256, b"\r\n").as_ref().to_vec(),
-                        2,
-                    )
+                    (digest::digest(&digest::SHA256, b"\r\n"), 2)
                 } else {
-                    (digest.clone(), *len)
+                    (*digest, *len)
                 };
                 matched = self.entries.iter().all(|(_, e)| match e {
-                    Entry::Valid { sig, group, .. } if *group == gi => sig.body_hash == digest,
+                    Entry::Valid { sig, group, .. } if *group == gi => {
+                        sig.body_hash.as_slice() == digest.as_ref()
+                    }
                     _ => true,
                 });
                 // A body that does not match but is canonical as it is has this hash all
@@ -380,7 +385,7 @@ impl<'a> StreamingVerifier<'a> {
                 matched = matched || is_canonical(g.canon, trimmed);
                 if matched {
                     for s in &mut g.slots {
-                        s.result = Some(digest.clone());
+                        s.result = Some(digest);
                         s.written = len;
                         s.canon_len = len;
                     }
@@ -410,7 +415,7 @@ impl<'a> StreamingVerifier<'a> {
             |name| {
                 names
                     .iter()
-                    .position(|n| n == name)
+                    .position(|n| **n == *name)
                     .and_then(|i| answers.get(i))
             },
             clock,
@@ -441,19 +446,20 @@ impl<'a> StreamingVerifier<'a> {
                 s.canon_len = canon_len;
                 let ctx =
                     std::mem::replace(&mut s.ctx, digest::Context::new(s.hash.digest_algorithm()));
-                s.result = Some(ctx.finish().as_ref().to_vec());
+                s.result = Some(ctx.finish());
             }
         }
         let now = clock.unix_seconds();
         let entries = std::mem::take(&mut self.entries);
-        let fields: Vec<HeaderField<'_>> = self
+        let fields: SmallVec<[HeaderField<'_>; 32]> = self
             .spans
             .iter()
             .map(|s| HeaderField::from_span(&self.header, *s))
             .collect();
-        let mut parsed_keys: Vec<(String, Arc<ParsedKey>)> = Vec::new();
+        let mut parsed_keys: SmallVec<[(Arc<str>, Arc<ParsedKey>); 2]> = SmallVec::new();
         let mut buf = Vec::with_capacity(self.header.len() + 256);
-        let mut used = vec![false; fields.len()];
+        let mut scratch = SmallVec::new();
+        let mut used: SmallVec<[bool; 64]> = smallvec::smallvec![false; fields.len()];
         let mut results = Vec::with_capacity(entries.len());
         for (index, entry) in entries {
             let result = match entry {
@@ -483,9 +489,13 @@ impl<'a> StreamingVerifier<'a> {
                         .groups
                         .get(group)
                         .and_then(|g| {
-                            g.slots
-                                .get(slot)
-                                .map(|s| (s.canon_len, s.result.as_deref(), s.written))
+                            g.slots.get(slot).map(|s| {
+                                (
+                                    s.canon_len,
+                                    s.result.as_ref().map(|d| d.as_ref()),
+                                    s.written,
+                                )
+                            })
                         })
                         .unwrap_or((0, None, 0));
                     let mut testing = false;
@@ -498,7 +508,7 @@ impl<'a> StreamingVerifier<'a> {
                         canon_len,
                         &self.config,
                         now,
-                        &mut buf,
+                        (&mut buf, &mut scratch),
                         &mut used,
                         &mut testing,
                     );
@@ -522,6 +532,20 @@ impl<'a> StreamingVerifier<'a> {
         }
         results
     }
+}
+
+/// Room for a signature value without `b=` (the `h=` list and a few short tags), so that
+/// the usual one is copied on the stack.
+type Scratch = SmallVec<[u8; 512]>;
+
+/// The key name of `sig` (§3.6.2.1), written on the stack and then shared: one allocation.
+fn shared_key_name(sig: &SigCore) -> Arc<str> {
+    let mut name: SmallVec<[u8; 320]> = SmallVec::new();
+    name.extend(sig.selector().bytes().map(|b| b.to_ascii_lowercase()));
+    name.extend_from_slice(b"._domainkey.");
+    name.extend(sig.domain().bytes().map(|b| b.to_ascii_lowercase()));
+    // Both parts are strings, so this is never lossy.
+    Arc::from(&*String::from_utf8_lossy(&name))
 }
 
 fn key_from_answer(answer: &DnsResult<Vec<u8>>, cache: Option<&KeyCache>) -> Arc<ParsedKey> {
@@ -550,7 +574,7 @@ fn key_from_answer(answer: &DnsResult<Vec<u8>>, cache: Option<&KeyCache>) -> Arc
 
 #[allow(clippy::too_many_arguments)]
 fn evaluate(
-    sig: &Signature,
+    sig: &SigCore,
     own_index: usize,
     fields: &[HeaderField<'_>],
     key: Option<&ParsedKey>,
@@ -558,7 +582,7 @@ fn evaluate(
     canon_len: u64,
     config: &VerifyConfig,
     now: u64,
-    buf: &mut Vec<u8>,
+    (buf, scratch): (&mut Vec<u8>, &mut Scratch),
     used: &mut [bool],
     testing: &mut bool,
 ) -> Result<(), Problem> {
@@ -591,7 +615,7 @@ fn evaluate(
     if !record.for_email {
         return Err(Problem::KeyNotForEmail);
     }
-    if record.strict && sig.identity_domain() != sig.domain {
+    if record.strict && !sig.identity_is_domain() {
         return Err(Problem::StrictIdentityMismatch);
     }
     if let Some(bits) = public.rsa_bits()
@@ -614,7 +638,7 @@ fn evaluate(
         return Err(Problem::BodyHashMismatch);
     }
     buf.clear();
-    header_data(sig, own_index, fields, buf, used);
+    header_data(sig, own_index, fields, buf, scratch, used);
     if public.verify(sig.algorithm, buf, &sig.signature) {
         Ok(())
     } else {
@@ -624,27 +648,28 @@ fn evaluate(
 
 /// Builds the data the signature covers (§3.7): the signed header fields, each selected
 /// from the bottom up, canonicalised, then the signature field itself with an empty `b=`
-/// and no final CRLF.
+/// and no final CRLF. `stripped` is scratch space for the signature value without `b=`.
 fn header_data(
-    sig: &Signature,
+    sig: &SigCore,
     own_index: usize,
     fields: &[HeaderField<'_>],
     buf: &mut Vec<u8>,
+    stripped: &mut Scratch,
     used: &mut [bool],
 ) {
     let Some(own) = fields.get(own_index) else {
         return;
     };
     let value = own.value();
-    let mut stripped = Vec::with_capacity(value.len());
+    stripped.clear();
     stripped.extend_from_slice(value.get(..sig.b_range.start).unwrap_or(value));
     stripped.extend_from_slice(value.get(sig.b_range.end..).unwrap_or_default());
     signed_header_data(
         sig.canonicalization.header,
-        sig.signed_headers.split(':'),
+        sig.signed_names(value),
         fields,
         Some(own_index),
-        (own.name(), &stripped),
+        (own.name(), stripped),
         buf,
         used,
     );
@@ -663,10 +688,20 @@ pub(crate) fn signed_header_data<'n>(
     used: &mut [bool],
 ) {
     used.iter_mut().for_each(|u| *u = false);
+    // Each field's name length, found once: most fields are ruled out by length alone.
+    let lens: SmallVec<[usize; 32]> = fields.iter().map(|f| f.trimmed_name().len()).collect();
     for name in names {
-        let found = fields.iter().rev().find(|f| {
-            Some(f.index()) != skip && !used.get(f.index()).copied().unwrap_or(true) && f.is(name)
-        });
+        let found = fields
+            .iter()
+            .zip(&lens)
+            .rev()
+            .find(|(f, len)| {
+                **len == name.len()
+                    && Some(f.index()) != skip
+                    && !used.get(f.index()).copied().unwrap_or(true)
+                    && f.is(name)
+            })
+            .map(|(f, _)| f);
         if let Some(f) = found {
             if let Some(u) = used.get_mut(f.index()) {
                 *u = true;
