@@ -87,28 +87,23 @@ impl<'a> MethodResult<'a> {
 }
 
 impl MethodResult<'_> {
-    /// Appends the rendered `resinfo` to `out` (no `core::fmt`: this is on the receiver's
-    /// hot path).
-    fn render_into(&self, out: &mut String) {
-        out.push_str(&self.method);
-        out.push('=');
-        out.push_str(&self.result);
+    /// Writes this result, part by part, into `sink`.
+    pub fn write_to<'b>(&'b self, sink: &mut impl ResultSink<'b>) {
+        sink.result(&self.method, &self.result);
         if let Some(c) = &self.comment {
-            out.push(' ');
-            push_comment(out, c);
+            sink.comment(Cow::Borrowed(c));
         }
         if let Some(r) = &self.reason {
-            out.push_str(" reason=");
-            push_value(out, r);
+            sink.reason(Cow::Borrowed(r));
         }
         for p in &self.properties {
-            out.push(' ');
-            out.push_str(&p.ptype);
-            out.push('.');
-            out.push_str(&p.property);
-            out.push('=');
-            push_pvalue(out, &p.value);
+            sink.property(&p.ptype, &p.property, Cow::Borrowed(&p.value));
         }
+    }
+
+    /// Appends the rendered `resinfo` to `out`.
+    fn render_into(&self, out: &mut String) {
+        self.write_to(&mut Resinfo(out));
     }
 }
 
@@ -129,23 +124,17 @@ impl fmt::Display for MethodResult<'_> {
 /// receiver's path: nothing is built only to be formatted).
 pub trait ResultSink<'a> {
     /// The method name and its result keyword.
-    fn result(&mut self, method: &'static str, result: &'static str);
+    fn result(&mut self, method: &'a str, result: &'a str);
     /// A comment for people, shown after the result.
     fn comment(&mut self, text: Text<'a>);
     /// The `reason=` text.
     fn reason(&mut self, text: Text<'a>);
-    /// The `reason=` text given in parts, to be joined: a sink that writes text writes the
-    /// parts without joining them first. By default, [`ResultSink::reason`] with the
-    /// joined text.
-    fn reason_parts(&mut self, parts: &[&'a str]) {
-        self.reason(Cow::Owned(parts.concat()));
-    }
     /// A `ptype.property=value` property.
-    fn property(&mut self, ptype: &'static str, property: &'static str, value: Text<'a>);
+    fn property(&mut self, ptype: &'a str, property: &'a str, value: Text<'a>);
 }
 
 impl<'a> ResultSink<'a> for MethodResult<'a> {
-    fn result(&mut self, method: &'static str, result: &'static str) {
+    fn result(&mut self, method: &'a str, result: &'a str) {
         self.method = Cow::Borrowed(method);
         self.result = Cow::Borrowed(result);
     }
@@ -155,7 +144,7 @@ impl<'a> ResultSink<'a> for MethodResult<'a> {
     fn reason(&mut self, text: Text<'a>) {
         self.reason = Some(text);
     }
-    fn property(&mut self, ptype: &'static str, property: &'static str, value: Text<'a>) {
+    fn property(&mut self, ptype: &'a str, property: &'a str, value: Text<'a>) {
         if self.properties.capacity() == 0 {
             self.properties.reserve_exact(4);
         }
@@ -178,7 +167,7 @@ impl<'a> MethodResult<'a> {
 
 /// A field collects results: each [`ResultSink::result`] call starts a new one.
 impl<'a> ResultSink<'a> for AuthenticationResults<'a> {
-    fn result(&mut self, method: &'static str, result: &'static str) {
+    fn result(&mut self, method: &'a str, result: &'a str) {
         self.results.push(MethodResult::new(method, result));
     }
     fn comment(&mut self, text: Text<'a>) {
@@ -191,87 +180,101 @@ impl<'a> ResultSink<'a> for AuthenticationResults<'a> {
             last.reason(text);
         }
     }
-    fn property(&mut self, ptype: &'static str, property: &'static str, value: Text<'a>) {
+    fn property(&mut self, ptype: &'a str, property: &'a str, value: Text<'a>) {
         if let Some(last) = self.results.last_mut() {
             last.property(ptype, property, value);
         }
     }
 }
 
-/// Renders an Authentication-Results field straight from the verifiers' [`ResultSink`]
-/// calls, exactly as [`AuthenticationResults`] renders the same values.
-#[derive(Debug)]
-pub struct HeaderWriter {
-    out: String,
-    sep: &'static str,
-    results: usize,
-}
+/// Renders one `resinfo` into a string: the one place the text of a result is written.
+struct Resinfo<'o>(&'o mut String);
 
-impl HeaderWriter {
-    /// Starts the field `Authentication-Results: <authserv-id>` (results folded onto
-    /// their own lines, as [`AuthenticationResults::to_header`]); `capacity` is a hint.
-    pub fn header(authserv_id: &str, capacity: usize) -> Self {
-        const NAME: &str = "Authentication-Results: ";
-        let mut out = String::with_capacity(NAME.len() + authserv_id.len() + capacity);
-        out.push_str(NAME);
-        push_value(&mut out, authserv_id);
-        HeaderWriter {
-            out,
-            sep: "\r\n\t",
-            results: 0,
-        }
-    }
-
-    /// The finished field, with the final CRLF.
-    pub fn finish(mut self) -> String {
-        if self.results == 0 {
-            self.out.push_str("; none");
-        }
-        self.out.push_str("\r\n");
-        self.out
-    }
-}
-
-impl<'a> ResultSink<'a> for HeaderWriter {
-    fn result(&mut self, method: &'static str, result: &'static str) {
-        self.results += 1;
-        self.out.push(';');
-        self.out.push_str(self.sep);
-        self.out.push_str(method);
-        self.out.push('=');
-        self.out.push_str(result);
+impl<'a> ResultSink<'a> for Resinfo<'_> {
+    fn result(&mut self, method: &'a str, result: &'a str) {
+        self.0.push_str(method);
+        self.0.push('=');
+        self.0.push_str(result);
     }
     fn comment(&mut self, text: Text<'a>) {
-        self.out.push(' ');
-        push_comment(&mut self.out, &text);
+        self.0.push(' ');
+        push_comment(self.0, &text);
     }
     fn reason(&mut self, text: Text<'a>) {
-        self.out.push_str(" reason=");
-        push_value(&mut self.out, &text);
+        self.0.push_str(" reason=");
+        push_value(self.0, &text);
     }
-    fn reason_parts(&mut self, parts: &[&'a str]) {
-        let out = &mut self.out;
-        out.push_str(" reason=");
-        let token = parts.iter().any(|p| !p.is_empty())
-            && parts.iter().all(|p| p.bytes().all(is_token_byte));
-        if token {
-            parts.iter().for_each(|p| out.push_str(p));
-        } else {
-            out.push('"');
-            for p in parts {
-                push_escaped_body(out, p, &QUOTED_ESCAPES);
-            }
-            out.push('"');
-        }
-    }
-    fn property(&mut self, ptype: &'static str, property: &'static str, value: Text<'a>) {
-        let out = &mut self.out;
+    fn property(&mut self, ptype: &'a str, property: &'a str, value: Text<'a>) {
+        let out = &mut *self.0;
         out.push(' ');
         out.push_str(ptype);
         out.push('.');
         out.push_str(property);
         out.push('=');
         push_pvalue(out, &value);
+    }
+}
+
+/// Renders an Authentication-Results field straight from the verifiers' [`ResultSink`]
+/// calls; [`AuthenticationResults`] renders through it too.
+#[derive(Debug)]
+pub struct HeaderWriter {
+    out: String,
+    sep: &'static str,
+    results: usize,
+    /// Whether this is the whole field (name and final CRLF) or only its value.
+    field: bool,
+}
+
+impl HeaderWriter {
+    /// Starts the field `Authentication-Results: <authserv-id>` (results folded onto
+    /// their own lines, as [`AuthenticationResults::to_header`]); `capacity` is a hint.
+    pub fn header(authserv_id: &str, capacity: usize) -> Self {
+        HeaderWriter::start(authserv_id, "\r\n\t", true, capacity)
+    }
+
+    fn start(authserv_id: &str, sep: &'static str, field: bool, capacity: usize) -> Self {
+        const NAME: &str = "Authentication-Results: ";
+        let mut out = String::with_capacity(NAME.len() + authserv_id.len() + capacity + 8);
+        if field {
+            out.push_str(NAME);
+        }
+        push_value(&mut out, authserv_id);
+        HeaderWriter {
+            out,
+            sep,
+            results: 0,
+            field,
+        }
+    }
+
+    /// The finished field (with the final CRLF when it is the whole field).
+    pub fn finish(mut self) -> String {
+        if self.results == 0 {
+            self.out.push_str("; none");
+        }
+        if self.field {
+            self.out.push_str("\r\n");
+        }
+        self.out
+    }
+}
+
+impl<'a> ResultSink<'a> for HeaderWriter {
+    fn result(&mut self, method: &'a str, result: &'a str) {
+        self.results += 1;
+        self.out.push(';');
+        self.out.push_str(self.sep);
+        Resinfo(&mut self.out).result(method, result);
+    }
+    fn comment(&mut self, text: Text<'a>) {
+        Resinfo(&mut self.out).comment(text);
+    }
+    fn reason(&mut self, text: Text<'a>) {
+        Resinfo(&mut self.out).reason(text);
+    }
+    fn property(&mut self, ptype: &'a str, property: &'a str, value: Text<'a>) {
+        Resinfo(&mut self.out).property(ptype, property, value);
     }
 }
 
@@ -302,17 +305,12 @@ impl<'a> AuthenticationResults<'a> {
     /// The field value folded for a message header: each result on its own line,
     /// continued with CRLF and a tab. Without the field name and without the final CRLF.
     pub fn to_folded(&self) -> String {
-        self.render("\r\n\t")
+        self.render("\r\n\t", false)
     }
 
     /// The whole header field, `Authentication-Results: ...` with the final CRLF.
     pub fn to_header(&self) -> String {
-        const NAME: &str = "Authentication-Results: ";
-        let mut out = String::with_capacity(NAME.len() + self.estimated_len() + 2);
-        out.push_str(NAME);
-        self.render_into(&mut out, "\r\n\t");
-        out.push_str("\r\n");
-        out
+        self.render("\r\n\t", true)
     }
 
     /// An upper bound of the rendered length when nothing needs quoting (values that do
@@ -338,29 +336,19 @@ impl<'a> AuthenticationResults<'a> {
                 .sum::<usize>()
     }
 
-    fn render(&self, sep: &str) -> String {
-        let mut out = String::with_capacity(self.estimated_len());
-        self.render_into(&mut out, sep);
-        out
-    }
-
-    fn render_into(&self, out: &mut String, sep: &str) {
-        push_value(out, &self.authserv_id);
-        if self.results.is_empty() {
-            out.push_str("; none");
-        }
+    fn render(&self, sep: &'static str, field: bool) -> String {
+        let mut w = HeaderWriter::start(&self.authserv_id, sep, field, self.estimated_len());
         for r in &self.results {
-            out.push(';');
-            out.push_str(sep);
-            r.render_into(out);
+            r.write_to(&mut w);
         }
+        w.finish()
     }
 }
 
 impl fmt::Display for AuthenticationResults<'_> {
     /// The field value on one line (without the field name).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.render(" "))
+        f.write_str(&self.render(" ", false))
     }
 }
 
@@ -455,13 +443,6 @@ fn push_pvalue(out: &mut String, s: &str) {
 fn push_escaped(out: &mut String, s: &str, open: char, close: char, table: &[u8; 256]) {
     out.reserve(s.len() + 2);
     out.push(open);
-    push_escaped_body(out, s, table);
-    out.push(close);
-}
-
-/// The inside of [`push_escaped`], for text written in parts (each a `str`, so no character
-/// is split between two).
-fn push_escaped_body(out: &mut String, s: &str, table: &[u8; 256]) {
     let bytes = s.as_bytes();
     let mut start = 0;
     let mut i = 0;
@@ -492,6 +473,7 @@ fn push_escaped_body(out: &mut String, s: &str, table: &[u8; 256]) {
         start = i;
     }
     out.push_str(s.get(start..).unwrap_or_default());
+    out.push(close);
 }
 
 const ESCAPE: u8 = 1;
@@ -537,31 +519,6 @@ mod tests {
             || s.rsplit_once('@').is_some_and(|(l, d)| {
                 (l.is_empty() || parts_ok(l, is_atext)) && parts_ok(d, is_label_byte)
             })
-    }
-
-    #[test]
-    fn reason_in_parts_is_written_as_the_joined_reason() {
-        let cases: [&[&str]; 7] = [
-            &["mx.example.com", " publishes no SPF record"],
-            &["token", ""],
-            &["", ""],
-            &["a\"b", "c\\d"],
-            &["ctl\u{1}", "\u{85}x"],
-            &["é", "x"],
-            &["one"],
-        ];
-        for parts in cases {
-            let mut a = HeaderWriter::header("mx.example.org", 0);
-            a.result("spf", "none");
-            a.reason_parts(parts);
-            let mut b = HeaderWriter::header("mx.example.org", 0);
-            b.result("spf", "none");
-            b.reason(parts.concat().into());
-            assert_eq!(a.finish(), b.finish(), "{parts:?}");
-            let mut m = MethodResult::new("spf", "none");
-            m.reason_parts(parts);
-            assert_eq!(m.reason.as_deref(), Some(parts.concat().as_str()));
-        }
     }
 
     #[test]

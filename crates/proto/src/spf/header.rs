@@ -84,11 +84,7 @@ impl SpfOutput {
             self.result,
             SpfResult::PermError | SpfResult::TempError | SpfResult::None
         ) {
-            match self.reason.no_record_domain() {
-                // The usual `none` (a HELO name without a record): written in parts.
-                Some(domain) => sink.reason_parts(&[domain, super::NO_RECORD_TAIL]),
-                None => sink.reason(self.reason.as_str().into()),
-            }
+            sink.reason(self.reason.as_str().into());
         }
         match self.identity {
             Identity::MailFrom => sink.property("smtp", "mailfrom", self.sender.as_str().into()),

@@ -391,15 +391,6 @@ impl SpfReason {
         SpfReason::lazy(ReasonRepr::NoRecord { domain })
     }
 
-    /// The domain of a "<domain> publishes no SPF record" reason (followed by
-    /// [`NO_RECORD_TAIL`]), so that it can be written without being joined first.
-    pub(crate) fn no_record_domain(&self) -> Option<&str> {
-        match &self.repr {
-            ReasonRepr::NoRecord { domain } => Some(domain),
-            _ => None,
-        }
-    }
-
     fn lazy(repr: ReasonRepr) -> Self {
         SpfReason {
             repr,
@@ -415,9 +406,6 @@ impl SpfReason {
         }
     }
 }
-
-/// The words after the domain in the reason for `none` when the domain has no record.
-pub(crate) const NO_RECORD_TAIL: &str = " publishes no SPF record";
 
 fn render_reason(repr: &ReasonRepr) -> String {
     match repr {
@@ -439,9 +427,10 @@ fn render_reason(repr: &ReasonRepr) -> String {
         ReasonRepr::NoRecord { domain } => {
             // The usual reason for `none` (every HELO name without a record): written
             // without the formatting machinery.
-            let mut s = String::with_capacity(domain.len() + NO_RECORD_TAIL.len());
+            const TAIL: &str = " publishes no SPF record";
+            let mut s = String::with_capacity(domain.len() + TAIL.len());
             s.push_str(domain);
-            s.push_str(NO_RECORD_TAIL);
+            s.push_str(TAIL);
             s
         }
     }
