@@ -1,0 +1,3 @@
+//! dmarc milter (placeholder docs)
+#![forbid(unsafe_code)]
+pub mod codec;
