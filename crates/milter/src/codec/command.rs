@@ -3,9 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::code::*;
-use super::{
-    Actions, CodecError, EncodeError, Frame, Protocol, Reader, Writer, encode_atomically,
-};
+use super::{Actions, CodecError, EncodeError, Frame, Protocol, Reader, Writer, encode_atomically};
 
 /// A command from the MTA. Text fields that SMTP defines as ASCII (HELO name, envelope
 /// addresses and their ESMTP arguments, macro names and values, host names) are decoded
@@ -465,7 +463,11 @@ mod tests {
             "frame at stream byte 100, command 'C' (SMFIC_CONNECT), data byte 2: unknown address family 'X' (expected 'U', 'L', '4' or '6')"
         );
         let e = Command::parse(&frame(b'C', b"h\x004\x00\x19300.1.1.1\x00")).unwrap_err();
-        assert!(e.to_string().contains("data byte 5: \"300.1.1.1\" is not an IPv4 address"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("data byte 5: \"300.1.1.1\" is not an IPv4 address"),
+            "{e}"
+        );
         let e = Command::parse(&frame(b'C', b"h\x004\x00")).unwrap_err();
         assert!(e.to_string().contains("ends before the 2-byte port"), "{e}");
         let e = Command::parse(&frame(b'C', b"h\x00U\x00")).unwrap_err();
@@ -474,25 +476,38 @@ mod tests {
 
     #[test]
     fn mail_with_esmtp_arguments() {
-        let c = Command::parse(&frame(b'M', b"<a@example.org>\x00SIZE=100\x00BODY=8BITMIME\x00"))
-            .unwrap();
+        let c = Command::parse(&frame(
+            b'M',
+            b"<a@example.org>\x00SIZE=100\x00BODY=8BITMIME\x00",
+        ))
+        .unwrap();
         assert_eq!(
             c,
             Command::Mail {
-                args: vec!["<a@example.org>".into(), "SIZE=100".into(), "BODY=8BITMIME".into()]
+                args: vec![
+                    "<a@example.org>".into(),
+                    "SIZE=100".into(),
+                    "BODY=8BITMIME".into()
+                ]
             }
         );
         assert_eq!(roundtrip(&c), c);
         let e = Command::parse(&frame(b'M', b"")).unwrap_err();
         assert!(e.to_string().contains("no reverse-path"), "{e}");
         let e = Command::parse(&frame(b'R', b"<a@b>\x00SIZE")).unwrap_err();
-        assert!(e.to_string().contains("ESMTP argument 1 is not terminated"), "{e}");
+        assert!(
+            e.to_string().contains("ESMTP argument 1 is not terminated"),
+            "{e}"
+        );
     }
 
     #[test]
     fn macros_in_pairs() {
-        let c = Command::parse(&frame(b'D', b"Cj\x00mx.example\x00{daemon_name}\x00smtpd\x00"))
-            .unwrap();
+        let c = Command::parse(&frame(
+            b'D',
+            b"Cj\x00mx.example\x00{daemon_name}\x00smtpd\x00",
+        ))
+        .unwrap();
         assert_eq!(
             c,
             Command::Macro {
@@ -545,7 +560,13 @@ mod tests {
     #[test]
     fn unknown_command_byte() {
         let e = Command::parse(&frame(b'Z', b"")).unwrap_err();
-        assert_eq!(e, CodecError::UnknownCode { code: b'Z', offset: 100 });
+        assert_eq!(
+            e,
+            CodecError::UnknownCode {
+                code: b'Z',
+                offset: 100
+            }
+        );
         // A reply byte is not a command.
         assert!(Command::parse(&frame(b'c', b"")).is_err());
     }

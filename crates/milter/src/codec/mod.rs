@@ -613,10 +613,7 @@ impl<'a> Reader<'a> {
             .get(self.pos..)
             .and_then(|d| d.first_chunk::<2>())
             .ok_or_else(|| {
-                self.error(
-                    self.pos,
-                    format!("the data ends before the 2-byte {what}"),
-                )
+                self.error(self.pos, format!("the data ends before the 2-byte {what}"))
             })?;
         self.pos += 2;
         Ok(u16::from_be_bytes(*bytes))
@@ -628,10 +625,7 @@ impl<'a> Reader<'a> {
             .get(self.pos..)
             .and_then(|d| d.first_chunk::<4>())
             .ok_or_else(|| {
-                self.error(
-                    self.pos,
-                    format!("the data ends before the 4-byte {what}"),
-                )
+                self.error(self.pos, format!("the data ends before the 4-byte {what}"))
             })?;
         self.pos += 4;
         Ok(u32::from_be_bytes(*bytes))
@@ -644,10 +638,7 @@ impl<'a> Reader<'a> {
             return Err(self.error(self.pos, format!("the data ends before {what}")));
         }
         let Some(nul) = rest.iter().position(|&b| b == 0) else {
-            return Err(self.error(
-                self.pos,
-                format!("{what} is not terminated by a NUL byte"),
-            ));
+            return Err(self.error(self.pos, format!("{what} is not terminated by a NUL byte")));
         };
         let s = rest.get(..nul).unwrap_or_default();
         self.pos += nul + 1;
@@ -816,6 +807,9 @@ mod tests {
         let mut d = FrameDecoder::new(65_536);
         d.push(&0x7fff_ffffu32.to_be_bytes());
         let e = d.next_frame().unwrap_err();
-        assert!(e.to_string().contains("larger than the maximum of 65536"), "{e}");
+        assert!(
+            e.to_string().contains("larger than the maximum of 65536"),
+            "{e}"
+        );
     }
 }

@@ -281,7 +281,10 @@ impl fmt::Display for ReplyError {
                 "line {line} of the reply text holds a control or non-ASCII character"
             ),
             ReplyError::LineTooLong { line } => {
-                write!(f, "line {line} of the reply text is longer than SMTP allows")
+                write!(
+                    f,
+                    "line {line} of the reply text is longer than SMTP allows"
+                )
             }
             ReplyError::TooManyLines => f.write_str("the reply text has more than 32 lines"),
             ReplyError::Syntax(why) => write!(f, "malformed SMTP reply: {why}"),
@@ -316,7 +319,10 @@ impl SmtpReply {
         }
         let prefix = 4 + enhanced.map_or(0, |e| e.len() + 1);
         for (i, line) in lines.iter().enumerate() {
-            if line.bytes().any(|b| !(b == b'\t' || (b' '..=b'~').contains(&b))) {
+            if line
+                .bytes()
+                .any(|b| !(b == b'\t' || (b' '..=b'~').contains(&b)))
+            {
                 return Err(ReplyError::BadCharacter { line: i + 1 });
             }
             if prefix + line.len() > MAX_LINE {
@@ -381,7 +387,9 @@ impl SmtpReply {
         let last = raw.len().saturating_sub(1);
         for (i, line) in raw.iter().enumerate() {
             let syntax = |why: &str| ReplyError::Syntax(format!("line {}: {why}", i + 1));
-            let digits = line.get(..3).filter(|d| d.bytes().all(|b| b.is_ascii_digit()));
+            let digits = line
+                .get(..3)
+                .filter(|d| d.bytes().all(|b| b.is_ascii_digit()));
             let Some(digits) = digits else {
                 return Err(syntax("does not start with a 3-digit code"));
             };
@@ -393,7 +401,11 @@ impl SmtpReply {
             match (sep, i == last) {
                 (Some(b' '), true) | (Some(b'-'), false) => {}
                 (None, true) => {}
-                _ => return Err(syntax("the code is not followed by '-' (more lines) or ' ' (last)")),
+                _ => {
+                    return Err(syntax(
+                        "the code is not followed by '-' (more lines) or ' ' (last)",
+                    ));
+                }
             }
             let mut rest = line.get(4..).unwrap_or_default();
             // An enhanced status code when the rest starts with "d." (RFC 3463).
