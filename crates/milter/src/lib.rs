@@ -72,6 +72,7 @@
 #![warn(missing_docs)]
 #![warn(clippy::unwrap_used)]
 
+pub mod client;
 pub mod codec;
 pub mod config;
 pub mod daemon;

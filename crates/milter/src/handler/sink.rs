@@ -95,7 +95,12 @@ pub fn log_line(r: &MessageRecord<'_>) -> String {
         s,
         "{}: client={}[{}], helo={}, mail_from=<{}>",
         r.queue_id.unwrap_or("NOQUEUE"),
-        r.client_name,
+        // Postfix names a client without a name "[192.0.2.1]": log unknown[192.0.2.1].
+        if r.client_name.is_empty() || r.client_name.starts_with('[') {
+            "unknown"
+        } else {
+            r.client_name
+        },
         r.client_ip
             .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
         r.helo,
@@ -126,7 +131,7 @@ pub fn log_line(r: &MessageRecord<'_>) -> String {
             }
         }
         let _ = write!(s, ", dmarc={}", v.dmarc.result);
-        if let Some(p) = v.dmarc.applied_policy {
+        if let Some(p) = v.dmarc.disposition() {
             let _ = write!(s, ", policy={}", p.as_str());
         }
     }

@@ -1,0 +1,4 @@
+//! The milter crate's integration tests (one binary).
+
+mod frames;
+mod support;
