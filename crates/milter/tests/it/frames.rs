@@ -1,5 +1,5 @@
-//! Recorded frames: what a real Postfix 3.7 sent to this milter (captured between them,
-//! see tests/fixtures/frames/README.md), and what the milter answered. Every frame must
+//! Recorded frames: what a real Postfix 3.7 and miltertest sent to this milter (captured
+//! between them, see tests/fixtures/frames/README.md), and what the milter answered. Every frame must
 //! decode and re-encode to the same bytes, and replaying the MTA's frames through a
 //! session must give the same replies again (the Authentication-Results text compared
 //! by its results, so that wording changes in the verdicts do not break the test).
@@ -73,9 +73,16 @@ async fn replay(rec: &Recording) -> Vec<Reply> {
     replies
 }
 
+/// The recordings of both MTA-side implementations.
+fn all() -> Vec<Recording> {
+    let mut r = recordings("postfix");
+    r.extend(recordings("miltertest"));
+    r
+}
+
 #[test]
 fn every_recorded_frame_round_trips() {
-    for rec in recordings("postfix") {
+    for rec in all() {
         for f in &rec.from_mta {
             let c = Command::parse(f).unwrap_or_else(|e| panic!("{}: {e}", rec.name));
             assert_eq!(encode_command(&c), wire(f), "{}: {c:?}", rec.name);
@@ -88,9 +95,9 @@ fn every_recorded_frame_round_trips() {
 }
 
 #[tokio::test]
-async fn replaying_postfix_gives_the_recorded_replies() {
-    let recs = recordings("postfix");
-    assert!(recs.len() >= 7, "fixtures missing");
+async fn replaying_gives_the_recorded_replies() {
+    let recs = all();
+    assert!(recs.len() >= 14, "fixtures missing");
     for rec in &recs {
         let got = replay(rec).await;
         let want: Vec<Reply> = rec

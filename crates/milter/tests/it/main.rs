@@ -1,4 +1,5 @@
 //! The milter crate's integration tests (one binary).
 
 mod frames;
+mod miltertest;
 mod support;
