@@ -459,10 +459,13 @@ impl MilterConfig {
         let (mut table, origin) = match path {
             Some(p) => {
                 let text = read_bounded(p)?;
-                let table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                let parse_error = |e: toml::de::Error| ConfigError::Parse {
                     origin: p.display().to_string(),
                     message: e.to_string(),
-                })?;
+                };
+                // The file alone first, so that an error in it comes with its line.
+                toml::from_str::<MilterConfig>(&text).map_err(parse_error)?;
+                let table: toml::Table = toml::from_str(&text).map_err(parse_error)?;
                 (table, p.display().to_string())
             }
             None => (toml::Table::new(), "the defaults".to_owned()),
