@@ -81,6 +81,17 @@ fn check_config_names_what_is_wrong() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("exempt.client_ips:"));
 }
 
+/// `GET /metrics` over plain HTTP/1.0.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    out
+}
+
 /// The daemon's log (its standard error), read as it grows.
 struct Daemon {
     child: Child,
@@ -173,7 +184,8 @@ fn daemon_reloads_on_sighup_and_finishes_messages_on_sigterm() {
     let socket = dir.path().join("milter.sock");
     let config = dir.path().join("milter.toml");
     let log = dir.path().join("stderr.log");
-    write_config(&config, &socket, "mx1.test", "");
+    let metrics = "[metrics]\nlisten = \"127.0.0.1:0\"";
+    write_config(&config, &socket, "mx1.test", metrics);
     let daemon = Daemon {
         child: dmarc()
             .args(["milter", "--config"])
@@ -185,12 +197,24 @@ fn daemon_reloads_on_sighup_and_finishes_messages_on_sigterm() {
         log,
     };
     daemon.wait_for_log("listening on unix:", 1);
+    let log = daemon.log();
+    let metrics_addr = log
+        .split("metrics on http://")
+        .nth(1)
+        .and_then(|r| r.split("/metrics").next())
+        .expect("the metrics address in the log")
+        .to_owned();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let mut old = connect(&socket).await;
 
         // A bad file is refused; the running configuration stays.
-        write_config(&config, &socket, "mx2.test", "mode = \"loud\"");
+        write_config(
+            &config,
+            &socket,
+            "mx2.test",
+            &format!("mode = \"loud\"\n{metrics}"),
+        );
         daemon.signal("-HUP");
         daemon.wait_for_log("reload refused, the running configuration stays", 1);
         assert!(
@@ -199,9 +223,22 @@ fn daemon_reloads_on_sighup_and_finishes_messages_on_sigterm() {
             daemon.log()
         );
         assert_eq!(message(&mut connect(&socket).await).await, "mx1.test");
+        let m = scrape(&metrics_addr);
+        assert!(
+            m.contains("dmarc_milter_messages_total{dmarc=\"pass\",action=\"accept\"} 1"),
+            "{m}"
+        );
+        assert!(
+            m.contains("dmarc_milter_reloads_total{result=\"failed\"} 1"),
+            "{m}"
+        );
+        assert!(
+            m.contains("dmarc_milter_dns_queries_total{type=\"TXT\",result=\"answer\"}"),
+            "{m}"
+        );
 
         // A good one applies to new connections; the open one keeps its configuration.
-        write_config(&config, &socket, "mx2.test", "");
+        write_config(&config, &socket, "mx2.test", metrics);
         daemon.signal("-HUP");
         daemon.wait_for_log("configuration reloaded; authserv-id mx2.test", 1);
         assert_eq!(message(&mut connect(&socket).await).await, "mx2.test");

@@ -120,8 +120,8 @@ impl Case {
     }
 }
 
-/// Sends case `c` as its client; the reply to the end of data.
-fn send(smtp_addr: &str, dir: &Path, c: &Case) -> String {
+/// Sends `msg` as the client of case `c`; the reply to the end of data.
+fn send(smtp_addr: &str, c: &Case, msg: &[u8]) -> String {
     let mut s = Smtp::connect(smtp_addr);
     let r = s.command("EHLO client.test");
     assert!(r.starts_with("250") && r.contains("XCLIENT"), "EHLO: {r}");
@@ -137,8 +137,7 @@ fn send(smtp_addr: &str, dir: &Path, c: &Case) -> String {
     assert!(r.starts_with("250"), "case {}: MAIL: {r}", c.n);
     let r = s.command("RCPT TO:<user@receiver.example>");
     assert!(r.starts_with("250"), "case {}: RCPT: {r}", c.n);
-    let msg = std::fs::read(dir.join(c.s("file"))).unwrap();
-    let r = s.data(&msg);
+    let r = s.data(msg);
     s.command("QUIT");
     r
 }
@@ -256,8 +255,9 @@ fn postfix_delivers_holds_and_refuses_as_the_corpus_says() {
     let mut expect_delivered = Vec::new();
     let mut expect_held = Vec::new();
     let mut refused = 0;
+    let read = |c: &Case| std::fs::read(dir.join(c.s("file"))).unwrap();
     for c in &chosen {
-        let reply = send(&smtp, &dir, c);
+        let reply = send(&smtp, c, &read(c));
         let (dmarc, policy) = (c.s("dmarc"), c.s("policy"));
         if dmarc == "fail" && policy == "reject" {
             assert_eq!(
@@ -286,6 +286,25 @@ fn postfix_delivers_holds_and_refuses_as_the_corpus_says() {
     }
     assert!(refused > 0 && !expect_held.is_empty() && !expect_delivered.is_empty());
 
+    // Fields claiming our authserv-id, at the top and at the bottom of the header, are
+    // deleted (Postfix counts SMFIR_CHGHEADER indexes in the header as received); an
+    // upstream's field stays.
+    let forged = {
+        let original = read(&all[0]);
+        let split = original.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 2;
+        let mut m = b"Authentication-Results: mx.receiver.example; dmarc=pass (forged, top)\r\n\
+Authentication-Results: upstream.example; spf=pass smtp.mailfrom=x@upstream.example\r\n"
+            .to_vec();
+        m.extend_from_slice(&original[..split]);
+        m.extend_from_slice(
+            b"Authentication-Results: MX.RECEIVER.EXAMPLE;\r\n\tdkim=pass (forged, bottom)\r\n",
+        );
+        m.extend_from_slice(&original[split..]);
+        m
+    };
+    let reply = send(&smtp, &all[0], &forged);
+    let forged_id = reply.rsplit(' ').next().unwrap().to_owned();
+
     // Held messages are in the hold queue (not delivered).
     let deadline = Instant::now() + Duration::from_secs(30);
     let on_hold = loop {
@@ -307,7 +326,9 @@ fn postfix_delivers_holds_and_refuses_as_the_corpus_says() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mail = loop {
         let m = delivered(&maildir);
-        if expect_delivered.iter().all(|(id, _)| m.contains_key(id)) || Instant::now() > deadline {
+        let all_there =
+            expect_delivered.iter().all(|(id, _)| m.contains_key(id)) && m.contains_key(&forged_id);
+        if all_there || Instant::now() > deadline {
             break m;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -353,6 +374,17 @@ fn postfix_delivers_holds_and_refuses_as_the_corpus_says() {
         let received = text.find("Received: from ").unwrap();
         assert!(ar < received, "case {}", c.n);
     }
+
+    let text = mail
+        .get(&forged_id)
+        .expect("the message with forged fields, delivered");
+    assert!(!text.contains("forged"), "a forged field survived:\n{text}");
+    assert_eq!(
+        text.matches("Authentication-Results: upstream.example;")
+            .count(),
+        1
+    );
+    assert!(our_results(text, "mx.receiver.example").contains(&"dmarc=pass".to_owned()));
 
     // One log line per message, with Postfix's queue id.
     let log = std::fs::read_to_string(milter_log.path()).unwrap();
