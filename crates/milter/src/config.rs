@@ -530,7 +530,7 @@ impl MilterConfig {
             HeaderField::new(name.trim(), value.trim())
                 .map_err(|e| invalid("quarantine_header", e.to_string()))?
         };
-        if self.hold_reason.contains('\0') || self.hold_reason.trim().is_empty() {
+        if self.hold_reason.chars().any(char::is_control) || self.hold_reason.trim().is_empty() {
             return Err(invalid(
                 "hold_reason",
                 "must be a non-empty line of text".into(),

@@ -6,9 +6,9 @@
 //!   from then on; open connections finish with the one they started with. Listening
 //!   addresses, `[server]`, `[log]` and `[metrics]` change only on restart.
 //! * `SIGTERM` and `SIGINT` stop accepting connections, let the messages in progress
-//!   finish (within `server.shutdown_grace`), and return.
+//!   finish (within `server.shutdown_grace`), and return; a second one closes every
+//!   connection at once.
 
-use std::error::Error as _;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -300,13 +300,20 @@ where
             _ = int.recv() => break,
         }
     }
-    logger.info("stopping: no new connections; finishing the messages in progress");
+    logger.info(
+        "stopping: no new connections; finishing the messages in progress (a second SIGTERM stops at once)",
+    );
     let _ = stop_tx.send(Stop::Drain);
-    if let Err(e) = server.await {
-        logger.error(&format!(
-            "server task failed: {}",
-            e.source().map_or_else(|| e.to_string(), |s| s.to_string())
-        ));
+    tokio::pin!(server);
+    let done = loop {
+        tokio::select! {
+            r = &mut server => break r,
+            _ = term.recv() => { let _ = stop_tx.send(Stop::Now); }
+            _ = int.recv() => { let _ = stop_tx.send(Stop::Now); }
+        }
+    };
+    if let Err(e) = done {
+        logger.error(&format!("server task failed: {e}"));
     }
     if let Some(t) = metrics_task {
         t.abort();

@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -140,6 +141,8 @@ pub enum ConnectionError {
     ReadTimeout(Duration),
     /// A write did not finish in this long.
     WriteTimeout(Duration),
+    /// The filter panicked (a bug): the connection is closed, the server goes on.
+    Panic(String),
 }
 
 impl fmt::Display for ConnectionError {
@@ -155,6 +158,7 @@ impl fmt::Display for ConnectionError {
             ConnectionError::WriteTimeout(d) => {
                 write!(f, "a write did not complete in {} s", d.as_secs_f64())
             }
+            ConnectionError::Panic(what) => write!(f, "the filter panicked: {what}"),
         }
     }
 }
@@ -166,7 +170,9 @@ impl std::error::Error for ConnectionError {
             ConnectionError::Session(e) => Some(e),
             ConnectionError::Encode(e) => Some(e),
             ConnectionError::Io(e) => Some(e),
-            ConnectionError::ReadTimeout(_) | ConnectionError::WriteTimeout(_) => None,
+            ConnectionError::ReadTimeout(_)
+            | ConnectionError::WriteTimeout(_)
+            | ConnectionError::Panic(_) => None,
         }
     }
 }
@@ -180,6 +186,7 @@ impl ConnectionError {
             ConnectionError::Encode(_) => "encode",
             ConnectionError::Io(_) => "io",
             ConnectionError::ReadTimeout(_) | ConnectionError::WriteTimeout(_) => "timeout",
+            ConnectionError::Panic(_) => "panic",
         }
     }
 }
@@ -431,11 +438,17 @@ async fn accept_loop<F: Filter>(
                 Ok(p) => p,
                 Err(_) => return,
             },
-            _ = stop.changed() => continue,
+            changed = stop.changed() => match changed {
+                Ok(()) => continue,
+                Err(_) => return,
+            },
         };
         let accepted = tokio::select! {
             a = accept(&socket) => a,
-            _ = stop.changed() => continue,
+            changed = stop.changed() => match changed {
+                Ok(()) => continue,
+                Err(_) => return,
+            },
         };
         let (stream, peer) = match accepted {
             Ok(x) => x,
@@ -455,13 +468,29 @@ async fn accept_loop<F: Filter>(
             let _permit = permit;
             let _done = done;
             observer.connection_opened(&peer);
-            let end = match stream {
-                Stream::Tcp(s) => {
-                    let _ = s.set_nodelay(true);
-                    connection(s, filter, &settings, &*observer, &peer, stop).await
+            let serve = async {
+                match stream {
+                    Stream::Tcp(s) => {
+                        let _ = s.set_nodelay(true);
+                        connection(s, filter, &settings, &*observer, &peer, stop).await
+                    }
+                    Stream::Unix(s) => {
+                        connection(s, filter, &settings, &*observer, &peer, stop).await
+                    }
                 }
-                Stream::Unix(s) => connection(s, filter, &settings, &*observer, &peer, stop).await,
             };
+            // A filter that panics loses its connection, never the server.
+            let end = std::panic::AssertUnwindSafe(serve)
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown".to_owned());
+                    Err(ConnectionError::Panic(what))
+                });
             observer.connection_closed(&peer, &end);
         });
     }

@@ -731,10 +731,15 @@ fn is_message_event(cmd: &Command) -> bool {
 /// A header value as the protocol carries it, turned into the bytes after the colon in
 /// the message: folded lines joined by CRLF rather than the protocol's LF, and, unless
 /// the MTA kept it (`SMFIP_HDR_LEADSPC`), the one space it removed after the colon put
-/// back (Postfix and Sendmail remove one space, not a tab, when there is one).
+/// back. Postfix and Sendmail remove one space (not a tab) when there is one, so the
+/// space is put back before a value that does not start with white space; a value that
+/// is empty, or starts with a tab or a fold, had none.
 pub fn wire_value_to_message(value: &[u8], leading_space_kept: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(value.len() + 8);
-    if !leading_space_kept {
+    let starts_blank = value
+        .first()
+        .is_none_or(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'));
+    if !leading_space_kept && !starts_blank {
         out.push(b' ');
     }
     let mut prev = 0u8;
@@ -1214,6 +1219,19 @@ mod tests {
         let log = rec.take();
         assert_eq!(log.iter().filter(|l| *l == "abort").count(), 2, "{log:?}");
         assert_eq!(log.iter().filter(|l| *l == "close").count(), 4, "{log:?}");
+    }
+
+    #[test]
+    fn eaten_leading_space_is_put_back_only_where_it_was() {
+        assert_eq!(wire_value_to_message(b"value", false), b" value");
+        assert_eq!(wire_value_to_message(b"\tvalue", false), b"\tvalue");
+        assert_eq!(wire_value_to_message(b"", false), b"");
+        assert_eq!(wire_value_to_message(b"\n\tfolded", false), b"\r\n\tfolded");
+        assert_eq!(
+            wire_value_to_message(b" kept\n more", true),
+            b" kept\r\n more"
+        );
+        assert_eq!(wire_value_to_message(b"a\r\n b", true), b"a\r\n b");
     }
 
     #[test]

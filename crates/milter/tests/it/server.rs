@@ -48,6 +48,7 @@ impl MessageFilter for StampMsg {
         BodyStep::Continue
     }
     async fn end_of_message(self, _: &Macros) -> Outcome {
+        assert!(self.0 != "panics", "a bug in a filter");
         tokio::time::sleep(self.1).await;
         Outcome {
             edits: vec![HeaderEdit::Add(
@@ -421,4 +422,24 @@ async fn many_concurrent_connections() {
     s.stop.send(Stop::Drain).unwrap();
     s.server.await.unwrap();
     assert!(!s.observer.lines().iter().any(|l| l.contains("error")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_filter_loses_its_connection_not_the_server() {
+    let s = start(stamp("panics"), ServerSettings::default()).await;
+    let mut c = connect(&s.addr).await;
+    start_message(&mut c).await;
+    c.send_raw(&Command::EndOfMessage { chunk: Vec::new() })
+        .await
+        .unwrap();
+    assert!(c.closed_within(Duration::from_secs(5)).await);
+    s.observer
+        .wait_for("error panic: the filter panicked: a bug in a filter")
+        .await;
+    s.current.replace(Arc::new(stamp("fine")));
+    let mut next = connect(&s.addr).await;
+    start_message(&mut next).await;
+    assert_eq!(stamp_of(&end_message(&mut next).await), Some("fine"));
+    s.stop.send(Stop::Drain).unwrap();
+    s.server.await.unwrap();
 }
