@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: starts what the tests need (PostgreSQL, Dovecot), then `cargo test`.
+# Runs every test: starts what the tests need (PostgreSQL, Dovecot, Postfix; miltertest
+# installed), then `cargo test`.
 #
 # * The conformance suites are read from ../shared/corpora (beside the checkout), or from
 #   $DMARC_CORPORA.
@@ -91,6 +92,21 @@ if [ -z "${DMARC_TEST_POSTGRES:-}" ]; then
   start_postgres
 fi
 
+# The milter's tests run miltertest (Debian's package, from OpenDKIM) as an independent
+# MTA-side client (crates/milter/tests/it/miltertest.rs); they fail, saying so, without it.
+if ! command -v miltertest >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "scripts/test.sh: installing miltertest (apt-get install -y miltertest)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y miltertest >/dev/null \
+      || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y miltertest >/dev/null; }
+  else
+    echo "scripts/test.sh: miltertest is not installed, so the miltertest tests will fail: apt-get install miltertest" >&2
+  fi
+fi
+
 # The IMAP end-to-end tests (crates/ingest/tests/imap.rs) need a throwaway loopback Dovecot:
 # scripts/dovecot.sh starts it, exports DMARC_TEST_IMAP_*, runs the command and stops it.
-bash scripts/dovecot.sh -- cargo test --workspace --locked "$@"
+# The milter's end-to-end test (crates/dmarc/tests/milter_postfix.rs) needs a private
+# Postfix: scripts/postfix.sh starts one (as root), exports DMARC_TEST_POSTFIX_*, runs the
+# command and stops it.
+bash scripts/dovecot.sh -- bash scripts/postfix.sh -- cargo test --workspace --locked "$@"

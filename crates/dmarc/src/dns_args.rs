@@ -1,6 +1,6 @@
 //! The DNS flags every command that asks DNS questions takes, flattened into its arguments.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -28,32 +28,43 @@ pub struct DnsArgs {
 impl DnsArgs {
     /// Builds the resolver. Must be called inside a Tokio runtime.
     pub fn lookup(&self) -> anyhow::Result<AnyLookup> {
-        if let Some(path) = &self.dns_zone {
-            let zone = ZoneFile::load(path)
-                .with_context(|| format!("cannot use zone file {}", path.display()))?;
-            return Ok(AnyLookup::Zone(zone));
-        }
-        let timeout = seconds("--dns-timeout", self.dns_timeout)?;
-        let defaults = ResolverOptions::default();
-        let attempts = u32::try_from(defaults.attempts.max(1)).unwrap_or(u32::MAX);
-        let options = ResolverOptions {
-            timeout,
-            deadline: defaults.deadline.max(timeout.saturating_mul(attempts)),
-            ..defaults
+        let timeout = match &self.dns_zone {
+            Some(_) => Duration::from_secs(2),
+            None => seconds("--dns-timeout", self.dns_timeout)?,
         };
-        let resolver = if self.nameserver.is_empty() {
-            HickoryLookup::system(options).context("cannot set up the system resolver")?
-        } else {
-            let servers = self
-                .nameserver
-                .iter()
-                .map(|s| parse_nameserver(s).with_context(|| format!("--nameserver {s:?}")))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            HickoryLookup::with_nameservers(&servers, options)
-                .context("cannot set up the resolver")?
-        };
-        Ok(AnyLookup::Hickory(resolver))
+        build_lookup(self.dns_zone.as_deref(), &self.nameserver, timeout)
     }
+}
+
+/// The resolver for these settings: the zone file, else the given name servers, else the
+/// system's, with `timeout` per response. Must be called inside a Tokio runtime.
+pub fn build_lookup(
+    zone: Option<&Path>,
+    nameservers: &[String],
+    timeout: Duration,
+) -> anyhow::Result<AnyLookup> {
+    if let Some(path) = zone {
+        let zone = ZoneFile::load(path)
+            .with_context(|| format!("cannot use zone file {}", path.display()))?;
+        return Ok(AnyLookup::Zone(zone));
+    }
+    let defaults = ResolverOptions::default();
+    let attempts = u32::try_from(defaults.attempts.max(1)).unwrap_or(u32::MAX);
+    let options = ResolverOptions {
+        timeout,
+        deadline: defaults.deadline.max(timeout.saturating_mul(attempts)),
+        ..defaults
+    };
+    let resolver = if nameservers.is_empty() {
+        HickoryLookup::system(options).context("cannot set up the system resolver")?
+    } else {
+        let servers = nameservers
+            .iter()
+            .map(|s| parse_nameserver(s).with_context(|| format!("--nameserver {s:?}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        HickoryLookup::with_nameservers(&servers, options).context("cannot set up the resolver")?
+    };
+    Ok(AnyLookup::Hickory(resolver))
 }
 
 /// A positive number of seconds, at most a day.

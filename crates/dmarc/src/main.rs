@@ -32,6 +32,9 @@ enum Command {
     /// Verify a message as a receiver: SPF, DKIM and DMARC, the action and the
     /// Authentication-Results field. With --batch, many messages on every core.
     Verify(cmd::verify::VerifyArgs),
+    /// Run the milter for Postfix and Sendmail: SPF, DKIM and DMARC on every message,
+    /// Authentication-Results added, the domain owner's policy applied.
+    Milter(cmd::milter::MilterArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,5 +56,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Summary(args) => cmd::summary::run(args),
         Command::Spf(args) => cmd::spf::run(args),
         Command::Verify(args) => cmd::verify::run(args),
+        Command::Milter(args) => cmd::milter::run(args),
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod dkim;
 pub mod ingest;
+pub mod milter;
 pub mod rejected;
 pub mod report;
 pub mod spf;

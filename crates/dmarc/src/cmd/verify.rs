@@ -78,13 +78,13 @@ pub struct VerifyArgs {
 /// A random source for the RFC 7489 pct draw: the standard library's randomly keyed
 /// hasher over a counter.
 #[derive(Debug)]
-struct StdRandom {
+pub(crate) struct StdRandom {
     state: RandomState,
     counter: AtomicU64,
 }
 
 impl StdRandom {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         StdRandom {
             state: RandomState::new(),
             counter: AtomicU64::new(0),

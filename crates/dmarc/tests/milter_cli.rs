@@ -1,0 +1,299 @@
+//! `dmarc milter` as a process: --check-config, and the daemon's life (SIGHUP reload with
+//! a bad and a good file, SIGTERM finishing the message in progress).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dmarc_milter::client::Client;
+use dmarc_milter::codec::{Command as Milter, ConnectAddress, Reply};
+use dmarc_testkit::{corpus, workspace_root};
+use tokio::net::UnixStream;
+
+fn dmarc() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_dmarc"))
+}
+
+#[test]
+fn check_config_accepts_the_example_file() {
+    let out = dmarc()
+        .args(["milter", "--check-config", "--config"])
+        .arg(workspace_root().join("examples/milter.toml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("configuration OK ("), "{stdout}");
+    assert!(stdout.contains("listen: inet:127.0.0.1:8893"));
+    assert!(stdout.contains("mode: enforce"));
+}
+
+#[test]
+fn check_config_names_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        "listen = [\"inet:127.0.0.1:8893\"]\nmod = \"monitor\"\n",
+    )
+    .unwrap();
+    let out = dmarc()
+        .args(["milter", "--check-config", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("bad.toml") && stderr.contains("unknown field `mod`"),
+        "{stderr}"
+    );
+
+    // Flags are checked the same way.
+    let out = dmarc()
+        .args(["milter", "--check-config", "--listen", "tcp:1.2.3.4"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown scheme"));
+    let out = dmarc()
+        .args([
+            "milter",
+            "--check-config",
+            "--dns-zone",
+            "/nonexistent/zone.txt",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot use zone file"));
+    let out = dmarc()
+        .args([
+            "milter",
+            "--check-config",
+            "-o",
+            "exempt.client_ips=[\"10.0.0.0/33\"]",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exempt.client_ips:"));
+}
+
+/// `GET /metrics` over plain HTTP/1.0.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    out
+}
+
+/// The daemon's log (its standard error), read as it grows.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_for_log(&self, needle: &str, occurrences: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.log().matches(needle).count() >= occurrences {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{needle:?} not in the log:\n{}", self.log());
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig}");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_config(path: &Path, socket: &Path, authserv_id: &str, extra: &str) {
+    std::fs::write(
+        path,
+        format!(
+            "listen = [\"unix:{}\"]\nauthserv_id = \"{authserv_id}\"\n{extra}\n[dns]\nzone = \"{}\"\n",
+            socket.display(),
+            corpus("mail-bench/zone.txt").display()
+        ),
+    )
+    .unwrap();
+}
+
+async fn connect(socket: &Path) -> Client<UnixStream> {
+    let mut c = Client::new(UnixStream::connect(socket).await.unwrap());
+    c.negotiate().await.unwrap();
+    c.send(&Milter::Connect {
+        hostname: "[203.0.113.82]".into(),
+        address: ConnectAddress::Inet("203.0.113.82:25".parse().unwrap()),
+    })
+    .await
+    .unwrap();
+    c.send(&Milter::Helo {
+        name: "mail.bounces.esp0.example".into(),
+    })
+    .await
+    .unwrap();
+    c
+}
+
+/// The authserv-id of the Authentication-Results inserted for mail-bench case 0.
+async fn message(c: &mut Client<UnixStream>) -> String {
+    let msg = std::fs::read(corpus("mail-bench/messages/00000.eml")).unwrap();
+    let r = c
+        .message("b-0@bounces.esp0.example", &["user@receiver.example"], &msg)
+        .await
+        .unwrap();
+    assert_eq!(r.last(), Some(&Reply::Accept), "{r:?}");
+    r.iter()
+        .find_map(|x| match x {
+            Reply::InsertHeader { name, value, .. } if name == "Authentication-Results" => {
+                Some(value.trim().split(';').next().unwrap().to_owned())
+            }
+            _ => None,
+        })
+        .expect("Authentication-Results")
+}
+
+#[test]
+fn daemon_reloads_on_sighup_and_finishes_messages_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("milter.sock");
+    let config = dir.path().join("milter.toml");
+    let log = dir.path().join("stderr.log");
+    let metrics = "[metrics]\nlisten = \"127.0.0.1:0\"";
+    write_config(&config, &socket, "mx1.test", metrics);
+    let daemon = Daemon {
+        child: dmarc()
+            .args(["milter", "--config"])
+            .arg(&config)
+            .stderr(std::fs::File::create(&log).unwrap())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+        log,
+    };
+    daemon.wait_for_log("listening on unix:", 1);
+    let log = daemon.log();
+    let metrics_addr = log
+        .split("metrics on http://")
+        .nth(1)
+        .and_then(|r| r.split("/metrics").next())
+        .expect("the metrics address in the log")
+        .to_owned();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut old = connect(&socket).await;
+
+        // A bad file is refused; the running configuration stays.
+        write_config(
+            &config,
+            &socket,
+            "mx2.test",
+            &format!("mode = \"loud\"\n{metrics}"),
+        );
+        daemon.signal("-HUP");
+        daemon.wait_for_log("reload refused, the running configuration stays", 1);
+        assert!(
+            daemon.log().contains("unknown variant `loud`"),
+            "{}",
+            daemon.log()
+        );
+        assert_eq!(message(&mut connect(&socket).await).await, "mx1.test");
+        let m = scrape(&metrics_addr);
+        assert!(
+            m.contains("dmarc_milter_messages_total{dmarc=\"pass\",action=\"accept\"} 1"),
+            "{m}"
+        );
+        assert!(
+            m.contains("dmarc_milter_reloads_total{result=\"failed\"} 1"),
+            "{m}"
+        );
+        assert!(
+            m.contains("dmarc_milter_dns_queries_total{type=\"TXT\",result=\"answer\"}"),
+            "{m}"
+        );
+
+        // A good one applies to new connections; the open one keeps its configuration.
+        write_config(&config, &socket, "mx2.test", metrics);
+        daemon.signal("-HUP");
+        daemon.wait_for_log("configuration reloaded; authserv-id mx2.test", 1);
+        assert_eq!(message(&mut connect(&socket).await).await, "mx2.test");
+        assert_eq!(message(&mut old).await, "mx1.test");
+
+        // SIGTERM in the middle of a message: the message is finished, then the daemon exits.
+        old.send(&Milter::Mail {
+            args: vec!["<b-0@bounces.esp0.example>".into()],
+        })
+        .await
+        .unwrap();
+        old.send(&Milter::Rcpt {
+            args: vec!["<user@receiver.example>".into()],
+        })
+        .await
+        .unwrap();
+        old.send(&Milter::Header {
+            name: b"From".to_vec(),
+            value: b" info@brand4.example".to_vec(),
+        })
+        .await
+        .unwrap();
+        daemon.signal("-TERM");
+        daemon.wait_for_log("stopping: no new connections", 1);
+        old.send(&Milter::EndOfHeaders).await.unwrap();
+        let r = old
+            .send(&Milter::EndOfMessage { chunk: Vec::new() })
+            .await
+            .unwrap();
+        assert_eq!(r.last(), Some(&Reply::Accept), "{r:?}");
+    });
+    let mut daemon = daemon;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = daemon.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}:\n{}", daemon.log());
+    assert!(daemon.log().contains("dmarc-milter: stopped"));
+    assert!(!socket.exists(), "the socket is removed");
+    // One line per message, with the queue id unknown (no macros were sent).
+    assert_eq!(
+        daemon
+            .log()
+            .matches("NOQUEUE: client=unknown[203.0.113.82]")
+            .count(),
+        4,
+        "{}",
+        daemon.log()
+    );
+}

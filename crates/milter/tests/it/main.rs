@@ -1,0 +1,9 @@
+//! The milter crate's integration tests (one binary).
+
+mod config;
+mod frames;
+mod fuzz;
+mod handler;
+mod miltertest;
+mod server;
+mod support;

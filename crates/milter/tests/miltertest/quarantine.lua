@@ -1,0 +1,10 @@
+-- p=quarantine with quarantine = "hold": SMFIR_QUARANTINE, then accept.
+dofile(libdir .. "/lib.lua")
+local conn = open()
+local c = case(1)
+envelope(conn, c, "MT0003")
+send_message(conn, read(corpus .. "/" .. c.file))
+expect_reply(conn, SMFIR_ACCEPT, "eom")
+check(mt.eom_check(conn, MT_QUARANTINE, "DMARC policy of brand19.example asks for quarantine"), "quarantined")
+check(mt.eom_check(conn, MT_HDRINSERT, "Authentication-Results"), "Authentication-Results inserted")
+mt.disconnect(conn)

@@ -1,0 +1,10 @@
+-- p=reject and a spoofed From with the null reverse-path: 550 5.7.1 naming the domain.
+dofile(libdir .. "/lib.lua")
+local conn = open()
+local c = case(18)
+envelope(conn, c, "MT0002")
+send_message(conn, read(corpus .. "/" .. c.file))
+expect_reply(conn, SMFIR_REPLYCODE, "eom")
+check(mt.eom_check(conn, MT_SMTPREPLY, "550", "5.7.1", "Rejected by DMARC policy for brand2.example"), "the 550 reply")
+check(not mt.eom_check(conn, MT_HDRINSERT), "nothing inserted into a rejected message")
+mt.disconnect(conn)

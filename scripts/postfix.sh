@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# Starts a throwaway, private Postfix on loopback for the milter's end-to-end tests
+# (crates/dmarc/tests/milter_postfix.rs) and stops it again on exit.
+#
+# Usage:
+#   bash scripts/postfix.sh -- COMMAND [ARGS...]
+#       Start Postfix, export the DMARC_TEST_POSTFIX_* variables, run COMMAND, stop
+#       Postfix, exit with COMMAND's status. This is how scripts/test.sh runs the tests.
+#   bash scripts/postfix.sh [--env-file FILE]
+#       Start Postfix, print the `export DMARC_TEST_POSTFIX_...` lines (and write them to
+#       FILE), then wait until interrupted (Ctrl-C) and stop Postfix.
+#
+# What it sets up, all under one temporary directory removed on exit (nothing of the
+# system's Postfix configuration is used or changed):
+#   - smtpd on 127.0.0.1 at a free port, every client allowed XCLIENT
+#     (smtpd_authorized_xclient_hosts), so a test can give each message the client IP
+#     and HELO of its case;
+#   - smtpd_milters pointing at a second free port, where the test starts the milter;
+#     milter_protocol = 6, milter_default_action = tempfail (a milter that is not there
+#     or misbehaves shows as 451, never as a silent pass);
+#   - the domain receiver.example delivered by virtual(8) into one Maildir;
+#   - the log in a file (maillog_file); no DNS is needed.
+#
+# Exported variables:
+#   DMARC_TEST_POSTFIX_SMTP      127.0.0.1:PORT of smtpd
+#   DMARC_TEST_POSTFIX_MILTER    inet:127.0.0.1:PORT the milter must listen on
+#   DMARC_TEST_POSTFIX_CONFIG    the configuration directory (postqueue -c DIR -j)
+#   DMARC_TEST_POSTFIX_MAILDIR   the Maildir mail for receiver.example is delivered to
+#   DMARC_TEST_POSTFIX_LOG       the log file
+#
+# Postfix is installed from Debian's packages when missing; that needs root. The
+# instance runs as root (Postfix drops to its mail_owner for its daemons).
+set -euo pipefail
+
+ENV_FILE=""
+COMMAND=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --env-file) ENV_FILE="${2:?--env-file needs a path}"; shift 2 ;;
+    --) shift; COMMAND=("$@"); break ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "scripts/postfix.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+log() { echo "scripts/postfix.sh: $*" >&2; }
+
+# Without root there is no private Postfix: with a COMMAND, run it anyway (the Postfix
+# end-to-end test then fails, saying how to run it); without one, stop here.
+without_postfix() {
+  log "$1"
+  if [ ${#COMMAND[@]} -gt 0 ]; then
+    log "running the command without Postfix: the Postfix end-to-end test will fail"
+    exec "${COMMAND[@]}"
+  fi
+  exit 1
+}
+
+# --- Install -------------------------------------------------------------------------------
+if ! command -v postfix >/dev/null && [ ! -x /usr/sbin/postfix ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    without_postfix "postfix is not installed; run as root or: sudo apt-get install -y postfix"
+  fi
+  log "installing postfix from the Debian packages"
+  export DEBIAN_FRONTEND=noninteractive
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
+  if ! apt-get install -y postfix >&2; then
+    apt-get update >&2
+    apt-get install -y postfix >&2
+  fi
+  # The package's own instance is not wanted; we run our own.
+  if command -v service >/dev/null; then service postfix stop >/dev/null 2>&1 || true; fi
+fi
+export PATH="$PATH:/usr/sbin:/sbin"
+if [ "$(id -u)" -ne 0 ]; then
+  without_postfix "a private Postfix instance needs root (its daemons drop privileges themselves)"
+fi
+id postfix >/dev/null 2>&1 || { log "the postfix user is missing (is the package installed?)"; exit 1; }
+getent group postdrop >/dev/null || { log "the postdrop group is missing (is the package installed?)"; exit 1; }
+
+# --- Temporary directory and cleanup --------------------------------------------------------
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/dmarc-postfix.XXXXXX")
+chmod 755 "$DIR"
+STARTED=0
+cleanup() {
+  local status=$?
+  if [ "$STARTED" -eq 1 ]; then
+    postfix -c "$DIR/etc" stop >/dev/null 2>&1 || true
+    for _ in $(seq 50); do
+      [ -e "$DIR/spool/pid/master.pid" ] || break
+      kill -0 "$(tr -d ' ' <"$DIR/spool/pid/master.pid")" 2>/dev/null || break
+      sleep 0.1
+    done
+  fi
+  rm -rf "$DIR"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- Ports ----------------------------------------------------------------------------------
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+pick_port() {
+  local p
+  while :; do
+    p=$(( 20000 + RANDOM % 40000 ))
+    if port_free "$p"; then echo "$p"; return; fi
+  done
+}
+
+MAIL_UID=$(id -u nobody)
+MAIL_GID=$(id -g nobody)
+mkdir -p "$DIR/etc" "$DIR/spool" "$DIR/data" "$DIR/mail/receiver"
+chown -R "$MAIL_UID:$MAIL_GID" "$DIR/mail"
+chown postfix "$DIR/data"
+
+write_config() {
+  cat >"$DIR/etc/main.cf" <<EOF
+# Throwaway configuration written by scripts/postfix.sh; loopback only.
+compatibility_level = 3.6
+queue_directory = $DIR/spool
+data_directory = $DIR/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mx.receiver.example
+mydomain = receiver.example
+myorigin = \$myhostname
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+maillog_file_prefixes = $DIR
+maillog_file = $DIR/maillog
+alias_maps =
+alias_database =
+local_recipient_maps =
+biff = no
+append_dot_mydomain = no
+smtpd_banner = \$myhostname ESMTP
+smtpd_authorized_xclient_hosts = 127.0.0.0/8
+smtpd_peername_lookup = no
+smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_milters = inet:127.0.0.1:$MILTER_PORT
+milter_protocol = 6
+milter_default_action = tempfail
+milter_connect_timeout = 5s
+virtual_mailbox_domains = receiver.example
+virtual_mailbox_base = $DIR/mail
+virtual_mailbox_maps = static:receiver/
+virtual_uid_maps = static:$MAIL_UID
+virtual_gid_maps = static:$MAIL_GID
+virtual_minimum_uid = 1
+smtp_dns_support_level = disabled
+default_process_limit = 20
+EOF
+  cat >"$DIR/etc/master.cf" <<EOF
+# service type  private unpriv  chroot  wakeup  maxproc command
+127.0.0.1:$SMTP_PORT inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+virtual   unix  -       n       n       -       -       virtual
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+EOF
+}
+
+smtp_ready() {
+  local line
+  line=$(timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"; head -n 1 <&3' _ "$SMTP_PORT" 2>/dev/null) || return 1
+  case "$line" in 220*) return 0 ;; *) return 1 ;; esac
+}
+
+# --- Start ----------------------------------------------------------------------------------
+for attempt in 1 2 3 4 5; do
+  SMTP_PORT=$(pick_port)
+  MILTER_PORT=$(pick_port)
+  [ "$SMTP_PORT" = "$MILTER_PORT" ] && continue
+  write_config
+  if ! postfix -c "$DIR/etc" check >"$DIR/check.log" 2>&1; then
+    log "postfix check failed:"; sed 's/^/  /' "$DIR/check.log" >&2; exit 1
+  fi
+  if postfix -c "$DIR/etc" start >"$DIR/start.log" 2>&1; then
+    STARTED=1
+    for _ in $(seq 100); do
+      smtp_ready && break
+      sleep 0.1
+    done
+    smtp_ready && break
+    postfix -c "$DIR/etc" stop >/dev/null 2>&1 || true
+    STARTED=0
+  fi
+  log "attempt $attempt: postfix did not start (port $SMTP_PORT):"
+  sed 's/^/  /' "$DIR/start.log" >&2
+  [ -f "$DIR/maillog" ] && tail -n 20 "$DIR/maillog" | sed 's/^/  /' >&2
+done
+if [ "$STARTED" -ne 1 ]; then
+  log "giving up: postfix would not start"
+  exit 1
+fi
+
+export DMARC_TEST_POSTFIX_SMTP="127.0.0.1:$SMTP_PORT"
+export DMARC_TEST_POSTFIX_MILTER="inet:127.0.0.1:$MILTER_PORT"
+export DMARC_TEST_POSTFIX_CONFIG="$DIR/etc"
+export DMARC_TEST_POSTFIX_MAILDIR="$DIR/mail/receiver"
+export DMARC_TEST_POSTFIX_LOG="$DIR/maillog"
+
+exports() {
+  for v in SMTP MILTER CONFIG MAILDIR LOG; do
+    local name="DMARC_TEST_POSTFIX_$v"
+    printf 'export %s=%q\n' "$name" "${!name}"
+  done
+}
+log "postfix $(postconf -c "$DIR/etc" -h mail_version) running: smtpd on 127.0.0.1:$SMTP_PORT, milter expected on 127.0.0.1:$MILTER_PORT, log $DIR/maillog"
+
+if [ ${#COMMAND[@]} -gt 0 ]; then
+  set +e
+  "${COMMAND[@]}"
+  status=$?
+  set -e
+  if [ "$status" -ne 0 ] && [ -s "$DIR/maillog" ]; then
+    log "command failed ($status); last lines of the postfix log:"
+    tail -n 30 "$DIR/maillog" | sed 's/^/  /' >&2
+  fi
+  exit "$status"
+fi
+
+[ -n "$ENV_FILE" ] && exports >"$ENV_FILE"
+exports
+log "press Ctrl-C to stop"
+while kill -0 "$(tr -d ' ' <"$DIR/spool/pid/master.pid")" 2>/dev/null; do sleep 1; done
