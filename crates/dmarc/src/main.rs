@@ -32,6 +32,10 @@ enum Command {
     /// Verify a message as a receiver: SPF, DKIM and DMARC, the action and the
     /// Authentication-Results field. With --batch, many messages on every core.
     Verify(cmd::verify::VerifyArgs),
+    /// Check a domain's DMARC, SPF, DKIM, MX, MTA-STS, TLS-RPT and BIMI records, and whether mail sent through a service would pass DMARC.
+    Check(cmd::check::CheckArgs),
+    /// Build a DMARC or SPF record to publish, valid by construction.
+    Record(cmd::record::RecordArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,5 +57,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Summary(args) => cmd::summary::run(args),
         Command::Spf(args) => cmd::spf::run(args),
         Command::Verify(args) => cmd::verify::run(args),
+        Command::Check(args) => cmd::check::run(args),
+        Command::Record(args) => cmd::record::run(args),
     }
 }

@@ -1,7 +1,9 @@
 //! The subcommands, one module each.
 
+pub mod check;
 pub mod dkim;
 pub mod ingest;
+pub mod record;
 pub mod rejected;
 pub mod report;
 pub mod spf;
