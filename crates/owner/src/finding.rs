@@ -275,6 +275,8 @@ codes! {
     MxHostNoAddress = "mx_host_no_address", Mx, Error;
     /// An MX host that is a CNAME (RFC 2181 §10.3).
     MxHostCname = "mx_host_cname", Mx, Warning;
+    /// An MX host address without reverse DNS.
+    MxHostNoPtr = "mx_host_no_ptr", Mx, Warning;
     /// An MX exchange written as an IP address.
     MxIpLiteral = "mx_ip_literal", Mx, Error;
     /// A temporary DNS failure.

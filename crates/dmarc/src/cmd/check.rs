@@ -74,7 +74,7 @@ pub struct CheckArgs {
     pub bimi_selector: String,
 
     /// Check at most this many domains at once.
-    #[arg(long, value_name = "N", default_value = "64")]
+    #[arg(long, value_name = "N", default_value = "16")]
     pub jobs: usize,
 
     /// Print one JSON object per domain (one per line) instead of text.

@@ -282,7 +282,7 @@ pub async fn check<L: Lookup>(
                 findings.push(Finding::at(
                     Code::DmarcSubdomainWeaker,
                     &location,
-                    format!("{tag}={v} is weaker than p={}: spoofed mail from {} subdomains gets {v}; raise {tag} or remove it to inherit p", rec.p, if tag == "np" { "non-existent" } else { "" }),
+                    format!("{tag}={v} is weaker than p={}: spoofed mail from {} subdomains gets {v}; raise {tag} or remove it to inherit p", rec.p, if tag == "np" { "non-existent" } else { "existing" }),
                 ));
             }
         }

@@ -68,6 +68,29 @@ pub async fn check<L: Lookup>(
         )
     }))
     .await;
+    // Reverse DNS of every address (receivers and reputation systems expect it).
+    let addrs: Vec<std::net::IpAddr> = answers
+        .iter()
+        .flat_map(|(a, aaaa, _)| {
+            a.iter()
+                .flatten()
+                .map(|x| std::net::IpAddr::V4(*x))
+                .chain(aaaa.iter().flatten().map(|x| std::net::IpAddr::V6(*x)))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let ptrs = futures_util::future::join_all(addrs.iter().map(|ip| lookup.ptr(*ip))).await;
+    for (ip, ptr) in addrs.iter().zip(ptrs) {
+        if let Err(e) = ptr
+            && e.is_void()
+        {
+            findings.push(Finding::at(
+                Code::MxHostNoPtr,
+                &name,
+                format!("MX address {ip} has no reverse DNS (PTR) record; many senders and reputation systems expect one: ask its provider to publish a PTR naming the MX host"),
+            ));
+        }
+    }
     let mut out = Vec::new();
     if null && mxs.len() == 1 {
         out.push(MxHost {

@@ -302,15 +302,23 @@ struct Walker<'l, 'f, L> {
     top: String,
 }
 
-/// The expansion of a domain-spec a static walk can know: literals, and macros of the
-/// current domain (`%{d}`) only.
-fn static_target(spec: &MacroString, domain: &str) -> Option<String> {
+/// What a static walk can know of a domain-spec's target.
+enum Target {
+    /// The expanded name (a literal, or macros of the current domain, `%{d}`, only).
+    Name(String),
+    /// It depends on the sender or the client (other macros).
+    Macro,
+    /// A literal that is no usable domain name: receivers treat it as no record.
+    Invalid(String),
+}
+
+fn expand_target(spec: &MacroString, domain: &str) -> Target {
     let only_domain = spec.parts().iter().all(|p| match p {
         MacroPart::Literal(_) => true,
         MacroPart::Macro { letter, .. } => *letter == MacroLetter::Domain,
     });
     if !only_domain {
-        return None;
+        return Target::Macro;
     }
     let values = MacroValues {
         sender: "",
@@ -325,7 +333,18 @@ fn static_target(spec: &MacroString, domain: &str) -> Option<String> {
     };
     let t = spec.expand(&values);
     let t = t.trim_end_matches('.').to_ascii_lowercase();
-    DomainName::new(&t).ok().map(|d| d.to_string())
+    match DomainName::new(&t) {
+        Ok(d) => Target::Name(d.to_string()),
+        Err(e) => Target::Invalid(e.to_string()),
+    }
+}
+
+/// The expanded name, when there is one.
+fn static_target(spec: &MacroString, domain: &str) -> Option<String> {
+    match expand_target(spec, domain) {
+        Target::Name(n) => Some(n),
+        _ => None,
+    }
 }
 
 fn qualifier_word(q: Qualifier) -> &'static str {
@@ -390,8 +409,7 @@ impl<L: Lookup> Walker<'_, '_, L> {
                 node.terms.push(term);
                 continue;
             }
-            self.directive(domain, &d.mechanism, d.qualifier, &mut term, stack)
-                .await;
+            self.directive(domain, &d.mechanism, &mut term, stack).await;
             node.dns_lookups += term.dns_lookups;
             node.void_lookups += term.void_lookups;
             node.terms.push(term);
@@ -486,11 +504,9 @@ impl<L: Lookup> Walker<'_, '_, L> {
         &mut self,
         domain: &str,
         mechanism: &Mechanism,
-        qualifier: Qualifier,
         term: &mut SpfTerm,
         stack: &mut Vec<String>,
     ) {
-        let _ = qualifier;
         if mechanism.queries_dns() {
             term.dns_lookups = 1;
         }
@@ -622,13 +638,18 @@ impl<L: Lookup> Walker<'_, '_, L> {
         domain: &str,
         term: &mut SpfTerm,
     ) -> Option<String> {
-        let target = match spec {
+        let target = match spec.map(|s| expand_target(s, domain)) {
             None => Some(domain.to_string()),
-            Some(s) => static_target(s, domain),
+            Some(Target::Name(t)) => Some(t),
+            Some(Target::Macro) => {
+                term.note = Some("depends on the sender (macros): not followed".into());
+                None
+            }
+            Some(Target::Invalid(why)) => {
+                term.note = Some(format!("{why}: never matches"));
+                None
+            }
         };
-        if target.is_none() {
-            term.note = Some("depends on the sender (macros): not followed".into());
-        }
         term.target.clone_from(&target);
         target
     }
@@ -644,14 +665,31 @@ impl<L: Lookup> Walker<'_, '_, L> {
     ) {
         let what = if redirect { "redirect" } else { "include" };
         term.dns_lookups = 1;
-        let Some(target) = static_target(spec, domain) else {
-            term.note = Some("depends on the sender (macros): not followed".into());
-            self.add(
-                Code::SpfMacroNotFollowed,
-                domain,
-                format!("{what} target {spec} depends on the sender, so its lookups cannot be counted here; the total may be higher"),
-            );
-            return;
+        let target = match expand_target(spec, domain) {
+            Target::Name(t) => t,
+            Target::Macro => {
+                term.note = Some("depends on the sender (macros): not followed".into());
+                self.add(
+                    Code::SpfMacroNotFollowed,
+                    domain,
+                    format!("{what} target {spec} depends on the sender, so its lookups cannot be counted here; the total may be higher"),
+                );
+                return;
+            }
+            Target::Invalid(why) => {
+                term.note = Some("not a domain name".into());
+                let code = if redirect {
+                    Code::SpfRedirectMissing
+                } else {
+                    Code::SpfIncludeMissing
+                };
+                self.add(
+                    code,
+                    domain,
+                    format!("{what}:{spec} in the record of {domain}: {why}, so receivers find no record there and return permerror (§4.8, §5.2): fix the name"),
+                );
+                return;
+            }
         };
         term.target = Some(target.clone());
         if stack.iter().any(|s| *s == target) {
