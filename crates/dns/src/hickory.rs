@@ -582,18 +582,16 @@ impl Lookup for HickoryLookup {
 
     /// The CNAME record at `name` itself. The answer's first CNAME is the one owned by the
     /// asked name (a resolver returns the chain in order).
-    fn cname(&self, name: &str) -> impl Future<Output = DnsResult<String>> + Send {
-        async move {
-            self.ask(QType::Cname, name, |r| match r {
-                RData::CNAME(target) => Some(name_text(&target.0)),
-                _ => None,
-            })
-            .await
-            .map(|mut targets| {
-                targets.truncate(1);
-                targets
-            })
-        }
+    async fn cname(&self, name: &str) -> DnsResult<String> {
+        self.ask(QType::Cname, name, |r| match r {
+            RData::CNAME(target) => Some(name_text(&target.0)),
+            _ => None,
+        })
+        .await
+        .map(|mut targets| {
+            targets.truncate(1);
+            targets
+        })
     }
 }
 

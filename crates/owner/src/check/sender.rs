@@ -381,6 +381,9 @@ fn tree_includes(node: &SpfNode, service: &Service) -> bool {
     })
 }
 
+/// A key and what examining it found.
+type KeyWithFindings = (DkimKey, Vec<Finding>);
+
 #[allow(clippy::too_many_arguments)]
 async fn dkim_leg<L: Lookup>(
     lookup: &L,
@@ -411,7 +414,7 @@ async fn dkim_leg<L: Lookup>(
             candidates.push(m.clone());
         }
     }
-    let mut chosen: Option<(DomainName, Vec<(DkimKey, Vec<Finding>)>)> = None;
+    let mut chosen: Option<(DomainName, Vec<KeyWithFindings>)> = None;
     for d in &candidates {
         let keys = futures_util::future::join_all(
             selectors

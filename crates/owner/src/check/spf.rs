@@ -692,7 +692,7 @@ impl<L: Lookup> Walker<'_, '_, L> {
             }
         };
         term.target = Some(target.clone());
-        if stack.iter().any(|s| *s == target) {
+        if stack.contains(&target) {
             term.note = Some("loop".into());
             self.add(
                 Code::SpfLoop,
