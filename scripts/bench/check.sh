@@ -22,7 +22,7 @@ measure() {
   local best_wall=999999 best_cpu=999999
   for _ in $(seq "$runs"); do
     /usr/bin/time -f "%e %U %S" -o "$tmp/time" "$@" > "$tmp/out" 2>/dev/null || true
-    read -r wall user sys < "$tmp/time"
+    read -r wall user sys < <(tail -1 "$tmp/time")
     cpu=$(echo "$user + $sys" | bc)
     if (( $(echo "$wall < $best_wall" | bc) )); then best_wall=$wall; fi
     if (( $(echo "$cpu < $best_cpu" | bc) )); then best_cpu=$cpu; fi

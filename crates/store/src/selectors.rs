@@ -13,12 +13,12 @@ impl Store {
     ) -> Result<Vec<(String, String, i64)>, StoreError> {
         let domain = policy_domain.trim_end_matches('.').to_ascii_lowercase();
         let rows = self.conn.query(
-            "SELECT LOWER(d.domain), LOWER(d.selector), CAST(COALESCE(SUM(x.message_count), 0) AS BIGINT) \
+            "SELECT RTRIM(LOWER(d.domain), '.'), LOWER(d.selector), CAST(COALESCE(SUM(x.message_count), 0) AS BIGINT) \
              FROM aggregate_dkim d \
              JOIN aggregate_records x ON x.report = d.report AND x.row_no = d.row_no \
              JOIN aggregate_reports r ON r.id = d.report \
-             WHERE LOWER(r.policy_domain) = ? AND d.selector IS NOT NULL AND d.selector <> '' \
-             GROUP BY LOWER(d.domain), LOWER(d.selector) \
+             WHERE RTRIM(LOWER(r.policy_domain), '.') = ? AND d.selector IS NOT NULL AND d.selector <> '' \
+             GROUP BY RTRIM(LOWER(d.domain), '.'), LOWER(d.selector) \
              ORDER BY 3 DESC, 1, 2",
             &[Val::Text(&domain)],
         )?;
