@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: starts what the tests need (PostgreSQL, Dovecot, Postfix; miltertest
-# installed), then `cargo test`.
+# installed), then `cargo test`, then the comparison of `dmarc check` with checkdmarc
+# (installed with pip when missing, as root).
 #
 # * The conformance suites are read from ../shared/corpora (beside the checkout), or from
 #   $DMARC_CORPORA.
@@ -110,3 +111,22 @@ fi
 # Postfix: scripts/postfix.sh starts one (as root), exports DMARC_TEST_POSTFIX_*, runs the
 # command and stops it.
 bash scripts/dovecot.sh -- bash scripts/postfix.sh -- cargo test --workspace --locked "$@"
+
+# `dmarc check` side by side with checkdmarc (PyPI) on the finding fixtures, both asking
+# zone-server on loopback: equal SPF lookup counts, every checkdmarc problem found too,
+# disagreements only as listed in scripts/checkdmarc_compare.py (crates/owner/CHECKDMARC.md).
+if ! python3 -c 'import checkdmarc' >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "scripts/test.sh: installing checkdmarc (pip install checkdmarc)" >&2
+    python3 -m pip install --quiet checkdmarc >/dev/null 2>&1 \
+      || python3 -m pip install --quiet --break-system-packages checkdmarc >/dev/null \
+      || { echo "scripts/test.sh: pip install checkdmarc failed" >&2; exit 1; }
+  else
+    echo "scripts/test.sh: checkdmarc is not installed; install it with: python3 -m pip install checkdmarc" >&2
+    exit 1
+  fi
+fi
+cargo build --locked -q -p dmarc -p zone-server
+bin="${CARGO_TARGET_DIR:-target}/debug"
+python3 scripts/checkdmarc_compare.py "$bin/dmarc" "$bin/zone-server" crates/owner/tests/fixtures/findings.zone
+

@@ -35,6 +35,10 @@ enum Command {
     /// Run the milter for Postfix and Sendmail: SPF, DKIM and DMARC on every message,
     /// Authentication-Results added, the domain owner's policy applied.
     Milter(cmd::milter::MilterArgs),
+    /// Check a domain's DMARC, SPF, DKIM, MX, MTA-STS, TLS-RPT and BIMI records, and whether mail sent through a service would pass DMARC.
+    Check(cmd::check::CheckArgs),
+    /// Build a DMARC or SPF record to publish, valid by construction.
+    Record(cmd::record::RecordArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,5 +61,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Spf(args) => cmd::spf::run(args),
         Command::Verify(args) => cmd::verify::run(args),
         Command::Milter(args) => cmd::milter::run(args),
+        Command::Check(args) => cmd::check::run(args),
+        Command::Record(args) => cmd::record::run(args),
     }
 }

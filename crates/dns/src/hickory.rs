@@ -349,6 +349,7 @@ impl HickoryLookup {
             QType::Mx => RecordType::MX,
             QType::Txt => RecordType::TXT,
             QType::Ptr => RecordType::PTR,
+            QType::Cname => RecordType::CNAME,
         };
         let work = self.resolve(&what, fqdn, rtype);
         let (result, sent) = REQUESTS_SENT
@@ -577,6 +578,20 @@ impl Lookup for HickoryLookup {
             })
             .await
         }
+    }
+
+    /// The CNAME record at `name` itself. The answer's first CNAME is the one owned by the
+    /// asked name (a resolver returns the chain in order).
+    async fn cname(&self, name: &str) -> DnsResult<String> {
+        self.ask(QType::Cname, name, |r| match r {
+            RData::CNAME(target) => Some(name_text(&target.0)),
+            _ => None,
+        })
+        .await
+        .map(|mut targets| {
+            targets.truncate(1);
+            targets
+        })
     }
 }
 

@@ -58,7 +58,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub use dmarc_proto::Lookup;
 pub use hickory::{HickoryLookup, LookupStats, ResolverError, ResolverOptions, parse_nameserver};
 pub use wrappers::{AnyLookup, CountingLookup, DelayLookup};
-pub use zone::{ZoneError, ZoneFile};
+pub use zone::{Soa, ZoneError, ZoneFile, ZoneNode};
 
 /// The kind of a DNS question, as recorded by [`CountingLookup`] and shown in diagnostics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -73,10 +73,12 @@ pub enum QType {
     Txt,
     /// Reverse-mapping pointer records.
     Ptr,
+    /// An alias (asked only through [`Lookup::cname`], never by verification).
+    Cname,
 }
 
 impl QType {
-    /// The record type's mnemonic: `A`, `AAAA`, `MX`, `TXT`, `PTR`.
+    /// The record type's mnemonic: `A`, `AAAA`, `MX`, `TXT`, `PTR`, `CNAME`.
     pub fn as_str(self) -> &'static str {
         match self {
             QType::A => "A",
@@ -84,6 +86,7 @@ impl QType {
             QType::Mx => "MX",
             QType::Txt => "TXT",
             QType::Ptr => "PTR",
+            QType::Cname => "CNAME",
         }
     }
 }

@@ -67,6 +67,13 @@ impl Lookup for AnyLookup {
             AnyLookup::Hickory(h) => h.ptr(ip).await,
         }
     }
+
+    async fn cname(&self, name: &str) -> DnsResult<String> {
+        match self {
+            AnyLookup::Zone(z) => z.cname(name).await,
+            AnyLookup::Hickory(h) => h.cname(name).await,
+        }
+    }
 }
 
 /// Waits a fixed time (a Tokio sleep) before each answer of the inner [`Lookup`], as a
@@ -126,6 +133,11 @@ impl<L: Lookup> Lookup for DelayLookup<L> {
     async fn ptr(&self, ip: IpAddr) -> DnsResult<String> {
         tokio::time::sleep(self.delay).await;
         self.inner.ptr(ip).await
+    }
+
+    async fn cname(&self, name: &str) -> DnsResult<String> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.cname(name).await
     }
 }
 
@@ -208,5 +220,10 @@ impl<L: Lookup> Lookup for CountingLookup<L> {
     fn ptr(&self, ip: IpAddr) -> impl Future<Output = DnsResult<String>> + Send {
         self.record(QType::Ptr, &reverse_name(ip));
         self.inner.ptr(ip)
+    }
+
+    fn cname(&self, name: &str) -> impl Future<Output = DnsResult<String>> + Send {
+        self.record(QType::Cname, name);
+        self.inner.cname(name)
     }
 }

@@ -23,6 +23,11 @@
 //!   (RFC 7208 §3.3, RFC 6376 §3.6.2.2). The data is handed over exactly as received, never
 //!   lossily decoded: deciding what non-ASCII or control bytes mean is the protocol's job.
 //! * **Returned names** (MX exchanges, PTR targets) are lower-case and have no trailing dot.
+//! * **CNAMEs can also be seen.** [`Lookup::cname`] asks for the CNAME record at a name
+//!   itself, without following it, for callers that must know whether a name is an alias
+//!   (a DKIM key delegated to an email service). Verification never needs it, so it has a
+//!   default implementation that reports a temporary failure; the adapters of `dmarc-dns`
+//!   implement it.
 //! * **Records of type SPF (99) are never asked for.** RFC 7208 §3.1 retired them; there is
 //!   deliberately no method for them.
 //!
@@ -107,6 +112,19 @@ pub trait Lookup: Send + Sync {
     /// PTR records for `ip` (the question is asked at its `in-addr.arpa` or `ip6.arpa`
     /// name).
     fn ptr(&self, ip: IpAddr) -> impl Future<Output = DnsResult<String>> + Send;
+
+    /// The target of the CNAME record at `name` itself (not followed), lower-case without
+    /// trailing dot: `Ok` with one element when `name` is an alias, [`DnsError::NoData`] when
+    /// it exists and is not one, [`DnsError::NxDomain`] when it does not exist.
+    ///
+    /// The default implementation answers [`DnsError::Temporary`] ("not supported"): the
+    /// protocol core never asks, and a lookup that cannot ask need not pretend to know.
+    fn cname(&self, name: &str) -> impl Future<Output = DnsResult<String>> + Send {
+        let _ = name;
+        std::future::ready(Err(DnsError::Temporary(
+            "this resolver does not answer CNAME questions".into(),
+        )))
+    }
 }
 
 impl<L: Lookup + ?Sized> Lookup for &L {
@@ -125,6 +143,9 @@ impl<L: Lookup + ?Sized> Lookup for &L {
     fn ptr(&self, ip: IpAddr) -> impl Future<Output = DnsResult<String>> + Send {
         (**self).ptr(ip)
     }
+    fn cname(&self, name: &str) -> impl Future<Output = DnsResult<String>> + Send {
+        (**self).cname(name)
+    }
 }
 
 impl<L: Lookup + ?Sized> Lookup for Arc<L> {
@@ -142,6 +163,9 @@ impl<L: Lookup + ?Sized> Lookup for Arc<L> {
     }
     fn ptr(&self, ip: IpAddr) -> impl Future<Output = DnsResult<String>> + Send {
         (**self).ptr(ip)
+    }
+    fn cname(&self, name: &str) -> impl Future<Output = DnsResult<String>> + Send {
+        (**self).cname(name)
     }
 }
 

@@ -39,6 +39,7 @@ mod backend;
 mod migrations;
 pub mod rdns;
 mod read;
+mod selectors;
 mod write;
 
 use std::path::{Path, PathBuf};

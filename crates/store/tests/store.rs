@@ -326,6 +326,18 @@ fn aggregate_is_stored_once<B: Backend>(name: &str) {
     assert_eq!(t.aggregate_records, 6);
 }
 
+fn dkim_selectors_of_a_policy_domain<B: Backend>(name: &str) {
+    let (mut store, _) = B::open(name);
+    store.store_report(&google_report(), &origin()).unwrap();
+    // The policy domain is published as "Example.COM."; signatures without a selector
+    // (other.example) are left out.
+    assert_eq!(
+        store.dkim_selectors("example.com").unwrap(),
+        [("example.com".to_string(), "s1".to_string(), 110)]
+    );
+    assert!(store.dkim_selectors("example.org").unwrap().is_empty());
+}
+
 fn summary_counts_and_rates<B: Backend>(name: &str) {
     let (mut store, _) = B::open(name);
     store.store_report(&google_report(), &origin()).unwrap();
@@ -678,6 +690,7 @@ macro_rules! suite {
                 rdns_is_cached,
                 large_report_round_trip,
                 concurrent_writers_store_each_report_once,
+                dkim_selectors_of_a_policy_domain,
             );
         }
     };

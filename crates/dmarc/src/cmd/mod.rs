@@ -1,8 +1,10 @@
 //! The subcommands, one module each.
 
+pub mod check;
 pub mod dkim;
 pub mod ingest;
 pub mod milter;
+pub mod record;
 pub mod rejected;
 pub mod report;
 pub mod spf;

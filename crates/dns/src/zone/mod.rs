@@ -22,7 +22,8 @@
 //! * any data type by mnemonic or as `TYPEnnn`, RDATA in text form or in the generic form
 //!   `\# <length> <hex>` (RFC 3597 §5), also for known types.
 //!
-//! A, AAAA, MX, PTR, CNAME and TXT are served. TXT character-strings (at most 255 octets
+//! A, AAAA, MX, PTR, CNAME and TXT are served ([`Lookup::cname`] shows the CNAME at a name
+//! without following it). TXT character-strings (at most 255 octets
 //! each) are joined per record and kept as bytes: non-UTF-8 octets in the file and `\DDD`
 //! escapes come through untouched. Records of type SPF (99) are read, so their owner
 //! exists, but never served: RFC 7208 §3.1 retired them and the trait has no method for
@@ -201,6 +202,47 @@ impl ZoneFile {
         }
     }
 
+    /// The records at `name` (exactly, or synthesised from a wildcard, RFC 4592), without
+    /// following a CNAME: [`DnsError::NxDomain`] when the name does not exist,
+    /// [`DnsError::NoData`] for an empty non-terminal, [`DnsError::Temporary`] for a name
+    /// that cannot be parsed. For a DNS server answering from the file.
+    pub fn node(&self, name: &str) -> Result<ZoneNode<'_>, DnsError> {
+        let (qname, _) = parse_presentation(name.as_bytes()).map_err(|e| {
+            DnsError::Temporary(format!("cannot ask about the invalid name {name:?}: {e}"))
+        })?;
+        self.find(&qname).map(|node| ZoneNode { node })
+    }
+
+    /// The SOA record governing `name`: that of the closest ancestor (or the name itself)
+    /// holding one, with that ancestor's name, for the authority section of negative
+    /// answers (RFC 2308 §3).
+    pub fn soa_for(&self, name: &str) -> Option<(String, &Soa)> {
+        let (mut current, _) = parse_presentation(name.as_bytes()).ok()?;
+        loop {
+            if let Some(soa) = self
+                .records
+                .nodes
+                .get(&current)
+                .and_then(|n| n.soa.as_ref())
+            {
+                return Some((current.to_string(), soa));
+            }
+            current = current.parent()?;
+        }
+    }
+
+    /// The CNAME at `name` itself (through a wildcard too), not followed.
+    fn cname_at(&self, name: &str) -> DnsResult<String> {
+        self.queries.fetch_add(1, Ordering::Relaxed);
+        let (qname, _) = parse_presentation(name.as_bytes()).map_err(|e| {
+            DnsError::Temporary(format!("cannot ask about the invalid name {name:?}: {e}"))
+        })?;
+        match &self.find(&qname)?.cname {
+            Some(target) => Ok(vec![target.to_string().to_ascii_lowercase()]),
+            None => Err(DnsError::NoData),
+        }
+    }
+
     /// Finds the node answering for `qname`, following CNAMEs and wildcards.
     fn resolve(&self, qname: Name) -> Result<&Node, DnsError> {
         let mut chain: Vec<Name> = Vec::new();
@@ -280,6 +322,71 @@ impl Lookup for ZoneFile {
 
     fn ptr(&self, ip: IpAddr) -> impl Future<Output = DnsResult<String>> + Send {
         ready(self.answer(&reverse_name(ip), |n| &n.ptr))
+    }
+
+    fn cname(&self, name: &str) -> impl Future<Output = DnsResult<String>> + Send {
+        ready(self.cname_at(name))
+    }
+}
+
+/// The SOA record of a zone apex (RFC 1035 §3.3.13), as read from the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Soa {
+    /// The primary name server, lower-case-insensitive presentation form without final dot.
+    pub mname: String,
+    /// The responsible mailbox, as a domain name.
+    pub rname: String,
+    /// The serial number.
+    pub serial: u32,
+    /// Refresh interval, seconds.
+    pub refresh: u32,
+    /// Retry interval, seconds.
+    pub retry: u32,
+    /// Expiry, seconds.
+    pub expire: u32,
+    /// The negative-caching TTL (RFC 2308 §4), seconds.
+    pub minimum: u32,
+}
+
+/// The records the file holds at one name, seen without following a CNAME: what an
+/// authoritative server loaded with the file answers from (see [`ZoneFile::node`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ZoneNode<'z> {
+    node: &'z Node,
+}
+
+impl<'z> ZoneNode<'z> {
+    /// A records, in file order.
+    pub fn a(&self) -> &'z [Ipv4Addr] {
+        &self.node.a
+    }
+    /// AAAA records.
+    pub fn aaaa(&self) -> &'z [Ipv6Addr] {
+        &self.node.aaaa
+    }
+    /// MX records (an exchange of `""` is the null MX).
+    pub fn mx(&self) -> &'z [MxRecord] {
+        &self.node.mx
+    }
+    /// TXT records, each with its character-strings joined.
+    pub fn txt(&self) -> &'z [Vec<u8>] {
+        &self.node.txt
+    }
+    /// PTR targets.
+    pub fn ptr(&self) -> &'z [String] {
+        &self.node.ptr
+    }
+    /// NS targets.
+    pub fn ns(&self) -> &'z [String] {
+        &self.node.ns
+    }
+    /// The SOA record, at a zone apex.
+    pub fn soa(&self) -> Option<&'z Soa> {
+        self.node.soa.as_ref()
+    }
+    /// The CNAME target, when the name is an alias.
+    pub fn cname(&self) -> Option<String> {
+        self.node.cname.as_ref().map(ToString::to_string)
     }
 }
 

@@ -28,6 +28,10 @@ pub(crate) struct Node {
     pub(crate) txt: Vec<Vec<u8>>,
     pub(crate) ptr: Vec<String>,
     pub(crate) cname: Option<Name>,
+    /// NS targets (kept for `ZoneFile::node`, not served through the `Lookup` trait).
+    pub(crate) ns: Vec<String>,
+    /// The SOA record (likewise).
+    pub(crate) soa: Option<super::Soa>,
     /// Every type present, served or not.
     pub(crate) types: BTreeSet<u16>,
 }
@@ -49,6 +53,8 @@ enum Rdata {
     Ptr(Name),
     Cname(Name),
     Txt(Vec<u8>),
+    Ns(Name),
+    Soa(super::Soa),
     /// A type that makes its owner exist but is not served (SPF, NS, SOA, CAA, ...).
     Other,
 }
@@ -302,6 +308,7 @@ impl<'r> Parser<'r> {
                 Ok(match code {
                     rtype::PTR => Rdata::Ptr(target),
                     rtype::CNAME => Rdata::Cname(target),
+                    rtype::NS => Rdata::Ns(target),
                     _ => Rdata::Other,
                 })
             }
@@ -326,13 +333,23 @@ impl<'r> Parser<'r> {
                         tokens.len()
                     ));
                 };
-                self.name_in(mname)?;
-                self.name_in(rname)?;
-                parse_num::<u32>(serial, "serial")?;
-                for t in [refresh, retry, expire, minimum] {
-                    parse_ttl(t)?;
+                let mname = self.name_in(mname)?.to_string();
+                let rname = self.name_in(rname)?.to_string();
+                let serial = parse_num::<u32>(serial, "serial")?;
+                let mut times = [0u32; 4];
+                for (slot, t) in times.iter_mut().zip([refresh, retry, expire, minimum]) {
+                    *slot = parse_ttl(t)?;
                 }
-                Ok(Rdata::Other)
+                let [refresh, retry, expire, minimum] = times;
+                Ok(Rdata::Soa(super::Soa {
+                    mname,
+                    rname,
+                    serial,
+                    refresh,
+                    retry,
+                    expire,
+                    minimum,
+                }))
             }
             rtype::SRV => {
                 let [prio, weight, port, target] = tokens else {
@@ -417,6 +434,8 @@ impl<'r> Parser<'r> {
             ),
             Rdata::Ptr(target) => push_unique(&mut node.ptr, target.to_string()),
             Rdata::Txt(data) => push_unique(&mut node.txt, data),
+            Rdata::Ns(target) => push_unique(&mut node.ns, target.to_string()),
+            Rdata::Soa(soa) => node.soa = Some(soa),
             Rdata::Cname(target) => match &node.cname {
                 Some(existing) if *existing != target => {
                     return Err(ZoneError::at(

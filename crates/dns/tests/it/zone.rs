@@ -601,3 +601,58 @@ fn hostile_input_never_panics() {
         let _ = ZoneFile::parse_bytes(bytes, None);
     }
 }
+
+#[tokio::test]
+async fn cname_is_seen_without_being_followed_and_nodes_show_ns_and_soa() {
+    let zone = ZoneFile::parse(
+        "$ORIGIN example.com.\n\
+         @ IN SOA ns1 hostmaster 7 3600 600 86400 300\n\
+         @ IN NS ns1\n\
+         ns1 IN A 192.0.2.53\n\
+         s1._domainkey IN CNAME s1.dkim.Service.Example.\n\
+         *.wild IN CNAME target\n\
+         target IN TXT \"x\"\n",
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        zone.cname("s1._domainkey.example.com").await,
+        Ok(vec!["s1.dkim.service.example".to_string()])
+    );
+    assert_eq!(
+        zone.cname("a.wild.example.com.").await,
+        Ok(vec!["target.example.com".to_string()])
+    );
+    assert_eq!(
+        zone.cname("target.example.com").await,
+        Err(DnsError::NoData)
+    );
+    assert_eq!(
+        zone.cname("_domainkey.example.com").await,
+        Err(DnsError::NoData)
+    );
+    assert_eq!(
+        zone.cname("nope.example.com").await,
+        Err(DnsError::NxDomain)
+    );
+    let apex = zone.node("example.com").unwrap();
+    assert_eq!(apex.ns(), ["ns1.example.com"]);
+    assert_eq!(apex.soa().unwrap().serial, 7);
+    assert_eq!(apex.soa().unwrap().minimum, 300);
+    let (owner, soa) = zone.soa_for("deep.below.example.com").unwrap();
+    assert_eq!(
+        (owner.as_str(), soa.mname.as_str()),
+        ("example.com", "ns1.example.com")
+    );
+    assert!(zone.soa_for("example.org").is_none());
+    assert!(
+        zone.node("s1._domainkey.example.com")
+            .unwrap()
+            .cname()
+            .is_some()
+    );
+    assert_eq!(
+        zone.node("_domainkey.example.com").unwrap_err(),
+        DnsError::NoData
+    );
+}
