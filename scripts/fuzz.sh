@@ -3,6 +3,8 @@
 #
 #   bash scripts/fuzz.sh [SECONDS]      default 5 seconds per target (what CI runs)
 #   FUZZ_ASAN=1 bash scripts/fuzz.sh 600   with AddressSanitizer, on the nightly toolchain
+#   FUZZ_SEED=0 bash scripts/fuzz.sh 600   a random seed per run (a campaign); the default,
+#                                          seed 1, makes CI's short run repeat itself
 #
 # cargo-fuzz is installed when missing (`cargo install cargo-fuzz --locked`, about a minute).
 # On the stable toolchain the targets build without a sanitizer (`-s none`); nightly adds
@@ -21,12 +23,12 @@ fi
 
 if [ "${FUZZ_ASAN:-0}" = 1 ]; then
   flags=(+nightly fuzz)
-  build=(build --sanitizer address)
-  run=(run --sanitizer address)
+  build=(build -O --sanitizer address)
+  run=(run -O --sanitizer address)
 else
   flags=(fuzz)
-  build=(build --sanitizer none)
-  run=(run --sanitizer none)
+  build=(build -O --sanitizer none)
+  run=(run -O --sanitizer none)
 fi
 
 cargo "${flags[@]}" "${build[@]}"
@@ -36,7 +38,7 @@ failed=()
 for target in $(cargo fuzz list); do
   mkdir -p "corpus/$target"
   if cargo "${flags[@]}" "${run[@]}" "$target" "corpus/$target" -- \
-      -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=262144 -print_final_stats=1 \
+      -max_total_time="$seconds" -seed="${FUZZ_SEED:-1}" -rss_limit_mb=2048 -max_len=262144 -print_final_stats=1 \
       >"corpus/$target.log" 2>&1; then
     execs=$(grep -m1 'stat::number_of_executed_units' "corpus/$target.log" | awk '{print $2}')
     echo "fuzz $target: ok, ${execs:-?} executions in ${seconds}s"

@@ -318,3 +318,52 @@ proptest! {
         }
     }
 }
+
+/// Every input that once crashed a fuzz target of this crate (`fuzz/regressions/<target>/`)
+/// parses to a value or an error. The first: a feedback report whose damaged MIME boundary
+/// drives mail-parser 0.11 into its `debug_assert!(false, "Invalid part ID")` (FUZZING.md).
+#[test]
+fn fuzz_regressions_never_panic() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions");
+    let mut seen = 0;
+    for target in ["failure_report", "aggregate_xml", "containers", "tls_rpt"] {
+        let Ok(dir) = std::fs::read_dir(root.join(target)) else {
+            continue;
+        };
+        for entry in dir {
+            let path = entry.unwrap().path();
+            let data = std::fs::read(&path).unwrap();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let limits = Limits::default();
+            match target {
+                "failure_report" => {
+                    let _ = dmarc_report::parse_message(&name, &data, &limits);
+                }
+                _ => {
+                    let _ = parse_named(&name, &data, &limits);
+                }
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 1, "no regression inputs found under {}", root.display());
+}
+
+#[test]
+fn damaged_mime_boundary_in_a_feedback_report_is_read_or_refused() {
+    let data = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/regressions/failure_report/mail-parser-invalid-part-id.eml"),
+    )
+    .unwrap();
+    let results = dmarc_report::parse_message("damaged.eml", &data, &Limits::default());
+    // mail-parser recovers four embedded messages from the damaged structure; none holds a
+    // report, and each refusal names the part it is about.
+    assert!(!results.is_empty());
+    for r in &results {
+        match r {
+            Err(e) => assert!(e.to_string().contains("contains no report"), "{e}"),
+            Ok(p) => panic!("a report was read from a damaged message: {p:?}"),
+        }
+    }
+}
