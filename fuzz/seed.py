@@ -114,7 +114,7 @@ def main():
         for d in sorted(reg.iterdir()):
             for p in sorted(d.iterdir()):
                 put(d.name, p.read_bytes())
-    for d in sorted(OUT.iterdir()):
+    for d in sorted(x for x in OUT.iterdir() if x.is_dir()):
         print(f"{d.name}: {len(list(d.iterdir()))} seeds")
 
 
