@@ -283,7 +283,7 @@ fn delay_wall_time_follows_longest_chain() {
     use std::time::{Duration, Instant};
 
     use dmarc_dns::{CountingLookup, DelayLookup, SystemClock, ZoneFile};
-    use dmarc_proto::receiver::{FixedDraw, ReceiverConfig, SmtpFacts, verify_message};
+    use dmarc_receiver::{FixedDraw, ReceiverConfig, SmtpFacts, verify_message};
 
     let (cases, zone) = bench();
     let dir = cases.parent().unwrap().to_path_buf();

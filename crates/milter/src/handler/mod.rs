@@ -1,5 +1,5 @@
 //! The interim DMARC filter: the [`crate::filter`] traits implemented over today's
-//! single call, [`dmarc_proto::receiver::verify_message`].
+//! single call, [`dmarc_receiver::verify_message`].
 //!
 //! Each message is buffered (header fields as received, then the body), bounded by
 //! [`Policy::max_message_size`]; at end of message the whole message is verified and the
@@ -26,9 +26,7 @@ use dmarc_dns::SystemClock;
 use dmarc_proto::Lookup;
 use dmarc_proto::auth_results;
 use dmarc_proto::dmarc::{AuthorOptions, MultipleAddresses, Spec, author_domains};
-use dmarc_proto::receiver::{
-    Action, Randomness, ReceiverConfig, SmtpFacts, Verdicts, verify_message,
-};
+use dmarc_receiver::{Action, Randomness, ReceiverConfig, SmtpFacts, Verdicts, verify_message};
 
 use crate::codec::SmtpReply;
 use crate::config::{
