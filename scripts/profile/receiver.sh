@@ -7,7 +7,7 @@
 set -e
 N=${1:-60}
 T=$(mktemp -d)
-cargo build -q --release -p dmarc-proto --example receiver_loop
+cargo build -q --release -p dmarc-receiver --example receiver_loop
 B=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys;print(json.load(sys.stdin)["target_directory"])')/release/examples/receiver_loop
 valgrind --tool=callgrind --callgrind-out-file=$T/c1 $B 1 2>&1 | grep refs | sed 's/^/1 round: /'
 valgrind --tool=callgrind --callgrind-out-file=$T/c4 $B 4 2>&1 | grep refs | sed 's/^/4 rounds: /'

@@ -283,7 +283,7 @@ fn delay_wall_time_follows_longest_chain() {
     use std::time::{Duration, Instant};
 
     use dmarc_dns::{CountingLookup, DelayLookup, SystemClock, ZoneFile};
-    use dmarc_proto::receiver::{FixedDraw, ReceiverConfig, SmtpFacts, verify_message};
+    use dmarc_receiver::{FixedDraw, ReceiverConfig, SmtpFacts, verify_message};
 
     let (cases, zone) = bench();
     let dir = cases.parent().unwrap().to_path_buf();
@@ -394,4 +394,97 @@ fn delay_wall_time_follows_longest_chain() {
         total_wall.as_secs_f64() * 1e3,
         total_q as u128 * delay.as_millis()
     );
+}
+
+/// `--jobs` changes how many messages are verified at once, not what is printed.
+#[test]
+fn batch_output_is_the_same_for_any_jobs() {
+    let (cases, zone) = bench();
+    let run = |jobs: &str| {
+        let out = dmarc(&[
+            "verify",
+            "--batch",
+            cases.to_str().unwrap(),
+            "--dns-zone",
+            zone.to_str().unwrap(),
+            "--jobs",
+            jobs,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let one = run("1");
+    assert_eq!(String::from_utf8_lossy(&one).lines().count(), 300);
+    assert_eq!(one, run("3"));
+}
+
+/// `--record`: each case's observation is counted in the store under its arrival hour
+/// (Unix seconds, RFC 3339, or now); recording the batch twice doubles every count; a bad
+/// `arrival` is an error line for that case.
+#[test]
+fn batch_record_counts_observations_by_arrival() {
+    let (cases, zone) = bench();
+    let bench_dir = cases.parent().unwrap();
+    let dir = std::env::temp_dir().join(format!("dmarc-verify-record-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("store.sqlite3");
+    let text = std::fs::read_to_string(&cases).unwrap();
+    let hour = 1_796_180_400_i64; // 2026-12-02 03:00:00 UTC
+    let mut lines_out = Vec::new();
+    for (i, line) in text.lines().take(40).enumerate() {
+        let mut v: Value = serde_json::from_str(line).unwrap();
+        let f = v["file"].as_str().unwrap().to_owned();
+        v["file"] = bench_dir.join(f).to_str().unwrap().into();
+        v["rcpt_to"] = serde_json::json!(["a@receiver.example", "b@Receiver.Example"]);
+        v["arrival"] = match i % 3 {
+            0 => (hour + 5).into(),
+            1 => "2026-12-02T04:59:59+01:00".into(), // the same hour
+            _ => "2026-12-02T04:00:00Z".into(),      // the next hour
+        };
+        lines_out.push(v.to_string());
+    }
+    lines_out.push(
+        r#"{"file": "x.eml", "ip": "192.0.2.1", "helo": "h.example", "arrival": "yesterday"}"#
+            .to_owned(),
+    );
+    let batch = dir.join("cases.jsonl");
+    std::fs::write(&batch, lines_out.join("\n")).unwrap();
+    for _ in 0..2 {
+        let out = dmarc(&[
+            "verify",
+            "--batch",
+            batch.to_str().unwrap(),
+            "--dns-zone",
+            zone.to_str().unwrap(),
+            "--record",
+            "--db",
+            db.to_str().unwrap(),
+        ]);
+        assert!(!out.status.success(), "the bad arrival fails the batch");
+        let got = lines(&out);
+        assert_eq!(got.len(), 41);
+        assert!(
+            got[40]["error"].as_str().unwrap().contains("\"arrival\""),
+            "{}",
+            got[40]
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("recorded 40 observations"));
+    }
+    let mut store = dmarc_store::Store::open(db.to_str().unwrap()).unwrap();
+    let first = store.observation_counts(None, hour, hour + 3600).unwrap();
+    let second = store
+        .observation_counts(None, hour + 3600, hour + 7200)
+        .unwrap();
+    let total = |rows: &[dmarc_store::ObservationCount]| rows.iter().map(|r| r.count).sum::<u64>();
+    assert_eq!(total(&first), 2 * 27);
+    assert_eq!(total(&second), 2 * 13);
+    assert!(first.iter().all(|r| r.count % 2 == 0));
+    for r in first.iter().chain(&second) {
+        assert_eq!(r.observation.envelope_to, ["receiver.example"]);
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }

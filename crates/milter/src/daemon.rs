@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use dmarc_proto::Lookup;
-use dmarc_proto::receiver::Randomness;
+use dmarc_receiver::Randomness;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 

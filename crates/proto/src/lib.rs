@@ -13,7 +13,6 @@ pub mod dkim;
 pub mod dmarc;
 pub mod dns;
 pub mod message;
-pub mod receiver;
 pub mod spf;
 pub mod tag_list;
 

@@ -37,19 +37,23 @@
 
 mod backend;
 mod migrations;
+pub mod observations;
 pub mod rdns;
 mod read;
 mod selectors;
+pub mod time;
 mod write;
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use backend::Dialect;
+pub use observations::{OBSERVATION_PERIOD, ObservationCount};
 pub use read::{
     DomainPeriod, FailingSource, Granularity, RejectedEntry, Reporter, SourceStats, Summary,
-    SummaryQuery, TlsDomain, Totals, format_utc,
+    SummaryQuery, TlsDomain, Totals,
 };
+pub use time::format_utc;
 pub use write::{MAX_RECORD_COUNT, Rejection, Stored, error_kind};
 
 use backend::{Conn, Pg};

@@ -9,10 +9,11 @@ use crate::backend::{Conn, Dialect, Val, dialect_sql};
 
 /// `(version, name, SQL)`. `{id}`, `{blob}` and `{without_rowid}` are the dialect tokens
 /// of [`dialect_sql`].
-pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "reports, records, auth results, failure and TLS reports, rejected inputs, rDNS cache",
-    r#"
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "reports, records, auth results, failure and TLS reports, rejected inputs, rDNS cache",
+        r#"
 CREATE TABLE aggregate_reports (
     id {id},
     org_name TEXT NOT NULL,
@@ -194,7 +195,34 @@ CREATE TABLE rdns (
     looked_up_at BIGINT NOT NULL
 );
 "#,
-)];
+    ),
+    (
+        2,
+        "observations: messages seen by this receiver, counted under the aggregate-report key",
+        r#"
+CREATE TABLE observations (
+    period_start BIGINT NOT NULL,
+    key_digest TEXT NOT NULL,
+    policy_domain TEXT NOT NULL,
+    source_ip TEXT NOT NULL,
+    header_from TEXT NOT NULL,
+    envelope_from TEXT NOT NULL,
+    envelope_to TEXT NOT NULL,
+    dmarc TEXT NOT NULL,
+    disposition TEXT NOT NULL,
+    dkim_aligned TEXT NOT NULL,
+    spf_aligned TEXT NOT NULL,
+    spf_results TEXT NOT NULL,
+    dkim_results TEXT NOT NULL,
+    overrides TEXT NOT NULL,
+    policy_published TEXT NOT NULL,
+    message_count BIGINT NOT NULL,
+    PRIMARY KEY (period_start, key_digest)
+);
+CREATE INDEX observations_domain ON observations (policy_domain, period_start);
+"#,
+    ),
+];
 
 /// Brings the schema up to date; returns the version reached.
 pub(crate) fn migrate(conn: &mut Conn) -> Result<i64, StoreError> {

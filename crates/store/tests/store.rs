@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use dmarc_receiver::Observation;
 use dmarc_report::{Limits, Parsed, ParsedReport, parse_named};
 use dmarc_store::rdns::{self, RdnsOutcome};
 use dmarc_store::{Granularity, Origin, Rejection, Store, SummaryQuery};
@@ -286,10 +287,10 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 
 fn migrations_are_idempotent<B: Backend>(name: &str) {
     let (mut store, _) = B::open(name);
-    assert_eq!(store.schema_version().unwrap(), 1);
+    assert_eq!(store.schema_version().unwrap(), 2);
     drop(store);
     let mut again = B::reopen(name);
-    assert_eq!(again.schema_version().unwrap(), 1);
+    assert_eq!(again.schema_version().unwrap(), 2);
     assert_eq!(again.totals().unwrap().aggregate_reports, 0);
 }
 
@@ -675,6 +676,122 @@ fn concurrent_writers_store_each_report_once<B: Backend>(name: &str) {
     assert_eq!(t.aggregate_records, 40);
 }
 
+fn observation(ip: &str, domain: Option<&str>, dkim: &[(&str, &str)]) -> Observation {
+    use dmarc_receiver::observation::{DkimAuth, Override, PublishedPolicy, SpfAuth};
+    Observation {
+        policy_domain: domain.map(str::to_owned),
+        source_ip: ip.parse().unwrap(),
+        header_from: domain.map(str::to_owned),
+        envelope_from: Some("bounces.esp.example".into()),
+        envelope_to: vec!["receiver.example".into(), "other.example".into()],
+        spf: vec![SpfAuth {
+            domain: "bounces.esp.example".into(),
+            scope: "mfrom".into(),
+            result: "pass".into(),
+        }],
+        dkim: dkim
+            .iter()
+            .map(|(d, r)| DkimAuth {
+                domain: (*d).into(),
+                selector: Some("s1".into()),
+                result: (*r).into(),
+            })
+            .collect(),
+        dmarc: "fail".into(),
+        spf_aligned: "fail".into(),
+        dkim_aligned: "fail".into(),
+        disposition: "none".into(),
+        overrides: vec![Override {
+            kind: "policy_test_mode".into(),
+            comment: "t=y: 'quarantine' applied as none".into(),
+        }],
+        published: domain.map(|d| PublishedPolicy {
+            domain: d.into(),
+            p: "quarantine".into(),
+            sp: None,
+            np: Some("reject".into()),
+            adkim: "r".into(),
+            aspf: "s".into(),
+            pct: None,
+            fo: Some("1:d".into()),
+            testing: true,
+        }),
+    }
+}
+
+/// Two writers (two MX hosts) add observations at the same time, by upsert: the totals
+/// are exact, equal keys in one period are one row, and each row reads back as written.
+fn concurrent_observation_writers_give_exact_totals<B: Backend>(name: &str) {
+    let (mut store, _raw) = B::open(name);
+    let hour = 1_796_180_400; // 2026-12-02 03:00 UTC
+    let kinds = [
+        observation(
+            "192.0.2.1",
+            Some("brand.example"),
+            &[("brand.example", "fail")],
+        ),
+        observation("192.0.2.2", Some("brand.example"), &[]),
+        observation(
+            "2001:db8::25",
+            None,
+            &[("esp.example", "pass"), ("brand.example", "fail")],
+        ),
+    ];
+    assert_eq!(store.add_observations(&[]).unwrap(), 0);
+    let rounds = 25;
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let kinds = kinds.clone();
+            let name = name.to_owned();
+            std::thread::spawn(move || {
+                let mut store = B::reopen(&name);
+                for round in 0..rounds {
+                    // Every kind in this hour (twice the first), the first in the next hour;
+                    // the order differs between the writers.
+                    let mut batch: Vec<(i64, Observation)> = vec![
+                        (hour + 10 + round, kinds[0].clone()),
+                        (hour + 3599, kinds[0].clone()),
+                        (hour + 60, kinds[1].clone()),
+                        (hour + 61, kinds[2].clone()),
+                        (hour + 3600, kinds[0].clone()),
+                    ];
+                    if w == 1 {
+                        batch.reverse();
+                    }
+                    assert_eq!(store.add_observations(&batch).unwrap(), 5);
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let rows = store.observation_counts(None, hour, hour + 7200).unwrap();
+    let total: u64 = rows.iter().map(|r| r.count).sum();
+    assert_eq!(total, 2 * 5 * rounds as u64);
+    assert_eq!(rows.len(), 4, "{rows:#?}");
+    let count = |period: i64, o: &Observation| {
+        rows.iter()
+            .find(|r| r.period_start == period && &r.observation == o)
+            .map(|r| r.count)
+    };
+    assert_eq!(count(hour, &kinds[0]), Some(2 * 2 * rounds as u64));
+    assert_eq!(count(hour, &kinds[1]), Some(2 * rounds as u64));
+    assert_eq!(count(hour, &kinds[2]), Some(2 * rounds as u64));
+    assert_eq!(count(hour + 3600, &kinds[0]), Some(2 * rounds as u64));
+    // One policy domain; "" is the messages without a policy.
+    let brand = store
+        .observation_counts(Some("brand.example"), hour, hour + 3600)
+        .unwrap();
+    assert_eq!(brand.len(), 2);
+    let none = store
+        .observation_counts(Some(""), hour, hour + 3600)
+        .unwrap();
+    assert_eq!(none.len(), 1);
+    assert_eq!(none[0].observation, kinds[2]);
+    assert!(store.observation_counts(None, 0, hour).unwrap().is_empty());
+}
+
 macro_rules! suite {
     ($module:ident, $backend:ty) => {
         mod $module {
@@ -691,6 +808,7 @@ macro_rules! suite {
                 large_report_round_trip,
                 concurrent_writers_store_each_report_once,
                 dkim_selectors_of_a_policy_domain,
+                concurrent_observation_writers_give_exact_totals,
             );
         }
     };

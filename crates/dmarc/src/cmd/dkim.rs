@@ -145,7 +145,7 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         });
         let mut all_pass = true;
         let mut had_error = false;
-        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
         for file in &a.files {
             let name = file.display().to_string();
             let message = match fs::read(file) {
@@ -153,8 +153,12 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
                 Err(e) => {
                     had_error = true;
                     if a.json {
-                        let line = serde_json::json!({"file": name, "error": e.to_string()});
-                        writeln!(stdout.lock(), "{line}")?;
+                        let line = JsonError {
+                            file: &name,
+                            error: e.to_string(),
+                        };
+                        serde_json::to_writer(&mut out, &line)?;
+                        writeln!(out)?;
                     } else {
                         eprintln!("dmarc: {name}: {e}");
                     }
@@ -163,9 +167,8 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
             };
             let results = verifier.verify(&message, &lookup, &*clock).await;
             all_pass &= results.iter().any(|r| r.result == DkimResult::Pass);
-            let mut out = stdout.lock();
             if a.json {
-                writeln!(out, "{}", json_line(&name, &results))?;
+                write_json_line(&mut out, &name, &results)?;
             } else if results.is_empty() {
                 writeln!(out, "{name}: dkim=none (no signatures)")?;
             } else {
@@ -174,6 +177,7 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        out.flush()?;
         Ok(if had_error {
             ExitCode::from(2)
         } else if all_pass {
@@ -184,33 +188,50 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// `{"file": ..., "signatures": [{"d", "s", "a", "result", "reason"}, ...]}`, keys in
-/// that order, signatures in header order.
-fn json_line(file: &str, results: &[SignatureResult]) -> String {
-    let q = |v: Option<&str>| {
-        v.map_or_else(
-            || "null".to_string(),
-            |v| serde_json::Value::from(v).to_string(),
-        )
+/// One line of `dmarc dkim verify --json`: `{"file": ..., "signatures": [{"d", "s", "a",
+/// "result", "reason"}, ...]}`, keys in that order, signatures in header order.
+#[derive(serde::Serialize)]
+struct JsonLine<'a> {
+    file: &'a str,
+    signatures: Vec<JsonSignature<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct JsonSignature<'a> {
+    d: Option<&'a str>,
+    s: Option<&'a str>,
+    a: Option<&'a str>,
+    result: &'a str,
+    reason: Option<String>,
+}
+
+/// A file that could not be read, in the JSON output.
+#[derive(serde::Serialize)]
+struct JsonError<'a> {
+    file: &'a str,
+    error: String,
+}
+
+fn write_json_line(
+    out: &mut impl Write,
+    file: &str,
+    results: &[SignatureResult],
+) -> std::io::Result<()> {
+    let line = JsonLine {
+        file,
+        signatures: results
+            .iter()
+            .map(|r| JsonSignature {
+                d: r.info.domain.as_deref(),
+                s: r.info.selector.as_deref(),
+                a: r.info.algorithm.as_deref(),
+                result: r.result.as_str(),
+                reason: r.reason(),
+            })
+            .collect(),
     };
-    let sigs: Vec<String> = results
-        .iter()
-        .map(|r| {
-            format!(
-                r#"{{"d":{},"s":{},"a":{},"result":{},"reason":{}}}"#,
-                q(r.info.domain.as_deref()),
-                q(r.info.selector.as_deref()),
-                q(r.info.algorithm.as_deref()),
-                q(Some(r.result.as_str())),
-                q(r.reason().as_deref()),
-            )
-        })
-        .collect();
-    format!(
-        r#"{{"file":{},"signatures":[{}]}}"#,
-        q(Some(file)),
-        sigs.join(",")
-    )
+    serde_json::to_writer(&mut *out, &line)?;
+    out.write_all(b"\n")
 }
 
 fn sign_cmd(a: SignArgs) -> anyhow::Result<ExitCode> {
@@ -321,8 +342,10 @@ mod tests {
 
     #[test]
     fn json_shape() {
-        let line = json_line("m\"1.eml", &[]);
-        assert_eq!(line, r#"{"file":"m\"1.eml","signatures":[]}"#);
+        let mut out = Vec::new();
+        write_json_line(&mut out, "m\"1.eml", &[]).unwrap();
+        let line = String::from_utf8(out).unwrap();
+        assert_eq!(line, "{\"file\":\"m\\\"1.eml\",\"signatures\":[]}\n");
         let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(parsed["file"], "m\"1.eml");
     }

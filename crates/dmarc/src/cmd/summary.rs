@@ -71,43 +71,7 @@ pub struct SummaryArgs {
     dns: crate::dns_args::DnsArgs,
 }
 
-/// `YYYY-MM-DD` -> Unix time of its midnight, UTC.
-fn parse_date(s: &str) -> Result<i64, String> {
-    let bad = || format!("{s:?} is not a date of the form YYYY-MM-DD");
-    let mut it = s.trim().splitn(3, '-');
-    let (Some(y), Some(m), Some(d)) = (it.next(), it.next(), it.next()) else {
-        return Err(bad());
-    };
-    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
-        return Err(bad());
-    }
-    let y: i64 = y.parse().map_err(|_| bad())?;
-    let m: i64 = m.parse().map_err(|_| bad())?;
-    let d: i64 = d.parse().map_err(|_| bad())?;
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let days_in_month = match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return Err(format!("{s:?}: month {m} does not exist")),
-    };
-    if d < 1 || d > days_in_month {
-        return Err(format!("{s:?}: day {d} does not exist in that month"));
-    }
-    Ok(days_from_civil(y, m, d) * 86_400)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+use dmarc_store::time::parse_date;
 
 /// `YYYY-MM-DD HH:MM:SS` for Unix seconds, UTC.
 pub(crate) fn utc(ts: i64) -> String {

@@ -12,9 +12,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context, bail};
 use clap::Args;
 use dmarc_dns::{AnyLookup, SystemClock};
+use dmarc_proto::Clock as _;
 use dmarc_proto::dmarc::{DnsFailureMode, Spec};
-use dmarc_proto::receiver::{Randomness, ReceiverConfig, SmtpFacts, Verdicts, verify_message};
-use serde_json::{Value, json};
+use dmarc_proto::message::Message;
+use dmarc_receiver::{
+    Observation, Randomness, Receiver, ReceiverConfig, SmtpFacts, Verdicts, verify_message,
+};
+use serde::{Deserialize, Serialize};
 
 use crate::dns_args::DnsArgs;
 
@@ -44,10 +48,26 @@ pub struct VerifyArgs {
     pub mail_from: Option<String>,
 
     /// Verify many messages: a JSON Lines file, one object per line with `file` (relative
-    /// to the JSONL file's directory), `ip`, `helo` and `mail_from` ("" = null
-    /// reverse-path). Prints one JSON object per case, in input order; uses every core.
+    /// to the JSONL file's directory), `ip`, `helo`, `mail_from` ("" = null
+    /// reverse-path), optionally `rcpt_to` (a list of addresses) and `arrival` (Unix
+    /// seconds or RFC 3339, the time --record files the case under; default now). Prints
+    /// one JSON object per case, in input order.
     #[arg(long, value_name = "CASES.jsonl")]
     pub batch: Option<PathBuf>,
+
+    /// With --batch: how many messages are verified at the same time, one worker thread
+    /// each (default: the number of cores).
+    #[arg(long, value_name = "N", requires = "batch")]
+    pub jobs: Option<usize>,
+
+    /// With --batch: count each case's observation (the aggregate-report row it makes)
+    /// in the store, under its arrival hour.
+    #[arg(long, requires = "batch")]
+    pub record: bool,
+
+    /// The store for --record.
+    #[command(flatten)]
+    pub store: crate::cmd::ingest::DbArgs,
 
     /// Print JSON instead of text (always on with --batch).
     #[arg(long)]
@@ -111,19 +131,18 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     if args.fail_open {
         config.dmarc.dns_failure = DnsFailureMode::FailOpen;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    if let Some(batch) = &args.batch {
+        return run_batch(batch, &args, config);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let lookup = {
         let _guard = runtime.enter();
-        Arc::new(args.dns.lookup()?)
+        args.dns.lookup()?
     };
-    let config = Arc::new(config);
-    let rng = Arc::new(StdRandom::new());
-    if let Some(batch) = &args.batch {
-        return runtime.block_on(run_batch(batch, lookup, config, rng));
-    }
+    let rng = StdRandom::new();
     let (Some(file), Some(ip), Some(helo)) = (&args.file, &args.ip, &args.helo) else {
         bail!("FILE, --ip and --helo are required without --batch");
     };
@@ -138,174 +157,308 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let facts =
         SmtpFacts::new(ip, helo.clone()).with_mail_from(args.mail_from.clone().unwrap_or_default());
     let v = runtime.block_on(verify_message(
-        &*lookup,
+        &lookup,
         &SystemClock,
-        &*rng,
+        &rng,
         &config,
         &facts,
         &message,
     ));
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.json {
-        writeln!(out, "{}", verdicts_json(&v))?;
+        serde_json::to_writer(&mut out, &v)?;
+        writeln!(out)?;
     } else {
         write!(out, "{}", human(&v))?;
     }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line of a batch file.
+#[derive(Deserialize)]
+struct CaseLine {
+    file: Option<String>,
+    ip: Option<String>,
+    helo: Option<String>,
+    mail_from: Option<String>,
+    #[serde(default)]
+    rcpt_to: Vec<String>,
+    arrival: Option<Arrival>,
+}
+
+/// When a case arrived: Unix seconds or an RFC 3339 time.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Arrival {
+    Seconds(i64),
+    Text(String),
 }
 
 /// One case of a batch, as read from a JSONL line.
 struct Case {
+    line: usize,
     file: String,
     path: PathBuf,
     facts: SmtpFacts,
+    recipients: Vec<String>,
+    /// Unix seconds; `None` is "now".
+    arrival: Option<i64>,
 }
 
-fn parse_case(line: &str, dir: &Path) -> Result<Case, (Option<String>, String)> {
-    let v: Value = serde_json::from_str(line).map_err(|e| (None, format!("bad JSON: {e}")))?;
-    let file = v["file"]
-        .as_str()
-        .ok_or((None, "no \"file\" string".to_owned()))?
-        .to_owned();
-    let with_file = |e: String| (Some(file.clone()), e);
-    let ip_text = v["ip"]
-        .as_str()
-        .ok_or_else(|| with_file("no \"ip\" string".into()))?;
+/// A case that could not be read, with its line and (when known) its file.
+struct CaseError {
+    line: usize,
+    file: Option<String>,
+    error: String,
+}
+
+fn parse_case(n: usize, line: &str, dir: &Path) -> Result<Case, CaseError> {
+    let fail = |file: Option<&str>, error: String| CaseError {
+        line: n,
+        file: file.map(str::to_owned),
+        error,
+    };
+    let c: CaseLine =
+        serde_json::from_str(line).map_err(|e| fail(None, format!("bad JSON: {e}")))?;
+    let file = c
+        .file
+        .ok_or_else(|| fail(None, "no \"file\" string".into()))?;
+    let f = Some(file.as_str());
+    let ip_text = c.ip.ok_or_else(|| fail(f, "no \"ip\" string".into()))?;
     let ip: IpAddr = ip_text
         .trim()
         .parse()
-        .map_err(|_| with_file(format!("{ip_text:?} is not an IP address")))?;
-    let helo = v["helo"]
-        .as_str()
-        .ok_or_else(|| with_file("no \"helo\" string".into()))?;
-    let mail_from = match &v["mail_from"] {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        _ => return Err(with_file("\"mail_from\" is not a string".into())),
+        .map_err(|_| fail(f, format!("{ip_text:?} is not an IP address")))?;
+    let helo = c.helo.ok_or_else(|| fail(f, "no \"helo\" string".into()))?;
+    let arrival = match c.arrival {
+        None => None,
+        Some(Arrival::Seconds(s)) => Some(s),
+        Some(Arrival::Text(t)) => Some(
+            dmarc_store::time::parse_rfc3339(&t)
+                .map_err(|e| fail(f, format!("\"arrival\" {t:?}: {e}")))?,
+        ),
     };
     Ok(Case {
+        line: n,
         path: dir.join(&file),
         file,
-        facts: SmtpFacts::new(ip, helo).with_mail_from(mail_from),
+        facts: SmtpFacts::new(ip, helo).with_mail_from(c.mail_from.unwrap_or_default()),
+        recipients: c.rcpt_to,
+        arrival,
     })
 }
 
-async fn run_batch(
-    batch: &Path,
-    lookup: Arc<AnyLookup>,
-    config: Arc<ReceiverConfig>,
-    rng: Arc<StdRandom>,
+/// What the batch shares between its workers.
+struct Batch {
+    lookup: AnyLookup,
+    config: ReceiverConfig,
+    rng: StdRandom,
+    record: bool,
+}
+
+/// The output of a run of consecutive cases: their JSON lines, whether any failed, and
+/// their observations (with `--record`).
+#[derive(Default)]
+struct ChunkOut {
+    json: Vec<u8>,
+    failed: bool,
+    observations: Vec<(i64, Observation)>,
+}
+
+/// Cases per task: workers take runs of consecutive cases, so that handing work out and
+/// putting the output back in order costs once per run, not once per message.
+const CHUNK: usize = 32;
+
+#[derive(Serialize)]
+struct ErrorLine<'a> {
+    line: usize,
+    file: Option<&'a str>,
+    error: &'a str,
+}
+
+#[derive(Serialize)]
+struct CaseLineOut<'a> {
+    line: usize,
+    file: &'a str,
+    #[serde(flatten)]
+    verdicts: &'a Verdicts,
+}
+
+/// One case's JSON line (without its line end), whether it failed, and its observation
+/// (with `--record`).
+async fn verify_case(
+    batch: &Batch,
+    case: Result<Case, CaseError>,
+) -> (Vec<u8>, bool, Option<(i64, Observation)>) {
+    let mut out = Vec::with_capacity(4096);
+    let error = |out: &mut Vec<u8>, e: &CaseError| {
+        let _ = serde_json::to_writer(
+            &mut *out,
+            &ErrorLine {
+                line: e.line,
+                file: e.file.as_deref(),
+                error: &e.error,
+            },
+        );
+    };
+    let case = match case {
+        Ok(c) => c,
+        Err(e) => {
+            error(&mut out, &e);
+            return (out, true, None);
+        }
+    };
+    let message = match std::fs::read(&case.path) {
+        Ok(m) => m,
+        Err(e) => {
+            error(
+                &mut out,
+                &CaseError {
+                    line: case.line,
+                    file: Some(case.file.clone()),
+                    error: format!("cannot read {}: {e}", case.path.display()),
+                },
+            );
+            return (out, true, None);
+        }
+    };
+    let msg = Message::parse(&message);
+    let env = Receiver {
+        lookup: &batch.lookup,
+        clock: &SystemClock,
+        rng: &batch.rng,
+        config: &batch.config,
+    };
+    let mut tx = env
+        .connect(case.facts.ip, case.facts.helo.clone())
+        .mail_from(case.facts.mail_from.as_deref().unwrap_or_default());
+    for r in &case.recipients {
+        tx.rcpt_to(r);
+    }
+    let mut body = tx.message(&msg);
+    body.whole_body(msg.body());
+    let v = body.finish().await;
+    let _ = serde_json::to_writer(
+        &mut out,
+        &CaseLineOut {
+            line: case.line,
+            file: &case.file,
+            verdicts: &v,
+        },
+    );
+    let observation = batch.record.then(|| {
+        let at = case.arrival.unwrap_or_else(now_unix);
+        (at, v.observation())
+    });
+    (out, false, observation)
+}
+
+fn now_unix() -> i64 {
+    SystemClock.now().as_secs().try_into().unwrap_or(i64::MAX)
+}
+
+async fn verify_chunk(batch: Arc<Batch>, cases: Vec<Result<Case, CaseError>>) -> ChunkOut {
+    let mut out = ChunkOut::default();
+    // The cases of a run are verified concurrently: with real DNS, a run waits for its
+    // slowest answer, not the sum of them.
+    let results =
+        futures_util::future::join_all(cases.into_iter().map(|c| verify_case(&batch, c))).await;
+    for (json, failed, obs) in results {
+        out.failed |= failed;
+        out.json.extend_from_slice(&json);
+        out.json.push(b'\n');
+        out.observations.extend(obs);
+    }
+    out
+}
+
+/// The number of cores, the default of `--jobs`.
+pub(crate) fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+fn run_batch(
+    batch_path: &Path,
+    args: &VerifyArgs,
+    config: ReceiverConfig,
 ) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(batch)
-        .with_context(|| format!("cannot read {}", batch.display()))?;
-    let dir = batch
+    let jobs = args.jobs.unwrap_or_else(default_jobs).max(1);
+    // One worker per job; the thread that reads the cases and writes the output is the
+    // runtime's own (block_on), and the blocking pool is not used (files are read in
+    // the workers).
+    let runtime = if jobs == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(jobs)
+            .max_blocking_threads(1)
+            .enable_all()
+            .build()
+    }
+    .context("cannot start the async runtime")?;
+    let lookup = {
+        let _guard = runtime.enter();
+        args.dns.lookup()?
+    };
+    let mut store = if args.record {
+        Some(args.store.open()?)
+    } else {
+        None
+    };
+    let text = std::fs::read_to_string(batch_path)
+        .with_context(|| format!("cannot read {}", batch_path.display()))?;
+    let dir = batch_path
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    let mut tasks = Vec::new();
+    let batch = Arc::new(Batch {
+        lookup,
+        config,
+        rng: StdRandom::new(),
+        record: store.is_some(),
+    });
+    let mut cases = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        let n = i + 1;
-        if line.trim().is_empty() {
-            continue;
+        if !line.trim().is_empty() {
+            cases.push(parse_case(i + 1, line, &dir));
         }
-        let case = parse_case(line, &dir);
-        let (lookup, config, rng) = (lookup.clone(), config.clone(), rng.clone());
-        tasks.push(tokio::spawn(async move {
-            let case = match case {
-                Ok(c) => c,
-                Err((file, error)) => return json!({"line": n, "file": file, "error": error}),
-            };
-            let message = match tokio::fs::read(&case.path).await {
-                Ok(m) => m,
-                Err(e) => {
-                    return json!({"line": n, "file": case.file,
-                        "error": format!("cannot read {}: {e}", case.path.display())});
-                }
-            };
-            let v = verify_message(
-                &*lookup,
-                &SystemClock,
-                &*rng,
-                &config,
-                &case.facts,
-                &message,
-            )
-            .await;
-            let mut out = verdicts_json(&v);
-            if let Some(o) = out.as_object_mut() {
-                o.insert("line".into(), n.into());
-                o.insert("file".into(), case.file.into());
-            }
-            out
-        }));
     }
+    let mut chunks = Vec::with_capacity(cases.len().div_ceil(CHUNK));
+    let mut it = cases.into_iter().peekable();
+    while it.peek().is_some() {
+        chunks.push(it.by_ref().take(CHUNK).collect::<Vec<_>>());
+    }
+    let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let mut failed = false;
-    let mut out = std::io::stdout().lock();
-    for t in tasks {
-        let v = t.await.context("a verification task panicked")?;
-        failed |= v.get("error").is_some();
-        writeln!(out, "{v}")?;
+    let mut observations = Vec::new();
+    runtime.block_on(async {
+        use futures_util::StreamExt as _;
+        let mut outs = futures_util::stream::iter(chunks)
+            .map(|chunk| tokio::spawn(verify_chunk(batch.clone(), chunk)))
+            .buffered(jobs * 2);
+        while let Some(out) = outs.next().await {
+            let out = out.context("a verification task panicked")?;
+            failed |= out.failed;
+            stdout.write_all(&out.json)?;
+            observations.extend(out.observations);
+        }
+        anyhow::Ok(())
+    })?;
+    stdout.flush()?;
+    drop(stdout);
+    if let Some(store) = &mut store {
+        let n = store
+            .add_observations(&observations)
+            .context("cannot record the observations")?;
+        eprintln!("recorded {n} observations in {}", store.location());
     }
     Ok(if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
-    })
-}
-
-/// The JSON object of one message's verdicts.
-fn verdicts_json(v: &Verdicts) -> Value {
-    let spf = |s: &dmarc_proto::spf::SpfOutput| {
-        json!({
-            "result": s.result.as_str(),
-            "domain": s.domain,
-            "identity": s.identity.as_str(),
-            "reason": s.reason,
-        })
-    };
-    let d = &v.dmarc;
-    let row = |r: &dmarc_proto::dmarc::IdentifierAlignment| {
-        json!({"domain": r.domain, "selector": r.selector, "result": r.result.as_str(),
-               "aligned": r.aligned, "reason": r.reason})
-    };
-    json!({
-        "spf": spf(&v.spf),
-        "helo_spf": v.helo_spf.as_ref().map(spf),
-        "dkim": v.dkim.iter().map(|s| json!({
-            "d": s.info.domain,
-            "s": s.info.selector,
-            "result": s.result.as_str(),
-            "reason": s.reason(),
-        })).collect::<Vec<_>>(),
-        "dmarc": {
-            "result": d.result.as_str(),
-            "header_from": d.author_domain,
-            "policy_domain": d.policy_domain,
-            "org_domain": d.org_domain,
-            "requested_policy": d.requested_policy.map(|p| p.as_str()),
-            "applied_policy": d.applied_policy.map(|p| p.as_str()),
-            "policy_source": d.policy_source.map(|p| format!("{p:?}").to_ascii_lowercase()),
-            "testing": d.testing,
-            "alignment": {
-                "spf": d.spf_aligned(),
-                "dkim": d.dkim_aligned(),
-                "spf_mode": d.spf_mode.as_str(),
-                "dkim_mode": d.dkim_mode.as_str(),
-                "spf_identifiers": d.spf.iter().map(row).collect::<Vec<_>>(),
-                "dkim_identifiers": d.dkim.iter().map(row).collect::<Vec<_>>(),
-            },
-            "spec": d.spec.as_str(),
-            "reason": d.reason,
-        },
-        "action": v.action.as_str(),
-        "explanation": v.explain(),
-        "authentication_results": v.authentication_results().to_string(),
-        "forged_authentication_results": v.forged_fields,
-        "upstream_authentication_results": v.upstream.iter().map(|u| match &u.parsed {
-            Ok(p) => json!({"field_index": u.field_index, "authserv_id": p.authserv_id,
-                "results": p.results.iter().map(|r| json!({"method": r.method, "result": r.result})).collect::<Vec<_>>()}),
-            Err(e) => json!({"field_index": u.field_index, "error": e.to_string()}),
-        }).collect::<Vec<_>>(),
     })
 }
 
@@ -345,10 +498,10 @@ fn human(v: &Verdicts) -> String {
         _ => s.push_str(&format!("Policy: none ({})\n", d.reason)),
     }
     let action = match v.action {
-        dmarc_proto::receiver::Action::Accept => "accept the message",
-        dmarc_proto::receiver::Action::Quarantine => "quarantine the message (deliver to spam)",
-        dmarc_proto::receiver::Action::Reject => "reject the message (550 5.7.1)",
-        dmarc_proto::receiver::Action::TempFail => "defer the message (451 4.7.1, retry later)",
+        dmarc_receiver::Action::Accept => "accept the message",
+        dmarc_receiver::Action::Quarantine => "quarantine the message (deliver to spam)",
+        dmarc_receiver::Action::Reject => "reject the message (550 5.7.1)",
+        dmarc_receiver::Action::TempFail => "defer the message (451 4.7.1, retry later)",
     };
     s.push_str(&format!("A receiver would {action}.\n"));
     if !v.forged_fields.is_empty() {

@@ -1,5 +1,6 @@
 //! The interim DMARC filter: the [`crate::filter`] traits implemented over today's
-//! single call, [`dmarc_proto::receiver::verify_message`].
+//! single call, [`dmarc_receiver::verify_message`] (the whole receiver session over a
+//! buffered message).
 //!
 //! Each message is buffered (header fields as received, then the body), bounded by
 //! [`Policy::max_message_size`]; at end of message the whole message is verified and the
@@ -10,9 +11,10 @@
 //! known: client networks at connect, SASL-authenticated clients at MAIL FROM, exempt
 //! sender and recipient domains and a bad From field at end of header.
 //!
-//! When the staged receiver session lands, [`DmarcMessage`] keeps its shape: its
-//! `header`/`body` calls feed the session instead of the buffer, and
-//! `end_of_message` awaits the session's `finish()`; [`decide`] and the sinks stay.
+//! The staged receiver session ([`dmarc_receiver::session`]) is there to stream through:
+//! [`DmarcMessage`] keeps its shape when it switches, its `header`/`body` calls feed a
+//! `Transaction`/`Body` instead of the buffer, `end_of_headers` starts the key and policy
+//! lookups, and `end_of_message` awaits `Body::finish`; [`decide`] and the sinks stay.
 
 mod sink;
 
@@ -26,9 +28,7 @@ use dmarc_dns::SystemClock;
 use dmarc_proto::Lookup;
 use dmarc_proto::auth_results;
 use dmarc_proto::dmarc::{AuthorOptions, MultipleAddresses, Spec, author_domains};
-use dmarc_proto::receiver::{
-    Action, Randomness, ReceiverConfig, SmtpFacts, Verdicts, verify_message,
-};
+use dmarc_receiver::{Action, Randomness, ReceiverConfig, SmtpFacts, Verdicts, verify_message};
 
 use crate::codec::SmtpReply;
 use crate::config::{

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dmarc_proto::receiver::{Action, Verdicts};
+use dmarc_receiver::{Action, Verdicts};
 
 use crate::log::Logger;
 use crate::metrics::Metrics;

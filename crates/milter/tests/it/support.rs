@@ -14,7 +14,7 @@ use dmarc_milter::log::Logger;
 use dmarc_milter::metrics::{Metered, Metrics};
 use dmarc_milter::server::{ConnectionEnd, ConnectionError, ServerObserver};
 use dmarc_proto::dns::{DnsError, DnsResult, Lookup, MxRecord};
-use dmarc_proto::receiver::FixedDraw;
+use dmarc_receiver::FixedDraw;
 use dmarc_testkit::corpus;
 
 pub fn mail_bench() -> PathBuf {

@@ -68,17 +68,17 @@ pub fn load_zone_json(path: &Path) -> MapLookup {
     lookup
 }
 
-/// The mail-bench cases (`cases.jsonl` in `dir`): each message's bytes and SMTP facts.
+/// The mail-bench cases (`cases.jsonl` in `dir`): each message's bytes and SMTP facts
+/// (client IP, HELO, MAIL FROM).
 #[allow(dead_code)] // not every includer needs it
-pub fn mail_bench_cases(dir: &Path) -> Vec<(Vec<u8>, dmarc_proto::receiver::SmtpFacts)> {
+pub fn mail_bench_cases(dir: &Path) -> Vec<(Vec<u8>, (IpAddr, String, String))> {
     let text = std::fs::read_to_string(dir.join("cases.jsonl")).expect("cases.jsonl");
     text.lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).expect("json");
             let field = |k: &str| v[k].as_str().expect("string field").to_owned();
             let ip: IpAddr = field("ip").parse().expect("ip");
-            let facts = dmarc_proto::receiver::SmtpFacts::new(ip, field("helo"))
-                .with_mail_from(field("mail_from"));
+            let facts = (ip, field("helo"), field("mail_from"));
             (
                 std::fs::read(dir.join(field("file"))).expect("message"),
                 facts,

@@ -77,6 +77,21 @@ impl Verifier {
         )
     }
 
+    /// Starts a streaming verification over a header block the verifier takes (no copy):
+    /// as [`start`](Self::start), for a receiver session that collected the fields itself.
+    pub fn start_owned(&self, header_block: Vec<u8>) -> StreamingVerifier<'static> {
+        let spans = parse_header_block(&header_block)
+            .iter()
+            .map(HeaderField::span)
+            .collect();
+        StreamingVerifier::new(
+            Cow::Owned(header_block),
+            spans,
+            self.config.clone(),
+            self.cache.clone(),
+        )
+    }
+
     /// Starts a streaming verification: `header_block` is the message's header fields (up
     /// to, optionally including, the empty line). Feed the body with
     /// [`StreamingVerifier::body`].

@@ -366,7 +366,7 @@ pub struct DmarcOptions {
     pub max_identities: usize,
     /// A cache of parsed `_dmarc` records shared between evaluations, keyed by the DNS
     /// answer's bytes. Default `None` (every answer parsed); the receiver's
-    /// [`crate::receiver::ReceiverConfig::new`] sets one.
+    /// `ReceiverConfig::new` (crate dmarc-receiver) sets one.
     pub record_cache: Option<Arc<DmarcRecordCache>>,
 }
 

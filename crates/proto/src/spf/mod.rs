@@ -240,7 +240,7 @@ pub struct SpfOptions {
     pub max_record_bytes: usize,
     /// A cache of parsed SPF records shared between evaluations, keyed by the record's
     /// bytes. Default `None` (every record parsed); the receiver's
-    /// [`crate::receiver::ReceiverConfig::new`] sets one.
+    /// `ReceiverConfig::new` (crate dmarc-receiver) sets one.
     pub record_cache: Option<std::sync::Arc<SpfRecordCache>>,
     /// Record the [`Trace`] of DNS questions and terms. Default `true`; with `false` the
     /// output's trace is empty (no notes, records, queries or terms), which saves work on

@@ -2,16 +2,24 @@
 //! best of 30 rounds: DKIM signature parsing, Authentication-Results rendering (alone, and
 //! built then rendered), message parsing, signature parsing as `start_message` does it,
 //! cloning and dropping the verdicts, and the whole `verify_message` with and without the
-//! header. `cargo run --release -p dmarc-proto --example parts_timing`; with the argument
+//! header. `cargo run --release -p dmarc-receiver --example parts_timing`; with the argument
 //! `sig` it only loops over signature parsing (for callgrind).
 use dmarc_proto::FixedClock;
-use dmarc_proto::receiver::{FixedDraw, ReceiverConfig, SmtpFacts, verify_message};
+use dmarc_receiver::{FixedDraw, ReceiverConfig, SmtpFacts, verify_message};
 use std::time::Instant;
-#[path = "../benches/support/map_lookup.rs"]
+#[path = "../../proto/benches/support/map_lookup.rs"]
 mod map_lookup;
 fn main() {
     let dir = dmarc_testkit::corpus("mail-bench");
-    let cases = map_lookup::mail_bench_cases(&dir);
+    let cases: Vec<(Vec<u8>, dmarc_receiver::SmtpFacts)> = map_lookup::mail_bench_cases(&dir)
+        .into_iter()
+        .map(|(m, (ip, helo, mail_from))| {
+            (
+                m,
+                dmarc_receiver::SmtpFacts::new(ip, helo).with_mail_from(mail_from),
+            )
+        })
+        .collect();
     let lookup = map_lookup::load_zone_json(&dir.join("zone.json"));
     let clock = FixedClock::from_unix_seconds(1_795_400_000);
     let config = ReceiverConfig::new("mx.receiver.example");
@@ -31,7 +39,7 @@ fn main() {
         eprintln!(
             "verify_message future: {} bytes; Verdicts {} bytes",
             std::mem::size_of_val(&fut),
-            std::mem::size_of::<dmarc_proto::receiver::Verdicts>()
+            std::mem::size_of::<dmarc_receiver::Verdicts>()
         );
     }
     let verdicts: Vec<_> = cases.iter().map(|(m, f)| run(m, f)).collect();

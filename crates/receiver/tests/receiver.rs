@@ -1,4 +1,4 @@
-//! The receiver's single call (`dmarc_proto::receiver::verify_message`) end to end on real
+//! The receiver's single call (`dmarc_receiver::verify_message`) end to end on real
 //! messages: every verdict of `../shared/corpora/mail-bench`, the authheaders messages of
 //! `dmarc-authheaders/` with the DNS of their evaluation-table rows (HOW_TO_USE §5.1), the
 //! Authentication-Results field, upstream and forged fields, and concurrency of the DNS work.
@@ -15,9 +15,7 @@ use dmarc_proto::auth_results;
 use dmarc_proto::dkim::DkimResult;
 use dmarc_proto::dmarc::{DmarcResult, MultipleAddresses, Spec};
 use dmarc_proto::dns::{DnsError, DnsResult, Lookup, MxRecord};
-use dmarc_proto::receiver::{
-    Action, FixedDraw, ReceiverConfig, SmtpFacts, Verdicts, verify_message,
-};
+use dmarc_receiver::{Action, FixedDraw, ReceiverConfig, SmtpFacts, Verdicts, verify_message};
 use dmarc_testkit::corpus;
 use futures_executor::block_on;
 use serde_json::Value;

@@ -12,7 +12,7 @@
 //!
 //! Messages are read (and, for ours, parsed by the call itself) from memory.
 //!
-//! Run: `cargo bench -p dmarc-proto --bench receiver`
+//! Run: `cargo bench -p dmarc-receiver --bench receiver`
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -23,13 +23,13 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dmarc_proto::FixedClock;
 use dmarc_proto::dmarc::DmarcResult;
 
-use dmarc_proto::receiver::{FixedDraw, ReceiverConfig, SmtpFacts, verify_message};
+use dmarc_receiver::{FixedDraw, ReceiverConfig, SmtpFacts, verify_message};
 use mail_auth::common::parse::TxtRecordParser;
 use mail_auth::{DnssecStatus, RecordSet, Txt};
 
-#[path = "support/floor.rs"]
+#[path = "../../proto/benches/support/floor.rs"]
 mod floor;
-#[path = "support/map_lookup.rs"]
+#[path = "../../proto/benches/support/map_lookup.rs"]
 mod map_lookup;
 use map_lookup::MapLookup;
 

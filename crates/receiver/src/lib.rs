@@ -1,26 +1,30 @@
-//! The receiver's single call: SPF, DKIM and DMARC for one message, with the
-//! Authentication-Results field (RFC 8601) and the action to take.
+//! The receiver: SPF, DKIM and DMARC for a message as it arrives, with the
+//! Authentication-Results field (RFC 8601), the action to take and an [`Observation`]
+//! (what an aggregate-report row and a failure report need).
 //!
-//! [`verify_message`] takes what the SMTP session knows ([`SmtpFacts`]: client IP, HELO,
-//! MAIL FROM) and the message, and returns every verdict in [`Verdicts`]. Independent DNS
-//! work runs concurrently, so a message costs the longest chain of dependent lookups, not
-//! their sum:
+//! A message is verified through a staged session ([`session`]), one state per SMTP
+//! stage, each consuming the one before and starting its DNS work as soon as its inputs
+//! are known:
 //!
-//! * SPF for the MAIL FROM identity and for the HELO identity start at once;
-//! * the DMARC record of the Author Domain is asked for as soon as the From field is
-//!   read (before SPF and DKIM have finished), through a per-message memo so the
-//!   evaluation reuses the answer (a tree walk's further steps, when the record is not at
-//!   the Author Domain, follow in the evaluation);
-//! * every DKIM key is asked for as soon as the signatures are parsed, while the body is
-//!   hashed.
+//! * [`Receiver::connect`] (client IP, HELO) gives a [`Connection`];
+//! * [`Connection::mail_from`] starts SPF for the MAIL FROM identity and, unless the
+//!   reverse-path is null, for the HELO identity; it gives a [`Transaction`], which takes
+//!   the recipients and the header fields;
+//! * [`Transaction::end_of_headers`] reads the From field, asks for the DMARC record of
+//!   the Author Domain and for every DKIM key; it gives a [`Body`], which hashes body
+//!   chunks as they come;
+//! * [`Body::finish`] waits for the DNS work, verifies the signatures, evaluates DMARC
+//!   (RFC 9989 §5.3, or RFC 7489) and gives the [`Verdicts`].
 //!
-//! The DMARC evaluation then runs on the results (RFC 9989 §5.3), with the SPF identity
-//! being the MAIL FROM domain, or the HELO name for a null reverse-path (RFC 9989 §4.4.2,
-//! RFC 7208 §2.4). Nothing here spawns or blocks: the futures are joined with
-//! `futures_util::future::join5`, and any executor can drive them.
+//! Between steps a driver (the milter, between frames) lets the DNS work progress with
+//! `drive()` or `poll_work()`. Nothing here spawns, blocks or does I/O: DNS answers come
+//! through [`dmarc_proto::Lookup`], time through [`dmarc_proto::Clock`], and any executor
+//! can drive the futures.
+//!
+//! [`verify_message`] is the whole session for a message held in memory.
 //!
 //! ```
-//! use dmarc_proto::receiver::{verify_message, FixedDraw, ReceiverConfig, SmtpFacts};
+//! use dmarc_receiver::{verify_message, FixedDraw, ReceiverConfig, SmtpFacts};
 //! use dmarc_proto::{FixedClock, dns::{DnsError, DnsResult, Lookup, MxRecord}};
 //! use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 //!
@@ -44,26 +48,29 @@
 //! assert_eq!(v.dmarc.result.as_str(), "none");
 //! assert!(v.authentication_results().to_string().starts_with("mx.receiver.example; spf=none"));
 //! ```
+#![warn(clippy::unwrap_used)]
+
+mod json;
+mod memo;
+pub mod observation;
+pub mod session;
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::{Arc, Mutex};
+use std::net::IpAddr;
+use std::sync::Arc;
 
-use smallvec::SmallVec;
+use dmarc_proto::auth_results::{
+    AuthenticationResults, HeaderWriter, ParseError, ParsedAuthenticationResults, ResultSink,
+};
+use dmarc_proto::dkim::{DkimResult, KeyCache, SignatureResult, VerifyConfig};
+use dmarc_proto::dmarc::{
+    AlignmentMode, AuthResult, DmarcOptions, DmarcOutput, DmarcRecordCache, DmarcResult,
+    DnsFailureMode, Policy, Spec,
+};
+use dmarc_proto::spf::{SpfOptions, SpfOutput, SpfRecordCache, SpfResult};
 
-use crate::auth_results::{
-    self, AuthenticationResults, HeaderWriter, ParseError, ParsedAuthenticationResults, ResultSink,
-};
-use crate::clock::Clock;
-use crate::dkim::{DkimResult, KeyCache, SignatureResult, Verifier, VerifyConfig, fetch_keys};
-use crate::dmarc::{
-    AlignmentMode, AuthResult, AuthorDomains, DkimIdentity, DmarcOptions, DmarcOutput,
-    DmarcRecordCache, DmarcResult, DnsFailureMode, Policy, Spec, SpfIdentity, author_domains,
-    evaluate_authors,
-};
-use crate::dns::{DnsResult, Lookup, MxRecord};
-use crate::message::Message;
-use crate::spf::{self, SpfOptions, SpfOutput, SpfRecordCache, SpfRequest, SpfResult};
+pub use observation::Observation;
+pub use session::{Body, Connection, Env, Receiver, Transaction, verify_message};
 
 /// A source of uniformly distributed random numbers, injected so that every verdict can be
 /// reproduced. Used for the RFC 7489 `pct` draw (§6.6.4 of RFC 7489).
@@ -281,13 +288,26 @@ pub struct Verdicts {
     pub authserv_id: Arc<str>,
     /// Authentication-Results fields from trusted upstream authserv-ids, top first.
     pub upstream: Vec<UpstreamResults>,
-    /// Header indexes (0 = top, as [`crate::message::HeaderField::index`]) of
+    /// Header indexes (0 = top, as [`dmarc_proto::message::HeaderField::index`]) of
     /// Authentication-Results fields that claim our own authserv-id: forgeries (or stale
     /// copies) to delete before adding ours (RFC 8601 §5).
     pub forged_fields: Vec<usize>,
+    /// What the SMTP session said: client IP, HELO, MAIL FROM.
+    pub facts: SmtpFacts,
+    /// The RCPT TO addresses, in order (at most [`session::MAX_RECIPIENTS`]; more are
+    /// counted in [`Verdicts::recipients_not_kept`]).
+    pub recipients: Vec<String>,
+    /// Recipients beyond [`session::MAX_RECIPIENTS`], counted, not kept.
+    pub recipients_not_kept: usize,
 }
 
 impl Verdicts {
+    /// What an aggregate-report row and a failure report need from this message (see
+    /// [`Observation`]).
+    pub fn observation(&self) -> Observation {
+        Observation::of(self)
+    }
+
     /// The Authentication-Results field to add, built from these verdicts (it borrows
     /// them; render it with [`AuthenticationResults::to_header`]): `spf` (MAIL FROM, then
     /// HELO when checked), one `dkim` per signature (`dkim=none` when unsigned), then
@@ -425,19 +445,6 @@ fn dkim_past(r: DkimResult) -> &'static str {
     }
 }
 
-/// SPF's result as a DMARC input (RFC 9989 §4.4.2: only `pass` can align).
-pub fn spf_auth_result(r: SpfResult) -> AuthResult {
-    match r {
-        SpfResult::Pass => AuthResult::Pass,
-        SpfResult::Fail => AuthResult::Fail,
-        SpfResult::SoftFail => AuthResult::SoftFail,
-        SpfResult::Neutral => AuthResult::Neutral,
-        SpfResult::None => AuthResult::None,
-        SpfResult::TempError => AuthResult::TempError,
-        SpfResult::PermError => AuthResult::PermError,
-    }
-}
-
 /// A DKIM signature's result as a DMARC input (RFC 9989 §4.4.1).
 pub fn dkim_auth_result(r: DkimResult) -> AuthResult {
     match r {
@@ -447,144 +454,6 @@ pub fn dkim_auth_result(r: DkimResult) -> AuthResult {
         DkimResult::Policy => AuthResult::Policy,
         DkimResult::TempError => AuthResult::TempError,
         DkimResult::PermError => AuthResult::PermError,
-    }
-}
-
-/// Verifies one message: SPF (MAIL FROM and HELO), every DKIM signature and DMARC, and
-/// builds the Authentication-Results field. Never fails: every problem is a verdict with
-/// a reason.
-///
-/// `rng` is asked for the RFC 7489 `pct` draw (only in RFC 7489 mode).
-pub async fn verify_message<L, C, R>(
-    lookup: &L,
-    clock: &C,
-    rng: &R,
-    config: &ReceiverConfig,
-    facts: &SmtpFacts,
-    message: &[u8],
-) -> Verdicts
-where
-    L: Lookup,
-    C: Clock,
-    R: Randomness + ?Sized,
-{
-    let msg = Message::parse(message);
-    let dyn_clock: &dyn Clock = clock;
-
-    // SPF: both identities at once.
-    let request = SpfRequest::with_identities(
-        facts.ip,
-        &facts.helo,
-        facts.mail_from.as_deref().filter(|m| !m.is_empty()),
-    );
-    let null_path = facts.is_null_reverse_path();
-    let spf_mail_from = spf::verify_mail_from(lookup, dyn_clock, &config.spf, &request);
-    let spf_helo = async {
-        if config.check_helo && !null_path {
-            Some(spf::verify_helo(lookup, dyn_clock, &config.spf, &request).await)
-        } else {
-            None
-        }
-    };
-
-    // DMARC: the From field is known now; look for the policy while SPF and DKIM run.
-    let from_fields: SmallVec<[&[u8]; 2]> = msg.fields("From").map(|f| f.value()).collect();
-    let authors = author_domains(&from_fields, &config.dmarc.author);
-    let memo = Memo::new(lookup, authors.as_ref().is_ok_and(|a| a.domains.len() <= 1));
-    let dmarc_prefetch = prefetch_policy(&memo, authors.as_ref().ok());
-
-    // DKIM: parse the signatures, ask for every key, hash the body meanwhile.
-    let mut verifier = Verifier::new(config.dkim.clone());
-    if let Some(cache) = &config.key_cache {
-        verifier = verifier.with_key_cache(cache.clone());
-    }
-    let mut streaming = verifier.start_message(&msg);
-    let key_names = streaming.key_names();
-    let keys = fetch_keys(lookup, &key_names);
-    let body = msg.body();
-    let hash_body = async {
-        streaming.whole_body(body);
-    };
-
-    let (spf_out, helo_out, _, keys, ()) =
-        futures_util::future::join5(spf_mail_from, spf_helo, dmarc_prefetch, keys, hash_body).await;
-    let dkim = streaming.finish_with_keys(&keys, clock);
-
-    // DMARC on the results.
-    let spf_ids = [SpfIdentity::new(
-        spf_out.domain.clone(),
-        spf_auth_result(spf_out.result),
-    )];
-    let dkim_ids: Vec<DkimIdentity> = dkim
-        .iter()
-        .filter_map(|s| {
-            let d = s.info.domain.as_deref().filter(|d| !d.is_empty())?;
-            let mut id = DkimIdentity::new(d, dkim_auth_result(s.result));
-            if let Some(sel) = &s.info.selector {
-                id = id.with_selector(sel.clone());
-            }
-            Some(id)
-        })
-        .collect();
-    let pct_draw = (config.dmarc.spec == Spec::Rfc7489).then(|| rng.percent());
-    let dmarc =
-        evaluate_authors(&memo, authors, &spf_ids, &dkim_ids, pct_draw, &config.dmarc).await;
-
-    // Incoming Authentication-Results: ours are forged, trusted ones are reported.
-    let mut upstream = Vec::new();
-    let mut forged_fields = Vec::new();
-    for field in msg.fields("Authentication-Results") {
-        let value = String::from_utf8_lossy(field.value());
-        let Some(id) = auth_results::authserv_id(&value) else {
-            continue;
-        };
-        if id.eq_ignore_ascii_case(&config.authserv_id) {
-            forged_fields.push(field.index());
-        } else if config
-            .trusted_authserv_ids
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case(&id))
-        {
-            upstream.push(UpstreamResults {
-                field_index: field.index(),
-                parsed: auth_results::parse(&value),
-            });
-        }
-    }
-
-    Verdicts {
-        action: Action::for_dmarc(&dmarc),
-        spf: spf_out,
-        helo_spf: helo_out,
-        dkim,
-        dmarc,
-        authserv_id: config.authserv_id.clone(),
-        upstream,
-        forged_fields,
-    }
-}
-
-/// Asks for the DMARC record of every Author Domain (the first question of policy
-/// discovery, RFC 9989 §4.10) through the per-message memo, so that the answer is there
-/// when the evaluation runs after SPF and DKIM. Later steps of a tree walk, when the
-/// record is not at the Author Domain, are asked by the evaluation itself.
-async fn prefetch_policy<L: Lookup>(memo: &Memo<'_, L>, authors: Option<&AuthorDomains>) {
-    let Some(authors) = authors else {
-        return;
-    };
-    let name = |d: &crate::dmarc::DomainName| {
-        let mut n = NameBuf::new();
-        n.extend_from_slice(b"_dmarc.");
-        n.extend_from_slice(d.as_str().as_bytes());
-        n
-    };
-    match authors.domains.as_slice() {
-        [] => {}
-        [one] => memo.preload_txt(name(one)).await,
-        many => {
-            futures_util::future::join_all(many.iter().take(8).map(|d| memo.preload_txt(name(d))))
-                .await;
-        }
     }
 }
 
@@ -626,140 +495,4 @@ pub fn write_authentication_results<'a>(
         sig.write_method_result(sink);
     }
     dmarc.write_method_result(sink);
-}
-
-/// The name of a TXT question, kept inline: `_dmarc.<domain>` fits for nearly every domain.
-type NameBuf = SmallVec<[u8; 64]>;
-
-/// The memo's TXT answers: one inline (the Author Domain's), more on the heap.
-type TxtAnswers = SmallVec<[(NameBuf, DnsResult<Vec<u8>>); 1]>;
-
-/// A per-message memo in front of the lookup for the DMARC evaluation: the prefetch and the
-/// evaluation ask the same questions, and the second time they are answered from here. A
-/// message asks a handful of questions, so each kind is a short list searched in order
-/// (names compared without case or a trailing dot), not a hash map.
-///
-/// With one Author Domain (`hand_over`), the one evaluation asks each name at most once
-/// (its resolver keeps its own answers), so a prefetched answer is handed over, moved
-/// rather than copied, and the evaluation's further questions are not kept. With several
-/// Author Domains the evaluations can ask the same names (a shared parent's record), so
-/// every answer is kept and copied out.
-struct Memo<'a, L> {
-    inner: &'a L,
-    hand_over: bool,
-    txt: Mutex<TxtAnswers>,
-    a: Mutex<Vec<(String, DnsResult<Ipv4Addr>)>>,
-    aaaa: Mutex<Vec<(String, DnsResult<Ipv6Addr>)>>,
-    mx: Mutex<Vec<(String, DnsResult<MxRecord>)>>,
-    ptr: Mutex<Vec<(IpAddr, DnsResult<String>)>>,
-}
-
-impl<'a, L: Lookup> Memo<'a, L> {
-    fn new(inner: &'a L, hand_over: bool) -> Self {
-        Memo {
-            inner,
-            hand_over,
-            txt: Mutex::default(),
-            a: Mutex::default(),
-            aaaa: Mutex::default(),
-            mx: Mutex::default(),
-            ptr: Mutex::default(),
-        }
-    }
-
-    /// Asks for `name`'s TXT records and keeps the answer for the evaluation, without
-    /// handing a copy back.
-    async fn preload_txt(&self, name: NameBuf) {
-        let Ok(text) = std::str::from_utf8(&name) else {
-            return;
-        };
-        if self
-            .txt
-            .lock()
-            .is_ok_and(|l| l.iter().any(|(k, _)| same_name_bytes(k, text)))
-        {
-            return;
-        }
-        let v = self.inner.txt(text).await;
-        if let Ok(mut l) = self.txt.lock() {
-            l.push((name, v));
-        }
-    }
-}
-
-fn same_name(a: &str, b: &str) -> bool {
-    a.trim_end_matches('.')
-        .eq_ignore_ascii_case(b.trim_end_matches('.'))
-}
-
-fn same_name_bytes(a: &[u8], b: &str) -> bool {
-    a.strip_suffix(b".")
-        .unwrap_or(a)
-        .eq_ignore_ascii_case(b.strip_suffix('.').unwrap_or(b).as_bytes())
-}
-
-fn recall<K, V: Clone>(list: &Mutex<Vec<(K, V)>>, hit: impl Fn(&K) -> bool) -> Option<V> {
-    list.lock()
-        .ok()
-        .and_then(|l| l.iter().find(|(k, _)| hit(k)).map(|(_, v)| v.clone()))
-}
-
-fn remember<K, V>(list: &Mutex<Vec<(K, V)>>, key: K, value: V) {
-    if let Ok(mut l) = list.lock() {
-        l.push((key, value));
-    }
-}
-
-impl<L: Lookup> Lookup for Memo<'_, L> {
-    async fn txt(&self, name: &str) -> DnsResult<Vec<u8>> {
-        if let Ok(mut l) = self.txt.lock()
-            && let Some(at) = l.iter().position(|(k, _)| same_name_bytes(k, name))
-        {
-            if self.hand_over {
-                return l.swap_remove(at).1;
-            }
-            if let Some((_, v)) = l.get(at) {
-                return v.clone();
-            }
-        }
-        let v = self.inner.txt(name).await;
-        if !self.hand_over
-            && let Ok(mut l) = self.txt.lock()
-        {
-            l.push((NameBuf::from_slice(name.as_bytes()), v.clone()));
-        }
-        v
-    }
-    async fn a(&self, name: &str) -> DnsResult<Ipv4Addr> {
-        if let Some(v) = recall(&self.a, |k| same_name(k, name)) {
-            return v;
-        }
-        let v = self.inner.a(name).await;
-        remember(&self.a, name.to_owned(), v.clone());
-        v
-    }
-    async fn aaaa(&self, name: &str) -> DnsResult<Ipv6Addr> {
-        if let Some(v) = recall(&self.aaaa, |k| same_name(k, name)) {
-            return v;
-        }
-        let v = self.inner.aaaa(name).await;
-        remember(&self.aaaa, name.to_owned(), v.clone());
-        v
-    }
-    async fn mx(&self, name: &str) -> DnsResult<MxRecord> {
-        if let Some(v) = recall(&self.mx, |k| same_name(k, name)) {
-            return v;
-        }
-        let v = self.inner.mx(name).await;
-        remember(&self.mx, name.to_owned(), v.clone());
-        v
-    }
-    async fn ptr(&self, ip: IpAddr) -> DnsResult<String> {
-        if let Some(v) = recall(&self.ptr, |k| *k == ip) {
-            return v;
-        }
-        let v = self.inner.ptr(ip).await;
-        remember(&self.ptr, ip, v.clone());
-        v
-    }
 }

@@ -1,0 +1,242 @@
+//! Observations: the messages this receiver has seen, counted under their aggregate-report
+//! key (an [`Observation`] and the UTC hour it arrived in), so that reports can be made
+//! from them later.
+//!
+//! Writers add counts by upsert (`INSERT ... ON CONFLICT DO UPDATE SET message_count =
+//! message_count + excluded.message_count`), the same statement on SQLite and PostgreSQL,
+//! so any number of writers (several MX hosts on one PostgreSQL database, several
+//! processes on one SQLite file) give exact totals. A batch is one transaction; its rows
+//! are written in key order, so two PostgreSQL writers take their row locks in the same
+//! order and cannot deadlock.
+
+use std::collections::BTreeMap;
+
+use dmarc_receiver::Observation;
+use dmarc_receiver::observation::{DkimAuth, Override, PublishedPolicy, SpfAuth};
+
+use crate::backend::{Cell, Val};
+use crate::write::sha256_hex;
+use crate::{Store, StoreError};
+
+/// The length of an observation period, in seconds: observations are counted per UTC
+/// hour, a divisor of every report interval a domain asks for in whole hours (`ri=`).
+pub const OBSERVATION_PERIOD: i64 = 3600;
+
+/// A stored count: an observation, its period and how many messages it stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservationCount {
+    /// The start of the UTC hour, in Unix seconds.
+    pub period_start: i64,
+    /// The aggregate-report key.
+    pub observation: Observation,
+    /// Messages counted.
+    pub count: u64,
+}
+
+/// The start of the period `ts` falls in.
+pub fn period_of(ts: i64) -> i64 {
+    ts - ts.rem_euclid(OBSERVATION_PERIOD)
+}
+
+/// The columns of one observation, ready to bind.
+struct Row {
+    policy_domain: String,
+    source_ip: String,
+    header_from: String,
+    envelope_from: String,
+    envelope_to: String,
+    spf: String,
+    dkim: String,
+    overrides: String,
+    published: String,
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Data(format!("observation: {e}")))
+}
+
+impl Row {
+    fn of(o: &Observation) -> Result<Row, StoreError> {
+        Ok(Row {
+            policy_domain: o.policy_domain.clone().unwrap_or_default(),
+            source_ip: o.source_ip.to_string(),
+            header_from: o.header_from.clone().unwrap_or_default(),
+            envelope_from: o.envelope_from.clone().unwrap_or_default(),
+            envelope_to: o.envelope_to.join(","),
+            spf: json(&o.spf)?,
+            dkim: json(&o.dkim)?,
+            overrides: json(&o.overrides)?,
+            published: match &o.published {
+                Some(p) => json(p)?,
+                None => String::new(),
+            },
+        })
+    }
+}
+
+impl Store {
+    /// Adds observations, each with its arrival time (Unix seconds), to the counts: one
+    /// transaction, one upsert per distinct key. Returns the number of messages added.
+    pub fn add_observations(&mut self, items: &[(i64, Observation)]) -> Result<u64, StoreError> {
+        // Count equal keys first: one statement per row of the report, not per message.
+        let mut counts: BTreeMap<(i64, String), (&Observation, i64)> = BTreeMap::new();
+        for (at, o) in items {
+            let digest = sha256_hex(json(o)?.as_bytes());
+            counts.entry((period_of(*at), digest)).or_insert((o, 0)).1 += 1;
+        }
+        self.conn.begin()?;
+        let res = (|| {
+            for ((period, digest), (o, n)) in &counts {
+                let r = Row::of(o)?;
+                self.conn.exec(
+                    "INSERT INTO observations (period_start, key_digest, policy_domain, \
+                     source_ip, header_from, envelope_from, envelope_to, dmarc, disposition, \
+                     dkim_aligned, spf_aligned, spf_results, dkim_results, overrides, \
+                     policy_published, message_count) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                     ON CONFLICT (period_start, key_digest) DO UPDATE SET \
+                     message_count = observations.message_count + excluded.message_count",
+                    &[
+                        Val::I64(*period),
+                        Val::Text(digest),
+                        Val::Text(&r.policy_domain),
+                        Val::Text(&r.source_ip),
+                        Val::Text(&r.header_from),
+                        Val::Text(&r.envelope_from),
+                        Val::Text(&r.envelope_to),
+                        Val::Text(&o.dmarc),
+                        Val::Text(&o.disposition),
+                        Val::Text(&o.dkim_aligned),
+                        Val::Text(&o.spf_aligned),
+                        Val::Text(&r.spf),
+                        Val::Text(&r.dkim),
+                        Val::Text(&r.overrides),
+                        Val::Text(&r.published),
+                        Val::I64(*n),
+                    ],
+                )?;
+            }
+            Ok::<_, StoreError>(())
+        })();
+        match res {
+            Ok(()) => {
+                self.conn.commit()?;
+                Ok(items.len() as u64)
+            }
+            Err(e) => {
+                self.conn.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// The counts of periods starting in `[begin, end)`, for one policy domain (`""` for
+    /// messages without a DMARC policy) or every one, ordered by period, policy domain
+    /// and source IP.
+    pub fn observation_counts(
+        &mut self,
+        policy_domain: Option<&str>,
+        begin: i64,
+        end: i64,
+    ) -> Result<Vec<ObservationCount>, StoreError> {
+        let cols = "SELECT period_start, policy_domain, source_ip, header_from, envelope_from, \
+                    envelope_to, dmarc, disposition, dkim_aligned, spf_aligned, spf_results, \
+                    dkim_results, overrides, policy_published, message_count \
+                    FROM observations WHERE period_start >= ? AND period_start < ?";
+        let rows = match policy_domain {
+            Some(d) => self.conn.query(
+                &format!(
+                    "{cols} AND policy_domain = ? ORDER BY period_start, policy_domain, \
+                     source_ip, key_digest"
+                ),
+                &[Val::I64(begin), Val::I64(end), Val::Text(d)],
+            )?,
+            None => self.conn.query(
+                &format!("{cols} ORDER BY period_start, policy_domain, source_ip, key_digest"),
+                &[Val::I64(begin), Val::I64(end)],
+            )?,
+        };
+        rows.into_iter().map(decode).collect()
+    }
+}
+
+fn bad(col: &str, what: &str) -> StoreError {
+    StoreError::Data(format!("observations.{col}: {what}"))
+}
+
+fn int(c: &Cell, col: &str) -> Result<i64, StoreError> {
+    match c {
+        Cell::I64(v) => Ok(*v),
+        other => Err(bad(col, &format!("expected an integer, found {other:?}"))),
+    }
+}
+
+fn text(c: Cell, col: &str) -> Result<String, StoreError> {
+    match c {
+        Cell::Text(t) => Ok(t),
+        other => Err(bad(col, &format!("expected text, found {other:?}"))),
+    }
+}
+
+fn opt(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+fn parsed<T: serde::de::DeserializeOwned>(s: &str, col: &str) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(|e| bad(col, &e.to_string()))
+}
+
+fn decode(row: Vec<Cell>) -> Result<ObservationCount, StoreError> {
+    let [
+        period,
+        policy_domain,
+        source_ip,
+        header_from,
+        envelope_from,
+        envelope_to,
+        dmarc,
+        disposition,
+        dkim_aligned,
+        spf_aligned,
+        spf,
+        dkim,
+        overrides,
+        published,
+        count,
+    ]: [Cell; 15] = row
+        .try_into()
+        .map_err(|r: Vec<Cell>| bad("*", &format!("expected 15 columns, found {}", r.len())))?;
+    let ip = text(source_ip, "source_ip")?;
+    let envelope_to = text(envelope_to, "envelope_to")?;
+    let published = text(published, "policy_published")?;
+    let count = int(&count, "message_count")?;
+    Ok(ObservationCount {
+        period_start: int(&period, "period_start")?,
+        count: u64::try_from(count).map_err(|_| bad("message_count", "negative"))?,
+        observation: Observation {
+            policy_domain: opt(text(policy_domain, "policy_domain")?),
+            source_ip: ip
+                .parse()
+                .map_err(|_| bad("source_ip", &format!("{ip:?} is not an IP address")))?,
+            header_from: opt(text(header_from, "header_from")?),
+            envelope_from: opt(text(envelope_from, "envelope_from")?),
+            envelope_to: envelope_to
+                .split(',')
+                .filter(|d| !d.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            spf: parsed::<Vec<SpfAuth>>(&text(spf, "spf_results")?, "spf_results")?,
+            dkim: parsed::<Vec<DkimAuth>>(&text(dkim, "dkim_results")?, "dkim_results")?,
+            dmarc: text(dmarc, "dmarc")?,
+            spf_aligned: text(spf_aligned, "spf_aligned")?,
+            dkim_aligned: text(dkim_aligned, "dkim_aligned")?,
+            disposition: text(disposition, "disposition")?,
+            overrides: parsed::<Vec<Override>>(&text(overrides, "overrides")?, "overrides")?,
+            published: if published.is_empty() {
+                None
+            } else {
+                Some(parsed::<PublishedPolicy>(&published, "policy_published")?)
+            },
+        },
+    })
+}
