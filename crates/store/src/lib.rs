@@ -40,6 +40,7 @@ mod migrations;
 pub mod rdns;
 mod read;
 mod selectors;
+pub mod sources;
 mod write;
 
 use std::path::{Path, PathBuf};

@@ -9,10 +9,11 @@ use crate::backend::{Conn, Dialect, Val, dialect_sql};
 
 /// `(version, name, SQL)`. `{id}`, `{blob}` and `{without_rowid}` are the dialect tokens
 /// of [`dialect_sql`].
-pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "reports, records, auth results, failure and TLS reports, rejected inputs, rDNS cache",
-    r#"
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "reports, records, auth results, failure and TLS reports, rejected inputs, rDNS cache",
+        r#"
 CREATE TABLE aggregate_reports (
     id {id},
     org_name TEXT NOT NULL,
@@ -194,7 +195,16 @@ CREATE TABLE rdns (
     looked_up_at BIGINT NOT NULL
 );
 "#,
-)];
+    ),
+    (
+        2,
+        "forward confirmation of cached reverse-DNS names; source and reporter read indexes",
+        r#"
+ALTER TABLE rdns ADD COLUMN confirmed BIGINT;
+CREATE INDEX aggregate_reports_org ON aggregate_reports (org_name, begin_ts);
+"#,
+    ),
+];
 
 /// Brings the schema up to date; returns the version reached.
 pub(crate) fn migrate(conn: &mut Conn) -> Result<i64, StoreError> {
