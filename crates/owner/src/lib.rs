@@ -32,6 +32,7 @@ pub mod check;
 mod finding;
 pub mod record;
 pub mod services;
+pub mod sources;
 
 pub use finding::{Area, Code, Finding, Severity};
 
