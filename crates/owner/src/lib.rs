@@ -31,6 +31,7 @@
 pub mod check;
 mod finding;
 pub mod record;
+pub mod rollout;
 pub mod services;
 pub mod sources;
 

@@ -240,8 +240,7 @@ struct Tally {
     pass: i64,
     dkim_pass: i64,
     spf_pass: i64,
-    /// Failing DMARC with aligned DKIM passing? (cannot be: failing means neither) -- so:
-    /// messages with aligned DKIM passing and aligned SPF not passing.
+    /// Messages with aligned DKIM passing and aligned SPF not passing.
     dkim_survives: i64,
     forward_reasons: i64,
 }

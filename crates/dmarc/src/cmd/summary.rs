@@ -72,7 +72,7 @@ pub struct SummaryArgs {
 }
 
 /// `YYYY-MM-DD` -> Unix time of its midnight, UTC.
-fn parse_date(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_date(s: &str) -> Result<i64, String> {
     let bad = || format!("{s:?} is not a date of the form YYYY-MM-DD");
     let mut it = s.trim().splitn(3, '-');
     let (Some(y), Some(m), Some(d)) = (it.next(), it.next(), it.next()) else {
