@@ -245,15 +245,107 @@ struct Tally {
     forward_reasons: i64,
 }
 
-/// Names and classifies the sources of `q.domain` in the stored reports.
+/// What [`gather`] read from the store: the facts, and the addresses to ask DNS about.
+#[derive(Debug, Clone)]
+pub struct Gathered {
+    /// The domain.
+    pub domain: DomainName,
+    /// The facts.
+    pub facts: SourceFacts,
+    /// Every source address, most messages first.
+    pub by_volume: Vec<IpAddr>,
+    /// Those without a fresh reverse-DNS cache entry.
+    pub rdns_missing: Vec<IpAddr>,
+}
+
+/// What [`resolve`] found in DNS.
+#[derive(Debug, Clone, Default)]
+pub struct Resolved {
+    /// Reverse lookups with their forward confirmation, to cache.
+    pub rdns: Vec<dmarc_store::rdns::Looked>,
+    /// The live SPF record's verdict per address.
+    pub spf: BTreeMap<String, Authorisation>,
+}
+
+/// Reads the facts about the sources of `q.domain` (step 1 of 3; no DNS).
+pub fn gather(
+    store: &mut Store,
+    domain: &DomainName,
+    q: &SourceQuery,
+) -> Result<Gathered, SourcesError> {
+    let facts = store.source_facts(q)?;
+    let mut volume: BTreeMap<&str, i64> = BTreeMap::new();
+    for o in &facts.outcomes {
+        *volume.entry(o.ip.as_str()).or_default() += o.messages;
+    }
+    let mut ranked: Vec<(&str, i64)> = volume.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let by_volume: Vec<IpAddr> = ranked
+        .iter()
+        .filter_map(|(ip, _)| ip.parse().ok())
+        .collect();
+    let rdns_missing = store.rdns_needing_lookup(&by_volume, dmarc_store_now())?;
+    Ok(Gathered {
+        domain: domain.clone(),
+        facts,
+        by_volume,
+        rdns_missing,
+    })
+}
+
+fn dmarc_store_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Asks DNS what [`gather`] needs (step 2 of 3; no store): reverse DNS with forward
+/// confirmation, and the live SPF record's verdict for the [`MAX_SPF_EVALUATIONS`]
+/// largest sources.
+pub async fn resolve<L: Lookup>(lookup: &L, g: &Gathered) -> Resolved {
+    let domain = g.domain.to_string();
+    let rdns = dmarc_store::rdns::lookup_all(lookup, &g.rdns_missing).await;
+    let mut spf = BTreeMap::new();
+    let evaluate: Vec<IpAddr> = g
+        .by_volume
+        .iter()
+        .take(MAX_SPF_EVALUATIONS)
+        .copied()
+        .collect();
+    for chunk in evaluate.chunks(CONCURRENCY) {
+        let answers = futures_util::future::join_all(
+            chunk.iter().map(|ip| authorisation(lookup, &domain, *ip)),
+        )
+        .await;
+        for (ip, a) in chunk.iter().zip(answers) {
+            spf.insert(ip.to_string(), a);
+        }
+    }
+    Resolved { rdns, spf }
+}
+
+/// All three steps, for a store that may be used inside the runtime (SQLite).
 pub async fn name_sources<L: Lookup>(
     store: &mut Store,
     lookup: &L,
     domain: &DomainName,
     q: &SourceQuery,
 ) -> Result<SourcesReport, SourcesError> {
-    let facts = store.source_facts(q)?;
-    let domain_s = domain.to_string();
+    let g = gather(store, domain, q)?;
+    let r = resolve(lookup, &g).await;
+    classify(store, g, r)
+}
+
+/// Names and classifies the sources (step 3 of 3; no DNS): caches the reverse-DNS
+/// answers, then weighs the evidence.
+pub fn classify(
+    store: &mut Store,
+    g: Gathered,
+    resolved: Resolved,
+) -> Result<SourcesReport, SourcesError> {
+    store.cache_rdns_all(&resolved.rdns, dmarc_store_now())?;
+    let facts = g.facts;
+    let domain_s = g.domain.to_string();
     let org = org_of(&domain_s);
     let catalogue = Catalogue::builtin();
 
@@ -286,26 +378,7 @@ pub async fn name_sources<L: Lookup>(
             t.forward_reasons += r.messages;
         }
     }
-
-    // Reverse DNS (forward-confirmed, cached) and the live SPF record, largest first.
-    let mut by_volume: Vec<(&String, i64)> = tally.iter().map(|(ip, t)| (ip, t.messages)).collect();
-    by_volume.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    let parsed: Vec<IpAddr> = by_volume
-        .iter()
-        .filter_map(|(ip, _)| ip.parse().ok())
-        .collect();
-    dmarc_store::rdns::resolve_missing(store, &parsed, lookup).await?;
-    let mut spf_of: BTreeMap<String, Authorisation> = BTreeMap::new();
-    let evaluate: Vec<IpAddr> = parsed.iter().take(MAX_SPF_EVALUATIONS).copied().collect();
-    for chunk in evaluate.chunks(CONCURRENCY) {
-        let answers = futures_util::future::join_all(
-            chunk.iter().map(|ip| authorisation(lookup, &domain_s, *ip)),
-        )
-        .await;
-        for (ip, a) in chunk.iter().zip(answers) {
-            spf_of.insert(ip.to_string(), a);
-        }
-    }
+    let spf_of = resolved.spf;
 
     let mut dkim_of: BTreeMap<&str, Vec<&dmarc_store::sources::DkimRow>> = BTreeMap::new();
     for d in &facts.dkim {
@@ -637,10 +710,19 @@ fn describe(s: &mut Source, facts: &SourceFacts, domain: &str, org: &str, svc: O
     if !unaligned_spf_pass.is_empty() {
         s.problems.push(Problem {
             code: ProblemCode::SpfUnaligned,
-            messages: unaligned_spf_pass.iter().map(|d| d.pass).sum::<i64>().min(fail_msgs),
+            messages: unaligned_spf_pass
+                .iter()
+                .map(|d| d.pass)
+                .sum::<i64>()
+                .min(fail_msgs),
             detail: format!(
-                "SPF passes for {}, which is not aligned with {domain} (the sender's own bounce domain)",
-                join(unaligned_spf_pass.iter().map(|d| d.domain.clone()).collect())
+                "SPF passes for {}, a MAIL FROM domain not aligned with {domain}",
+                join(
+                    unaligned_spf_pass
+                        .iter()
+                        .map(|d| d.domain.clone())
+                        .collect()
+                )
             ),
         });
     }
@@ -733,7 +815,7 @@ fn fix(s: &Source, domain: &str, org: &str, svc: Option<&Service>) -> String {
                             .and_then(|v| v.mail_from_label.clone())
                             .unwrap_or_else(|| "bounce".into());
                         parts.push(format!(
-                            "set up a custom MAIL FROM at the service ({label}.{domain})"
+                            "set up a custom MAIL FROM at the service (a name like {label}.{domain})"
                         ));
                     }
                     Some(MailFrom::AuthorDomain) if has(ProblemCode::SpfNotAuthorised) => {

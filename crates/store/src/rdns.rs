@@ -218,13 +218,30 @@ pub const CONCURRENCY: usize = 16;
 
 /// Looks up those of `ips` not freshly cached, [`CONCURRENCY`] at a time, forward-confirms
 /// the names found, and caches the outcomes. Returns how many were looked up.
+///
+/// The store is used between the lookups, so this suits an SQLite store or a runtime that
+/// tolerates blocking; with PostgreSQL inside a Tokio runtime, use
+/// [`Store::rdns_needing_lookup`], [`lookup_all`] and [`Store::cache_rdns_all`] (the
+/// synchronous client cannot run inside another runtime).
 pub async fn resolve_missing<L: Lookup>(
     store: &mut Store,
     ips: &[IpAddr],
     resolver: &L,
 ) -> Result<usize, StoreError> {
     let missing = store.rdns_needing_lookup(ips, now())?;
-    for batch in missing.chunks(CONCURRENCY) {
+    let found = lookup_all(resolver, &missing).await;
+    store.cache_rdns_all(&found, now())?;
+    Ok(missing.len())
+}
+
+/// One address's reverse lookup with its forward confirmation.
+pub type Looked = (IpAddr, RdnsOutcome, Option<bool>);
+
+/// Looks up every address of `ips`, [`CONCURRENCY`] at a time, forward-confirming the
+/// names found. No store is involved.
+pub async fn lookup_all<L: Lookup>(resolver: &L, ips: &[IpAddr]) -> Vec<Looked> {
+    let mut out = Vec::with_capacity(ips.len());
+    for batch in ips.chunks(CONCURRENCY) {
         let outcomes = join_all(
             batch
                 .iter()
@@ -232,11 +249,21 @@ pub async fn resolve_missing<L: Lookup>(
                 .collect(),
         )
         .await;
-        for (ip, (outcome, confirmed)) in batch.iter().zip(&outcomes) {
-            store.cache_rdns_confirmed(*ip, outcome, *confirmed, now())?;
+        for (ip, (outcome, confirmed)) in batch.iter().zip(outcomes) {
+            out.push((*ip, outcome, confirmed));
         }
     }
-    Ok(missing.len())
+    out
+}
+
+impl Store {
+    /// Caches what [`lookup_all`] found, as looked up at time `at`.
+    pub fn cache_rdns_all(&mut self, found: &[Looked], at: i64) -> Result<(), StoreError> {
+        for (ip, outcome, confirmed) in found {
+            self.cache_rdns_confirmed(*ip, outcome, *confirmed, at)?;
+        }
+        Ok(())
+    }
 }
 
 /// Polls every future until all are done; outputs in input order.

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use dmarc_owner::sources::{SourcesReport, name_sources};
+use dmarc_owner::sources::{SourcesReport, classify, gather, resolve};
 use dmarc_proto::dmarc::DomainName;
 use dmarc_store::sources::SourceQuery;
 
@@ -58,13 +58,13 @@ impl WindowArgs {
             .enable_all()
             .build()
             .context("starting the DNS runtime")?;
-        runtime.block_on(async {
-            let lookup = self.dns.lookup()?;
-            let report = name_sources(&mut store, &lookup, &domain, &query)
-                .await
-                .context("reading the report store")?;
-            Ok(then(&lookup, &domain, report).await)
-        })
+        // The store is used only outside the runtime: PostgreSQL's client runs its own.
+        let gathered = gather(&mut store, &domain, &query).context("reading the report store")?;
+        let lookup = runtime.block_on(async { self.dns.lookup() })?;
+        let resolved = runtime.block_on(resolve(&lookup, &gathered));
+        let report =
+            classify(&mut store, gathered, resolved).context("reading the report store")?;
+        Ok(runtime.block_on(then(&lookup, &domain, report)))
     }
 }
 

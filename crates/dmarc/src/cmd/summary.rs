@@ -118,6 +118,13 @@ fn day(ts: i64) -> String {
     utc(ts).chars().take(10).collect()
 }
 
+/// Seconds since the Unix epoch.
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// Looks up the reverse-DNS names the summary lists and are not cached yet.
 fn fill_rdns(args: &SummaryArgs, store: &mut Store, summary: &Summary) -> anyhow::Result<()> {
     let ips = Store::summary_ips(summary);
@@ -128,11 +135,14 @@ fn fill_rdns(args: &SummaryArgs, store: &mut Store, summary: &Summary) -> anyhow
         .enable_all()
         .build()
         .context("starting the DNS runtime")?;
-    runtime.block_on(async {
+    // The store is not used inside the runtime: PostgreSQL's client runs its own.
+    let missing = store.rdns_needing_lookup(&ips, now())?;
+    let found = runtime.block_on(async {
         let lookup = args.dns.lookup()?;
-        dmarc_store::rdns::resolve_missing(store, &ips, &lookup).await?;
-        Ok::<_, anyhow::Error>(())
-    })
+        Ok::<_, anyhow::Error>(dmarc_store::rdns::lookup_all(&lookup, &missing).await)
+    })?;
+    store.cache_rdns_all(&found, now())?;
+    Ok(())
 }
 
 /// Runs `dmarc summary`.
