@@ -479,9 +479,14 @@ pub fn classify(
             };
         }
         if decided.is_none() {
+            // `+all` (anywhere in the chain) authorises everyone: it names no host.
             let own_term = auth.as_ref().filter(|a| a.passes()).and_then(|a| {
                 let foreign = a.via.iter().any(|d| !under(d, &org));
-                (!foreign).then(|| a.term.clone().unwrap_or_default())
+                let everyone = a
+                    .deciding
+                    .as_deref()
+                    .is_some_and(|t| t.trim_start_matches('+').eq_ignore_ascii_case("all"));
+                (!foreign && !everyone).then(|| a.term.clone().unwrap_or_default())
             });
             let own_name = confirmed.as_deref().filter(|n| under(n, &org));
             decided = match (own_term, own_name) {

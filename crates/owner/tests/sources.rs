@@ -240,3 +240,22 @@ fn a_short_window_is_not_long_enough() {
     assert!(!a.window.long_enough);
     assert_eq!(a.window.main_receivers, ["google.com", "yahoo.com"]);
 }
+
+#[test]
+fn a_record_passing_everyone_makes_no_one_own() {
+    let mut store = store();
+    let zone = ZoneFile::parse(
+        &fx::ZONE.replace(
+            "v=spf1 ip4:192.0.2.0/28 include:_spf.google.com include:sendgrid.net -all",
+            "v=spf1 +all",
+        ),
+        None,
+    )
+    .unwrap();
+    let r = named(&mut store, &zone, None);
+    let kind = |ip: &str| r.kinds.get(ip).map(|k| k.0);
+    assert_eq!(kind("203.0.113.66"), Some(Kind::Unknown));
+    // Still own by its forward-confirmed name, and still Google by its name.
+    assert_eq!(kind("192.0.2.10"), Some(Kind::Own));
+    assert_eq!(r.kinds["209.85.220.41"].1, "Google Workspace");
+}

@@ -154,6 +154,15 @@ impl<'a> Row<'a> {
         }
     }
 
+    /// A text or NULL, borrowed.
+    pub(crate) fn opt_str(&self, i: usize) -> Result<Option<&'a str>, StoreError> {
+        match self.cell(i)? {
+            Cell::Null => Ok(None),
+            Cell::Text(t) => Ok(Some(t)),
+            c => Err(self.mismatch(i, "text or NULL", c)),
+        }
+    }
+
     /// A text or NULL.
     pub(crate) fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
         match self.cell(i)? {
@@ -387,6 +396,64 @@ impl Conn {
                     out.push(r);
                 }
                 Ok(out)
+            }
+        }
+    }
+
+    /// Runs one query and hands each row to `f` as it comes, without collecting the rows
+    /// (for scans of millions of rows; text is borrowed, not copied). The cells are those
+    /// [`Row`] decodes.
+    pub(crate) fn for_each(
+        &mut self,
+        sql: &str,
+        params: &[Val<'_>],
+        mut f: impl FnMut(&[Cell]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut cells: Vec<Cell> = Vec::new();
+        match self {
+            Conn::Sqlite(c) => {
+                let mut st = c.prepare_cached(sql)?;
+                let n = st.column_count();
+                let mut rows = st.query(rusqlite::params_from_iter(params.iter()))?;
+                while let Some(row) = rows.next()? {
+                    cells.resize(n, Cell::Null);
+                    for (i, cell) in cells.iter_mut().enumerate() {
+                        use rusqlite::types::ValueRef;
+                        match row.get_ref(i)? {
+                            // Reuse the buffer of the previous row's text.
+                            ValueRef::Text(t) => {
+                                let t = String::from_utf8_lossy(t);
+                                match cell {
+                                    Cell::Text(buf) => {
+                                        buf.clear();
+                                        buf.push_str(&t);
+                                    }
+                                    other => *other = Cell::Text(t.into_owned()),
+                                }
+                            }
+                            v => *cell = sqlite_cell(v),
+                        }
+                    }
+                    f(&cells)?;
+                }
+                Ok(())
+            }
+            Conn::Postgres(p) => {
+                use postgres::fallible_iterator::FallibleIterator;
+                let st = p.statement(sql)?;
+                let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = params
+                    .iter()
+                    .map(|v| v as &(dyn postgres::types::ToSql + Sync))
+                    .collect();
+                let mut it = p.client.query_raw(&st, refs)?;
+                while let Some(row) = it.next()? {
+                    cells.clear();
+                    for i in 0..row.len() {
+                        cells.push(pg_cell(&row, i)?);
+                    }
+                    f(&cells)?;
+                }
+                Ok(())
             }
         }
     }

@@ -6,6 +6,8 @@
 //! `From` domain and policy-evaluated outcome, the messages and the number of rows summed.
 //! Names are compared lower-case without a trailing dot.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use crate::backend::{Row, Val};
@@ -155,36 +157,48 @@ impl Store {
             params.push(Val::I64(u));
         }
         let w = conds.join(" AND ");
-        let msgs = "CAST(COALESCE(SUM(x.message_count), 0) AS BIGINT)";
         let from = "FROM aggregate_reports r JOIN aggregate_records x ON x.report = r.id";
         let mut facts = SourceFacts::default();
 
+        // Scans without GROUP BY, summed here: SQLite sorts to group, which costs more
+        // than the scan itself on millions of rows; a hash map of interned names does not.
+        let mut names = Interner::default();
+        let mut sums: HashMap<[u32; 8], (i64, i64)> = HashMap::new();
         let sql = format!(
             "SELECT x.source_ip, r.policy_domain, x.header_from, x.dkim_aligned, x.spf_aligned, \
-             x.disposition, r.policy_p, r.policy_sp, {msgs}, COUNT(*) {from} WHERE {w} \
-             GROUP BY x.source_ip, r.policy_domain, x.header_from, x.dkim_aligned, \
-             x.spf_aligned, x.disposition, r.policy_p, r.policy_sp"
+             x.disposition, r.policy_p, r.policy_sp, x.message_count {from} WHERE {w}"
         );
-        for cells in self.conn.query(&sql, &params)? {
-            let row = Row::new(&cells, "source outcomes");
-            let policy_domain = row.text(1)?;
-            let header_from = norm(&row.text(2)?);
-            let (p, sp) = (row.opt_text(6)?, row.opt_text(7)?);
+        self.conn.for_each(&sql, &params, |cells| {
+            let row = Row::new(cells, "source outcomes");
+            let mut key = [0u32; 8];
+            for (i, k) in key.iter_mut().enumerate() {
+                *k = names.opt(row.opt_str(i)?);
+            }
+            let e = sums.entry(key).or_default();
+            e.0 += row.int(8)?;
+            e.1 += 1;
+            Ok(())
+        })?;
+        for (key, (messages, rows)) in sums {
+            let t = |i: usize| names.get(key[i]).map(str::to_string);
+            let policy_domain = t(1).unwrap_or_default();
+            let header_from = norm(&t(2).unwrap_or_default());
+            let (p, sp) = (t(6), t(7));
             let published_p = if header_from != policy_domain && sp.is_some() {
                 sp
             } else {
                 p
             };
             facts.outcomes.push(OutcomeRow {
-                ip: row.text(0)?,
+                ip: t(0).unwrap_or_default(),
                 policy_domain,
                 header_from,
-                dkim_aligned: row.opt_text(3)?.map(|s| norm(&s)),
-                spf_aligned: row.opt_text(4)?.map(|s| norm(&s)),
-                disposition: row.opt_text(5)?.map(|s| norm(&s)),
+                dkim_aligned: t(3).map(|s| norm(&s)),
+                spf_aligned: t(4).map(|s| norm(&s)),
+                disposition: t(5).map(|s| norm(&s)),
                 published_p,
-                messages: row.int(8)?,
-                rows: row.int(9)?,
+                messages,
+                rows,
             });
         }
         merge(&mut facts.outcomes, |a, b| {
@@ -194,37 +208,56 @@ impl Store {
                     == (&b.spf_aligned, &b.disposition, &b.published_p)
         });
 
+        let mut sums: HashMap<[u32; 5], i64> = HashMap::new();
         let sql = format!(
-            "SELECT x.source_ip, d.domain, d.selector, d.result, x.header_from, {msgs} {from} \
-             JOIN aggregate_dkim d ON d.report = x.report AND d.row_no = x.row_no WHERE {w} \
-             GROUP BY x.source_ip, d.domain, d.selector, d.result, x.header_from"
+            "SELECT x.source_ip, d.domain, d.selector, d.result, x.header_from, x.message_count \
+             {from} JOIN aggregate_dkim d ON d.report = x.report AND d.row_no = x.row_no \
+             WHERE {w}"
         );
-        for cells in self.conn.query(&sql, &params)? {
-            let row = Row::new(&cells, "source DKIM results");
+        self.conn.for_each(&sql, &params, |cells| {
+            let row = Row::new(cells, "source DKIM results");
+            let mut key = [0u32; 5];
+            for (i, k) in key.iter_mut().enumerate() {
+                *k = names.opt(row.opt_str(i)?);
+            }
+            *sums.entry(key).or_default() += row.int(5)?;
+            Ok(())
+        })?;
+        for (key, messages) in sums {
+            let t = |i: usize| names.get(key[i]).map(str::to_string);
             facts.dkim.push(DkimRow {
-                ip: row.text(0)?,
-                domain: norm(&row.text(1)?),
-                selector: row.opt_text(2)?.map(|s| norm(&s)).filter(|s| !s.is_empty()),
-                result: norm(&row.text(3)?),
-                header_from: norm(&row.text(4)?),
-                messages: row.int(5)?,
+                ip: t(0).unwrap_or_default(),
+                domain: norm(&t(1).unwrap_or_default()),
+                selector: t(2).map(|s| norm(&s)).filter(|s| !s.is_empty()),
+                result: norm(&t(3).unwrap_or_default()),
+                header_from: norm(&t(4).unwrap_or_default()),
+                messages,
             });
         }
         merge_dkim(&mut facts.dkim);
 
+        let mut sums: HashMap<[u32; 4], i64> = HashMap::new();
         let sql = format!(
-            "SELECT x.source_ip, s.domain, s.scope, s.result, {msgs} {from} \
-             JOIN aggregate_spf s ON s.report = x.report AND s.row_no = x.row_no WHERE {w} \
-             GROUP BY x.source_ip, s.domain, s.scope, s.result"
+            "SELECT x.source_ip, s.domain, s.scope, s.result, x.message_count {from} \
+             JOIN aggregate_spf s ON s.report = x.report AND s.row_no = x.row_no WHERE {w}"
         );
-        for cells in self.conn.query(&sql, &params)? {
-            let row = Row::new(&cells, "source SPF results");
+        self.conn.for_each(&sql, &params, |cells| {
+            let row = Row::new(cells, "source SPF results");
+            let mut key = [0u32; 4];
+            for (i, k) in key.iter_mut().enumerate() {
+                *k = names.opt(row.opt_str(i)?);
+            }
+            *sums.entry(key).or_default() += row.int(4)?;
+            Ok(())
+        })?;
+        for (key, messages) in sums {
+            let t = |i: usize| names.get(key[i]).map(str::to_string);
             facts.spf.push(SpfRow {
-                ip: row.text(0)?,
-                domain: norm(&row.text(1)?),
-                scope: row.opt_text(2)?.map(|s| norm(&s)),
-                result: norm(&row.text(3)?),
-                messages: row.int(4)?,
+                ip: t(0).unwrap_or_default(),
+                domain: norm(&t(1).unwrap_or_default()),
+                scope: t(2).map(|s| norm(&s)),
+                result: norm(&t(3).unwrap_or_default()),
+                messages,
             });
         }
         facts.spf.sort_by(|a, b| {
@@ -239,19 +272,35 @@ impl Store {
             same
         });
 
+        let mut sums: HashMap<[u32; 2], i64> = HashMap::new();
         let sql = format!(
-            "SELECT x.source_ip, a.reason_type, {msgs} {from} \
-             JOIN aggregate_reasons a ON a.report = x.report AND a.row_no = x.row_no WHERE {w} \
-             GROUP BY x.source_ip, a.reason_type"
+            "SELECT x.source_ip, a.reason_type, x.message_count {from} \
+             JOIN aggregate_reasons a ON a.report = x.report AND a.row_no = x.row_no WHERE {w}"
         );
-        for cells in self.conn.query(&sql, &params)? {
-            let row = Row::new(&cells, "source override reasons");
+        self.conn.for_each(&sql, &params, |cells| {
+            let row = Row::new(cells, "source override reasons");
+            let key = [names.opt(row.opt_str(0)?), names.opt(row.opt_str(1)?)];
+            *sums.entry(key).or_default() += row.int(2)?;
+            Ok(())
+        })?;
+        for (key, messages) in sums {
+            let t = |i: usize| names.get(key[i]).map(str::to_string);
             facts.reasons.push(ReasonRow {
-                ip: row.text(0)?,
-                reason: norm(&row.text(1)?),
-                messages: row.int(2)?,
+                ip: t(0).unwrap_or_default(),
+                reason: norm(&t(1).unwrap_or_default()),
+                messages,
             });
         }
+        facts
+            .reasons
+            .sort_by(|a, b| (&a.ip, &a.reason).cmp(&(&b.ip, &b.reason)));
+        facts.reasons.dedup_by(|b, a| {
+            let same = (&a.ip, &a.reason) == (&b.ip, &b.reason);
+            if same {
+                a.messages += b.messages;
+            }
+            same
+        });
 
         let sql = format!(
             "SELECT r.org_name, {MID} / 86400, COUNT(*), \
@@ -271,6 +320,31 @@ impl Store {
             });
         }
         Ok(facts)
+    }
+}
+
+/// Names seen in a scan, each stored once; 0 stands for NULL.
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Interner {
+    fn opt(&mut self, s: Option<&str>) -> u32 {
+        let Some(s) = s else { return 0 };
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        self.names.push(s.to_string());
+        let id = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        self.ids.insert(s.to_string(), id);
+        id
+    }
+
+    fn get(&self, id: u32) -> Option<&str> {
+        let i = usize::try_from(id).ok()?.checked_sub(1)?;
+        self.names.get(i).map(String::as_str)
     }
 }
 
