@@ -154,6 +154,14 @@ impl<'a> Row<'a> {
         }
     }
 
+    /// A non-NULL text, borrowed.
+    pub(crate) fn str(&self, i: usize) -> Result<&'a str, StoreError> {
+        match self.cell(i)? {
+            Cell::Text(t) => Ok(t),
+            c => Err(self.mismatch(i, "text", c)),
+        }
+    }
+
     /// A text or NULL, borrowed.
     pub(crate) fn opt_str(&self, i: usize) -> Result<Option<&'a str>, StoreError> {
         match self.cell(i)? {
