@@ -221,8 +221,11 @@ pub const ROWS: &[Row] = &[
     },
 ];
 
-/// The reporters: (org_name, factor, which days).
-pub const REPORTERS: &[(&str, i64, fn(i64) -> bool)] = &[
+/// One reporter: its org_name, its factor, and on which days (0 to 19) it reports.
+pub type Reporter = (&'static str, i64, fn(i64) -> bool);
+
+/// The reporters.
+pub const REPORTERS: &[Reporter] = &[
     ("google.com", 3, |_| true),
     ("yahoo.com", 2, |d| d % 2 == 0),
     ("small.example", 1, |d| d < 10),
