@@ -513,7 +513,7 @@ pub fn classify(
                 .as_deref()
                 .or(rdns.as_deref())
                 .map(org_of)
-                .unwrap_or_else(|| ip.clone());
+                .unwrap_or_else(|| "no reverse DNS".to_string());
             let why = if t.forward_reasons * 2 > t.messages {
                 format!(
                     "receivers gave forwarded/mailing_list/trusted_forwarder for {} of {} messages",
@@ -525,7 +525,7 @@ pub fn classify(
                     t.dkim_survives, t.messages
                 )
             };
-            decided = Some((Kind::Forwarder, format!("forwarder {label}"), why, None));
+            decided = Some((Kind::Forwarder, format!("forwarder ({label})"), why, None));
         }
         let (kind, name, evidence, service) = decided.unwrap_or_else(|| {
             let label = confirmed

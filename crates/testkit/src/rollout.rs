@@ -48,12 +48,12 @@ pub const SENDERS: &[Sender] = &[
         ips: &["167.89.1.5"],
     },
     Sender {
-        name: "forwarder example.net",
+        name: "forwarder (example.net)",
         kind: "forwarder",
         ips: &["198.51.100.25"],
     },
     Sender {
-        name: "forwarder 198.51.100.77",
+        name: "forwarder (no reverse DNS)",
         kind: "forwarder",
         ips: &["198.51.100.77"],
     },
