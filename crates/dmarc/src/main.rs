@@ -39,6 +39,10 @@ enum Command {
     Check(cmd::check::CheckArgs),
     /// Build a DMARC or SPF record to publish, valid by construction.
     Record(cmd::record::RecordArgs),
+    /// Who sends as a domain: every source of the stored reports named and classified (own, service, forwarder, unknown), with the fix.
+    Sources(cmd::sources::SourcesArgs),
+    /// Simulate the next DMARC policy stages on the stored reports and advise the record to publish next.
+    Rollout(cmd::rollout::RolloutArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,5 +67,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Milter(args) => cmd::milter::run(args),
         Command::Check(args) => cmd::check::run(args),
         Command::Record(args) => cmd::record::run(args),
+        Command::Sources(args) => cmd::sources::run(args),
+        Command::Rollout(args) => cmd::rollout::run(args),
     }
 }

@@ -31,7 +31,9 @@
 pub mod check;
 mod finding;
 pub mod record;
+pub mod rollout;
 pub mod services;
+pub mod sources;
 
 pub use finding::{Area, Code, Finding, Severity};
 

@@ -149,16 +149,52 @@ impl Service {
     }
 }
 
+/// A well-known forwarder or mailing-list host: it relays mail of others, so SPF fails
+/// for what it relays and only the author's DKIM signature can survive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Forwarder {
+    /// The stable identifier.
+    pub id: String,
+    /// What people call it.
+    pub name: String,
+    /// Where its behaviour is documented.
+    pub source: String,
+    /// Domains it signs relayed mail with, or uses as MAIL FROM (suffixes).
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// Reverse-DNS suffixes of its relaying hosts.
+    #[serde(default)]
+    pub ptr_suffixes: Vec<String>,
+    /// One sentence for people.
+    #[serde(default)]
+    pub notes: String,
+}
+
+impl Forwarder {
+    /// True when `name` (a PTR name, a `d=` or a MAIL FROM domain) is one of its.
+    pub fn matches(&self, name: &str) -> bool {
+        let name = normalise(name);
+        self.domains
+            .iter()
+            .chain(&self.ptr_suffixes)
+            .any(|s| name == *s || name.ends_with(&format!(".{s}")))
+    }
+}
+
 /// The catalogue of services.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Catalogue {
     services: Vec<Service>,
+    forwarders: Vec<Forwarder>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
     service: Vec<Service>,
+    #[serde(default)]
+    forwarder: Vec<Forwarder>,
 }
 
 impl Catalogue {
@@ -169,6 +205,7 @@ impl Catalogue {
         BUILT.get_or_init(|| {
             Catalogue::parse(BUILTIN).unwrap_or(Catalogue {
                 services: Vec::new(),
+                forwarders: Vec::new(),
             })
         })
     }
@@ -179,6 +216,7 @@ impl Catalogue {
             toml::from_str(text).map_err(|e| OwnerError::Catalogue(e.message().to_string()))?;
         let catalogue = Catalogue {
             services: file.service,
+            forwarders: file.forwarder,
         };
         catalogue.validate()?;
         Ok(catalogue)
@@ -264,12 +302,51 @@ impl Catalogue {
                 return Err(bad(&s.id, "spf_includes is empty".into()));
             }
         }
+        for f in &self.forwarders {
+            if f.id.is_empty() || names.contains(&f.id) {
+                return Err(bad(&f.id, "a forwarder needs an id no service uses".into()));
+            }
+            names.push(f.id.clone());
+            if !f.source.starts_with("https://") {
+                return Err(bad(&f.id, "source must be an https:// URL".into()));
+            }
+            if f.domains.is_empty() && f.ptr_suffixes.is_empty() {
+                return Err(bad(
+                    &f.id,
+                    "a forwarder needs domains or ptr_suffixes".into(),
+                ));
+            }
+            for p in f.domains.iter().chain(&f.ptr_suffixes) {
+                let ok = !p.is_empty()
+                    && p.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.')
+                    })
+                    && !p.starts_with('.')
+                    && !p.ends_with('.');
+                if !ok {
+                    return Err(bad(
+                        &f.id,
+                        format!("{p:?} is not a lower-case domain suffix"),
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
     /// Every service, in file order.
     pub fn services(&self) -> &[Service] {
         &self.services
+    }
+
+    /// Every known forwarder, in file order.
+    pub fn forwarders(&self) -> &[Forwarder] {
+        &self.forwarders
+    }
+
+    /// The known forwarder `name` (a PTR name, `d=` or MAIL FROM domain) belongs to.
+    pub fn forwarder_by_name(&self, name: &str) -> Option<&Forwarder> {
+        self.forwarders.iter().find(|f| f.matches(name))
     }
 
     /// The service with this id or alias (case-insensitive), or whose name is this.
@@ -402,6 +479,11 @@ mod tests {
             "sendgrid"
         );
         assert_eq!(c.by_dkim_domain("bounce.mcsv.net").unwrap().id, "mailchimp");
+        assert_eq!(
+            c.forwarder_by_name("mail-xyz.googlegroups.com").unwrap().id,
+            "google-groups"
+        );
+        assert!(c.forwarder_by_name("example.com").is_none());
         assert!(c.get("nope").is_none());
     }
 

@@ -94,6 +94,93 @@ impl Cell {
     }
 }
 
+/// Typed reading of one result row: a cell of the wrong type is an error naming the column,
+/// never a silent zero (the queries are ours, so a mismatch is a bug or a damaged database).
+pub(crate) struct Row<'a> {
+    cells: &'a [Cell],
+    query: &'static str,
+}
+
+impl<'a> Row<'a> {
+    pub(crate) fn new(cells: &'a [Cell], query: &'static str) -> Row<'a> {
+        Row { cells, query }
+    }
+
+    fn cell(&self, i: usize) -> Result<&'a Cell, StoreError> {
+        self.cells.get(i).ok_or_else(|| {
+            StoreError::Data(format!(
+                "{}: the row has {} column(s), column {i} was asked for",
+                self.query,
+                self.cells.len()
+            ))
+        })
+    }
+
+    fn mismatch(&self, i: usize, want: &str, got: &Cell) -> StoreError {
+        let found = match got {
+            Cell::Null => "NULL".to_string(),
+            Cell::I64(v) => format!("the integer {v}"),
+            Cell::Text(t) => format!("the text {:?}", t.chars().take(40).collect::<String>()),
+            Cell::Bytes(b) => format!("{} bytes", b.len()),
+        };
+        StoreError::Data(format!(
+            "{}: column {i} should be {want} but is {found}",
+            self.query
+        ))
+    }
+
+    /// A non-NULL integer.
+    pub(crate) fn int(&self, i: usize) -> Result<i64, StoreError> {
+        match self.cell(i)? {
+            Cell::I64(v) => Ok(*v),
+            c => Err(self.mismatch(i, "an integer", c)),
+        }
+    }
+
+    /// An integer or NULL.
+    pub(crate) fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        match self.cell(i)? {
+            Cell::Null => Ok(None),
+            Cell::I64(v) => Ok(Some(*v)),
+            c => Err(self.mismatch(i, "an integer or NULL", c)),
+        }
+    }
+
+    /// A non-NULL text.
+    pub(crate) fn text(&self, i: usize) -> Result<String, StoreError> {
+        match self.cell(i)? {
+            Cell::Text(t) => Ok(t.clone()),
+            c => Err(self.mismatch(i, "text", c)),
+        }
+    }
+
+    /// A non-NULL text, borrowed.
+    pub(crate) fn str(&self, i: usize) -> Result<&'a str, StoreError> {
+        match self.cell(i)? {
+            Cell::Text(t) => Ok(t),
+            c => Err(self.mismatch(i, "text", c)),
+        }
+    }
+
+    /// A text or NULL, borrowed.
+    pub(crate) fn opt_str(&self, i: usize) -> Result<Option<&'a str>, StoreError> {
+        match self.cell(i)? {
+            Cell::Null => Ok(None),
+            Cell::Text(t) => Ok(Some(t)),
+            c => Err(self.mismatch(i, "text or NULL", c)),
+        }
+    }
+
+    /// A text or NULL.
+    pub(crate) fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        match self.cell(i)? {
+            Cell::Null => Ok(None),
+            Cell::Text(t) => Ok(Some(t.clone())),
+            c => Err(self.mismatch(i, "text or NULL", c)),
+        }
+    }
+}
+
 /// Which database a [`crate::Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -321,6 +408,64 @@ impl Conn {
         }
     }
 
+    /// Runs one query and hands each row to `f` as it comes, without collecting the rows
+    /// (for scans of millions of rows; text is borrowed, not copied). The cells are those
+    /// [`Row`] decodes.
+    pub(crate) fn for_each(
+        &mut self,
+        sql: &str,
+        params: &[Val<'_>],
+        mut f: impl FnMut(&[Cell]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut cells: Vec<Cell> = Vec::new();
+        match self {
+            Conn::Sqlite(c) => {
+                let mut st = c.prepare_cached(sql)?;
+                let n = st.column_count();
+                let mut rows = st.query(rusqlite::params_from_iter(params.iter()))?;
+                while let Some(row) = rows.next()? {
+                    cells.resize(n, Cell::Null);
+                    for (i, cell) in cells.iter_mut().enumerate() {
+                        use rusqlite::types::ValueRef;
+                        match row.get_ref(i)? {
+                            // Reuse the buffer of the previous row's text.
+                            ValueRef::Text(t) => {
+                                let t = String::from_utf8_lossy(t);
+                                match cell {
+                                    Cell::Text(buf) => {
+                                        buf.clear();
+                                        buf.push_str(&t);
+                                    }
+                                    other => *other = Cell::Text(t.into_owned()),
+                                }
+                            }
+                            v => *cell = sqlite_cell(v),
+                        }
+                    }
+                    f(&cells)?;
+                }
+                Ok(())
+            }
+            Conn::Postgres(p) => {
+                use postgres::fallible_iterator::FallibleIterator;
+                let st = p.statement(sql)?;
+                let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = params
+                    .iter()
+                    .map(|v| v as &(dyn postgres::types::ToSql + Sync))
+                    .collect();
+                let mut it = p.client.query_raw(&st, refs)?;
+                while let Some(row) = it.next()? {
+                    cells.clear();
+                    for i in 0..row.len() {
+                        cells.push(pg_cell(&row, i)?);
+                    }
+                    f(&cells)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// The first column of the first row, if any.
     pub(crate) fn query_one(
         &mut self,
@@ -354,6 +499,30 @@ impl Conn {
 
 #[cfg(test)]
 mod tests {
+    use super::{Cell, Row};
+
+    #[test]
+    fn typed_rows_fail_loudly() {
+        let cells = vec![Cell::I64(3), Cell::Text("x".into()), Cell::Null];
+        let row = Row::new(&cells, "q");
+        assert_eq!(row.int(0).unwrap(), 3);
+        assert_eq!(row.text(1).unwrap(), "x");
+        assert_eq!(row.opt_text(2).unwrap(), None);
+        let e = row.int(1).unwrap_err().to_string();
+        assert!(
+            e.contains("column 1 should be an integer but is the text \"x\""),
+            "{e}"
+        );
+        assert!(
+            row.text(0)
+                .unwrap_err()
+                .to_string()
+                .contains("the integer 3")
+        );
+        assert!(row.int(2).unwrap_err().to_string().contains("NULL"));
+        assert!(row.int(7).unwrap_err().to_string().contains("3 column(s)"));
+    }
+
     #[test]
     fn placeholders() {
         assert_eq!(

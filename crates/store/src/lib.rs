@@ -42,6 +42,7 @@ pub mod rdns;
 mod read;
 mod selectors;
 pub mod time;
+pub mod sources;
 mod write;
 
 use std::path::{Path, PathBuf};

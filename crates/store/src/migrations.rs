@@ -222,6 +222,14 @@ CREATE TABLE observations (
 CREATE INDEX observations_domain ON observations (policy_domain, period_start);
 "#,
     ),
+    (
+        3,
+        "forward confirmation of cached reverse-DNS names; source and reporter read indexes",
+        r#"
+ALTER TABLE rdns ADD COLUMN confirmed BIGINT;
+CREATE INDEX aggregate_reports_org ON aggregate_reports (org_name, begin_ts);
+"#,
+    ),
 ];
 
 /// Brings the schema up to date; returns the version reached.

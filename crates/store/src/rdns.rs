@@ -1,5 +1,9 @@
 //! Reverse-DNS names of report sources, looked up once and cached in the store.
 //!
+//! Every name found is also forward-confirmed (FCrDNS): the name's A or AAAA records must
+//! hold the address, else anyone controlling the reverse zone of an address could name it
+//! `mail.example.com`. Only confirmed names may be used to recognise a sender.
+//!
 //! Names (and "no name" answers) are kept for [`POSITIVE_TTL`] / [`NEGATIVE_TTL`]
 //! seconds; temporary failures for [`TEMPFAIL_TTL`], so a failed lookup is retried on a
 //! later run but not on every one. Lookups go through [`dmarc_proto::Lookup`], so any
@@ -13,7 +17,7 @@ use std::task::Poll;
 use dmarc_proto::Lookup;
 use dmarc_proto::dns::DnsError;
 
-use crate::backend::{Cell, Val};
+use crate::backend::{Cell, Row, Val};
 use crate::{Store, StoreError, now};
 
 /// How long a found name is kept (30 days).
@@ -44,7 +48,49 @@ impl RdnsOutcome {
     }
 }
 
+/// What the cache holds for one address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RdnsEntry {
+    /// The PTR name, when one was found.
+    pub name: Option<String>,
+    /// Whether the name's addresses include the address (`None`: not checked yet, or the
+    /// forward lookup failed temporarily).
+    pub confirmed: Option<bool>,
+    /// `name`, `none` or `temperror`.
+    pub status: String,
+    /// When it was looked up (Unix time).
+    pub looked_up_at: i64,
+}
+
+impl RdnsEntry {
+    /// The name, only when forward-confirmed.
+    pub fn confirmed_name(&self) -> Option<&str> {
+        match self.confirmed {
+            Some(true) => self.name.as_deref(),
+            _ => None,
+        }
+    }
+}
+
 impl Store {
+    /// The cache entry of `ip`, whatever its age.
+    pub fn cached_rdns(&mut self, ip: &str) -> Result<Option<RdnsEntry>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT name, confirmed, status, looked_up_at FROM rdns WHERE ip = ?",
+            &[Val::Text(ip)],
+        )?;
+        let Some(cells) = rows.first() else {
+            return Ok(None);
+        };
+        let row = Row::new(cells, "rdns entry");
+        Ok(Some(RdnsEntry {
+            name: row.opt_text(0)?,
+            confirmed: row.opt_int(1)?.map(|c| c != 0),
+            status: row.text(2)?,
+            looked_up_at: row.int(3)?,
+        }))
+    }
+
     /// The cached name of `ip`, if one was found (whatever its age).
     pub fn cached_rdns_name(&mut self, ip: &str) -> Result<Option<String>, StoreError> {
         Ok(self
@@ -66,12 +112,16 @@ impl Store {
         for ip in ips {
             let s = ip.to_string();
             let row = self.conn.query(
-                "SELECT status, looked_up_at FROM rdns WHERE ip = ?",
+                "SELECT status, looked_up_at, confirmed FROM rdns WHERE ip = ?",
                 &[Val::Text(&s)],
             )?;
             let fresh = row.first().is_some_and(|r| {
                 let status = r.first().map(Cell::text).unwrap_or_default();
                 let when = r.get(1).map_or(0, Cell::i64);
+                // A name cached before forward confirmation existed is looked up again.
+                if status == "name" && r.get(2).is_none_or(|c| *c == Cell::Null) {
+                    return false;
+                }
                 let ttl = match status.as_str() {
                     "name" => POSITIVE_TTL,
                     "none" => NEGATIVE_TTL,
@@ -86,11 +136,24 @@ impl Store {
         Ok(out)
     }
 
-    /// Records the outcome of a reverse lookup of `ip` made at time `at`.
+    /// Records the outcome of a reverse lookup of `ip` made at time `at`, its name not
+    /// forward-checked (it will be on the next [`resolve_missing`]).
     pub fn cache_rdns(
         &mut self,
         ip: IpAddr,
         outcome: &RdnsOutcome,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        self.cache_rdns_confirmed(ip, outcome, None, at)
+    }
+
+    /// Records the outcome of a reverse lookup of `ip` made at time `at`, and whether its
+    /// name is forward-confirmed (`None`: not known).
+    pub fn cache_rdns_confirmed(
+        &mut self,
+        ip: IpAddr,
+        outcome: &RdnsOutcome,
+        confirmed: Option<bool>,
         at: i64,
     ) -> Result<(), StoreError> {
         let ip = ip.to_string();
@@ -99,14 +162,15 @@ impl Store {
             _ => None,
         };
         self.conn.exec(
-            "INSERT INTO rdns (ip, name, status, looked_up_at) VALUES (?, ?, ?, ?) \
+            "INSERT INTO rdns (ip, name, status, looked_up_at, confirmed) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (ip) DO UPDATE SET name = excluded.name, status = excluded.status, \
-             looked_up_at = excluded.looked_up_at",
+             looked_up_at = excluded.looked_up_at, confirmed = excluded.confirmed",
             &[
                 Val::Text(&ip),
                 name.into(),
                 Val::Text(outcome.status()),
                 Val::I64(at),
+                confirmed.map(i64::from).into(),
             ],
         )?;
         Ok(())
@@ -125,24 +189,81 @@ pub async fn lookup<L: Lookup>(lookup: &L, ip: IpAddr) -> RdnsOutcome {
     }
 }
 
+/// Whether `name`'s A (for IPv4) or AAAA (for IPv6) records hold `ip`; `None` when the
+/// lookup failed temporarily.
+pub async fn forward_confirms<L: Lookup>(lookup: &L, ip: IpAddr, name: &str) -> Option<bool> {
+    let found = match ip {
+        IpAddr::V4(v4) => lookup.a(name).await.map(|a| a.contains(&v4)),
+        IpAddr::V6(v6) => lookup.aaaa(name).await.map(|a| a.contains(&v6)),
+    };
+    match found {
+        Ok(yes) => Some(yes),
+        Err(DnsError::NxDomain | DnsError::NoData) => Some(false),
+        Err(DnsError::Temporary(_)) => None,
+    }
+}
+
+/// Looks up one address and forward-confirms the name found.
+pub async fn lookup_confirmed<L: Lookup>(lookup_: &L, ip: IpAddr) -> (RdnsOutcome, Option<bool>) {
+    let outcome = lookup(lookup_, ip).await;
+    let confirmed = match &outcome {
+        RdnsOutcome::Name(n) => forward_confirms(lookup_, ip, n).await,
+        _ => None,
+    };
+    (outcome, confirmed)
+}
+
 /// How many reverse lookups [`resolve_missing`] runs at once.
 pub const CONCURRENCY: usize = 16;
 
-/// Looks up those of `ips` not freshly cached, [`CONCURRENCY`] at a time, and caches the
-/// outcomes. Returns how many were looked up.
+/// Looks up those of `ips` not freshly cached, [`CONCURRENCY`] at a time, forward-confirms
+/// the names found, and caches the outcomes. Returns how many were looked up.
+///
+/// The store is used between the lookups, so this suits an SQLite store or a runtime that
+/// tolerates blocking; with PostgreSQL inside a Tokio runtime, use
+/// [`Store::rdns_needing_lookup`], [`lookup_all`] and [`Store::cache_rdns_all`] (the
+/// synchronous client cannot run inside another runtime).
 pub async fn resolve_missing<L: Lookup>(
     store: &mut Store,
     ips: &[IpAddr],
     resolver: &L,
 ) -> Result<usize, StoreError> {
     let missing = store.rdns_needing_lookup(ips, now())?;
-    for batch in missing.chunks(CONCURRENCY) {
-        let outcomes = join_all(batch.iter().map(|ip| lookup(resolver, *ip)).collect()).await;
-        for (ip, outcome) in batch.iter().zip(&outcomes) {
-            store.cache_rdns(*ip, outcome, now())?;
+    let found = lookup_all(resolver, &missing).await;
+    store.cache_rdns_all(&found, now())?;
+    Ok(missing.len())
+}
+
+/// One address's reverse lookup with its forward confirmation.
+pub type Looked = (IpAddr, RdnsOutcome, Option<bool>);
+
+/// Looks up every address of `ips`, [`CONCURRENCY`] at a time, forward-confirming the
+/// names found. No store is involved.
+pub async fn lookup_all<L: Lookup>(resolver: &L, ips: &[IpAddr]) -> Vec<Looked> {
+    let mut out = Vec::with_capacity(ips.len());
+    for batch in ips.chunks(CONCURRENCY) {
+        let outcomes = join_all(
+            batch
+                .iter()
+                .map(|ip| lookup_confirmed(resolver, *ip))
+                .collect(),
+        )
+        .await;
+        for (ip, (outcome, confirmed)) in batch.iter().zip(outcomes) {
+            out.push((*ip, outcome, confirmed));
         }
     }
-    Ok(missing.len())
+    out
+}
+
+impl Store {
+    /// Caches what [`lookup_all`] found, as looked up at time `at`.
+    pub fn cache_rdns_all(&mut self, found: &[Looked], at: i64) -> Result<(), StoreError> {
+        for (ip, outcome, confirmed) in found {
+            self.cache_rdns_confirmed(*ip, outcome, *confirmed, at)?;
+        }
+        Ok(())
+    }
 }
 
 /// Polls every future until all are done; outputs in input order.

@@ -4,7 +4,9 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::backend::{Cell, Val};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use crate::backend::{Cell, Row, Val};
 use crate::{Store, StoreError};
 
 /// How the summary splits time.
@@ -275,16 +277,27 @@ impl Filter {
     }
 }
 
+/// What the summary sums per source.
+#[derive(Default)]
+struct SourceSums {
+    messages: i64,
+    pass: i64,
+    spf: i64,
+    dkim: i64,
+    reporters: HashSet<u32>,
+    failing: i64,
+    failing_rows: bool,
+    rejected: i64,
+    quarantined: i64,
+    froms: HashSet<String>,
+    envelope_from: Option<String>,
+}
+
 /// The middle of a report period, written so that no sum can overflow.
 const AGG_MID: &str = "(r.begin_ts / 2 + r.end_ts / 2)";
-const PASS: &str = "(x.dkim_aligned = 'pass' OR x.spf_aligned = 'pass')";
 
 fn sum(expr: &str) -> String {
     format!("CAST(COALESCE(SUM({expr}), 0) AS BIGINT)")
-}
-
-fn sum_if(cond: &str) -> String {
-    sum(&format!("CASE WHEN {cond} THEN x.message_count ELSE 0 END"))
 }
 
 impl Store {
@@ -296,44 +309,111 @@ impl Store {
         let f = Filter::new(q, "r.policy_domain", AGG_MID);
         let params = f.params();
 
-        // Per domain and day; months and totals are folded from days.
+        // One scan of the rows, summed here per domain and day and per source: grouping in
+        // SQL makes SQLite sort millions of rows, which costs several times the scan.
         let sql = format!(
-            "SELECT r.policy_domain, {AGG_MID} / 86400, COUNT(DISTINCT r.id), {msgs}, {pass}, \
-             {spf}, {dkim}, {dn}, {dq}, {dr}, {dp} \
-             FROM aggregate_reports r JOIN aggregate_records x ON x.report = r.id \
-             WHERE {w} GROUP BY r.policy_domain, {AGG_MID} / 86400 \
-             ORDER BY r.policy_domain, {AGG_MID} / 86400",
-            msgs = sum("x.message_count"),
-            pass = sum_if(PASS),
-            spf = sum_if("x.spf_aligned = 'pass'"),
-            dkim = sum_if("x.dkim_aligned = 'pass'"),
-            dn = sum_if("x.disposition = 'none'"),
-            dq = sum_if("x.disposition = 'quarantine'"),
-            dr = sum_if("x.disposition = 'reject'"),
-            dp = sum_if("x.disposition = 'pass'"),
+            "SELECT r.policy_domain, {AGG_MID} / 86400, r.id, r.org_name, x.source_ip, \
+             x.message_count, x.dkim_aligned, x.spf_aligned, x.disposition, x.header_from, \
+             x.envelope_from \
+             FROM aggregate_reports r JOIN aggregate_records x ON x.report = r.id WHERE {w}",
             w = f.sql,
         );
-        let rows = self.conn.query(&sql, &params)?;
+        let mut days: BTreeMap<(String, i64), (HashSet<i64>, [i64; 8])> = BTreeMap::new();
+        let mut sources: HashMap<String, SourceSums> = HashMap::new();
+        let mut orgs: HashMap<String, u32> = HashMap::new();
+        self.conn.for_each(&sql, &params, |cells| {
+            let row = Row::new(cells, "summary rows");
+            let domain = row.str(0)?;
+            let day = row.int(1)?;
+            let n = row.int(5)?;
+            let dkim = row.opt_str(6)? == Some("pass");
+            let spf = row.opt_str(7)? == Some("pass");
+            let pass = dkim || spf;
+            let disposition = row.opt_str(8)?;
+            let d = match days.get_mut(&(domain.to_string(), day)) {
+                Some(d) => d,
+                None => days.entry((domain.to_string(), day)).or_default(),
+            };
+            d.0.insert(row.int(2)?);
+            let slot = match disposition {
+                Some("none") => Some(4),
+                Some("quarantine") => Some(5),
+                Some("reject") => Some(6),
+                Some("pass") => Some(7),
+                _ => None,
+            };
+            d.1[0] += n;
+            if pass {
+                d.1[1] += n;
+            }
+            if spf {
+                d.1[2] += n;
+            }
+            if dkim {
+                d.1[3] += n;
+            }
+            if let Some(i) = slot {
+                d.1[i] += n;
+            }
+            let ip = row.str(4)?;
+            let src = match sources.get_mut(ip) {
+                Some(s) => s,
+                None => sources.entry(ip.to_string()).or_default(),
+            };
+            let org = row.str(3)?;
+            let next = u32::try_from(orgs.len()).unwrap_or(u32::MAX);
+            let org = match orgs.get(org) {
+                Some(id) => *id,
+                None => *orgs.entry(org.to_string()).or_insert(next),
+            };
+            src.reporters.insert(org);
+            src.messages += n;
+            if pass {
+                src.pass += n;
+            }
+            if spf {
+                src.spf += n;
+            }
+            if dkim {
+                src.dkim += n;
+            }
+            if !pass {
+                src.failing += n;
+                src.failing_rows = true;
+                match disposition {
+                    Some("reject") => src.rejected += n,
+                    Some("quarantine") => src.quarantined += n,
+                    _ => {}
+                }
+                let from = row.str(9)?;
+                if !src.froms.contains(from) {
+                    src.froms.insert(from.to_string());
+                }
+                if let Some(env) = row.opt_str(10)?
+                    && src.envelope_from.as_deref().is_none_or(|e| env < e)
+                {
+                    src.envelope_from = Some(env.to_string());
+                }
+            }
+            Ok(())
+        })?;
         let mut domains: Vec<DomainPeriod> = Vec::new();
-        for row in rows {
-            let c = |i: usize| row.get(i).map_or(0, Cell::i64);
-            let domain = row.first().map(Cell::text).unwrap_or_default();
-            let period = period_label(c(1), q.granularity);
-            let messages = c(3);
-            let known = c(7) + c(8) + c(9) + c(10);
+        for ((domain, day), (reports, c)) in days {
+            let period = period_label(day, q.granularity);
+            let known = c[4] + c[5] + c[6] + c[7];
             let dp = DomainPeriod {
                 domain,
                 period,
-                reports: c(2),
-                messages,
-                dmarc_pass: c(4),
-                spf_aligned_pass: c(5),
-                dkim_aligned_pass: c(6),
-                disposition_none: c(7),
-                disposition_quarantine: c(8),
-                disposition_reject: c(9),
-                disposition_pass: c(10),
-                disposition_other: messages - known,
+                reports: reports.len() as i64,
+                messages: c[0],
+                dmarc_pass: c[1],
+                spf_aligned_pass: c[2],
+                dkim_aligned_pass: c[3],
+                disposition_none: c[4],
+                disposition_quarantine: c[5],
+                disposition_reject: c[6],
+                disposition_pass: c[7],
+                disposition_other: c[0] - known,
             };
             match domains.last_mut() {
                 Some(last) if last.domain == dp.domain && last.period == dp.period => {
@@ -353,56 +433,37 @@ impl Store {
             }
         }
 
-        let sql = format!(
-            "SELECT x.source_ip, {msgs}, {pass}, {spf}, {dkim}, COUNT(DISTINCT r.org_name) \
-             FROM aggregate_reports r JOIN aggregate_records x ON x.report = r.id \
-             WHERE {w} GROUP BY x.source_ip ORDER BY 2 DESC, x.source_ip LIMIT {top}",
-            msgs = sum("x.message_count"),
-            pass = sum_if(PASS),
-            spf = sum_if("x.spf_aligned = 'pass'"),
-            dkim = sum_if("x.dkim_aligned = 'pass'"),
-            w = f.sql,
-        );
-        let mut top_sources = Vec::new();
-        for row in self.conn.query(&sql, &params)? {
-            let c = |i: usize| row.get(i).map_or(0, Cell::i64);
-            top_sources.push(SourceStats {
-                ip: row.first().map(Cell::text).unwrap_or_default(),
+        let mut ranked: Vec<(&String, &SourceSums)> = sources.iter().collect();
+        ranked.sort_by(|a, b| b.1.messages.cmp(&a.1.messages).then(a.0.cmp(b.0)));
+        let top_sources = ranked
+            .iter()
+            .take(top)
+            .map(|(ip, s)| SourceStats {
+                ip: (*ip).clone(),
                 rdns: None,
-                messages: c(1),
-                dmarc_pass: c(2),
-                spf_aligned_pass: c(3),
-                dkim_aligned_pass: c(4),
-                reporters: c(5),
-            });
-        }
-
-        let sql = format!(
-            "SELECT x.source_ip, {msgs}, {rej}, {quar}, MIN(x.header_from), \
-             COUNT(DISTINCT x.header_from), MIN(x.envelope_from) \
-             FROM aggregate_reports r JOIN aggregate_records x ON x.report = r.id \
-             WHERE {w} AND COALESCE(x.dkim_aligned, '') <> 'pass' \
-             AND COALESCE(x.spf_aligned, '') <> 'pass' \
-             GROUP BY x.source_ip ORDER BY 2 DESC, x.source_ip LIMIT {top}",
-            msgs = sum("x.message_count"),
-            rej = sum_if("x.disposition = 'reject'"),
-            quar = sum_if("x.disposition = 'quarantine'"),
-            w = f.sql,
-        );
-        let mut failing_sources = Vec::new();
-        for row in self.conn.query(&sql, &params)? {
-            let c = |i: usize| row.get(i).map_or(0, Cell::i64);
-            failing_sources.push(FailingSource {
-                ip: row.first().map(Cell::text).unwrap_or_default(),
+                messages: s.messages,
+                dmarc_pass: s.pass,
+                spf_aligned_pass: s.spf,
+                dkim_aligned_pass: s.dkim,
+                reporters: s.reporters.len() as i64,
+            })
+            .collect();
+        ranked.retain(|(_, s)| s.failing_rows);
+        ranked.sort_by(|a, b| b.1.failing.cmp(&a.1.failing).then(a.0.cmp(b.0)));
+        let failing_sources = ranked
+            .iter()
+            .take(top)
+            .map(|(ip, s)| FailingSource {
+                ip: (*ip).clone(),
                 rdns: None,
-                failing: c(1),
-                rejected: c(2),
-                quarantined: c(3),
-                header_from: row.get(4).map(Cell::text).unwrap_or_default(),
-                header_from_count: c(5),
-                envelope_from: row.get(6).and_then(Cell::opt_text),
-            });
-        }
+                failing: s.failing,
+                rejected: s.rejected,
+                quarantined: s.quarantined,
+                header_from: s.froms.iter().min().cloned().unwrap_or_default(),
+                header_from_count: s.froms.len() as i64,
+                envelope_from: s.envelope_from.clone(),
+            })
+            .collect();
 
         let sql = format!(
             "SELECT r.org_name, COUNT(*), {msgs}, MIN(r.begin_ts), MAX(r.end_ts) \

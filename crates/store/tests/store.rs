@@ -287,10 +287,10 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 
 fn migrations_are_idempotent<B: Backend>(name: &str) {
     let (mut store, _) = B::open(name);
-    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(store.schema_version().unwrap(), 3);
     drop(store);
     let mut again = B::reopen(name);
-    assert_eq!(again.schema_version().unwrap(), 2);
+    assert_eq!(again.schema_version().unwrap(), 3);
     assert_eq!(again.totals().unwrap().aggregate_reports, 0);
 }
 
@@ -609,6 +609,70 @@ fn rdns_is_cached<B: Backend>(name: &str) {
     );
 }
 
+fn source_facts_of_a_domain<B: Backend>(name: &str) {
+    use dmarc_store::sources::SourceQuery;
+    let (mut store, mut raw) = B::open(name);
+    store.store_report(&google_report(), &origin()).unwrap();
+    store
+        .store_report(&yahoo_report(MARCH_1, "y-1"), &origin())
+        .unwrap();
+    let q = SourceQuery {
+        domain: "EXAMPLE.com.".into(),
+        ..SourceQuery::default()
+    };
+    let f = store.source_facts(&q).unwrap();
+    let total: i64 = f.outcomes.iter().map(|o| o.messages).sum();
+    let s = store.summary(&SummaryQuery::default()).unwrap();
+    let summary_total: i64 = s.domains.iter().map(|d| d.messages).sum();
+    assert_eq!(total, summary_total, "{f:#?}");
+    let google = f
+        .outcomes
+        .iter()
+        .find(|o| o.ip == "192.0.2.10")
+        .expect("the passing row");
+    assert!(google.dmarc_pass());
+    assert_eq!(google.published_p.as_deref(), Some("reject"));
+    assert!(f.dkim.iter().any(|d| d.ip == "192.0.2.10"
+        && d.domain == "example.com"
+        && d.selector.as_deref() == Some("s1")
+        && d.result == "pass"));
+    assert!(
+        f.dkim
+            .iter()
+            .any(|d| d.domain == "other.example" && d.selector.is_none())
+    );
+    assert!(f.spf.iter().all(|x| x.scope.as_deref() == Some("mfrom")));
+    assert!(f.reasons.iter().all(|r| r.reason == "local_policy"));
+    assert_eq!(
+        f.reporters.iter().map(|r| r.messages).sum::<i64>(),
+        summary_total
+    );
+    // A domain with no reports, and one only sharing a suffix, read nothing.
+    for other in ["xample.com", "ample.com", "_xample.com"] {
+        let q = SourceQuery {
+            domain: other.into(),
+            ..SourceQuery::default()
+        };
+        assert!(
+            store.source_facts(&q).unwrap().outcomes.is_empty(),
+            "{other}"
+        );
+    }
+    // A damaged cache entry (SQLite keeps what it is given) is an error naming the
+    // column, not a guess.
+    if store.dialect() != dmarc_store::Dialect::Sqlite {
+        return;
+    }
+    raw(
+        "INSERT INTO rdns (ip, name, status, looked_up_at, confirmed) VALUES ('192.0.2.99', 'x', 'name', 'soon', 1)",
+    );
+    let e = store.cached_rdns("192.0.2.99").unwrap_err().to_string();
+    assert!(
+        e.contains("rdns entry: column 3 should be an integer"),
+        "{e}"
+    );
+}
+
 fn dmarc_store_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -809,6 +873,7 @@ macro_rules! suite {
                 concurrent_writers_store_each_report_once,
                 dkim_selectors_of_a_policy_domain,
                 concurrent_observation_writers_give_exact_totals,
+                source_facts_of_a_domain,
             );
         }
     };

@@ -64,3 +64,4 @@ mod tests {
         assert_eq!(super::to_crlf(b"a\nb\r\nc\n"), b"a\r\nb\r\nc\r\n");
     }
 }
+pub mod rollout;

@@ -7,6 +7,8 @@ pub mod milter;
 pub mod record;
 pub mod rejected;
 pub mod report;
+pub mod rollout;
+pub mod sources;
 pub mod spf;
 pub mod summary;
 pub mod verify;

@@ -71,7 +71,7 @@ pub struct SummaryArgs {
     dns: crate::dns_args::DnsArgs,
 }
 
-use dmarc_store::time::parse_date;
+pub(crate) use dmarc_store::time::parse_date;
 
 /// `YYYY-MM-DD HH:MM:SS` for Unix seconds, UTC.
 pub(crate) fn utc(ts: i64) -> String {
@@ -80,6 +80,13 @@ pub(crate) fn utc(ts: i64) -> String {
 
 fn day(ts: i64) -> String {
     utc(ts).chars().take(10).collect()
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Looks up the reverse-DNS names the summary lists and are not cached yet.
@@ -92,11 +99,14 @@ fn fill_rdns(args: &SummaryArgs, store: &mut Store, summary: &Summary) -> anyhow
         .enable_all()
         .build()
         .context("starting the DNS runtime")?;
-    runtime.block_on(async {
+    // The store is not used inside the runtime: PostgreSQL's client runs its own.
+    let missing = store.rdns_needing_lookup(&ips, now())?;
+    let found = runtime.block_on(async {
         let lookup = args.dns.lookup()?;
-        dmarc_store::rdns::resolve_missing(store, &ips, &lookup).await?;
-        Ok::<_, anyhow::Error>(())
-    })
+        Ok::<_, anyhow::Error>(dmarc_store::rdns::lookup_all(&lookup, &missing).await)
+    })?;
+    store.cache_rdns_all(&found, now())?;
+    Ok(())
 }
 
 /// Runs `dmarc summary`.

@@ -226,6 +226,65 @@ pub async fn check<L: Lookup>(
     report
 }
 
+/// Which part of a domain's SPF record lets one address send: the protocol core's own
+/// evaluation ([`spf::check_host`] with its trace), not a second one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Authorisation {
+    /// The result for the address (`pass`, `fail`, `softfail`, `neutral`, `none`,
+    /// `temperror`, `permerror`).
+    pub result: &'static str,
+    /// The term of the domain's own record that decided (`include:_spf.example.net`,
+    /// `ip4:192.0.2.0/24`, `-all`), when one did.
+    pub term: Option<String>,
+    /// The include and redirect targets followed down to the deciding term, outermost
+    /// first (empty when the term is in the domain's own record).
+    pub via: Vec<String>,
+    /// The term that decided, in the record where it is.
+    pub deciding: Option<String>,
+}
+
+impl Authorisation {
+    /// True when the record authorises the address (`pass`).
+    pub fn passes(&self) -> bool {
+        self.result == "pass"
+    }
+}
+
+/// Evaluates the SPF record of `domain` for mail from `ip` and says which term decided.
+pub async fn authorisation<L: Lookup>(lookup: &L, domain: &str, ip: IpAddr) -> Authorisation {
+    let options = SpfOptions::default();
+    let sender = format!("postmaster@{domain}");
+    let out = spf::check_host(lookup, &SystemClock, &options, ip, domain, &sender, domain).await;
+    let mut term = None;
+    let mut via = Vec::new();
+    let mut record = out.trace.record.as_ref();
+    while let Some(r) = record {
+        let decided = r.terms.iter().rev().find(|t| {
+            matches!(
+                t.outcome,
+                spf::TermOutcome::Match | spf::TermOutcome::Redirected
+            )
+        });
+        let Some(t) = decided else { break };
+        if term.is_none() {
+            term = Some(t.term.clone());
+        }
+        match &t.nested {
+            Some(n) if via.len() < MAX_DEPTH => {
+                via.push(n.domain.clone());
+                record = Some(n);
+            }
+            _ => break,
+        }
+    }
+    Authorisation {
+        result: out.result.as_str(),
+        term,
+        via,
+        deciding: out.deciding_term.as_ref().map(|d| d.term().to_string()),
+    }
+}
+
 fn length_findings(name: &str, len: usize, findings: &mut Vec<Finding>) {
     if len > 512 {
         findings.push(Finding::at(
