@@ -1,0 +1,1 @@
+//! Unit tests of the ARC module: parsing, structure, sealing round trips.
