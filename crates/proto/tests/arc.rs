@@ -150,7 +150,11 @@ fn valimail_validation_suite() {
     assert_eq!(total, 171, "the suite has 171 validation cases");
     let unexpected: Vec<&String> = failures
         .iter()
-        .filter(|f| !EXPECTED_FAILURES.iter().any(|(id, _)| f.starts_with(&format!("{id}:"))))
+        .filter(|f| {
+            !EXPECTED_FAILURES
+                .iter()
+                .any(|(id, _)| f.starts_with(&format!("{id}:")))
+        })
         .collect();
     assert!(
         unexpected.is_empty(),
@@ -337,7 +341,8 @@ fn mail_auth_messages_pass() {
             &FixedClock::from_unix_seconds(now),
         ));
         assert!(
-            dkim.iter().any(|r| r.result == dmarc_proto::dkim::DkimResult::Pass),
+            dkim.iter()
+                .any(|r| r.result == dmarc_proto::dkim::DkimResult::Pass),
             "{rel}: no DKIM signature passes: {dkim:?}"
         );
     }

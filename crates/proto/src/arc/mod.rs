@@ -166,7 +166,10 @@ impl fmt::Display for ArcProblem {
                 write!(f, "the first seal (i=1) has cv={cv}; it must be cv=none")
             }
             ArcProblem::SealNotPass(i, cv) => {
-                write!(f, "the seal of instance {i} has cv={cv}; it must be cv=pass")
+                write!(
+                    f,
+                    "the seal of instance {i} has cv={cv}; it must be cv=pass"
+                )
             }
             ArcProblem::SealSyntax(i, p) => write!(f, "ARC-Seal i={i} is unusable: {p}"),
             ArcProblem::MessageSignature(i, p) => {

@@ -111,7 +111,9 @@ pub(crate) fn parse_seal(value: &[u8]) -> Result<SealField, String> {
     let get = |n: &str| tags.iter().find(|t| t.name == n);
     let domain = get("d").map(|t| text(t.value));
     let selector = get("s").map(|t| text(t.value));
-    let cv = get("cv").and_then(|t| t.value_str()).and_then(ChainStatus::parse);
+    let cv = get("cv")
+        .and_then(|t| t.value_str())
+        .and_then(ChainStatus::parse);
     let seal = seal_core(value, tags);
     Ok(SealField {
         instance,
@@ -126,8 +128,7 @@ fn seal_core(value: &[u8], tags: &[Tag<'_>]) -> Result<SealCore, Problem> {
     let get = |n: &str| tags.iter().find(|t| t.name == n);
     let req = |n: &'static str| get(n).ok_or(Problem::MissingTag(n));
     let a = req("a")?.value;
-    let algorithm =
-        Algorithm::parse(&text(a)).ok_or_else(|| Problem::UnknownAlgorithm(text(a)))?;
+    let algorithm = Algorithm::parse(&text(a)).ok_or_else(|| Problem::UnknownAlgorithm(text(a)))?;
     if algorithm == Algorithm::RsaSha1 {
         return Err(Problem::Sha1NotAllowed);
     }

@@ -186,7 +186,9 @@ where
 {
     let algorithm = signer.algorithm();
     if algorithm == Algorithm::RsaSha1 {
-        return Err(SignError::InvalidOption("rsa-sha1 is not used for ARC (RFC 8301)".into()).into());
+        return Err(
+            SignError::InvalidOption("rsa-sha1 is not used for ARC (RFC 8301)".into()).into(),
+        );
     }
     if opts.authserv_id.trim().is_empty() {
         return Err(SealError::AuthenticationResults("no authserv-id".into()));
@@ -253,7 +255,9 @@ where
             continue;
         }
         if !lower.bytes().all(|b| (33..=126).contains(&b) && b != b':') || lower == "arc-seal" {
-            return Err(SignError::InvalidOption(format!("cannot sign header field {name:?}")).into());
+            return Err(
+                SignError::InvalidOption(format!("cannot sign header field {name:?}")).into(),
+            );
         }
         let present = msg2.fields(&lower).count();
         names.extend(std::iter::repeat_n(lower, present));

@@ -171,7 +171,10 @@ impl<'a> ArcVerification<'a> {
         let mut names: Vec<Arc<str>> = Vec::new();
         if let State::Chain { sets, .. } = &self.state {
             for s in sets.iter().rev() {
-                for n in [Some(&s.seal_key), s.ams_key.as_ref()].into_iter().flatten() {
+                for n in [Some(&s.seal_key), s.ams_key.as_ref()]
+                    .into_iter()
+                    .flatten()
+                {
                     if !names.iter().any(|m| m.eq_ignore_ascii_case(n)) {
                         names.push(Arc::clone(n));
                     }
@@ -590,7 +593,11 @@ pub(crate) fn existing_sets(fields: &[HeaderField<'_>]) -> SealSets {
 
 /// The relaxed canonical form of every field of `sets` (AAR, AMS, AS field indexes), each
 /// with its CRLF: the part of a new seal's data that covers the existing sets.
-pub(crate) fn whole_sets(sets: &[(usize, usize, usize)], fields: &[HeaderField<'_>], buf: &mut Vec<u8>) {
+pub(crate) fn whole_sets(
+    sets: &[(usize, usize, usize)],
+    fields: &[HeaderField<'_>],
+    buf: &mut Vec<u8>,
+) {
     for &(aar, ams, seal) in sets {
         for idx in [aar, ams, seal] {
             if let Some(f) = fields.get(idx) {

@@ -255,7 +255,8 @@ fn finish_groups(groups: &mut [Group]) {
         let canon_len = g.canonicalizer.written();
         for s in &mut g.slots {
             s.canon_len = canon_len;
-            let ctx = std::mem::replace(&mut s.ctx, digest::Context::new(s.hash.digest_algorithm()));
+            let ctx =
+                std::mem::replace(&mut s.ctx, digest::Context::new(s.hash.digest_algorithm()));
             s.result = Some(ctx.finish());
         }
     }
@@ -592,7 +593,10 @@ pub(crate) fn shared_key_name(sig: &SigCore) -> Arc<str> {
     Arc::from(&*String::from_utf8_lossy(&name))
 }
 
-pub(crate) fn key_from_answer(answer: &DnsResult<Vec<u8>>, cache: Option<&KeyCache>) -> Arc<ParsedKey> {
+pub(crate) fn key_from_answer(
+    answer: &DnsResult<Vec<u8>>,
+    cache: Option<&KeyCache>,
+) -> Arc<ParsedKey> {
     match answer {
         Err(DnsError::Temporary(why)) => Arc::new(Err(Problem::KeyLookupFailed(why.clone()))),
         Err(_) => Arc::new(Err(Problem::NoKey)),
