@@ -239,7 +239,7 @@ where
                 "bare line break in {r:?}"
             )));
         }
-        aar.push_str(";\r\n\t");
+        aar.push_str(";\r\n ");
         aar.push_str(r);
     }
     aar.push_str("\r\n");
@@ -338,7 +338,8 @@ where
     })
 }
 
-/// Lays out the field `name: before...; b=; after...` folded to lines of about 76
+/// Lays out the field `name: before...; b=; after...` folded (CRLF and a space, so that
+/// every tag follows a space: dkimpy looks for `" i=N;"`) to lines of about 76
 /// characters, `b=` on a line of its own, and says where the `b=` value goes. Signing
 /// covers the field as laid out, with the empty `b=` (which is what a verifier sees once it
 /// removes the value, RFC 6376 §3.7).
@@ -346,10 +347,10 @@ fn layout(name: &str, before: &[String], after: &[String]) -> (String, usize) {
     let mut out = format!("{name}:");
     let mut line = out.len();
     push_tags(&mut out, &mut line, before, true);
-    out.push_str("\r\n\tb=");
+    out.push_str("\r\n b=");
     let at = out.len();
-    out.push(';');
-    line = 1 + "b=;".len();
+    out.push_str(";\r\n");
+    line = 0;
     push_tags(&mut out, &mut line, after, false);
     out.push_str("\r\n");
     (out, at)
@@ -369,7 +370,7 @@ fn push_tags(out: &mut String, line: &mut usize, tags: &[String], last_semicolon
         for (j, piece) in pieces.iter().enumerate() {
             let room = piece.len() + usize::from(semi && j + 1 == pieces.len()) + 1;
             if *line + room > WIDTH && *line > 1 {
-                out.push_str("\r\n\t");
+                out.push_str("\r\n ");
                 *line = 1;
             } else if j == 0 {
                 out.push(' ');
@@ -399,7 +400,7 @@ fn with_b(template: &str, at: usize, signature: &[u8]) -> String {
         out.push_str(line);
         rest = tail;
         if !rest.is_empty() {
-            out.push_str("\r\n\t");
+            out.push_str("\r\n ");
         }
         room = 72;
     }
