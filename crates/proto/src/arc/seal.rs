@@ -226,7 +226,7 @@ where
     // 1. The AAR.
     let mut aar = format!("ARC-Authentication-Results: i={i}; ");
     auth_results::push_value(&mut aar, &opts.authserv_id);
-    if results.is_empty() {
+    if results.iter().all(|r| r.trim().is_empty()) {
         aar.push_str("; none");
     }
     for r in results {
@@ -234,13 +234,8 @@ where
         if r.is_empty() {
             continue;
         }
-        if r.contains(['\r', '\n']) && !r.contains("\r\n") {
-            return Err(SealError::AuthenticationResults(format!(
-                "bare line break in {r:?}"
-            )));
-        }
         aar.push_str(";\r\n ");
-        aar.push_str(r);
+        push_folded(&mut aar, r)?;
     }
     aar.push_str("\r\n");
 
@@ -406,6 +401,32 @@ fn with_b(template: &str, at: usize, signature: &[u8]) -> String {
     }
     out.push_str(template.get(at..).unwrap_or_default());
     out
+}
+
+/// Appends a result that may be folded (as copied from a field of a message with CRLF or
+/// LF line endings): every line break must be followed by white space, and is written as
+/// CRLF. Anything else would end the field and start another: refused.
+fn push_folded(out: &mut String, r: &str) -> Result<(), SealError> {
+    let r = r.replace("\r\n", "\n");
+    if r.contains('\r') {
+        return Err(SealError::AuthenticationResults(format!(
+            "a bare CR in {r:?}"
+        )));
+    }
+    let mut lines = r.split('\n');
+    if let Some(first) = lines.next() {
+        out.push_str(first);
+    }
+    for line in lines {
+        if !line.starts_with([' ', '\t']) {
+            return Err(SealError::AuthenticationResults(format!(
+                "a line break not followed by white space in {r:?}"
+            )));
+        }
+        out.push_str("\r\n");
+        out.push_str(line);
+    }
+    Ok(())
 }
 
 fn check_name(what: &str, v: &str) -> Result<(), SealError> {

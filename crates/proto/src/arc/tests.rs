@@ -307,6 +307,54 @@ fn sealing_rules() {
 }
 
 #[test]
+fn results_cannot_inject_fields() {
+    let hops = Hops::new(&["one.example"]);
+    let (d, key) = &hops.keys[0];
+    let opts = SealOptions::new(d.as_str(), "arc", "mx.one.example");
+    let clock = FixedClock::from_unix_seconds(T);
+    for bad in [
+        "spf=pass\r\nX-Evil: 1",
+        "spf=pass\nX-Evil: 1",
+        "spf=pass\rX: 1",
+    ] {
+        assert!(matches!(
+            seal(
+                MESSAGE,
+                key,
+                &opts,
+                &[bad.to_string()],
+                ChainStatus::None,
+                &clock
+            ),
+            Err(SealError::AuthenticationResults(_))
+        ));
+    }
+    // Folded results (LF or CRLF) are kept, folded with CRLF.
+    let set = seal(
+        MESSAGE,
+        key,
+        &opts,
+        &["spf=pass\n\tsmtp.mailfrom=brand.example".to_string()],
+        ChainStatus::None,
+        &clock,
+    )
+    .expect("seal");
+    assert!(
+        set.authentication_results
+            .contains("spf=pass\r\n\tsmtp.mailfrom=brand.example")
+    );
+    // An authserv-id that is not a token is quoted, its line break made a space.
+    let odd = SealOptions::new(d.as_str(), "arc", "mx one\r\nX: y");
+    let set = seal(MESSAGE, key, &odd, &[], ChainStatus::None, &clock).expect("seal");
+    assert_eq!(
+        set.authentication_results.matches('\n').count(),
+        1,
+        "{:?}",
+        set.authentication_results
+    );
+}
+
+#[test]
 fn aar_parsing() {
     let a = parse_aar(b" i=2; mx.example; spf=pass smtp.mailfrom=a.example").expect("aar");
     assert_eq!(a.instance, 2);
@@ -435,4 +483,26 @@ fn trusted_forwarder_decision() {
         trusted_forwarder_override(&dmarc, &broken, &both, org),
         Err(NoOverride::ChainDidNotPass(ChainStatus::Fail))
     );
+}
+
+#[test]
+fn chunked_body_gives_the_same_verdict() {
+    let hops = Hops::new(&["one.example"]);
+    let messy = [MESSAGE, b"trailing  space \r\n\r\n\r\n".as_slice()].concat();
+    let m1 = hops
+        .seal(&messy, 0, "spf=pass smtp.mailfrom=brand.example")
+        .expect("seal");
+    let msg = crate::message::Message::parse(&m1);
+    for size in [1, 3, 7, 64] {
+        let mut v = ArcVerifier::default().start(&msg);
+        for chunk in msg.body().chunks(size) {
+            v.body(chunk);
+        }
+        let out = futures_util::FutureExt::now_or_never(
+            v.finish(&hops.zone, &FixedClock::from_unix_seconds(T + 10)),
+        )
+        .expect("no I/O");
+        assert_eq!(out.status, ChainStatus::Pass, "{size}: {}", out.reason());
+    }
+    assert_eq!(hops.verify(&m1).status, ChainStatus::Pass);
 }

@@ -85,7 +85,7 @@ impl ArcVerifier {
     {
         let msg = Message::parse(message);
         let mut v = self.start(&msg);
-        v.body(msg.body());
+        v.whole_body(msg.body());
         v.finish(lookup, clock).await
     }
 
@@ -170,11 +170,13 @@ impl<'a> ArcVerification<'a> {
     pub fn key_names(&self) -> Vec<Arc<str>> {
         let mut names: Vec<Arc<str>> = Vec::new();
         if let State::Chain { sets, .. } = &self.state {
-            for s in sets.iter().rev() {
-                for n in [Some(&s.seal_key), s.ams_key.as_ref()]
-                    .into_iter()
-                    .flatten()
-                {
+            for (k, s) in sets.iter().enumerate().rev() {
+                // The older AMSs only matter for oldest-pass.
+                let ams = s
+                    .ams_key
+                    .as_ref()
+                    .filter(|_| self.config.oldest_pass || k + 1 == sets.len());
+                for n in [Some(&s.seal_key), ams].into_iter().flatten() {
                     if !names.iter().any(|m| m.eq_ignore_ascii_case(n)) {
                         names.push(Arc::clone(n));
                     }
@@ -188,6 +190,14 @@ impl<'a> ArcVerification<'a> {
     pub fn body(&mut self, chunk: &[u8]) {
         if let State::Chain { hashes, .. } = &mut self.state {
             hashes.update(chunk);
+        }
+    }
+
+    /// Hashes a body that is available whole (quicker than [`body`](Self::body) when the
+    /// body is already in canonical form). Give the body once, by one of the two.
+    pub fn whole_body(&mut self, body: &[u8]) {
+        if let State::Chain { hashes, .. } = &mut self.state {
+            hashes.whole_body(body);
         }
     }
 
@@ -401,7 +411,8 @@ fn structure(fields: &[HeaderField<'_>]) -> State {
             }
         }
     }
-    for s in seals.iter().take_while(|_| true) {
+    seals.sort_unstable_by_key(|s| s.0);
+    for s in &seals {
         let (i, seal) = (s.0, &s.2);
         match &seal.seal {
             Err(p) => return decided(ArcProblem::SealSyntax(i, p.clone()), hops),
@@ -418,7 +429,6 @@ fn structure(fields: &[HeaderField<'_>]) -> State {
     // Sound: prepare the signature checks, oldest set first.
     let mut hashes = BodyHashes::default();
     let mut sets = Vec::with_capacity(n as usize);
-    seals.sort_unstable_by_key(|s| s.0);
     amss.sort_unstable_by_key(|a| a.0);
     aars.sort_unstable_by_key(|a| a.0);
     for ((seal, ams), aar) in seals.into_iter().zip(amss).zip(aars) {

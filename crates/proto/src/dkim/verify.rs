@@ -233,6 +233,42 @@ impl BodyHashes {
         }
     }
 
+    /// Hashes a body that is available whole: a group whose canonicalisation would leave
+    /// the body as it is (checked with a quick scan, [`is_canonical`]) and that has no
+    /// `l=` is hashed straight from the input, without canonicalising byte by byte; the
+    /// others are canonicalised. Call [`finish`](Self::finish) after.
+    pub(crate) fn whole_body(&mut self, body: &[u8]) {
+        let mut trimmed = body;
+        while let Some(rest) = trimmed.strip_suffix(b"\r\n") {
+            trimmed = rest;
+        }
+        for g in &mut self.groups {
+            let direct =
+                g.slots.iter().all(|s| s.limit.is_none()) && is_canonical(g.canon, trimmed);
+            if !direct {
+                g.canonicalizer.update(body, g.slots.as_mut_slice());
+                continue;
+            }
+            // The canonical body: the body without its trailing empty lines and one CRLF
+            // (for simple, an empty body is one CRLF; for relaxed it stays empty).
+            let tail: &[u8] = if !trimmed.is_empty() || g.canon == Canon::Simple {
+                b"\r\n"
+            } else {
+                b""
+            };
+            let len = (trimmed.len() + tail.len()) as u64;
+            for s in &mut g.slots {
+                let mut ctx = digest::Context::new(s.hash.digest_algorithm());
+                ctx.update(trimmed);
+                ctx.update(tail);
+                s.result = Some(ctx.finish());
+                s.written = len;
+                s.canon_len = len;
+            }
+            g.done = true;
+        }
+    }
+
     /// Ends the body.
     pub(crate) fn finish(&mut self) {
         finish_groups(&mut self.groups);
