@@ -9,7 +9,8 @@ N=${N:-2000}
 ROUNDS=${ROUNDS:-3}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-cargo build --release --locked -q -p dmarc -p dmarc-proto --example arc_anchor_mail_auth
+cargo build --release --locked -q -p dmarc --bin dmarc
+cargo build --release --locked -q -p dmarc-proto --example arc_anchor_mail_auth
 TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys;print(json.load(sys.stdin)["target_directory"])')
 DMARC=$TARGET/release/dmarc
 ANCHOR=$TARGET/release/examples/arc_anchor_mail_auth

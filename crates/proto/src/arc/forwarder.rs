@@ -47,7 +47,7 @@ impl TrustedSealers {
     /// Whether `sealer` is on the list.
     pub fn trusts(&self, sealer: &str) -> bool {
         let s = normalise(sealer);
-        self.0.iter().any(|d| *d == s)
+        self.0.contains(&s)
     }
 
     /// True when the list is empty (the override is off).

@@ -311,10 +311,10 @@ fn structure(fields: &[HeaderField<'_>]) -> State {
     let mut seals: Found<SealField> = Vec::new();
     let mut bad: Option<ArcProblem> = None;
     for f in fields {
-        let Some(kind) = (!f.is_malformed())
-            .then(|| field_kind(f.trimmed_name()))
-            .flatten()
-        else {
+        if f.is_malformed() {
+            continue;
+        }
+        let Some(kind) = field_kind(f.trimmed_name()) else {
             continue;
         };
         let i = f.index();
