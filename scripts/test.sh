@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test: starts what the tests need (PostgreSQL, Dovecot, Postfix; miltertest
-# installed), then `cargo test`, then the comparison of `dmarc check` with checkdmarc
+# installed; dkimpy for the ARC agreement test), then `cargo test`, then the comparison of `dmarc check` with checkdmarc
 # (installed with pip when missing, as root).
 #
 # * The conformance suites are read from ../shared/corpora (beside the checkout), or from
@@ -110,6 +110,19 @@ fi
 # The milter's end-to-end test (crates/dmarc/tests/milter_postfix.rs) needs a private
 # Postfix: scripts/postfix.sh starts one (as root), exports DMARC_TEST_POSTFIX_*, runs the
 # command and stops it.
+# The ARC agreement test (crates/dmarc/tests/arc_cli.rs) runs dkimpy's ARC verifier (PyPI;
+# it needs authres too) over messages `dmarc arc seal` sealed.
+if ! python3 -c 'import dkim, authres' >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "scripts/test.sh: installing dkimpy (pip install dkimpy authres)" >&2
+    python3 -m pip install --quiet dkimpy authres >/dev/null 2>&1 \
+      || python3 -m pip install --quiet --break-system-packages dkimpy authres >/dev/null \
+      || { echo "scripts/test.sh: pip install dkimpy failed" >&2; exit 1; }
+  else
+    echo "scripts/test.sh: dkimpy is not installed, so the ARC agreement test will fail: python3 -m pip install dkimpy authres" >&2
+  fi
+fi
+
 bash scripts/dovecot.sh -- bash scripts/postfix.sh -- cargo test --workspace --locked "$@"
 
 # `dmarc check` side by side with checkdmarc (PyPI) on the finding fixtures, both asking

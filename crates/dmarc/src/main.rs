@@ -21,6 +21,8 @@ struct Cli {
 enum Command {
     /// DKIM (RFC 6376): verify, sign, generate keys.
     Dkim(cmd::dkim::DkimArgs),
+    /// ARC (RFC 8617): validate chains, seal messages.
+    Arc(cmd::arc::ArcArgs),
     /// Read DMARC aggregate, failure and SMTP TLS reports.
     Report(cmd::report::ReportArgs),
     /// Read report files, directories, mbox files, maildirs and IMAP mailboxes into the report store.
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Dkim(args) => cmd::dkim::run(args),
+        Command::Arc(args) => cmd::arc::run(args),
         Command::Report(args) => cmd::report::run(args),
         Command::Ingest(args) => cmd::ingest::run(args),
         Command::Summary(args) => cmd::summary::run(args),

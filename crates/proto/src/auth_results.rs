@@ -419,7 +419,9 @@ pub fn is_bare_pvalue(s: &str) -> bool {
     (local.is_empty() || dot_separated(local, is_atext)) && dot_separated(domain, is_label_byte)
 }
 
-fn push_value(out: &mut String, s: &str) {
+/// Appends an RFC 8601 `value` to `out`: `s` itself when it is a token, else a
+/// quoted-string.
+pub fn push_value(out: &mut String, s: &str) {
     if is_token(s) {
         out.push_str(s);
     } else {
@@ -806,6 +808,53 @@ pub fn authserv_id(value: &str) -> Option<String> {
     };
     p.skip_cfws().ok()?;
     p.value().ok().flatten()
+}
+
+/// Splits an Authentication-Results field value into its authserv-id and its results, each
+/// `resinfo` exactly as written (comments and folding kept, surrounding whitespace
+/// removed), for copying results into an ARC-Authentication-Results field. `; none` gives
+/// no results. `None` when the authserv-id cannot be read.
+pub fn split_resinfo(value: &str) -> Option<(String, Vec<String>)> {
+    let mut p = ArParser {
+        s: value.as_bytes(),
+        pos: 0,
+        comments: Vec::new(),
+    };
+    p.skip_cfws().ok()?;
+    let id = p.value().ok().flatten()?;
+    p.skip_cfws().ok()?;
+    if p.peek().is_some_and(|b| b.is_ascii_digit()) {
+        p.number().ok()?;
+        p.skip_cfws().ok()?;
+    }
+    let rest = value.get(p.pos..)?;
+    let mut out = Vec::new();
+    let (mut depth, mut quoted, mut escaped, mut start) = (0usize, false, false, 0usize);
+    let push = |piece: &str, out: &mut Vec<String>| {
+        let piece = piece.trim_matches([' ', '\t', '\r', '\n']);
+        if !piece.is_empty() && !piece.eq_ignore_ascii_case("none") {
+            out.push(piece.to_string());
+        }
+    };
+    for (i, c) in rest.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if quoted || depth > 0 => escaped = true,
+            '"' if depth == 0 => quoted = !quoted,
+            '(' if !quoted => depth += 1,
+            ')' if !quoted => depth = depth.saturating_sub(1),
+            ';' if !quoted && depth == 0 => {
+                push(rest.get(start..i).unwrap_or_default(), &mut out);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    push(rest.get(start..).unwrap_or_default(), &mut out);
+    Some((id, out))
 }
 
 /// True when a field with this value claims to come from `authserv_id` (compared without

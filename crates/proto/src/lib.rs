@@ -7,6 +7,7 @@
 //! Verdicts are values named as the RFCs name them, each with a reason a person can read.
 #![warn(clippy::unwrap_used)]
 
+pub mod arc;
 pub mod auth_results;
 pub mod clock;
 pub mod dkim;

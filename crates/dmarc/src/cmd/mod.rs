@@ -1,5 +1,6 @@
 //! The subcommands, one module each.
 
+pub mod arc;
 pub mod check;
 pub mod dkim;
 pub mod ingest;

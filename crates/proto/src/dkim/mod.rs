@@ -40,10 +40,10 @@
 //! any other implementation of [`DkimSigner`] (an HSM, a remote signer) plugs in the same way.
 
 mod canon;
-mod key;
-mod parse;
+pub(crate) mod key;
+pub(crate) mod parse;
 pub mod sign;
-mod verify;
+pub(crate) mod verify;
 
 use std::fmt;
 

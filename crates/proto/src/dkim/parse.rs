@@ -139,7 +139,7 @@ fn last_non_fws_end(s: &[u8]) -> usize {
 /// The extent of a tag's raw value: from just after `=` to just before the `;` that ends
 /// the tag-spec (or the end), surrounding whitespace included (§3.7: the `b=` value is
 /// removed "including all surrounding whitespace").
-fn raw_value_range(input: &[u8], tag: &Tag<'_>) -> Range<usize> {
+pub(crate) fn raw_value_range(input: &[u8], tag: &Tag<'_>) -> Range<usize> {
     let mut start = tag.value_range.start;
     while start > 0 && input.get(start - 1).is_some_and(|b| is_fws(*b)) {
         start -= 1;
@@ -238,7 +238,7 @@ fn lossy(v: &[u8]) -> Cow<'_, str> {
     }
 }
 
-fn text(v: &[u8]) -> String {
+pub(crate) fn text(v: &[u8]) -> String {
     lossy(v).into_owned()
 }
 
@@ -418,7 +418,7 @@ pub(crate) fn parse_core(value: &[u8]) -> Result<SigCore, Box<InvalidSignature>>
     })?;
     let tags = TagIndex::new(&tags);
     let info = SignatureInfo::from_tags(&tags);
-    match signature_from_tags(value, &tags) {
+    match signature_from_tags(value, &tags, SigKind::Dkim) {
         Ok(mut sig) => {
             sig.info = info;
             Ok(sig)
@@ -523,11 +523,45 @@ pub struct InvalidSignature {
     pub info: SignatureInfo,
 }
 
-fn signature_from_tags(input: &[u8], tags: &TagIndex<'_, '_>) -> Result<SigCore, Problem> {
+/// Which kind of signature a tag-list is: the two share every tag but `v=` and `i=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SigKind {
+    /// A `DKIM-Signature` (RFC 6376 §3.5).
+    Dkim,
+    /// An `ARC-Message-Signature` (RFC 8617 §4.1.2): no `v=`, `i=` is the instance
+    /// number (checked by the ARC parser), `h=` need not name From and must not name
+    /// ARC-Seal.
+    Ams,
+}
+
+/// Checks an `ARC-Message-Signature` value already split into `tags` by the shared
+/// tag-list parser, as [`parse_signature`] checks a DKIM signature.
+pub(crate) fn parse_ams_tags(
+    value: &[u8],
+    tags: &[Tag<'_>],
+) -> Result<SigCore, Box<InvalidSignature>> {
+    let tags = TagIndex::new(tags);
+    let info = SignatureInfo::from_tags(&tags);
+    match signature_from_tags(value, &tags, SigKind::Ams) {
+        Ok(mut sig) => {
+            sig.info = info;
+            Ok(sig)
+        }
+        Err(problem) => Err(Box::new(InvalidSignature { problem, info })),
+    }
+}
+
+fn signature_from_tags(
+    input: &[u8],
+    tags: &TagIndex<'_, '_>,
+    kind: SigKind,
+) -> Result<SigCore, Problem> {
     let req = |n: &'static str| tags.get(n).ok_or(Problem::MissingTag(n));
-    let v = req("v")?;
-    if v != b"1" {
-        return Err(Problem::UnsupportedVersion(text(v)));
+    if kind == SigKind::Dkim {
+        let v = req("v")?;
+        if v != b"1" {
+            return Err(Problem::UnsupportedVersion(text(v)));
+        }
     }
     let a = req("a")?;
     let algorithm =
@@ -555,6 +589,7 @@ fn signature_from_tags(input: &[u8], tags: &TagIndex<'_, '_>) -> Result<SigCore,
     // the checks then run in the order the errors are reported.
     let mut names = 0usize;
     let mut from_signed = false;
+    let mut seal_signed = false;
     let mut first_bad: Option<&[u8]> = None;
     for name in h
         .split(|b| *b == b':')
@@ -564,6 +599,7 @@ fn signature_from_tags(input: &[u8], tags: &TagIndex<'_, '_>) -> Result<SigCore,
         names += 1;
         if name.iter().all(|b| (33..=126).contains(b)) {
             from_signed |= name.eq_ignore_ascii_case(b"from");
+            seal_signed |= name.eq_ignore_ascii_case(b"arc-seal");
         } else {
             first_bad.get_or_insert(name);
         }
@@ -576,8 +612,14 @@ fn signature_from_tags(input: &[u8], tags: &TagIndex<'_, '_>) -> Result<SigCore,
             format!("more than {MAX_SIGNED_FIELDS} field names"),
         ));
     }
-    if !from_signed {
+    if kind == SigKind::Dkim && !from_signed {
         return Err(Problem::FromNotSigned);
+    }
+    if kind == SigKind::Ams && seal_signed {
+        return Err(Problem::BadTagValue(
+            "h",
+            "an ARC-Message-Signature must not sign ARC-Seal (RFC 8617 §4.1.2)".into(),
+        ));
     }
     if let Some(bad) = first_bad {
         return Err(Problem::BadTagValue(
@@ -589,7 +631,7 @@ fn signature_from_tags(input: &[u8], tags: &TagIndex<'_, '_>) -> Result<SigCore,
     if !is_domain_name(&lossy(s), true) {
         return Err(Problem::InvalidSelector(text(s)));
     }
-    if let Some(i) = tags.get("i") {
+    if let Some(i) = tags.get("i").filter(|_| kind == SigKind::Dkim) {
         let i = lossy(i);
         let Some((_, idom)) = i.rsplit_once('@') else {
             return Err(Problem::BadTagValue("i", "no \"@\"".into()));
@@ -653,7 +695,7 @@ fn signature_from_tags(input: &[u8], tags: &TagIndex<'_, '_>) -> Result<SigCore,
 
 /// A domain name (or, with `selector`, a selector, which may also be several labels):
 /// labels of letters, digits, `-` and `_`, 1 to 63 octets, at most 253 in all.
-fn is_domain_name(name: &str, selector: bool) -> bool {
+pub(crate) fn is_domain_name(name: &str, selector: bool) -> bool {
     let name = name.strip_suffix('.').unwrap_or(name);
     if name.is_empty() || name.len() > 253 {
         return false;

@@ -207,15 +207,7 @@ where
 
     // bh=
     let c = opts.canonicalization;
-    let mut sink = HashSink {
-        ctx: digest::Context::new(&digest::SHA256),
-    };
-    let mut canon = BodyCanonicalizer::new(c.body);
-    canon.update(msg.body(), &mut sink);
-    canon.finish(&mut sink);
-    let body_len = canon.written();
-    let b64 = &base64::engine::general_purpose::STANDARD;
-    let bh = b64.encode(sink.ctx.finish());
+    let (bh, body_len) = body_hash(c.body, msg.body());
 
     let now = clock.unix_seconds();
     let mut tags: Vec<String> = vec![
@@ -239,11 +231,78 @@ where
     }
     tags.push(format!("h={}", names.join(":")));
     tags.push(format!("bh={bh}"));
+    fold_and_sign(&msg, signer, c.header, "DKIM-Signature", &tags, &names)
+}
 
-    // Fold at tag boundaries, and inside h= at colons.
-    let mut field = String::from("DKIM-Signature:");
+/// The SHA-256 body hash (`bh=`, base64) of `body` canonicalised with `canon`, and the
+/// canonical length.
+pub(crate) fn body_hash(canon: Canon, body: &[u8]) -> (String, u64) {
+    let mut sink = HashSink {
+        ctx: digest::Context::new(&digest::SHA256),
+    };
+    let mut canonicalizer = BodyCanonicalizer::new(canon);
+    canonicalizer.update(body, &mut sink);
+    canonicalizer.finish(&mut sink);
+    let len = canonicalizer.written();
+    let bh = base64::engine::general_purpose::STANDARD.encode(sink.ctx.finish());
+    (bh, len)
+}
+
+/// Writes the field `name` with `tags` (each `tag=value`, in order) folded at tag
+/// boundaries and inside `h=` at colons, signs it over the header fields `names` of `msg`
+/// canonicalised with `canon` (§3.7), and appends `b=`. The field ends with CRLF.
+pub(crate) fn fold_and_sign<S: DkimSigner + ?Sized>(
+    msg: &Message<'_>,
+    signer: &S,
+    canon: Canon,
+    name: &str,
+    tags: &[String],
+    names: &[String],
+) -> Result<String, SignError> {
+    let mut field = fold_tags(name, tags);
+    field.push_str("\r\n\tb=");
+    let fields = parse_header_block(msg.header_block());
+    let mut data = Vec::with_capacity(msg.header_block().len() + field.len());
+    let mut used = vec![false; fields.len()];
+    let value = field.get(name.len() + 1..).unwrap_or_default();
+    signed_header_data(
+        canon,
+        names.iter().map(String::as_str),
+        &fields,
+        None,
+        (name.as_bytes(), value.as_bytes()),
+        &mut data,
+        &mut used,
+    );
+    let signature = signer.sign(&data)?;
+    push_folded_b(&mut field, &signature);
+    Ok(field)
+}
+
+/// Appends the base64 of `signature` to `field` (which ends with `b=`), folded, and the
+/// final CRLF.
+pub(crate) fn push_folded_b(field: &mut String, signature: &[u8]) {
+    let b = base64::engine::general_purpose::STANDARD.encode(signature);
+    let mut rest = b.as_str();
+    let mut room = 73;
+    while !rest.is_empty() {
+        let (line, tail) = rest.split_at(room.min(rest.len()));
+        field.push_str(line);
+        rest = tail;
+        if !rest.is_empty() {
+            field.push_str("\r\n\t");
+        }
+        room = 75;
+    }
+    field.push_str("\r\n");
+}
+
+/// `name:` and `tags`, each followed by `;`, folded at tag boundaries (and inside `h=` at
+/// colons) to lines of at most about 76 characters.
+pub(crate) fn fold_tags(name: &str, tags: &[String]) -> String {
+    let mut field = format!("{name}:");
     let mut line_len = field.len();
-    for tag in &tags {
+    for tag in tags {
         let pieces: Vec<String> = if tag.starts_with("h=") && tag.len() > 70 {
             let mut out = Vec::new();
             let mut cur = String::new();
@@ -278,36 +337,7 @@ where
         field.push(';');
         line_len += 1;
     }
-    field.push_str("\r\n\tb=");
-
-    let fields = parse_header_block(msg.header_block());
-    let mut data = Vec::with_capacity(msg.header_block().len() + field.len());
-    let mut used = vec![false; fields.len()];
-    let value = field.get("DKIM-Signature:".len()..).unwrap_or_default();
-    signed_header_data(
-        c.header,
-        names.iter().map(String::as_str),
-        &fields,
-        None,
-        (b"DKIM-Signature", value.as_bytes()),
-        &mut data,
-        &mut used,
-    );
-    let signature = signer.sign(&data)?;
-    let b = b64.encode(signature);
-    let mut rest = b.as_str();
-    let mut room = 73;
-    while !rest.is_empty() {
-        let (line, tail) = rest.split_at(room.min(rest.len()));
-        field.push_str(line);
-        rest = tail;
-        if !rest.is_empty() {
-            field.push_str("\r\n\t");
-        }
-        room = 75;
-    }
-    field.push_str("\r\n");
-    Ok(field)
+    field
 }
 
 /// Computes the signature (the decoded `b=`) that `signer` makes for `message` under an

@@ -10,7 +10,7 @@ use smallvec::SmallVec;
 use super::canon::{
     BodyCanonicalizer, BodySink, canonicalize_header, is_canonical, surely_not_canonical,
 };
-use super::key::{KeyCache, ParsedKey, parse_record_and_key};
+use super::key::{KeyCache, KeyRecord, ParsedKey, PublicKey, parse_record_and_key};
 use super::parse::{SigCore, SignatureInfo, parse_core};
 use super::{Algorithm, Canon, DkimResult, HashAlgorithm, Problem, SignatureResult, VerifyConfig};
 use crate::clock::Clock;
@@ -128,7 +128,7 @@ impl KeyAnswers {
         }
     }
 
-    fn get(&self, name: &str) -> Option<&DnsResult<Vec<u8>>> {
+    pub(crate) fn get(&self, name: &str) -> Option<&DnsResult<Vec<u8>>> {
         self.0
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -190,6 +190,129 @@ struct Group {
     done: bool,
 }
 
+/// The body hashes a set of signatures needs, one per (body canonicalisation, hash, `l=`),
+/// each body canonicalisation run once: shared by DKIM and ARC's AMS.
+#[derive(Default)]
+pub(crate) struct BodyHashes {
+    groups: Vec<Group>,
+}
+
+impl BodyHashes {
+    /// The (group, slot) computing the hash for `canon`, `hash` and `limit` (`l=`), added
+    /// if no earlier signature needed it.
+    pub(crate) fn want(
+        &mut self,
+        canon: Canon,
+        hash: HashAlgorithm,
+        limit: Option<u64>,
+    ) -> (usize, usize) {
+        let g = match self.groups.iter().position(|g| g.canon == canon) {
+            Some(g) => g,
+            None => {
+                self.groups.push(Group {
+                    canon,
+                    canonicalizer: BodyCanonicalizer::new(canon),
+                    slots: Vec::new(),
+                    done: false,
+                });
+                self.groups.len() - 1
+            }
+        };
+        let Some(slots) = self.groups.get_mut(g).map(|g| &mut g.slots) else {
+            return (g, 0);
+        };
+        let s = match slots
+            .iter()
+            .position(|s| s.hash == hash && s.limit == limit)
+        {
+            Some(s) => s,
+            None => {
+                slots.push(Slot {
+                    hash,
+                    limit,
+                    ctx: digest::Context::new(hash.digest_algorithm()),
+                    written: 0,
+                    canon_len: 0,
+                    result: None,
+                });
+                slots.len() - 1
+            }
+        };
+        (g, s)
+    }
+
+    /// Hashes the next chunk of the body.
+    pub(crate) fn update(&mut self, chunk: &[u8]) {
+        for g in &mut self.groups {
+            g.canonicalizer.update(chunk, g.slots.as_mut_slice());
+        }
+    }
+
+    /// Hashes a body that is available whole: a group whose canonicalisation would leave
+    /// the body as it is (checked with a quick scan, [`is_canonical`]) and that has no
+    /// `l=` is hashed straight from the input, without canonicalising byte by byte; the
+    /// others are canonicalised. Call [`finish`](Self::finish) after.
+    pub(crate) fn whole_body(&mut self, body: &[u8]) {
+        let mut trimmed = body;
+        while let Some(rest) = trimmed.strip_suffix(b"\r\n") {
+            trimmed = rest;
+        }
+        for g in &mut self.groups {
+            let direct =
+                g.slots.iter().all(|s| s.limit.is_none()) && is_canonical(g.canon, trimmed);
+            if !direct {
+                g.canonicalizer.update(body, g.slots.as_mut_slice());
+                continue;
+            }
+            // The canonical body: the body without its trailing empty lines and one CRLF
+            // (for simple, an empty body is one CRLF; for relaxed it stays empty).
+            let tail: &[u8] = if !trimmed.is_empty() || g.canon == Canon::Simple {
+                b"\r\n"
+            } else {
+                b""
+            };
+            let len = (trimmed.len() + tail.len()) as u64;
+            for s in &mut g.slots {
+                let mut ctx = digest::Context::new(s.hash.digest_algorithm());
+                ctx.update(trimmed);
+                ctx.update(tail);
+                s.result = Some(ctx.finish());
+                s.written = len;
+                s.canon_len = len;
+            }
+            g.done = true;
+        }
+    }
+
+    /// Ends the body.
+    pub(crate) fn finish(&mut self) {
+        finish_groups(&mut self.groups);
+    }
+
+    /// The finished hash of `(group, slot)` and the canonical body length.
+    pub(crate) fn get(&self, (g, s): (usize, usize)) -> Option<(&[u8], u64)> {
+        let slot = self.groups.get(g)?.slots.get(s)?;
+        Some((slot.result.as_ref()?.as_ref(), slot.canon_len))
+    }
+}
+
+fn finish_groups(groups: &mut [Group]) {
+    for g in groups {
+        if g.done {
+            continue;
+        }
+        g.canonicalizer.finish(g.slots.as_mut_slice());
+        g.done = true;
+        let canon_len = g.canonicalizer.written();
+        for s in &mut g.slots {
+            s.canon_len = canon_len;
+            let ctx =
+                std::mem::replace(&mut s.ctx, digest::Context::new(s.hash.digest_algorithm()));
+            s.result = Some(ctx.finish());
+        }
+    }
+}
+
 // Entries sit in one Vec, one per signature: the unused room of an invalid entry costs less
 // than a box per valid signature.
 #[allow(clippy::large_enum_variant)]
@@ -241,7 +364,7 @@ impl<'a> StreamingVerifier<'a> {
         cache: Option<Arc<KeyCache>>,
     ) -> Self {
         let mut entries = Vec::new();
-        let mut groups: Vec<Group> = Vec::new();
+        let mut hashes = BodyHashes::default();
         let mut count = 0usize;
         for field in spans.iter().map(|s| HeaderField::from_span(&header, *s)) {
             // The length rules most fields out without comparing names.
@@ -263,41 +386,11 @@ impl<'a> StreamingVerifier<'a> {
                     Entry::Invalid(Problem::Sha1NotAllowed, sig.info)
                 }
                 Ok(sig) => {
-                    let canon = sig.canonicalization.body;
-                    let hash = sig.algorithm.hash();
-                    let g = match groups.iter().position(|g| g.canon == canon) {
-                        Some(g) => g,
-                        None => {
-                            groups.push(Group {
-                                canon,
-                                canonicalizer: BodyCanonicalizer::new(canon),
-                                slots: Vec::new(),
-                                done: false,
-                            });
-                            groups.len() - 1
-                        }
-                    };
-                    let slots = groups.get_mut(g).map(|g| &mut g.slots);
-                    let slot = match slots {
-                        Some(slots) => match slots
-                            .iter()
-                            .position(|s| s.hash == hash && s.limit == sig.body_length)
-                        {
-                            Some(s) => s,
-                            None => {
-                                slots.push(Slot {
-                                    hash,
-                                    limit: sig.body_length,
-                                    ctx: digest::Context::new(hash.digest_algorithm()),
-                                    written: 0,
-                                    canon_len: 0,
-                                    result: None,
-                                });
-                                slots.len() - 1
-                            }
-                        },
-                        None => 0,
-                    };
+                    let (g, slot) = hashes.want(
+                        sig.canonicalization.body,
+                        sig.algorithm.hash(),
+                        sig.body_length,
+                    );
                     Entry::Valid {
                         key_name: shared_key_name(&sig),
                         sig,
@@ -314,7 +407,7 @@ impl<'a> StreamingVerifier<'a> {
             config,
             cache,
             entries,
-            groups,
+            groups: hashes.groups,
         }
     }
 
@@ -451,19 +544,7 @@ impl<'a> StreamingVerifier<'a> {
         keys: impl Fn(&str) -> Option<&'k DnsResult<Vec<u8>>>,
         clock: &C,
     ) -> Vec<SignatureResult> {
-        for g in &mut self.groups {
-            if g.done {
-                continue;
-            }
-            g.canonicalizer.finish(g.slots.as_mut_slice());
-            let canon_len = g.canonicalizer.written();
-            for s in &mut g.slots {
-                s.canon_len = canon_len;
-                let ctx =
-                    std::mem::replace(&mut s.ctx, digest::Context::new(s.hash.digest_algorithm()));
-                s.result = Some(ctx.finish());
-            }
-        }
+        finish_groups(&mut self.groups);
         let now = clock.unix_seconds();
         let entries = std::mem::take(&mut self.entries);
         let fields: SmallVec<[HeaderField<'_>; 32]> = self
@@ -554,7 +635,7 @@ impl<'a> StreamingVerifier<'a> {
 type Scratch = SmallVec<[u8; 512]>;
 
 /// The key name of `sig` (§3.6.2.1), written on the stack and then shared: one allocation.
-fn shared_key_name(sig: &SigCore) -> Arc<str> {
+pub(crate) fn shared_key_name(sig: &SigCore) -> Arc<str> {
     let mut name: SmallVec<[u8; 320]> = SmallVec::new();
     name.extend(sig.selector().bytes().map(|b| b.to_ascii_lowercase()));
     name.extend_from_slice(b"._domainkey.");
@@ -563,7 +644,10 @@ fn shared_key_name(sig: &SigCore) -> Arc<str> {
     Arc::from(&*String::from_utf8_lossy(&name))
 }
 
-fn key_from_answer(answer: &DnsResult<Vec<u8>>, cache: Option<&KeyCache>) -> Arc<ParsedKey> {
+pub(crate) fn key_from_answer(
+    answer: &DnsResult<Vec<u8>>,
+    cache: Option<&KeyCache>,
+) -> Arc<ParsedKey> {
     match answer {
         Err(DnsError::Temporary(why)) => Arc::new(Err(Problem::KeyLookupFailed(why.clone()))),
         Err(_) => Arc::new(Err(Problem::NoKey)),
@@ -587,6 +671,50 @@ fn key_from_answer(answer: &DnsResult<Vec<u8>>, cache: Option<&KeyCache>) -> Arc
     }
 }
 
+/// The checks of a key against the signature that uses it (§3.6.1, §6.1.2, RFC 8301 §3.2),
+/// shared by DKIM signatures and ARC's AMS and AS: the key is there and not revoked, its
+/// type and `h=` fit the algorithm, it is for email, `t=s` holds (`identity_is_domain`:
+/// the `i=` domain is `d=`) and an RSA key has at least `min_rsa_bits` (never under 1024).
+pub(crate) fn check_key(
+    key: Option<&ParsedKey>,
+    algorithm: Algorithm,
+    min_rsa_bits: usize,
+    identity_is_domain: bool,
+) -> Result<(&KeyRecord, &PublicKey), Problem> {
+    let (record, public) = match key {
+        None => return Err(Problem::NoKey),
+        Some(Err(p)) => return Err(p.clone()),
+        Some(Ok((record, public))) => (record, public),
+    };
+    let Some(public) = public else {
+        return Err(Problem::KeyRevoked);
+    };
+    if record.key_type != algorithm.key_type() {
+        return Err(Problem::KeyTypeMismatch {
+            key: record.key_type,
+            algorithm,
+        });
+    }
+    if let Some(hashes) = &record.hashes
+        && !hashes.contains(&algorithm.hash())
+    {
+        return Err(Problem::HashNotAllowedByKey(algorithm.hash()));
+    }
+    if !record.for_email {
+        return Err(Problem::KeyNotForEmail);
+    }
+    if record.strict && !identity_is_domain {
+        return Err(Problem::StrictIdentityMismatch);
+    }
+    let minimum = min_rsa_bits.max(1024);
+    if let Some(bits) = public.rsa_bits()
+        && bits < minimum
+    {
+        return Err(Problem::KeyTooSmall { bits, minimum });
+    }
+    Ok((record, public))
+}
+
 #[allow(clippy::too_many_arguments)]
 fn evaluate(
     sig: &SigCore,
@@ -607,40 +735,15 @@ fn evaluate(
     {
         return Err(Problem::Expired);
     }
-    let (record, public) = match key {
-        None => return Err(Problem::NoKey),
-        Some(Err(p)) => return Err(p.clone()),
-        Some(Ok((record, public))) => (record, public),
-    };
-    *testing = record.testing;
-    let Some(public) = public else {
-        return Err(Problem::KeyRevoked);
-    };
-    if record.key_type != sig.algorithm.key_type() {
-        return Err(Problem::KeyTypeMismatch {
-            key: record.key_type,
-            algorithm: sig.algorithm,
-        });
+    if let Some(Ok((record, _))) = key {
+        *testing = record.testing;
     }
-    if let Some(hashes) = &record.hashes
-        && !hashes.contains(&sig.algorithm.hash())
-    {
-        return Err(Problem::HashNotAllowedByKey(sig.algorithm.hash()));
-    }
-    if !record.for_email {
-        return Err(Problem::KeyNotForEmail);
-    }
-    if record.strict && !sig.identity_is_domain() {
-        return Err(Problem::StrictIdentityMismatch);
-    }
-    if let Some(bits) = public.rsa_bits()
-        && bits < config.min_rsa_bits.max(1024)
-    {
-        return Err(Problem::KeyTooSmall {
-            bits,
-            minimum: config.min_rsa_bits.max(1024),
-        });
-    }
+    let (_, public) = check_key(
+        key,
+        sig.algorithm,
+        config.min_rsa_bits,
+        sig.identity_is_domain(),
+    )?;
     if let Some(l) = sig.body_length
         && l > canon_len
     {

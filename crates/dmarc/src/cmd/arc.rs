@@ -1,0 +1,312 @@
+//! `dmarc arc`: validate ARC chains (RFC 8617 §5.2) and seal messages (§5.1).
+
+use std::fs;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use dmarc_dns::SystemClock;
+use dmarc_proto::arc::seal::{SealError, SealOptions, own_results, seal};
+use dmarc_proto::arc::{ArcOutput, ArcVerifier, ChainStatus};
+use dmarc_proto::auth_results::split_resinfo;
+use dmarc_proto::dkim::SigningKey;
+use dmarc_proto::{Clock, FixedClock};
+
+use crate::dns_args::DnsArgs;
+
+/// ARC (RFC 8617): validate chains, seal messages.
+#[derive(Debug, Args)]
+pub struct ArcArgs {
+    #[command(subcommand)]
+    command: ArcCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ArcCommand {
+    /// Validate the ARC chain of messages: one line (or JSON object) per file with the chain
+    /// status none, pass or fail, the number of ARC sets, oldest-pass and the reason. Exit 0
+    /// when every chain passes, 1 otherwise, 2 on error.
+    Verify(VerifyArgs),
+    /// Add the next ARC set (ARC-Authentication-Results, ARC-Message-Signature, ARC-Seal)
+    /// and write the sealed message to standard output. The chain that arrived is
+    /// validated first; its status is the new seal's cv=.
+    Seal(SealArgs),
+}
+
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    /// Message files (RFC 5322; CRLF or LF line endings).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    #[command(flatten)]
+    dns: DnsArgs,
+    /// Validate as if the time were this (seconds since the Unix epoch), for x=.
+    #[arg(long, value_name = "UNIX_TIME")]
+    now: Option<u64>,
+    /// One JSON object per file, one per line.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct SealArgs {
+    /// The message to seal.
+    file: PathBuf,
+    /// The sealing domain (d= of the ARC-Message-Signature and ARC-Seal).
+    #[arg(long)]
+    domain: String,
+    /// The selector (s=).
+    #[arg(long)]
+    selector: String,
+    /// The private key: PEM (PKCS#8 or PKCS#1 RSA), or a base64 Ed25519 seed.
+    #[arg(long, value_name = "KEYFILE")]
+    key: PathBuf,
+    /// This hop's authserv-id, written in the ARC-Authentication-Results.
+    #[arg(long, value_name = "ID")]
+    authserv_id: String,
+    /// This hop's results, as an Authentication-Results value (`ID; spf=pass ...; dkim=...`)
+    /// or only its results (`spf=pass ...; dkim=...`). Default: the results of the
+    /// message's Authentication-Results fields with this authserv-id, in order.
+    #[arg(long, value_name = "TEXT")]
+    auth_results: Option<String>,
+    /// Header fields the ARC-Message-Signature signs, separated by colons or commas
+    /// (default: From, To, Cc, Subject, Date, Message-ID, threading, MIME, DKIM-Signature
+    /// and list fields).
+    #[arg(long, value_name = "NAMES")]
+    headers: Option<String>,
+    #[command(flatten)]
+    dns: DnsArgs,
+    /// Seal (t=) and validate with this time instead of the clock.
+    #[arg(long, value_name = "UNIX_TIME")]
+    now: Option<u64>,
+}
+
+/// Runs `dmarc arc ...`.
+pub fn run(args: ArcArgs) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match args.command {
+        ArcCommand::Verify(a) => rt.block_on(verify(a)),
+        ArcCommand::Seal(a) => rt.block_on(seal_cmd(a)),
+    }
+}
+
+fn clock(now: Option<u64>) -> Box<dyn Clock> {
+    match now {
+        Some(t) => Box::new(FixedClock::from_unix_seconds(t)),
+        None => Box::new(SystemClock),
+    }
+}
+
+async fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let lookup = a.dns.lookup()?;
+    let clock = clock(a.now);
+    let verifier = ArcVerifier::default();
+    let (mut all_pass, mut had_error) = (true, false);
+    let stdout = std::io::stdout();
+    for file in &a.files {
+        let name = file.display().to_string();
+        let message = match fs::read(file) {
+            Ok(m) => m,
+            Err(e) => {
+                had_error = true;
+                if a.json {
+                    let line = serde_json::json!({"file": name, "error": e.to_string()});
+                    writeln!(stdout.lock(), "{line}")?;
+                } else {
+                    eprintln!("dmarc: {name}: {e}");
+                }
+                continue;
+            }
+        };
+        let out = verifier.verify(&message, &lookup, &*clock).await;
+        all_pass &= out.status == ChainStatus::Pass;
+        let mut w = stdout.lock();
+        if a.json {
+            writeln!(w, "{}", json_line(&name, &out))?;
+        } else {
+            writeln!(w, "{}", text_line(&name, &out))?;
+        }
+    }
+    Ok(if had_error {
+        ExitCode::from(2)
+    } else if all_pass {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `FILE: arc=pass instances=3 oldest-pass=1 (reason)`.
+fn text_line(name: &str, out: &ArcOutput) -> String {
+    let oldest = out
+        .oldest_pass
+        .map_or_else(String::new, |o| format!(" oldest-pass={o}"));
+    format!(
+        "{name}: arc={} instances={}{oldest} ({})",
+        out.status,
+        out.instances,
+        out.reason()
+    )
+}
+
+/// `{"file", "result", "instances", "oldest_pass", "reason", "hops": [...]}`; each hop
+/// says its instance, sealer, cv, the AAR's authserv-id and results, and whether its AMS
+/// and seal verified (null: not checked).
+fn json_line(name: &str, out: &ArcOutput) -> serde_json::Value {
+    let checked = |r: &Option<Result<(), dmarc_proto::dkim::Problem>>| match r {
+        None => serde_json::Value::Null,
+        Some(Ok(())) => "pass".into(),
+        Some(Err(p)) => p.to_string().into(),
+    };
+    let hops: Vec<serde_json::Value> = out
+        .hops
+        .iter()
+        .map(|h| {
+            let (authserv_id, results) = match &h.authentication_results {
+                Some(Ok(ar)) => (
+                    serde_json::Value::from(ar.authserv_id.clone()),
+                    ar.results
+                        .iter()
+                        .map(|r| serde_json::Value::from(format!("{}={}", r.method, r.result)))
+                        .collect(),
+                ),
+                _ => (serde_json::Value::Null, Vec::new()),
+            };
+            serde_json::json!({
+                "instance": h.instance,
+                "sealer": h.sealer,
+                "cv": h.cv.map(|c| c.as_str()),
+                "authserv_id": authserv_id,
+                "results": results,
+                "message_signature": checked(&h.message_signature),
+                "seal": checked(&h.seal),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "file": name,
+        "result": out.status.as_str(),
+        "instances": out.instances,
+        "oldest_pass": out.oldest_pass,
+        "reason": out.reason(),
+        "hops": hops,
+    })
+}
+
+/// This hop's results from `--auth-results` (a whole field value whose authserv-id is
+/// ours, or only results).
+fn given_results(text: &str, authserv_id: &str) -> anyhow::Result<Vec<String>> {
+    if let Some((id, results)) = split_resinfo(text)
+        && id.eq_ignore_ascii_case(authserv_id)
+    {
+        return Ok(results);
+    }
+    match split_resinfo(&format!("x; {text}")) {
+        Some((_, results)) => Ok(results),
+        None => bail!("--auth-results: cannot read {text:?}"),
+    }
+}
+
+async fn seal_cmd(a: SealArgs) -> anyhow::Result<ExitCode> {
+    let message = fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+    let key_text = fs::read(&a.key).with_context(|| format!("reading {}", a.key.display()))?;
+    let key = SigningKey::from_pem(&key_text)
+        .with_context(|| format!("loading key {}", a.key.display()))?;
+    let lookup = a.dns.lookup()?;
+    let clock = clock(a.now);
+    let arrived = ArcVerifier::default()
+        .verify(&message, &lookup, &*clock)
+        .await;
+    if let Some(p) = &arrived.problem
+        && p.is_temporary()
+    {
+        bail!("the chain could not be validated ({p}); not sealed, try again later");
+    }
+    let mut results = match &a.auth_results {
+        Some(text) => given_results(text, &a.authserv_id)?,
+        None => own_results(&message, &a.authserv_id),
+    };
+    // The AAR records this hop's ARC result: ours, unless the text has one that agrees.
+    match results.iter().find(|r| r.trim_start().starts_with("arc=")) {
+        Some(r) => {
+            let said = r
+                .trim_start()
+                .strip_prefix("arc=")
+                .and_then(|s| s.split([' ', '\t', '\r', '\n', '(']).next())
+                .and_then(ChainStatus::parse);
+            if said != Some(arrived.status) {
+                bail!(
+                    "the results say {r:?}, but the chain that arrived is {} ({})",
+                    arrived.status,
+                    arrived.reason()
+                );
+            }
+        }
+        None => results.insert(0, arrived.method_result(None).to_string()),
+    }
+    let mut opts = SealOptions::new(a.domain, a.selector, a.authserv_id);
+    if let Some(h) = &a.headers {
+        opts.headers = h
+            .split([':', ','])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+    }
+    let mut out = std::io::stdout().lock();
+    let set = match seal(&message, &key, &opts, &results, arrived.status, &*clock) {
+        Ok(set) => set,
+        Err(e @ SealError::ChainAlreadyFailed(_)) => {
+            // Pass the message on unchanged: a failed chain gets no more sets.
+            eprintln!("dmarc: {}: {e}", a.file.display());
+            out.write_all(&message)?;
+            out.flush()?;
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e).context(format!("sealing {}", a.file.display())),
+    };
+    // Keep the message's own line endings: CRLF when its first line ends with CRLF.
+    let crlf = match message.iter().position(|&b| b == b'\n') {
+        Some(p) => p > 0 && message.get(p - 1) == Some(&b'\r'),
+        None => true,
+    };
+    let head = set.to_prepend();
+    let head = if crlf {
+        head
+    } else {
+        head.replace("\r\n", "\n")
+    };
+    out.write_all(head.as_bytes())?;
+    out.write_all(&message)?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_from_a_field_or_a_list() {
+        let r = given_results(
+            "mx.example; spf=pass smtp.mailfrom=a.example; dkim=pass (ok) header.d=a.example",
+            "MX.example",
+        )
+        .unwrap();
+        assert_eq!(
+            r,
+            [
+                "spf=pass smtp.mailfrom=a.example",
+                "dkim=pass (ok) header.d=a.example"
+            ]
+        );
+        let r =
+            given_results("spf=pass smtp.mailfrom=a.example; dmarc=pass", "mx.example").unwrap();
+        assert_eq!(r, ["spf=pass smtp.mailfrom=a.example", "dmarc=pass"]);
+    }
+}

@@ -1,0 +1,508 @@
+//! Unit tests of the ARC module: parsing, the structural rules of §5.2, sealing round
+//! trips, the `arc=` result and the trusted-forwarder decision.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::forwarder::{NoOverride, TRUSTED_FORWARDER, TrustedSealers, trusted_forwarder_override};
+use super::seal::{SealError, SealOptions, seal};
+use super::*;
+use crate::FixedClock;
+use crate::dkim::SigningKey;
+use crate::dmarc::{AlignmentMode, DmarcOutput, DmarcResult, Spec};
+use crate::dns::{DnsError, DnsResult, Lookup, MxRecord};
+
+#[derive(Default)]
+struct Zone(HashMap<String, Vec<u8>>);
+
+impl Lookup for Zone {
+    async fn txt(&self, name: &str) -> DnsResult<Vec<u8>> {
+        self.0
+            .get(&name.to_ascii_lowercase())
+            .map(|v| vec![v.clone()])
+            .ok_or(DnsError::NxDomain)
+    }
+    async fn a(&self, _: &str) -> DnsResult<Ipv4Addr> {
+        Err(DnsError::NxDomain)
+    }
+    async fn aaaa(&self, _: &str) -> DnsResult<Ipv6Addr> {
+        Err(DnsError::NxDomain)
+    }
+    async fn mx(&self, _: &str) -> DnsResult<MxRecord> {
+        Err(DnsError::NxDomain)
+    }
+    async fn ptr(&self, _: IpAddr) -> DnsResult<String> {
+        Err(DnsError::NxDomain)
+    }
+}
+
+const T: u64 = 1_750_000_000;
+const MESSAGE: &[u8] = b"From: Alice <alice@brand.example>\r\nTo: list@lists.example\r\n\
+Subject: hello\r\nDate: Mon, 1 Dec 2025 10:00:00 +0000\r\nMessage-ID: <1@brand.example>\r\n\
+\r\nHello, world.\r\n";
+
+/// Hops with Ed25519 keys published in `zone`.
+struct Hops {
+    zone: Zone,
+    keys: Vec<(String, SigningKey)>,
+}
+
+impl Hops {
+    fn new(domains: &[&str]) -> Self {
+        let mut zone = Zone::default();
+        let mut keys = Vec::new();
+        for d in domains {
+            let k = SigningKey::generate_ed25519().expect("key");
+            zone.0.insert(
+                format!("arc._domainkey.{d}"),
+                k.dns_record().expect("record").into_bytes(),
+            );
+            keys.push((d.to_string(), k));
+        }
+        Hops { zone, keys }
+    }
+
+    fn verify(&self, msg: &[u8]) -> ArcOutput {
+        futures_util::FutureExt::now_or_never(ArcVerifier::default().verify(
+            msg,
+            &self.zone,
+            &FixedClock::from_unix_seconds(T + 10),
+        ))
+        .expect("no I/O")
+    }
+
+    /// Seals `msg` as hop `k` (0-based) with the chain status it verifies.
+    fn seal(&self, msg: &[u8], k: usize, results: &str) -> Result<Vec<u8>, SealError> {
+        self.seal_edited(msg, msg, k, results)
+    }
+
+    /// Verifies `received`, then seals `msg` (the message as this hop changed it).
+    fn seal_edited(
+        &self,
+        received: &[u8],
+        msg: &[u8],
+        k: usize,
+        results: &str,
+    ) -> Result<Vec<u8>, SealError> {
+        let (d, key) = self.keys.get(k).expect("hop");
+        let status = self.verify(received).status;
+        let opts = SealOptions::new(d.as_str(), "arc", format!("mx.{d}"));
+        let set = seal(
+            msg,
+            key,
+            &opts,
+            &[results.to_string()],
+            status,
+            &FixedClock::from_unix_seconds(T + k as u64),
+        )?;
+        Ok([set.to_prepend().as_bytes(), msg].concat())
+    }
+}
+
+fn replace(msg: &[u8], from: &str, to: &str) -> Vec<u8> {
+    String::from_utf8_lossy(msg)
+        .replacen(from, to, 1)
+        .into_bytes()
+}
+
+#[test]
+fn no_sets_is_none() {
+    let hops = Hops::new(&[]);
+    let out = hops.verify(MESSAGE);
+    assert_eq!(out.status, ChainStatus::None);
+    assert_eq!(out.instances, 0);
+    assert_eq!(out.reason(), "no ARC sets");
+    assert_eq!(out.method_result(None).to_string(), "arc=none");
+}
+
+#[test]
+fn three_hops_pass_with_oldest_pass_and_hop_results() {
+    let hops = Hops::new(&["one.example", "two.example", "three.example"]);
+    let m1 = hops
+        .seal(
+            MESSAGE,
+            0,
+            "spf=pass smtp.mailfrom=brand.example; dkim=pass header.d=brand.example",
+        )
+        .expect("seal 1");
+    let m2 = hops
+        .seal(&m1, 1, "spf=fail smtp.mailfrom=one.example")
+        .expect("seal 2");
+    let m3 = hops
+        .seal(&m2, 2, "spf=pass smtp.mailfrom=two.example")
+        .expect("seal 3");
+    let out = hops.verify(&m3);
+    assert_eq!(out.status, ChainStatus::Pass, "{}", out.reason());
+    assert_eq!(out.instances, 3);
+    assert_eq!(out.oldest_pass, Some(1));
+    assert_eq!(out.newest_sealer(), Some("three.example"));
+    let first = out.hop(1).expect("hop 1");
+    assert_eq!(first.authserv_id(), Some("mx.one.example"));
+    let Some(Ok(ar)) = &first.authentication_results else {
+        panic!("AAR 1 unreadable")
+    };
+    assert_eq!(ar.results.len(), 2);
+    assert_eq!(ar.results[1].property("header", "d"), Some("brand.example"));
+    assert_eq!(
+        out.method_result(Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))))
+            .to_string(),
+        "arc=pass (i=3 sealed by three.example) header.oldest-pass=1 smtp.remote-ip=192.0.2.1"
+    );
+    assert!(
+        out.reason().contains("3 ARC sets verified"),
+        "{}",
+        out.reason()
+    );
+}
+
+#[test]
+fn a_list_that_edits_moves_oldest_pass() {
+    let hops = Hops::new(&["one.example", "list.example"]);
+    let m1 = hops
+        .seal(MESSAGE, 0, "dkim=pass header.d=brand.example")
+        .expect("seal 1");
+    let edited = replace(&m1, "Subject: hello", "Subject: [list] hello");
+    let m2 = hops
+        .seal_edited(&m1, &edited, 1, "arc=pass")
+        .expect("seal 2");
+    let out = hops.verify(&m2);
+    assert_eq!(out.status, ChainStatus::Pass, "{}", out.reason());
+    assert_eq!(out.oldest_pass, Some(2));
+    assert_eq!(
+        out.hop(1).and_then(|h| h.message_signature.clone()),
+        Some(Err(crate::dkim::Problem::SignatureMismatch))
+    );
+}
+
+#[test]
+fn changes_after_the_last_seal_fail() {
+    let hops = Hops::new(&["one.example", "two.example"]);
+    let m1 = hops
+        .seal(MESSAGE, 0, "spf=pass smtp.mailfrom=brand.example")
+        .expect("seal 1");
+    let m2 = hops.seal(&m1, 1, "arc=pass").expect("seal 2");
+    let body = replace(&m2, "Hello, world.", "Hello, moon.");
+    let out = hops.verify(&body);
+    assert_eq!(out.status, ChainStatus::Fail);
+    assert_eq!(
+        out.problem,
+        Some(ArcProblem::MessageSignature(
+            2,
+            crate::dkim::Problem::BodyHashMismatch
+        ))
+    );
+    // An older AAR edited: the seals break.
+    let aar = replace(
+        &m2,
+        "spf=pass smtp.mailfrom=brand.example",
+        "spf=pass smtp.mailfrom=evil.example",
+    );
+    let out = hops.verify(&aar);
+    assert_eq!(out.status, ChainStatus::Fail);
+    assert!(
+        matches!(out.problem, Some(ArcProblem::Seal(_, _))),
+        "{:?}",
+        out.problem
+    );
+}
+
+#[test]
+fn structural_rules() {
+    let hops = Hops::new(&["one.example", "two.example"]);
+    let m1 = hops
+        .seal(MESSAGE, 0, "spf=pass smtp.mailfrom=brand.example")
+        .expect("seal 1");
+    let m2 = hops.seal(&m1, 1, "arc=pass").expect("seal 2");
+    let text = String::from_utf8_lossy(&m2).to_string();
+
+    // A gap: instance 1's AAR renumbered 3.
+    let gap = text.replacen(
+        "ARC-Authentication-Results: i=1;",
+        "ARC-Authentication-Results: i=3;",
+        1,
+    );
+    let out = hops.verify(gap.as_bytes());
+    assert_eq!(
+        out.problem,
+        Some(ArcProblem::Missing(FieldKind::AuthenticationResults, 1))
+    );
+
+    // A duplicate.
+    let dup = text.replacen(
+        "ARC-Authentication-Results: i=2;",
+        "ARC-Authentication-Results: i=1;",
+        1,
+    );
+    let out = hops.verify(dup.as_bytes());
+    assert_eq!(
+        out.problem,
+        Some(ArcProblem::Duplicate(FieldKind::AuthenticationResults, 1))
+    );
+
+    // cv=none above instance 1.
+    let cv = text.replacen("cv=pass", "cv=none", 1);
+    let out = hops.verify(cv.as_bytes());
+    assert_eq!(
+        out.problem,
+        Some(ArcProblem::SealNotPass(2, ChainStatus::None))
+    );
+
+    // cv=fail at the newest seal ends the chain, without DNS.
+    let failed = text.replacen("cv=pass", "cv=fail", 1);
+    let out = hops.verify(failed.as_bytes());
+    assert_eq!(out.problem, Some(ArcProblem::NewestSealSaysFail(2)));
+    assert!(out.reason().contains("cv=fail"));
+
+    // More than 50.
+    let many = format!("ARC-Authentication-Results: i=51; x; none\r\n{text}");
+    let out = hops.verify(many.as_bytes());
+    assert_eq!(out.problem, Some(ArcProblem::TooManySets(51)));
+
+    // An unreadable i=.
+    let bad = text.replacen(
+        "ARC-Authentication-Results: i=1;",
+        "ARC-Authentication-Results: i=x;",
+        1,
+    );
+    let out = hops.verify(bad.as_bytes());
+    assert!(
+        matches!(
+            out.problem,
+            Some(ArcProblem::BadInstance(FieldKind::AuthenticationResults, _))
+        ),
+        "{:?}",
+        out.problem
+    );
+    assert_eq!(out.status, ChainStatus::Fail);
+}
+
+#[test]
+fn sealing_rules() {
+    let hops = Hops::new(&["one.example", "two.example"]);
+    let (d, key) = &hops.keys[0];
+    let opts = SealOptions::new(d.as_str(), "arc", "mx.one.example");
+    let clock = FixedClock::from_unix_seconds(T);
+    // The first seal says cv=none.
+    assert!(matches!(
+        seal(MESSAGE, key, &opts, &[], ChainStatus::Pass, &clock),
+        Err(SealError::NotSound(_))
+    ));
+    let m1 = hops
+        .seal(MESSAGE, 0, "spf=pass smtp.mailfrom=brand.example")
+        .expect("seal 1");
+    assert!(matches!(
+        seal(&m1, key, &opts, &[], ChainStatus::None, &clock),
+        Err(SealError::NotFirst(1))
+    ));
+    // A broken chain is sealed with cv=fail, covering only its own set; after that, no
+    // more sets.
+    let broken = replace(&m1, "Hello, world.", "Hello, moon.");
+    let m2 = hops.seal(&broken, 1, "arc=fail").expect("seal 2");
+    let out = hops.verify(&m2);
+    assert_eq!(out.problem, Some(ArcProblem::NewestSealSaysFail(2)));
+    assert!(matches!(
+        hops.seal(&m2, 0, "arc=fail"),
+        Err(SealError::ChainAlreadyFailed(2))
+    ));
+}
+
+#[test]
+fn results_cannot_inject_fields() {
+    let hops = Hops::new(&["one.example"]);
+    let (d, key) = &hops.keys[0];
+    let opts = SealOptions::new(d.as_str(), "arc", "mx.one.example");
+    let clock = FixedClock::from_unix_seconds(T);
+    for bad in [
+        "spf=pass\r\nX-Evil: 1",
+        "spf=pass\nX-Evil: 1",
+        "spf=pass\rX: 1",
+    ] {
+        assert!(matches!(
+            seal(
+                MESSAGE,
+                key,
+                &opts,
+                &[bad.to_string()],
+                ChainStatus::None,
+                &clock
+            ),
+            Err(SealError::AuthenticationResults(_))
+        ));
+    }
+    // Folded results (LF or CRLF) are kept, folded with CRLF.
+    let set = seal(
+        MESSAGE,
+        key,
+        &opts,
+        &["spf=pass\n\tsmtp.mailfrom=brand.example".to_string()],
+        ChainStatus::None,
+        &clock,
+    )
+    .expect("seal");
+    assert!(
+        set.authentication_results
+            .contains("spf=pass\r\n\tsmtp.mailfrom=brand.example")
+    );
+    // An authserv-id that is not a token is quoted, its line break made a space.
+    let odd = SealOptions::new(d.as_str(), "arc", "mx one\r\nX: y");
+    let set = seal(MESSAGE, key, &odd, &[], ChainStatus::None, &clock).expect("seal");
+    assert_eq!(
+        set.authentication_results.matches('\n').count(),
+        1,
+        "{:?}",
+        set.authentication_results
+    );
+}
+
+#[test]
+fn aar_parsing() {
+    let a = parse_aar(b" i=2; mx.example; spf=pass smtp.mailfrom=a.example").expect("aar");
+    assert_eq!(a.instance, 2);
+    assert_eq!(a.results.expect("results").authserv_id, "mx.example");
+    assert!(parse_aar(b" mx.example; i=2; spf=pass").is_err());
+    assert!(parse_aar(b" i=2 mx.example; spf=pass").is_err());
+    assert!(parse_aar(b" i=0; mx.example; none").is_err());
+    // A broken payload is kept as an error, not a broken chain.
+    let a = parse_aar(b" i=1; mx.example; dmarc=pass by x (y").expect("aar");
+    assert!(a.results.is_err());
+}
+
+#[test]
+fn hostile_input_never_panics() {
+    let hops = Hops::new(&["one.example"]);
+    let m1 = hops
+        .seal(MESSAGE, 0, "spf=pass smtp.mailfrom=brand.example")
+        .expect("seal 1");
+    for cut in 0..m1.len() {
+        let _ = hops.verify(&m1[..cut]);
+        let mut flipped = m1.clone();
+        flipped[cut] ^= 0x55;
+        let _ = hops.verify(&flipped);
+    }
+}
+
+fn dmarc_fail() -> DmarcOutput {
+    DmarcOutput {
+        result: DmarcResult::Fail,
+        spec: Spec::Rfc9989,
+        declined: false,
+        author_domain: Some("brand.example".into()),
+        policy_domain: None,
+        org_domain: None,
+        record: None,
+        record_diagnostics: Vec::new(),
+        policy_source: None,
+        requested_policy: None,
+        applied_policy: None,
+        testing: false,
+        sampled: None,
+        author_domain_exists: None,
+        dkim_mode: AlignmentMode::Relaxed,
+        spf_mode: AlignmentMode::Relaxed,
+        spf: Vec::new(),
+        dkim: Vec::new(),
+        reason: "no aligned identifier".into(),
+    }
+}
+
+/// The Organizational Domain as the last two labels (enough for these names).
+fn org(d: &str) -> String {
+    let labels: Vec<&str> = d.rsplitn(3, '.').collect();
+    match labels.as_slice() {
+        [tld, sld, ..] => format!("{sld}.{tld}"),
+        _ => d.to_string(),
+    }
+}
+
+#[test]
+fn trusted_forwarder_decision() {
+    let hops = Hops::new(&["forward.example", "lists.example"]);
+    let m1 = hops
+        .seal(
+            MESSAGE,
+            0,
+            "spf=pass smtp.mailfrom=mail.brand.example; dkim=fail header.d=brand.example",
+        )
+        .expect("seal 1");
+    let m2 = hops
+        .seal(&m1, 1, "arc=pass; spf=fail smtp.mailfrom=forward.example")
+        .expect("seal 2");
+    let arc = hops.verify(&m2);
+    assert_eq!(arc.status, ChainStatus::Pass);
+    let dmarc = dmarc_fail();
+
+    // Both trusted: hop 1's AAR counts, and its SPF pass aligns (relaxed).
+    let both = TrustedSealers::new(["lists.example.", "FORWARD.example"]);
+    let o = trusted_forwarder_override(&dmarc, &arc, &both, org).expect("override");
+    assert_eq!(o.kind, TRUSTED_FORWARDER);
+    assert_eq!(o.sealer, "lists.example");
+    assert_eq!(o.vouched_instance, 1);
+    assert_eq!(o.evidence, "spf=pass smtp.mailfrom=mail.brand.example");
+    assert!(
+        o.comment.starts_with("forwarded by lists.example"),
+        "{}",
+        o.comment
+    );
+
+    // Only the newest trusted: its own AAR shows no aligned pass.
+    let newest = TrustedSealers::new(["lists.example"]);
+    assert_eq!(
+        trusted_forwarder_override(&dmarc, &arc, &newest, org),
+        Err(NoOverride::NoAlignedPass(2))
+    );
+    // Strict SPF alignment: mail.brand.example is not brand.example.
+    let mut strict = dmarc.clone();
+    strict.spf_mode = AlignmentMode::Strict;
+    assert_eq!(
+        trusted_forwarder_override(&strict, &arc, &both, org),
+        Err(NoOverride::NoAlignedPass(1))
+    );
+    // Only the older one trusted: the newest sealer decides.
+    let older = TrustedSealers::new(["forward.example"]);
+    assert_eq!(
+        trusted_forwarder_override(&dmarc, &arc, &older, org),
+        Err(NoOverride::SealerNotTrusted("lists.example".into()))
+    );
+    // Off by default.
+    assert_eq!(
+        trusted_forwarder_override(&dmarc, &arc, &TrustedSealers::default(), org),
+        Err(NoOverride::Off)
+    );
+    // Never changes a pass or a temperror.
+    for r in [DmarcResult::Pass, DmarcResult::TempError, DmarcResult::None] {
+        let mut d = dmarc.clone();
+        d.result = r;
+        assert_eq!(
+            trusted_forwarder_override(&d, &arc, &both, org),
+            Err(NoOverride::DmarcDidNotFail(r))
+        );
+    }
+    // A broken chain vouches for nothing.
+    let broken = hops.verify(&replace(&m2, "Hello, world.", "Hello, moon."));
+    assert_eq!(
+        trusted_forwarder_override(&dmarc, &broken, &both, org),
+        Err(NoOverride::ChainDidNotPass(ChainStatus::Fail))
+    );
+}
+
+#[test]
+fn chunked_body_gives_the_same_verdict() {
+    let hops = Hops::new(&["one.example"]);
+    let messy = [MESSAGE, b"trailing  space \r\n\r\n\r\n".as_slice()].concat();
+    let m1 = hops
+        .seal(&messy, 0, "spf=pass smtp.mailfrom=brand.example")
+        .expect("seal");
+    let msg = crate::message::Message::parse(&m1);
+    for size in [1, 3, 7, 64] {
+        let mut v = ArcVerifier::default().start(&msg);
+        for chunk in msg.body().chunks(size) {
+            v.body(chunk);
+        }
+        let out = futures_util::FutureExt::now_or_never(
+            v.finish(&hops.zone, &FixedClock::from_unix_seconds(T + 10)),
+        )
+        .expect("no I/O");
+        assert_eq!(out.status, ChainStatus::Pass, "{size}: {}", out.reason());
+    }
+    assert_eq!(hops.verify(&m1).status, ChainStatus::Pass);
+}
