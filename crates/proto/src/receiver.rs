@@ -58,8 +58,8 @@ use crate::clock::Clock;
 use crate::dkim::{DkimResult, KeyCache, SignatureResult, Verifier, VerifyConfig, fetch_keys};
 use crate::dmarc::{
     AlignmentMode, AuthResult, AuthorDomains, DkimIdentity, DmarcOptions, DmarcOutput,
-    DmarcRecordCache, DmarcResult, DnsFailureMode, Policy, Spec, SpfIdentity, author_domains,
-    evaluate_authors,
+    DmarcRecordCache, DmarcResult, DnsFailureMode, Policy, Spec, SpfIdentity, evaluate_authors,
+    read_authors,
 };
 use crate::dns::{DnsResult, Lookup, MxRecord};
 use crate::message::Message;
@@ -489,7 +489,7 @@ where
 
     // DMARC: the From field is known now; look for the policy while SPF and DKIM run.
     let from_fields: SmallVec<[&[u8]; 2]> = msg.fields("From").map(|f| f.value()).collect();
-    let authors = author_domains(&from_fields, &config.dmarc.author);
+    let authors = read_authors(&from_fields, &config.dmarc.author);
     let memo = Memo::new(lookup, authors.as_ref().is_ok_and(|a| a.domains.len() <= 1));
     let dmarc_prefetch = prefetch_policy(&memo, authors.as_ref().ok());
 
