@@ -52,11 +52,12 @@ fn parse(args: ParseArgs) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for path in &args.files {
         let file = path.display().to_string();
-        let results = match std::fs::read(path) {
+        let results = match dmarc_ingest::read_bounded(path, "report file", limits.max_input_size)
+        {
             Ok(bytes) => dmarc_report::parse_named(&file, &bytes, &limits),
             Err(e) => {
                 failed = true;
-                let msg = format!("cannot read {file}: {e}");
+                let msg = e.to_string();
                 if args.json {
                     writeln!(out, "{}", json!({"file": file, "error": msg}))?;
                 } else {
