@@ -191,13 +191,29 @@ fn endless_file_arguments_are_refused_at_their_limit() {
     let m = msg.to_str().unwrap();
     fails_fast(
         &[
-            "dkim", "sign", m, "--key", "/dev/zero", "--domain", "a.example", "--selector", "s",
+            "dkim",
+            "sign",
+            m,
+            "--key",
+            "/dev/zero",
+            "--domain",
+            "a.example",
+            "--selector",
+            "s",
         ],
         "the key file /dev/zero is larger than 1048576 bytes",
     );
     fails_fast(
         &[
-            "dkim", "sign", "/dev/zero", "--key", m, "--domain", "a.example", "--selector", "s",
+            "dkim",
+            "sign",
+            "/dev/zero",
+            "--key",
+            m,
+            "--domain",
+            "a.example",
+            "--selector",
+            "s",
         ],
         "the message /dev/zero is larger than 67108864 bytes",
     );
@@ -227,7 +243,10 @@ fn endless_file_arguments_are_refused_at_their_limit() {
     let out = dmarc(&["dkim", "verify", "/dev/zero", "--json"]);
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("the message /dev/zero is larger than"), "{text}");
+    assert!(
+        text.contains("the message /dev/zero is larger than"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -276,7 +295,11 @@ fn keygen_refuses_a_domain_that_is_not_one() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("--domain: \"bad domain;x\""), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--domain: \"bad domain;x\""),
+        "{}",
+        stderr(&out)
+    );
     assert!(out.stdout.is_empty());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     let out = Command::new(env!("CARGO_BIN_EXE_dmarc"))
@@ -295,4 +318,77 @@ fn keygen_refuses_a_domain_that_is_not_one() {
         .unwrap();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--selector"), "{}", stderr(&out));
+}
+
+#[test]
+fn misspelt_store_url_is_refused_without_echoing_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in [
+        "postgress://user:s3cret@db.example/dmarc",
+        "mysql://user:s3cret@db.example/dmarc",
+        "sqlite:///var/s3cret.db",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_dmarc"))
+            .current_dir(dir.path())
+            .args(["summary", "--db", url])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{url}");
+        let err = stderr(&out);
+        assert!(!err.contains("s3cret"), "{err}");
+        assert!(
+            err.contains("unknown store URL scheme") || err.contains("ambiguous"),
+            "{err}"
+        );
+        // Nothing was created in the working directory.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{url}");
+    }
+    // The accepted spellings.
+    let db = dir.path().join("a.sqlite3");
+    let out = dmarc(&["summary", "--db", &format!("SQLite:{}", db.display())]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(db.exists());
+}
+
+/// Runs `dmarc` as an unprivileged user when this test runs as root (root ignores file
+/// modes), else as this user.
+fn dmarc_unprivileged(args: &[&str]) -> Output {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false);
+    let bin = env!("CARGO_BIN_EXE_dmarc");
+    if root {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", bin])
+            .args(args)
+            .output()
+            .expect("setpriv")
+    } else {
+        dmarc(args)
+    }
+}
+
+#[test]
+fn summary_on_a_read_only_database_says_so() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ro.sqlite3");
+    let out = dmarc(&["summary", "--db", db.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let set = |p: &std::path::Path, mode| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    set(&db, 0o444);
+    set(dir.path(), 0o555);
+    let out = dmarc_unprivileged(&["summary", "--db", db.to_str().unwrap()]);
+    set(dir.path(), 0o755);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("is read-only for this user"), "{err}");
+    assert!(
+        !err.contains("attempt to write a readonly database"),
+        "{err}"
+    );
 }

@@ -85,11 +85,7 @@ pub fn read_bounded(path: &Path, what: &'static str, limit: u64) -> Result<Vec<u
 }
 
 /// [`read_bounded`] for a text file: the bytes must be UTF-8.
-pub fn read_bounded_text(
-    path: &Path,
-    what: &'static str,
-    limit: u64,
-) -> Result<String, ReadError> {
+pub fn read_bounded_text(path: &Path, what: &'static str, limit: u64) -> Result<String, ReadError> {
     let bytes = read_bounded(path, what, limit)?;
     String::from_utf8(bytes).map_err(|e| ReadError::Io {
         path: path.to_path_buf(),

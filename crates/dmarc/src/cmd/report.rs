@@ -52,8 +52,7 @@ fn parse(args: ParseArgs) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for path in &args.files {
         let file = path.display().to_string();
-        let results = match dmarc_ingest::read_bounded(path, "report file", limits.max_input_size)
-        {
+        let results = match dmarc_ingest::read_bounded(path, "report file", limits.max_input_size) {
             Ok(bytes) => dmarc_report::parse_named(&file, &bytes, &limits),
             Err(e) => {
                 failed = true;

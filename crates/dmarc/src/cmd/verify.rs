@@ -321,7 +321,9 @@ async fn run_batch(
             .await;
             let message = match read {
                 Ok(Ok(m)) => m,
-                Ok(Err(e)) => return json!({"line": n, "file": case.file, "error": format!("{e:#}")}),
+                Ok(Err(e)) => {
+                    return json!({"line": n, "file": case.file, "error": format!("{e:#}")});
+                }
                 Err(e) => return json!({"line": n, "file": case.file, "error": e.to_string()}),
             };
             let v = verify_message(
