@@ -356,9 +356,40 @@ fn trailing_bytes_after_a_gzip_member_are_ignored_with_a_warning() {
     assert!(
         a.warnings
             .iter()
-            .any(|w| w.contains("after the first gzip member"))
+            .any(|w| w.contains("after the last gzip member"))
     );
     assert_eq!(p.source.to_string(), "r.xml.gz > r.xml");
+}
+
+/// Issue 9: a gzip file of several members (valid, and what `zcat` reads) is read whole,
+/// not cut after the first member.
+#[test]
+fn multi_member_gzip_is_read_whole() {
+    let text = SMALL_REPORT.as_bytes();
+    for pieces in [2, 3, 7] {
+        let step = text.len().div_ceil(pieces);
+        let mut gz = Vec::new();
+        for chunk in text.chunks(step) {
+            gz.extend_from_slice(&gzip(chunk));
+        }
+        let p = only(parse_named("r.xml.gz", &gz, &Limits::default()));
+        let a = as_agg(&p);
+        assert_eq!(a.records.len(), 1);
+        assert!(a.warnings.is_empty(), "{:?}", a.warnings);
+        assert_eq!(p.source.to_string(), "r.xml.gz > r.xml");
+    }
+    // Junk after the last of several members: a warning.
+    let (head, tail) = text.split_at(text.len() / 2);
+    let mut gz = gzip(head);
+    gz.extend_from_slice(&gzip(tail));
+    gz.extend_from_slice(b"junk");
+    let p = only(parse_named("r.xml.gz", &gz, &Limits::default()));
+    assert!(
+        as_agg(&p)
+            .warnings
+            .iter()
+            .any(|w| w.contains("4 bytes after the last gzip member (of 2)"))
+    );
 }
 
 #[test]
