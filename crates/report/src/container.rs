@@ -264,8 +264,7 @@ impl<'l> Walk<'l> {
                     .and_then(|h| h.filename())
                     .map(|f| String::from_utf8_lossy(f).into_owned());
             }
-            if let Err(e) = self.inflate_into(&mut out, &mut dec, data.len() as u64, path, "gzip")
-            {
+            if let Err(e) = self.inflate_into(&mut out, &mut dec, data.len() as u64, path, "gzip") {
                 return self.fail(e);
             }
             members += 1;

@@ -156,7 +156,10 @@ fn input_size_limit() {
 #[test]
 fn multi_member_gzip_bomb_hits_the_limits() {
     let member = gzip(&vec![b' '; 4 << 20]);
-    let many: Vec<u8> = std::iter::repeat_n(member.as_slice(), 8).flatten().copied().collect();
+    let many: Vec<u8> = std::iter::repeat_n(member.as_slice(), 8)
+        .flatten()
+        .copied()
+        .collect();
     let limits = Limits {
         max_decompressed_size: 16 << 20,
         max_compression_ratio: u64::MAX,
