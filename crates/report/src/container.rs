@@ -28,10 +28,39 @@ pub enum Format {
     Unknown,
 }
 
+/// Text in UTF-16 with a byte-order mark (`FF FE` little-endian, `FE FF` big-endian),
+/// decoded (an unpaired surrogate or an odd last byte becomes U+FFFD); `None` without one.
+pub(crate) fn decode_utf16(data: &[u8]) -> Option<String> {
+    let little = match data.get(..2) {
+        Some([0xff, 0xfe]) => true,
+        Some([0xfe, 0xff]) => false,
+        _ => return None,
+    };
+    let body = data.get(2..).unwrap_or_default();
+    let units = body.chunks(2).map(|c| match c {
+        [a, b] if little => u16::from_le_bytes([*a, *b]),
+        [a, b] => u16::from_be_bytes([*a, *b]),
+        _ => 0xfffd,
+    });
+    Some(
+        char::decode_utf16(units)
+            .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+            .collect(),
+    )
+}
+
 /// Classifies bytes by their content.
 pub fn sniff(data: &[u8]) -> Format {
     if data.starts_with(&[0x1f, 0x8b]) {
         return Format::Gzip;
+    }
+    if data.starts_with(&[0xff, 0xfe]) || data.starts_with(&[0xfe, 0xff]) {
+        // UTF-16 with a byte-order mark: XML when its first character that is not blank
+        // is '<' (looked at in the first few hundred bytes only).
+        let head = data.get(..data.len().min(512)).unwrap_or(data);
+        if decode_utf16(head).is_some_and(|t| t.trim_start().starts_with('<')) {
+            return Format::Xml;
+        }
     }
     if data.starts_with(b"PK\x03\x04") || data.starts_with(b"PK\x05\x06") {
         return Format::Zip;
