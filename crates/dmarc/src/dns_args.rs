@@ -15,6 +15,11 @@ pub struct DnsArgs {
     #[arg(long = "dns-zone", value_name = "FILE", conflicts_with = "nameserver")]
     pub dns_zone: Option<PathBuf>,
 
+    /// Let $INCLUDE in the --dns-zone file name files outside its directory (by default an
+    /// $INCLUDE must stay below the including file's directory).
+    #[arg(long = "dns-zone-include-anywhere", requires = "dns_zone")]
+    pub dns_zone_include_anywhere: bool,
+
     /// Ask this recursive name server instead of those in /etc/resolv.conf. Repeat for
     /// more than one; they are tried in order. An IPv6 address with a port is written in square brackets.
     #[arg(long = "nameserver", value_name = "IP[:PORT]")]
@@ -32,19 +37,30 @@ impl DnsArgs {
             Some(_) => Duration::from_secs(2),
             None => seconds("--dns-timeout", self.dns_timeout)?,
         };
-        build_lookup(self.dns_zone.as_deref(), &self.nameserver, timeout)
+        build_lookup(
+            self.dns_zone.as_deref(),
+            self.dns_zone_include_anywhere,
+            &self.nameserver,
+            timeout,
+        )
     }
 }
 
 /// The resolver for these settings: the zone file, else the given name servers, else the
-/// system's, with `timeout` per response. Must be called inside a Tokio runtime.
+/// system's, with `timeout` per response; `include_anywhere` lets the zone file's
+/// `$INCLUDE` leave its directory. Must be called inside a Tokio runtime.
 pub fn build_lookup(
     zone: Option<&Path>,
+    include_anywhere: bool,
     nameservers: &[String],
     timeout: Duration,
 ) -> anyhow::Result<AnyLookup> {
     if let Some(path) = zone {
-        let zone = ZoneFile::load(path)
+        let options = dmarc_dns::LoadOptions {
+            include_anywhere,
+            ..Default::default()
+        };
+        let zone = ZoneFile::load_with(path, &options)
             .with_context(|| format!("cannot use zone file {}", path.display()))?;
         return Ok(AnyLookup::Zone(zone));
     }

@@ -5,6 +5,7 @@
 
 mod cmd;
 mod dns_args;
+mod input;
 
 use std::process::ExitCode;
 

@@ -58,7 +58,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub use dmarc_proto::Lookup;
 pub use hickory::{HickoryLookup, LookupStats, ResolverError, ResolverOptions, parse_nameserver};
 pub use wrappers::{AnyLookup, CountingLookup, DelayLookup};
-pub use zone::{Soa, ZoneError, ZoneFile, ZoneNode};
+pub use zone::{LoadOptions, Soa, ZoneError, ZoneFile, ZoneNode};
 
 /// The kind of a DNS question, as recorded by [`CountingLookup`] and shown in diagnostics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

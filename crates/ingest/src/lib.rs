@@ -24,6 +24,7 @@
 #![warn(clippy::unwrap_used)]
 #![warn(missing_docs)]
 
+mod bounded;
 pub mod imap;
 mod walk;
 
@@ -34,6 +35,7 @@ use dmarc_report::{Limits, ReportError};
 use dmarc_store::{Origin, Rejection, Store, StoreError, Stored};
 use serde::Serialize;
 
+pub use bounded::{ReadError, read_bounded, read_bounded_text};
 pub use walk::{IngestProgress, InputKind, PlannedInput, ingest_paths, plan};
 
 /// What kind of place an input came from.

@@ -205,30 +205,16 @@ fn ingest_file(
     path: &Path,
     limits: &Limits,
 ) -> Result<IngestOutcome, IngestError> {
-    let too_big = |size: u64| {
-        format!(
-            "{}: limit max_input_size exceeded: {size} bytes > {} bytes (not kept)",
-            source.name, limits.max_input_size
-        )
-    };
-    let read = (|| {
-        let f = File::open(path)?;
-        let size = f.metadata()?.len();
-        if size > limits.max_input_size {
-            return Ok(Err(size));
+    let item = match crate::read_bounded(path, "report file", limits.max_input_size) {
+        Ok(bytes) => return ingest_bytes(store, source, &bytes, limits),
+        Err(crate::ReadError::TooLarge { .. }) => {
+            let too_big = format!(
+                "{}: limit max_input_size exceeded: larger than {} bytes (not kept)",
+                source.name, limits.max_input_size
+            );
+            reject_with(store, source, &source.name, "limit", &too_big, None)?
         }
-        let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-        // One byte more than allowed tells a file that grew since.
-        f.take(limits.max_input_size + 1).read_to_end(&mut buf)?;
-        if buf.len() as u64 > limits.max_input_size {
-            return Ok(Err(buf.len() as u64));
-        }
-        Ok::<_, std::io::Error>(Ok(buf))
-    })();
-    let item = match read {
-        Ok(Ok(bytes)) => return ingest_bytes(store, source, &bytes, limits),
-        Ok(Err(size)) => reject_with(store, source, &source.name, "limit", &too_big(size), None)?,
-        Err(e) => {
+        Err(crate::ReadError::Io { error: e, .. }) => {
             let msg = format!("{}: cannot read: {e}", source.location);
             reject_with(store, source, &source.name, "io", &msg, None)?
         }

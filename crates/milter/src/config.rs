@@ -51,8 +51,9 @@ pub struct MilterConfig {
     /// Text of the `451 4.7.5` reply; `{domain}` is the Author Domain.
     pub tempfail_text: String,
     /// A message without exactly one From field with exactly one address: `evaluate`
-    /// (every Author Domain found, the strictest verdict) or `reject` (`550 5.7.1` at
-    /// end of header). Default `evaluate`.
+    /// (every Author Domain evaluated, the strictest verdict; several From fields or an
+    /// unreadable one a DMARC failure of the domains they name; refused when they name
+    /// none) or `reject` (`550 5.7.1` at end of header). Default `evaluate`.
     pub bad_from: BadFromChoice,
     /// Text of the reply for `bad_from = "reject"`.
     pub bad_from_text: String,

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use dmarc_proto::dmarc::{
     self, AuthResult, AuthorOptions, DkimIdentity, DmarcInput, DmarcOptions, DmarcResult,
-    DnsFailureMode, MultipleAddresses, Policy, PolicySource, Psl, PslSections, Spec, SpfIdentity,
+    DnsFailureMode, MultipleAddresses, MultipleFields, Policy, PolicySource, Psl, PslSections,
+    Spec, SpfIdentity, Unreadable,
 };
 use dmarc_support::Zone;
 use futures_executor::block_on;
@@ -177,44 +178,74 @@ fn with_author(author: AuthorOptions) -> DmarcOptions {
 #[test]
 fn author_domain_outcomes() {
     let default = DmarcOptions::default();
-    // No From field, several From fields, no address: permerror by default.
-    assert_eq!(message(&[], &default).result, DmarcResult::PermError);
-    assert_eq!(
-        message(&["a@example.com", "b@example.com"], &default).result,
-        DmarcResult::PermError
-    );
-    assert_eq!(
-        message(&["Nobody"], &default).result,
-        DmarcResult::PermError
-    );
-    let lenient = with_author(AuthorOptions {
-        required_headers: false,
+    // No From field, no address: nothing to evaluate, refused by default.
+    for from in [&[][..], &["Nobody"][..]] {
+        let out = message(from, &default);
+        assert_eq!(out.result, DmarcResult::PermError);
+        assert!(out.from_refused, "{}", out.reason);
+        assert_eq!(out.disposition(), Some(Policy::Reject));
+    }
+    // Several From fields: a failure of the domains they name (example.com: p=reject).
+    let out = message(&["a@example.org", "b@example.com"], &default);
+    assert_eq!(out.result, DmarcResult::Fail, "{}", out.reason);
+    assert_eq!(out.author_domain.as_deref(), Some("example.com"));
+    assert_eq!(out.disposition(), Some(Policy::Reject));
+    assert!(out.reason.contains("2 From fields"), "{}", out.reason);
+    // The old lenient readings are explicit opt-ins.
+    let accept = with_author(AuthorOptions {
+        unreadable: Unreadable::Accept,
+        multiple_fields: MultipleFields::Accept,
         ..AuthorOptions::default()
     });
-    assert_eq!(message(&[], &lenient).result, DmarcResult::None);
+    let out = message(&[], &accept);
+    assert_eq!(out.result, DmarcResult::PermError);
+    assert_eq!(out.disposition(), None);
+    let out = message(&["a@example.com", "b@example.com"], &accept);
+    assert_eq!(out.result, DmarcResult::PermError);
+    assert_eq!(out.disposition(), None);
+    // Pooled: the fields' addresses evaluated as one field's.
+    let pooled = with_author(AuthorOptions {
+        multiple_fields: MultipleFields::Evaluate,
+        ..AuthorOptions::default()
+    });
+    assert_eq!(
+        message(&["a@example.org", "b@example.org"], &pooled).result,
+        DmarcResult::Pass
+    );
     // Same domain twice: one Author Domain.
     let out = message(&["a@example.org, b@example.org"], &default);
     assert_eq!(out.result, DmarcResult::Pass);
-    // Two domains: declined by default.
+    // Two domains: each evaluated, the worst verdict wins (example.com fails with reject).
     let out = message(&["a@example.org, b@example.com"], &default);
+    assert_eq!(out.result, DmarcResult::Fail);
+    assert_eq!(out.author_domain.as_deref(), Some("example.com"));
+    assert_eq!(out.disposition(), Some(Policy::Reject));
+    // Declining is an opt-in.
+    let same = with_author(AuthorOptions {
+        multiple_addresses: MultipleAddresses::SameDomainOnly,
+        ..AuthorOptions::default()
+    });
+    let out = message(&["a@example.org, b@example.com"], &same);
     assert!(out.declined);
     assert_eq!(out.result, DmarcResult::None);
-    // Decline: even one domain.
     let decline = with_author(AuthorOptions {
         multiple_addresses: MultipleAddresses::Decline,
         ..AuthorOptions::default()
     });
     assert!(message(&["a@example.org, b@example.org"], &decline).declined);
     assert!(!message(&["a@example.org"], &decline).declined);
-    // EvaluateEach: the worst verdict wins (example.com fails with reject).
-    let each = with_author(AuthorOptions {
-        multiple_addresses: MultipleAddresses::EvaluateEach,
+    // RejectMultiValueFrom: even one domain.
+    let reject = with_author(AuthorOptions {
+        multiple_addresses: MultipleAddresses::Reject,
         ..AuthorOptions::default()
     });
-    let out = message(&["a@example.org, b@example.com"], &each);
-    assert_eq!(out.result, DmarcResult::Fail);
-    assert_eq!(out.author_domain.as_deref(), Some("example.com"));
+    let out = message(&["a@example.org, b@example.org"], &reject);
+    assert!(out.from_refused);
     assert_eq!(out.disposition(), Some(Policy::Reject));
+    assert_eq!(
+        message(&["a@example.org"], &reject).result,
+        DmarcResult::Pass
+    );
 }
 
 #[test]

@@ -23,7 +23,7 @@ use dmarc_proto::Clock;
 use dmarc_proto::auth_results;
 use dmarc_proto::dkim::{KeyAnswers, SignatureResult, StreamingVerifier, Verifier, fetch_keys};
 use dmarc_proto::dmarc::{
-    AuthorDomains, AuthorError, DkimIdentity, SpfIdentity, author_domains, evaluate_authors,
+    AuthorDomains, DkimIdentity, FromFault, SpfIdentity, evaluate_authors, read_authors,
 };
 use dmarc_proto::dns::Lookup;
 use dmarc_proto::message::Message;
@@ -390,7 +390,7 @@ impl<'x, E: Env + 'x> Transaction<'x, E> {
 
 /// What the header block says besides the DKIM signatures.
 struct HeaderFacts {
-    authors: Result<AuthorDomains, AuthorError>,
+    authors: Result<AuthorDomains, FromFault>,
     upstream: Vec<UpstreamResults>,
     forged_fields: Vec<usize>,
 }
@@ -398,7 +398,7 @@ struct HeaderFacts {
 impl HeaderFacts {
     fn read(msg: &Message<'_>, config: &ReceiverConfig) -> Self {
         let from_fields: SmallVec<[&[u8]; 2]> = msg.fields("From").map(|f| f.value()).collect();
-        let authors = author_domains(&from_fields, &config.dmarc.author);
+        let authors = read_authors(&from_fields, &config.dmarc.author);
         // Incoming Authentication-Results: ours are forged, trusted ones are reported.
         let mut upstream = Vec::new();
         let mut forged_fields = Vec::new();
@@ -440,7 +440,7 @@ pub struct Body<'x, E> {
     policy: Pending<'x, TxtAnswers>,
     keys: Pending<'x, KeyAnswers>,
     dkim: StreamingVerifier<'x>,
-    authors: Result<AuthorDomains, AuthorError>,
+    authors: Result<AuthorDomains, FromFault>,
     upstream: Vec<UpstreamResults>,
     forged_fields: Vec<usize>,
 }

@@ -28,10 +28,39 @@ pub enum Format {
     Unknown,
 }
 
+/// Text in UTF-16 with a byte-order mark (`FF FE` little-endian, `FE FF` big-endian),
+/// decoded (an unpaired surrogate or an odd last byte becomes U+FFFD); `None` without one.
+pub(crate) fn decode_utf16(data: &[u8]) -> Option<String> {
+    let little = match data.get(..2) {
+        Some([0xff, 0xfe]) => true,
+        Some([0xfe, 0xff]) => false,
+        _ => return None,
+    };
+    let body = data.get(2..).unwrap_or_default();
+    let units = body.chunks(2).map(|c| match c {
+        [a, b] if little => u16::from_le_bytes([*a, *b]),
+        [a, b] => u16::from_be_bytes([*a, *b]),
+        _ => 0xfffd,
+    });
+    Some(
+        char::decode_utf16(units)
+            .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+            .collect(),
+    )
+}
+
 /// Classifies bytes by their content.
 pub fn sniff(data: &[u8]) -> Format {
     if data.starts_with(&[0x1f, 0x8b]) {
         return Format::Gzip;
+    }
+    if data.starts_with(&[0xff, 0xfe]) || data.starts_with(&[0xfe, 0xff]) {
+        // UTF-16 with a byte-order mark: XML when its first character that is not blank
+        // is '<' (looked at in the first few hundred bytes only).
+        let head = data.get(..data.len().min(512)).unwrap_or(data);
+        if decode_utf16(head).is_some_and(|t| t.trim_start().starts_with('<')) {
+            return Format::Xml;
+        }
     }
     if data.starts_with(b"PK\x03\x04") || data.starts_with(b"PK\x05\x06") {
         return Format::Zip;
@@ -189,12 +218,26 @@ impl<'l> Walk<'l> {
     /// Reads a decompressor to its end under the size and ratio limits.
     fn inflate(
         &mut self,
-        mut r: impl Read,
+        r: impl Read,
         compressed: u64,
         path: &SourcePath,
         format: &'static str,
     ) -> Result<Vec<u8>, ReportError> {
         let mut out = Vec::with_capacity((compressed as usize).saturating_mul(8).min(1 << 24));
+        self.inflate_into(&mut out, r, compressed, path, format)?;
+        Ok(out)
+    }
+
+    /// [`Walk::inflate`], appending to `out`: the ratio limit applies to all of `out` (the
+    /// members of a multi-member gzip file together).
+    fn inflate_into(
+        &mut self,
+        out: &mut Vec<u8>,
+        mut r: impl Read,
+        compressed: u64,
+        path: &SourcePath,
+        format: &'static str,
+    ) -> Result<(), ReportError> {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let n = r.read(&mut buf).map_err(|e| ReportError::Decompress {
@@ -229,21 +272,37 @@ impl<'l> Walk<'l> {
                 });
             }
         }
-        Ok(out)
+        Ok(())
     }
 
+    /// A gzip file: every member, decompressed one after the other into one text (RFC 1952
+    /// §2.2: a gzip file is a series of members; `zcat` reads them all), under one set of
+    /// limits. What follows the last member and is not a gzip member (padding, junk) is
+    /// ignored with a warning. (`flate2::bufread::MultiGzDecoder` reads members the same
+    /// way but refuses trailing junk.)
     fn gzip(&mut self, data: &[u8], path: &SourcePath) {
-        let mut dec = flate2::bufread::GzDecoder::new(data);
-        let inner_name = dec
-            .header()
-            .and_then(|h| h.filename())
-            .map(|f| String::from_utf8_lossy(f).into_owned());
-        let out = self.inflate(&mut dec, data.len() as u64, path, "gzip");
-        let out = match out {
-            Ok(o) => o,
-            Err(e) => return self.fail(e),
-        };
-        let trailing = dec.into_inner().len();
+        let mut out = Vec::with_capacity(data.len().saturating_mul(8).min(1 << 24));
+        let mut rest = data;
+        let mut inner_name = None;
+        let mut members = 0usize;
+        loop {
+            let mut dec = flate2::bufread::GzDecoder::new(rest);
+            if members == 0 {
+                inner_name = dec
+                    .header()
+                    .and_then(|h| h.filename())
+                    .map(|f| String::from_utf8_lossy(f).into_owned());
+            }
+            if let Err(e) = self.inflate_into(&mut out, &mut dec, data.len() as u64, path, "gzip") {
+                return self.fail(e);
+            }
+            members += 1;
+            rest = dec.into_inner();
+            if !rest.starts_with(&[0x1f, 0x8b]) {
+                break;
+            }
+        }
+        let trailing = rest.len();
         let name = inner_name
             .or_else(|| {
                 path.0
@@ -258,8 +317,7 @@ impl<'l> Walk<'l> {
         self.any(&out, &child);
         if trailing > 0 {
             let w = format!(
-                "{trailing} bytes after the first gzip member were ignored ({})",
-                child
+                "{trailing} bytes after the last gzip member (of {members}) were ignored ({child})"
             );
             for r in self.out.iter_mut().skip(first).flatten() {
                 r.report.warnings_mut().push(w.clone());

@@ -168,6 +168,20 @@ macro_rules! word_enum {
 
 pub(crate) use word_enum;
 
+/// `text` quoted for a warning or error (`"..."`), at most 40 characters of it, with its
+/// length when it is longer.
+pub(crate) fn quote(text: &str) -> String {
+    const MAX: usize = 40;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!(
+            "{:?}... ({} bytes)",
+            text.get(..cut).unwrap_or_default(),
+            text.len()
+        ),
+        None => format!("{text:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::aggregate::{Disposition, DkimResult, SpfScope};

@@ -152,6 +152,25 @@ fn input_size_limit() {
     assert_eq!(limit_kind(&e), Some(LimitKind::InputSize), "{e}");
 }
 
+/// Issue 9: the decompression limits hold over all the members of a gzip file together.
+#[test]
+fn multi_member_gzip_bomb_hits_the_limits() {
+    let member = gzip(&vec![b' '; 4 << 20]);
+    let many: Vec<u8> = std::iter::repeat_n(member.as_slice(), 8)
+        .flatten()
+        .copied()
+        .collect();
+    let limits = Limits {
+        max_decompressed_size: 16 << 20,
+        max_compression_ratio: u64::MAX,
+        ..Limits::default()
+    };
+    let e = single_err(parse_named("r.xml.gz", &many, &limits));
+    assert_eq!(limit_kind(&e), Some(LimitKind::DecompressedSize), "{e}");
+    let e = single_err(parse_named("r.xml.gz", &many, &Limits::default()));
+    assert_eq!(limit_kind(&e), Some(LimitKind::CompressionRatio), "{e}");
+}
+
 #[test]
 fn truncated_gzip_is_a_decompression_error() {
     let gz = gzip(SMALL_REPORT.as_bytes());

@@ -356,9 +356,40 @@ fn trailing_bytes_after_a_gzip_member_are_ignored_with_a_warning() {
     assert!(
         a.warnings
             .iter()
-            .any(|w| w.contains("after the first gzip member"))
+            .any(|w| w.contains("after the last gzip member"))
     );
     assert_eq!(p.source.to_string(), "r.xml.gz > r.xml");
+}
+
+/// Issue 9: a gzip file of several members (valid, and what `zcat` reads) is read whole,
+/// not cut after the first member.
+#[test]
+fn multi_member_gzip_is_read_whole() {
+    let text = SMALL_REPORT.as_bytes();
+    for pieces in [2, 3, 7] {
+        let step = text.len().div_ceil(pieces);
+        let mut gz = Vec::new();
+        for chunk in text.chunks(step) {
+            gz.extend_from_slice(&gzip(chunk));
+        }
+        let p = only(parse_named("r.xml.gz", &gz, &Limits::default()));
+        let a = as_agg(&p);
+        assert_eq!(a.records.len(), 1);
+        assert!(a.warnings.is_empty(), "{:?}", a.warnings);
+        assert_eq!(p.source.to_string(), "r.xml.gz > r.xml");
+    }
+    // Junk after the last of several members: a warning.
+    let (head, tail) = text.split_at(text.len() / 2);
+    let mut gz = gzip(head);
+    gz.extend_from_slice(&gzip(tail));
+    gz.extend_from_slice(b"junk");
+    let p = only(parse_named("r.xml.gz", &gz, &Limits::default()));
+    assert!(
+        as_agg(&p)
+            .warnings
+            .iter()
+            .any(|w| w.contains("4 bytes after the last gzip member (of 2)"))
+    );
 }
 
 #[test]
@@ -454,4 +485,148 @@ fn plain_text_failure_notice_without_arf() {
         })
     );
     assert!(f.warnings.iter().any(|w| w.contains("not an ARF report")));
+}
+
+fn parse_err(xml: &str) -> String {
+    match parse(xml.as_bytes(), &Limits::default()).pop() {
+        Some(Err(e)) => e.to_string(),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+/// Issue 9: a count that is a number but out of range is not called "not a number".
+#[test]
+fn out_of_range_count_is_not_called_not_a_number() {
+    let big = SMALL_REPORT.replace("<count>2</count>", "<count>99999999999999999999999</count>");
+    let e = parse_err(&big);
+    assert!(e.contains("is out of range"), "{e}");
+    assert!(!e.contains("not a number"), "{e}");
+    let neg = SMALL_REPORT.replace("<count>2</count>", "<count>-3</count>");
+    assert!(parse_err(&neg).contains("is negative"));
+    let word = SMALL_REPORT.replace("<count>2</count>", "<count>two</count>");
+    assert!(parse_err(&word).contains("\"two\" is not a number"));
+}
+
+/// Issue 9: dates present but out of range are not reported as missing.
+#[test]
+fn out_of_range_dates_are_not_called_missing() {
+    let xml = SMALL_REPORT.replace(
+        "<begin>1700000000</begin>",
+        "<begin>99999999999999999999999999</begin>",
+    );
+    let e = parse_err(&xml);
+    assert!(e.contains("unreadable <date_range>"), "{e}");
+    assert!(e.contains("out of range for a time in seconds"), "{e}");
+    assert!(!e.contains("no <date_range>"), "{e}");
+    let gone = SMALL_REPORT.replace(
+        "<date_range><begin>1700000000</begin><end>1700086399</end></date_range>",
+        "",
+    );
+    assert!(parse_err(&gone).contains("no <date_range> <begin> and <end>"));
+}
+
+/// Issue 9: a report that begins after it ends, or is dated in year 9999, is read with a
+/// warning.
+#[test]
+fn implausible_dates_are_warned_about() {
+    let backwards = SMALL_REPORT.replace(
+        "<begin>1700000000</begin><end>1700086399</end>",
+        "<begin>1700086399</begin><end>1700000000</end>",
+    );
+    let a = agg(&backwards);
+    assert!(
+        a.warnings
+            .iter()
+            .any(|w| w.contains("begins (1700086399) after it ends (1700000000)")),
+        "{:?}",
+        a.warnings
+    );
+    // 9999-01-01 and the day after.
+    let far = SMALL_REPORT.replace(
+        "<begin>1700000000</begin><end>1700086399</end>",
+        "<begin>253370764800</begin><end>253370851199</end>",
+    );
+    let a = agg(&far);
+    assert!(
+        a.warnings.iter().any(|w| w.contains("past 2100-01-01")),
+        "{:?}",
+        a.warnings
+    );
+    assert!(agg(SMALL_REPORT).warnings.is_empty());
+}
+
+fn utf16(text: &str, little: bool) -> Vec<u8> {
+    let mut out = if little {
+        vec![0xff, 0xfe]
+    } else {
+        vec![0xfe, 0xff]
+    };
+    for u in text.encode_utf16() {
+        out.extend_from_slice(&if little {
+            u.to_le_bytes()
+        } else {
+            u.to_be_bytes()
+        });
+    }
+    out
+}
+
+/// Issue 9: UTF-16 XML with a byte-order mark is decoded, not refused as "not a report".
+#[test]
+fn utf16_xml_with_bom_is_decoded() {
+    let xml = SMALL_REPORT.replace(
+        "<?xml version=\"1.0\"?>",
+        "<?xml version=\"1.0\" encoding=\"UTF-16\"?>",
+    );
+    for little in [true, false] {
+        let p = only(parse_named(
+            "r.xml",
+            &utf16(&xml, little),
+            &Limits::default(),
+        ));
+        let a = as_agg(&p);
+        assert_eq!(a.records.len(), 1);
+        assert_eq!(a.policy_published.domain, "example.com");
+        assert!(
+            a.warnings.iter().any(|w| w.contains("document is UTF-16")),
+            "{:?}",
+            a.warnings
+        );
+    }
+    // Gzipped too.
+    let p = only(parse_named(
+        "r.xml.gz",
+        &gzip(&utf16(&xml, true)),
+        &Limits::default(),
+    ));
+    assert_eq!(as_agg(&p).records.len(), 1);
+}
+
+/// Issue 9: a `<feedback>` inside another root element that is never closed (a real
+/// reporter sends this) is recovered, with a warning saying what was skipped.
+#[test]
+fn feedback_inside_an_unclosed_other_root_is_recovered() {
+    let body = SMALL_REPORT.replace("<?xml version=\"1.0\"?>", "");
+    let wrapped = format!(
+        "<?xml version=\"1.0\"?>\n<schema xmlns=\"urn:x\"><meta><x>1</x></meta><empty/>\n{body}"
+    );
+    let a = agg(&wrapped);
+    assert_eq!(a.records.len(), 1);
+    assert!(
+        a.warnings
+            .iter()
+            .any(|w| w.contains("the root element is <schema> (line 2)")
+                && w.contains("4 element(s) of <schema> before it skipped")),
+        "{:?}",
+        a.warnings
+    );
+    // Closed, it is recovered too.
+    let closed = format!("{wrapped}</schema>\n");
+    assert_eq!(agg(&closed).records.len(), 1);
+    // Without a <feedback> anywhere: the old error.
+    let e = parse_err("<schema><x/></schema>");
+    assert!(
+        e.contains("root element is <schema>, not <feedback>, and no <feedback> is inside it"),
+        "{e}"
+    );
 }

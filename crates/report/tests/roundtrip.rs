@@ -182,6 +182,9 @@ fn record() -> impl Strategy<Value = Record> {
         )
 }
 
+/// 2100-01-01 00:00:00 UTC.
+const LATEST: i64 = 4_102_444_800;
+
 fn report() -> impl Strategy<Value = AggregateReport> {
     (
         (
@@ -189,8 +192,10 @@ fn report() -> impl Strategy<Value = AggregateReport> {
             text(),
             proptest::option::of(text()),
             text(),
-            any::<i64>(),
-            any::<i64>(),
+            // Any instants, in order and not after 2100-01-01 (later ones, or a range that
+            // ends before it begins, are read with a warning: `leniency.rs`).
+            (any::<i64>(), any::<i64>())
+                .prop_map(|(a, b)| (a.min(b).min(LATEST), a.max(b).min(LATEST))),
             proptest::collection::vec(text(), 0..2),
             proptest::option::of(text()),
         ),
@@ -219,11 +224,11 @@ fn report() -> impl Strategy<Value = AggregateReport> {
                 extra_contact_info: m.2,
                 report_id: m.3,
                 date_range: DateRange {
-                    begin: m.4,
-                    end: m.5,
+                    begin: m.4.0,
+                    end: m.4.1,
                 },
-                errors: m.6,
-                generator: m.7,
+                errors: m.5,
+                generator: m.6,
             },
             policy_published: PolicyPublished {
                 domain: p.0,

@@ -99,6 +99,81 @@ pub enum StoreError {
     /// A value could not be stored or read back as expected.
     #[error("{0}")]
     Data(String),
+    /// The store location is neither a path, `sqlite:PATH` nor a `postgres://` URL. The
+    /// text never repeats what follows the scheme (it may hold a password).
+    #[error("{0}")]
+    BadLocation(String),
+    /// The SQLite database cannot be written by this user, and opening it needs to write.
+    #[error(
+        "the report store {location} is read-only for this user: SQLite needs write access \
+         to the file and to its directory (for the {location}-wal and -shm files beside it), \
+         even to read it"
+    )]
+    ReadOnly {
+        /// The database file.
+        location: String,
+    },
+}
+
+/// Where a store is, as [`Store::open`] reads its argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// An SQLite database file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL, its scheme in lower case.
+    Postgres(String),
+}
+
+impl Location {
+    /// Reads `target`: a plain path, `sqlite:PATH`, or a `postgres://` or `postgresql://`
+    /// URL (schemes in any case). Anything else that looks like a URL (`scheme://...`,
+    /// `sqlite://...`) is refused, without repeating its text: a misspelt scheme must not
+    /// become a local file named after the URL, password included.
+    pub fn parse(target: &str) -> Result<Location, StoreError> {
+        let scheme_end = target.find(':');
+        let scheme = scheme_end.and_then(|i| target.get(..i)).unwrap_or("");
+        let looks_like_scheme = !scheme.is_empty()
+            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        let rest = scheme_end
+            .and_then(|i| target.get(i + 1..))
+            .unwrap_or_default();
+        if looks_like_scheme && scheme.eq_ignore_ascii_case("sqlite") {
+            if rest.starts_with("//") {
+                return Err(StoreError::BadLocation(
+                    "a store location \"sqlite://...\" is ambiguous (is sqlite:///x the path /x \
+                     or //x?): write sqlite:PATH (sqlite:/var/lib/dmarc/db.sqlite3) or the plain path"
+                        .into(),
+                ));
+            }
+            if rest.is_empty() {
+                return Err(StoreError::BadLocation(
+                    "the store location \"sqlite:\" names no file: write sqlite:PATH".into(),
+                ));
+            }
+            return Ok(Location::Sqlite(PathBuf::from(rest)));
+        }
+        if looks_like_scheme
+            && (scheme.eq_ignore_ascii_case("postgres")
+                || scheme.eq_ignore_ascii_case("postgresql"))
+            && rest.starts_with("//")
+        {
+            return Ok(Location::Postgres(format!(
+                "{}:{rest}",
+                scheme.to_ascii_lowercase()
+            )));
+        }
+        if looks_like_scheme && rest.starts_with("//") {
+            let scheme = scheme.get(..32).unwrap_or(scheme);
+            return Err(StoreError::BadLocation(format!(
+                "unknown store URL scheme \"{scheme}://\": the store is a file path, \
+                 sqlite:PATH, or a postgres:// or postgresql:// URL"
+            )));
+        }
+        Ok(Location::Sqlite(PathBuf::from(target)))
+    }
 }
 
 /// Where a report or rejected input came from, as recorded with it.
@@ -138,13 +213,13 @@ pub(crate) fn now() -> i64 {
 }
 
 impl Store {
-    /// Opens `target`: a `postgres://` or `postgresql://` URL, else an SQLite file path
-    /// (created with its directory if missing). Brings the schema up to date.
+    /// Opens `target` ([`Location::parse`]): a `postgres://` or `postgresql://` URL, or an
+    /// SQLite file path, plain or as `sqlite:PATH` (created with its directory if
+    /// missing); anything else is refused. Brings the schema up to date.
     pub fn open(target: &str) -> Result<Store, StoreError> {
-        if target.starts_with("postgres://") || target.starts_with("postgresql://") {
-            Store::open_postgres(target)
-        } else {
-            Store::open_sqlite(Path::new(target))
+        match Location::parse(target)? {
+            Location::Postgres(url) => Store::open_postgres(&url),
+            Location::Sqlite(path) => Store::open_sqlite(&path),
         }
     }
 
@@ -159,7 +234,15 @@ impl Store {
             })?;
         }
         let conn = rusqlite::Connection::open(path)?;
-        Store::init_sqlite(conn, path.display().to_string())
+        let location = path.display().to_string();
+        Store::init_sqlite(conn, location.clone()).map_err(|e| match e {
+            StoreError::Sqlite(ref s)
+                if s.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly) =>
+            {
+                StoreError::ReadOnly { location }
+            }
+            e => e,
+        })
     }
 
     /// Opens a private in-memory SQLite database (for tests and trials).
@@ -171,9 +254,24 @@ impl Store {
     fn init_sqlite(conn: rusqlite::Connection, location: String) -> Result<Store, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         // WAL: readers never block the writer; NORMAL sync is durable across application
-        // crashes and loses at most the last transactions on power loss.
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        let _ = mode; // ":memory:" stays "memory"
+        // crashes and loses at most the last transactions on power loss. Switching a fresh
+        // database to WAL needs its exclusive lock, and SQLite answers "database is
+        // locked" at once (without the busy handler) when another process holds it while
+        // opening the same fresh file: retried within the busy timeout.
+        let started = std::time::Instant::now();
+        loop {
+            match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
+                // ":memory:" stays "memory".
+                Ok(_) => break,
+                Err(e)
+                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                        && started.elapsed() < std::time::Duration::from_secs(30) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         conn.execute_batch(
             "PRAGMA synchronous = NORMAL;
              PRAGMA foreign_keys = ON;
@@ -192,6 +290,15 @@ impl Store {
     /// Connects to PostgreSQL (`postgres://user:password@host:port/database`, without
     /// TLS) and brings the schema up to date.
     pub fn open_postgres(url: &str) -> Result<Store, StoreError> {
+        let url = match Location::parse(url)? {
+            Location::Postgres(u) => u,
+            Location::Sqlite(_) => {
+                return Err(StoreError::BadLocation(
+                    "not a postgres:// or postgresql:// URL".into(),
+                ));
+            }
+        };
+        let url = url.as_str();
         let mut client = postgres::Client::connect(url, postgres::NoTls)?;
         client.batch_execute("SET client_min_messages = warning")?;
         let mut store = Store {
@@ -244,6 +351,50 @@ fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::{Location, StoreError};
+    use std::path::PathBuf;
+
+    #[test]
+    fn store_locations_are_paths_sqlite_or_postgres_urls() {
+        let sqlite = |p: &str| Ok::<_, String>(Location::Sqlite(PathBuf::from(p)));
+        let parse = |t: &str| Location::parse(t).map_err(|e| e.to_string());
+        assert_eq!(parse("reports.sqlite3"), sqlite("reports.sqlite3"));
+        assert_eq!(parse("/var/lib/dmarc/db"), sqlite("/var/lib/dmarc/db"));
+        assert_eq!(parse("./a:b.db"), sqlite("./a:b.db"));
+        assert_eq!(parse("sqlite:/var/db.sqlite3"), sqlite("/var/db.sqlite3"));
+        assert_eq!(parse("SQLite:rel.db"), sqlite("rel.db"));
+        assert_eq!(
+            parse("PostgreSQL://u:pw@h/db"),
+            Ok(Location::Postgres("postgresql://u:pw@h/db".into()))
+        );
+        assert_eq!(
+            parse("postgres://h/db"),
+            Ok(Location::Postgres("postgres://h/db".into()))
+        );
+    }
+
+    #[test]
+    fn misspelt_store_urls_are_refused_without_the_password() {
+        for bad in [
+            "postgress://user:s3cret@host/db",
+            "mysql://user:s3cret@host/db",
+            "sqlite:///tmp/s3cret.db",
+            "sqlite://s3cret",
+        ] {
+            let e = Location::parse(bad).unwrap_err();
+            assert!(matches!(e, StoreError::BadLocation(_)), "{bad}");
+            let text = e.to_string();
+            assert!(!text.contains("s3cret"), "{text}");
+        }
+        assert!(
+            Location::parse("postgress://u:p@h/d")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown store URL scheme \"postgress://\"")
+        );
+        assert!(Location::parse("sqlite:").is_err());
+    }
+
     #[test]
     fn redacts_password() {
         assert_eq!(

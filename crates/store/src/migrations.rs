@@ -233,62 +233,103 @@ CREATE INDEX aggregate_reports_org ON aggregate_reports (org_name, begin_ts);
 ];
 
 /// Brings the schema up to date; returns the version reached.
-pub(crate) fn migrate(conn: &mut Conn) -> Result<i64, StoreError> {
-    conn.batch(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
-            version BIGINT PRIMARY KEY,
-            name TEXT NOT NULL,
-            applied_at BIGINT NOT NULL
-        )",
-    )?;
-    let current = conn
-        .query_one(
+/// The version recorded in `schema_migrations`, or `None` when the table does not exist
+/// (a fresh database). Reads only.
+fn recorded_version(conn: &mut Conn) -> Result<Option<i64>, StoreError> {
+    let exists = match conn.dialect() {
+        Dialect::Sqlite => conn.query_one(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+            &[],
+        )?,
+        Dialect::Postgres => conn.query_one(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_name = 'schema_migrations'",
+            &[],
+        )?,
+    }
+    .is_some_and(|c| c.i64() > 0);
+    if !exists {
+        return Ok(None);
+    }
+    Ok(Some(
+        conn.query_one(
             "SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM schema_migrations",
             &[],
         )?
-        .map_or(0, |c| c.i64());
+        .map_or(0, |c| c.i64()),
+    ))
+}
+
+/// Brings the schema up to date. Safe against other processes opening the same database
+/// at the same moment (two `ingest` runs on a fresh database): every step that writes
+/// runs in a transaction holding the database's write lock (SQLite `BEGIN IMMEDIATE`,
+/// waiting up to the busy timeout) or a PostgreSQL advisory lock, and looks at the
+/// recorded version again once it holds it. A database already up to date is only read
+/// (so a read-only one can be opened).
+pub(crate) fn migrate(conn: &mut Conn) -> Result<i64, StoreError> {
     let newest = MIGRATIONS.last().map_or(0, |m| m.0);
-    if current > newest {
-        return Err(StoreError::SchemaTooNew {
-            found: current,
-            known: newest,
-        });
+    match recorded_version(conn)? {
+        Some(v) if v > newest => {
+            return Err(StoreError::SchemaTooNew {
+                found: v,
+                known: newest,
+            });
+        }
+        Some(v) if v == newest => return Ok(newest),
+        _ => {}
     }
     let dialect = conn.dialect();
-    for &(version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+    // One migration per transaction, each under the lock.
+    loop {
         conn.begin()?;
-        let res = (|| {
-            // Another process may be migrating the same database: serialise, then look
-            // again. (SQLite's BEGIN IMMEDIATE already holds the write lock.)
-            if dialect == Dialect::Postgres {
-                conn.batch("SELECT pg_advisory_xact_lock(7489001)")?;
-            }
-            let now_at = conn
-                .query_one(
-                    "SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM schema_migrations",
-                    &[],
-                )?
-                .map_or(0, |c| c.i64());
-            if now_at >= version {
-                return Ok(());
-            }
-            conn.batch(&dialect_sql(sql, dialect))?;
-            conn.exec(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                &[Val::I64(version), Val::Text(name), Val::I64(crate::now())],
+        if dialect == Dialect::Postgres
+            && let Err(e) = conn.batch("SELECT pg_advisory_xact_lock(7489001)")
+        {
+            conn.rollback();
+            return Err(e);
+        }
+        let step = (|| {
+            conn.batch(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (
+                    version BIGINT PRIMARY KEY,
+                    name TEXT NOT NULL,
+                    applied_at BIGINT NOT NULL
+                )",
             )?;
-            Ok::<_, StoreError>(())
-        })();
-        match res {
-            Ok(()) => conn.commit()?,
-            Err(e) => {
-                conn.rollback();
-                return Err(StoreError::Migration {
+            let current = recorded_version(conn)?.unwrap_or(0);
+            if current > newest {
+                return Err(StoreError::SchemaTooNew {
+                    found: current,
+                    known: newest,
+                });
+            }
+            let Some(&(version, name, sql)) = MIGRATIONS.iter().find(|m| m.0 > current) else {
+                return Ok(None);
+            };
+            conn.batch(&dialect_sql(sql, dialect))
+                .and_then(|()| {
+                    conn.exec(
+                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                        &[Val::I64(version), Val::Text(name), Val::I64(crate::now())],
+                    )
+                })
+                .map_err(|e| StoreError::Migration {
                     version,
                     detail: e.to_string(),
-                });
+                })?;
+            Ok(Some(version))
+        })();
+        match step {
+            Ok(applied) => {
+                conn.commit()?;
+                if applied.is_none() {
+                    return Ok(newest);
+                }
+            }
+            Err(e) => {
+                conn.rollback();
+                return Err(e);
             }
         }
     }
-    Ok(newest)
 }

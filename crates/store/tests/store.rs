@@ -22,6 +22,8 @@ trait Backend {
     fn open(name: &str) -> (Store, RawSql);
     /// Opens the same database again (a second connection, or after a restart).
     fn reopen(name: &str) -> Store;
+    /// Leaves the database empty (no schema), without opening it as a store.
+    fn wipe(name: &str);
 }
 
 struct Sqlite;
@@ -45,6 +47,12 @@ impl Backend for Sqlite {
     }
     fn reopen(name: &str) -> Store {
         Store::open(sqlite_path(name).to_str().unwrap()).expect("reopen sqlite")
+    }
+    fn wipe(name: &str) {
+        let path = sqlite_path(name);
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
     }
 }
 
@@ -93,6 +101,16 @@ impl Backend for Postgres {
     }
     fn reopen(name: &str) -> Store {
         Store::open(&pg_schema_url(name)).expect("reopen postgres")
+    }
+    fn wipe(name: &str) {
+        let mut admin =
+            ::postgres::Client::connect(&postgres_url(), ::postgres::NoTls).expect("connect");
+        admin
+            .batch_execute(&format!(
+                "SET client_min_messages = warning; DROP SCHEMA IF EXISTS t_{name} CASCADE; \
+                 CREATE SCHEMA t_{name}"
+            ))
+            .expect("create schema");
     }
 }
 
@@ -856,6 +874,39 @@ fn concurrent_observation_writers_give_exact_totals<B: Backend>(name: &str) {
     assert!(store.observation_counts(None, 0, hour).unwrap().is_empty());
 }
 
+/// Issue 9: several processes opening a fresh database at once (two `ingest` runs) all
+/// succeed, one of them creating the schema, none failing with "database is locked" or a
+/// duplicate table.
+fn concurrent_openers_of_a_fresh_database_never_fail<B: Backend>(name: &str) {
+    for round in 0..15 {
+        B::wipe(name);
+        let start = std::sync::Barrier::new(4);
+        let versions: Vec<i64> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    let start = &start;
+                    scope.spawn(move || {
+                        start.wait();
+                        let mut store = B::reopen(name);
+                        store.schema_version().unwrap()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| panic!("round {round}: an opener failed"))
+                })
+                .collect()
+        });
+        assert!(
+            versions.iter().all(|v| *v == versions[0] && *v > 0),
+            "{versions:?}"
+        );
+    }
+}
+
 macro_rules! suite {
     ($module:ident, $backend:ty) => {
         mod $module {
@@ -874,6 +925,7 @@ macro_rules! suite {
                 dkim_selectors_of_a_policy_domain,
                 concurrent_observation_writers_give_exact_totals,
                 source_facts_of_a_domain,
+                concurrent_openers_of_a_fresh_database_never_fail,
             );
         }
     };

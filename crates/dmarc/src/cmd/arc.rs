@@ -1,6 +1,5 @@
 //! `dmarc arc`: validate ARC chains (RFC 8617 §5.2) and seal messages (§5.1).
 
-use std::fs;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -110,12 +109,12 @@ async fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     for file in &a.files {
         let name = file.display().to_string();
-        let message = match fs::read(file) {
+        let message = match crate::input::read(file, "message", crate::input::MAX_MESSAGE) {
             Ok(m) => m,
             Err(e) => {
                 had_error = true;
                 if a.json {
-                    let line = serde_json::json!({"file": name, "error": e.to_string()});
+                    let line = serde_json::json!({"file": name, "error": format!("{e:#}")});
                     writeln!(stdout.lock(), "{line}")?;
                 } else {
                     eprintln!("dmarc: {name}: {e}");
@@ -213,8 +212,8 @@ fn given_results(text: &str, authserv_id: &str) -> anyhow::Result<Vec<String>> {
 }
 
 async fn seal_cmd(a: SealArgs) -> anyhow::Result<ExitCode> {
-    let message = fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
-    let key_text = fs::read(&a.key).with_context(|| format!("reading {}", a.key.display()))?;
+    let message = crate::input::read(&a.file, "message", crate::input::MAX_MESSAGE)?;
+    let key_text = crate::input::read(&a.key, "key file", crate::input::MAX_KEY)?;
     let key = SigningKey::from_pem(&key_text)
         .with_context(|| format!("loading key {}", a.key.display()))?;
     let lookup = a.dns.lookup()?;

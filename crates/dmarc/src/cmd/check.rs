@@ -136,7 +136,8 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     };
     let mta_sts_policy = match (&args.mta_sts_policy, args.no_fetch) {
         (Some(path), _) => PolicySource::Text(
-            read_small(path).with_context(|| format!("--mta-sts-policy {}", path.display()))?,
+            crate::input::read_text(path, "MTA-STS policy file", crate::input::MAX_SMALL_TEXT)
+                .context("--mta-sts-policy")?,
         ),
         (None, true) => PolicySource::Skip,
         (None, false) => PolicySource::Fetch,
@@ -212,17 +213,4 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// Reads a small text file (at most 1 MiB).
-fn read_small(path: &std::path::Path) -> anyhow::Result<String> {
-    use std::io::Read as _;
-    let mut buf = Vec::new();
-    std::fs::File::open(path)?
-        .take(1 << 20 | 1)
-        .read_to_end(&mut buf)?;
-    if buf.len() > 1 << 20 {
-        bail!("larger than 1 MiB");
-    }
-    String::from_utf8(buf).context("not UTF-8 text")
 }

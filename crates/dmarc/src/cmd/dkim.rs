@@ -12,9 +12,11 @@ use dmarc_proto::dkim::sign::{SignOptions, sign};
 use dmarc_proto::dkim::{
     Canonicalization, DkimResult, SignatureResult, SigningKey, Verifier, VerifyConfig,
 };
+use dmarc_proto::dmarc::DomainName;
 use dmarc_proto::{Clock, FixedClock};
 
 use crate::dns_args::DnsArgs;
+use crate::input;
 
 /// DKIM (RFC 6376): verify, sign, generate keys.
 #[derive(Debug, Args)]
@@ -148,7 +150,7 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
         for file in &a.files {
             let name = file.display().to_string();
-            let message = match fs::read(file) {
+            let message = match input::read(file, "message", input::MAX_MESSAGE) {
                 Ok(m) => m,
                 Err(e) => {
                     had_error = true;
@@ -235,8 +237,8 @@ fn write_json_line(
 }
 
 fn sign_cmd(a: SignArgs) -> anyhow::Result<ExitCode> {
-    let message = fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
-    let key_text = fs::read(&a.key).with_context(|| format!("reading {}", a.key.display()))?;
+    let message = input::read(&a.file, "message", input::MAX_MESSAGE)?;
+    let key_text = input::read(&a.key, "key file", input::MAX_KEY)?;
     let key = SigningKey::from_pem(&key_text)
         .with_context(|| format!("loading key {}", a.key.display()))?;
     let mut opts = SignOptions::new(a.domain, a.selector);
@@ -272,6 +274,11 @@ fn sign_cmd(a: SignArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn keygen(a: KeygenArgs) -> anyhow::Result<ExitCode> {
+    // The names go into a file name and a DNS record: both must be domain names (the
+    // selector is one or more labels, RFC 6376 §3.1).
+    let domain = DomainName::new(a.domain.trim_end_matches('.'))
+        .map_err(|e| anyhow::anyhow!("--domain: {e}"))?;
+    let selector = DomainName::new(&a.selector).map_err(|e| anyhow::anyhow!("--selector: {e}"))?;
     let key = match a.algorithm {
         KeyAlgorithm::Rsa2048 => SigningKey::generate_rsa(2048),
         KeyAlgorithm::Rsa3072 => SigningKey::generate_rsa(3072),
@@ -280,14 +287,12 @@ fn keygen(a: KeygenArgs) -> anyhow::Result<ExitCode> {
     }?;
     let path = a
         .out
-        .unwrap_or_else(|| PathBuf::from(format!("{}.{}.key.pem", a.selector, a.domain)));
+        .unwrap_or_else(|| PathBuf::from(format!("{selector}.{domain}.key.pem")));
     write_private(&path, key.to_pkcs8_pem()?.as_bytes())?;
     let record = key.dns_record()?;
     eprintln!("dmarc: private key written to {}", path.display());
     println!(
-        "{}._domainkey.{}. IN TXT {}",
-        a.selector,
-        a.domain.trim_end_matches('.'),
+        "{selector}._domainkey.{domain}. IN TXT {}",
         zone_strings(&record)
     );
     Ok(ExitCode::SUCCESS)

@@ -15,8 +15,9 @@ use serde_json::json;
 /// Where the report store is (`--db`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct DbArgs {
-    /// The report store: an SQLite file (created if missing) or a PostgreSQL URL
-    /// (postgres://user:password@host:port/database). Default: an SQLite file in the
+    /// The report store: an SQLite file, a path or sqlite:PATH (created if missing), or a
+    /// PostgreSQL URL (postgres:// or postgresql://user:password@host:port/database);
+    /// any other URL is refused. Default: an SQLite file in the
     /// user's data directory ($XDG_DATA_HOME/dmarc/dmarc.sqlite3, or
     /// ~/.local/share/dmarc/dmarc.sqlite3).
     #[arg(long, value_name = "PATH|URL", env = "DMARC_DB")]

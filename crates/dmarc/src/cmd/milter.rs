@@ -88,7 +88,7 @@ impl MilterArgs {
 }
 
 fn lookup(dns: &DnsSettings) -> anyhow::Result<dmarc_dns::AnyLookup> {
-    build_lookup(dns.zone.as_deref(), &dns.nameservers, dns.timeout)
+    build_lookup(dns.zone.as_deref(), false, &dns.nameservers, dns.timeout)
 }
 
 /// Runs the daemon, or checks the configuration.

@@ -5,8 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use dmarc_report::aggregate::AggregateReport;
+use dmarc_report::aggregate::{
+    AggregateReport, DkimAuthResult, Extension, OverrideReason, Record, SpfAuthResult,
+};
 use dmarc_report::{FailureReport, Limits, Parsed, ParsedReport, TlsReport};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Value, json};
 
 /// Arguments of `dmarc report`.
@@ -47,16 +50,17 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
 
 fn parse(args: ParseArgs) -> anyhow::Result<ExitCode> {
     let limits = Limits::default();
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    // One buffer over standard output: a report's JSON line is written in pieces as it
+    // is serialised (never built in memory first).
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let mut failed = false;
     for path in &args.files {
         let file = path.display().to_string();
-        let results = match std::fs::read(path) {
+        let results = match dmarc_ingest::read_bounded(path, "report file", limits.max_input_size) {
             Ok(bytes) => dmarc_report::parse_named(&file, &bytes, &limits),
             Err(e) => {
                 failed = true;
-                let msg = format!("cannot read {file}: {e}");
+                let msg = e.to_string();
                 if args.json {
                     writeln!(out, "{}", json!({"file": file, "error": msg}))?;
                 } else {
@@ -69,7 +73,7 @@ fn parse(args: ParseArgs) -> anyhow::Result<ExitCode> {
             match r {
                 Ok(p) => {
                     if args.json {
-                        writeln!(out, "{}", json_line(&file, &p))?;
+                        write_json_line(&mut out, &file, &p)?;
                     } else {
                         writeln!(out, "{}", summary(&p))?;
                     }
@@ -97,84 +101,211 @@ fn parse(args: ParseArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn json_line(file: &str, p: &Parsed) -> Value {
-    let mut v = match &p.report {
-        ParsedReport::Aggregate(a) => aggregate_json(a),
-        ParsedReport::Failure(f) => failure_json(f),
-        ParsedReport::SmtpTls(t) => tls_json(t),
-    };
-    if let Value::Object(m) = &mut v {
-        m.insert("kind".into(), p.report.kind().into());
-        m.insert("file".into(), file.into());
-        m.insert("source".into(), p.source.to_string().into());
+/// Writes one report as a JSON line. An aggregate report (which can hold a million
+/// records) is streamed from the parsed model; failure and SMTP TLS reports are small and
+/// go through a `Value`. Keys come out in the same (sorted) order either way.
+fn write_json_line(out: &mut impl Write, file: &str, p: &Parsed) -> anyhow::Result<()> {
+    let source = p.source.to_string();
+    match &p.report {
+        ParsedReport::Aggregate(a) => {
+            serde_json::to_writer(
+                &mut *out,
+                &AggregateJson {
+                    a,
+                    file,
+                    source: &source,
+                },
+            )?;
+        }
+        other => {
+            let mut v = match other {
+                ParsedReport::Failure(f) => failure_json(f),
+                ParsedReport::SmtpTls(t) => tls_json(t),
+                ParsedReport::Aggregate(_) => Value::Null,
+            };
+            if let Value::Object(m) = &mut v {
+                m.insert("kind".into(), other.kind().into());
+                m.insert("file".into(), file.into());
+                m.insert("source".into(), source.into());
+            }
+            serde_json::to_writer(&mut *out, &v)?;
+        }
     }
-    v
+    out.write_all(b"\n")?;
+    Ok(())
 }
 
+/// An optional word (`pass`, `reject`, ...) as its text, or `null`.
+struct Word<'a, T>(&'a Option<T>);
+
+impl<T: std::fmt::Display> Serialize for Word<'_, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(w) => s.collect_str(w),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+/// A list whose items are serialised through `f` (borrowed, nothing collected).
+struct ListOf<'a, T, F>(&'a [T], F);
+
+impl<'a, T, F, J> Serialize for ListOf<'a, T, F>
+where
+    F: Fn(&'a T) -> J,
+    J: Serialize,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for item in self.0 {
+            seq.serialize_element(&(self.1)(item))?;
+        }
+        seq.end()
+    }
+}
+
+/// The text of an optional word, or `null` (the human summary).
 fn word<T: std::fmt::Display>(v: &Option<T>) -> Value {
     v.as_ref().map_or(Value::Null, |w| w.to_string().into())
 }
 
-fn aggregate_json(a: &AggregateReport) -> Value {
-    let m = &a.metadata;
-    let p = &a.policy_published;
-    let records: Vec<Value> = a
-        .records
-        .iter()
-        .map(|r| {
-            let pe = &r.policy_evaluated;
-            json!({
-                "source_ip": r.source_ip.to_string(),
-                "count": r.count,
-                "disposition": word(&pe.disposition),
-                "dkim": word(&pe.dkim),
-                "spf": word(&pe.spf),
-                "reasons": pe.reasons.iter().map(|x| json!({
-                    "type": x.kind.to_string(), "comment": x.comment
-                })).collect::<Vec<_>>(),
-                "header_from": r.identifiers.header_from,
-                "envelope_from": r.identifiers.envelope_from,
-                "envelope_to": r.identifiers.envelope_to,
-                "auth_results": {
-                    "dkim": r.auth_results.dkim.iter().map(|d| json!({
-                        "domain": d.domain, "selector": d.selector,
-                        "result": d.result.to_string(), "human_result": d.human_result,
-                    })).collect::<Vec<_>>(),
-                    "spf": r.auth_results.spf.iter().map(|s| json!({
-                        "domain": s.domain, "scope": word(&s.scope),
-                        "result": s.result.to_string(), "human_result": s.human_result,
-                    })).collect::<Vec<_>>(),
-                },
-                "extensions": r.extensions,
-            })
-        })
-        .collect();
-    json!({
-        "version": a.version,
-        "org_name": m.org_name,
-        "email": m.email,
-        "extra_contact_info": m.extra_contact_info,
-        "report_id": m.report_id,
-        "begin": m.date_range.begin,
-        "end": m.date_range.end,
-        "errors": m.errors,
-        "generator": m.generator,
-        "policy_published": {
-            "domain": p.domain,
-            "p": word(&p.p),
-            "sp": word(&p.sp),
-            "np": word(&p.np),
-            "adkim": word(&p.adkim),
-            "aspf": word(&p.aspf),
-            "pct": p.pct,
-            "fo": p.fo,
-            "testing": p.testing.map(|t| if t { "y" } else { "n" }),
-            "discovery_method": word(&p.discovery_method),
-        },
-        "records": records,
-        "extensions": a.extensions,
-        "warnings": a.warnings,
-    })
+/// `dmarc report parse --json` of an aggregate report, straight from the model. Every map
+/// is written with its keys sorted, the order `serde_json::Value` gives the other kinds.
+struct AggregateJson<'a> {
+    a: &'a AggregateReport,
+    file: &'a str,
+    source: &'a str,
+}
+
+impl Serialize for AggregateJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let a = self.a;
+        let m = &a.metadata;
+        let mut map = s.serialize_map(Some(16))?;
+        map.serialize_entry("begin", &m.date_range.begin)?;
+        map.serialize_entry("email", &m.email)?;
+        map.serialize_entry("end", &m.date_range.end)?;
+        map.serialize_entry("errors", &m.errors)?;
+        map.serialize_entry("extensions", &ListOf(&a.extensions, ExtJson))?;
+        map.serialize_entry("extra_contact_info", &m.extra_contact_info)?;
+        map.serialize_entry("file", self.file)?;
+        map.serialize_entry("generator", &m.generator)?;
+        map.serialize_entry("kind", "aggregate")?;
+        map.serialize_entry("org_name", &m.org_name)?;
+        map.serialize_entry("policy_published", &PolicyJson(a))?;
+        map.serialize_entry("records", &ListOf(&a.records, RecordJson))?;
+        map.serialize_entry("report_id", &m.report_id)?;
+        map.serialize_entry("source", self.source)?;
+        map.serialize_entry("version", &a.version)?;
+        map.serialize_entry("warnings", &a.warnings)?;
+        map.end()
+    }
+}
+
+struct PolicyJson<'a>(&'a AggregateReport);
+
+impl Serialize for PolicyJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let p = &self.0.policy_published;
+        let mut map = s.serialize_map(Some(10))?;
+        map.serialize_entry("adkim", &Word(&p.adkim))?;
+        map.serialize_entry("aspf", &Word(&p.aspf))?;
+        map.serialize_entry("discovery_method", &Word(&p.discovery_method))?;
+        map.serialize_entry("domain", &p.domain)?;
+        map.serialize_entry("fo", &p.fo)?;
+        map.serialize_entry("np", &Word(&p.np))?;
+        map.serialize_entry("p", &Word(&p.p))?;
+        map.serialize_entry("pct", &p.pct)?;
+        map.serialize_entry("sp", &Word(&p.sp))?;
+        map.serialize_entry("testing", &p.testing.map(|t| if t { "y" } else { "n" }))?;
+        map.end()
+    }
+}
+
+struct RecordJson<'a>(&'a Record);
+
+impl Serialize for RecordJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.0;
+        let pe = &r.policy_evaluated;
+        let mut map = s.serialize_map(Some(11))?;
+        map.serialize_entry("auth_results", &AuthResultsJson(r))?;
+        map.serialize_entry("count", &r.count)?;
+        map.serialize_entry("disposition", &Word(&pe.disposition))?;
+        map.serialize_entry("dkim", &Word(&pe.dkim))?;
+        map.serialize_entry("envelope_from", &r.identifiers.envelope_from)?;
+        map.serialize_entry("envelope_to", &r.identifiers.envelope_to)?;
+        map.serialize_entry("extensions", &ListOf(&r.extensions, ExtJson))?;
+        map.serialize_entry("header_from", &r.identifiers.header_from)?;
+        map.serialize_entry("reasons", &ListOf(&pe.reasons, ReasonJson))?;
+        map.serialize_entry("source_ip", &Word(&Some(r.source_ip)))?;
+        map.serialize_entry("spf", &Word(&pe.spf))?;
+        map.end()
+    }
+}
+
+struct ReasonJson<'a>(&'a OverrideReason);
+
+impl Serialize for ReasonJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("comment", &self.0.comment)?;
+        map.serialize_entry("type", &Word(&Some(&self.0.kind)))?;
+        map.end()
+    }
+}
+
+struct AuthResultsJson<'a>(&'a Record);
+
+impl Serialize for AuthResultsJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let ar = &self.0.auth_results;
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("dkim", &ListOf(&ar.dkim, DkimJson))?;
+        map.serialize_entry("spf", &ListOf(&ar.spf, SpfJson))?;
+        map.end()
+    }
+}
+
+struct DkimJson<'a>(&'a DkimAuthResult);
+
+impl Serialize for DkimJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let d = self.0;
+        let mut map = s.serialize_map(Some(4))?;
+        map.serialize_entry("domain", &d.domain)?;
+        map.serialize_entry("human_result", &d.human_result)?;
+        map.serialize_entry("result", &Word(&Some(&d.result)))?;
+        map.serialize_entry("selector", &d.selector)?;
+        map.end()
+    }
+}
+
+struct SpfJson<'a>(&'a SpfAuthResult);
+
+impl Serialize for SpfJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let x = self.0;
+        let mut map = s.serialize_map(Some(4))?;
+        map.serialize_entry("domain", &x.domain)?;
+        map.serialize_entry("human_result", &x.human_result)?;
+        map.serialize_entry("result", &Word(&Some(&x.result)))?;
+        map.serialize_entry("scope", &Word(&x.scope))?;
+        map.end()
+    }
+}
+
+/// An extension, keys sorted (`content`, `definition`, `name`).
+struct ExtJson<'a>(&'a Extension);
+
+impl Serialize for ExtJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(3))?;
+        map.serialize_entry("content", &self.0.content)?;
+        map.serialize_entry("definition", &self.0.definition)?;
+        map.serialize_entry("name", &self.0.name)?;
+        map.end()
+    }
 }
 
 fn failure_json(f: &FailureReport) -> Value {

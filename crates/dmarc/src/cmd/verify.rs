@@ -10,10 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use dmarc_dns::{AnyLookup, SystemClock};
 use dmarc_proto::Clock as _;
-use dmarc_proto::dmarc::{DnsFailureMode, Spec};
+use dmarc_proto::dmarc::{
+    AuthorOptions, DnsFailureMode, MultipleAddresses, MultipleFields, Spec, Unreadable,
+};
 use dmarc_proto::message::Message;
 use dmarc_receiver::{
     Observation, Randomness, Receiver, ReceiverConfig, SmtpFacts, Verdicts, verify_message,
@@ -21,6 +23,7 @@ use dmarc_receiver::{
 use serde::{Deserialize, Serialize};
 
 use crate::dns_args::DnsArgs;
+use crate::input;
 
 /// Arguments of `dmarc verify`.
 #[derive(Debug, Args)]
@@ -91,8 +94,104 @@ pub struct VerifyArgs {
     #[arg(long = "fail-open")]
     pub fail_open: bool,
 
+    /// A From field with addresses in several domains: evaluate each domain and apply the
+    /// strictest verdict (the default, RFC 9989 §5.3.1, §11.5); reject any From field
+    /// with more than one address (OpenDMARC's RejectMultiValueFrom); or, an opt-in a
+    /// sender can abuse, same-domain-only / decline (dmarc=none, nothing enforced).
+    #[arg(
+        long = "from-multiple-addresses",
+        value_name = "CHOICE",
+        default_value = "evaluate"
+    )]
+    pub from_multiple_addresses: AddressesChoice,
+
+    /// Several From fields: fail (the default: a DMARC failure of every domain they name,
+    /// the strictest policy applies; rejected when they name none); evaluate (pool their
+    /// addresses, as for --from-multiple-addresses); reject (OpenDMARC's RequiredHeaders);
+    /// or, an opt-in a sender can abuse, accept (dmarc=permerror, nothing enforced).
+    #[arg(
+        long = "from-multiple-fields",
+        value_name = "CHOICE",
+        default_value = "fail"
+    )]
+    pub from_multiple_fields: FieldsChoice,
+
+    /// No From field, or one that cannot be read (longer than 16384 bytes, broken syntax,
+    /// no address, no valid domain): fail (the default: a DMARC failure of every domain it
+    /// names, each `@domain` in it; rejected when it names none); reject (OpenDMARC's
+    /// RequiredHeaders); or, an opt-in a sender can abuse, accept (dmarc=permerror,
+    /// nothing enforced).
+    #[arg(
+        long = "from-unreadable",
+        value_name = "CHOICE",
+        default_value = "fail"
+    )]
+    pub from_unreadable: UnreadableChoice,
+
     #[command(flatten)]
     pub dns: DnsArgs,
+}
+
+/// `--from-multiple-addresses`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AddressesChoice {
+    /// Each domain evaluated, the strictest verdict applies.
+    Evaluate,
+    /// Refused when the From field has more than one address.
+    Reject,
+    /// Evaluated when all addresses share a domain, else dmarc=none (opt-in).
+    SameDomainOnly,
+    /// dmarc=none whenever there is more than one address (opt-in).
+    Decline,
+}
+
+/// `--from-multiple-fields`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FieldsChoice {
+    /// A DMARC failure of every domain named.
+    Fail,
+    /// Their addresses pooled and evaluated.
+    Evaluate,
+    /// Refused.
+    Reject,
+    /// dmarc=permerror, nothing enforced (opt-in).
+    Accept,
+}
+
+/// `--from-unreadable`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum UnreadableChoice {
+    /// A DMARC failure of every domain named.
+    Fail,
+    /// Refused.
+    Reject,
+    /// dmarc=permerror, nothing enforced (opt-in).
+    Accept,
+}
+
+impl VerifyArgs {
+    /// The library's From options for these flags.
+    fn author_options(&self) -> AuthorOptions {
+        AuthorOptions {
+            multiple_addresses: match self.from_multiple_addresses {
+                AddressesChoice::Evaluate => MultipleAddresses::EvaluateEach,
+                AddressesChoice::Reject => MultipleAddresses::Reject,
+                AddressesChoice::SameDomainOnly => MultipleAddresses::SameDomainOnly,
+                AddressesChoice::Decline => MultipleAddresses::Decline,
+            },
+            multiple_fields: match self.from_multiple_fields {
+                FieldsChoice::Fail => MultipleFields::Fail,
+                FieldsChoice::Evaluate => MultipleFields::Evaluate,
+                FieldsChoice::Reject => MultipleFields::Reject,
+                FieldsChoice::Accept => MultipleFields::Accept,
+            },
+            unreadable: match self.from_unreadable {
+                UnreadableChoice::Fail => Unreadable::Fail,
+                UnreadableChoice::Reject => Unreadable::Reject,
+                UnreadableChoice::Accept => Unreadable::Accept,
+            },
+        }
+    }
 }
 
 /// A random source for the RFC 7489 pct draw: the standard library's randomly keyed
@@ -131,6 +230,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     if args.fail_open {
         config.dmarc.dns_failure = DnsFailureMode::FailOpen;
     }
+    config.dmarc.author = args.author_options();
     if let Some(batch) = &args.batch {
         return run_batch(batch, &args, config);
     }
@@ -153,7 +253,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     if helo.is_empty() {
         bail!("--helo must not be empty");
     }
-    let message = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let message = input::read(file, "message", input::MAX_MESSAGE)?;
     let facts =
         SmtpFacts::new(ip, helo.clone()).with_mail_from(args.mail_from.clone().unwrap_or_default());
     let v = runtime.block_on(verify_message(
@@ -309,7 +409,7 @@ async fn verify_case(
             return (out, true, None);
         }
     };
-    let message = match std::fs::read(&case.path) {
+    let message = match input::read(&case.path, "message", input::MAX_MESSAGE) {
         Ok(m) => m,
         Err(e) => {
             error(
@@ -317,7 +417,7 @@ async fn verify_case(
                 &CaseError {
                     line: case.line,
                     file: Some(case.file.clone()),
-                    error: format!("cannot read {}: {e}", case.path.display()),
+                    error: format!("{e:#}"),
                 },
             );
             return (out, true, None);
@@ -408,8 +508,7 @@ fn run_batch(
     } else {
         None
     };
-    let text = std::fs::read_to_string(batch_path)
-        .with_context(|| format!("cannot read {}", batch_path.display()))?;
+    let text = input::read_text(batch_path, "cases file", input::MAX_CASES)?;
     let dir = batch_path
         .parent()
         .map(Path::to_path_buf)

@@ -22,14 +22,30 @@ impl Token {
         !self.quoted && self.text.eq_ignore_ascii_case(text.as_bytes())
     }
 
-    /// The token as text for error messages.
+    /// The token as text for error messages, at most [`MAX_QUOTED`] bytes of it.
     pub(crate) fn show(&self) -> String {
-        let t = String::from_utf8_lossy(&self.text);
-        if self.quoted {
-            format!("\"{t}\"")
-        } else {
-            t.into_owned()
+        let t = quote(&self.text);
+        if self.quoted { format!("\"{t}\"") } else { t }
+    }
+}
+
+/// The most bytes of the offending text an error message repeats: enough to find the
+/// place, not enough to echo a whole file (an `$INCLUDE` of a file that is not a zone) or
+/// a 20 MB label.
+pub(crate) const MAX_QUOTED: usize = 40;
+
+/// `text` for an error message: its first [`MAX_QUOTED`] bytes (as UTF-8, lossily), and
+/// when it is longer, how long it is.
+pub(crate) fn quote(text: &[u8]) -> String {
+    match text.get(..MAX_QUOTED) {
+        Some(head) if text.len() > MAX_QUOTED => {
+            format!(
+                "{}... ({} bytes)",
+                String::from_utf8_lossy(head).trim_end_matches('\u{fffd}'),
+                text.len()
+            )
         }
+        _ => String::from_utf8_lossy(text).into_owned(),
     }
 }
 

@@ -12,8 +12,9 @@
 //!   both optional; an owner left blank (the line starts with a space or tab) is the previous
 //!   owner; `@` is the current origin; names not ending in `.` are relative to the origin;
 //! * `$ORIGIN <name>`, `$TTL <ttl>` (RFC 2308 §4), and `$INCLUDE <file> [<origin>]` (only
-//!   with [`ZoneFile::load`]; the path is taken relative to the including file's directory,
-//!   and the including file's origin and owner are restored afterwards);
+//!   with [`ZoneFile::load`]; the path is taken relative to the including file's directory
+//!   and must stay below it unless [`LoadOptions::include_anywhere`] says otherwise, and
+//!   the including file's origin and owner are restored afterwards);
 //! * parentheses continuing an entry over several lines, `;` comments, quoted
 //!   character-strings (which may span lines), `\X` and `\DDD` escapes (in names too:
 //!   `a\.b.example.` is a two-label name whose first label is `a.b`);
@@ -121,7 +122,7 @@ impl ZoneFile {
 
     /// Like [`ZoneFile::parse`], from bytes: character-strings may hold any octets.
     pub fn parse_bytes(bytes: &[u8], default_origin: Option<&str>) -> Result<ZoneFile, ZoneError> {
-        ZoneFile::build("<zone text>", bytes, None, default_origin)
+        ZoneFile::build("<zone text>", bytes, None, default_origin, false)
     }
 
     /// Reads and parses the master file at `path`, with no default origin.
@@ -135,12 +136,29 @@ impl ZoneFile {
         path: &Path,
         default_origin: Option<&str>,
     ) -> Result<ZoneFile, ZoneError> {
+        ZoneFile::load_with(
+            path,
+            &LoadOptions {
+                default_origin,
+                ..LoadOptions::default()
+            },
+        )
+    }
+
+    /// Reads and parses the master file at `path` with these options.
+    pub fn load_with(path: &Path, options: &LoadOptions<'_>) -> Result<ZoneFile, ZoneError> {
         let shown = path.display().to_string();
         let bytes = read_limited(path).map_err(|e| ZoneError::io(&shown, e))?;
         let dir = path
             .parent()
             .map_or_else(std::path::PathBuf::new, Path::to_path_buf);
-        ZoneFile::build(&shown, &bytes, Some(dir), default_origin)
+        ZoneFile::build(
+            &shown,
+            &bytes,
+            Some(dir),
+            options.default_origin,
+            options.include_anywhere,
+        )
     }
 
     fn build(
@@ -148,6 +166,7 @@ impl ZoneFile {
         bytes: &[u8],
         dir: Option<std::path::PathBuf>,
         default_origin: Option<&str>,
+        include_anywhere: bool,
     ) -> Result<ZoneFile, ZoneError> {
         let origin = match default_origin {
             None => None,
@@ -158,7 +177,14 @@ impl ZoneFile {
             ),
         };
         let mut records = Records::default();
-        Parser::new(&mut records, source.to_string(), dir, origin).parse(bytes)?;
+        Parser::new(
+            &mut records,
+            source.to_string(),
+            dir,
+            origin,
+            include_anywhere,
+        )
+        .parse(bytes)?;
         Ok(ZoneFile {
             source: source.to_string(),
             records,
@@ -388,6 +414,17 @@ impl<'z> ZoneNode<'z> {
     pub fn cname(&self) -> Option<String> {
         self.node.cname.as_ref().map(ToString::to_string)
     }
+}
+
+/// How [`ZoneFile::load_with`] reads a file. Every field states its default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions<'a> {
+    /// The origin in effect before any `$ORIGIN`. Default none.
+    pub default_origin: Option<&'a str>,
+    /// Let `$INCLUDE` name any file. Default false: only files below the including
+    /// file's directory (symbolic links and `..` resolved), so that a zone file cannot
+    /// make the loader read whatever the process can read.
+    pub include_anywhere: bool,
 }
 
 /// Why a zone file could not be loaded: where, and what is wrong.

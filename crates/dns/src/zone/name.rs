@@ -188,7 +188,7 @@ pub(crate) fn parse_presentation(text: &[u8]) -> Result<(Name, bool), String> {
                 if label.is_empty() {
                     return Err(format!(
                         "empty label in {:?} (two dots in a row, or a leading dot)",
-                        String::from_utf8_lossy(text)
+                        super::lexer::quote(text)
                     ));
                 }
                 labels.push(std::mem::take(&mut label));
@@ -202,7 +202,7 @@ pub(crate) fn parse_presentation(text: &[u8]) -> Result<(Name, bool), String> {
         labels.push(label);
     }
     let name = Name::from_labels(&labels)
-        .map_err(|e| format!("{e} in {:?}", String::from_utf8_lossy(text)))?;
+        .map_err(|e| format!("{e} in {:?}", super::lexer::quote(text)))?;
     Ok((name, absolute))
 }
 

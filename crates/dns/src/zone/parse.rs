@@ -64,6 +64,15 @@ fn may_accompany_cname(code: u16) -> bool {
     matches!(code, 24 | 25 | 30 | 46 | 47)
 }
 
+/// `dir`, or `.` when it is empty (a zone file named without a directory).
+fn dir_or_cwd(dir: &Path) -> &Path {
+    if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }
+}
+
 /// Parses master files into a [`Records`].
 pub(crate) struct Parser<'r> {
     records: &'r mut Records,
@@ -72,6 +81,8 @@ pub(crate) struct Parser<'r> {
     origin: Option<Name>,
     last_owner: Option<Name>,
     depth: usize,
+    /// `$INCLUDE` may name any file, not only those below the including file's directory.
+    include_anywhere: bool,
 }
 
 impl<'r> Parser<'r> {
@@ -80,6 +91,7 @@ impl<'r> Parser<'r> {
         file: String,
         dir: Option<PathBuf>,
         origin: Option<Name>,
+        include_anywhere: bool,
     ) -> Self {
         Parser {
             records,
@@ -88,6 +100,7 @@ impl<'r> Parser<'r> {
             origin,
             last_owner: None,
             depth: 0,
+            include_anywhere,
         }
     }
 
@@ -189,6 +202,29 @@ impl<'r> Parser<'r> {
         let rel = String::from_utf8(rel)
             .map_err(|_| self.err(line, "$INCLUDE file name is not UTF-8"))?;
         let path = dir.join(&rel);
+        if !self.include_anywhere {
+            // Below the including file's directory, symbolic links and `..` resolved: a
+            // zone file must not make the loader read (and quote in an error) any file
+            // the process can read.
+            let inside = match (path.canonicalize(), dir_or_cwd(&dir).canonicalize()) {
+                (Ok(p), Ok(d)) => p.starts_with(&d),
+                (Err(e), _) | (_, Err(e)) => {
+                    return Err(ZoneError::io(&path.display().to_string(), e)
+                        .with_context(&self.file, line));
+                }
+            };
+            if !inside {
+                return Err(self.err(
+                    line,
+                    format!(
+                        "$INCLUDE {} is outside {} (the including file's directory); \
+                         including files elsewhere must be allowed explicitly",
+                        file.show(),
+                        dir_or_cwd(&dir).display()
+                    ),
+                ));
+            }
+        }
         let bytes = read_limited(&path).map_err(|e| {
             ZoneError::io(&path.display().to_string(), e).with_context(&self.file, line)
         })?;
@@ -199,6 +235,7 @@ impl<'r> Parser<'r> {
             origin: origin.or_else(|| self.origin.clone()),
             last_owner: None,
             depth: self.depth + 1,
+            include_anywhere: self.include_anywhere,
         };
         // Origin and owner of this file are unchanged by the include (RFC 1035 §5.1; the
         // owner as BIND does).
@@ -611,7 +648,7 @@ fn generic_rdata(tokens: &[Token]) -> Result<Vec<u8>, String> {
             _ => {
                 return Err(format!(
                     "invalid hex {:?} in generic RDATA",
-                    String::from_utf8_lossy(pair)
+                    super::lexer::quote(pair)
                 ));
             }
         }

@@ -110,7 +110,7 @@ fn is_meta(code: u16) -> bool {
 
 /// Looks up a type mnemonic or `TYPEnnn` (RFC 3597 §5), ASCII case-insensitive.
 pub(crate) fn parse(text: &[u8]) -> Result<u16, String> {
-    let shown = String::from_utf8_lossy(text);
+    let shown = super::lexer::quote(text);
     let code = if let Some((_, code)) = TABLE
         .iter()
         .find(|(m, _)| m.as_bytes().eq_ignore_ascii_case(text))

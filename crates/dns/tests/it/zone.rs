@@ -492,6 +492,55 @@ async fn include_is_relative_to_the_including_file() {
     assert!(e.reason().contains("ZoneFile::load"), "{e}");
 }
 
+/// Issue 9: `$INCLUDE` stays below the including file's directory (an absolute path, `..`
+/// or a symbolic link out of it is refused without reading the file) unless allowed.
+#[tokio::test]
+async fn include_outside_the_including_directory_is_refused() {
+    let dir = tmp_dir("include-confined");
+    let zones = dir.join("zones");
+    std::fs::create_dir_all(&zones).unwrap();
+    let secret = dir.join("secret.txt");
+    std::fs::write(&secret, "root:$6$SECRETHASHSECRETHASH:19000:0:99999:7:::\n").unwrap();
+    let _ = std::fs::remove_file(zones.join("link.txt"));
+    std::os::unix::fs::symlink(&secret, zones.join("link.txt")).unwrap();
+    for include in [
+        secret.display().to_string(),
+        "../secret.txt".to_string(),
+        "link.txt".to_string(),
+    ] {
+        std::fs::write(zones.join("main.zone"), format!("$INCLUDE {include}\n")).unwrap();
+        let e = ZoneFile::load(&zones.join("main.zone")).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("is outside"), "{text}");
+        assert!(text.contains("main.zone:1"), "{text}");
+        assert!(!text.contains("SECRETHASH"), "{text}");
+        // Allowed explicitly: read (and refused as a zone, quoting only a short prefix).
+        let e = ZoneFile::load_with(
+            &zones.join("main.zone"),
+            &dmarc_dns::LoadOptions {
+                include_anywhere: true,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(!e.to_string().contains("is outside"), "{e}");
+    }
+}
+
+/// Issue 9: an error quotes at most a short prefix of the offending text.
+#[test]
+fn errors_quote_only_a_short_prefix() {
+    let label = "x".repeat(20 << 20);
+    let e = zone_err(&format!("{label}.example. A 192.0.2.1\n"));
+    let text = e.to_string();
+    assert!(text.len() < 300, "{} bytes: {}", text.len(), &text[..300]);
+    assert!(text.contains("bytes)"), "{text}");
+    let e = zone_err(&format!("a.example. {label} x\n"));
+    assert!(e.to_string().len() < 300);
+    let e = zone_err(&format!("a.example. A {label}\n"));
+    assert!(e.to_string().len() < 300);
+}
+
 // ---------------------------------------------------------------------------------------
 // Errors: where and what.
 

@@ -132,13 +132,12 @@ impl ImapArgs {
     }
 }
 
+/// The largest --imap-password-file read (a password is one line).
+const MAX_PASSWORD_FILE: u64 = 4096;
+
 fn read_password_file(path: &std::path::Path) -> Result<String, ImapError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ImapError::Config(format!(
-            "cannot read --imap-password-file {}: {e}",
-            path.display()
-        ))
-    })?;
+    let text = crate::read_bounded_text(path, "password file", MAX_PASSWORD_FILE)
+        .map_err(|e| ImapError::Config(format!("--imap-password-file: {e}")))?;
     let password = text
         .strip_suffix("\r\n")
         .or_else(|| text.strip_suffix('\n'))

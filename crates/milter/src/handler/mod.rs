@@ -27,7 +27,9 @@ use std::time::Instant;
 use dmarc_dns::SystemClock;
 use dmarc_proto::Lookup;
 use dmarc_proto::auth_results;
-use dmarc_proto::dmarc::{AuthorOptions, MultipleAddresses, Spec, author_domains};
+use dmarc_proto::dmarc::{
+    AuthorOptions, MultipleAddresses, MultipleFields, Spec, Unreadable, author_domains,
+};
 use dmarc_receiver::{Action, Randomness, ReceiverConfig, SmtpFacts, Verdicts, verify_message};
 
 use crate::codec::SmtpReply;
@@ -67,20 +69,19 @@ struct Shared<L> {
     metrics: Arc<Metrics>,
 }
 
-/// How the library reads the From field for each `bad_from` choice. One place, because
-/// the library's From options are changing (issue 9): `evaluate` pools several From
-/// fields and evaluates every Author Domain found, reporting the strictest verdict;
-/// `reject` never reaches the evaluation with a bad From field (it is refused at end of
-/// header), so the library's strict reading applies.
+/// How the library reads the From field for each `bad_from` choice, in one place:
+/// `evaluate` is the library's default (every Author Domain of a From field evaluated, the
+/// strictest verdict applying; several From fields, or one that cannot be read, a DMARC
+/// failure of the domains they name; refused when they name none: RFC 9989 §11.5);
+/// `reject` refuses every such message (it is refused at end of header already, so the
+/// evaluation meets one only in monitor mode, where it is reported as refused).
 pub fn author_options(choice: BadFromChoice) -> AuthorOptions {
     match choice {
-        BadFromChoice::Evaluate => AuthorOptions {
-            multiple_addresses: MultipleAddresses::EvaluateEach,
-            required_headers: false,
-        },
+        BadFromChoice::Evaluate => AuthorOptions::default(),
         BadFromChoice::Reject => AuthorOptions {
-            multiple_addresses: MultipleAddresses::Decline,
-            required_headers: true,
+            multiple_addresses: MultipleAddresses::Reject,
+            multiple_fields: MultipleFields::Reject,
+            unreadable: Unreadable::Reject,
         },
     }
 }
@@ -89,11 +90,7 @@ pub fn author_options(choice: BadFromChoice) -> AuthorOptions {
 /// field, several, no address, several addresses, an invalid domain: RFC 5322 §3.6,
 /// RFC 9989 §5.3.1).
 pub fn single_author_domain(from_fields: &[&[u8]]) -> Result<String, String> {
-    let strict = AuthorOptions {
-        multiple_addresses: MultipleAddresses::Decline,
-        required_headers: true,
-    };
-    match author_domains(from_fields, &strict) {
+    match author_domains(from_fields, &author_options(BadFromChoice::Reject)) {
         Err(e) => Err(e.to_string()),
         Ok(a) if a.addresses.len() != 1 => Err(format!(
             "the From field has {} addresses",

@@ -386,6 +386,7 @@ fn dmarc_fail() -> DmarcOutput {
         result: DmarcResult::Fail,
         spec: Spec::Rfc9989,
         declined: false,
+        from_refused: false,
         author_domain: Some("brand.example".into()),
         policy_domain: None,
         org_domain: None,

@@ -3,15 +3,16 @@
 //! The From field is read leniently, the way receivers must: display names (quoted, with
 //! commas, RFC 2047 encoded words), comments, group syntax (`Team: a@x, b@y;`), angle
 //! addresses with stray brackets, and folded lines are all understood. What cannot give a
-//! single Author Domain has a defined outcome, chosen by [`AuthorOptions`]:
+//! single Author Domain has a defined outcome, chosen by [`AuthorOptions`]; the defaults
+//! never let the shape of From decide that a policy is not applied (RFC 9989 §11.5):
 //!
-//! | Situation | Outcome |
-//! |---|---|
-//! | no From field | [`AuthorError::NoFromField`] (`permerror`, or `none` without `required_headers`) |
-//! | several From fields | [`AuthorError::MultipleFromFields`] with `required_headers`; otherwise their addresses are pooled |
-//! | no address, unparsable field | [`AuthorError::NoAddress`] / [`AuthorError::Unparsable`] |
-//! | an address literal or invalid domain | [`AuthorError::InvalidDomain`] |
-//! | several addresses | see [`MultipleAddresses`] |
+//! | Situation | Error | Default outcome (option) |
+//! |---|---|---|
+//! | several addresses, different domains | — | each domain evaluated, the strictest verdict applies ([`MultipleAddresses`]) |
+//! | several From fields | [`AuthorError::MultipleFromFields`] | a DMARC `fail` of the domains they name ([`MultipleFields`]) |
+//! | a field longer than [`MAX_FIELD_LEN`], broken syntax | [`AuthorError::Unparsable`] | a `fail` of the domains it names ([`Unreadable`]) |
+//! | no From field, no address | [`AuthorError::NoFromField`] / [`AuthorError::NoAddress`] | `permerror`, reject ([`Unreadable`]) |
+//! | an address literal or invalid domain | [`AuthorError::InvalidDomain`] | a `fail` of the other domains named, else reject ([`Unreadable`]) |
 //! | group syntax (`Team: a@x, b@y;`) | the group's mailboxes are the addresses; an empty group gives [`AuthorError::NoAddress`] |
 //! | U-labels (`user@пример.рф`) | converted to A-labels (`xn--e1afmkfd.xn--p1ai`) |
 //!
@@ -23,46 +24,142 @@ use smallvec::SmallVec;
 
 use super::{DomainError, DomainName};
 
-/// Longest From field value looked at.
-const MAX_FIELD_LEN: usize = 16 * 1024;
-/// Most mailboxes read from the From field(s).
+/// Longest From field value read as mailboxes (a longer one is [`AuthorError::Unparsable`];
+/// the domains it names are still found, see [`FromFault::named`]).
+pub const MAX_FIELD_LEN: usize = 16 * 1024;
+/// Most mailbox addresses kept in [`AuthorDomains::addresses`] (every address is still
+/// read for its domain).
 const MAX_MAILBOXES: usize = 64;
+/// Most distinct Author Domains evaluated for one message (a bound on the DNS work: each
+/// costs at most one policy discovery). A From field naming more is refused.
+pub const MAX_AUTHOR_DOMAINS: usize = 8;
 
 /// What to do with a From field holding more than one address (§5.3.1, §11.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum MultipleAddresses {
-    /// Evaluate when every address has the same domain (there is then exactly one Author
-    /// Domain, as §5.3.1 requires); decline when the domains differ. The default.
+    /// Evaluate each distinct domain and apply the strictest verdict (the MAY of §5.3.1;
+    /// what §11.5 asks of a receiver facing a From field shaped to dodge the evaluation).
+    /// More than [`MAX_AUTHOR_DOMAINS`] domains: `permerror` and reject. The default.
     #[default]
-    SameDomainOnly,
-    /// Decline whenever there is more than one address, even in one domain (OpenDMARC's
-    /// `RejectMultiValueFrom`, mailauth).
-    Decline,
-    /// Evaluate each distinct domain and report the worst verdict, the strictest policy
-    /// first (the MAY of §5.3.1; authheaders does this).
     EvaluateEach,
+    /// Reject any From field with more than one address (OpenDMARC's
+    /// `RejectMultiValueFrom`): `permerror` and the action reject.
+    Reject,
+    /// Evaluate when every address has the same domain; decline (`none`, nothing enforced)
+    /// when the domains differ. Explicit opt-in: a sender can shape a From field to dodge
+    /// the Author Domain's policy.
+    SameDomainOnly,
+    /// Decline (`none`, nothing enforced) whenever there is more than one address, even in
+    /// one domain (mailauth). Explicit opt-in, as [`MultipleAddresses::SameDomainOnly`].
+    Decline,
 }
 
-/// How the Author Domain is extracted. Every field states its default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct AuthorOptions {
-    /// Several addresses: see [`MultipleAddresses`]. Default
-    /// [`MultipleAddresses::SameDomainOnly`].
-    pub multiple_addresses: MultipleAddresses,
-    /// Messages without exactly one usable From field are malformed (RFC 5322 §3.6) and get
-    /// `permerror` (like OpenDMARC's `RequiredHeaders`). When false, they get `none` and
-    /// several From fields are pooled. Default true.
-    pub required_headers: bool,
-}
-
-impl Default for AuthorOptions {
-    fn default() -> Self {
-        AuthorOptions {
-            multiple_addresses: MultipleAddresses::SameDomainOnly,
-            required_headers: true,
+impl MultipleAddresses {
+    /// `evaluate`, `reject`, `same-domain-only` or `decline`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MultipleAddresses::EvaluateEach => "evaluate",
+            MultipleAddresses::Reject => "reject",
+            MultipleAddresses::SameDomainOnly => "same-domain-only",
+            MultipleAddresses::Decline => "decline",
         }
     }
 }
+
+/// What to do with a message that has several From fields (RFC 5322 §3.6 allows one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum MultipleFields {
+    /// A DMARC `fail` of every domain the fields name (their policies are looked up, no
+    /// identifier counts as aligned), the strictest applying; `permerror` and reject when
+    /// they name no domain or more than [`MAX_AUTHOR_DOMAINS`]. The default.
+    #[default]
+    Fail,
+    /// Pool the addresses of every field and go on as for one field with those addresses
+    /// (see [`MultipleAddresses`]).
+    Evaluate,
+    /// `permerror` and the action reject (OpenDMARC's `RequiredHeaders`).
+    Reject,
+    /// `permerror`, nothing enforced. Explicit opt-in: a sender can add a From field to
+    /// dodge the Author Domain's policy.
+    Accept,
+}
+
+impl MultipleFields {
+    /// `fail`, `evaluate`, `reject` or `accept`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MultipleFields::Fail => "fail",
+            MultipleFields::Evaluate => "evaluate",
+            MultipleFields::Reject => "reject",
+            MultipleFields::Accept => "accept",
+        }
+    }
+}
+
+/// What to do with a message whose From field gives no Author Domain: none at all, one
+/// that cannot be read (longer than [`MAX_FIELD_LEN`], broken syntax), no address, or an
+/// address without a usable domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Unreadable {
+    /// A DMARC `fail` of every domain the field names (each `@domain` in it, read
+    /// leniently), the strictest policy applying; `permerror` and reject when it names none
+    /// or more than [`MAX_AUTHOR_DOMAINS`]. The default.
+    #[default]
+    Fail,
+    /// `permerror` and the action reject (OpenDMARC's `RequiredHeaders`).
+    Reject,
+    /// `permerror`, nothing enforced. Explicit opt-in: a sender can pad or break a From
+    /// field to dodge the Author Domain's policy.
+    Accept,
+}
+
+impl Unreadable {
+    /// `fail`, `reject` or `accept`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unreadable::Fail => "fail",
+            Unreadable::Reject => "reject",
+            Unreadable::Accept => "accept",
+        }
+    }
+}
+
+/// How the Author Domain is taken from the From field(s), and what a From field of an
+/// unusual shape leads to. Every field states its default; the defaults never let a
+/// sender escape the Author Domain's policy by the shape of From (RFC 9989 §11.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct AuthorOptions {
+    /// Several addresses: see [`MultipleAddresses`]. Default
+    /// [`MultipleAddresses::EvaluateEach`].
+    pub multiple_addresses: MultipleAddresses,
+    /// Several From fields: see [`MultipleFields`]. Default [`MultipleFields::Fail`].
+    pub multiple_fields: MultipleFields,
+    /// No From field, or none that gives an Author Domain: see [`Unreadable`]. Default
+    /// [`Unreadable::Fail`].
+    pub unreadable: Unreadable,
+}
+
+/// What [`read_authors`] found when the From field(s) give no Author Domain to evaluate
+/// normally: the error, the domains the fields name all the same, and what the options
+/// say to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FromFault {
+    /// What is wrong.
+    pub error: AuthorError,
+    /// Every distinct domain the fields name (each `@domain`, read leniently), in order,
+    /// at most [`MAX_AUTHOR_DOMAINS`] + 1 (more means too many to evaluate).
+    pub named: Vec<DomainName>,
+    /// What to do: `Fail` (a failure of the named domains), `Reject` or `Accept`.
+    pub outcome: Unreadable,
+}
+
+impl fmt::Display for FromFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for FromFault {}
 
 /// The Author Domain(s) found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,11 +209,11 @@ impl std::error::Error for AuthorError {}
 ///
 /// | Situation | Outcome |
 /// |---|---|
-/// | no From field | [`AuthorError::NoFromField`] (`permerror`, or `none` without `required_headers`) |
-/// | several From fields | [`AuthorError::MultipleFromFields`] with `required_headers`; otherwise their addresses are pooled |
-/// | no address, unparsable field | [`AuthorError::NoAddress`] / [`AuthorError::Unparsable`] |
+/// | no From field | [`AuthorError::NoFromField`] |
+/// | several From fields | [`AuthorError::MultipleFromFields`], unless [`MultipleFields::Evaluate`] pools their addresses |
+/// | no address, unparsable field (longer than [`MAX_FIELD_LEN`] included) | [`AuthorError::NoAddress`] / [`AuthorError::Unparsable`] |
 /// | an address literal or invalid domain | [`AuthorError::InvalidDomain`] |
-/// | several addresses | see [`MultipleAddresses`] |
+/// | several addresses | every distinct domain, at most [`MAX_AUTHOR_DOMAINS`] + 1 (more means too many) |
 /// | group syntax (`Team: a@x, b@y;`) | the group's mailboxes are the addresses; an empty group gives [`AuthorError::NoAddress`] |
 /// | U-labels (`user@пример.рф`) | converted to A-labels (`xn--e1afmkfd.xn--p1ai`) |
 ///
@@ -128,25 +225,100 @@ pub fn author_domains(
     match from_fields.len() {
         0 => return Err(AuthorError::NoFromField),
         1 => {}
-        n if options.required_headers => return Err(AuthorError::MultipleFromFields(n)),
+        n if options.multiple_fields != MultipleFields::Evaluate => {
+            return Err(AuthorError::MultipleFromFields(n));
+        }
         _ => {}
     }
     // One address is the rule.
-    let mut addresses = Vec::with_capacity(1);
+    let mut authors = AuthorDomains {
+        addresses: Vec::with_capacity(1),
+        domains: Vec::with_capacity(1),
+    };
+    let mut bad_domain: Option<AuthorError> = None;
     for field in from_fields {
-        push_mailbox_addresses(field, &mut addresses, MAX_MAILBOXES)?;
+        push_mailbox_addresses(field, |addr| {
+            // Every address counts for its domain; only the first ones are kept.
+            match address_domain(&addr) {
+                Ok(d) => {
+                    if !authors.domains.contains(&d) && authors.domains.len() <= MAX_AUTHOR_DOMAINS
+                    {
+                        authors.domains.push(d);
+                    }
+                }
+                Err(e) => {
+                    bad_domain.get_or_insert(e);
+                }
+            }
+            if authors.addresses.len() < MAX_MAILBOXES {
+                authors.addresses.push(addr);
+            }
+        })?;
     }
-    if addresses.is_empty() {
+    if let Some(e) = bad_domain {
+        return Err(e);
+    }
+    if authors.addresses.is_empty() {
         return Err(AuthorError::NoAddress);
     }
-    let mut domains: Vec<DomainName> = Vec::with_capacity(1);
-    for addr in &addresses {
-        let d = address_domain(addr)?;
-        if !domains.contains(&d) {
-            domains.push(d);
+    Ok(authors)
+}
+
+/// [`author_domains`], and when the fields give no Author Domain, the domains they name
+/// all the same and what `options` say to do (see [`FromFault`]). What the DMARC
+/// evaluation ([`super::evaluate_authors`]) takes.
+pub fn read_authors(
+    from_fields: &[&[u8]],
+    options: &AuthorOptions,
+) -> Result<AuthorDomains, FromFault> {
+    author_domains(from_fields, options).map_err(|error| {
+        let outcome = match (&error, options.multiple_fields) {
+            (AuthorError::MultipleFromFields(_), MultipleFields::Fail) => Unreadable::Fail,
+            (AuthorError::MultipleFromFields(_), MultipleFields::Reject) => Unreadable::Reject,
+            (AuthorError::MultipleFromFields(_), MultipleFields::Accept) => Unreadable::Accept,
+            _ => options.unreadable,
+        };
+        let mut named = Vec::new();
+        if outcome == Unreadable::Fail {
+            for field in from_fields {
+                named_domains(field, &mut named);
+            }
+        }
+        FromFault {
+            error,
+            named,
+            outcome,
+        }
+    })
+}
+
+/// Appends to `out` the distinct domains `value` names, read leniently for a field that
+/// could not be read as mailboxes: the name after each `@` (letters, digits, `-`, `_`,
+/// `.`, non-ASCII), when it is a valid domain name. Stops at [`MAX_AUTHOR_DOMAINS`] + 1.
+/// Linear in the field's length, whatever its length.
+fn named_domains(value: &[u8], out: &mut Vec<DomainName>) {
+    for at in memchr::memchr_iter(b'@', value) {
+        if out.len() > MAX_AUTHOR_DOMAINS {
+            return;
+        }
+        let rest = value.get(at + 1..).unwrap_or_default();
+        let len = rest
+            .iter()
+            .position(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | 0x80..)))
+            .unwrap_or(rest.len())
+            // No name is longer than 253 octets (in U-labels, a few times that).
+            .min(1024);
+        let Some(name) = rest.get(..len) else {
+            continue;
+        };
+        let name = String::from_utf8_lossy(name);
+        let name = name.trim_end_matches('.');
+        if let Ok(d) = DomainName::new(name)
+            && !out.contains(&d)
+        {
+            out.push(d);
         }
     }
-    Ok(AuthorDomains { addresses, domains })
 }
 
 /// The domain of an `addr-spec` (after the last `@`), validated and in A-labels.
@@ -184,16 +356,15 @@ type Segment<'a> = SmallVec<[Token<'a>; 24]>;
 /// Display names, comments and group names are dropped.
 pub fn mailbox_addresses(value: &[u8]) -> Result<Vec<String>, AuthorError> {
     let mut out = Vec::new();
-    push_mailbox_addresses(value, &mut out, usize::MAX)?;
+    push_mailbox_addresses(value, |a| out.push(a))?;
     Ok(out)
 }
 
-/// [`mailbox_addresses`], appended to `out` while it holds fewer than `limit` (the rest of
-/// the field is still read, so that an error in it is reported).
+/// [`mailbox_addresses`], each handed to `address` in order (the whole field is read, so
+/// that an error in it is reported).
 fn push_mailbox_addresses(
     value: &[u8],
-    out: &mut Vec<String>,
-    limit: usize,
+    mut address: impl FnMut(String),
 ) -> Result<(), AuthorError> {
     if value.len() > MAX_FIELD_LEN {
         return Err(AuthorError::Unparsable(format!(
@@ -209,9 +380,7 @@ fn push_mailbox_addresses(
     let mut bad: Option<AuthorError> = None;
     tokenize(&text, |seg| {
         if let Some(addr) = segment_address(seg) {
-            if out.len() < limit {
-                out.push(addr);
-            }
+            address(addr);
         } else if bad.is_none()
             && seg.iter().any(|t| !matches!(t, Token::Special(';' | ':')))
             && seg.iter().any(|t| matches!(t, Token::Special('@')))
@@ -515,7 +684,7 @@ mod tests {
             Err(AuthorError::InvalidDomain(_))
         ));
         let lenient = AuthorOptions {
-            required_headers: false,
+            multiple_fields: MultipleFields::Evaluate,
             ..opts
         };
         assert_eq!(

@@ -11,15 +11,11 @@ use super::discovery::{
 };
 use super::domain::within;
 use super::{
-    AlignmentMode, AlignmentReason, AuthResult, AuthorDomains, AuthorError, DmarcInput,
-    DmarcOptions, DmarcOutput, DmarcResult, DnsFailureMode, DomainName, IdentifierAlignment,
-    MultipleAddresses, Policy, Spec, author_domains,
+    AlignmentMode, AlignmentReason, AuthResult, AuthorDomains, DmarcInput, DmarcOptions,
+    DmarcOutput, DmarcResult, DnsFailureMode, DomainName, FromFault, IdentifierAlignment,
+    MAX_AUTHOR_DOMAINS, MultipleAddresses, Policy, Spec, Unreadable, read_authors,
 };
 use crate::dns::{DnsError, Lookup};
-
-/// Most distinct Author Domains evaluated one by one under
-/// [`MultipleAddresses::EvaluateEach`] (a bound on the DNS work of one message).
-const MAX_AUTHOR_DOMAINS: usize = 8;
 
 /// Evaluates DMARC for one message whose Author Domain is known.
 ///
@@ -250,11 +246,19 @@ async fn evaluate_domain<L: Lookup>(
     out
 }
 
-/// Evaluates DMARC from the raw From field value(s) of a message: extracts the Author
-/// Domain (§5.3.1) under `options.author`, then calls [`evaluate`]. With
-/// [`MultipleAddresses::EvaluateEach`] every Author Domain (up to eight; more are declined)
-/// is evaluated and the worst verdict is returned (fail before temperror before permerror before pass before none; the
-/// strictest applied policy first).
+/// Evaluates DMARC from the raw From field value(s) of a message: reads the Author
+/// Domain(s) (§5.3.1) under `options.author` ([`read_authors`]), then evaluates. Every
+/// shape of From has an outcome that the sender cannot turn into "nothing enforced"
+/// unless the options opt in (§11.5):
+///
+/// * several Author Domains: each is evaluated (at most [`MAX_AUTHOR_DOMAINS`]; more are
+///   refused) and the strictest verdict applies: the one whose action is the most severe
+///   (reject, quarantine, tempfail, then the rest), then fail before temperror before
+///   permerror before pass before none;
+/// * several From fields, or one that cannot be read: a DMARC `fail` of every domain they
+///   name (their policies are looked up, nothing counts as aligned), the strictest
+///   applying; `permerror` and refused ([`DmarcOutput::from_refused`], action reject)
+///   when they name none.
 pub async fn evaluate_message<L: Lookup>(
     lookup: &L,
     from_fields: &[&[u8]],
@@ -263,34 +267,60 @@ pub async fn evaluate_message<L: Lookup>(
     pct_draw: Option<u8>,
     options: &DmarcOptions,
 ) -> DmarcOutput {
-    let authors = author_domains(from_fields, &options.author);
+    let authors = read_authors(from_fields, &options.author);
     evaluate_authors(lookup, authors, spf, dkim, pct_draw, options).await
 }
 
 /// [`evaluate_message`] with the From field(s) already read: `authors` is what
-/// [`author_domains`] returned for them with `options.author`. For a caller that needed
+/// [`read_authors`] returned for them with `options.author`. For a caller that needed
 /// the Author Domains earlier (the receiver asks for their policy while SPF and DKIM run)
 /// and should not read the field twice.
 pub async fn evaluate_authors<L: Lookup>(
     lookup: &L,
-    authors: Result<AuthorDomains, AuthorError>,
+    authors: Result<AuthorDomains, FromFault>,
     spf: &[super::SpfIdentity],
     dkim: &[super::DkimIdentity],
     pct_draw: Option<u8>,
     options: &DmarcOptions,
 ) -> DmarcOutput {
     let spec = options.spec;
+    let refused = |reason: String| {
+        let mut out = DmarcOutput::new(spec, DmarcResult::PermError, reason);
+        out.from_refused = true;
+        out
+    };
     let authors = match authors {
         Ok(a) => a,
-        Err(e) => {
-            // RFC 9989 §5.3.1: DMARC validation is not possible. A malformed message is a
-            // permanent error unless the options say to let it through as `none`.
-            let result = if options.author.required_headers {
-                DmarcResult::PermError
-            } else {
-                DmarcResult::None
+        Err(fault) => {
+            // RFC 9989 §5.3.1: DMARC validation is not possible as usual.
+            return match fault.outcome {
+                Unreadable::Accept => DmarcOutput::new(
+                    spec,
+                    DmarcResult::PermError,
+                    format!("{}; let through as configured", fault.error),
+                ),
+                Unreadable::Reject => refused(format!("{}; refused as configured", fault.error)),
+                Unreadable::Fail => match fault.named.as_slice() {
+                    [] => refused(format!(
+                        "{}, and it names no domain whose policy could apply; refused",
+                        fault.error
+                    )),
+                    many if many.len() > MAX_AUTHOR_DOMAINS => refused(format!(
+                        "{}, and it names more than {MAX_AUTHOR_DOMAINS} domains; refused",
+                        fault.error
+                    )),
+                    named => {
+                        let mut out = strictest(lookup, named, &[], &[], pct_draw, options).await;
+                        out.reason = format!(
+                            "{}: treated as a DMARC failure of {} ({})",
+                            fault.error,
+                            join_names(named),
+                            out.reason
+                        );
+                        out
+                    }
+                },
             };
-            return DmarcOutput::new(spec, result, e.to_string());
         }
     };
     let declined = |reason: String| {
@@ -298,48 +328,72 @@ pub async fn evaluate_authors<L: Lookup>(
         out.declined = true;
         out
     };
+    let several_addresses = authors.addresses.len() > 1;
     match (
         authors.domains.as_slice(),
         options.author.multiple_addresses,
     ) {
-        ([only], MultipleAddresses::SameDomainOnly | MultipleAddresses::EvaluateEach) => {
-            evaluate_domain(lookup, only, spf, dkim, pct_draw, options).await
-        }
-        ([only], MultipleAddresses::Decline) if authors.addresses.len() == 1 => {
-            evaluate_domain(lookup, only, spf, dkim, pct_draw, options).await
-        }
-        (_, MultipleAddresses::Decline) => declined(format!(
-            "the From field has {} addresses; DMARC is not evaluated (RFC 9989 §5.3.1)",
+        ([], _) => refused("the From field holds no domain".into()),
+        (_, MultipleAddresses::Reject) if several_addresses => refused(format!(
+            "the From field has {} addresses; refused as configured (RFC 9989 §5.3.1)",
             authors.addresses.len()
         )),
-        (many, MultipleAddresses::SameDomainOnly) => declined(format!(
-            "the From field has addresses in {} domains ({}); there is no single Author Domain, so DMARC is not evaluated (RFC 9989 §5.3.1)",
-            many.len(),
-            many.iter()
-                .map(|d| d.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+        (_, MultipleAddresses::Decline) if several_addresses => declined(format!(
+            "the From field has {} addresses; DMARC is not evaluated, as configured (RFC 9989 §5.3.1)",
+            authors.addresses.len()
         )),
-        (many, MultipleAddresses::EvaluateEach) if many.len() > MAX_AUTHOR_DOMAINS => {
-            declined(format!(
-                "the From field has addresses in {} domains, more than the {MAX_AUTHOR_DOMAINS} evaluated one by one; DMARC is not evaluated",
-                many.len()
-            ))
-        }
-        (many, MultipleAddresses::EvaluateEach) => {
-            let mut worst: Option<DmarcOutput> = None;
-            for domain in many {
-                let out = evaluate_domain(lookup, domain, spf, dkim, pct_draw, options).await;
-                worst = Some(match worst {
-                    Some(w) if severity(&w) >= severity(&out) => w,
-                    _ => out,
-                });
-            }
-            let mut out = worst.unwrap_or_else(|| declined("no Author Domain".into()));
-            out.reason = format!("{} (worst of {} Author Domains)", out.reason, many.len());
+        ([only], _) => evaluate_domain(lookup, only, spf, dkim, pct_draw, options).await,
+        (many, MultipleAddresses::SameDomainOnly) => declined(format!(
+            "the From field has addresses in {} domains ({}); there is no single Author Domain, so DMARC is not evaluated, as configured (RFC 9989 §5.3.1)",
+            many.len(),
+            join_names(many)
+        )),
+        (many, _) if many.len() > MAX_AUTHOR_DOMAINS => refused(format!(
+            "the From field has addresses in more than {MAX_AUTHOR_DOMAINS} domains, more than are evaluated one by one; refused"
+        )),
+        (many, _) => {
+            let mut out = strictest(lookup, many, spf, dkim, pct_draw, options).await;
+            out.reason = format!(
+                "{} (the strictest of {} Author Domains: {})",
+                out.reason,
+                many.len(),
+                join_names(many)
+            );
             out
         }
     }
+}
+
+/// Evaluates every domain of `domains` (at least one) and keeps the strictest verdict.
+async fn strictest<L: Lookup>(
+    lookup: &L,
+    domains: &[DomainName],
+    spf: &[super::SpfIdentity],
+    dkim: &[super::DkimIdentity],
+    pct_draw: Option<u8>,
+    options: &DmarcOptions,
+) -> DmarcOutput {
+    let mut worst: Option<DmarcOutput> = None;
+    for domain in domains {
+        let out = evaluate_domain(lookup, domain, spf, dkim, pct_draw, options).await;
+        worst = Some(match worst {
+            Some(w) if severity(&w) >= severity(&out) => w,
+            _ => out,
+        });
+    }
+    worst.unwrap_or_else(|| {
+        let mut out = DmarcOutput::new(options.spec, DmarcResult::PermError, "no Author Domain");
+        out.from_refused = true;
+        out
+    })
+}
+
+fn join_names(domains: &[DomainName]) -> String {
+    domains
+        .iter()
+        .map(|d| d.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// "policy of example.com (sp)=reject", formatted when the reason is written.
@@ -365,8 +419,15 @@ impl Via<'_> {
     }
 }
 
-/// Ordering of verdicts for [`MultipleAddresses::EvaluateEach`]: higher is worse.
-fn severity(out: &DmarcOutput) -> (u8, Option<Policy>) {
+/// Ordering of verdicts for [`strictest`]: higher is worse. First what the receiver does
+/// (reject, quarantine, tempfail, the rest), then the result.
+fn severity(out: &DmarcOutput) -> (u8, u8) {
+    let action = match (out.disposition(), out.result) {
+        (Some(Policy::Reject), _) => 4,
+        (Some(Policy::Quarantine), _) => 3,
+        (_, DmarcResult::TempError) => 2,
+        _ => 1,
+    };
     let rank = match out.result {
         DmarcResult::Fail => 5,
         DmarcResult::TempError => 4,
@@ -374,7 +435,7 @@ fn severity(out: &DmarcOutput) -> (u8, Option<Policy>) {
         DmarcResult::Pass => 2,
         DmarcResult::None => 1,
     };
-    (rank, out.applied_policy)
+    (action, rank)
 }
 
 fn dns_failure(

@@ -37,8 +37,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 pub use author::{
-    AuthorDomains, AuthorError, AuthorOptions, MultipleAddresses, address_domain, author_domains,
-    mailbox_addresses,
+    AuthorDomains, AuthorError, AuthorOptions, FromFault, MAX_AUTHOR_DOMAINS, MAX_FIELD_LEN,
+    MultipleAddresses, MultipleFields, Unreadable, address_domain, author_domains,
+    mailbox_addresses, read_authors,
 };
 pub use discovery::{
     DiscoveredPolicy, DmarcRecordCache, PolicySource, TreeWalk, WalkStep, discover_policy,
@@ -533,6 +534,11 @@ pub struct DmarcOutput {
     /// [`MultipleAddresses::Decline`] or [`MultipleAddresses::SameDomainOnly`]); the result
     /// is then `none`.
     pub declined: bool,
+    /// True when the From field(s) give no Author Domain to evaluate and the options say
+    /// to refuse the message ([`AuthorOptions`]: no domain named, too many, or a `Reject`
+    /// choice); the result is then `permerror` and [`DmarcOutput::disposition`] is
+    /// `reject`.
+    pub from_refused: bool,
     /// The Author Domain (`header.from`), A-labels, when one was found.
     pub author_domain: Option<String>,
     /// Where the policy record was found (the DMARC Policy Domain, §3.2.5).
@@ -577,6 +583,7 @@ impl DmarcOutput {
             result,
             spec,
             declined: false,
+            from_refused: false,
             author_domain: None,
             policy_domain: None,
             org_domain: None,
@@ -607,10 +614,12 @@ impl DmarcOutput {
     }
 
     /// The policy to enforce on this message: the applied policy when the result is `fail`,
-    /// otherwise `None` (nothing to enforce).
+    /// `reject` for a From field refused ([`DmarcOutput::from_refused`]), otherwise `None`
+    /// (nothing to enforce).
     pub fn disposition(&self) -> Option<Policy> {
         match self.result {
             DmarcResult::Fail => self.applied_policy,
+            _ if self.from_refused => Some(Policy::Reject),
             _ => None,
         }
     }

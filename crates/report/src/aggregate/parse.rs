@@ -45,6 +45,19 @@ pub fn parse_xml(
     path: &SourcePath,
 ) -> Result<AggregateReport, ReportError> {
     let mut warnings = Warnings::default();
+    if let Some(text) = crate::container::decode_utf16(xml) {
+        warnings.push(format!(
+            "document is UTF-16 ({}, with a byte-order mark); decoded",
+            if xml.starts_with(&[0xff, 0xfe]) {
+                "little-endian"
+            } else {
+                "big-endian"
+            }
+        ));
+        let mut p = Parser::new(&text, limits, path, warnings);
+        p.run()?;
+        return p.finish();
+    }
     let xml = strip_bom(xml);
     let text: Cow<'_, str> = match std::str::from_utf8(xml) {
         Ok(s) => Cow::Borrowed(s),
@@ -448,11 +461,19 @@ struct Parser<'a> {
     line_cursor: (usize, u64),
 
     saw_root: bool,
+    /// A root element other than `<feedback>`: its name and offset. Its content is skipped
+    /// until a `<feedback>` element turns up inside it (a real reporter wraps the report
+    /// in an element it never closes).
+    outer: Option<(String, usize)>,
+    /// Elements skipped before `<feedback>` (the outer root and its content).
+    skipped: usize,
     saw_metadata: bool,
     saw_policy: bool,
     version: Option<String>,
     metadata: ReportMetadata,
     begin: Option<i64>,
+    /// Why a `<begin>` or `<end>` present could not be read.
+    bad_dates: Vec<String>,
     end: Option<i64>,
     policy: PolicyPublished,
     records: Vec<Record>,
@@ -490,11 +511,14 @@ impl<'a> Parser<'a> {
             text: String::with_capacity(256),
             line_cursor: (0, 1),
             saw_root: false,
+            outer: None,
+            skipped: 0,
             saw_metadata: false,
             saw_policy: false,
             version: None,
             metadata: ReportMetadata::default(),
             begin: None,
+            bad_dates: Vec::new(),
             end: None,
             policy: PolicyPublished::default(),
             records: Vec::new(),
@@ -808,16 +832,20 @@ impl<'a> Parser<'a> {
             if self.saw_root {
                 self.warn_at(before, "content after the root element ignored");
             } else if el != El::Feedback {
-                let line = self.line_of(before);
-                return Err(ReportError::Xml {
-                    path: self.path.clone(),
-                    line,
-                    offset: before as u64,
-                    detail: format!(
-                        "root element is <{}>, not <feedback>",
-                        String::from_utf8_lossy(local)
-                    ),
-                });
+                // Not the root we want: skip it, and everything until a <feedback>.
+                if self.outer.is_none() {
+                    self.outer = Some((String::from_utf8_lossy(local).into_owned(), before));
+                }
+                self.skipped += 1;
+                return Ok(());
+            } else if let Some((outer, at)) = self.outer.clone() {
+                let line = self.line_of(at);
+                let msg = format!(
+                    "the root element is <{outer}> (line {line}), not <feedback>: the <feedback> \
+                     element inside it was read, and {} element(s) of <{outer}> before it skipped",
+                    self.skipped
+                );
+                self.warn_at(before, msg);
             }
             self.saw_root = true;
         }
@@ -919,6 +947,8 @@ impl<'a> Parser<'a> {
                     self.close_top(before);
                 }
             }
+            // The end of an element skipped while looking for <feedback>.
+            None if !self.saw_root && self.outer.is_some() => {}
             None => {
                 self.warn_at(
                     before,
@@ -1137,7 +1167,15 @@ impl<'a> Parser<'a> {
                 Some(n)
             }
             None => {
-                self.warn_at(at, format!("<{what}> {v:?} is not a number of seconds"));
+                let shown = crate::words::quote(v);
+                let problem = if is_integer(v) {
+                    "is out of range for a time in seconds"
+                } else {
+                    "is not a number of seconds"
+                };
+                let msg = format!("<{what}> {shown} {problem}");
+                self.bad_dates.push(msg.clone());
+                self.warn_at(at, msg);
                 None
             }
         }
@@ -1265,7 +1303,16 @@ impl<'a> Parser<'a> {
         };
         let Some(count) = count else {
             let what = match count_raw {
-                Some(raw) => format!("count {raw:?} is not a number"),
+                Some(raw) => {
+                    let problem = if raw.trim().starts_with('-') && is_integer(&raw) {
+                        "is negative"
+                    } else if is_integer(&raw) {
+                        "is out of range (at most 18446744073709551615)"
+                    } else {
+                        "is not a number"
+                    };
+                    format!("count {} {problem}", crate::words::quote(&raw))
+                }
                 None => "no <count>".to_string(),
             };
             self.warn_at(
@@ -1305,21 +1352,41 @@ impl<'a> Parser<'a> {
     }
 
     fn finish(mut self) -> Result<AggregateReport, ReportError> {
-        let mut missing = Vec::new();
+        if !self.saw_root
+            && let Some((outer, at)) = self.outer.take()
+        {
+            let line = self.line_of(at);
+            return Err(ReportError::Xml {
+                path: self.path.clone(),
+                line,
+                offset: at as u64,
+                detail: format!(
+                    "root element is <{outer}>, not <feedback>, and no <feedback> is inside it"
+                ),
+            });
+        }
+        let mut missing: Vec<String> = Vec::new();
         if !self.saw_root {
-            missing.push("no <feedback> element");
+            missing.push("no <feedback> element".into());
         } else {
             if !self.saw_metadata {
-                missing.push("no <report_metadata>");
+                missing.push("no <report_metadata>".into());
             }
             if !self.saw_policy {
-                missing.push("no <policy_published>");
+                missing.push("no <policy_published>".into());
             }
             if self.begin.is_none() || self.end.is_none() {
-                missing.push("no <date_range> <begin> and <end>");
+                if self.bad_dates.is_empty() {
+                    missing.push("no <date_range> <begin> and <end>".to_string());
+                } else {
+                    missing.push(format!(
+                        "an unreadable <date_range>: {}",
+                        self.bad_dates.join(", ")
+                    ));
+                }
             }
             if self.records.is_empty() {
-                missing.push("no readable <record>");
+                missing.push("no readable <record>".into());
             }
         }
         if !missing.is_empty() {
@@ -1363,6 +1430,18 @@ impl<'a> Parser<'a> {
             begin: self.begin.unwrap_or_default(),
             end: self.end.unwrap_or_default(),
         };
+        let DateRange { begin, end } = self.metadata.date_range;
+        if begin > end {
+            self.warnings.push(format!(
+                "the <date_range> begins ({begin}) after it ends ({end})"
+            ));
+        }
+        if begin.max(end) > LATEST_PLAUSIBLE_DATE {
+            self.warnings.push(format!(
+                "the <date_range> ({begin} to {end}) reaches past 2100-01-01: a wrong clock or a \
+                 wrong unit (milliseconds?) at the reporter"
+            ));
+        }
         Ok(AggregateReport {
             version: self.version,
             metadata: self.metadata,
@@ -1487,6 +1566,17 @@ pub(crate) fn parse_decimal_int(s: &str) -> Option<i64> {
     }
     #[allow(clippy::cast_possible_truncation)]
     Some(f.trunc() as i64)
+}
+
+/// 2100-01-01 00:00:00 UTC: a report dated later is implausible (a wrong clock, or
+/// milliseconds for seconds).
+const LATEST_PLAUSIBLE_DATE: i64 = 4_102_444_800;
+
+/// Whether `s` is written as an integer (optional sign, decimal digits), whatever its size.
+fn is_integer(s: &str) -> bool {
+    let t = s.trim();
+    let t = t.strip_prefix(['-', '+']).unwrap_or(t);
+    !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Parses a message count: a decimal `u64`, or (leniently) a decimal with a zero fraction.
