@@ -365,7 +365,11 @@ fn fuzz_regressions_never_panic() {
             seen += 1;
         }
     }
-    assert!(seen >= 1, "no regression inputs found under {}", root.display());
+    assert!(
+        seen >= 1,
+        "no regression inputs found under {}",
+        root.display()
+    );
 }
 
 #[test]

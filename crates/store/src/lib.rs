@@ -41,8 +41,8 @@ pub mod observations;
 pub mod rdns;
 mod read;
 mod selectors;
-pub mod time;
 pub mod sources;
+pub mod time;
 mod write;
 
 use std::path::{Path, PathBuf};
