@@ -2,7 +2,9 @@
 //! DMARC Author Domain (RFC 9989 §5.3.1).
 #![no_main]
 
-use dmarc_proto::dmarc::{AuthorOptions, MultipleAddresses, author_domains};
+use dmarc_proto::dmarc::{
+    AuthorOptions, MultipleAddresses, MultipleFields, Unreadable, author_domains, read_authors,
+};
 use dmarc_proto::message::Message;
 use libfuzzer_sys::fuzz_target;
 
@@ -14,13 +16,22 @@ fuzz_target!(|data: &[u8]| {
         MultipleAddresses::SameDomainOnly,
         MultipleAddresses::Decline,
         MultipleAddresses::EvaluateEach,
+        MultipleAddresses::Reject,
     ] {
-        for required_headers in [true, false] {
-            let options = AuthorOptions {
-                multiple_addresses,
-                required_headers,
-            };
-            let _ = author_domains(&from, &options);
+        for multiple_fields in [
+            MultipleFields::Fail,
+            MultipleFields::Evaluate,
+            MultipleFields::Reject,
+            MultipleFields::Accept,
+        ] {
+            for unreadable in [Unreadable::Fail, Unreadable::Reject, Unreadable::Accept] {
+                let options = AuthorOptions {
+                    multiple_addresses,
+                    multiple_fields,
+                    unreadable,
+                };
+                let _ = read_authors(&from, &options);
+            }
         }
     }
     // A whole input as one field value, too: the From reader sees raw bytes.
