@@ -17,8 +17,12 @@
 use std::fmt;
 
 use super::{ArcHop, ArcOutput, ChainStatus};
-use crate::auth_results::ParsedMethodResult;
-use crate::dmarc::{AlignmentMode, DmarcOutput, DmarcResult};
+use crate::auth_results::ParsedAuthenticationResults;
+use crate::dmarc::{
+    AuthResult, DkimIdentity, DmarcInput, DmarcOptions, DmarcOutput, DmarcResult, SpfIdentity,
+    evaluate,
+};
+use crate::dns::Lookup;
 
 /// The RFC 9990 `PolicyOverrideType` of a trusted-forwarder override.
 pub const TRUSTED_FORWARDER: &str = "trusted_forwarder";
@@ -96,6 +100,9 @@ pub enum NoOverride {
     NoAlignedPass(u32),
     /// DMARC found no Author Domain to align with.
     NoAuthorDomain,
+    /// Whether the vouched-for AAR's passes align could not be decided (a DNS failure):
+    /// the instance and why.
+    AlignmentUnknown(u32, String),
 }
 
 impl fmt::Display for NoOverride {
@@ -118,6 +125,10 @@ impl fmt::Display for NoOverride {
                 "the ARC-Authentication-Results of instance {i} show no aligned SPF or DKIM pass"
             ),
             NoOverride::NoAuthorDomain => f.write_str("DMARC found no Author Domain"),
+            NoOverride::AlignmentUnknown(i, why) => write!(
+                f,
+                "whether the ARC-Authentication-Results of instance {i} show an aligned pass is unknown: {why}"
+            ),
         }
     }
 }
@@ -139,13 +150,18 @@ pub fn vouched_hop<'a>(arc: &'a ArcOutput, trusted: &TrustedSealers) -> Option<&
 
 /// Decides the trusted-forwarder override (see the module documentation).
 ///
-/// `org_domain` gives the Organizational Domain of a domain (the receiver's PSL or DNS tree
-/// walk, as DMARC used), for relaxed alignment.
-pub fn trusted_forwarder_override(
+/// Whether the vouched-for AAR shows an aligned pass is decided by DMARC itself: the AAR's
+/// SPF (`smtp.mailfrom`) and DKIM (`header.d`, or the domain of `header.i`) passes are
+/// evaluated as the identities of the Author Domain that failed, with `options` (the
+/// receiver's, so the same specification, record and alignment modes) and `lookup` (give
+/// the per-message memo the first evaluation used: the record is not asked again). No
+/// second alignment rule exists.
+pub async fn trusted_forwarder_override<L: Lookup>(
+    lookup: &L,
     dmarc: &DmarcOutput,
     arc: &ArcOutput,
     trusted: &TrustedSealers,
-    org_domain: impl Fn(&str) -> String,
+    options: &DmarcOptions,
 ) -> Result<ForwarderOverride, NoOverride> {
     if dmarc.result != DmarcResult::Fail {
         return Err(NoOverride::DmarcDidNotFail(dmarc.result));
@@ -160,22 +176,36 @@ pub fn trusted_forwarder_override(
     let Some(hop) = vouched_hop(arc, trusted) else {
         return Err(NoOverride::SealerNotTrusted(sealer));
     };
-    let Some(author) = dmarc.author_domain.as_deref().map(normalise) else {
+    let Some(author) = dmarc.author_domain.clone() else {
         return Err(NoOverride::NoAuthorDomain);
     };
     let Some(Ok(aar)) = &hop.authentication_results else {
         return Err(NoOverride::UnreadableAar(hop.instance));
     };
-    let aligned = |id: &str, mode: AlignmentMode| {
-        let id = normalise(id);
-        id == author || (mode == AlignmentMode::Relaxed && org_domain(&id) == org_domain(&author))
+    let (spf, dkim) = aar_identities(aar);
+    if spf.is_empty() && dkim.is_empty() {
+        return Err(NoOverride::NoAlignedPass(hop.instance));
+    }
+    let input = DmarcInput {
+        author_domain: author,
+        spf,
+        dkim,
+        pct_draw: None,
     };
-    let found = aar
-        .results
-        .iter()
-        .filter(|r| r.result == "pass")
-        .find_map(|r| evidence(r, &aligned, dmarc));
-    let Some((what, domain)) = found else {
+    let vouched = evaluate(lookup, &input, options).await;
+    match vouched.result {
+        DmarcResult::Pass => {}
+        DmarcResult::TempError => {
+            return Err(NoOverride::AlignmentUnknown(hop.instance, vouched.reason));
+        }
+        _ => return Err(NoOverride::NoAlignedPass(hop.instance)),
+    }
+    let (what, method, property, domain) = if let Some(r) = vouched.dkim.iter().find(|r| r.aligned)
+    {
+        ("DKIM", "dkim", "header.d", r.domain.clone())
+    } else if let Some(r) = vouched.spf.iter().find(|r| r.aligned) {
+        ("SPF", "spf", "smtp.mailfrom", r.domain.clone())
+    } else {
         return Err(NoOverride::NoAlignedPass(hop.instance));
     };
     let comment = format!(
@@ -187,43 +217,44 @@ pub fn trusted_forwarder_override(
         sealer,
         vouched_instance: hop.instance,
         vouched_by: aar.authserv_id.clone(),
-        evidence: format!(
-            "{}=pass {}",
-            r_method(what),
-            match what {
-                "SPF" => format!("smtp.mailfrom={domain}"),
-                _ => format!("header.d={domain}"),
-            }
-        ),
+        evidence: format!("{method}=pass {property}={domain}"),
         comment,
     })
 }
 
-fn r_method(what: &str) -> &'static str {
-    if what == "SPF" { "spf" } else { "dkim" }
-}
-
-/// An aligned pass in one result: ("SPF" or "DKIM", the domain).
-fn evidence(
-    r: &ParsedMethodResult,
-    aligned: &impl Fn(&str, AlignmentMode) -> bool,
-    dmarc: &DmarcOutput,
-) -> Option<(&'static str, String)> {
-    match r.method.as_str() {
-        "spf" => {
-            let id = r
+/// The SPF and DKIM passes an AAR records, as DMARC identities: `spf=pass` with
+/// `smtp.mailfrom` (or the older `smtp.mfrom`; the domain of an address), `dkim=pass` with
+/// `header.d` (or the domain of `header.i`). Other results cannot make an aligned pass and
+/// are left out; so is SPF for the HELO identity (DMARC uses MAIL FROM).
+pub fn aar_identities(aar: &ParsedAuthenticationResults) -> (Vec<SpfIdentity>, Vec<DkimIdentity>) {
+    let mut spf = Vec::new();
+    let mut dkim = Vec::new();
+    for r in aar
+        .results
+        .iter()
+        .filter(|r| r.result.eq_ignore_ascii_case("pass"))
+    {
+        if r.method.eq_ignore_ascii_case("spf") {
+            if let Some(id) = r
                 .property("smtp", "mailfrom")
-                .or_else(|| r.property("smtp", "mfrom"))?;
-            let domain = id.rsplit_once('@').map_or(id, |(_, d)| d);
-            aligned(domain, dmarc.spf_mode).then(|| ("SPF", normalise(domain)))
-        }
-        "dkim" => {
-            let domain = r.property("header", "d").map(str::to_string).or_else(|| {
+                .or_else(|| r.property("smtp", "mfrom"))
+            {
+                let domain = id.rsplit_once('@').map_or(id, |(_, d)| d);
+                spf.push(SpfIdentity::new(domain, AuthResult::Pass));
+            }
+        } else if r.method.eq_ignore_ascii_case("dkim") {
+            let domain = r.property("header", "d").or_else(|| {
                 r.property("header", "i")
-                    .and_then(|i| i.rsplit_once('@').map(|(_, d)| d.to_string()))
-            })?;
-            aligned(&domain, dmarc.dkim_mode).then(|| ("DKIM", normalise(&domain)))
+                    .and_then(|i| i.rsplit_once('@').map(|(_, d)| d))
+            });
+            if let Some(d) = domain {
+                let mut id = DkimIdentity::new(d, AuthResult::Pass);
+                if let Some(s) = r.property("header", "s") {
+                    id = id.with_selector(s);
+                }
+                dkim.push(id);
+            }
         }
-        _ => None,
     }
+    (spf, dkim)
 }

@@ -233,7 +233,8 @@ pub struct ArcOutput {
 }
 
 impl ArcOutput {
-    pub(crate) fn none() -> Self {
+    /// The verdict on a message without ARC sets.
+    pub fn none() -> Self {
         ArcOutput {
             status: ChainStatus::None,
             instances: 0,

@@ -9,14 +9,20 @@ use super::seal::{SealError, SealOptions, seal};
 use super::*;
 use crate::FixedClock;
 use crate::dkim::SigningKey;
-use crate::dmarc::{AlignmentMode, DmarcOutput, DmarcResult, Spec};
+use crate::dmarc::{
+    AuthResult, DmarcInput, DmarcOptions, DmarcOutput, DmarcResult, SpfIdentity, evaluate,
+};
 use crate::dns::{DnsError, DnsResult, Lookup, MxRecord};
 
+/// TXT records by name; the name in `.1` times out.
 #[derive(Default)]
-struct Zone(HashMap<String, Vec<u8>>);
+struct Zone(HashMap<String, Vec<u8>>, Option<String>);
 
 impl Lookup for Zone {
     async fn txt(&self, name: &str) -> DnsResult<Vec<u8>> {
+        if self.1.as_deref() == Some(name) {
+            return Err(DnsError::Temporary("time-out".into()));
+        }
         self.0
             .get(&name.to_ascii_lowercase())
             .map(|v| vec![v.clone()])
@@ -381,48 +387,50 @@ fn hostile_input_never_panics() {
     }
 }
 
-fn dmarc_fail() -> DmarcOutput {
-    DmarcOutput {
-        result: DmarcResult::Fail,
-        spec: Spec::Rfc9989,
-        declined: false,
-        from_refused: false,
-        author_domain: Some("brand.example".into()),
-        policy_domain: None,
-        org_domain: None,
-        record: None,
-        record_diagnostics: Vec::new(),
-        policy_source: None,
-        requested_policy: None,
-        applied_policy: None,
-        testing: false,
-        sampled: None,
-        author_domain_exists: None,
-        dkim_mode: AlignmentMode::Relaxed,
-        spf_mode: AlignmentMode::Relaxed,
-        spf: Vec::new(),
+/// DMARC for brand.example, through the real evaluation: `record` published at
+/// `_dmarc.brand.example` in `zone`, the SPF identity `spf_domain` passing (and not
+/// aligned), no DKIM.
+fn dmarc_of(zone: &Zone, spf_domain: &str) -> DmarcOutput {
+    let input = DmarcInput {
+        author_domain: "brand.example".into(),
+        spf: vec![SpfIdentity::new(spf_domain, AuthResult::Pass)],
         dkim: Vec::new(),
-        reason: "no aligned identifier".into(),
-    }
+        pct_draw: None,
+    };
+    now(evaluate(zone, &input, &DmarcOptions::default()))
 }
 
-/// The Organizational Domain as the last two labels (enough for these names).
-fn org(d: &str) -> String {
-    let labels: Vec<&str> = d.rsplitn(3, '.').collect();
-    match labels.as_slice() {
-        [tld, sld, ..] => format!("{sld}.{tld}"),
-        _ => d.to_string(),
-    }
+fn now<T>(f: impl std::future::Future<Output = T>) -> T {
+    futures_util::FutureExt::now_or_never(f).expect("no I/O")
+}
+
+fn decide(
+    zone: &Zone,
+    dmarc: &DmarcOutput,
+    arc: &ArcOutput,
+    trusted: &TrustedSealers,
+) -> Result<super::forwarder::ForwarderOverride, NoOverride> {
+    now(trusted_forwarder_override(
+        zone,
+        dmarc,
+        arc,
+        trusted,
+        &DmarcOptions::default(),
+    ))
 }
 
 #[test]
 fn trusted_forwarder_decision() {
-    let hops = Hops::new(&["forward.example", "lists.example"]);
+    let mut hops = Hops::new(&["forward.example", "lists.example"]);
+    hops.zone.0.insert(
+        "_dmarc.brand.example".into(),
+        b"v=DMARC1; p=reject".to_vec(),
+    );
     let m1 = hops
         .seal(
             MESSAGE,
             0,
-            "spf=pass smtp.mailfrom=mail.brand.example; dkim=fail header.d=brand.example",
+            "spf=pass smtp.mailfrom=bounce@mail.brand.example; dkim=fail header.d=brand.example",
         )
         .expect("seal 1");
     let m2 = hops
@@ -430,58 +438,73 @@ fn trusted_forwarder_decision() {
         .expect("seal 2");
     let arc = hops.verify(&m2);
     assert_eq!(arc.status, ChainStatus::Pass);
-    let dmarc = dmarc_fail();
+    let dmarc = dmarc_of(&hops.zone, "lists.example");
+    assert_eq!(dmarc.result, DmarcResult::Fail, "{}", dmarc.reason);
 
     // Both trusted: hop 1's AAR counts, and its SPF pass aligns (relaxed).
     let both = TrustedSealers::new(["lists.example.", "FORWARD.example"]);
-    let o = trusted_forwarder_override(&dmarc, &arc, &both, org).expect("override");
+    let o = decide(&hops.zone, &dmarc, &arc, &both).expect("override");
     assert_eq!(o.kind, TRUSTED_FORWARDER);
     assert_eq!(o.sealer, "lists.example");
     assert_eq!(o.vouched_instance, 1);
+    assert_eq!(o.vouched_by, "mx.forward.example");
     assert_eq!(o.evidence, "spf=pass smtp.mailfrom=mail.brand.example");
-    assert!(
-        o.comment.starts_with("forwarded by lists.example"),
-        "{}",
-        o.comment
+    assert_eq!(
+        o.comment,
+        "forwarded by lists.example, whose ARC seal verified; at hop 1 (mx.forward.example) \
+         SPF passed for mail.brand.example"
     );
 
     // Only the newest trusted: its own AAR shows no aligned pass.
     let newest = TrustedSealers::new(["lists.example"]);
     assert_eq!(
-        trusted_forwarder_override(&dmarc, &arc, &newest, org),
+        decide(&hops.zone, &dmarc, &arc, &newest),
         Err(NoOverride::NoAlignedPass(2))
     );
-    // Strict SPF alignment: mail.brand.example is not brand.example.
-    let mut strict = dmarc.clone();
-    strict.spf_mode = AlignmentMode::Strict;
+    // Strict SPF alignment published: mail.brand.example is not brand.example.
+    let mut strict = Zone(hops.zone.0.clone(), None);
+    strict.0.insert(
+        "_dmarc.brand.example".into(),
+        b"v=DMARC1; p=reject; aspf=s".to_vec(),
+    );
+    let strict_dmarc = dmarc_of(&strict, "lists.example");
+    assert_eq!(strict_dmarc.result, DmarcResult::Fail);
     assert_eq!(
-        trusted_forwarder_override(&strict, &arc, &both, org),
+        decide(&strict, &strict_dmarc, &arc, &both),
         Err(NoOverride::NoAlignedPass(1))
     );
     // Only the older one trusted: the newest sealer decides.
     let older = TrustedSealers::new(["forward.example"]);
     assert_eq!(
-        trusted_forwarder_override(&dmarc, &arc, &older, org),
+        decide(&hops.zone, &dmarc, &arc, &older),
         Err(NoOverride::SealerNotTrusted("lists.example".into()))
     );
     // Off by default.
     assert_eq!(
-        trusted_forwarder_override(&dmarc, &arc, &TrustedSealers::default(), org),
+        decide(&hops.zone, &dmarc, &arc, &TrustedSealers::default()),
         Err(NoOverride::Off)
     );
-    // Never changes a pass or a temperror.
-    for r in [DmarcResult::Pass, DmarcResult::TempError, DmarcResult::None] {
-        let mut d = dmarc.clone();
-        d.result = r;
-        assert_eq!(
-            trusted_forwarder_override(&d, &arc, &both, org),
-            Err(NoOverride::DmarcDidNotFail(r))
-        );
-    }
+    // Never changes a pass.
+    let pass = dmarc_of(&hops.zone, "brand.example");
+    assert_eq!(pass.result, DmarcResult::Pass);
+    assert_eq!(
+        decide(&hops.zone, &pass, &arc, &both),
+        Err(NoOverride::DmarcDidNotFail(DmarcResult::Pass))
+    );
+    // Nor a temperror: the record lookup fails.
+    let mut broken_dns = Zone(hops.zone.0.clone(), None);
+    broken_dns.0.remove("_dmarc.brand.example");
+    broken_dns.1 = Some("_dmarc.brand.example".into());
+    let temp = dmarc_of(&broken_dns, "lists.example");
+    assert_eq!(temp.result, DmarcResult::TempError, "{}", temp.reason);
+    assert_eq!(
+        decide(&hops.zone, &temp, &arc, &both),
+        Err(NoOverride::DmarcDidNotFail(DmarcResult::TempError))
+    );
     // A broken chain vouches for nothing.
     let broken = hops.verify(&replace(&m2, "Hello, world.", "Hello, moon."));
     assert_eq!(
-        trusted_forwarder_override(&dmarc, &broken, &both, org),
+        decide(&hops.zone, &dmarc, &broken, &both),
         Err(NoOverride::ChainDidNotPass(ChainStatus::Fail))
     );
 }

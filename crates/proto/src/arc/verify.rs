@@ -16,6 +16,7 @@
 //! ([`ArcVerification::key_names`] lets a receiver ask them with the DKIM keys, in one DNS
 //! round, and finish with [`ArcVerification::finish_with_keys`]).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use smallvec::SmallVec;
@@ -30,7 +31,7 @@ use crate::dkim::verify::{
 };
 use crate::dkim::{Canon, KeyAnswers, KeyCache, Problem, canonicalize_header, fetch_keys};
 use crate::dns::Lookup;
-use crate::message::{HeaderField, Message};
+use crate::message::{FieldSpan, HeaderField, Message, parse_header_block};
 
 /// Verifier settings. Every field states its default.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +94,23 @@ impl ArcVerifier {
     /// body with [`ArcVerification::body`].
     pub fn start<'a>(&self, message: &Message<'a>) -> ArcVerification<'a> {
         ArcVerification::new(
-            message.headers().to_vec(),
+            Cow::Borrowed(message.header_block()),
+            message.headers().iter().map(HeaderField::span).collect(),
+            self.config.clone(),
+            self.cache.clone(),
+        )
+    }
+
+    /// Starts a validation over a header block the verification takes (for a receiver
+    /// session that collected the fields itself, as [`crate::dkim::Verifier::start_owned`]).
+    pub fn start_owned(&self, header_block: Vec<u8>) -> ArcVerification<'static> {
+        let spans = parse_header_block(&header_block)
+            .iter()
+            .map(HeaderField::span)
+            .collect();
+        ArcVerification::new(
+            Cow::Owned(header_block),
+            spans,
             self.config.clone(),
             self.cache.clone(),
         )
@@ -125,7 +142,8 @@ enum State {
 
 /// A validation in progress (see [`ArcVerifier::start`]).
 pub struct ArcVerification<'a> {
-    fields: Vec<HeaderField<'a>>,
+    header: Cow<'a, [u8]>,
+    spans: Vec<FieldSpan>,
     config: ArcConfig,
     cache: Option<Arc<KeyCache>>,
     state: State,
@@ -147,10 +165,20 @@ impl std::fmt::Debug for ArcVerification<'_> {
 type Found<T> = Vec<(u32, usize, T)>;
 
 impl<'a> ArcVerification<'a> {
-    fn new(fields: Vec<HeaderField<'a>>, config: ArcConfig, cache: Option<Arc<KeyCache>>) -> Self {
+    fn new(
+        header: Cow<'a, [u8]>,
+        spans: Vec<FieldSpan>,
+        config: ArcConfig,
+        cache: Option<Arc<KeyCache>>,
+    ) -> Self {
+        let fields: Vec<HeaderField<'_>> = spans
+            .iter()
+            .map(|s| HeaderField::from_span(&header, *s))
+            .collect();
         let state = structure(&fields);
         ArcVerification {
-            fields,
+            header,
+            spans,
             config,
             cache,
             state,
@@ -219,6 +247,11 @@ impl<'a> ArcVerification<'a> {
             State::Chain { sets, hops, hashes } => (sets, hops, hashes),
         };
         hashes.finish();
+        let fields: Vec<HeaderField<'_>> = self
+            .spans
+            .iter()
+            .map(|s| HeaderField::from_span(&self.header, *s))
+            .collect();
         let now = clock.unix_seconds();
         let mut parsed: SmallVec<[(Arc<str>, Arc<ParsedKey>); 4]> = SmallVec::new();
         let mut key = |name: &Arc<str>| -> Option<Arc<ParsedKey>> {
@@ -239,14 +272,14 @@ impl<'a> ArcVerification<'a> {
             hops,
         };
         let mut buf = Vec::with_capacity(2048);
-        let mut used = vec![false; self.fields.len()];
+        let mut used = vec![false; fields.len()];
         let mut ams_ok = |set: &mut Set, buf: &mut Vec<u8>| -> Result<(), Problem> {
             let sig = set.ams_sig.as_ref().map_err(Clone::clone)?;
             let k = set.ams_key.as_ref().and_then(&mut key);
             verify_ams(
                 sig,
                 set.ams,
-                &self.fields,
+                &fields,
                 k.as_deref(),
                 hashes.get(set.ams_slot),
                 &self.config,
@@ -284,7 +317,7 @@ impl<'a> ArcVerification<'a> {
         }
         // Step 6: every seal, newest first.
         for k in (0..n).rev() {
-            let r = verify_seal(&sets, k, &self.fields, &mut key, &self.config, &mut buf);
+            let r = verify_seal(&sets, k, &fields, &mut key, &self.config, &mut buf);
             if let Some(h) = hops.get_mut(k) {
                 h.seal = Some(r.clone());
             }
