@@ -7,6 +7,10 @@ use serde::ser::{Serialize, SerializeStruct, Serializer};
 use dmarc_proto::dmarc::{DmarcOutput, IdentifierAlignment};
 use dmarc_proto::spf::SpfOutput;
 
+use dmarc_proto::arc::forwarder::{ForwarderOverride, NoOverride};
+use dmarc_proto::arc::{ArcHop, ArcOutput};
+use dmarc_proto::dkim::Problem;
+
 use crate::{UpstreamResults, Verdicts};
 
 #[derive(serde::Serialize)]
@@ -157,16 +161,117 @@ impl Serialize for Upstream<'_> {
     }
 }
 
-/// The JSON of `dmarc verify --json`: `action`, `authentication_results` (the field's
-/// value), `dkim` (one object per signature: `d`, `reason`, `result`, `s`), `dmarc`
+/// A signature check: `"pass"`, the problem in words, or `null` when not checked.
+struct Check<'a>(&'a Option<Result<(), Problem>>);
+
+impl Serialize for Check<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            None => s.serialize_none(),
+            Some(Ok(())) => s.serialize_str("pass"),
+            Some(Err(p)) => s.collect_str(p),
+        }
+    }
+}
+
+struct Hop<'a>(&'a ArcHop);
+
+impl Serialize for Hop<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let h = self.0;
+        let mut st = s.serialize_struct("Hop", 9)?;
+        match &h.authentication_results {
+            Some(Ok(ar)) => {
+                st.serialize_field("authserv_id", &ar.authserv_id)?;
+                st.serialize_field(
+                    "results",
+                    &List(ar.results.iter().map(|r| Method {
+                        method: &r.method,
+                        result: &r.result,
+                    })),
+                )?;
+            }
+            Some(Err(e)) => st.serialize_field("aar_error", e)?,
+            None => st.serialize_field("aar_error", "no ARC-Authentication-Results")?,
+        }
+        st.serialize_field("cv", &h.cv.map(|c| c.as_str()))?;
+        st.serialize_field("instance", &h.instance)?;
+        st.serialize_field("message_signature", &Check(&h.message_signature))?;
+        st.serialize_field("seal", &Check(&h.seal))?;
+        st.serialize_field("sealer", &h.sealer)?;
+        st.serialize_field("selector", &h.seal_selector)?;
+        st.serialize_field("signer", &h.signer)?;
+        st.end()
+    }
+}
+
+struct Forwarder<'a>(&'a Result<ForwarderOverride, NoOverride>);
+
+impl Serialize for Forwarder<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Ok(o) => {
+                let mut st = s.serialize_struct("Forwarder", 7)?;
+                st.serialize_field("accepted", &true)?;
+                st.serialize_field("comment", &o.comment)?;
+                st.serialize_field("evidence", &o.evidence)?;
+                st.serialize_field("reason", o.kind)?;
+                st.serialize_field("sealer", &o.sealer)?;
+                st.serialize_field("vouched_by", &o.vouched_by)?;
+                st.serialize_field("vouched_instance", &o.vouched_instance)?;
+                st.end()
+            }
+            Err(why) => {
+                let mut st = s.serialize_struct("Forwarder", 2)?;
+                st.serialize_field("accepted", &false)?;
+                st.serialize_field("why_not", &Display(why))?;
+                st.end()
+            }
+        }
+    }
+}
+
+/// The `arc` object: `explanation`, `hops` (oldest first), `instances`, `oldest_pass`,
+/// `reason`, `result`, `trusted_forwarder` (`null` when not decided).
+struct ArcView<'a>(
+    &'a ArcOutput,
+    Option<&'a Result<ForwarderOverride, NoOverride>>,
+);
+
+impl Serialize for ArcView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let a = self.0;
+        let mut st = s.serialize_struct("ArcView", 7)?;
+        st.serialize_field("explanation", &a.explain())?;
+        st.serialize_field("hops", &List(a.hops.iter().map(Hop)))?;
+        st.serialize_field("instances", &a.instances)?;
+        st.serialize_field("oldest_pass", &a.oldest_pass)?;
+        st.serialize_field("reason", &a.reason())?;
+        st.serialize_field("result", a.status.as_str())?;
+        st.serialize_field("trusted_forwarder", &self.1.map(Forwarder))?;
+        st.end()
+    }
+}
+
+/// The JSON of `dmarc verify --json`: `action`, `arc` (`null` when ARC is off: `result`,
+/// `instances`, `oldest_pass`, `reason`, `explanation`, `hops` with each hop's AAR
+/// authserv-id and results, seal and message-signature checks, and `trusted_forwarder`),
+/// `authentication_results` (the field's value), `dkim` (one object per signature: `d`, `reason`, `result`, `s`), `dmarc`
 /// (`alignment`, `applied_policy`, `header_from`, `org_domain`, `policy_domain`,
 /// `policy_source`, `reason`, `requested_policy`, `result`, `spec`, `testing`),
 /// `explanation`, `forged_authentication_results`, `helo_spf` and `spf` (`domain`,
 /// `identity`, `reason`, `result`), `upstream_authentication_results`.
 impl Serialize for Verdicts {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("Verdicts", 9)?;
+        let mut st = s.serialize_struct("Verdicts", 10)?;
         st.serialize_field("action", self.action.as_str())?;
+        st.serialize_field(
+            "arc",
+            &self
+                .arc
+                .as_ref()
+                .map(|a| ArcView(a, self.trusted_forwarder.as_ref())),
+        )?;
         st.serialize_field(
             "authentication_results",
             &Display(&self.authentication_results()),

@@ -11,10 +11,12 @@
 //!   reverse-path is null, for the HELO identity; it gives a [`Transaction`], which takes
 //!   the recipients and the header fields;
 //! * [`Transaction::end_of_headers`] reads the From field, asks for the DMARC record of
-//!   the Author Domain and for every DKIM key; it gives a [`Body`], which hashes body
-//!   chunks as they come;
-//! * [`Body::finish`] waits for the DNS work, verifies the signatures, evaluates DMARC
-//!   (RFC 9989 §5.3, or RFC 7489) and gives the [`Verdicts`].
+//!   the Author Domain and for every DKIM key and every ARC key (seals and message
+//!   signatures, RFC 8617) in one round; it gives a [`Body`], which hashes body chunks as
+//!   they come;
+//! * [`Body::finish`] waits for the DNS work, verifies the signatures and the ARC chain,
+//!   evaluates DMARC (RFC 9989 §5.3, or RFC 7489), applies the local trusted-forwarder
+//!   policy ([`ArcSettings::trusted_sealers`], off by default) and gives the [`Verdicts`].
 //!
 //! Between steps a driver (the milter, between frames) lets the DNS work progress with
 //! `drive()` or `poll_work()`. Nothing here spawns, blocks or does I/O: DNS answers come
@@ -59,6 +61,8 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use dmarc_proto::arc::forwarder::{ForwarderOverride, NoOverride, TrustedSealers};
+use dmarc_proto::arc::{ArcConfig, ArcOutput, ChainStatus};
 use dmarc_proto::auth_results::{
     AuthenticationResults, HeaderWriter, ParseError, ParsedAuthenticationResults, ResultSink,
 };
@@ -170,6 +174,35 @@ pub struct ReceiverConfig {
     /// from the From field. Default [`DmarcOptions::default`] with a shared cache of 1024
     /// parsed `_dmarc` answers ([`DmarcRecordCache`]).
     pub dmarc: DmarcOptions,
+    /// ARC (RFC 8617): whether chains are verified, the verifier's settings and the
+    /// trusted sealers. Default [`ArcSettings::default`]: verified, no sealer trusted.
+    pub arc: ArcSettings,
+}
+
+/// The receiver's ARC settings (RFC 8617). ARC is one module the receiver can turn off:
+/// with `enabled: false` nothing of it runs (no ARC key is asked for, no `arc=` result,
+/// no override).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArcSettings {
+    /// Verify the ARC chain of each message, report it in [`Verdicts::arc`] and as `arc=`
+    /// in Authentication-Results. Default `true`.
+    pub enabled: bool,
+    /// The chain verifier's settings. Default [`ArcConfig::default`] (RSA keys of 1024
+    /// bits or more, `x=` checked, oldest-pass reported).
+    pub verifier: ArcConfig,
+    /// Local policy: the ARC sealers (the `d=` of the ARC-Seal) whose word is taken when
+    /// DMARC fails (see [`Verdicts::trusted_forwarder`]). Default empty: no override.
+    pub trusted_sealers: TrustedSealers,
+}
+
+impl Default for ArcSettings {
+    fn default() -> Self {
+        ArcSettings {
+            enabled: true,
+            verifier: ArcConfig::default(),
+            trusted_sealers: TrustedSealers::default(),
+        }
+    }
 }
 
 impl ReceiverConfig {
@@ -192,7 +225,23 @@ impl ReceiverConfig {
                 record_cache: Some(Arc::new(DmarcRecordCache::new(1024))),
                 ..DmarcOptions::default()
             },
+            arc: ArcSettings::default(),
         }
+    }
+
+    /// Trusts these ARC sealers (builder style; see [`ArcSettings::trusted_sealers`]).
+    pub fn with_trusted_sealers(
+        mut self,
+        sealers: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> Self {
+        self.arc.trusted_sealers = TrustedSealers::new(sealers);
+        self
+    }
+
+    /// Turns ARC off (builder style; see [`ArcSettings::enabled`]).
+    pub fn without_arc(mut self) -> Self {
+        self.arc.enabled = false;
+        self
     }
 
     /// Follows RFC 7489 instead of RFC 9989 (builder style).
@@ -217,7 +266,8 @@ impl ReceiverConfig {
 /// What a receiver does with the message, from the DMARC verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
-    /// Deliver normally: DMARC passed, does not apply, or the policy is `none`.
+    /// Deliver normally: DMARC passed, does not apply, the policy is `none`, or a trusted
+    /// ARC sealer vouches for a failed message ([`Verdicts::trusted_forwarder`]).
     Accept,
     /// Deliver to spam / quarantine (`p=quarantine`).
     Quarantine,
@@ -280,6 +330,16 @@ pub struct Verdicts {
     pub dkim: Vec<SignatureResult>,
     /// DMARC.
     pub dmarc: DmarcOutput,
+    /// The ARC chain (RFC 8617 §5.2): status, instances, oldest-pass, why, and what each
+    /// hop's seal and ARC-Authentication-Results say. `None` when ARC is turned off
+    /// ([`ArcSettings::enabled`]).
+    pub arc: Option<ArcOutput>,
+    /// The trusted-forwarder decision, when it was made: DMARC failed with a policy to
+    /// enforce and trusted sealers are configured. `Ok`: the message is accepted because a
+    /// trusted sealer vouches for an aligned pass before it forwarded the message
+    /// ([`Action::Accept`], and the [`Observation`] records the RFC 9990 override
+    /// `trusted_forwarder`); `Err`: why not.
+    pub trusted_forwarder: Option<Result<ForwarderOverride, NoOverride>>,
     /// What to do with the message.
     pub action: Action,
     /// Our authserv-id, as configured ([`ReceiverConfig::authserv_id`]): the one
@@ -319,6 +379,7 @@ impl Verdicts {
             self.helo_spf.as_ref(),
             &self.dkim,
             &self.dmarc,
+            self.arc.as_ref().map(|a| (a, self.facts.ip)),
         )
     }
 
@@ -327,13 +388,14 @@ impl Verdicts {
     /// one result per folded line, final CRLF) without building the values first. This is
     /// what a milter adds to every message.
     pub fn authentication_results_header(&self) -> String {
-        let mut w = HeaderWriter::header(&self.authserv_id, 96 * (3 + self.dkim.len()));
+        let mut w = HeaderWriter::header(&self.authserv_id, 96 * (4 + self.dkim.len()));
         write_authentication_results(
             &mut w,
             &self.spf,
             self.helo_spf.as_ref(),
             &self.dkim,
             &self.dmarc,
+            self.arc.as_ref().map(|a| (a, self.facts.ip)),
         );
         w.finish()
     }
@@ -398,6 +460,21 @@ impl Verdicts {
             out.push_str(&format!(" ({})", self.dmarc.reason));
         }
         out.push('.');
+        if let Some(arc) = self.arc.as_ref().filter(|a| a.status != ChainStatus::None) {
+            out.push_str(" ARC: ");
+            out.push_str(&arc.explain());
+            out.push('.');
+        }
+        match &self.trusted_forwarder {
+            Some(Ok(o)) => out.push_str(&format!(
+                " Accepted although DMARC failed ({}): {}.",
+                o.kind, o.comment
+            )),
+            Some(Err(why)) => {
+                out.push_str(&format!(" Not accepted as forwarded mail: {why}."));
+            }
+            None => {}
+        }
         out
     }
 }
@@ -458,20 +535,22 @@ pub fn dkim_auth_result(r: DkimResult) -> AuthResult {
 }
 
 /// The Authentication-Results field for these verdicts: `spf` (MAIL FROM, then HELO when
-/// checked), one `dkim` per signature (`dkim=none` when unsigned), then `dmarc` with
-/// `header.from` and `policy.dmarc`.
+/// checked), one `dkim` per signature (`dkim=none` when unsigned), `dmarc` with
+/// `header.from` and `policy.dmarc`, then, when ARC was verified, `arc` with
+/// `header.oldest-pass` and `smtp.remote-ip` (the SMTP client's address given with it).
 pub fn build_authentication_results<'a>(
     authserv_id: &'a str,
     spf: &'a SpfOutput,
     helo_spf: Option<&'a SpfOutput>,
     dkim: &'a [SignatureResult],
     dmarc: &'a DmarcOutput,
+    arc: Option<(&'a ArcOutput, IpAddr)>,
 ) -> AuthenticationResults<'a> {
     let mut ar = AuthenticationResults {
         authserv_id: authserv_id.into(),
-        results: Vec::with_capacity(3 + dkim.len().max(1)),
+        results: Vec::with_capacity(4 + dkim.len().max(1)),
     };
-    write_authentication_results(&mut ar, spf, helo_spf, dkim, dmarc);
+    write_authentication_results(&mut ar, spf, helo_spf, dkim, dmarc, arc);
     ar
 }
 
@@ -482,6 +561,7 @@ pub fn write_authentication_results<'a>(
     helo_spf: Option<&'a SpfOutput>,
     dkim: &'a [SignatureResult],
     dmarc: &'a DmarcOutput,
+    arc: Option<(&'a ArcOutput, IpAddr)>,
 ) {
     spf.write_auth_result(sink);
     if let Some(h) = helo_spf {
@@ -495,4 +575,7 @@ pub fn write_authentication_results<'a>(
         sig.write_method_result(sink);
     }
     dmarc.write_method_result(sink);
+    if let Some((arc, ip)) = arc {
+        arc.write_method_result(Some(ip), sink);
+    }
 }

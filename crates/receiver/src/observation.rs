@@ -36,7 +36,8 @@ pub struct Observation {
     pub spf_aligned: String,
     /// DMARC's view of DKIM: `pass` when an aligned DKIM pass was found, else `fail`.
     pub dkim_aligned: String,
-    /// The policy applied: `none`, `quarantine` or `reject`.
+    /// The policy applied: `none`, `quarantine` or `reject` (`none` when a trusted ARC
+    /// sealer's word overrode a failure: see [`Observation::overrides`]).
     pub disposition: String,
     /// Why the disposition differs from the published policy, when it does.
     pub overrides: Vec<Override>,
@@ -69,7 +70,7 @@ pub struct DkimAuth {
 /// A policy override reason (RFC 9990 `PolicyOverrideType`, RFC 7489 Appendix C).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Override {
-    /// `policy_test_mode`, `sampled_out`, `local_policy`, ...
+    /// `policy_test_mode`, `sampled_out`, `local_policy`, `trusted_forwarder`, ...
     #[serde(rename = "type")]
     pub kind: String,
     /// Words for a person.
@@ -167,9 +168,19 @@ impl Observation {
                 envelope_to.push(dom);
             }
         }
-        let disposition = d.disposition().unwrap_or(Policy::None);
+        let mut disposition = d.disposition().unwrap_or(Policy::None);
         let mut overrides = Vec::new();
+        // A trusted ARC sealer vouched for the message (local policy): nothing was
+        // enforced, and the report says who forwarded it.
+        if let Some(Ok(o)) = &v.trusted_forwarder {
+            overrides.push(Override {
+                kind: o.kind.to_owned(),
+                comment: o.comment.clone(),
+            });
+            disposition = Policy::None;
+        }
         if d.result == DmarcResult::Fail
+            && overrides.is_empty()
             && let (Some(requested), Some(applied)) = (d.requested_policy, d.applied_policy)
             && requested != applied
         {

@@ -20,10 +20,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use dmarc_proto::Clock;
+use dmarc_proto::arc::forwarder::trusted_forwarder_override;
+use dmarc_proto::arc::{ArcOutput, ArcVerification, ArcVerifier, ChainStatus, FieldKind};
 use dmarc_proto::auth_results;
 use dmarc_proto::dkim::{KeyAnswers, SignatureResult, StreamingVerifier, Verifier, fetch_keys};
 use dmarc_proto::dmarc::{
-    AuthorDomains, DkimIdentity, FromFault, SpfIdentity, evaluate_authors, read_authors,
+    AuthorDomains, DkimIdentity, DmarcResult, FromFault, SpfIdentity, evaluate_authors,
+    read_authors,
 };
 use dmarc_proto::dns::Lookup;
 use dmarc_proto::message::Message;
@@ -314,8 +317,13 @@ impl<'x, E: Env + 'x> Transaction<'x, E> {
                     let msg = Message::parse(&block);
                     HeaderFacts::read(&msg, self.env.config())
                 };
+                // The DKIM verifier takes the block; a chain to verify gets its own copy
+                // (only messages that carry ARC fields pay for it).
+                let arc = parsed
+                    .has_arc
+                    .then(|| self.arc_verifier().start_owned(block.clone()));
                 let dkim = self.verifier().start_owned(block);
-                self.start_body_with(parsed, dkim)
+                self.start_body_with(parsed, dkim, arc)
             }
         }
     }
@@ -337,16 +345,32 @@ impl<'x, E: Env + 'x> Transaction<'x, E> {
         }
     }
 
-    fn start_body(self, msg: &Message<'_>, dkim: StreamingVerifier<'x>) -> Body<'x, E> {
-        let parsed = HeaderFacts::read(msg, self.env.config());
-        self.start_body_with(parsed, dkim)
+    fn arc_verifier(&self) -> ArcVerifier {
+        let config = self.env.config();
+        let verifier = ArcVerifier::new(config.arc.verifier.clone());
+        match &config.key_cache {
+            Some(cache) => verifier.with_key_cache(cache.clone()),
+            None => verifier,
+        }
     }
 
-    fn start_body_with(self, facts: HeaderFacts, dkim: StreamingVerifier<'x>) -> Body<'x, E> {
+    fn start_body(self, msg: &Message<'x>, dkim: StreamingVerifier<'x>) -> Body<'x, E> {
+        let parsed = HeaderFacts::read(msg, self.env.config());
+        let arc = parsed.has_arc.then(|| self.arc_verifier().start(msg));
+        self.start_body_with(parsed, dkim, arc)
+    }
+
+    fn start_body_with(
+        self,
+        facts: HeaderFacts,
+        dkim: StreamingVerifier<'x>,
+        arc: Option<ArcVerification<'x>>,
+    ) -> Body<'x, E> {
         let HeaderFacts {
             authors,
             upstream,
             forged_fields,
+            has_arc: _,
         } = facts;
         // The DMARC record at each Author Domain: the first question of policy discovery
         // (RFC 9989 §4.10); a tree walk's further steps are asked by the evaluation.
@@ -368,7 +392,16 @@ impl<'x, E: Env + 'x> Transaction<'x, E> {
         let env = self.env.clone();
         let policy =
             Pending::start(async move { Memo::<E::Lookup>::ask(env.lookup(), names).await });
-        let key_names = dkim.key_names();
+        // The DKIM keys and the ARC keys (seals and message signatures) in one round, each
+        // name asked once.
+        let mut key_names = dkim.key_names();
+        if let Some(arc) = &arc {
+            for n in arc.key_names() {
+                if !key_names.iter().any(|k| k.eq_ignore_ascii_case(&n)) {
+                    key_names.push(n);
+                }
+            }
+        }
         let env = self.env.clone();
         let keys = Pending::start(async move { fetch_keys(env.lookup(), &key_names).await });
         Body {
@@ -381,6 +414,7 @@ impl<'x, E: Env + 'x> Transaction<'x, E> {
             policy,
             keys,
             dkim,
+            arc,
             authors,
             upstream,
             forged_fields,
@@ -393,6 +427,8 @@ struct HeaderFacts {
     authors: Result<AuthorDomains, FromFault>,
     upstream: Vec<UpstreamResults>,
     forged_fields: Vec<usize>,
+    /// ARC is on and the header has an ARC field: there is a chain to verify.
+    has_arc: bool,
 }
 
 impl HeaderFacts {
@@ -420,10 +456,25 @@ impl HeaderFacts {
                 });
             }
         }
+        let has_arc = config.arc.enabled
+            && msg.headers().iter().any(|f| {
+                let n = f.trimmed_name();
+                // Every ARC field name starts with "ARC-" and is at least 8 bytes long.
+                n.len() >= 8
+                    && n.get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"ARC-"))
+                    && [
+                        FieldKind::Seal,
+                        FieldKind::MessageSignature,
+                        FieldKind::AuthenticationResults,
+                    ]
+                    .iter()
+                    .any(|k| f.is(k.name()))
+            });
         HeaderFacts {
             authors,
             upstream,
             forged_fields,
+            has_arc,
         }
     }
 }
@@ -440,6 +491,9 @@ pub struct Body<'x, E> {
     policy: Pending<'x, TxtAnswers>,
     keys: Pending<'x, KeyAnswers>,
     dkim: StreamingVerifier<'x>,
+    /// The ARC chain being verified: `None` when ARC is off or the message has no ARC
+    /// field.
+    arc: Option<ArcVerification<'x>>,
     authors: Result<AuthorDomains, FromFault>,
     upstream: Vec<UpstreamResults>,
     forged_fields: Vec<usize>,
@@ -454,6 +508,10 @@ impl<E> std::fmt::Debug for Body<'_, E> {
             .field("policy", &self.policy)
             .field("keys", &self.keys)
             .field("signatures", &self.dkim.signature_count())
+            .field(
+                "arc_sets",
+                &self.arc.as_ref().map(ArcVerification::instances),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -462,12 +520,18 @@ impl<'x, E: Env + 'x> Body<'x, E> {
     /// The next chunk of the body (cut anywhere).
     pub fn body(&mut self, chunk: &[u8]) {
         self.dkim.body(chunk);
+        if let Some(arc) = &mut self.arc {
+            arc.body(chunk);
+        }
     }
 
     /// The whole body at once (faster than chunks: see
     /// [`StreamingVerifier::whole_body`]). Give it once, instead of [`Body::body`].
     pub fn whole_body(&mut self, body: &[u8]) {
         self.dkim.whole_body(body);
+        if let Some(arc) = &mut self.arc {
+            arc.whole_body(body);
+        }
     }
 
     /// The number of `DKIM-Signature` fields.
@@ -508,6 +572,10 @@ impl<'x, E: Env + 'x> Body<'x, E> {
         let keys = self.keys.result().await;
         let answers = self.policy.result().await;
         let dkim: Vec<SignatureResult> = self.dkim.finish_with_keys(&keys, env.clock());
+        let arc = match self.arc {
+            Some(chain) => Some(chain.finish_with_keys(&keys, env.clock())),
+            None => config.arc.enabled.then(ArcOutput::none),
+        };
 
         let spf_ids = [SpfIdentity::new(
             spf_out.domain.clone(),
@@ -527,7 +595,11 @@ impl<'x, E: Env + 'x> Body<'x, E> {
         let pct_draw =
             (config.dmarc.spec == dmarc_proto::dmarc::Spec::Rfc7489).then(|| env.rng().percent());
         let one_author = self.authors.as_ref().is_ok_and(|a| a.domains.len() <= 1);
-        let memo = Memo::new(env.lookup(), one_author, answers);
+        // The trusted-forwarder decision may evaluate the Author Domain again: then the
+        // memo keeps its answers.
+        let may_override = arc.as_ref().is_some_and(|a| a.status == ChainStatus::Pass)
+            && !config.arc.trusted_sealers.is_empty();
+        let memo = Memo::new(env.lookup(), one_author && !may_override, answers);
         let dmarc = evaluate_authors(
             &memo,
             self.authors,
@@ -537,13 +609,40 @@ impl<'x, E: Env + 'x> Body<'x, E> {
             &config.dmarc,
         )
         .await;
+        let mut action = Action::for_dmarc(&dmarc);
+        // Local policy (RFC 8617 §7.2.1): a DMARC failure with a policy to enforce is
+        // accepted when a trusted sealer vouches for an aligned pass. Never a pass or a
+        // temperror.
+        let trusted_forwarder = match &arc {
+            Some(chain)
+                if dmarc.result == DmarcResult::Fail
+                    && matches!(action, Action::Reject | Action::Quarantine)
+                    && !config.arc.trusted_sealers.is_empty() =>
+            {
+                let decision = trusted_forwarder_override(
+                    &memo,
+                    &dmarc,
+                    chain,
+                    &config.arc.trusted_sealers,
+                    &config.dmarc,
+                )
+                .await;
+                if decision.is_ok() {
+                    action = Action::Accept;
+                }
+                Some(decision)
+            }
+            _ => None,
+        };
 
         Verdicts {
-            action: Action::for_dmarc(&dmarc),
+            action,
             spf: spf_out,
             helo_spf: helo_out,
             dkim,
             dmarc,
+            arc,
+            trusted_forwarder,
             authserv_id: config.authserv_id.clone(),
             upstream: self.upstream,
             forged_fields: self.forged_fields,

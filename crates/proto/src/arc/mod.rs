@@ -290,6 +290,67 @@ impl ArcOutput {
         }
     }
 
+    /// The chain in words, for a person: who forwarded the message, whether the seals
+    /// verified, and what the first hop saw (its ARC-Authentication-Results).
+    ///
+    /// "forwarded by lists.example, whose seal verified; at the first hop (mx.forward.example)
+    /// DKIM passed for brand.example, SPF failed for forward.example"
+    pub fn explain(&self) -> String {
+        match self.status {
+            ChainStatus::None => "no ARC sets".to_string(),
+            ChainStatus::Fail => format!("the ARC chain failed: {}", self.reason()),
+            ChainStatus::Pass => {
+                let mut sealers: Vec<&ArcHop> = self.hops.iter().collect();
+                sealers.sort_by_key(|h| std::cmp::Reverse(h.instance));
+                let name = |h: &ArcHop| h.sealer.clone().unwrap_or_else(|| "?".into());
+                let mut s = String::from("forwarded by ");
+                s.push_str(&sealers.first().map(|h| name(h)).unwrap_or_default());
+                if sealers.len() > 1 {
+                    let rest: Vec<String> = sealers.iter().skip(1).map(|h| name(h)).collect();
+                    s.push_str(&format!(" (before it, {})", rest.join(", then ")));
+                }
+                s.push_str(if sealers.len() > 1 {
+                    ", whose seals verified"
+                } else {
+                    ", whose seal verified"
+                });
+                if let Some(o) = self.oldest_pass.filter(|&o| o > 1) {
+                    let by = self.hop(o).map(name).unwrap_or_default();
+                    s.push_str(&format!(
+                        "; {by} changed the message (hop {o}: only the message signatures from there on verify)"
+                    ));
+                }
+                if let Some(first) = self.hop(1) {
+                    match &first.authentication_results {
+                        Some(Ok(ar)) => {
+                            let seen: Vec<String> = ar
+                                .results
+                                .iter()
+                                .filter(|r| {
+                                    ["spf", "dkim", "dmarc"]
+                                        .iter()
+                                        .any(|m| r.method.eq_ignore_ascii_case(m))
+                                })
+                                .map(describe_result)
+                                .collect();
+                            s.push_str(&format!("; at the first hop ({}) ", ar.authserv_id));
+                            if seen.is_empty() {
+                                s.push_str("no SPF, DKIM or DMARC result was recorded");
+                            } else {
+                                s.push_str(&seen.join(", "));
+                            }
+                        }
+                        Some(Err(why)) => s.push_str(&format!(
+                            "; the first hop's ARC-Authentication-Results cannot be read ({why})"
+                        )),
+                        None => {}
+                    }
+                }
+                s
+            }
+        }
+    }
+
     /// The `arc` method result for Authentication-Results, as the big receivers write it:
     /// `arc=pass header.oldest-pass=1 smtp.remote-ip=192.0.2.1`, with a comment naming the
     /// newest sealer, and `reason=` when the chain failed.
@@ -319,6 +380,33 @@ impl ArcOutput {
         if let Some(ip) = remote_ip {
             sink.property("smtp", "remote-ip", ip.to_string().into());
         }
+    }
+}
+
+/// One AAR result in words: "DKIM passed for brand.example".
+fn describe_result(r: &crate::auth_results::ParsedMethodResult) -> String {
+    let method = r.method.to_ascii_uppercase();
+    let verb = match r.result.to_ascii_lowercase().as_str() {
+        "pass" => "passed".to_string(),
+        "fail" => "failed".to_string(),
+        "softfail" => "soft-failed".to_string(),
+        other => format!("was {other}"),
+    };
+    let domain = match r.method.to_ascii_lowercase().as_str() {
+        "spf" => r
+            .property("smtp", "mailfrom")
+            .or_else(|| r.property("smtp", "mfrom"))
+            .or_else(|| r.property("smtp", "helo"))
+            .map(|id| id.rsplit_once('@').map_or(id, |(_, d)| d)),
+        "dkim" => r.property("header", "d").or_else(|| {
+            r.property("header", "i")
+                .map(|i| i.rsplit_once('@').map_or(i, |(_, d)| d))
+        }),
+        _ => r.property("header", "from"),
+    };
+    match domain {
+        Some(d) => format!("{method} {verb} for {d}"),
+        None => format!("{method} {verb}"),
     }
 }
 
