@@ -255,3 +255,134 @@ fn sealed_over_three_hops_and_agrees_with_dkimpy() {
     assert_eq!(theirs.len(), files.len());
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// `dmarc verify` on a message two hops sealed: the ARC chain in words and in JSON, and
+/// `--arc-trusted-sealer` turning the DMARC failure into accept (`--batch` too), `--no-arc`
+/// leaving ARC out.
+#[test]
+fn verify_explains_arc_and_trusts_sealers() {
+    let tmp = std::env::temp_dir().join(format!("dmarc-arc-verify-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let (hops, zone, _) = setup(&tmp);
+    let mut z = std::fs::read_to_string(&zone).unwrap();
+    z.push_str("_dmarc.brand.example. IN TXT \"v=DMARC1; p=reject\"\n");
+    std::fs::write(&zone, z).unwrap();
+    let p = |n: &str| tmp.join(n);
+    std::fs::write(p("m0.eml"), MESSAGE).unwrap();
+    seal(
+        &hops[0],
+        &zone,
+        &p("m0.eml"),
+        &p("m1.eml"),
+        "spf=pass smtp.mailfrom=alice@brand.example; dkim=pass header.d=brand.example",
+    );
+    seal(
+        &hops[1],
+        &zone,
+        &p("m1.eml"),
+        &p("m2.eml"),
+        "arc=pass; spf=pass smtp.mailfrom=one.example",
+    );
+    let verify = |extra: &[&str]| {
+        let out = dmarc()
+            .arg("verify")
+            .arg(p("m2.eml"))
+            .args(["--ip", "192.0.2.25", "--helo", "mx.two.example"])
+            .args([
+                "--mail-from",
+                "bounces@two.example",
+                "--authserv-id",
+                "mx.receiver.example",
+            ])
+            .arg("--dns-zone")
+            .arg(&zone)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = verify(&[]);
+    assert!(
+        text.contains(
+            "ARC: forwarded by two.example (before it, one.example), whose seals verified; \
+             at the first hop"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("at the first hop (mx.one.example) SPF passed for brand.example, DKIM passed for brand.example"),
+        "{text}"
+    );
+    assert!(text.contains("ARC: pass (2 sets, oldest-pass 1)"), "{text}");
+    assert!(
+        text.contains(
+            "  hop 1: sealed by one.example (seal verified); mx.one.example saw arc=none, spf=pass, dkim=pass"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("A receiver would reject the message"),
+        "{text}"
+    );
+    assert!(text.contains("arc=pass"), "{text}");
+
+    let trusted = verify(&[
+        "--arc-trusted-sealer",
+        "two.example",
+        "--arc-trusted-sealer",
+        "one.example",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&trusted).unwrap();
+    assert_eq!(v["action"], "accept");
+    assert_eq!(v["dmarc"]["result"], "fail");
+    assert_eq!(v["arc"]["result"], "pass");
+    assert_eq!(v["arc"]["instances"], 2);
+    assert_eq!(v["arc"]["oldest_pass"], 1);
+    assert!(
+        v["arc"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("2 ARC sets verified")
+    );
+    assert_eq!(v["arc"]["trusted_forwarder"]["sealer"], "two.example");
+    assert_eq!(v["arc"]["trusted_forwarder"]["vouched_instance"], 1);
+
+    let off = verify(&["--no-arc", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&off).unwrap();
+    assert!(v["arc"].is_null());
+    assert_eq!(v["action"], "reject");
+
+    // --batch with the same flags.
+    std::fs::write(
+        p("cases.jsonl"),
+        "{\"file\":\"m2.eml\",\"ip\":\"192.0.2.25\",\"helo\":\"mx.two.example\",\"mail_from\":\"bounces@two.example\"}\n",
+    )
+    .unwrap();
+    let out = dmarc()
+        .args(["verify", "--batch"])
+        .arg(p("cases.jsonl"))
+        .args([
+            "--arc-trusted-sealer",
+            "two.example",
+            "--arc-trusted-sealer",
+            "one.example",
+        ])
+        .arg("--dns-zone")
+        .arg(&zone)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let line: serde_json::Value = serde_json::from_str(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(line["action"], "accept", "{line}");
+    assert_eq!(line["arc"]["trusted_forwarder"]["accepted"], true);
+}

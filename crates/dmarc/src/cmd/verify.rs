@@ -85,6 +85,18 @@ pub struct VerifyArgs {
     #[arg(long = "trust-authserv-id", value_name = "ID")]
     pub trust_authserv_id: Vec<String>,
 
+    /// Trust this ARC sealer (the d= of the ARC-Seal; repeatable): when DMARC fails with
+    /// a policy to enforce, the chain passes, the newest sealer is trusted and the
+    /// ARC-Authentication-Results it vouches for show an SPF or DKIM pass aligned with the
+    /// From domain, the message is accepted (reported as the override trusted_forwarder).
+    #[arg(long = "arc-trusted-sealer", value_name = "DOMAIN")]
+    pub arc_trusted_sealer: Vec<String>,
+
+    /// Do not verify ARC chains (no arc= result, no ARC keys asked, no trusted-forwarder
+    /// override).
+    #[arg(long = "no-arc", conflicts_with = "arc_trusted_sealer")]
+    pub no_arc: bool,
+
     /// Follow RFC 7489 (Public Suffix List, pct) instead of RFC 9989 (DNS tree walk).
     #[arg(long)]
     pub rfc7489: bool,
@@ -231,6 +243,9 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         config.dmarc.dns_failure = DnsFailureMode::FailOpen;
     }
     config.dmarc.author = args.author_options();
+    config.arc.enabled = !args.no_arc;
+    config.arc.trusted_sealers =
+        dmarc_proto::arc::forwarder::TrustedSealers::new(&args.arc_trusted_sealer);
     if let Some(batch) = &args.batch {
         return run_batch(batch, &args, config);
     }
@@ -596,6 +611,38 @@ fn human(v: &Verdicts) -> String {
         }
         _ => s.push_str(&format!("Policy: none ({})\n", d.reason)),
     }
+    if let Some(arc) = v.arc.as_ref().filter(|a| !a.hops.is_empty()) {
+        s.push_str(&format!(
+            "ARC: {} ({} set{}{})\n",
+            arc.status,
+            arc.instances,
+            if arc.instances == 1 { "" } else { "s" },
+            arc.oldest_pass
+                .map(|o| format!(", oldest-pass {o}"))
+                .unwrap_or_default()
+        ));
+        for h in &arc.hops {
+            s.push_str(&format!("  hop {}: ", h.instance));
+            s.push_str(&format!(
+                "sealed by {} (seal {})",
+                h.sealer.as_deref().unwrap_or("?"),
+                check(&h.seal)
+            ));
+            match &h.authentication_results {
+                Some(Ok(ar)) => {
+                    let seen: Vec<String> = ar
+                        .results
+                        .iter()
+                        .map(|r| format!("{}={}", r.method, r.result))
+                        .collect();
+                    s.push_str(&format!("; {} saw {}", ar.authserv_id, seen.join(", ")));
+                }
+                Some(Err(why)) => s.push_str(&format!("; its AAR cannot be read ({why})")),
+                None => s.push_str("; no AAR"),
+            }
+            s.push('\n');
+        }
+    }
     let action = match v.action {
         dmarc_receiver::Action::Accept => "accept the message",
         dmarc_receiver::Action::Quarantine => "quarantine the message (deliver to spam)",
@@ -611,4 +658,13 @@ fn human(v: &Verdicts) -> String {
     }
     s.push_str(&v.authentication_results().to_header().replace("\r\n", "\n"));
     s
+}
+
+/// A signature check in words.
+fn check(c: &Option<Result<(), dmarc_proto::dkim::Problem>>) -> String {
+    match c {
+        None => "not checked".to_owned(),
+        Some(Ok(())) => "verified".to_owned(),
+        Some(Err(p)) => format!("failed: {p}"),
+    }
 }
