@@ -12,7 +12,7 @@
 //!   [`filter::MessageFilter`], with the header edits and decisions they return.
 //! * [`server`]: tokio listeners (TCP and Unix sockets in Postfix's and Sendmail's
 //!   [`listen`] spellings), one task per connection, bounded, with reload and drain.
-//! * [`handler`]: the DMARC filter over `dmarc_receiver::verify_message`;
+//! * [`handler`]: the DMARC filter, driving the staged receiver session frame by frame;
 //!   [`config`], [`log`], [`metrics`] and [`daemon`] make the program.
 //!
 //! A filter answering every message with a header field, driven without any I/O:
