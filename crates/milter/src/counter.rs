@@ -275,6 +275,11 @@ impl<W: CountWriter> Flusher<W> {
         }
     }
 
+    /// The writer back (to read what was written).
+    pub fn into_writer(self) -> Option<W> {
+        self.writer
+    }
+
     /// The last write failed.
     pub fn failing(&self) -> bool {
         self.failing
