@@ -297,3 +297,90 @@ fn daemon_reloads_on_sighup_and_finishes_messages_on_sigterm() {
         daemon.log()
     );
 }
+
+fn counted(db: &Path) -> u64 {
+    dmarc_store::Store::open(db.to_str().unwrap())
+        .unwrap()
+        .observation_counts(None, 0, i64::MAX)
+        .unwrap()
+        .iter()
+        .map(|c| c.count)
+        .sum()
+}
+
+fn start(config: &Path, log: &Path) -> Daemon {
+    let daemon = Daemon {
+        child: dmarc()
+            .args(["milter", "--config"])
+            .arg(config)
+            .stderr(std::fs::File::create(log).unwrap())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+        log: log.to_path_buf(),
+    };
+    daemon.wait_for_log("listening on unix:", 1);
+    daemon
+}
+
+/// The counts of observations: kept while the store cannot be opened, written once it
+/// can, written at SIGTERM; after kill -9 at most the counts since the last write are
+/// lost and the daemon starts clean on the same store.
+#[test]
+fn daemon_counts_through_store_outages_sigterm_and_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("milter.sock");
+    let config = dir.path().join("milter.toml");
+    // The store's directory is a file for now: the store cannot be opened.
+    let blocker = dir.path().join("store");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let db = blocker.join("counts.sqlite3");
+    let counting = format!(
+        "db = \"{}\"\n[counting]\nflush_interval = 0.2\n",
+        db.display()
+    );
+    write_config(&config, &socket, "mx.test", &counting);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let send = |n: usize| {
+        rt.block_on(async {
+            let mut c = connect(&socket).await;
+            for _ in 0..n {
+                message(&mut c).await;
+            }
+        })
+    };
+
+    let daemon = start(&config, &dir.path().join("1.log"));
+    assert!(daemon.log().contains("the store cannot be opened now"));
+    send(3);
+    daemon.wait_for_log(
+        "cannot write the counts (3 messages in 1 rows kept, retried)",
+        1,
+    );
+    std::fs::remove_file(&blocker).unwrap();
+    daemon.wait_for_log("the store works again; 3 messages in 1 rows written", 1);
+    assert_eq!(counted(&db), 3);
+    send(2);
+    daemon.signal("-TERM");
+    daemon.wait_for_log("stopped", 1);
+    assert!(daemon.log().contains("observations: every count written"));
+    drop(daemon);
+    assert_eq!(counted(&db), 5, "every message counted, none lost");
+
+    // kill -9 after a write: nothing written is lost, the next start is clean.
+    let daemon = start(&config, &dir.path().join("2.log"));
+    send(1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while counted(&db) < 6 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(counted(&db), 6);
+    daemon.signal("-KILL");
+    drop(daemon);
+    let daemon = start(&config, &dir.path().join("3.log"));
+    send(1);
+    daemon.signal("-TERM");
+    daemon.wait_for_log("stopped", 1);
+    drop(daemon);
+    assert_eq!(counted(&db), 7);
+}

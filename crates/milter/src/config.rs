@@ -67,9 +67,12 @@ pub struct MilterConfig {
     /// The longest a message's verification may take, in seconds; then it is treated as
     /// a temporary DNS failure. Default 30.
     pub message_timeout: f64,
-    /// The report store for the counting of observations. Not used yet: the counting is
-    /// not built; the value is kept so that configurations can name it already.
+    /// The report store the counts of observations are written to: an SQLite file path
+    /// (`sqlite:PATH` too) or a `postgres://` URL. Empty: messages are not counted.
+    /// Default empty.
     pub db: String,
+    /// How the counts of observations are kept and written.
+    pub counting: CountingConfig,
     /// Who and what is not checked.
     pub exempt: ExemptConfig,
     /// DNS.
@@ -151,6 +154,26 @@ pub struct LogConfig {
     pub socket: String,
     /// The syslog tag. Default `dmarc-milter`.
     pub tag: String,
+}
+
+/// `[counting]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CountingConfig {
+    /// Seconds between two writes of the counts to the store. Default 5.
+    pub flush_interval: f64,
+    /// Distinct rows (aggregate-report keys) counted in memory before the counts are
+    /// written early. Default 10000.
+    pub max_rows: usize,
+}
+
+impl Default for CountingConfig {
+    fn default() -> Self {
+        CountingConfig {
+            flush_interval: 5.0,
+            max_rows: 10_000,
+        }
+    }
 }
 
 /// `[metrics]`.
@@ -285,6 +308,7 @@ impl Default for MilterConfig {
             oversize: OversizeChoice::Accept,
             message_timeout: 30.0,
             db: String::new(),
+            counting: CountingConfig::default(),
             exempt: ExemptConfig::default(),
             dns: DnsConfig::default(),
             server: ServerConfig::default(),
@@ -628,6 +652,17 @@ impl MilterConfig {
                 ),
             )
         })?;
+        if self.counting.max_rows == 0 {
+            return Err(invalid("counting.max_rows", "must be at least 1".into()));
+        }
+        let counting = CountingSettings {
+            flush_interval: seconds("counting.flush_interval", self.counting.flush_interval)?,
+            max_rows: self.counting.max_rows,
+        };
+        let db = self.db.trim();
+        if !db.is_empty() {
+            dmarc_store::Location::parse(db).map_err(|e| invalid("db", e.to_string()))?;
+        }
         let metrics_listen = if self.metrics.listen.trim().is_empty() {
             None
         } else {
@@ -672,7 +707,8 @@ impl MilterConfig {
                 tag: self.log.tag.clone(),
             },
             metrics_listen,
-            db: (!self.db.trim().is_empty()).then(|| self.db.trim().to_owned()),
+            db: (!db.is_empty()).then(|| db.to_owned()),
+            counting,
         })
     }
 }
@@ -754,8 +790,19 @@ pub struct Settings {
     pub log: LogSettings,
     /// The metrics listener, when on.
     pub metrics_listen: Option<String>,
-    /// The report store named (not used yet).
+    /// The report store the counts go to; `None`: not counted.
     pub db: Option<String>,
+    /// How the counts are kept and written.
+    pub counting: CountingSettings,
+}
+
+/// `[counting]`, validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CountingSettings {
+    /// Between two writes of the counts.
+    pub flush_interval: Duration,
+    /// Distinct rows before an early write.
+    pub max_rows: usize,
 }
 
 /// What the milter does with messages (the validated part of [`MilterConfig`] the

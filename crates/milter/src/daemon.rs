@@ -6,8 +6,12 @@
 //!   from then on; open connections finish with the one they started with. Listening
 //!   addresses, `[server]`, `[log]` and `[metrics]` change only on restart.
 //! * `SIGTERM` and `SIGINT` stop accepting connections, let the messages in progress
-//!   finish (within `server.shutdown_grace`), and return; a second one closes every
+//!   finish (within `server.shutdown_grace`), write the counts of observations (retried
+//!   within `server.shutdown_grace` again), and return; a second one closes every
 //!   connection at once.
+//! * With `db` set, every verified message is counted ([`crate::counter`]) and the
+//!   counts are written every `counting.flush_interval`; `db` and `[counting]` change
+//!   only on restart.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -19,6 +23,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::config::{ConfigError, DnsSettings, MilterConfig, Override, Settings};
+use crate::counter::{Counter, Flusher, StoreWriter};
 use crate::handler::{DmarcFilter, LogSink, MessageSink, MetricsSink};
 use crate::log::Logger;
 use crate::metrics::{Metered, Metrics};
@@ -201,10 +206,41 @@ where
     .map_err(DaemonError::Config)?;
     let logger = Arc::new(Logger::from_settings(&settings.log).map_err(DaemonError::Log)?);
     let metrics = Metrics::new();
-    let sinks: Vec<Arc<dyn MessageSink>> = vec![
+    let mut sinks: Vec<Arc<dyn MessageSink>> = vec![
         Arc::new(LogSink(logger.clone())),
         Arc::new(MetricsSink(metrics.clone())),
     ];
+    let (flush_stop, flush_stop_rx) = watch::channel(false);
+    let flusher = match &settings.db {
+        None => {
+            logger.info("db is not set: messages are not counted for aggregate reports");
+            None
+        }
+        Some(db) => {
+            let counter = Counter::new(settings.counting.max_rows, metrics.clone());
+            sinks.push(counter.clone());
+            let mut writer = StoreWriter::new(db.clone());
+            let (writer, connected) = tokio::task::spawn_blocking(move || {
+                let r = writer.connect().map(|_| ());
+                (writer, r)
+            })
+            .await
+            .unwrap_or_else(|e| (StoreWriter::new(db.clone()), Err(e.to_string())));
+            match connected {
+                Ok(()) => logger.info(&format!(
+                    "counting observations into {db}, written every {} s",
+                    settings.counting.flush_interval.as_secs_f64()
+                )),
+                Err(why) => logger.warn(&format!(
+                    "counting observations into {db}: the store cannot be opened now ({why}); the counts are kept and the writes retried"
+                )),
+            }
+            let flusher = Flusher::new(counter, writer, logger.clone(), metrics.clone());
+            Some(tokio::spawn(
+                flusher.run(settings.counting.flush_interval, flush_stop_rx),
+            ))
+        }
+    };
     let filter = build_filter(
         &settings,
         &options.build_lookup,
@@ -241,11 +277,6 @@ where
         settings.policy.authserv_id,
         settings.policy.mode
     ));
-    if let Some(db) = &settings.db {
-        logger.info(&format!(
-            "db = {db:?} is not used yet (the counting of observations is not built)"
-        ));
-    }
     let (stop_tx, stop_rx) = watch::channel(Stop::Running);
     let observer: Arc<dyn ServerObserver> = Arc::new(Observer {
         logger: logger.clone(),
@@ -285,8 +316,10 @@ where
                                 || new.server != running.server
                                 || new.metrics_listen != running.metrics_listen
                                 || new.log != running.log
+                                || new.db != running.db
+                                || new.counting != running.counting
                             {
-                                logger.warn("reload: listen, [server], [log] and [metrics] change only on restart");
+                                logger.warn("reload: listen, [server], [log], [metrics], db and [counting] change only on restart");
                             }
                             logger.info(&format!(
                                 "configuration reloaded; authserv-id {}; mode {}",
@@ -314,6 +347,17 @@ where
     };
     if let Err(e) = done {
         logger.error(&format!("server task failed: {e}"));
+    }
+    if let Some(task) = flusher {
+        let _ = flush_stop.send(true);
+        match task.await {
+            Ok(mut flusher) => {
+                if flusher.finish(running.server.shutdown_grace).await {
+                    logger.info("observations: every count written");
+                }
+            }
+            Err(e) => logger.error(&format!("observation flusher failed: {e}")),
+        }
     }
     if let Some(t) = metrics_task {
         t.abort();

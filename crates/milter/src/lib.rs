@@ -12,7 +12,8 @@
 //!   [`filter::MessageFilter`], with the header edits and decisions they return.
 //! * [`server`]: tokio listeners (TCP and Unix sockets in Postfix's and Sendmail's
 //!   [`listen`] spellings), one task per connection, bounded, with reload and drain.
-//! * [`handler`]: the DMARC filter over `dmarc_receiver::verify_message`;
+//! * [`handler`]: the DMARC filter, driving the staged receiver session frame by frame;
+//!   [`counter`] counts observations and writes them to the store;
 //!   [`config`], [`log`], [`metrics`] and [`daemon`] make the program.
 //!
 //! A filter answering every message with a header field, driven without any I/O:
@@ -75,6 +76,7 @@
 pub mod client;
 pub mod codec;
 pub mod config;
+pub mod counter;
 pub mod daemon;
 pub mod filter;
 pub mod handler;

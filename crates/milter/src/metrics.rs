@@ -11,8 +11,12 @@
 //! * `dmarc_milter_connections` (open), `dmarc_milter_connections_total`,
 //!   `dmarc_milter_connection_errors_total{kind}`.
 //! * `dmarc_milter_reloads_total{result}`.
-//! * `dmarc_milter_flush_lag_seconds`: reserved for the counting of observations (not
-//!   built yet); absent until something sets it.
+//! * `dmarc_milter_flush_lag_seconds`: at the last write of the counts of observations,
+//!   the age of the oldest count written (or, when the write failed, kept); absent until
+//!   the first write.
+//! * `dmarc_milter_flushes_total{result}`, `dmarc_milter_observations_written_total`
+//!   (messages), `dmarc_milter_observations_pending_rows` and
+//!   `dmarc_milter_observations_pending_messages`: the counting of observations.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -48,6 +52,10 @@ pub struct Metrics {
     connection_errors: Mutex<BTreeMap<&'static str, u64>>,
     reloads: Mutex<BTreeMap<&'static str, u64>>,
     flush_lag: Mutex<Option<f64>>,
+    flushes: Mutex<BTreeMap<&'static str, u64>>,
+    observations_written: AtomicU64,
+    pending_rows: AtomicU64,
+    pending_messages: AtomicU64,
 }
 
 fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
@@ -116,12 +124,24 @@ impl Metrics {
         bump(&self.reloads, if ok { "ok" } else { "failed" });
     }
 
-    /// The age of the oldest counts not yet written to the store (for the counting of
-    /// observations, which is not built yet).
+    /// The age of the oldest count at the last write of the counts of observations.
     pub fn set_flush_lag(&self, lag: Duration) {
         if let Ok(mut l) = self.flush_lag.lock() {
             *l = Some(lag.as_secs_f64());
         }
+    }
+
+    /// A write of the counts succeeded (with the messages written) or failed.
+    pub fn flushed(&self, ok: bool, messages: u64) {
+        bump(&self.flushes, if ok { "ok" } else { "failed" });
+        self.observations_written
+            .fetch_add(messages, Ordering::Relaxed);
+    }
+
+    /// The counts held in memory: distinct rows and messages.
+    pub fn set_pending(&self, rows: usize, messages: u64) {
+        self.pending_rows.store(rows as u64, Ordering::Relaxed);
+        self.pending_messages.store(messages, Ordering::Relaxed);
     }
 
     /// The messages counted with this DMARC result and action (for tests and checks).
@@ -252,6 +272,40 @@ impl Metrics {
             for (result, n) in m.iter() {
                 let _ = writeln!(o, "dmarc_milter_reloads_total{{result=\"{result}\"}} {n}");
             }
+        }
+        header(
+            &mut o,
+            "dmarc_milter_flushes_total",
+            "counter",
+            "Writes of the counts of observations to the store, by result.",
+        );
+        if let Ok(m) = self.flushes.lock() {
+            for (result, n) in m.iter() {
+                let _ = writeln!(o, "dmarc_milter_flushes_total{{result=\"{result}\"}} {n}");
+            }
+        }
+        for (name, kind, help, value) in [
+            (
+                "dmarc_milter_observations_written_total",
+                "counter",
+                "Messages whose observation was written to the store.",
+                &self.observations_written,
+            ),
+            (
+                "dmarc_milter_observations_pending_rows",
+                "gauge",
+                "Distinct rows of counts held in memory, not yet written.",
+                &self.pending_rows,
+            ),
+            (
+                "dmarc_milter_observations_pending_messages",
+                "gauge",
+                "Messages counted in memory, not yet written.",
+                &self.pending_messages,
+            ),
+        ] {
+            header(&mut o, name, kind, help);
+            let _ = writeln!(o, "{name} {}", value.load(Ordering::Relaxed));
         }
         if let Ok(Some(lag)) = self.flush_lag.lock().map(|l| *l) {
             header(

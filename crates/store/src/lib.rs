@@ -49,7 +49,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use backend::Dialect;
-pub use observations::{OBSERVATION_PERIOD, ObservationCount};
+pub use observations::{OBSERVATION_PERIOD, ObservationCount, period_of};
 pub use read::{
     DomainPeriod, FailingSource, Granularity, RejectedEntry, Reporter, SourceStats, Summary,
     SummaryQuery, TlsDomain, Totals,

@@ -79,15 +79,42 @@ impl Store {
     /// transaction, one upsert per distinct key. Returns the number of messages added.
     pub fn add_observations(&mut self, items: &[(i64, Observation)]) -> Result<u64, StoreError> {
         // Count equal keys first: one statement per row of the report, not per message.
-        let mut counts: BTreeMap<(i64, String), (&Observation, i64)> = BTreeMap::new();
+        let mut counts: BTreeMap<(i64, String), (&Observation, u64)> = BTreeMap::new();
         for (at, o) in items {
             let digest = sha256_hex(json(o)?.as_bytes());
             counts.entry((period_of(*at), digest)).or_insert((o, 0)).1 += 1;
         }
+        self.upsert_counts(&counts)
+    }
+
+    /// Adds counts already made: each item is a period start (or any time in it, Unix
+    /// seconds), an observation and how many messages it stands for (what a milter
+    /// counting in memory flushes). One transaction, one upsert per distinct key; items
+    /// with equal keys are summed. Returns the number of messages added.
+    pub fn add_observation_counts(
+        &mut self,
+        items: &[(i64, &Observation, u64)],
+    ) -> Result<u64, StoreError> {
+        let mut counts: BTreeMap<(i64, String), (&Observation, u64)> = BTreeMap::new();
+        for (at, o, n) in items {
+            let digest = sha256_hex(json(*o)?.as_bytes());
+            counts.entry((period_of(*at), digest)).or_insert((*o, 0)).1 += n;
+        }
+        self.upsert_counts(&counts)
+    }
+
+    /// One transaction of upserts, in key order (see the module's documentation).
+    fn upsert_counts(
+        &mut self,
+        counts: &BTreeMap<(i64, String), (&Observation, u64)>,
+    ) -> Result<u64, StoreError> {
         self.conn.begin()?;
         let res = (|| {
-            for ((period, digest), (o, n)) in &counts {
+            let mut total = 0u64;
+            for ((period, digest), (o, n)) in counts {
                 let r = Row::of(o)?;
+                let n = i64::try_from(*n)
+                    .map_err(|_| StoreError::Data(format!("observation count {n} too large")))?;
                 self.conn.exec(
                     "INSERT INTO observations (period_start, key_digest, policy_domain, \
                      source_ip, header_from, envelope_from, envelope_to, dmarc, disposition, \
@@ -112,16 +139,17 @@ impl Store {
                         Val::Text(&r.dkim),
                         Val::Text(&r.overrides),
                         Val::Text(&r.published),
-                        Val::I64(*n),
+                        Val::I64(n),
                     ],
                 )?;
+                total += n.unsigned_abs();
             }
-            Ok::<_, StoreError>(())
+            Ok::<_, StoreError>(total)
         })();
         match res {
-            Ok(()) => {
+            Ok(total) => {
                 self.conn.commit()?;
-                Ok(items.len() as u64)
+                Ok(total)
             }
             Err(e) => {
                 self.conn.rollback();

@@ -34,8 +34,8 @@ pub struct MilterArgs {
     #[arg(long = "authserv-id", value_name = "ID")]
     pub authserv_id: Option<String>,
 
-    /// The report store for the counting of observations. Not used yet (the counting is
-    /// not built); accepted so that configurations can name it.
+    /// The report store the counts of observations are written to: an SQLite file
+    /// (PATH or sqlite:PATH) or a postgres:// URL. Default: not counted.
     #[arg(long, value_name = "URL")]
     pub db: Option<String>,
 
@@ -174,7 +174,12 @@ fn print_settings(s: &Settings, file: Option<&std::path::Path>) {
             .as_deref()
             .map_or_else(|| "off".to_owned(), |m| format!("http://{m}/metrics"))
     );
-    if let Some(db) = &s.db {
-        println!("  db: {db} (not used yet: the counting of observations is not built)");
+    match &s.db {
+        Some(db) => println!(
+            "  db: {db}, counts written every {} s or at {} rows",
+            s.counting.flush_interval.as_secs_f64(),
+            s.counting.max_rows
+        ),
+        None => println!("  db: none (messages are not counted)"),
     }
 }

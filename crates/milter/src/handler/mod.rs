@@ -1,20 +1,25 @@
-//! The interim DMARC filter: the [`crate::filter`] traits implemented over today's
-//! single call, [`dmarc_receiver::verify_message`] (the whole receiver session over a
-//! buffered message).
+//! The DMARC filter: the [`crate::filter`] traits implemented over the staged receiver
+//! session ([`dmarc_receiver::session`]), driven frame by frame.
 //!
-//! Each message is buffered (header fields as received, then the body), bounded by
-//! [`Policy::max_message_size`]; at end of message the whole message is verified and the
-//! [`Verdicts`] are turned into an [`Outcome`] by [`decide`]: one Authentication-Results
-//! field inserted at the top, every field claiming our authserv-id deleted, optionally
-//! Received-SPF, and accept, quarantine (hold or a header), reject (`550 5.7.1`) or
-//! tempfail (`451 4.7.5`) as configured. Early decisions happen where the facts are
-//! known: client networks at connect, SASL-authenticated clients at MAIL FROM, exempt
-//! sender and recipient domains and a bad From field at end of header.
+//! * MAIL FROM starts a [`Transaction`]: SPF for MAIL FROM and HELO is asked at once
+//!   (the questions travel while the MTA sends RCPT TO and the header, through
+//!   [`MessageFilter::drive`]).
+//! * Header fields go to the transaction as they come (and are kept in the message for
+//!   the failure-report candidate); the end of the header starts the DMARC record and
+//!   the DKIM key lookups ([`Transaction::end_of_headers`]).
+//! * Body chunks are hashed by the DKIM verifier as they arrive and not kept.
+//! * End of message awaits what DNS work is still missing ([`Body::finish`]), bounded by
+//!   [`Policy::message_timeout`], and [`decide`] turns the [`Verdicts`] into an
+//!   [`Outcome`]: one Authentication-Results field inserted at the top, every field
+//!   claiming our authserv-id deleted, optionally Received-SPF, and accept, quarantine
+//!   (hold or a header), reject (`550 5.7.1`) or tempfail (`451 4.7.5`) as configured.
 //!
-//! The staged receiver session ([`dmarc_receiver::session`]) is there to stream through:
-//! [`DmarcMessage`] keeps its shape when it switches, its `header`/`body` calls feed a
-//! `Transaction`/`Body` instead of the buffer, `end_of_headers` starts the key and policy
-//! lookups, and `end_of_message` awaits `Body::finish`; [`decide`] and the sinks stay.
+//! The message (header and body together) is bounded by [`Policy::max_message_size`]:
+//! past it the session is dropped, the rest of the body skipped, and the `oversize`
+//! choice applies. Early decisions happen where the facts are known: client networks at
+//! connect, SASL-authenticated clients at MAIL FROM, exempt sender and recipient domains
+//! and a bad From field at end of header. Every outcome goes to the [`MessageSink`]s
+//! (log line, metrics, the counter of observations).
 
 mod sink;
 
@@ -30,7 +35,10 @@ use dmarc_proto::auth_results;
 use dmarc_proto::dmarc::{
     AuthorOptions, MultipleAddresses, MultipleFields, Spec, Unreadable, author_domains,
 };
-use dmarc_receiver::{Action, Randomness, ReceiverConfig, SmtpFacts, Verdicts, verify_message};
+use dmarc_receiver::{
+    Action, Body, Observation, Randomness, Receiver, ReceiverConfig, SmtpFacts, Transaction,
+    Verdicts,
+};
 
 use crate::codec::SmtpReply;
 use crate::config::{
@@ -62,11 +70,34 @@ impl<L> std::fmt::Debug for DmarcFilter<L> {
 
 struct Shared<L> {
     policy: Policy,
-    receiver: ReceiverConfig,
-    lookup: Arc<L>,
-    rng: Arc<dyn Randomness>,
+    env: SessionEnv<L>,
     sinks: Vec<Arc<dyn MessageSink>>,
     metrics: Arc<Metrics>,
+}
+
+/// What every receiver session of this filter uses, shared: DNS, the clock, the `pct`
+/// draws and the receiver's configuration.
+type SessionEnv<L> = Receiver<Arc<L>, SystemClock, SharedRng, Arc<ReceiverConfig>>;
+
+/// The configured random source, cheap to clone into each session.
+#[derive(Clone)]
+struct SharedRng(Arc<dyn Randomness>);
+
+impl Randomness for SharedRng {
+    fn percent(&self) -> u8 {
+        self.0.percent()
+    }
+}
+
+/// Where a message's receiver session stands (each state boxed: they are large, and
+/// each is moved once).
+enum Stage<L: Lookup + Send + Sync + 'static> {
+    /// After MAIL FROM: SPF running, header fields arriving.
+    Envelope(Box<Transaction<'static, SessionEnv<L>>>),
+    /// After the header: DMARC record and keys asked, body being hashed.
+    Body(Box<Body<'static, SessionEnv<L>>>),
+    /// Given up on (the message grew past `max_message_size`), or moved out.
+    None,
 }
 
 /// How the library reads the From field for each `bad_from` choice, in one place:
@@ -122,12 +153,16 @@ impl<L: Lookup + Send + Sync + 'static> DmarcFilter<L> {
         };
         receiver.dmarc.author = author_options(policy.bad_from);
         receiver.trusted_authserv_ids = policy.exempt.trusted_authserv_ids.clone();
+        let env = Receiver {
+            lookup,
+            clock: SystemClock,
+            rng: SharedRng(rng),
+            config: Arc::new(receiver),
+        };
         DmarcFilter {
             shared: Arc::new(Shared {
                 policy,
-                receiver,
-                lookup,
-                rng,
+                env,
                 sinks,
                 metrics,
             }),
@@ -183,12 +218,12 @@ impl<L> std::fmt::Debug for DmarcConnection<L> {
     }
 }
 
-impl<L> std::fmt::Debug for DmarcMessage<L> {
+impl<L: Lookup + Send + Sync + 'static> std::fmt::Debug for DmarcMessage<L> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DmarcMessage")
             .field("queue_id", &self.queue_id)
             .field("mail_from", &self.mail_from)
-            .field("buffered", &self.buf.len())
+            .field("size", &self.size)
             .finish_non_exhaustive()
     }
 }
@@ -201,7 +236,7 @@ impl<L: Lookup + Send + Sync + 'static> ConnectionFilter for DmarcConnection<L> 
     }
 
     fn mail(&mut self, from: &EnvelopeAddress, macros: &Macros) -> Step<DmarcMessage<L>> {
-        let msg = DmarcMessage {
+        let mut msg = DmarcMessage {
             shared: self.shared.clone(),
             ip: self.ip,
             name: self.name.clone(),
@@ -210,7 +245,9 @@ impl<L: Lookup + Send + Sync + 'static> ConnectionFilter for DmarcConnection<L> 
             queue_id: macros.get("i").map(str::to_owned),
             recipients: Vec::new(),
             recipient_domains_exempt: true,
-            buf: Vec::new(),
+            stage: Stage::None,
+            header: Vec::new(),
+            size: 0,
             oversize: false,
             from_fields: Vec::new(),
             from_count: 0,
@@ -233,13 +270,22 @@ impl<L: Lookup + Send + Sync + 'static> ConnectionFilter for DmarcConnection<L> 
                 msg.finish(None, Action::Accept, Some(e), None, None);
                 Step::Done(Decision::Accept)
             }
-            None => Step::Continue(msg),
+            None => {
+                // A message with a client address (checked above): SPF starts now.
+                if let Some(ip) = self.ip {
+                    let facts =
+                        SmtpFacts::new(ip, self.helo.clone()).with_mail_from(from.address.clone());
+                    msg.stage =
+                        Stage::Envelope(Box::new(Transaction::new(self.shared.env.clone(), facts)));
+                }
+                Step::Continue(msg)
+            }
         }
     }
 }
 
-/// One message: the facts, the buffered message, what was seen in the header.
-pub struct DmarcMessage<L> {
+/// One message: the facts, the receiver session, what was seen in the header.
+pub struct DmarcMessage<L: Lookup + Send + Sync + 'static> {
     shared: Arc<Shared<L>>,
     ip: Option<IpAddr>,
     name: String,
@@ -249,7 +295,11 @@ pub struct DmarcMessage<L> {
     recipients: Vec<String>,
     /// Every recipient so far is in an exempt domain.
     recipient_domains_exempt: bool,
-    buf: Vec<u8>,
+    stage: Stage<L>,
+    /// The header block as received (the failure-report candidate's header fields).
+    header: Vec<u8>,
+    /// Bytes of the message so far (header fields and body).
+    size: u64,
     oversize: bool,
     from_fields: Vec<Vec<u8>>,
     from_count: usize,
@@ -264,16 +314,16 @@ pub struct DmarcMessage<L> {
 }
 
 impl<L: Lookup + Send + Sync + 'static> DmarcMessage<L> {
-    fn append(&mut self, parts: &[&[u8]]) {
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        if self.oversize || (self.buf.len() + len) as u64 > self.shared.policy.max_message_size {
+    /// Counts `len` more bytes of the message: false (and the session dropped) once the
+    /// message is larger than `max_message_size`.
+    fn grow(&mut self, len: usize) -> bool {
+        self.size = self.size.saturating_add(len as u64);
+        if !self.oversize && self.size > self.shared.policy.max_message_size {
             self.oversize = true;
-            self.buf = Vec::new();
-            return;
+            self.stage = Stage::None;
+            self.header = Vec::new();
         }
-        for p in parts {
-            self.buf.extend_from_slice(p);
-        }
+        !self.oversize
     }
 
     fn update_queue_id(&mut self, macros: &Macros) {
@@ -299,6 +349,14 @@ impl<L: Lookup + Send + Sync + 'static> DmarcMessage<L> {
         from_domain: Option<&str>,
         note: Option<String>,
     ) {
+        // The aggregate-report row of a verified message, made once for every sink.
+        let observation: Option<Observation> = verdicts.map(Verdicts::observation);
+        // FAILURE-REPORT CANDIDATES (issue 13) are handed over here. What RFC 9991 needs
+        // is at hand: `observation` (the verdicts in the reports' words), `verdicts`
+        // (the record's `fo=` among them) and `self.header`, the message's header fields
+        // as received. The fo= qualification and the store's candidate queue
+        // (dmarc_receiver::failure, dmarc_store) plug in as one more MessageSink, which
+        // reads `record.observation`, `record.verdicts` and `record.header`.
         let record = MessageRecord {
             queue_id: self.queue_id.as_deref(),
             client_ip: self.ip,
@@ -314,6 +372,8 @@ impl<L: Lookup + Send + Sync + 'static> DmarcMessage<L> {
             exemption,
             note,
             elapsed: self.started.elapsed(),
+            observation: observation.as_ref(),
+            header: &self.header,
         };
         for s in &self.shared.sinks {
             s.record(&record);
@@ -345,6 +405,9 @@ impl<L: Lookup + Send + Sync + 'static> MessageFilter for DmarcMessage<L> {
         if self.recipients.len() < MAX_RECIPIENTS {
             self.recipients.push(to.address.clone());
         }
+        if let Stage::Envelope(tx) = &mut self.stage {
+            tx.rcpt_to(&to.address);
+        }
     }
 
     fn header(&mut self, _index: usize, name: &[u8], value: &[u8]) {
@@ -373,7 +436,14 @@ impl<L: Lookup + Send + Sync + 'static> MessageFilter for DmarcMessage<L> {
                 }
             }
         }
-        self.append(&[name, b":", value, b"\r\n"]);
+        if self.grow(name.len() + value.len() + 3) {
+            for part in [name, b":", value, b"\r\n"] {
+                self.header.extend_from_slice(part);
+            }
+            if let Stage::Envelope(tx) = &mut self.stage {
+                tx.header(name, value);
+            }
+        }
     }
 
     fn end_of_headers(&mut self, macros: &Macros) -> Step<()> {
@@ -413,17 +483,32 @@ impl<L: Lookup + Send + Sync + 'static> MessageFilter for DmarcMessage<L> {
             );
             return Step::Done(Decision::Accept);
         }
-        self.append(&[b"\r\n"]);
+        // The DMARC record and the DKIM keys are asked for now, while the body comes.
+        self.stage = match std::mem::replace(&mut self.stage, Stage::None) {
+            Stage::Envelope(tx) => Stage::Body(Box::new((*tx).end_of_headers())),
+            other => other,
+        };
         Step::Continue(())
     }
 
     fn body(&mut self, chunk: &[u8]) -> BodyStep {
-        self.append(&[chunk]);
-        if self.oversize {
-            BodyStep::Skip
-        } else {
-            BodyStep::Continue
+        if !self.grow(chunk.len()) {
+            return BodyStep::Skip;
         }
+        if let Stage::Body(body) = &mut self.stage {
+            body.body(chunk);
+        }
+        BodyStep::Continue
+    }
+
+    async fn drive(&mut self) {
+        match &mut self.stage {
+            Stage::Envelope(tx) => tx.drive().await,
+            Stage::Body(body) => body.drive().await,
+            Stage::None => {}
+        }
+        // The work is done: nothing more to do until the next frame.
+        std::future::pending::<()>().await;
     }
 
     async fn end_of_message(mut self, macros: &Macros) -> Outcome {
@@ -454,24 +539,14 @@ impl<L: Lookup + Send + Sync + 'static> MessageFilter for DmarcMessage<L> {
                 decision,
             };
         }
-        let Some(ip) = self.ip else {
+        let body = match std::mem::replace(&mut self.stage, Stage::None) {
+            Stage::Body(body) => *body,
+            // A header without its end (the MTA skipped SMFIC_EOH): end it here.
+            Stage::Envelope(tx) => (*tx).end_of_headers(),
             // Not reached: a message without a client address is exempt at MAIL FROM.
-            return Outcome::accept();
+            Stage::None => return Outcome::accept(),
         };
-        let facts = SmtpFacts::new(ip, self.helo.clone()).with_mail_from(self.mail_from.clone());
-        let verified = tokio::time::timeout(
-            policy.message_timeout,
-            verify_message(
-                &*shared.lookup,
-                &SystemClock,
-                &*shared.rng,
-                &shared.receiver,
-                &facts,
-                &self.buf,
-            ),
-        )
-        .await;
-        let Ok(verdicts) = verified else {
+        let Ok(verdicts) = tokio::time::timeout(policy.message_timeout, body.finish()).await else {
             return self.timed_out();
         };
         let d = decide(policy, &verdicts, self.trusted_upstream, &self.negotiated);

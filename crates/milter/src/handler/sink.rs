@@ -1,12 +1,12 @@
 //! Where each message's outcome goes once it is decided: the log line, the metrics, and
-//! (later) the counter of observations. The handler hands every sink one
+//! the counter of observations ([`crate::counter`]). The handler hands every sink one
 //! [`MessageRecord`] per message.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dmarc_receiver::{Action, Verdicts};
+use dmarc_receiver::{Action, Observation, Verdicts};
 
 use crate::log::Logger;
 use crate::metrics::Metrics;
@@ -67,10 +67,16 @@ pub struct MessageRecord<'a> {
     pub note: Option<String>,
     /// From MAIL FROM to the decision.
     pub elapsed: Duration,
+    /// The aggregate-report row, when the message was verified (what the counter of
+    /// observations counts).
+    pub observation: Option<&'a Observation>,
+    /// The header fields as received (empty when the message was given up on before
+    /// its header, or grew past `max_message_size`).
+    pub header: &'a [u8],
 }
 
 /// Receives each message's outcome. Sinks must not block: the log writes a line, the
-/// metrics count; the counter of observations (to come) adds to its in-memory table.
+/// metrics count; the counter of observations adds to its in-memory table.
 pub trait MessageSink: Send + Sync {
     /// One message was decided.
     fn record(&self, record: &MessageRecord<'_>);

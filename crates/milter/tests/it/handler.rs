@@ -11,7 +11,7 @@ use dmarc_proto::Lookup;
 use tokio::sync::watch;
 
 use crate::support::{
-    Built, FailDmarc, Recorder, Silent, cases, filter, filter_with, message, zone,
+    Built, FailDmarc, Questions, Recorder, Silent, cases, filter, filter_with, message, zone,
 };
 
 /// One SMTP session as Postfix would drive it, `macros` sent before MAIL FROM.
@@ -78,6 +78,18 @@ impl Mta {
         self.client.send(&Command::Quit).await.unwrap();
         self.server.await.unwrap();
     }
+}
+
+/// [`deliver`], for the other test modules.
+pub async fn deliver_for_tests<F: Filter>(
+    filter: Arc<F>,
+    ip: &str,
+    helo: &str,
+    mail_from: &str,
+    rcpts: &[&str],
+    msg: &[u8],
+) -> Vec<Reply> {
+    deliver(filter, ip, helo, mail_from, rcpts, msg).await
 }
 
 /// Delivers `msg` from `ip`/`helo`/`mail_from` to `rcpts`; the replies of the step that
@@ -190,6 +202,111 @@ async fn mail_bench_outcomes_match_the_corpus() {
     );
     assert!(built.metrics.messages_with("pass", "accept") > 0);
     assert!(built.metrics.messages_with("fail", "reject") > 0);
+}
+
+/// The session is driven as the frames arrive: SPF is asked right after MAIL FROM, the
+/// DMARC record and the DKIM keys right after the header, all before the body is sent.
+#[tokio::test]
+async fn dns_is_asked_as_soon_as_each_step_allows() {
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let built = filter_with(Questions(zone(), asked.clone()), &[]);
+    let c = &cases()[0];
+    let msg = message(c);
+    let (head, body) = msg.split_at(msg.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4);
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(100));
+    let seen = |q: &str| asked.lock().unwrap().iter().any(|a| a == q);
+    let mut mta = Mta::open(built.filter.clone()).await;
+    mta.connect(&c.ip.to_string()).await;
+    mta.helo(&c.helo).await;
+    let r = mta
+        .client
+        .send(&Command::Mail {
+            args: vec![format!("<{}>", c.mail_from)],
+        })
+        .await
+        .unwrap();
+    assert_eq!(r, [Reply::Continue]);
+    pause().await;
+    // MAIL FROM and HELO identities.
+    assert!(
+        seen("TXT bounces.esp0.example"),
+        "{:?}",
+        asked.lock().unwrap()
+    );
+    assert!(
+        seen("TXT mail.bounces.esp0.example"),
+        "{:?}",
+        asked.lock().unwrap()
+    );
+    assert!(!asked.lock().unwrap().iter().any(|q| q.contains("_dmarc.")));
+    mta.client
+        .send(&Command::Rcpt {
+            args: vec!["<user@receiver.example>".into()],
+        })
+        .await
+        .unwrap();
+    // The header fields as Postfix sends them: folded lines joined by LF.
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for line in String::from_utf8_lossy(head)
+        .split("\r\n")
+        .filter(|l| !l.is_empty())
+    {
+        match fields.last_mut() {
+            Some((_, v)) if line.starts_with([' ', '\t']) => {
+                v.push('\n');
+                v.push_str(line);
+            }
+            _ => {
+                let (name, value) = line.split_once(':').unwrap();
+                fields.push((name.into(), value.into()));
+            }
+        }
+    }
+    for (name, value) in fields {
+        mta.client
+            .send(&Command::Header {
+                name: name.into_bytes(),
+                value: value.into_bytes(),
+            })
+            .await
+            .unwrap();
+    }
+    assert!(
+        !seen("TXT _dmarc.brand4.example"),
+        "not before the end of the header"
+    );
+    mta.client.send(&Command::EndOfHeaders).await.unwrap();
+    pause().await;
+    for q in [
+        "TXT _dmarc.brand4.example",
+        "TXT k1._domainkey.esp0.example",
+        "TXT s4._domainkey.brand4.example",
+    ] {
+        assert!(seen(q), "{q} before the body: {:?}", asked.lock().unwrap());
+    }
+    mta.client
+        .send(&Command::Body {
+            chunk: body.to_vec(),
+        })
+        .await
+        .unwrap();
+    let r = mta
+        .client
+        .send(&Command::EndOfMessage { chunk: Vec::new() })
+        .await
+        .unwrap();
+    assert_eq!(
+        ar_results(&r),
+        [
+            "spf=pass",
+            "spf=none",
+            "dkim=pass",
+            "dkim=pass",
+            "dmarc=pass"
+        ],
+        "{r:?}"
+    );
+    mta.quit().await;
 }
 
 #[tokio::test]

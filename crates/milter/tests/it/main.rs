@@ -1,6 +1,7 @@
 //! The milter crate's integration tests (one binary).
 
 mod config;
+mod counting;
 mod frames;
 mod fuzz;
 mod handler;

@@ -133,6 +133,38 @@ impl<L: Lookup> Lookup for FailDmarc<L> {
     }
 }
 
+/// Answers from `L` and writes down every question (`TYPE name`), in order.
+pub struct Questions<L>(pub L, pub Arc<Mutex<Vec<String>>>);
+
+impl<L> Questions<L> {
+    fn note(&self, q: String) {
+        self.1.lock().unwrap().push(q);
+    }
+}
+
+impl<L: Lookup> Lookup for Questions<L> {
+    async fn txt(&self, name: &str) -> DnsResult<Vec<u8>> {
+        self.note(format!("TXT {name}"));
+        self.0.txt(name).await
+    }
+    async fn a(&self, name: &str) -> DnsResult<Ipv4Addr> {
+        self.note(format!("A {name}"));
+        self.0.a(name).await
+    }
+    async fn aaaa(&self, name: &str) -> DnsResult<Ipv6Addr> {
+        self.note(format!("AAAA {name}"));
+        self.0.aaaa(name).await
+    }
+    async fn mx(&self, name: &str) -> DnsResult<MxRecord> {
+        self.note(format!("MX {name}"));
+        self.0.mx(name).await
+    }
+    async fn ptr(&self, ip: IpAddr) -> DnsResult<String> {
+        self.note(format!("PTR {ip}"));
+        self.0.ptr(ip).await
+    }
+}
+
 /// A name server that never answers.
 pub struct Silent;
 

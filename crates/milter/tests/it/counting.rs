@@ -1,0 +1,110 @@
+//! The counting of observations: the handler's records counted by key, written to a real
+//! (in-memory SQLite) store, with writes that fail on purpose in between.
+
+use std::sync::Arc;
+
+use dmarc_milter::counter::{CountWriter, Counter, Flusher};
+use dmarc_milter::handler::MessageSink;
+use dmarc_milter::log::Logger;
+use dmarc_milter::metrics::Metrics;
+use dmarc_receiver::Observation;
+use dmarc_store::Store;
+
+use crate::support::{cases, message, zone};
+
+/// The store, failing while `down` is set.
+struct Flaky {
+    store: Store,
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CountWriter for Flaky {
+    fn write(&mut self, items: &[(i64, &Observation, u64)]) -> Result<u64, String> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("connection refused (test)".into());
+        }
+        self.store
+            .add_observation_counts(items)
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn total(store: &mut Store) -> u64 {
+    store
+        .observation_counts(None, 0, i64::MAX)
+        .unwrap()
+        .iter()
+        .map(|c| c.count)
+        .sum()
+}
+
+#[tokio::test]
+async fn counts_survive_a_failing_store_and_grow_with_rows_not_messages() {
+    let metrics = Metrics::new();
+    let counter = Counter::new(1000, metrics.clone());
+    // Messages through the real filter, counted by the counter as a sink.
+    let sinks: Vec<Arc<dyn MessageSink>> = vec![counter.clone()];
+    let settings = dmarc_milter::config::MilterConfig::load(
+        None,
+        &[dmarc_milter::config::Override::new(
+            "authserv_id",
+            "mx.receiver.example",
+        )],
+    )
+    .unwrap()
+    .validate("mx")
+    .unwrap();
+    let filter = Arc::new(dmarc_milter::handler::DmarcFilter::new(
+        settings.policy,
+        Arc::new(zone()),
+        Arc::new(dmarc_receiver::FixedDraw(0)),
+        sinks,
+        metrics.clone(),
+    ));
+    let c = &cases()[0];
+    let msg = message(c);
+    let send = |n: usize| {
+        let filter = filter.clone();
+        let msg = msg.clone();
+        async move {
+            for _ in 0..n {
+                crate::handler::deliver_for_tests(
+                    filter.clone(),
+                    &c.ip.to_string(),
+                    &c.helo,
+                    &c.mail_from,
+                    &["user@receiver.example"],
+                    &msg,
+                )
+                .await;
+            }
+        }
+    };
+    send(5).await;
+    assert_eq!(counter.pending(), (1, 5), "one row for five equal messages");
+
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let writer = Flaky {
+        store: Store::open_sqlite_memory().unwrap(),
+        down: down.clone(),
+    };
+    let mut flusher = Flusher::new(counter.clone(), writer, Arc::new(Logger::memory()), metrics);
+    assert!(flusher.flush().await.is_err());
+    assert!(flusher.failing());
+    assert_eq!(counter.pending(), (1, 5), "kept after the failed write");
+    send(3).await;
+    assert!(flusher.flush().await.is_err());
+    assert_eq!(counter.pending(), (1, 8), "merged with what came meanwhile");
+    down.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(flusher.flush().await, Ok(8));
+    assert_eq!(counter.pending(), (0, 0));
+    send(2).await;
+    assert!(flusher.finish(std::time::Duration::from_secs(2)).await);
+    // Every message counted once, none lost.
+    let Flaky { mut store, .. } = take_writer(flusher);
+    assert_eq!(total(&mut store), 10);
+}
+
+fn take_writer(f: Flusher<Flaky>) -> Flaky {
+    f.into_writer().expect("writer")
+}
