@@ -50,7 +50,6 @@ pub fn write_xml<W: Write>(report: &AggregateReport, format: Format, out: W) -> 
         format,
     };
     w.w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
-    w.w.get_mut().write_all(b"\n")?;
     let mut root = BytesStart::new("feedback");
     if format == Format::Rfc9990 {
         root.push_attribute(("xmlns", NAMESPACE));
