@@ -427,6 +427,7 @@ impl Store {
 
     /// Records the outcome of a destination: its new status, why, and (deferred) when to
     /// try again or (sent) the Message-ID.
+    #[allow(clippy::too_many_arguments)] // one UPDATE's columns, each named at the call
     pub fn finish_delivery(
         &mut self,
         report: i64,
