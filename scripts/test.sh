@@ -105,6 +105,19 @@ if ! command -v miltertest >/dev/null 2>&1; then
   fi
 fi
 
+# The reports-out test (crates/dmarc/tests/report_send_cli.rs) validates every aggregate
+# report it makes with xmllint against the RFC 9990 XSD (Debian libxml2-utils); it fails,
+# saying so, without it.
+if ! command -v xmllint >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "scripts/test.sh: installing xmllint (apt-get install -y libxml2-utils)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y libxml2-utils >/dev/null \
+      || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y libxml2-utils >/dev/null; }
+  else
+    echo "scripts/test.sh: xmllint is not installed, so the report-send test will fail: apt-get install libxml2-utils" >&2
+  fi
+fi
+
 # The IMAP end-to-end tests (crates/ingest/tests/imap.rs) need a throwaway loopback Dovecot:
 # scripts/dovecot.sh starts it, exports DMARC_TEST_IMAP_*, runs the command and stops it.
 # The milter's end-to-end test (crates/dmarc/tests/milter_postfix.rs) needs a private

@@ -38,6 +38,7 @@
 mod backend;
 mod migrations;
 pub mod observations;
+pub mod outbox;
 pub mod rdns;
 mod read;
 mod selectors;
@@ -50,6 +51,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use backend::Dialect;
 pub use observations::{OBSERVATION_PERIOD, ObservationCount, period_of};
+pub use outbox::{Delivery, DeliveryStatus, DestinationHealth, OutgoingReport};
 pub use read::{
     DomainPeriod, FailingSource, Granularity, RejectedEntry, Reporter, SourceStats, Summary,
     SummaryQuery, TlsDomain, Totals,

@@ -230,6 +230,69 @@ ALTER TABLE rdns ADD COLUMN confirmed BIGINT;
 CREATE INDEX aggregate_reports_org ON aggregate_reports (org_name, begin_ts);
 "#,
     ),
+    (
+        4,
+        "reports out: generated reports, one delivery row per destination, destination health",
+        r#"
+CREATE TABLE outgoing_reports (
+    id {id},
+    kind TEXT NOT NULL,
+    policy_domain TEXT NOT NULL,
+    begin_ts BIGINT NOT NULL,
+    end_ts BIGINT NOT NULL,
+    report_id TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    content {blob} NOT NULL,
+    record_count BIGINT NOT NULL,
+    message_count BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    UNIQUE (kind, policy_domain, begin_ts, end_ts)
+);
+
+CREATE TABLE report_deliveries (
+    report BIGINT NOT NULL REFERENCES outgoing_reports (id) ON DELETE CASCADE,
+    destination TEXT NOT NULL,
+    address TEXT NOT NULL,
+    status TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    attempts BIGINT NOT NULL,
+    next_attempt BIGINT,
+    updated_at BIGINT NOT NULL,
+    sent_at BIGINT,
+    message_id TEXT,
+    PRIMARY KEY (report, destination)
+);
+CREATE INDEX report_deliveries_address ON report_deliveries (address, sent_at);
+CREATE INDEX report_deliveries_status ON report_deliveries (status, next_attempt);
+
+CREATE TABLE report_destinations (
+    address TEXT PRIMARY KEY,
+    consecutive_failures BIGINT NOT NULL,
+    suppressed_until BIGINT,
+    reason TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+"#,
+    ),
+    (
+        5,
+        "failure-report candidates queued by the receiver (milter, verify --record)",
+        r#"
+CREATE TABLE failure_candidates (
+    id {id},
+    policy_domain TEXT NOT NULL,
+    arrival_ts BIGINT NOT NULL,
+    source_ip TEXT NOT NULL,
+    candidate TEXT NOT NULL,
+    status TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    report BIGINT,
+    queued_at BIGINT NOT NULL
+);
+CREATE INDEX failure_candidates_status ON failure_candidates (status, policy_domain, arrival_ts);
+"#,
+    ),
 ];
 
 /// Brings the schema up to date; returns the version reached.

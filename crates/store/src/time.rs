@@ -15,6 +15,26 @@ pub fn format_utc(ts: i64) -> String {
     )
 }
 
+/// An RFC 5322 date-time (`Wed, 02 Dec 2026 03:04:05 +0000`) for Unix seconds, UTC: the
+/// `Date` field of the messages this program writes.
+pub fn format_rfc5322(ts: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = ts.div_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let secs = ts.rem_euclid(86_400);
+    let weekday = DAYS[usize::try_from(days.rem_euclid(7)).unwrap_or(0)];
+    let month = MONTHS[usize::try_from(m - 1).unwrap_or(0).min(11)];
+    format!(
+        "{weekday}, {d:02} {month} {y:04} {:02}:{:02}:{:02} +0000",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
 /// (year, month, day) of a day count since 1970-01-01 (H. Hinnant's algorithm).
 pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
@@ -153,6 +173,11 @@ mod tests {
             Ok(1_796_180_645)
         );
         assert_eq!(format_utc(1_796_180_645), "2026-12-02 03:04:05");
+        assert_eq!(
+            format_rfc5322(1_796_180_645),
+            "Wed, 02 Dec 2026 03:04:05 +0000"
+        );
+        assert_eq!(format_rfc5322(0), "Thu, 01 Jan 1970 00:00:00 +0000");
         for bad in [
             "2026-12-02",
             "2026-12-02T03:04:05",

@@ -8,6 +8,7 @@ pub mod milter;
 pub mod record;
 pub mod rejected;
 pub mod report;
+pub mod report_send;
 pub mod rollout;
 pub mod sources;
 pub mod spf;

@@ -28,6 +28,12 @@ enum ReportCommand {
     Parse(ParseArgs),
     /// List the inputs the report store kept because they could not be read.
     Rejected(super::rejected::RejectedArgs),
+    /// Make the aggregate reports of closed periods from the stored observations and send
+    /// them to the rua= destinations published now (or write them, with --dry-run).
+    ///
+    /// Each destination's attempt is recorded in the store: a report is never sent twice
+    /// to one destination, and a run stopped anywhere resumes where it stopped.
+    Send(super::report_send::SendArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -45,6 +51,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         ReportCommand::Parse(p) => parse(p),
         ReportCommand::Rejected(r) => super::rejected::run(r),
+        ReportCommand::Send(s) => super::report_send::run(s),
     }
 }
 

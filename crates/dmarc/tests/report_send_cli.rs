@@ -1,0 +1,357 @@
+//! The loop end to end through the binary: the mail-bench corpus through `dmarc verify
+//! --batch --record`, then `dmarc report send` (a dry run, then through a sendmail command
+//! that delivers into a maildir), then `dmarc ingest` of that maildir: `dmarc summary`
+//! shows exactly the messages, DMARC verdicts and dispositions that were counted. Every
+//! report validates against the RFC 9990 XSD (`xmllint --schema`, Debian libxml2-utils),
+//! every message carries a DKIM signature `dmarc dkim verify` passes, destinations outside
+//! the policy domain are used only when authorised, `!size` limits are honoured, and a
+//! second run sends nothing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn dmarc(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_dmarc"))
+        .args(args)
+        .output()
+        .expect("run dmarc");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "dmarc {args:?} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn bench() -> PathBuf {
+    dmarc_testkit::corpus("mail-bench")
+}
+
+fn xsd() -> PathBuf {
+    dmarc_testkit::workspace_root().join("../shared/specs/rfc9990-dmarc-2.0.xsd")
+}
+
+fn gunzip(path: &Path) -> Vec<u8> {
+    let out = Command::new("gzip")
+        .arg("-dc")
+        .arg(path)
+        .output()
+        .expect("gzip");
+    assert!(out.status.success());
+    out.stdout
+}
+
+fn xmllint_validates(xml: &Path) {
+    let out = Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(xsd())
+        .arg(xml)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("xmllint not found ({e}): apt-get install libxml2-utils (scripts/test.sh does)")
+        });
+    assert!(
+        out.status.success(),
+        "{} does not validate: {}",
+        xml.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The corpus's own verdicts, counted as the summary counts them: per policy domain
+/// (the Organizational Domain of the From domain here), messages, DMARC passes and
+/// dispositions.
+fn expected() -> BTreeMap<String, [u64; 5]> {
+    let mut m: BTreeMap<String, [u64; 5]> = BTreeMap::new();
+    let text = std::fs::read_to_string(bench().join("cases.jsonl")).unwrap();
+    for line in text.lines() {
+        let c: Value = serde_json::from_str(line).unwrap();
+        let from = c["from_domain"].as_str().unwrap();
+        let labels: Vec<&str> = from.rsplitn(3, '.').collect();
+        let org = format!("{}.{}", labels[1], labels[0]);
+        let e = m.entry(org).or_default();
+        e[0] += 1;
+        e[1] += u64::from(c["dmarc"] == "pass");
+        match c["policy"].as_str().unwrap() {
+            "none" => e[2] += 1,
+            "quarantine" => e[3] += 1,
+            "reject" => e[4] += 1,
+            other => panic!("policy {other}"),
+        }
+    }
+    m
+}
+
+#[test]
+fn observations_become_reports_that_arrive_validate_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let db = d.join("obs.sqlite3");
+    let db_s = db.to_str().unwrap();
+    let cases = bench().join("cases.jsonl");
+    let zone = bench().join("zone.txt");
+    dmarc(&[
+        "verify",
+        "--batch",
+        cases.to_str().unwrap(),
+        "--record",
+        "--db",
+        db_s,
+        "--dns-zone",
+        zone.to_str().unwrap(),
+    ]);
+
+    // The DNS at sending time: brand0 now also asks for reports at a vendor that
+    // authorised them, at one that has a 1 KiB limit, and at one that did not authorise
+    // them; our own DKIM key.
+    let key = d.join("reports.key.pem");
+    let keygen = dmarc(&[
+        "dkim",
+        "keygen",
+        "--domain",
+        "receiver.example",
+        "--selector",
+        "rep",
+        "--algorithm",
+        "ed25519",
+        "--out",
+        key.to_str().unwrap(),
+    ]);
+    let mut z: String = std::fs::read_to_string(&zone)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("_dmarc.brand0.example."))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    z.push_str(
+        "_dmarc.brand0.example. IN TXT \"v=DMARC1; p=none; rua=mailto:dmarc@brand0.example,\
+         mailto:agg@vendor.example,mailto:small@vendor.example!1k,mailto:x@unauth.example\"\n\
+         brand0.example._report._dmarc.vendor.example. IN TXT \"v=DMARC1\"\n",
+    );
+    z.push_str(keygen.lines().find(|l| l.contains("_domainkey")).unwrap());
+    z.push('\n');
+    let send_zone = d.join("send.zone");
+    std::fs::write(&send_zone, z).unwrap();
+
+    // The sendmail command: one file per message into a maildir, its arguments logged.
+    let maildir = d.join("Maildir");
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    let sendmail = d.join("sendmail");
+    std::fs::write(
+        &sendmail,
+        format!(
+            "#!/bin/sh\nn=$(date +%s%N)-$$\ncat > '{m}/tmp/'$n && mv '{m}/tmp/'$n '{m}/new/'$n\n\
+             echo \"$@\" >> '{m}/../sendmail.log'\n",
+            m = maildir.display()
+        ),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&sendmail, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let config = d.join("reports.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[organization]\nname = \"Test Receiver\"\nemail = \"dmarc@receiver.example\"\n\
+             envelope_sender = \"bounces@receiver.example\"\n\
+             [dkim]\ndomain = \"receiver.example\"\nselector = \"rep\"\nkey = \"{}\"\n\
+             [transport]\nkind = \"sendmail\"\ncommand = \"{}\"\n",
+            key.display(),
+            sendmail.display()
+        ),
+    )
+    .unwrap();
+    let now = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 2 * 86_400)
+        .to_string();
+    let common = [
+        "--db",
+        db_s,
+        "--dns-zone",
+        send_zone.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--now",
+        &now,
+    ];
+
+    // A dry run writes and sends nothing.
+    let out = d.join("dry");
+    let mut args = vec![
+        "report",
+        "send",
+        "--dry-run",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(common);
+    let dry = dmarc(&args);
+    let reports = files(&out, ".xml.gz");
+    assert_eq!(reports.len(), 24, "{dry}");
+    assert_eq!(files(&out, ".eml").len(), 24 + 1, "{dry}");
+    assert!(files(&maildir.join("new"), "").is_empty());
+    assert!(
+        dry.contains("mailto:x@unauth.example: skipped: not authorised: no v=DMARC1 record at brand0.example._report._dmarc.unauth.example"),
+        "{dry}"
+    );
+    assert!(
+        dry.contains("mailto:small@vendor.example!1024: skipped: too large"),
+        "{dry}"
+    );
+    for r in &reports {
+        let xml = r.with_extension("");
+        std::fs::write(&xml, gunzip(r)).unwrap();
+        xmllint_validates(&xml);
+        std::fs::remove_file(&xml).unwrap();
+    }
+
+    // The real run, twice: the second finds nothing to send.
+    let mut args = vec!["report", "send"];
+    args.extend(common);
+    let sent = dmarc(&args);
+    assert_eq!(sent.matches(": sent: ").count(), 25, "{sent}");
+    let again = dmarc(&args);
+    assert!(!again.contains(": sent: "), "{again}");
+    let delivered = files(&maildir.join("new"), "");
+    assert_eq!(delivered.len(), 25);
+    let log = std::fs::read_to_string(d.join("sendmail.log")).unwrap();
+    assert!(
+        log.lines().all(|l| l.contains("bounces@receiver.example")),
+        "{log}"
+    );
+
+    // The messages are signed, with the RFC 9990 Subject.
+    let first = std::fs::read_to_string(&delivered[0]).unwrap();
+    assert!(first.starts_with("DKIM-Signature:"), "{first}");
+    assert!(first.contains("Subject: Report Domain: brand"), "{first}");
+    let v = dmarc(&[
+        "dkim",
+        "verify",
+        "--dns-zone",
+        send_zone.to_str().unwrap(),
+        delivered[0].to_str().unwrap(),
+    ]);
+    assert!(v.contains("dkim=pass header.d=receiver.example"), "{v}");
+
+    // Our own ingest reads what we sent, once.
+    let back = d.join("back.sqlite3");
+    let back_s = back.to_str().unwrap();
+    let first_ingest = dmarc(&["ingest", maildir.to_str().unwrap(), "--db", back_s]);
+    assert!(
+        first_ingest.contains("24 new, 1 duplicate, 0 rejected"),
+        "{first_ingest}"
+    );
+    let second = dmarc(&["ingest", maildir.to_str().unwrap(), "--db", back_s]);
+    assert!(
+        second.contains("0 new, 25 duplicate, 0 rejected"),
+        "{second}"
+    );
+    let summary: Value =
+        serde_json::from_str(&dmarc(&["summary", "--db", back_s, "--json"])).unwrap();
+    let mut got: BTreeMap<String, [u64; 5]> = BTreeMap::new();
+    for dom in summary["domains"].as_array().unwrap() {
+        let e = got
+            .entry(dom["domain"].as_str().unwrap().to_owned())
+            .or_default();
+        for (i, k) in [
+            "messages",
+            "dmarc_pass",
+            "disposition_none",
+            "disposition_quarantine",
+            "disposition_reject",
+        ]
+        .iter()
+        .enumerate()
+        {
+            e[i] += dom[k].as_u64().unwrap();
+        }
+    }
+    assert_eq!(got, expected());
+}
+
+#[test]
+fn the_rfc7489_format_is_written_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let db = d.join("obs.sqlite3");
+    let cases = bench().join("cases.jsonl");
+    let zone = bench().join("zone.txt");
+    let (db_s, zone_s) = (db.to_str().unwrap(), zone.to_str().unwrap());
+    dmarc(&[
+        "verify",
+        "--batch",
+        cases.to_str().unwrap(),
+        "--record",
+        "--db",
+        db_s,
+        "--dns-zone",
+        zone_s,
+    ]);
+    let out = d.join("dry");
+    let now = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 2 * 86_400)
+        .to_string();
+    dmarc(&[
+        "report",
+        "send",
+        "--dry-run",
+        "--out",
+        out.to_str().unwrap(),
+        "--db",
+        db_s,
+        "--dns-zone",
+        zone_s,
+        "--org-name",
+        "Test Receiver",
+        "--org-email",
+        "dmarc@receiver.example",
+        "--rfc7489",
+        "--now",
+        &now,
+    ]);
+    let reports = files(&out, ".xml.gz");
+    assert_eq!(reports.len(), 24);
+    let xml = String::from_utf8(gunzip(&reports[0])).unwrap();
+    assert!(
+        xml.contains("<feedback>") && xml.contains("<pct>100</pct>"),
+        "{xml}"
+    );
+    assert!(
+        !xml.contains("discovery_method") && !xml.contains("<generator>"),
+        "{xml}"
+    );
+    let back = d.join("back.sqlite3");
+    let ingest = dmarc(&[
+        "ingest",
+        out.to_str().unwrap(),
+        "--db",
+        back.to_str().unwrap(),
+    ]);
+    assert!(ingest.contains("24 new"), "{ingest}");
+}

@@ -1,0 +1,135 @@
+//! How report messages leave: an SMTP relay (lettre, STARTTLS, optional AUTH) or a local
+//! sendmail command (lettre's sendmail transport), behind one [`Transport`] trait whose
+//! answers the run turns into delivery states.
+
+use std::time::Duration;
+
+use lettre::Transport as _;
+use lettre::address::{Address, Envelope};
+use lettre::transport::sendmail::SendmailTransport;
+use lettre::transport::smtp::SmtpTransport;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+
+use crate::Error;
+use crate::config::{StartTls, TransportOptions};
+
+/// What a transport said about one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Accepted; the text is the server's answer.
+    Sent(String),
+    /// Not now (4xx, connection trouble): try again later.
+    Temporary(String),
+    /// Never (5xx, a bad address): the destination bounced.
+    Permanent(String),
+}
+
+/// Sends one message to one recipient.
+pub trait Transport {
+    /// Hands `message` to the transport for `to`, with `from` as the envelope sender.
+    fn send(&mut self, from: &str, to: &str, message: &[u8]) -> Outcome;
+}
+
+/// The configured transport.
+pub enum Configured {
+    /// An SMTP relay.
+    Smtp(Box<SmtpTransport>),
+    /// A sendmail command.
+    Sendmail(SendmailTransport),
+}
+
+impl std::fmt::Debug for Configured {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Configured::Smtp(_) => f.write_str("Configured::Smtp"),
+            Configured::Sendmail(_) => f.write_str("Configured::Sendmail"),
+        }
+    }
+}
+
+impl Configured {
+    /// Builds the transport of `[transport]`.
+    pub fn new(o: &TransportOptions) -> Result<Configured, Error> {
+        match o {
+            TransportOptions::Smtp {
+                host,
+                port,
+                starttls,
+                username,
+                password_file,
+                timeout,
+            } => {
+                let tls = match starttls {
+                    StartTls::None => Tls::None,
+                    StartTls::Required | StartTls::Opportunistic => {
+                        let p = TlsParameters::new(host.clone()).map_err(|e| {
+                            Error::Config(format!("transport: TLS for {host}: {e}"))
+                        })?;
+                        if *starttls == StartTls::Required {
+                            Tls::Required(p)
+                        } else {
+                            Tls::Opportunistic(p)
+                        }
+                    }
+                };
+                let mut b = SmtpTransport::builder_dangerous(host.as_str())
+                    .port(*port)
+                    .tls(tls)
+                    .timeout(Some(Duration::from_secs(*timeout)));
+                match (username, password_file) {
+                    (Some(u), Some(p)) => {
+                        let pw = std::fs::read_to_string(p).map_err(|e| {
+                            Error::Config(format!("transport.password_file {}: {e}", p.display()))
+                        })?;
+                        let pw = pw.lines().next().unwrap_or_default().to_owned();
+                        b = b.credentials(Credentials::new(u.clone(), pw));
+                    }
+                    (None, None) => {}
+                    _ => {
+                        return Err(Error::Config(
+                            "transport: username and password_file go together".into(),
+                        ));
+                    }
+                }
+                Ok(Configured::Smtp(Box::new(b.build())))
+            }
+            TransportOptions::Sendmail { command } => Ok(Configured::Sendmail(
+                SendmailTransport::new_with_command(command.as_os_str()),
+            )),
+        }
+    }
+}
+
+fn envelope(from: &str, to: &str) -> Result<Envelope, String> {
+    let from: Address = from
+        .parse()
+        .map_err(|e| format!("envelope sender {from:?}: {e}"))?;
+    let to: Address = to.parse().map_err(|e| format!("recipient {to:?}: {e}"))?;
+    Envelope::new(Some(from), vec![to]).map_err(|e| e.to_string())
+}
+
+impl Transport for Configured {
+    fn send(&mut self, from: &str, to: &str, message: &[u8]) -> Outcome {
+        let env = match envelope(from, to) {
+            Ok(e) => e,
+            Err(e) => return Outcome::Permanent(e),
+        };
+        match self {
+            Configured::Smtp(t) => match t.send_raw(&env, message) {
+                Ok(r) => Outcome::Sent(format!(
+                    "{} {}",
+                    r.code(),
+                    r.message().collect::<Vec<_>>().join(" ")
+                )),
+                Err(e) if e.is_permanent() => Outcome::Permanent(e.to_string()),
+                Err(e) => Outcome::Temporary(e.to_string()),
+            },
+            // sendmail queues the message itself: a failure to run it is temporary.
+            Configured::Sendmail(t) => match t.send_raw(&env, message) {
+                Ok(()) => Outcome::Sent("handed to sendmail".to_owned()),
+                Err(e) => Outcome::Temporary(e.to_string()),
+            },
+        }
+    }
+}
