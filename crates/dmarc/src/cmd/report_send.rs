@@ -36,7 +36,7 @@ pub struct SendArgs {
     /// sendmail command and no DKIM signature).
     #[arg(long, value_name = "NAME", requires = "org_email")]
     org_name: Option<String>,
-    /// <email> of the reports and From of their messages (with --org-name).
+    /// `<email>` of the reports and From of their messages (with --org-name).
     #[arg(long, value_name = "ADDR", requires = "org_name")]
     org_email: Option<String>,
     /// Write the RFC 7489 format instead of RFC 9990.
