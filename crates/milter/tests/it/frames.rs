@@ -52,7 +52,13 @@ fn same(got: &Reply, want: &Reply) -> bool {
                 name: wn,
                 value: wv,
             },
-        ) if gn == "Authentication-Results" => gi == wi && gn == wn && results(gv) == results(wv),
+        ) if gn == "Authentication-Results" => {
+            // The recordings predate ARC verification: none of their messages carries an ARC
+            // set, so the field we write now ends with `arc=none` after the recorded results.
+            let mut want_results = results(wv);
+            want_results.push("arc=none".to_owned());
+            gi == wi && gn == wn && results(gv) == want_results
+        }
         _ => got == want,
     }
 }

@@ -302,7 +302,8 @@ async fn dns_is_asked_as_soon_as_each_step_allows() {
             "spf=none",
             "dkim=pass",
             "dkim=pass",
-            "dmarc=pass"
+            "dmarc=pass",
+            "arc=none"
         ],
         "{r:?}"
     );
