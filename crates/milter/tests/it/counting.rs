@@ -68,7 +68,7 @@ async fn counts_survive_a_failing_store_and_grow_with_rows_not_messages() {
         let msg = msg.clone();
         async move {
             for _ in 0..n {
-                crate::handler::deliver_for_tests(
+                crate::handler::deliver(
                     filter.clone(),
                     &c.ip.to_string(),
                     &c.helo,

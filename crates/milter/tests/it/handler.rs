@@ -80,21 +80,9 @@ impl Mta {
     }
 }
 
-/// [`deliver`], for the other test modules.
-pub async fn deliver_for_tests<F: Filter>(
-    filter: Arc<F>,
-    ip: &str,
-    helo: &str,
-    mail_from: &str,
-    rcpts: &[&str],
-    msg: &[u8],
-) -> Vec<Reply> {
-    deliver(filter, ip, helo, mail_from, rcpts, msg).await
-}
-
 /// Delivers `msg` from `ip`/`helo`/`mail_from` to `rcpts`; the replies of the step that
 /// decided.
-async fn deliver<F: Filter>(
+pub(crate) async fn deliver<F: Filter>(
     filter: Arc<F>,
     ip: &str,
     helo: &str,
