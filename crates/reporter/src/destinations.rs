@@ -5,10 +5,9 @@
 use std::sync::Arc;
 
 use dmarc_proto::dmarc::record::{Record, RecordSet, ReportUri, select_record};
-use dmarc_proto::dmarc::{DomainName, Spec};
+use dmarc_proto::dmarc::{DomainName, Spec, organizational_domain};
 use dmarc_proto::dmarc::{ExternalCheck, ReportKind, verify_external_destination};
 use dmarc_proto::dns::{DnsError, Lookup};
-use dmarc_psl::Sections;
 
 use crate::config::DeliveryOptions;
 
@@ -77,11 +76,6 @@ fn with_size(u: &ReportUri) -> String {
     }
 }
 
-/// The Organizational Domain of `domain` (Public Suffix List, ICANN section).
-pub fn org_domain(domain: &str) -> String {
-    dmarc_psl::registrable_domain(domain, Sections::Icann).unwrap_or_else(|| domain.to_owned())
-}
-
 /// Checks each URI of `uris` for a report of `kind` about `policy_domain`.
 pub async fn check<L: Lookup>(
     lookup: &L,
@@ -100,7 +94,22 @@ pub async fn check<L: Lookup>(
             })
             .collect();
     };
-    let org = org_domain(pd.as_str());
+    // The Organizational Domain as RFC 9989 §4.10.2 finds it (the DNS tree walk), the same
+    // rule the DMARC evaluation uses.
+    let org = match organizational_domain(lookup, &pd).await {
+        Ok(org) => org,
+        Err(e) => {
+            return uris
+                .iter()
+                .map(|u| Destination {
+                    uri: with_size(u),
+                    decision: Decision::Later(format!(
+                        "the Organizational Domain of {pd} could not be found: {e}"
+                    )),
+                })
+                .collect();
+        }
+    };
     for u in uris {
         let uri = with_size(u);
         if out.iter().any(|d| d.uri == uri) {
@@ -115,7 +124,7 @@ pub async fn check<L: Lookup>(
 async fn decide<L: Lookup>(
     lookup: &L,
     pd: &DomainName,
-    org: &str,
+    org: &DomainName,
     u: &ReportUri,
     kind: ReportKind,
     options: &DeliveryOptions,
@@ -138,7 +147,14 @@ async fn decide<L: Lookup>(
     let Ok(dest) = DomainName::new(&host) else {
         return Decision::Skip(format!("{}: {host:?} is not a domain name", u.uri));
     };
-    let same_org = org_domain(dest.as_str()) == org;
+    let same_org = match organizational_domain(lookup, &dest).await {
+        Ok(dest_org) => dest_org == *org,
+        Err(e) => {
+            return Decision::Later(format!(
+                "the Organizational Domain of {dest} could not be found: {e}"
+            ));
+        }
+    };
     match verify_external_destination(lookup, pd, &dest, same_org, kind).await {
         ExternalCheck::SameOrganization => Decision::Send {
             address,
