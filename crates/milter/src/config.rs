@@ -75,6 +75,8 @@ pub struct MilterConfig {
     pub counting: CountingConfig,
     /// Who and what is not checked.
     pub exempt: ExemptConfig,
+    /// ARC (RFC 8617): verification and the trusted sealers.
+    pub arc: ArcConfig,
     /// DNS.
     pub dns: DnsConfig,
     /// Connections and limits.
@@ -106,6 +108,30 @@ pub struct ExemptConfig {
     /// a message carrying one with a `dmarc` result is not enforced again (only
     /// Authentication-Results is added). Default none.
     pub trusted_authserv_ids: Vec<String>,
+}
+
+/// `[arc]`: ARC chain verification (RFC 8617) and the local policy of trusted sealers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArcConfig {
+    /// Verify each message's ARC chain (`arc=` in Authentication-Results, the ARC keys
+    /// asked with the DKIM keys). False: nothing of ARC runs. Default true.
+    pub enabled: bool,
+    /// The ARC sealers (the `d=` of the newest ARC-Seal) trusted as forwarders: a message
+    /// failing DMARC whose chain passes, sealed by one of these, whose sealer's
+    /// ARC-Authentication-Results shows an SPF or DKIM pass aligned with the From domain,
+    /// is accepted (reported with the policy-override reason `trusted_forwarder`).
+    /// Default none (no override).
+    pub trusted_sealers: Vec<String>,
+}
+
+impl Default for ArcConfig {
+    fn default() -> Self {
+        ArcConfig {
+            enabled: true,
+            trusted_sealers: Vec::new(),
+        }
+    }
 }
 
 /// `[dns]`.
@@ -310,6 +336,7 @@ impl Default for MilterConfig {
             db: String::new(),
             counting: CountingConfig::default(),
             exempt: ExemptConfig::default(),
+            arc: ArcConfig::default(),
             dns: DnsConfig::default(),
             server: ServerConfig::default(),
             log: LogConfig::default(),
@@ -602,6 +629,7 @@ impl MilterConfig {
         let sender_domains = domains("exempt.sender_domains", &self.exempt.sender_domains)?;
         let recipient_domains =
             domains("exempt.recipient_domains", &self.exempt.recipient_domains)?;
+        let arc = self.arc.validate()?;
         let dns_timeout = seconds("dns.timeout", self.dns.timeout)?;
         if !self.dns.zone.is_empty() && !self.dns.nameservers.is_empty() {
             return Err(invalid(
@@ -693,6 +721,7 @@ impl MilterConfig {
                     recipient_domains,
                     trusted_authserv_ids: self.exempt.trusted_authserv_ids.clone(),
                 },
+                arc,
             },
             dns: DnsSettings {
                 zone: (!self.dns.zone.is_empty()).then(|| PathBuf::from(&self.dns.zone)),
@@ -709,6 +738,45 @@ impl MilterConfig {
             metrics_listen,
             db: (!db.is_empty()).then(|| db.to_owned()),
             counting,
+        })
+    }
+}
+
+impl ArcConfig {
+    /// The validated `[arc]`: every sealer a domain name (lower case, no trailing dot),
+    /// and no trusted sealer with ARC turned off (the override needs the chain verified).
+    fn validate(&self) -> Result<ArcPolicy, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            option: "arc.trusted_sealers",
+            message,
+        };
+        let mut trusted_sealers: Vec<String> = Vec::new();
+        for d in &self.trusted_sealers {
+            let name = d.trim().trim_end_matches('.').to_ascii_lowercase();
+            let label_ok = |l: &str| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            };
+            if name.len() > 253 || !name.split('.').all(label_ok) {
+                return Err(invalid(format!(
+                    "{d:?} is not a domain name (the d= of an ARC-Seal, such as lists.example.org)"
+                )));
+            }
+            if !trusted_sealers.contains(&name) {
+                trusted_sealers.push(name);
+            }
+        }
+        if !self.enabled && !trusted_sealers.is_empty() {
+            return Err(invalid(
+                "trusted sealers need ARC verification: set arc.enabled = true, or empty the list"
+                    .into(),
+            ));
+        }
+        Ok(ArcPolicy {
+            enabled: self.enabled,
+            trusted_sealers,
         })
     }
 }
@@ -841,6 +909,17 @@ pub struct Policy {
     pub message_timeout: Duration,
     /// Exemptions.
     pub exempt: Exemptions,
+    /// ARC.
+    pub arc: ArcPolicy,
+}
+
+/// The validated `[arc]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArcPolicy {
+    /// Verify ARC chains.
+    pub enabled: bool,
+    /// Trusted sealers, lower case, without a trailing dot, each once.
+    pub trusted_sealers: Vec<String>,
 }
 
 /// The validated `[exempt]`.

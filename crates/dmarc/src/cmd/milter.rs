@@ -51,6 +51,17 @@ pub struct MilterArgs {
     #[arg(long = "dns-timeout", value_name = "SECS")]
     pub dns_timeout: Option<f64>,
 
+    /// Trust this ARC sealer (the d= of the newest ARC-Seal) as a forwarder: a DMARC
+    /// failure it vouches for with an aligned pass is accepted (trusted_forwarder).
+    /// Repeatable; replaces arc.trusted_sealers of the file.
+    #[arg(long = "arc-trusted-sealer", value_name = "DOMAIN")]
+    pub arc_trusted_sealer: Vec<String>,
+
+    /// Do not verify ARC chains (no arc= result, no ARC keys asked, no trusted-forwarder
+    /// override): arc.enabled = false, and no trusted sealers.
+    #[arg(long = "no-arc", conflicts_with = "arc_trusted_sealer")]
+    pub no_arc: bool,
+
     /// Any other option of the configuration file, as KEY=VALUE with dotted keys
     /// (mode=monitor, exempt.authenticated=false, metrics.listen=127.0.0.1:9477).
     /// Repeatable; applied after the file and the flags above.
@@ -79,6 +90,16 @@ impl MilterArgs {
         }
         if let Some(t) = self.dns_timeout {
             o.push(Override::new("dns.timeout", t));
+        }
+        if !self.arc_trusted_sealer.is_empty() {
+            o.push(Override::new(
+                "arc.trusted_sealers",
+                self.arc_trusted_sealer.clone(),
+            ));
+        }
+        if self.no_arc {
+            o.push(Override::new("arc.enabled", false));
+            o.push(Override::new("arc.trusted_sealers", Vec::<String>::new()));
         }
         for s in &self.set {
             o.push(Override::parse(s)?);
@@ -161,6 +182,17 @@ fn print_settings(s: &Settings, file: Option<&std::path::Path>) {
         list(&p.exempt.sender_domains),
         list(&p.exempt.recipient_domains),
         list(&p.exempt.trusted_authserv_ids)
+    );
+    println!(
+        "  arc: {}",
+        match (p.arc.enabled, p.arc.trusted_sealers.is_empty()) {
+            (false, _) => "off".to_owned(),
+            (true, true) => "verified; no trusted sealers".to_owned(),
+            (true, false) => format!(
+                "verified; trusted sealers {}",
+                p.arc.trusted_sealers.join(", ")
+            ),
+        }
     );
     let dns = match (&s.dns.zone, s.dns.nameservers.is_empty()) {
         (Some(z), _) => format!("zone file {}", z.display()),

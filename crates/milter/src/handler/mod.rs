@@ -31,6 +31,7 @@ use std::time::Instant;
 
 use dmarc_dns::SystemClock;
 use dmarc_proto::Lookup;
+use dmarc_proto::arc::forwarder::TrustedSealers;
 use dmarc_proto::auth_results;
 use dmarc_proto::dmarc::{
     AuthorOptions, MultipleAddresses, MultipleFields, Spec, Unreadable, author_domains,
@@ -153,6 +154,8 @@ impl<L: Lookup + Send + Sync + 'static> DmarcFilter<L> {
         };
         receiver.dmarc.author = author_options(policy.bad_from);
         receiver.trusted_authserv_ids = policy.exempt.trusted_authserv_ids.clone();
+        receiver.arc.enabled = policy.arc.enabled;
+        receiver.arc.trusted_sealers = TrustedSealers::new(&policy.arc.trusted_sealers);
         let env = Receiver {
             lookup,
             clock: SystemClock,

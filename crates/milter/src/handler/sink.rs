@@ -83,7 +83,9 @@ pub trait MessageSink: Send + Sync {
 }
 
 /// The log line: `QUEUEID: client=NAME[IP], helo=..., mail_from=<...>,
-/// header_from=..., spf=..., dkim=..., dmarc=..., policy=..., action=..., time=...ms`.
+/// header_from=..., spf=..., dkim=..., arc=..., dmarc=..., policy=..., action=...,
+/// time=...ms` (`arc=` when ARC is on; `override=trusted_forwarder sealer=...` when a
+/// trusted ARC sealer's word turned a DMARC failure into accept).
 #[derive(Debug)]
 pub struct LogSink(pub Arc<Logger>);
 
@@ -136,9 +138,15 @@ pub fn log_line(r: &MessageRecord<'_>) -> String {
                 );
             }
         }
+        if let Some(arc) = &v.arc {
+            let _ = write!(s, ", arc={}", arc.status);
+        }
         let _ = write!(s, ", dmarc={}", v.dmarc.result);
         if let Some(p) = v.dmarc.disposition() {
             let _ = write!(s, ", policy={}", p.as_str());
+        }
+        if let Some(Ok(o)) = &v.trusted_forwarder {
+            let _ = write!(s, ", override={} sealer={}", o.kind, o.sealer);
         }
     }
     let _ = write!(s, ", action={}", r.action);

@@ -672,6 +672,6 @@ async fn one_log_line_per_message_with_the_facts() {
     assert_eq!(lines.len(), 1);
     assert_eq!(
         lines[0].split(", time=").next().unwrap(),
-        "TESTQID: client=unknown[100.64.7.183], helo=mail.attacker.example, mail_from=<>, header_from=brand2.example, spf=none, dkim=none, dmarc=fail, policy=reject, action=reject"
+        "TESTQID: client=unknown[100.64.7.183], helo=mail.attacker.example, mail_from=<>, header_from=brand2.example, spf=none, dkim=none, arc=none, dmarc=fail, policy=reject, action=reject"
     );
 }

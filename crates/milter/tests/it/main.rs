@@ -1,5 +1,6 @@
 //! The milter crate's integration tests (one binary).
 
+mod arc;
 mod config;
 mod counting;
 mod frames;
