@@ -384,3 +384,206 @@ fn daemon_counts_through_store_outages_sigterm_and_kill_9() {
     drop(daemon);
     assert_eq!(counted(&db), 7);
 }
+
+#[test]
+fn check_config_shows_and_checks_arc() {
+    let check = |args: &[&str]| {
+        let out = dmarc()
+            .args(["milter", "--check-config"])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, _) = check(&[]);
+    assert!(
+        ok && out.contains("  arc: verified; no trusted sealers\n"),
+        "{out}"
+    );
+    let (ok, out, err) = check(&[
+        "--arc-trusted-sealer",
+        "Lists.Example.",
+        "--arc-trusted-sealer",
+        "fwd.example",
+    ]);
+    assert!(
+        ok && out.contains("  arc: verified; trusted sealers lists.example, fwd.example\n"),
+        "{out}{err}"
+    );
+    let (ok, out, _) = check(&["--no-arc"]);
+    assert!(ok && out.contains("  arc: off\n"), "{out}");
+    let (ok, _, err) = check(&["--arc-trusted-sealer", "lists example"]);
+    assert!(
+        !ok && err.contains("arc.trusted_sealers: \"lists example\" is not a domain name"),
+        "{err}"
+    );
+    let (ok, _, err) = check(&["--no-arc", "--arc-trusted-sealer", "lists.example"]);
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
+    // In a file: a trusted sealer with ARC off is refused; --no-arc overrides the file.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("arc.toml");
+    std::fs::write(
+        &file,
+        "[arc]\nenabled = false\ntrusted_sealers = [\"lists.example\"]\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let (ok, _, err) = check(&["--config", path]);
+    assert!(!ok && err.contains("set arc.enabled = true"), "{err}");
+    let (ok, out, err) = check(&["--config", path, "--no-arc"]);
+    assert!(ok && out.contains("  arc: off\n"), "{out}{err}");
+}
+
+/// A message from brand.example (p=reject) forwarded by the list lists.example, which
+/// added a footer and sealed it with `dmarc arc seal`, and the zone with the list's key.
+fn forwarded_by_the_list(dir: &Path) -> (PathBuf, Vec<u8>) {
+    let key = dir.join("arc.key.pem");
+    let out = dmarc()
+        .args([
+            "dkim",
+            "keygen",
+            "--domain",
+            "lists.example",
+            "--selector",
+            "arc",
+            "--algorithm",
+            "ed25519",
+            "--out",
+        ])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let zone = dir.join("zone.txt");
+    std::fs::write(
+        &zone,
+        format!(
+            "_dmarc.brand.example. IN TXT \"v=DMARC1; p=reject\"\n\
+             brand.example. IN TXT \"v=spf1 ip4:198.51.100.0/24 -all\"\n\
+             lists.example. IN TXT \"v=spf1 ip4:192.0.2.25 -all\"\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        ),
+    )
+    .unwrap();
+    let original = dir.join("original.eml");
+    std::fs::write(
+        &original,
+        "From: Alice <alice@brand.example>\r\nTo: list@lists.example\r\n\
+Subject: [list] hello\r\nDate: Mon, 1 Dec 2025 10:00:00 +0000\r\n\
+Message-ID: <1@brand.example>\r\n\r\nHello, world.\r\n-- \r\nThe list footer\r\n",
+    )
+    .unwrap();
+    let out = dmarc()
+        .args([
+            "arc",
+            "seal",
+            "--domain",
+            "lists.example",
+            "--selector",
+            "arc",
+            "--authserv-id",
+            "mx.lists.example",
+            "--auth-results",
+            "spf=pass smtp.mailfrom=alice@brand.example; \
+             dkim=pass header.d=brand.example header.s=s1; dmarc=pass header.from=brand.example",
+            "--key",
+        ])
+        .arg(&key)
+        .arg("--dns-zone")
+        .arg(&zone)
+        .arg(&original)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (zone, out.stdout)
+}
+
+/// SIGHUP applies `[arc]`: the list's forwarded failure is refused, then accepted once the
+/// list is a trusted sealer, then refused again with ARC turned off.
+#[test]
+fn sighup_applies_the_arc_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let (zone, msg) = forwarded_by_the_list(dir.path());
+    let socket = dir.path().join("milter.sock");
+    let config = dir.path().join("milter.toml");
+    let write = |arc: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "listen = [\"unix:{}\"]\nauthserv_id = \"mx.test\"\n{arc}\n[dns]\nzone = \"{}\"\n",
+                socket.display(),
+                zone.display()
+            ),
+        )
+        .unwrap();
+    };
+    write("");
+    let daemon = start(&config, &dir.path().join("stderr.log"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let send = || {
+        rt.block_on(async {
+            let mut c = Client::new(UnixStream::connect(&socket).await.unwrap());
+            c.negotiate().await.unwrap();
+            c.send(&Milter::Connect {
+                hostname: "mx.lists.example".into(),
+                address: ConnectAddress::Inet("192.0.2.25:25".parse().unwrap()),
+            })
+            .await
+            .unwrap();
+            c.send(&Milter::Helo {
+                name: "mx.lists.example".into(),
+            })
+            .await
+            .unwrap();
+            c.message(
+                "list-bounces@lists.example",
+                &["user@receiver.example"],
+                &msg,
+            )
+            .await
+            .unwrap()
+            .pop()
+            .unwrap()
+        })
+    };
+    let refused =
+        |r: &Reply| matches!(r, Reply::ReplyCode(c) if c.to_wire().starts_with("550 5.7.1"));
+    let r = send();
+    assert!(refused(&r), "{r:?}");
+    write("[arc]\ntrusted_sealers = [\"lists.example\"]");
+    daemon.signal("-HUP");
+    daemon.wait_for_log("configuration reloaded", 1);
+    assert_eq!(send(), Reply::Accept);
+    write("[arc]\nenabled = false");
+    daemon.signal("-HUP");
+    daemon.wait_for_log("configuration reloaded", 2);
+    let r = send();
+    assert!(refused(&r), "{r:?}");
+    let log = daemon.log();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("client=")).collect();
+    assert_eq!(lines.len(), 3, "{log}");
+    assert!(
+        lines[0].contains(", arc=pass, dmarc=fail, policy=reject, action=reject"),
+        "{log}"
+    );
+    assert!(
+        lines[1].contains("override=trusted_forwarder sealer=lists.example, action=accept"),
+        "{log}"
+    );
+    assert!(
+        !lines[2].contains(", arc=") && lines[2].contains("action=reject"),
+        "{log}"
+    );
+}
