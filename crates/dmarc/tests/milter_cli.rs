@@ -114,6 +114,20 @@ impl Daemon {
         panic!("{needle:?} not in the log:\n{}", self.log());
     }
 
+    /// Waits for the exit after SIGTERM, which must be clean; the log.
+    fn exit(mut self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "still running:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "{status}:\n{}", self.log());
+        self.log()
+    }
+
     fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .args([sig, &self.child.id().to_string()])
@@ -586,4 +600,143 @@ fn sighup_applies_the_arc_settings() {
         !lines[2].contains(", arc=") && lines[2].contains("action=reject"),
         "{log}"
     );
+}
+
+/// Two milter processes counting into one PostgreSQL (the server `scripts/test.sh`
+/// starts) at once, writing early and often (every 50 ms, or at 5 rows): every message of
+/// mail-bench through each, and the store holds exactly twice the corpus, row by row, each
+/// row once.
+#[test]
+fn two_milters_count_into_one_postgres_exactly() {
+    let url = std::env::var("DMARC_TEST_POSTGRES").unwrap_or_else(|_| {
+        panic!(
+            "DMARC_TEST_POSTGRES is not set: this test needs a PostgreSQL server. Run \
+             `bash scripts/test.sh` (it starts a throwaway one), or set \
+             DMARC_TEST_POSTGRES=postgres://user@127.0.0.1:5432/database"
+        )
+    });
+    let schema = "milter_two";
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    admin
+        .batch_execute(&format!(
+            "SET client_min_messages = warning; DROP SCHEMA IF EXISTS {schema} CASCADE; \
+             CREATE SCHEMA {schema}"
+        ))
+        .expect("schema");
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let pg = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let counting = format!("db = \"{pg}\"\n[counting]\nflush_interval = 0.05\nmax_rows = 5\n");
+    // Both start on the empty schema at once (the migrations take a lock).
+    let daemons: Vec<(Daemon, PathBuf)> = (0..2)
+        .map(|i| {
+            let socket = dir.path().join(format!("milter{i}.sock"));
+            let config = dir.path().join(format!("milter{i}.toml"));
+            write_config(&config, &socket, &format!("mx{i}.test"), &counting);
+            let daemon = Daemon {
+                child: dmarc()
+                    .args(["milter", "--config"])
+                    .arg(&config)
+                    .stderr(std::fs::File::create(dir.path().join(format!("{i}.log"))).unwrap())
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+                log: dir.path().join(format!("{i}.log")),
+            };
+            (daemon, socket)
+        })
+        .collect();
+    for (d, _) in &daemons {
+        d.wait_for_log("listening on unix:", 1);
+    }
+
+    let cases: Vec<serde_json::Value> = std::fs::read_to_string(corpus("mail-bench/cases.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let s = |c: &serde_json::Value, k: &str| c[k].as_str().unwrap_or("").to_owned();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        // Four connections to each milter at once, each sending every fourth case.
+        for (_, socket) in &daemons {
+            for lane in 0..4 {
+                let socket = socket.clone();
+                let mine: Vec<serde_json::Value> =
+                    cases.iter().skip(lane).step_by(4).cloned().collect();
+                tasks.push(tokio::spawn(async move {
+                    for c in mine {
+                        let ip = s(&c, "ip");
+                        let msg = std::fs::read(corpus("mail-bench").join(s(&c, "file"))).unwrap();
+                        let mut m = Client::new(UnixStream::connect(&socket).await.unwrap());
+                        m.negotiate().await.unwrap();
+                        m.send(&Milter::Connect {
+                            hostname: format!("[{ip}]"),
+                            address: ConnectAddress::Inet(format!("{ip}:25").parse().unwrap()),
+                        })
+                        .await
+                        .unwrap();
+                        m.send(&Milter::Helo {
+                            name: s(&c, "helo"),
+                        })
+                        .await
+                        .unwrap();
+                        let r = m
+                            .message(&s(&c, "mail_from"), &["user@receiver.example"], &msg)
+                            .await
+                            .unwrap();
+                        let reject = s(&c, "dmarc") == "fail" && s(&c, "policy") == "reject";
+                        assert_eq!(
+                            matches!(r.last(), Some(Reply::ReplyCode(_))),
+                            reject,
+                            "{c}: {r:?}"
+                        );
+                        m.send(&Milter::Quit).await.unwrap();
+                    }
+                }));
+            }
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    for (d, _) in &daemons {
+        d.signal("-TERM");
+    }
+    for (d, _) in daemons {
+        let log = d.exit();
+        assert!(log.contains("observations: every count written"), "{log}");
+        assert!(!log.contains("cannot write"), "no write may fail:\n{log}");
+    }
+
+    let mut want = std::collections::BTreeMap::new();
+    for c in &cases {
+        *want
+            .entry((s(c, "from_domain"), s(c, "dmarc"), s(c, "policy")))
+            .or_insert(0u64) += 2;
+    }
+    let rows = dmarc_store::Store::open(&pg)
+        .unwrap()
+        .observation_counts(None, 0, i64::MAX)
+        .unwrap();
+    let mut got = std::collections::BTreeMap::new();
+    let mut keys = std::collections::HashSet::new();
+    for r in &rows {
+        assert!(
+            keys.insert((r.period_start, format!("{:?}", r.observation))),
+            "a row twice: {r:?}"
+        );
+        let o = &r.observation;
+        *got.entry((
+            o.header_from.clone().unwrap_or_default(),
+            o.dmarc.clone(),
+            o.disposition.clone(),
+        ))
+        .or_insert(0u64) += r.count;
+    }
+    assert_eq!(got.values().sum::<u64>(), 2 * cases.len() as u64);
+    assert_eq!(got, want);
+    let _ = admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
 }

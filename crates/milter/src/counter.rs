@@ -280,6 +280,14 @@ impl<W: CountWriter> Flusher<W> {
         self.writer
     }
 
+    /// Closes the writer on a blocking thread: a PostgreSQL client's drop blocks on its
+    /// connection, which must not happen on the runtime's own threads (it panics there).
+    pub async fn close(mut self) {
+        if let Some(writer) = self.writer.take() {
+            let _ = tokio::task::spawn_blocking(move || drop(writer)).await;
+        }
+    }
+
     /// The last write failed.
     pub fn failing(&self) -> bool {
         self.failing

@@ -355,6 +355,7 @@ where
                 if flusher.finish(running.server.shutdown_grace).await {
                     logger.info("observations: every count written");
                 }
+                flusher.close().await;
             }
             Err(e) => logger.error(&format!("observation flusher failed: {e}")),
         }
