@@ -472,7 +472,7 @@ async fn accept_loop<F: Filter>(
                 match stream {
                     Stream::Tcp(s) => {
                         let _ = s.set_nodelay(true);
-                        connection(s, filter, &settings, &*observer, &peer, stop).await
+                        connection(QuickAck(s), filter, &settings, &*observer, &peer, stop).await
                     }
                     Stream::Unix(s) => {
                         connection(s, filter, &settings, &*observer, &peer, stop).await
@@ -493,6 +493,63 @@ async fn accept_loop<F: Filter>(
                 });
             observer.connection_closed(&peer, &end);
         });
+    }
+}
+
+/// A TCP connection that acknowledges what it reads at once (`TCP_QUICKACK`, set again
+/// after every read: Linux leaves quick-ack mode by itself). Postfix streams header fields
+/// and body chunks without waiting for replies (the `NR_*` steps) and leaves Nagle's
+/// algorithm on, so each small write of its waits until the previous one is acknowledged:
+/// with delayed acknowledgements (40 ms on Linux) a message would wait that long at its
+/// end of body (measured through Postfix, scripts/bench/milter.sh: ~47 ms added at the
+/// median without this, BENCHMARKS.md).
+struct QuickAck(tokio::net::TcpStream);
+
+impl QuickAck {
+    fn ack_now(&self) {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            let _ = socket2::SockRef::from(&self.0).set_tcp_quickack(true);
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for QuickAck {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let r = std::pin::Pin::new(&mut this.0).poll_read(cx, buf);
+        if matches!(r, std::task::Poll::Ready(Ok(()))) {
+            this.ack_now();
+        }
+        r
+    }
+}
+
+impl tokio::io::AsyncWrite for QuickAck {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
     }
 }
 
