@@ -84,7 +84,7 @@ wait_port() { for _ in $(seq 200); do port_free "$1" "$2" || return 0; sleep 0.0
 
 # --- DNS: zone-server on a loopback address, port 53 (what libresolv and unbound ask) -------
 DNS_IP=127.0.0.77
-"$ZONE_SERVER" --zone "$CORPUS/zone.txt" --listen "$DNS_IP:53" 2>"$WORK/zone-server.log" &
+"$ZONE_SERVER" --zone "$CORPUS/zone.txt" --listen "$DNS_IP:53" >"$WORK/zone-server.log" 2>&1 &
 PIDS+=($!)
 wait_port "$DNS_IP" 53
 echo "nameserver $DNS_IP" >"$WORK/resolv.conf"
