@@ -25,7 +25,7 @@ use super::parse::{AmsField, SealCore, SealField, field_kind, parse_aar, parse_a
 use super::{ArcHop, ArcOutput, ArcProblem, ChainStatus, FieldKind, MAX_INSTANCES};
 use crate::clock::Clock;
 use crate::dkim::key::ParsedKey;
-use crate::dkim::parse::SigCore;
+use crate::dkim::parse::Signature;
 use crate::dkim::verify::{
     BodyHashes, check_key, key_from_answer, shared_key_name, signed_header_data,
 };
@@ -121,7 +121,7 @@ impl ArcVerifier {
 struct Set {
     aar: usize,
     ams: usize,
-    ams_sig: Result<SigCore, Problem>,
+    ams_sig: Result<Signature, Problem>,
     ams_slot: (usize, usize),
     ams_key: Option<Arc<str>>,
     seal_field: usize,
@@ -493,7 +493,7 @@ fn structure(fields: &[HeaderField<'_>]) -> State {
 
 #[allow(clippy::too_many_arguments)]
 fn verify_ams(
-    sig: &SigCore,
+    sig: &Signature,
     own: usize,
     fields: &[HeaderField<'_>],
     key: Option<&ParsedKey>,

@@ -377,7 +377,7 @@ pub fn signature_for_field<S: DkimSigner + ?Sized>(
     let mut used = vec![false; fields.len()];
     signed_header_data(
         sig.canonicalization.header,
-        sig.signed_headers.split(':'),
+        sig.signed_names(value),
         &fields,
         None,
         (own.name(), &stripped),

@@ -11,7 +11,7 @@ use super::canon::{
     BodyCanonicalizer, BodySink, canonicalize_header, is_canonical, surely_not_canonical,
 };
 use super::key::{KeyCache, KeyRecord, ParsedKey, PublicKey, parse_record_and_key};
-use super::parse::{SigCore, SignatureInfo, parse_core};
+use super::parse::{Signature, SignatureInfo, parse_signature};
 use super::{Algorithm, Canon, DkimResult, HashAlgorithm, Problem, SignatureResult, VerifyConfig};
 use crate::clock::Clock;
 use crate::dns::{DnsError, DnsResult, Lookup};
@@ -319,7 +319,7 @@ fn finish_groups(groups: &mut [Group]) {
 enum Entry {
     Invalid(Problem, SignatureInfo),
     Valid {
-        sig: SigCore,
+        sig: Signature,
         key_name: Arc<str>,
         group: usize,
         slot: usize,
@@ -373,14 +373,14 @@ impl<'a> StreamingVerifier<'a> {
             }
             count += 1;
             if count > config.max_signatures {
-                let info = parse_core(field.value()).map_or_else(|e| e.info, |s| s.info);
+                let info = parse_signature(field.value()).map_or_else(|e| e.info, |s| s.info);
                 entries.push((
                     field.index(),
                     Entry::Invalid(Problem::TooManySignatures, info),
                 ));
                 continue;
             }
-            let entry = match parse_core(field.value()) {
+            let entry = match parse_signature(field.value()) {
                 Err(e) => Entry::Invalid(e.problem, e.info),
                 Ok(sig) if sig.algorithm == Algorithm::RsaSha1 && !config.allow_rsa_sha1 => {
                     Entry::Invalid(Problem::Sha1NotAllowed, sig.info)
@@ -635,7 +635,7 @@ impl<'a> StreamingVerifier<'a> {
 type Scratch = SmallVec<[u8; 512]>;
 
 /// The key name of `sig` (§3.6.2.1), written on the stack and then shared: one allocation.
-pub(crate) fn shared_key_name(sig: &SigCore) -> Arc<str> {
+pub(crate) fn shared_key_name(sig: &Signature) -> Arc<str> {
     let mut name: SmallVec<[u8; 320]> = SmallVec::new();
     name.extend(sig.selector().bytes().map(|b| b.to_ascii_lowercase()));
     name.extend_from_slice(b"._domainkey.");
@@ -717,7 +717,7 @@ pub(crate) fn check_key(
 
 #[allow(clippy::too_many_arguments)]
 fn evaluate(
-    sig: &SigCore,
+    sig: &Signature,
     own_index: usize,
     fields: &[HeaderField<'_>],
     key: Option<&ParsedKey>,
@@ -768,7 +768,7 @@ fn evaluate(
 /// from the bottom up, canonicalised, then the signature field itself with an empty `b=`
 /// and no final CRLF. `stripped` is scratch space for the signature value without `b=`.
 fn header_data(
-    sig: &SigCore,
+    sig: &Signature,
     own_index: usize,
     fields: &[HeaderField<'_>],
     buf: &mut Vec<u8>,
