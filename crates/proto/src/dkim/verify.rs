@@ -139,16 +139,10 @@ impl KeyAnswers {
 /// Asks for every key in `names` (from [`StreamingVerifier::key_names`]) at once and
 /// collects the answers. The names are shared, not copied.
 pub async fn fetch_keys<L: Lookup + ?Sized>(lookup: &L, names: &[Arc<str>]) -> KeyAnswers {
+    let answers = futures_util::future::join_all(names.iter().map(|n| lookup.txt(n))).await;
     let mut out = KeyAnswers(Vec::with_capacity(names.len()));
-    match names {
-        [] => {}
-        [one] => out.insert(Arc::clone(one), lookup.txt(one).await),
-        many => {
-            let answers = futures_util::future::join_all(many.iter().map(|n| lookup.txt(n))).await;
-            for (name, answer) in many.iter().zip(answers) {
-                out.insert(Arc::clone(name), answer);
-            }
-        }
+    for (name, answer) in names.iter().zip(answers) {
+        out.insert(Arc::clone(name), answer);
     }
     out
 }
@@ -512,22 +506,8 @@ impl<'a> StreamingVerifier<'a> {
         L: Lookup + ?Sized,
         C: Clock + ?Sized,
     {
-        let names = self.key_names();
-        // One key (the usual case) needs no join.
-        let answers = match names.as_slice() {
-            [] => Vec::new(),
-            [one] => vec![lookup.txt(one).await],
-            _ => futures_util::future::join_all(names.iter().map(|n| lookup.txt(n))).await,
-        };
-        self.finish_inner(
-            |name| {
-                names
-                    .iter()
-                    .position(|n| **n == *name)
-                    .and_then(|i| answers.get(i))
-            },
-            clock,
-        )
+        let keys = fetch_keys(lookup, &self.key_names()).await;
+        self.finish_with_keys(&keys, clock)
     }
 
     /// Ends the body and gives the results, with the key answers already fetched.
