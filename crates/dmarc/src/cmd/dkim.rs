@@ -232,10 +232,11 @@ fn keygen(a: KeygenArgs) -> anyhow::Result<ExitCode> {
     write_private(&path, key.to_pkcs8_pem()?.as_bytes())?;
     let record = key.dns_record()?;
     eprintln!("dmarc: private key written to {}", path.display());
-    println!(
+    writeln!(
+        std::io::stdout(),
         "{selector}._domainkey.{domain}. IN TXT {}",
         zone_strings(&record)
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
