@@ -592,14 +592,17 @@ impl<'x, E: Env + 'x> Body<'x, E> {
         let may_override = arc.as_ref().is_some_and(|a| a.status == ChainStatus::Pass)
             && !config.arc.trusted_sealers.is_empty();
         let memo = Memo::new(env.lookup(), one_author && !may_override, answers);
-        let dmarc = evaluate_authors(
+        // The evaluations' futures are large (several KiB): boxed, so that the session's
+        // own future, which callers move (a batch moves each message's into a task), stays
+        // small.
+        let dmarc = Box::pin(evaluate_authors(
             &memo,
             self.authors,
             &spf_ids,
             &dkim_ids,
             pct_draw,
             &config.dmarc,
-        )
+        ))
         .await;
         let mut action = Action::for_dmarc(&dmarc);
         // Local policy (RFC 8617 §7.2.1): a DMARC failure with a policy to enforce is
@@ -611,13 +614,13 @@ impl<'x, E: Env + 'x> Body<'x, E> {
                     && matches!(action, Action::Reject | Action::Quarantine)
                     && !config.arc.trusted_sealers.is_empty() =>
             {
-                let decision = trusted_forwarder_override(
+                let decision = Box::pin(trusted_forwarder_override(
                     &memo,
                     &dmarc,
                     chain,
                     &config.arc.trusted_sealers,
                     &config.dmarc,
-                )
+                ))
                 .await;
                 if decision.is_ok() {
                     action = Action::Accept;
