@@ -6,6 +6,8 @@
 //!   Authentication-Results field: the work of `dmarc verify --batch`.
 //! * `anchor-dkim ZONE.json FILES...`: mail-auth's DKIM verification of each file, one
 //!   line per file: the work of `dmarc dkim verify`.
+//! * `anchor-report FILES.xml...`: mail-auth's aggregate report parser over each file: the
+//!   parsing work of `dmarc report parse`.
 //! * `gen-corpus DIR N`: a signed corpus of N messages with its DNS (`zone.txt`, and
 //!   `zone.json` with the same records), in the layout of `mail-bench`.
 //!

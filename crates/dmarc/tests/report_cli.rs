@@ -113,3 +113,31 @@ fn unparsable_file_gives_error_line_and_status_1() {
     assert_eq!(lines[1]["kind"], "smtp_tls");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A reader that goes away (`dmarc report parse ... | head -1`) ends the command quietly
+/// and successfully: no "Broken pipe" on standard error.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    use std::io::Read;
+    let agg = corpus("reports-mail-auth/dmarc-feedback/004.xml");
+    // Enough output that it cannot all sit in the pipe before the reader closes it.
+    let files: Vec<String> = std::iter::repeat_n(agg, 2000).collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dmarc"))
+        .args(["report", "parse", "--json"])
+        .args(&files)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run dmarc");
+    let mut first = [0u8; 1];
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_exact(&mut first)
+        .expect("some output");
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(stderr.is_empty(), "{stderr}");
+}

@@ -197,6 +197,45 @@ impl<'a> Message<'a> {
     }
 }
 
+/// A header block held in its own buffer, with its fields found once: what a receiver that
+/// collects the header fields itself (a milter) hands to the DKIM and ARC verifiers
+/// ([`crate::dkim::Verifier::start_owned`], [`crate::arc::ArcVerifier::start_owned`]) after
+/// reading what it needs from [`fields`](Self::fields). Cloning copies the bytes, not the
+/// work of splitting them.
+#[derive(Debug, Clone, Default)]
+pub struct OwnedHeader {
+    block: Vec<u8>,
+    spans: Vec<FieldSpan>,
+}
+
+impl OwnedHeader {
+    /// Splits `block` into its fields (as [`parse_header_block`]).
+    pub fn parse(block: Vec<u8>) -> Self {
+        let spans = parse_header_block(&block)
+            .iter()
+            .map(HeaderField::span)
+            .collect();
+        OwnedHeader { block, spans }
+    }
+
+    /// The fields, in order.
+    pub fn fields(&self) -> impl ExactSizeIterator<Item = HeaderField<'_>> + '_ {
+        self.spans
+            .iter()
+            .map(|s| HeaderField::from_span(&self.block, *s))
+    }
+
+    /// The header block's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.block
+    }
+
+    /// The bytes and the fields' spans.
+    pub(crate) fn into_parts(self) -> (Vec<u8>, Vec<FieldSpan>) {
+        (self.block, self.spans)
+    }
+}
+
 /// Splits only the header block of a message (for a streaming consumer that receives the
 /// header block on its own). Returns the fields; bytes after an empty line are ignored.
 pub fn parse_header_block(block: &[u8]) -> Vec<HeaderField<'_>> {

@@ -68,8 +68,8 @@ use dmarc_proto::auth_results::{
 };
 use dmarc_proto::dkim::{DkimResult, KeyCache, SignatureResult, VerifyConfig};
 use dmarc_proto::dmarc::{
-    AlignmentMode, AuthResult, DmarcOptions, DmarcOutput, DmarcRecordCache, DmarcResult,
-    DnsFailureMode, Policy, Spec,
+    AlignmentMode, DmarcOptions, DmarcOutput, DmarcRecordCache, DmarcResult, DnsFailureMode,
+    Policy, Spec,
 };
 use dmarc_proto::spf::{SpfOptions, SpfOutput, SpfRecordCache, SpfResult};
 
@@ -519,18 +519,6 @@ fn dkim_past(r: DkimResult) -> &'static str {
         DkimResult::Policy => "was refused by policy",
         DkimResult::TempError => "had a temporary error",
         DkimResult::PermError => "had a permanent error",
-    }
-}
-
-/// A DKIM signature's result as a DMARC input (RFC 9989 §4.4.1).
-pub fn dkim_auth_result(r: DkimResult) -> AuthResult {
-    match r {
-        DkimResult::Pass => AuthResult::Pass,
-        DkimResult::Fail => AuthResult::Fail,
-        DkimResult::Neutral => AuthResult::Neutral,
-        DkimResult::Policy => AuthResult::Policy,
-        DkimResult::TempError => AuthResult::TempError,
-        DkimResult::PermError => AuthResult::PermError,
     }
 }
 

@@ -58,27 +58,13 @@ impl<'a, L: Lookup> Memo<'a, L> {
             }
         }
         // Every name kept is UTF-8 (checked above).
-        match unique.as_slice() {
-            [] => TxtAnswers::new(),
-            [_] => {
-                let mut out = TxtAnswers::new();
-                if let Some(n) = unique.pop() {
-                    let v = lookup
-                        .txt(std::str::from_utf8(&n).unwrap_or_default())
-                        .await;
-                    out.push((n, v));
-                }
-                out
-            }
-            many => {
-                let answers = futures_util::future::join_all(
-                    many.iter()
-                        .map(|n| lookup.txt(std::str::from_utf8(n).unwrap_or_default())),
-                )
-                .await;
-                unique.into_iter().zip(answers).collect()
-            }
-        }
+        let answers = futures_util::future::join_all(
+            unique
+                .iter()
+                .map(|n| lookup.txt(std::str::from_utf8(n).unwrap_or_default())),
+        )
+        .await;
+        unique.into_iter().zip(answers).collect()
     }
 }
 

@@ -25,18 +25,15 @@ use dmarc_proto::arc::{ArcOutput, ArcVerification, ArcVerifier, ChainStatus, Fie
 use dmarc_proto::auth_results;
 use dmarc_proto::dkim::{KeyAnswers, SignatureResult, StreamingVerifier, Verifier, fetch_keys};
 use dmarc_proto::dmarc::{
-    AuthorDomains, DkimIdentity, DmarcResult, FromFault, SpfIdentity, evaluate_authors,
-    read_authors,
+    AuthorDomains, DkimIdentity, DmarcResult, FromFault, evaluate_authors, read_authors,
 };
 use dmarc_proto::dns::Lookup;
-use dmarc_proto::message::Message;
+use dmarc_proto::message::{HeaderField, Message, OwnedHeader};
 use dmarc_proto::spf::{self, SpfOutput, SpfRequest};
 use smallvec::SmallVec;
 
 use crate::memo::{Memo, NameBuf, TxtAnswers};
-use crate::{
-    Action, Randomness, ReceiverConfig, SmtpFacts, UpstreamResults, Verdicts, dkim_auth_result,
-};
+use crate::{Action, Randomness, ReceiverConfig, SmtpFacts, UpstreamResults, Verdicts};
 
 /// RCPT TO addresses kept per message; more are counted
 /// ([`Verdicts::recipients_not_kept`]).
@@ -313,16 +310,18 @@ impl<'x, E: Env + 'x> Transaction<'x, E> {
                 self.start_body(&msg, dkim)
             }
             Cow::Owned(block) => {
+                // The block is split once, for what is read here and for the verifiers.
+                let header = OwnedHeader::parse(block);
                 let parsed = {
-                    let msg = Message::parse(&block);
-                    HeaderFacts::read(&msg, self.env.config())
+                    let fields: SmallVec<[HeaderField<'_>; 32]> = header.fields().collect();
+                    HeaderFacts::read(&fields, self.env.config())
                 };
                 // The DKIM verifier takes the block; a chain to verify gets its own copy
                 // (only messages that carry ARC fields pay for it).
                 let arc = parsed
                     .has_arc
-                    .then(|| self.arc_verifier().start_owned(block.clone()));
-                let dkim = self.verifier().start_owned(block);
+                    .then(|| self.arc_verifier().start_owned(header.clone()));
+                let dkim = self.verifier().start_owned(header);
                 self.start_body_with(parsed, dkim, arc)
             }
         }
@@ -355,7 +354,7 @@ impl<'x, E: Env + 'x> Transaction<'x, E> {
     }
 
     fn start_body(self, msg: &Message<'x>, dkim: StreamingVerifier<'x>) -> Body<'x, E> {
-        let parsed = HeaderFacts::read(msg, self.env.config());
+        let parsed = HeaderFacts::read(msg.headers(), self.env.config());
         let arc = parsed.has_arc.then(|| self.arc_verifier().start(msg));
         self.start_body_with(parsed, dkim, arc)
     }
@@ -363,9 +362,13 @@ impl<'x, E: Env + 'x> Transaction<'x, E> {
     fn start_body_with(
         self,
         facts: HeaderFacts,
-        dkim: StreamingVerifier<'x>,
-        arc: Option<ArcVerification<'x>>,
+        mut dkim: StreamingVerifier<'x>,
+        mut arc: Option<ArcVerification<'x>>,
     ) -> Body<'x, E> {
+        // One body hash for a DKIM signature and an AMS that hash the body alike.
+        if let Some(arc) = &mut arc {
+            arc.share_body_hashes(&mut dkim);
+        }
         let HeaderFacts {
             authors,
             upstream,
@@ -432,13 +435,17 @@ struct HeaderFacts {
 }
 
 impl HeaderFacts {
-    fn read(msg: &Message<'_>, config: &ReceiverConfig) -> Self {
-        let from_fields: SmallVec<[&[u8]; 2]> = msg.fields("From").map(|f| f.value()).collect();
+    fn read(fields: &[HeaderField<'_>], config: &ReceiverConfig) -> Self {
+        let from_fields: SmallVec<[&[u8]; 2]> = fields
+            .iter()
+            .filter(|f| f.is("From"))
+            .map(HeaderField::value)
+            .collect();
         let authors = read_authors(&from_fields, &config.dmarc.author);
         // Incoming Authentication-Results: ours are forged, trusted ones are reported.
         let mut upstream = Vec::new();
         let mut forged_fields = Vec::new();
-        for field in msg.fields("Authentication-Results") {
+        for field in fields.iter().filter(|f| f.is("Authentication-Results")) {
             let value = String::from_utf8_lossy(field.value());
             let Some(id) = auth_results::authserv_id(&value) else {
                 continue;
@@ -457,7 +464,7 @@ impl HeaderFacts {
             }
         }
         let has_arc = config.arc.enabled
-            && msg.headers().iter().any(|f| {
+            && fields.iter().any(|f| {
                 let n = f.trimmed_name();
                 // Every ARC field name starts with "ARC-" and is at least 8 bytes long.
                 n.len() >= 8
@@ -517,21 +524,16 @@ impl<E> std::fmt::Debug for Body<'_, E> {
 }
 
 impl<'x, E: Env + 'x> Body<'x, E> {
-    /// The next chunk of the body (cut anywhere).
+    /// The next chunk of the body (cut anywhere). (The ARC chain's body hashes are the
+    /// DKIM verification's: see [`ArcVerification::share_body_hashes`].)
     pub fn body(&mut self, chunk: &[u8]) {
         self.dkim.body(chunk);
-        if let Some(arc) = &mut self.arc {
-            arc.body(chunk);
-        }
     }
 
     /// The whole body at once (faster than chunks: see
     /// [`StreamingVerifier::whole_body`]). Give it once, instead of [`Body::body`].
     pub fn whole_body(&mut self, body: &[u8]) {
         self.dkim.whole_body(body);
-        if let Some(arc) = &mut self.arc {
-            arc.whole_body(body);
-        }
     }
 
     /// The number of `DKIM-Signature` fields.
@@ -571,26 +573,16 @@ impl<'x, E: Env + 'x> Body<'x, E> {
         };
         let keys = self.keys.result().await;
         let answers = self.policy.result().await;
-        let dkim: Vec<SignatureResult> = self.dkim.finish_with_keys(&keys, env.clock());
         let arc = match self.arc {
-            Some(chain) => Some(chain.finish_with_keys(&keys, env.clock())),
+            Some(chain) => Some(chain.finish_with_dkim(&keys, env.clock(), &mut self.dkim)),
             None => config.arc.enabled.then(ArcOutput::none),
         };
+        let dkim: Vec<SignatureResult> = self.dkim.finish_with_keys(&keys, env.clock());
 
-        let spf_ids = [SpfIdentity::new(
-            spf_out.domain.clone(),
-            spf_out.result.into(),
-        )];
+        let spf_ids = [spf_out.dmarc_identity()];
         let dkim_ids: Vec<DkimIdentity> = dkim
             .iter()
-            .filter_map(|s| {
-                let d = s.info.domain.as_deref().filter(|d| !d.is_empty())?;
-                let mut id = DkimIdentity::new(d, dkim_auth_result(s.result));
-                if let Some(sel) = &s.info.selector {
-                    id = id.with_selector(sel.clone());
-                }
-                Some(id)
-            })
+            .filter_map(SignatureResult::dmarc_identity)
             .collect();
         let pct_draw =
             (config.dmarc.spec == dmarc_proto::dmarc::Spec::Rfc7489).then(|| env.rng().percent());
@@ -600,14 +592,17 @@ impl<'x, E: Env + 'x> Body<'x, E> {
         let may_override = arc.as_ref().is_some_and(|a| a.status == ChainStatus::Pass)
             && !config.arc.trusted_sealers.is_empty();
         let memo = Memo::new(env.lookup(), one_author && !may_override, answers);
-        let dmarc = evaluate_authors(
+        // The evaluations' futures are large (several KiB): boxed, so that the session's
+        // own future, which callers move (a batch moves each message's into a task), stays
+        // small.
+        let dmarc = Box::pin(evaluate_authors(
             &memo,
             self.authors,
             &spf_ids,
             &dkim_ids,
             pct_draw,
             &config.dmarc,
-        )
+        ))
         .await;
         let mut action = Action::for_dmarc(&dmarc);
         // Local policy (RFC 8617 §7.2.1): a DMARC failure with a policy to enforce is
@@ -619,13 +614,13 @@ impl<'x, E: Env + 'x> Body<'x, E> {
                     && matches!(action, Action::Reject | Action::Quarantine)
                     && !config.arc.trusted_sealers.is_empty() =>
             {
-                let decision = trusted_forwarder_override(
+                let decision = Box::pin(trusted_forwarder_override(
                     &memo,
                     &dmarc,
                     chain,
                     &config.arc.trusted_sealers,
                     &config.dmarc,
-                )
+                ))
                 .await;
                 if decision.is_ok() {
                     action = Action::Accept;

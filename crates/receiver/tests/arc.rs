@@ -399,3 +399,70 @@ fn the_streaming_session_agrees() {
     assert_eq!(v.trusted_forwarder, whole.trusted_forwarder);
     assert_eq!(v.action, Action::Accept);
 }
+
+/// The session drives `msg` as a milter does: fields one by one, the body in chunks.
+fn run_streamed(zone: &Zone, config: &ReceiverConfig, msg: &[u8]) -> Verdicts {
+    let clock = FixedClock::from_unix_seconds(NOW);
+    let receiver = Receiver {
+        lookup: zone,
+        clock: &clock,
+        rng: &FixedDraw(0),
+        config,
+    };
+    let parsed = dmarc_proto::message::Message::parse(msg);
+    let mut tx = receiver
+        .connect(LIST_IP.parse().unwrap(), "mx.lists.example")
+        .mail_from("list-bounces@lists.example");
+    for f in parsed.headers() {
+        tx.header(f.name(), f.value());
+    }
+    let mut body = tx.end_of_headers();
+    for chunk in parsed.body().chunks(7) {
+        body.body(chunk);
+    }
+    block_on(body.finish())
+}
+
+/// DKIM and ARC share their body hashes: the author's signature and the list's AMS agree
+/// when the list left the body alone, and each gets its own verdict when the list changed
+/// it (the two `bh=` then differ), on the whole-message path and the streamed one.
+#[test]
+fn dkim_and_arc_share_body_hashes_and_keep_their_verdicts() {
+    use dmarc_proto::dkim::sign::sign;
+    use dmarc_proto::dkim::{DkimResult, SignOptions};
+    let list_key = SigningKey::generate_ed25519().unwrap();
+    let brand_key = SigningKey::generate_ed25519().unwrap();
+    let mut zone = zone(&list_key);
+    zone.txt.insert(
+        "s1._domainkey.brand.example".into(),
+        brand_key.dns_record().unwrap().into_bytes(),
+    );
+    let signed_at = FixedClock::from_unix_seconds(NOW - 120);
+    let opts = SignOptions::new("brand.example", "s1");
+    let signature = sign(MESSAGE.as_bytes(), &brand_key, &opts, &signed_at).unwrap();
+    let signed = format!("{signature}{MESSAGE}");
+    let changed = format!("{signed}Unsubscribe: https://lists.example/u\r\n");
+    let config = config();
+    for (original, dkim_wanted) in [(&signed, DkimResult::Pass), (&changed, DkimResult::Fail)] {
+        let opts = SealOptions::new("lists.example", "arc", "mx.lists.example");
+        let set = seal(
+            original.as_bytes(),
+            &list_key,
+            &opts,
+            &[SAW_BRAND.to_string()],
+            ChainStatus::None,
+            &FixedClock::from_unix_seconds(NOW - 60),
+        )
+        .unwrap();
+        let msg = [set.to_prepend().as_bytes(), original.as_bytes()].concat();
+        let whole = run(&zone, &config, &list_facts(), &msg);
+        let streamed = run_streamed(&zone, &config, &msg);
+        for v in [&whole, &streamed] {
+            assert_eq!(v.dkim.len(), 1);
+            assert_eq!(v.dkim[0].result, dkim_wanted, "{:?}", v.dkim[0].problem);
+            assert_eq!(v.arc.as_ref().unwrap().status, ChainStatus::Pass);
+        }
+        assert_eq!(whole.dkim, streamed.dkim);
+        assert_eq!(whole.arc, streamed.arc);
+    }
+}

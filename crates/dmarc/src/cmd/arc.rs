@@ -6,13 +6,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use dmarc_dns::SystemClock;
 use dmarc_proto::arc::seal::{SealError, SealOptions, own_results, seal};
 use dmarc_proto::arc::{ArcOutput, ArcVerifier, ChainStatus};
 use dmarc_proto::auth_results::split_resinfo;
 use dmarc_proto::dkim::SigningKey;
-use dmarc_proto::{Clock, FixedClock};
 
+use super::verify_files::{self, VerifyFilesArgs, clock};
 use crate::dns_args::DnsArgs;
 
 /// ARC (RFC 8617): validate chains, seal messages.
@@ -27,26 +26,11 @@ enum ArcCommand {
     /// Validate the ARC chain of messages: one line (or JSON object) per file with the chain
     /// status none, pass or fail, the number of ARC sets, oldest-pass and the reason. Exit 0
     /// when every chain passes, 1 otherwise, 2 on error.
-    Verify(VerifyArgs),
+    Verify(VerifyFilesArgs),
     /// Add the next ARC set (ARC-Authentication-Results, ARC-Message-Signature, ARC-Seal)
     /// and write the sealed message to standard output. The chain that arrived is
     /// validated first; its status is the new seal's cv=.
     Seal(SealArgs),
-}
-
-#[derive(Debug, Args)]
-struct VerifyArgs {
-    /// Message files (RFC 5322; CRLF or LF line endings).
-    #[arg(required = true)]
-    files: Vec<PathBuf>,
-    #[command(flatten)]
-    dns: DnsArgs,
-    /// Validate as if the time were this (seconds since the Unix epoch), for x=.
-    #[arg(long, value_name = "UNIX_TIME")]
-    now: Option<u64>,
-    /// One JSON object per file, one per line.
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -84,60 +68,31 @@ struct SealArgs {
 
 /// Runs `dmarc arc ...`.
 pub fn run(args: ArcArgs) -> anyhow::Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     match args.command {
-        ArcCommand::Verify(a) => rt.block_on(verify(a)),
-        ArcCommand::Seal(a) => rt.block_on(seal_cmd(a)),
+        ArcCommand::Verify(a) => verify(&a),
+        ArcCommand::Seal(a) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?
+            .block_on(seal_cmd(a)),
     }
 }
 
-fn clock(now: Option<u64>) -> Box<dyn Clock> {
-    match now {
-        Some(t) => Box::new(FixedClock::from_unix_seconds(t)),
-        None => Box::new(SystemClock),
-    }
-}
-
-async fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let lookup = a.dns.lookup()?;
-    let clock = clock(a.now);
+fn verify(a: &VerifyFilesArgs) -> anyhow::Result<ExitCode> {
     let verifier = ArcVerifier::default();
-    let (mut all_pass, mut had_error) = (true, false);
-    let stdout = std::io::stdout();
-    for file in &a.files {
-        let name = file.display().to_string();
-        let message = match crate::input::read(file, "message", crate::input::MAX_MESSAGE) {
-            Ok(m) => m,
-            Err(e) => {
-                had_error = true;
-                if a.json {
-                    let line = serde_json::json!({"file": name, "error": format!("{e:#}")});
-                    writeln!(stdout.lock(), "{line}")?;
-                } else {
-                    eprintln!("dmarc: {name}: {e}");
-                }
-                continue;
+    verify_files::run(
+        a,
+        async |message, lookup, clock| verifier.verify(message, lookup, clock).await,
+        |w, name, out: &ArcOutput, json| {
+            if json {
+                serde_json::to_writer(&mut *w, &JsonLine::new(name, out))?;
+                writeln!(w)?;
+            } else {
+                writeln!(w, "{}", text_line(name, out))?;
             }
-        };
-        let out = verifier.verify(&message, &lookup, &*clock).await;
-        all_pass &= out.status == ChainStatus::Pass;
-        let mut w = stdout.lock();
-        if a.json {
-            writeln!(w, "{}", json_line(&name, &out))?;
-        } else {
-            writeln!(w, "{}", text_line(&name, &out))?;
-        }
-    }
-    Ok(if had_error {
-        ExitCode::from(2)
-    } else if all_pass {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+            Ok(out.status == ChainStatus::Pass)
+        },
+    )
 }
 
 /// `FILE: arc=pass instances=3 oldest-pass=1 (reason)`.
@@ -153,48 +108,73 @@ fn text_line(name: &str, out: &ArcOutput) -> String {
     )
 }
 
-/// `{"file", "result", "instances", "oldest_pass", "reason", "hops": [...]}`; each hop
-/// says its instance, sealer, cv, the AAR's authserv-id and results, and whether its AMS
-/// and seal verified (null: not checked).
-fn json_line(name: &str, out: &ArcOutput) -> serde_json::Value {
-    let checked = |r: &Option<Result<(), dmarc_proto::dkim::Problem>>| match r {
-        None => serde_json::Value::Null,
-        Some(Ok(())) => "pass".into(),
-        Some(Err(p)) => p.to_string().into(),
-    };
-    let hops: Vec<serde_json::Value> = out
-        .hops
-        .iter()
-        .map(|h| {
-            let (authserv_id, results) = match &h.authentication_results {
-                Some(Ok(ar)) => (
-                    serde_json::Value::from(ar.authserv_id.clone()),
-                    ar.results
-                        .iter()
-                        .map(|r| serde_json::Value::from(format!("{}={}", r.method, r.result)))
-                        .collect(),
-                ),
-                _ => (serde_json::Value::Null, Vec::new()),
-            };
-            serde_json::json!({
-                "instance": h.instance,
-                "sealer": h.sealer,
-                "cv": h.cv.map(|c| c.as_str()),
-                "authserv_id": authserv_id,
-                "results": results,
-                "message_signature": checked(&h.message_signature),
-                "seal": checked(&h.seal),
+/// One line of `dmarc arc verify --json`: `{"file", "hops": [...], "instances",
+/// "oldest_pass", "reason", "result"}`; each hop says its instance, sealer, cv, the AAR's
+/// authserv-id and results, and whether its AMS and seal verified (null: not checked).
+/// Keys in alphabetical order, as the output has always had them.
+#[derive(serde::Serialize)]
+struct JsonLine<'a> {
+    file: &'a str,
+    hops: Vec<JsonHop<'a>>,
+    instances: usize,
+    oldest_pass: Option<u32>,
+    reason: String,
+    result: &'static str,
+}
+
+#[derive(serde::Serialize)]
+struct JsonHop<'a> {
+    authserv_id: Option<&'a str>,
+    cv: Option<&'static str>,
+    instance: u32,
+    message_signature: Option<String>,
+    results: Vec<String>,
+    seal: Option<String>,
+    sealer: Option<&'a str>,
+}
+
+impl<'a> JsonLine<'a> {
+    fn new(file: &'a str, out: &'a ArcOutput) -> Self {
+        let checked = |r: &Option<Result<(), dmarc_proto::dkim::Problem>>| {
+            r.as_ref().map(|r| match r {
+                Ok(()) => "pass".to_string(),
+                Err(p) => p.to_string(),
             })
-        })
-        .collect();
-    serde_json::json!({
-        "file": name,
-        "result": out.status.as_str(),
-        "instances": out.instances,
-        "oldest_pass": out.oldest_pass,
-        "reason": out.reason(),
-        "hops": hops,
-    })
+        };
+        let hops = out
+            .hops
+            .iter()
+            .map(|h| {
+                let (authserv_id, results) = match &h.authentication_results {
+                    Some(Ok(ar)) => (
+                        Some(ar.authserv_id.as_str()),
+                        ar.results
+                            .iter()
+                            .map(|r| format!("{}={}", r.method, r.result))
+                            .collect(),
+                    ),
+                    _ => (None, Vec::new()),
+                };
+                JsonHop {
+                    authserv_id,
+                    cv: h.cv.map(|c| c.as_str()),
+                    instance: h.instance,
+                    message_signature: checked(&h.message_signature),
+                    results,
+                    seal: checked(&h.seal),
+                    sealer: h.sealer.as_deref(),
+                }
+            })
+            .collect();
+        JsonLine {
+            file,
+            hops,
+            instances: out.instances,
+            oldest_pass: out.oldest_pass,
+            reason: out.reason(),
+            result: out.status.as_str(),
+        }
+    }
 }
 
 /// This hop's results from `--auth-results` (a whole field value whose authserv-id is

@@ -7,15 +7,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use dmarc_dns::SystemClock;
 use dmarc_proto::dkim::sign::{SignOptions, sign};
 use dmarc_proto::dkim::{
     Canonicalization, DkimResult, SignatureResult, SigningKey, Verifier, VerifyConfig,
 };
 use dmarc_proto::dmarc::DomainName;
-use dmarc_proto::{Clock, FixedClock};
 
-use crate::dns_args::DnsArgs;
+use super::verify_files::{self, VerifyFilesArgs, clock};
 use crate::input;
 
 /// DKIM (RFC 6376): verify, sign, generate keys.
@@ -39,17 +37,8 @@ enum DkimCommand {
 
 #[derive(Debug, Args)]
 struct VerifyArgs {
-    /// Message files (RFC 5322; CRLF or LF line endings).
-    #[arg(required = true)]
-    files: Vec<PathBuf>,
     #[command(flatten)]
-    dns: DnsArgs,
-    /// Verify as if the time were this (seconds since the Unix epoch), for t= and x=.
-    #[arg(long, value_name = "UNIX_TIME")]
-    now: Option<u64>,
-    /// One JSON object per file, one per line.
-    #[arg(long)]
-    json: bool,
+    files: VerifyFilesArgs,
     /// Accept rsa-sha1 signatures (refused by default, RFC 8301).
     #[arg(long)]
     allow_rsa_sha1: bool,
@@ -126,68 +115,27 @@ pub fn run(args: DkimArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn clock(now: Option<u64>) -> Box<dyn Clock> {
-    match now {
-        Some(t) => Box::new(FixedClock::from_unix_seconds(t)),
-        None => Box::new(SystemClock),
-    }
-}
-
 fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    rt.block_on(async {
-        let lookup = a.dns.lookup()?;
-        let clock = clock(a.now);
-        let verifier = Verifier::new(VerifyConfig {
-            allow_rsa_sha1: a.allow_rsa_sha1,
-            ..VerifyConfig::default()
-        });
-        let mut all_pass = true;
-        let mut had_error = false;
-        let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-        for file in &a.files {
-            let name = file.display().to_string();
-            let message = match input::read(file, "message", input::MAX_MESSAGE) {
-                Ok(m) => m,
-                Err(e) => {
-                    had_error = true;
-                    if a.json {
-                        let line = JsonError {
-                            file: &name,
-                            error: e.to_string(),
-                        };
-                        serde_json::to_writer(&mut out, &line)?;
-                        writeln!(out)?;
-                    } else {
-                        eprintln!("dmarc: {name}: {e}");
-                    }
-                    continue;
-                }
-            };
-            let results = verifier.verify(&message, &lookup, &*clock).await;
-            all_pass &= results.iter().any(|r| r.result == DkimResult::Pass);
-            if a.json {
-                write_json_line(&mut out, &name, &results)?;
+    let verifier = Verifier::new(VerifyConfig {
+        allow_rsa_sha1: a.allow_rsa_sha1,
+        ..VerifyConfig::default()
+    });
+    verify_files::run(
+        &a.files,
+        async |message, lookup, clock| verifier.verify(message, lookup, clock).await,
+        |out, name, results: &Vec<SignatureResult>, json| {
+            if json {
+                write_json_line(out, name, results)?;
             } else if results.is_empty() {
                 writeln!(out, "{name}: dkim=none (no signatures)")?;
             } else {
-                for r in &results {
+                for r in results {
                     writeln!(out, "{name}: {}", r.method_result())?;
                 }
             }
-        }
-        out.flush()?;
-        Ok(if had_error {
-            ExitCode::from(2)
-        } else if all_pass {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        })
-    })
+            Ok(results.iter().any(|r| r.result == DkimResult::Pass))
+        },
+    )
 }
 
 /// One line of `dmarc dkim verify --json`: `{"file": ..., "signatures": [{"d", "s", "a",
@@ -207,15 +155,8 @@ struct JsonSignature<'a> {
     reason: Option<String>,
 }
 
-/// A file that could not be read, in the JSON output.
-#[derive(serde::Serialize)]
-struct JsonError<'a> {
-    file: &'a str,
-    error: String,
-}
-
 fn write_json_line(
-    out: &mut impl Write,
+    out: &mut dyn Write,
     file: &str,
     results: &[SignatureResult],
 ) -> std::io::Result<()> {
@@ -291,10 +232,11 @@ fn keygen(a: KeygenArgs) -> anyhow::Result<ExitCode> {
     write_private(&path, key.to_pkcs8_pem()?.as_bytes())?;
     let record = key.dns_record()?;
     eprintln!("dmarc: private key written to {}", path.display());
-    println!(
+    writeln!(
+        std::io::stdout(),
         "{selector}._domainkey.{domain}. IN TXT {}",
         zone_strings(&record)
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

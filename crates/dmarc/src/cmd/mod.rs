@@ -14,3 +14,4 @@ pub mod sources;
 pub mod spf;
 pub mod summary;
 pub mod verify;
+pub mod verify_files;

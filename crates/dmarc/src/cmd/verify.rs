@@ -453,7 +453,9 @@ async fn verify_case(
     }
     let mut body = tx.message(&msg);
     body.whole_body(msg.body());
-    let v = body.finish().await;
+    // The session's future is several KiB: on the heap, polled in place, so that this
+    // case's future (moved into the run's task) stays small.
+    let v = Box::pin(body.finish()).await;
     let _ = serde_json::to_writer(
         &mut out,
         &CaseLineOut {

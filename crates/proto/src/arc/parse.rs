@@ -6,9 +6,7 @@ use std::ops::Range;
 
 use super::{ChainStatus, FieldKind};
 use crate::auth_results::{self, ParsedAuthenticationResults};
-use crate::dkim::parse::{
-    SigCore, decode_base64, is_domain_name, parse_ams_tags, raw_value_range, text,
-};
+use crate::dkim::parse::{Signature, decode_base64, is_domain_name, parse_ams_tags, text};
 use crate::dkim::{Algorithm, Problem};
 use crate::tag_list::{Tag, TagList};
 
@@ -43,7 +41,7 @@ fn instance_tag(tags: &[Tag<'_>]) -> Result<u32, String> {
 /// signature is unusable (the instance still known).
 pub(crate) struct AmsField {
     pub instance: u32,
-    pub sig: Result<SigCore, Problem>,
+    pub sig: Result<Signature, Problem>,
     pub domain: Option<String>,
 }
 
@@ -170,7 +168,7 @@ fn seal_core(value: &[u8], tags: &[Tag<'_>]) -> Result<SealCore, Problem> {
         cv,
         domain: d,
         selector: s,
-        b_range: raw_value_range(value, b_tag),
+        b_range: b_tag.raw_value_range(value),
     })
 }
 

@@ -17,12 +17,11 @@
 use std::fmt;
 
 use super::ChainStatus;
-use base64::Engine;
 
 use super::verify::{SealSets, existing_sets, whole_sets};
 use crate::auth_results;
 use crate::clock::Clock;
-use crate::dkim::sign::body_hash;
+use crate::dkim::sign::{body_hash, push_folded_base64};
 use crate::dkim::verify::signed_header_data;
 use crate::dkim::{Algorithm, Canon, DkimSigner, SignError, canonicalize_header};
 use crate::message::Message;
@@ -381,24 +380,14 @@ fn push_tags(out: &mut String, line: &mut usize, tags: &[String], last_semicolon
     }
 }
 
-/// `template` with the base64 of `signature` at `at`, folded into lines of 72 characters
-/// (`b=` included on the first), as dkimpy folds it. Where the folds fall matters: a later
-/// seal covers this field with its folding whitespace reduced to one space.
+/// `template` with the base64 of `signature` at `at` (just after the ` b=` that starts a
+/// line), folded into lines of 73 characters as dkimpy folds them. Where the folds fall
+/// matters: a later seal covers this field with its folding whitespace reduced to one
+/// space.
 fn with_b(template: &str, at: usize, signature: &[u8]) -> String {
-    let b = base64::engine::general_purpose::STANDARD.encode(signature);
-    let mut out = String::with_capacity(template.len() + b.len() + 16);
+    let mut out = String::with_capacity(template.len() + signature.len() * 4 / 3 + 16);
     out.push_str(template.get(..at).unwrap_or(template));
-    let mut rest = b.as_str();
-    let mut room = 70;
-    while !rest.is_empty() {
-        let (line, tail) = rest.split_at(room.min(rest.len()));
-        out.push_str(line);
-        rest = tail;
-        if !rest.is_empty() {
-            out.push_str("\r\n ");
-        }
-        room = 72;
-    }
+    push_folded_base64(&mut out, signature, " b=".len(), 73, ' ');
     out.push_str(template.get(at..).unwrap_or_default());
     out
 }

@@ -530,3 +530,56 @@ fn chunked_body_gives_the_same_verdict() {
     }
     assert_eq!(hops.verify(&m1).status, ChainStatus::Pass);
 }
+
+/// A chain that shares its body hashes with the DKIM verification of the same message:
+/// an AMS hashing the body as a DKIM signature does costs no second hash, and both
+/// verdicts are what each verifier gives alone (whole body and chunks alike).
+#[test]
+fn shared_body_hashes_give_the_verdicts_of_each_alone() {
+    use crate::dkim::sign::{SignOptions, sign};
+    use crate::dkim::{DkimResult, Verifier};
+    let mut hops = Hops::new(&["one.example"]);
+    let brand = SigningKey::generate_ed25519().expect("key");
+    hops.zone.0.insert(
+        "s1._domainkey.brand.example".into(),
+        brand.dns_record().expect("record").into_bytes(),
+    );
+    let clock = FixedClock::from_unix_seconds(T + 10);
+    let field = sign(
+        MESSAGE,
+        &brand,
+        &SignOptions::new("brand.example", "s1"),
+        &FixedClock::from_unix_seconds(T),
+    )
+    .expect("sign");
+    let signed = [field.as_bytes(), MESSAGE].concat();
+    let sealed = hops.seal(&signed, 0, "dkim=pass").expect("seal");
+    let msg = crate::message::Message::parse(&sealed);
+    for chunk in [None, Some(5)] {
+        let mut dkim = Verifier::default().start_message(&msg);
+        let mut arc = ArcVerifier::default().start(&msg);
+        arc.share_body_hashes(&mut dkim);
+        // relaxed/relaxed, SHA-256, no l= on both sides: one hash.
+        assert!(format!("{dkim:?}").contains("body_hashes: 1"), "{dkim:?}");
+        match chunk {
+            None => dkim.whole_body(msg.body()),
+            Some(n) => msg.body().chunks(n).for_each(|c| dkim.body(c)),
+        }
+        let mut names = dkim.key_names();
+        names.extend(arc.key_names());
+        let keys =
+            futures_util::FutureExt::now_or_never(crate::dkim::fetch_keys(&hops.zone, &names))
+                .expect("no I/O");
+        let chain = arc.finish_with_dkim(&keys, &clock, &mut dkim);
+        let results = dkim.finish_with_keys(&keys, &clock);
+        assert_eq!(chain.status, ChainStatus::Pass, "{}", chain.reason());
+        assert_eq!(results.len(), 1);
+        assert_eq!(
+            results[0].result,
+            DkimResult::Pass,
+            "{:?}",
+            results[0].problem
+        );
+        assert_eq!(chain, hops.verify(&sealed));
+    }
+}

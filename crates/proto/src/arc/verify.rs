@@ -25,13 +25,15 @@ use super::parse::{AmsField, SealCore, SealField, field_kind, parse_aar, parse_a
 use super::{ArcHop, ArcOutput, ArcProblem, ChainStatus, FieldKind, MAX_INSTANCES};
 use crate::clock::Clock;
 use crate::dkim::key::ParsedKey;
-use crate::dkim::parse::SigCore;
+use crate::dkim::parse::Signature;
 use crate::dkim::verify::{
     BodyHashes, check_key, key_from_answer, shared_key_name, signed_header_data,
 };
-use crate::dkim::{Canon, KeyAnswers, KeyCache, Problem, canonicalize_header, fetch_keys};
+use crate::dkim::{
+    Canon, KeyAnswers, KeyCache, Problem, StreamingVerifier, canonicalize_header, fetch_keys,
+};
 use crate::dns::Lookup;
-use crate::message::{FieldSpan, HeaderField, Message, parse_header_block};
+use crate::message::{FieldSpan, HeaderField, Message, OwnedHeader};
 
 /// Verifier settings. Every field states its default.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,15 +103,13 @@ impl ArcVerifier {
         )
     }
 
-    /// Starts a validation over a header block the verification takes (for a receiver
-    /// session that collected the fields itself, as [`crate::dkim::Verifier::start_owned`]).
-    pub fn start_owned(&self, header_block: Vec<u8>) -> ArcVerification<'static> {
-        let spans = parse_header_block(&header_block)
-            .iter()
-            .map(HeaderField::span)
-            .collect();
+    /// Starts a validation over a header block the verification takes, already split
+    /// (for a receiver session that collected the fields itself, as
+    /// [`crate::dkim::Verifier::start_owned`]).
+    pub fn start_owned(&self, header: OwnedHeader) -> ArcVerification<'static> {
+        let (block, spans) = header.into_parts();
         ArcVerification::new(
-            Cow::Owned(header_block),
+            Cow::Owned(block),
             spans,
             self.config.clone(),
             self.cache.clone(),
@@ -121,7 +121,7 @@ impl ArcVerifier {
 struct Set {
     aar: usize,
     ams: usize,
-    ams_sig: Result<SigCore, Problem>,
+    ams_sig: Result<Signature, Problem>,
     ams_slot: (usize, usize),
     ams_key: Option<Arc<str>>,
     seal_field: usize,
@@ -136,7 +136,9 @@ enum State {
     Chain {
         sets: Vec<Set>,
         hops: Vec<ArcHop>,
-        hashes: BodyHashes,
+        /// The AMSs' body hashes; `None` once they are computed by a DKIM verification
+        /// ([`ArcVerification::share_body_hashes`]).
+        hashes: Option<BodyHashes>,
     },
 }
 
@@ -216,7 +218,11 @@ impl<'a> ArcVerification<'a> {
 
     /// Hashes the next chunk of the body (chunks may be cut anywhere).
     pub fn body(&mut self, chunk: &[u8]) {
-        if let State::Chain { hashes, .. } = &mut self.state {
+        if let State::Chain {
+            hashes: Some(hashes),
+            ..
+        } = &mut self.state
+        {
             hashes.update(chunk);
         }
     }
@@ -224,8 +230,37 @@ impl<'a> ArcVerification<'a> {
     /// Hashes a body that is available whole (quicker than [`body`](Self::body) when the
     /// body is already in canonical form). Give the body once, by one of the two.
     pub fn whole_body(&mut self, body: &[u8]) {
-        if let State::Chain { hashes, .. } = &mut self.state {
+        if let State::Chain {
+            hashes: Some(hashes),
+            ..
+        } = &mut self.state
+        {
             hashes.whole_body(body);
+        }
+    }
+
+    /// Leaves the body hashes the AMSs need to `dkim`, the DKIM verification of the same
+    /// message: a hash that a DKIM signature and an AMS both need (same body
+    /// canonicalisation, algorithm and `l=`) is then computed once, and each body
+    /// canonicalisation runs once for both. Then give the body to `dkim` only and finish
+    /// with [`finish_with_dkim`](Self::finish_with_dkim), before finishing `dkim`.
+    pub fn share_body_hashes(&mut self, dkim: &mut StreamingVerifier<'_>) {
+        let State::Chain { sets, hashes, .. } = &mut self.state else {
+            return;
+        };
+        if hashes.take().is_none() {
+            return; // Shared already.
+        }
+        let shared = dkim.body_hashes();
+        for set in sets {
+            if let Ok(sig) = &set.ams_sig {
+                set.ams_slot = shared.want(
+                    sig.canonicalization.body,
+                    sig.algorithm.hash(),
+                    sig.body_length,
+                    sig.body_hash(),
+                );
+            }
         }
     }
 
@@ -242,11 +277,41 @@ impl<'a> ArcVerification<'a> {
 
     /// Gives the verdict with the key answers already fetched.
     pub fn finish_with_keys<C: Clock + ?Sized>(self, keys: &KeyAnswers, clock: &C) -> ArcOutput {
-        let (mut sets, mut hops, mut hashes) = match self.state {
+        self.finish_inner(keys, clock, None)
+    }
+
+    /// [`finish_with_keys`](Self::finish_with_keys) for a chain whose body hashes `dkim`
+    /// computed ([`share_body_hashes`](Self::share_body_hashes)). Call it before finishing
+    /// `dkim`.
+    pub fn finish_with_dkim<C: Clock + ?Sized>(
+        self,
+        keys: &KeyAnswers,
+        clock: &C,
+        dkim: &mut StreamingVerifier<'_>,
+    ) -> ArcOutput {
+        let shared = dkim.body_hashes();
+        shared.finish();
+        self.finish_inner(keys, clock, Some(shared))
+    }
+
+    fn finish_inner<C: Clock + ?Sized>(
+        self,
+        keys: &KeyAnswers,
+        clock: &C,
+        shared: Option<&BodyHashes>,
+    ) -> ArcOutput {
+        let (mut sets, mut hops, mut own) = match self.state {
             State::Decided(out) => return out,
             State::Chain { sets, hops, hashes } => (sets, hops, hashes),
         };
-        hashes.finish();
+        if let Some(own) = &mut own {
+            own.finish();
+        }
+        // Without its own hashes and without the DKIM verification's, every AMS body hash
+        // is missing (a mismatch): only a caller that shared and then did not say with
+        // whom gets there.
+        let none = BodyHashes::default();
+        let hashes = own.as_ref().or(shared).unwrap_or(&none);
         let fields: Vec<HeaderField<'_>> = self
             .spans
             .iter()
@@ -473,6 +538,7 @@ fn structure(fields: &[HeaderField<'_>]) -> State {
                 sig.canonicalization.body,
                 sig.algorithm.hash(),
                 sig.body_length,
+                sig.body_hash(),
             ),
             Err(_) => (usize::MAX, usize::MAX),
         };
@@ -488,12 +554,16 @@ fn structure(fields: &[HeaderField<'_>]) -> State {
             seal: core,
         });
     }
-    State::Chain { sets, hops, hashes }
+    State::Chain {
+        sets,
+        hops,
+        hashes: Some(hashes),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
 fn verify_ams(
-    sig: &SigCore,
+    sig: &Signature,
     own: usize,
     fields: &[HeaderField<'_>],
     key: Option<&ParsedKey>,

@@ -454,7 +454,33 @@ pub struct SignatureResult {
     pub testing: bool,
 }
 
+impl From<DkimResult> for crate::dmarc::AuthResult {
+    /// A signature's result as a DMARC input (RFC 9989 §4.4.1).
+    fn from(r: DkimResult) -> Self {
+        use crate::dmarc::AuthResult;
+        match r {
+            DkimResult::Pass => AuthResult::Pass,
+            DkimResult::Fail => AuthResult::Fail,
+            DkimResult::Neutral => AuthResult::Neutral,
+            DkimResult::Policy => AuthResult::Policy,
+            DkimResult::TempError => AuthResult::TempError,
+            DkimResult::PermError => AuthResult::PermError,
+        }
+    }
+}
+
 impl SignatureResult {
+    /// The DKIM-authenticated identifier DMARC looks at: `d=` (with `s=`) and the result;
+    /// `None` for a signature without a readable `d=`.
+    pub fn dmarc_identity(&self) -> Option<crate::dmarc::DkimIdentity> {
+        let d = self.info.domain.as_deref().filter(|d| !d.is_empty())?;
+        let id = crate::dmarc::DkimIdentity::new(d, self.result.into());
+        Some(match &self.info.selector {
+            Some(sel) => id.with_selector(sel.clone()),
+            None => id,
+        })
+    }
+
     /// A person-readable reason: the problem, or notes on a pass (`l=`, `t=y`).
     pub fn reason(&self) -> Option<String> {
         if let Some(p) = &self.problem {

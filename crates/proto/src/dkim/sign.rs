@@ -279,22 +279,39 @@ pub(crate) fn fold_and_sign<S: DkimSigner + ?Sized>(
     Ok(field)
 }
 
-/// Appends the base64 of `signature` to `field` (which ends with `b=`), folded, and the
-/// final CRLF.
+/// Appends the base64 of `signature` to `field` (which ends with `\tb=` at the start of a
+/// line), folded to lines of 76 characters, and the final CRLF.
 pub(crate) fn push_folded_b(field: &mut String, signature: &[u8]) {
-    let b = base64::engine::general_purpose::STANDARD.encode(signature);
+    push_folded_base64(field, signature, "\tb=".len(), 76, '\t');
+    field.push_str("\r\n");
+}
+
+/// Appends the base64 of `value` to `out`, whose current line already holds `used`
+/// characters, folded into lines of `width` characters: each fold is CRLF and `indent` (a
+/// space or a tab), which counts in the width. The `b=` values of DKIM-Signature (76, tab)
+/// and of the ARC fields (73, space, as dkimpy folds them) are written by it; where the
+/// folds fall matters to an ARC seal, which covers the earlier fields with their folding
+/// whitespace reduced to one space.
+pub(crate) fn push_folded_base64(
+    out: &mut String,
+    value: &[u8],
+    used: usize,
+    width: usize,
+    indent: char,
+) {
+    let b = base64::engine::general_purpose::STANDARD.encode(value);
     let mut rest = b.as_str();
-    let mut room = 73;
+    let mut room = width.saturating_sub(used).max(1);
     while !rest.is_empty() {
         let (line, tail) = rest.split_at(room.min(rest.len()));
-        field.push_str(line);
+        out.push_str(line);
         rest = tail;
         if !rest.is_empty() {
-            field.push_str("\r\n\t");
+            out.push_str("\r\n");
+            out.push(indent);
         }
-        room = 75;
+        room = width.saturating_sub(1).max(1);
     }
-    field.push_str("\r\n");
 }
 
 /// `name:` and `tags`, each followed by `;`, folded at tag boundaries (and inside `h=` at
@@ -377,7 +394,7 @@ pub fn signature_for_field<S: DkimSigner + ?Sized>(
     let mut used = vec![false; fields.len()];
     signed_header_data(
         sig.canonicalization.header,
-        sig.signed_headers.split(':'),
+        sig.signed_names(value),
         &fields,
         None,
         (own.name(), &stripped),

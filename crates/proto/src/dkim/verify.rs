@@ -11,11 +11,11 @@ use super::canon::{
     BodyCanonicalizer, BodySink, canonicalize_header, is_canonical, surely_not_canonical,
 };
 use super::key::{KeyCache, KeyRecord, ParsedKey, PublicKey, parse_record_and_key};
-use super::parse::{SigCore, SignatureInfo, parse_core};
+use super::parse::{Signature, SignatureInfo, parse_signature};
 use super::{Algorithm, Canon, DkimResult, HashAlgorithm, Problem, SignatureResult, VerifyConfig};
 use crate::clock::Clock;
 use crate::dns::{DnsError, DnsResult, Lookup};
-use crate::message::{FieldSpan, HeaderField, Message, parse_header_block};
+use crate::message::{FieldSpan, HeaderField, Message, OwnedHeader, parse_header_block};
 
 /// Verifies DKIM signatures. Cheap to share: holds its settings and, optionally, a cache of
 /// parsed keys.
@@ -77,15 +77,13 @@ impl Verifier {
         )
     }
 
-    /// Starts a streaming verification over a header block the verifier takes (no copy):
-    /// as [`start`](Self::start), for a receiver session that collected the fields itself.
-    pub fn start_owned(&self, header_block: Vec<u8>) -> StreamingVerifier<'static> {
-        let spans = parse_header_block(&header_block)
-            .iter()
-            .map(HeaderField::span)
-            .collect();
+    /// Starts a streaming verification over a header block the verifier takes, already
+    /// split (no copy, no second split): as [`start`](Self::start), for a receiver session
+    /// that collected the fields itself.
+    pub fn start_owned(&self, header: OwnedHeader) -> StreamingVerifier<'static> {
+        let (block, spans) = header.into_parts();
         StreamingVerifier::new(
-            Cow::Owned(header_block),
+            Cow::Owned(block),
             spans,
             self.config.clone(),
             self.cache.clone(),
@@ -139,16 +137,10 @@ impl KeyAnswers {
 /// Asks for every key in `names` (from [`StreamingVerifier::key_names`]) at once and
 /// collects the answers. The names are shared, not copied.
 pub async fn fetch_keys<L: Lookup + ?Sized>(lookup: &L, names: &[Arc<str>]) -> KeyAnswers {
+    let answers = futures_util::future::join_all(names.iter().map(|n| lookup.txt(n))).await;
     let mut out = KeyAnswers(Vec::with_capacity(names.len()));
-    match names {
-        [] => {}
-        [one] => out.insert(Arc::clone(one), lookup.txt(one).await),
-        many => {
-            let answers = futures_util::future::join_all(many.iter().map(|n| lookup.txt(n))).await;
-            for (name, answer) in many.iter().zip(answers) {
-                out.insert(Arc::clone(name), answer);
-            }
-        }
+    for (name, answer) in names.iter().zip(answers) {
+        out.insert(Arc::clone(name), answer);
     }
     out
 }
@@ -186,12 +178,22 @@ struct Group {
     canon: Canon,
     canonicalizer: BodyCanonicalizer,
     slots: Vec<Slot>,
-    /// The body hashes are known already (see [`StreamingVerifier::whole_body`]).
+    /// The `bh=` values the signatures of this group expect (see [`BodyHashes::whole_body`]).
+    expected: Expected,
+    /// The body hashes are known already (see [`BodyHashes::whole_body`]).
     done: bool,
 }
 
+/// The `bh=` the signatures of a group carry: when they all carry the same, a raw hash of
+/// the body equal to it proves the body canonical.
+enum Expected {
+    One(SmallVec<[u8; 64]>),
+    Mixed,
+}
+
 /// The body hashes a set of signatures needs, one per (body canonicalisation, hash, `l=`),
-/// each body canonicalisation run once: shared by DKIM and ARC's AMS.
+/// each body canonicalisation run once: for DKIM's signatures and, when the receiver
+/// shares them ([`crate::arc::ArcVerification::share_body_hashes`]), ARC's AMSs too.
 #[derive(Default)]
 pub(crate) struct BodyHashes {
     groups: Vec<Group>,
@@ -199,12 +201,13 @@ pub(crate) struct BodyHashes {
 
 impl BodyHashes {
     /// The (group, slot) computing the hash for `canon`, `hash` and `limit` (`l=`), added
-    /// if no earlier signature needed it.
+    /// if no earlier signature needed it; `expected` is the signature's `bh=`.
     pub(crate) fn want(
         &mut self,
         canon: Canon,
         hash: HashAlgorithm,
         limit: Option<u64>,
+        expected: &[u8],
     ) -> (usize, usize) {
         let g = match self.groups.iter().position(|g| g.canon == canon) {
             Some(g) => g,
@@ -213,14 +216,19 @@ impl BodyHashes {
                     canon,
                     canonicalizer: BodyCanonicalizer::new(canon),
                     slots: Vec::new(),
+                    expected: Expected::One(SmallVec::from_slice(expected)),
                     done: false,
                 });
                 self.groups.len() - 1
             }
         };
-        let Some(slots) = self.groups.get_mut(g).map(|g| &mut g.slots) else {
+        let Some(group) = self.groups.get_mut(g) else {
             return (g, 0);
         };
+        if matches!(&group.expected, Expected::One(e) if e.as_slice() != expected) {
+            group.expected = Expected::Mixed;
+        }
+        let slots = &mut group.slots;
         let s = match slots
             .iter()
             .position(|s| s.hash == hash && s.limit == limit)
@@ -241,6 +249,11 @@ impl BodyHashes {
         (g, s)
     }
 
+    /// The number of hashes computed.
+    fn len(&self) -> usize {
+        self.groups.iter().map(|g| g.slots.len()).sum()
+    }
+
     /// Hashes the next chunk of the body.
     pub(crate) fn update(&mut self, chunk: &[u8]) {
         for g in &mut self.groups {
@@ -248,22 +261,32 @@ impl BodyHashes {
         }
     }
 
-    /// Hashes a body that is available whole: a group whose canonicalisation would leave
-    /// the body as it is (checked with a quick scan, [`is_canonical`]) and that has no
-    /// `l=` is hashed straight from the input, without canonicalising byte by byte; the
-    /// others are canonicalised. Call [`finish`](Self::finish) after.
+    /// Hashes a body that is available whole.
+    ///
+    /// A body that is already in canonical form is its own canonicalisation (both
+    /// algorithms are idempotent: canon(canon(x)) = canon(x)). So the body is first hashed
+    /// as it is, trailing empty lines aside, in one pass without looking at each byte; when
+    /// that SHA-256 equals the `bh=` of every signature of the group, the body is the
+    /// canonical form the signer hashed (SHA-256 second preimages being out of reach), and
+    /// canonicalising it would give the same bytes. When it does not match, a quick scan
+    /// tells whether the body is canonical as it is (then the raw hash stands and the body
+    /// was changed); only bodies with whitespace runs, trailing whitespace or bare LFs are
+    /// canonicalised byte by byte. Groups with an `l=` always take the exact path. Call
+    /// [`finish`](Self::finish) after.
     pub(crate) fn whole_body(&mut self, body: &[u8]) {
         let mut trimmed = body;
         while let Some(rest) = trimmed.strip_suffix(b"\r\n") {
             trimmed = rest;
         }
+        // The raw SHA-256 of the body with and without the final CRLF, computed once for
+        // every group that needs it.
+        let mut raw: [Option<(digest::Digest, u64)>; 2] = [None, None];
         for g in &mut self.groups {
-            let direct =
-                g.slots.iter().all(|s| s.limit.is_none()) && is_canonical(g.canon, trimmed);
-            if !direct {
-                g.canonicalizer.update(body, g.slots.as_mut_slice());
-                continue;
-            }
+            // A body with a spot that needs changing near its start or its end (bare LF
+            // line endings, a list footer with trailing whitespace, a `-- ` signature
+            // separator) is not canonical: skip the raw hash.
+            let direct = g.slots.iter().all(|s| s.limit.is_none())
+                && !surely_not_canonical(g.canon, trimmed);
             // The canonical body: the body without its trailing empty lines and one CRLF
             // (for simple, an empty body is one CRLF; for relaxed it stays empty).
             let tail: &[u8] = if !trimmed.is_empty() || g.canon == Canon::Simple {
@@ -271,20 +294,43 @@ impl BodyHashes {
             } else {
                 b""
             };
-            let len = (trimmed.len() + tail.len()) as u64;
-            for s in &mut g.slots {
-                let mut ctx = digest::Context::new(s.hash.digest_algorithm());
-                ctx.update(trimmed);
-                ctx.update(tail);
-                s.result = Some(ctx.finish());
-                s.written = len;
-                s.canon_len = len;
+            let raw_hash = |raw: &mut [Option<(digest::Digest, u64)>; 2], hash: HashAlgorithm| {
+                let compute = || {
+                    let mut ctx = digest::Context::new(hash.digest_algorithm());
+                    ctx.update(trimmed);
+                    ctx.update(tail);
+                    (ctx.finish(), (trimmed.len() + tail.len()) as u64)
+                };
+                match (hash, raw.get_mut(usize::from(tail.is_empty()))) {
+                    (HashAlgorithm::Sha256, Some(cached)) => *cached.get_or_insert_with(compute),
+                    _ => compute(),
+                }
+            };
+            let matched = direct
+                && g.slots.iter().all(|s| s.hash == HashAlgorithm::Sha256)
+                && match &g.expected {
+                    Expected::One(e) => {
+                        e.as_slice() == raw_hash(&mut raw, HashAlgorithm::Sha256).0.as_ref()
+                    }
+                    Expected::Mixed => false,
+                };
+            // A body that does not match but is canonical as it is has the raw hash all
+            // the same: the mismatch is real, no need to canonicalise.
+            if matched || (direct && is_canonical(g.canon, trimmed)) {
+                for s in &mut g.slots {
+                    let (d, len) = raw_hash(&mut raw, s.hash);
+                    s.result = Some(d);
+                    s.written = len;
+                    s.canon_len = len;
+                }
+                g.done = true;
+            } else {
+                g.canonicalizer.update(body, g.slots.as_mut_slice());
             }
-            g.done = true;
         }
     }
 
-    /// Ends the body.
+    /// Ends the body (again: a no-op).
     pub(crate) fn finish(&mut self) {
         finish_groups(&mut self.groups);
     }
@@ -293,6 +339,14 @@ impl BodyHashes {
     pub(crate) fn get(&self, (g, s): (usize, usize)) -> Option<(&[u8], u64)> {
         let slot = self.groups.get(g)?.slots.get(s)?;
         Some((slot.result.as_ref()?.as_ref(), slot.canon_len))
+    }
+
+    /// How much of the canonical body `(group, slot)` hashed (less than the body for `l=`).
+    fn written(&self, (g, s): (usize, usize)) -> u64 {
+        self.groups
+            .get(g)
+            .and_then(|g| g.slots.get(s))
+            .map_or(0, |s| s.written)
     }
 }
 
@@ -319,7 +373,7 @@ fn finish_groups(groups: &mut [Group]) {
 enum Entry {
     Invalid(Problem, SignatureInfo),
     Valid {
-        sig: SigCore,
+        sig: Signature,
         key_name: Arc<str>,
         group: usize,
         slot: usize,
@@ -341,17 +395,14 @@ pub struct StreamingVerifier<'a> {
     config: VerifyConfig,
     cache: Option<Arc<KeyCache>>,
     entries: Vec<(usize, Entry)>,
-    groups: Vec<Group>,
+    hashes: BodyHashes,
 }
 
 impl std::fmt::Debug for StreamingVerifier<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StreamingVerifier")
             .field("signatures", &self.entries.len())
-            .field(
-                "body_hashes",
-                &self.groups.iter().map(|g| g.slots.len()).sum::<usize>(),
-            )
+            .field("body_hashes", &self.hashes.len())
             .finish()
     }
 }
@@ -373,14 +424,14 @@ impl<'a> StreamingVerifier<'a> {
             }
             count += 1;
             if count > config.max_signatures {
-                let info = parse_core(field.value()).map_or_else(|e| e.info, |s| s.info);
+                let info = parse_signature(field.value()).map_or_else(|e| e.info, |s| s.info);
                 entries.push((
                     field.index(),
                     Entry::Invalid(Problem::TooManySignatures, info),
                 ));
                 continue;
             }
-            let entry = match parse_core(field.value()) {
+            let entry = match parse_signature(field.value()) {
                 Err(e) => Entry::Invalid(e.problem, e.info),
                 Ok(sig) if sig.algorithm == Algorithm::RsaSha1 && !config.allow_rsa_sha1 => {
                     Entry::Invalid(Problem::Sha1NotAllowed, sig.info)
@@ -390,6 +441,7 @@ impl<'a> StreamingVerifier<'a> {
                         sig.canonicalization.body,
                         sig.algorithm.hash(),
                         sig.body_length,
+                        sig.body_hash(),
                     );
                     Entry::Valid {
                         key_name: shared_key_name(&sig),
@@ -407,7 +459,7 @@ impl<'a> StreamingVerifier<'a> {
             config,
             cache,
             entries,
-            groups: hashes.groups,
+            hashes,
         }
     }
 
@@ -433,77 +485,20 @@ impl<'a> StreamingVerifier<'a> {
 
     /// Hashes the next chunk of the body. Chunks may be cut anywhere.
     pub fn body(&mut self, chunk: &[u8]) {
-        for g in &mut self.groups {
-            g.canonicalizer.update(chunk, g.slots.as_mut_slice());
-        }
+        self.hashes.update(chunk);
     }
 
-    /// Hashes a body that is available whole.
-    ///
-    /// A body that is already in canonical form is its own canonicalisation (both
-    /// algorithms are idempotent: canon(canon(x)) = canon(x)). So the body is first hashed
-    /// as it is, trailing empty lines aside, in one pass without looking at each byte; when
-    /// that SHA-256 equals a signature's `bh=`, the body is the canonical form the signer
-    /// hashed (SHA-256 second preimages being out of reach), and canonicalising it would
-    /// give the same bytes. When it does not match, a quick scan tells whether the body is
-    /// canonical as it is (then the hash stands and the body was changed); only bodies with
-    /// whitespace runs, trailing whitespace or bare LFs are canonicalised byte by byte.
-    /// Signatures with `l=` always take the exact path.
+    /// Hashes a body that is available whole: quicker than [`body`](Self::body) when the
+    /// body is already in canonical form, as most are (see how in the code of
+    /// `BodyHashes::whole_body`). Give the body once, by one of the two.
     pub fn whole_body(&mut self, body: &[u8]) {
-        let mut trimmed = body;
-        while let Some(rest) = trimmed.strip_suffix(b"\r\n") {
-            trimmed = rest;
-        }
-        let mut speculative: Option<(digest::Digest, u64)> = None;
-        for (gi, g) in self.groups.iter_mut().enumerate() {
-            let eligible = g
-                .slots
-                .iter()
-                .all(|s| s.hash == HashAlgorithm::Sha256 && s.limit.is_none())
-                // A body with a spot that needs changing near its start or its end (bare LF
-                // line endings, a list footer with trailing whitespace, a `-- ` signature
-                // separator) is not canonical: its raw hash cannot match, so skip it.
-                && !surely_not_canonical(g.canon, trimmed);
-            let mut matched = false;
-            if eligible {
-                let (digest, len) = speculative.get_or_insert_with(|| {
-                    let mut ctx = digest::Context::new(&digest::SHA256);
-                    ctx.update(trimmed);
-                    let mut len = trimmed.len() as u64;
-                    if !trimmed.is_empty() {
-                        ctx.update(b"\r\n");
-                        len += 2;
-                    }
-                    (ctx.finish(), len)
-                });
-                let (digest, len) = if trimmed.is_empty() && g.canon == Canon::Simple {
-                    // §3.4.3: the simple canonical empty body is one CRLF.
-                    (digest::digest(&digest::SHA256, b"\r\n"), 2)
-                } else {
-                    (*digest, *len)
-                };
-                matched = self.entries.iter().all(|(_, e)| match e {
-                    Entry::Valid { sig, group, .. } if *group == gi => {
-                        sig.body_hash.as_slice() == digest.as_ref()
-                    }
-                    _ => true,
-                });
-                // A body that does not match but is canonical as it is has this hash all
-                // the same: the mismatch is real, no need to canonicalise.
-                matched = matched || is_canonical(g.canon, trimmed);
-                if matched {
-                    for s in &mut g.slots {
-                        s.result = Some(digest);
-                        s.written = len;
-                        s.canon_len = len;
-                    }
-                    g.done = true;
-                }
-            }
-            if !matched {
-                g.canonicalizer.update(body, g.slots.as_mut_slice());
-            }
-        }
+        self.hashes.whole_body(body);
+    }
+
+    /// Adds the body hashes of an ARC chain (see
+    /// [`ArcVerification::share_body_hashes`](crate::arc::ArcVerification::share_body_hashes)).
+    pub(crate) fn body_hashes(&mut self) -> &mut BodyHashes {
+        &mut self.hashes
     }
 
     /// Ends the body, fetches the keys and gives the results, in header order.
@@ -512,22 +507,8 @@ impl<'a> StreamingVerifier<'a> {
         L: Lookup + ?Sized,
         C: Clock + ?Sized,
     {
-        let names = self.key_names();
-        // One key (the usual case) needs no join.
-        let answers = match names.as_slice() {
-            [] => Vec::new(),
-            [one] => vec![lookup.txt(one).await],
-            _ => futures_util::future::join_all(names.iter().map(|n| lookup.txt(n))).await,
-        };
-        self.finish_inner(
-            |name| {
-                names
-                    .iter()
-                    .position(|n| **n == *name)
-                    .and_then(|i| answers.get(i))
-            },
-            clock,
-        )
+        let keys = fetch_keys(lookup, &self.key_names()).await;
+        self.finish_with_keys(&keys, clock)
     }
 
     /// Ends the body and gives the results, with the key answers already fetched.
@@ -544,7 +525,7 @@ impl<'a> StreamingVerifier<'a> {
         keys: impl Fn(&str) -> Option<&'k DnsResult<Vec<u8>>>,
         clock: &C,
     ) -> Vec<SignatureResult> {
-        finish_groups(&mut self.groups);
+        self.hashes.finish();
         let now = clock.unix_seconds();
         let entries = std::mem::take(&mut self.entries);
         let fields: SmallVec<[HeaderField<'_>; 32]> = self
@@ -581,19 +562,11 @@ impl<'a> StreamingVerifier<'a> {
                             k
                         }),
                     };
-                    let (canon_len, body_hash, written) = self
-                        .groups
-                        .get(group)
-                        .and_then(|g| {
-                            g.slots.get(slot).map(|s| {
-                                (
-                                    s.canon_len,
-                                    s.result.as_ref().map(|d| d.as_ref()),
-                                    s.written,
-                                )
-                            })
-                        })
-                        .unwrap_or((0, None, 0));
+                    let (body_hash, canon_len) = self
+                        .hashes
+                        .get((group, slot))
+                        .map_or((None, 0), |(h, len)| (Some(h), len));
+                    let written = self.hashes.written((group, slot));
                     let mut testing = false;
                     let outcome = evaluate(
                         &sig,
@@ -635,7 +608,7 @@ impl<'a> StreamingVerifier<'a> {
 type Scratch = SmallVec<[u8; 512]>;
 
 /// The key name of `sig` (§3.6.2.1), written on the stack and then shared: one allocation.
-pub(crate) fn shared_key_name(sig: &SigCore) -> Arc<str> {
+pub(crate) fn shared_key_name(sig: &Signature) -> Arc<str> {
     let mut name: SmallVec<[u8; 320]> = SmallVec::new();
     name.extend(sig.selector().bytes().map(|b| b.to_ascii_lowercase()));
     name.extend_from_slice(b"._domainkey.");
@@ -717,7 +690,7 @@ pub(crate) fn check_key(
 
 #[allow(clippy::too_many_arguments)]
 fn evaluate(
-    sig: &SigCore,
+    sig: &Signature,
     own_index: usize,
     fields: &[HeaderField<'_>],
     key: Option<&ParsedKey>,
@@ -768,7 +741,7 @@ fn evaluate(
 /// from the bottom up, canonicalised, then the signature field itself with an empty `b=`
 /// and no final CRLF. `stripped` is scratch space for the signature value without `b=`.
 fn header_data(
-    sig: &SigCore,
+    sig: &Signature,
     own_index: usize,
     fields: &[HeaderField<'_>],
     buf: &mut Vec<u8>,

@@ -803,13 +803,13 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
                 continue;
             }
             keys.push(name);
-            asks.push(Box::pin(ask(self.lookup, qtype, name)));
+            asks.push(ask(self.lookup, qtype, name));
         }
         if asks.len() < 2 {
             // One question gains nothing from being asked early.
             return;
         }
-        let answers = JoinAll::new(asks).await;
+        let answers = futures_util::future::join_all(asks).await;
         for (name, answer) in keys.into_iter().zip(answers) {
             self.queries += 1;
             self.memory.insert(qtype, name, answer, true);
@@ -1609,52 +1609,6 @@ async fn ask<L: Lookup + ?Sized>(lookup: &L, qtype: QType, name: &str) -> Result
     match answer {
         Ok(a) if a.len() == 0 => Err(DnsError::NoData),
         other => other,
-    }
-}
-
-/// Polls several futures together and yields their outputs in order.
-struct JoinAll<F: Future> {
-    futures: Vec<Option<Pin<Box<F>>>>,
-    outputs: Vec<Option<F::Output>>,
-}
-
-impl<F: Future> JoinAll<F> {
-    fn new(futures: Vec<Pin<Box<F>>>) -> Self {
-        let outputs = futures.iter().map(|_| None).collect();
-        JoinAll {
-            futures: futures.into_iter().map(Some).collect(),
-            outputs,
-        }
-    }
-}
-
-// The futures are boxed and the outputs are never pinned, so moving a `JoinAll` is fine.
-impl<F: Future> Unpin for JoinAll<F> {}
-
-impl<F: Future> Future for JoinAll<F> {
-    type Output = Vec<F::Output>;
-
-    fn poll(
-        self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        let this = self.get_mut();
-        let mut pending = false;
-        for (slot, out) in this.futures.iter_mut().zip(this.outputs.iter_mut()) {
-            if let Some(f) = slot {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => {
-                        *out = Some(v);
-                        *slot = None;
-                    }
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            return std::task::Poll::Pending;
-        }
-        std::task::Poll::Ready(this.outputs.iter_mut().filter_map(Option::take).collect())
     }
 }
 
