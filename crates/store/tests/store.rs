@@ -907,6 +907,115 @@ fn concurrent_openers_of_a_fresh_database_never_fail<B: Backend>(name: &str) {
     }
 }
 
+/// Failure-report candidates: queued in one transaction, read back whole in arrival order,
+/// finished with their report, and failure reports counted per domain for the rate limit.
+fn failure_candidates_queue_and_finish<B: Backend>(name: &str) {
+    use dmarc_receiver::failure::{FailedSignature, FailureCandidate};
+    use dmarc_store::OutgoingReport;
+    let (mut store, _raw) = B::open(name);
+    let candidate = |arrival: i64, ip: &str| FailureCandidate {
+        policy_domain: "example.com".into(),
+        arrival,
+        source_ip: ip.parse().unwrap(),
+        fo: "0:d".into(),
+        asked_by: vec!["0".into()],
+        ruf: vec!["mailto:ruf@example.com!10m".into()],
+        auth_failure: "dmarc".into(),
+        dkim_unaligned: true,
+        spf_unaligned: true,
+        failed_signature: Some(FailedSignature {
+            domain: "example.com".into(),
+            identity: "@example.com".into(),
+            selector: "s1".into(),
+        }),
+        delivery_result: "reject".into(),
+        authentication_results: "mx.example.net; dmarc=fail header.from=example.com".into(),
+        mail_from: "bounce@esp.example".into(),
+        rcpt_to: vec!["user@receiver.example".into()],
+        reported_domain: "example.com".into(),
+        explanation: "DMARC fail".into(),
+        observation: observation(ip, Some("example.com"), &[("example.com", "fail")]),
+        header: "From: <a@example.com>\r\nSubject: h\u{e9}llo \0 nul\r\n".into(),
+        header_truncated: false,
+    };
+    let (a, b) = (candidate(2000, "192.0.2.1"), candidate(1000, "2001:db8::1"));
+    assert_eq!(
+        store
+            .queue_failure_candidates(&[a.clone(), b.clone()])
+            .unwrap(),
+        2
+    );
+    let queued = store.failure_candidates("queued", 10).unwrap();
+    assert_eq!(queued.len(), 2);
+    assert_eq!(queued[0].candidate.arrival, 1000, "oldest first");
+    assert_eq!(queued[1].candidate.source_ip, a.source_ip);
+    assert_eq!(queued[1].candidate.fo, "0:d");
+    assert!(
+        queued[1]
+            .candidate
+            .header
+            .starts_with("From: <a@example.com>")
+    );
+    assert_eq!(store.failure_candidates("queued", 1).unwrap().len(), 1);
+
+    let report = store
+        .save_outgoing_report(&OutgoingReport {
+            id: 0,
+            kind: "failure".into(),
+            policy_domain: "example.com".into(),
+            begin: 1000,
+            end: queued[0].id,
+            report_id: "r1".into(),
+            filename: "r1.eml".into(),
+            media_type: "message/feedback-report".into(),
+            content: b"Feedback-Type: auth-failure\r\n".to_vec(),
+            record_count: 1,
+            message_count: 1,
+            created_at: 5000,
+        })
+        .unwrap();
+    assert_eq!(report.created_at, 5000);
+    store
+        .finish_failure_candidate(queued[0].id, "reported", "report r1", Some(report.id))
+        .unwrap();
+    store
+        .finish_failure_candidate(queued[1].id, "dropped", "rate limit", None)
+        .unwrap();
+    assert!(store.failure_candidates("queued", 10).unwrap().is_empty());
+    let done = store.failure_candidates("reported", 10).unwrap();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].report, Some(report.id));
+    assert_eq!(done[0].detail, "report r1");
+    assert_eq!(
+        store.failure_candidates("dropped", 10).unwrap()[0].detail,
+        "rate limit"
+    );
+    assert_eq!(
+        store
+            .reports_made_since("failure", "example.com", 4000)
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .reports_made_since("failure", "example.com", 6000)
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .reports_made_since("failure", "other.example", 0)
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .reports_made_since("aggregate", "example.com", 0)
+            .unwrap(),
+        0
+    );
+}
+
 macro_rules! suite {
     ($module:ident, $backend:ty) => {
         mod $module {
@@ -926,6 +1035,7 @@ macro_rules! suite {
                 concurrent_observation_writers_give_exact_totals,
                 source_facts_of_a_domain,
                 concurrent_openers_of_a_fresh_database_never_fail,
+                failure_candidates_queue_and_finish,
             );
         }
     };
