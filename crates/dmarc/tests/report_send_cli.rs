@@ -355,3 +355,285 @@ fn the_rfc7489_format_is_written_on_request() {
     ]);
     assert!(ingest.contains("24 new"), "{ingest}");
 }
+
+/// Failure reports (RFC 9991) end to end: `verify --batch --record` queues a candidate for
+/// every mail-bench message whose policy asks for failure reports (`ruf=` with `fo=1`),
+/// `report send` with `[failure] enabled` makes one AFRF report per candidate up to the
+/// per-domain hourly limit (the rest dropped, each with its reason), checks the external
+/// `ruf` destination like `rua`, sends them through sendmail into a maildir, and `dmarc
+/// ingest` of that maildir reads each back as a failure report with the fields we wrote;
+/// the local parts of addresses are redacted, and a second run sends nothing.
+#[test]
+fn failure_reports_are_queued_sent_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let db = d.join("obs.sqlite3");
+    let db_s = db.to_str().unwrap();
+    let cases = bench().join("cases.jsonl");
+    let zone = bench().join("zone.txt");
+    let out = Command::new(env!("CARGO_BIN_EXE_dmarc"))
+        .args(["verify", "--batch", cases.to_str().unwrap(), "--record"])
+        .args(["--db", db_s, "--dns-zone", zone.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The corpus's own verdicts: messages from ruf= domains (all fo=1) that fail DMARC or
+    // have an unaligned mechanism.
+    let text = std::fs::read_to_string(&cases).unwrap();
+    let zone_text = std::fs::read_to_string(&zone).unwrap();
+    let ruf_domains: Vec<String> = zone_text
+        .lines()
+        .filter(|l| l.starts_with("_dmarc.") && l.contains("ruf=") && l.contains("fo=1"))
+        .map(|l| {
+            l.split_whitespace().next().unwrap()[7..]
+                .trim_end_matches('.')
+                .to_owned()
+        })
+        .collect();
+    assert!(ruf_domains.len() >= 2, "{ruf_domains:?}");
+    // (policy domain, From domain, source IP, DMARC passed) of each message to report, in
+    // case order (the order the candidates are queued and reported in).
+    let mut quals: Vec<(String, String, String, bool)> = Vec::new();
+    for line in text.lines() {
+        let c: Value = serde_json::from_str(line).unwrap();
+        let from = c["from_domain"].as_str().unwrap();
+        // fo=1: a report when either mechanism gives no aligned pass (relaxed alignment:
+        // the same Organizational Domain, the last two labels here).
+        let org = |d: &str| {
+            let l: Vec<&str> = d.rsplitn(3, '.').collect();
+            format!("{}.{}", l[1], l[0])
+        };
+        let aligned_dkim = c["dkim"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["result"] == "pass" && org(s["d"].as_str().unwrap()) == org(from));
+        let mail_from = c["mail_from"].as_str().unwrap();
+        let aligned_spf = c["spf"] == "pass"
+            && mail_from
+                .rsplit_once('@')
+                .is_some_and(|(_, d)| org(d) == org(from));
+        if ruf_domains.contains(&org(from)) && !(aligned_dkim && aligned_spf) {
+            quals.push((
+                org(from),
+                from.to_owned(),
+                c["ip"].as_str().unwrap().to_owned(),
+                c["dmarc"] == "pass",
+            ));
+        }
+    }
+    let queued = quals.len();
+    assert!(
+        stderr.contains(&format!("queued {queued} failure-report candidates")),
+        "{stderr}"
+    );
+
+    // Sending: one ruf domain also names an external address that did not authorise it.
+    let key = d.join("reports.key.pem");
+    let keygen = dmarc(&[
+        "dkim",
+        "keygen",
+        "--domain",
+        "receiver.example",
+        "--selector",
+        "rep",
+        "--algorithm",
+        "ed25519",
+        "--out",
+        key.to_str().unwrap(),
+    ]);
+    let ext = &ruf_domains[0];
+    let mut z: String = zone_text
+        .lines()
+        .filter(|l| !l.starts_with(&format!("_dmarc.{ext}.")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    z.push_str(&format!(
+        "_dmarc.{ext}. IN TXT \"v=DMARC1; p=quarantine; ruf=mailto:forensic@{ext},mailto:x@unauth.example; fo=1\"\n"
+    ));
+    z.push_str(keygen.lines().find(|l| l.contains("_domainkey")).unwrap());
+    z.push('\n');
+    let send_zone = d.join("send.zone");
+    std::fs::write(&send_zone, z).unwrap();
+    let maildir = d.join("Maildir");
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    let sendmail = d.join("sendmail");
+    std::fs::write(
+        &sendmail,
+        format!(
+            "#!/bin/sh\nn=$(date +%s%N)-$$\ncat > '{m}/tmp/'$n && mv '{m}/tmp/'$n '{m}/new/'$n\n",
+            m = maildir.display()
+        ),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&sendmail, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let limit = 5usize;
+    let config = d.join("reports.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[organization]\nname = \"Test Receiver\"\nemail = \"dmarc@receiver.example\"\n\
+             envelope_sender = \"bounces@receiver.example\"\n\
+             [failure]\nenabled = true\nper_domain_per_hour = {limit}\n\
+             [dkim]\ndomain = \"receiver.example\"\nselector = \"rep\"\nkey = \"{}\"\n\
+             [transport]\nkind = \"sendmail\"\ncommand = \"{}\"\n",
+            key.display(),
+            sendmail.display()
+        ),
+    )
+    .unwrap();
+    // Within the hour of the arrivals (failure reports are about fresh failures), so no
+    // aggregate period is closed yet.
+    let now = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 60)
+        .to_string();
+    let common = [
+        "--db",
+        db_s,
+        "--dns-zone",
+        send_zone.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--now",
+        &now,
+    ];
+    // The first `limit` of each policy domain are reported, the rest dropped.
+    let mut taken: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    for (pd, from, _, _) in &quals {
+        let n = taken.entry(pd).or_default();
+        if *n < limit {
+            *n += 1;
+            *want.entry(from.clone()).or_default() += 1;
+        }
+    }
+    let reported: usize = taken.values().sum();
+
+    // A dry run: one .eml per report and authorised destination; nothing changes.
+    let dry_dir = d.join("dry");
+    let mut args = vec![
+        "report",
+        "send",
+        "--dry-run",
+        "--out",
+        dry_dir.to_str().unwrap(),
+    ];
+    args.extend(common);
+    let dry = dmarc(&args);
+    assert_eq!(files(&dry_dir, ".eml").len(), reported, "{dry}");
+    assert_eq!(
+        dry.matches(": dropped: rate limit").count(),
+        queued - reported,
+        "{dry}"
+    );
+    assert!(
+        dry.contains("mailto:x@unauth.example: skipped: not authorised"),
+        "{dry}"
+    );
+
+    // The real run, then another that finds nothing left.
+    let mut args = vec!["report", "send"];
+    args.extend(common);
+    let sent = dmarc(&args);
+    assert_eq!(sent.matches(": sent: ").count(), reported, "{sent}");
+    assert_eq!(
+        sent.matches(": made: failure report (dmarc)").count(),
+        reported,
+        "{sent}"
+    );
+    let again = dmarc(&args);
+    assert!(
+        !again.contains(": sent: ") && !again.contains(": made: "),
+        "{again}"
+    );
+    let delivered = files(&maildir.join("new"), "");
+    assert_eq!(delivered.len(), reported);
+
+    // Each message is signed, multipart/report, and reads back through our own parser.
+    for m in &delivered {
+        let raw = std::fs::read_to_string(m).unwrap();
+        assert!(raw.starts_with("DKIM-Signature:"), "{raw}");
+        assert!(
+            raw.contains("Content-Type: multipart/report; report-type=feedback-report;"),
+            "{raw}"
+        );
+        let parsed: Value =
+            serde_json::from_str(dmarc(&["report", "parse", "--json", m.to_str().unwrap()]).trim())
+                .unwrap();
+        assert_eq!(parsed["kind"], "failure", "{parsed}");
+        assert_eq!(parsed["feedback_type"], "auth-failure");
+        assert_eq!(parsed["auth_failure"], "dmarc");
+        assert_eq!(parsed["warnings"], serde_json::json!([]), "{parsed}");
+        let domain = parsed["reported_domain"][0].as_str().unwrap();
+        let ip = parsed["source_ip"].as_str().unwrap();
+        let case = quals
+            .iter()
+            .find(|(_, f, i, _)| f == domain && i == ip)
+            .unwrap_or_else(|| panic!("{ip} is not a failing source of {domain}"));
+        // p=quarantine: a DMARC failure goes to spam; fo=1 also reports a pass with one
+        // unaligned mechanism, delivered.
+        let delivery = if case.3 { "delivered" } else { "spam" };
+        assert_eq!(parsed["delivery_result"], delivery, "{parsed}");
+        let alignment = parsed["identity_alignment"].as_str().unwrap();
+        assert!(
+            alignment.contains("spf") || alignment.contains("dkim"),
+            "{parsed}"
+        );
+        assert!(
+            parsed["authentication_results"][0]
+                .as_str()
+                .unwrap()
+                .contains(&format!("header.from={domain}"))
+        );
+        let headers = parsed["original_headers"].as_str().unwrap();
+        assert!(headers.contains("Message-ID: <"), "{headers}");
+        assert!(!parsed["original_body_included"].as_bool().unwrap());
+        // Redacted: the From's local part and MAIL FROM's are tokens, not the corpus's.
+        let from_line = headers.lines().find(|l| l.starts_with("From:")).unwrap();
+        assert!(
+            from_line.contains(&format!("@{domain}>")) && !from_line.contains("sender@"),
+            "{from_line}"
+        );
+        let case_mail_from: Vec<String> = text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|c| c["ip"] == ip)
+            .map(|c| c["mail_from"].as_str().unwrap().to_owned())
+            .collect();
+        let omf = parsed["original_mail_from"].as_str().unwrap();
+        assert!(
+            case_mail_from
+                .iter()
+                .all(|m| m.is_empty() || omf != format!("<{m}>")),
+            "{omf} is not redacted"
+        );
+    }
+
+    // `dmarc ingest` stores each as a failure report, once.
+    let back = d.join("back.sqlite3");
+    let back_s = back.to_str().unwrap();
+    let first = dmarc(&["ingest", maildir.to_str().unwrap(), "--db", back_s]);
+    assert!(
+        first.contains(&format!("{reported} new, 0 duplicate, 0 rejected")),
+        "{first}"
+    );
+    let summary: Value =
+        serde_json::from_str(&dmarc(&["summary", "--db", back_s, "--json"])).unwrap();
+    let mut got: BTreeMap<String, u64> = BTreeMap::new();
+    for pair in summary["failure_reports"].as_array().unwrap() {
+        got.insert(
+            pair[0].as_str().unwrap().to_owned(),
+            pair[1].as_u64().unwrap(),
+        );
+    }
+    assert_eq!(got, want, "{summary}");
+}

@@ -210,6 +210,22 @@ fn decode_delivery(cells: Vec<Cell>) -> Result<Delivery, StoreError> {
     })
 }
 
+const CANDIDATE_COLS: &str = "id, candidate, status, detail, report, queued_at";
+
+fn decode_candidate(cells: Vec<Cell>) -> Result<QueuedCandidate, StoreError> {
+    let r = Row::new(&cells, "failure_candidates");
+    let candidate = serde_json::from_str(r.str(1)?)
+        .map_err(|e| bad("failure_candidates.candidate", &e.to_string()))?;
+    Ok(QueuedCandidate {
+        id: r.int(0)?,
+        candidate,
+        status: r.text(2)?,
+        detail: r.text(3)?,
+        report: r.opt_int(4)?,
+        queued_at: r.int(5)?,
+    })
+}
+
 impl Store {
     /// The (policy domain, observation period start) pairs with observations in periods
     /// starting before `before`, ordered; messages without a policy domain are left out.
@@ -553,25 +569,28 @@ impl Store {
         limit: u64,
     ) -> Result<Vec<QueuedCandidate>, StoreError> {
         let rows = self.conn.query(
-            "SELECT id, candidate, status, detail, report, queued_at FROM failure_candidates \
-             WHERE status = ? ORDER BY arrival_ts, id LIMIT ?",
+            &format!(
+                "SELECT {CANDIDATE_COLS} FROM failure_candidates \
+                 WHERE status = ? ORDER BY arrival_ts, id LIMIT ?"
+            ),
             &[Val::Text(status), Val::I64(clamp(limit))],
         )?;
-        rows.into_iter()
-            .map(|cells| {
-                let r = Row::new(&cells, "failure_candidates");
-                let candidate = serde_json::from_str(r.str(1)?)
-                    .map_err(|e| bad("failure_candidates.candidate", &e.to_string()))?;
-                Ok(QueuedCandidate {
-                    id: r.int(0)?,
-                    candidate,
-                    status: r.text(2)?,
-                    detail: r.text(3)?,
-                    report: r.opt_int(4)?,
-                    queued_at: r.int(5)?,
-                })
-            })
-            .collect()
+        rows.into_iter().map(decode_candidate).collect()
+    }
+
+    /// The candidate a failure report was made from.
+    pub fn failure_candidate_of_report(
+        &mut self,
+        report: i64,
+    ) -> Result<Option<QueuedCandidate>, StoreError> {
+        let rows = self.conn.query(
+            &format!(
+                "SELECT {CANDIDATE_COLS} FROM failure_candidates \
+                 WHERE report = ? ORDER BY id LIMIT 1"
+            ),
+            &[Val::I64(report)],
+        )?;
+        rows.into_iter().next().map(decode_candidate).transpose()
     }
 
     /// Records what became of a candidate: `reported` (with its report) or `dropped`

@@ -1,5 +1,6 @@
 //! `dmarc report send`: make the aggregate reports of closed periods from the stored
-//! observations and send them (or, with `--dry-run`, write them).
+//! observations, and (with `[failure] enabled`) the failure reports of the queued
+//! candidates, and send them (or, with `--dry-run`, write them).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -120,6 +121,7 @@ pub fn run(a: SendArgs) -> anyhow::Result<ExitCode> {
             options,
         );
         run.aggregate().await?;
+        run.failure().await?;
         anyhow::Ok(run.events)
     })?;
     let mut failed = false;
@@ -128,7 +130,14 @@ pub fn run(a: SendArgs) -> anyhow::Result<ExitCode> {
         println!("{e}");
     }
     if events.is_empty() {
-        println!("nothing to report: no closed period with observations is waiting");
+        println!(
+            "nothing to report: no closed period with observations is waiting{}",
+            if config.failure.enabled {
+                ", and no failure-report candidate"
+            } else {
+                ""
+            }
+        );
     }
     Ok(if failed {
         ExitCode::from(1)
