@@ -73,6 +73,8 @@ pub struct MilterConfig {
     pub db: String,
     /// How the counts of observations are kept and written.
     pub counting: CountingConfig,
+    /// Failure-report candidates (RFC 9991).
+    pub failure: FailureConfig,
     /// Who and what is not checked.
     pub exempt: ExemptConfig,
     /// DNS.
@@ -172,6 +174,28 @@ impl Default for CountingConfig {
         CountingConfig {
             flush_interval: 5.0,
             max_rows: 10_000,
+        }
+    }
+}
+
+/// `[failure]`: failure-report candidates queued in the store (`db`) for `dmarc report
+/// send`, for messages whose policy asks for failure reports (`ruf=`, `fo=`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FailureConfig {
+    /// Queue candidates (they hold the header fields of the failed messages). Needs
+    /// `db`. Default false.
+    pub queue: bool,
+    /// Candidates held in memory between two writes; more are dropped (and counted in
+    /// the log). Default 1000.
+    pub max_pending: usize,
+}
+
+impl Default for FailureConfig {
+    fn default() -> Self {
+        FailureConfig {
+            queue: false,
+            max_pending: 1000,
         }
     }
 }
@@ -309,6 +333,7 @@ impl Default for MilterConfig {
             message_timeout: 30.0,
             db: String::new(),
             counting: CountingConfig::default(),
+            failure: FailureConfig::default(),
             exempt: ExemptConfig::default(),
             dns: DnsConfig::default(),
             server: ServerConfig::default(),
@@ -663,6 +688,15 @@ impl MilterConfig {
         if !db.is_empty() {
             dmarc_store::Location::parse(db).map_err(|e| invalid("db", e.to_string()))?;
         }
+        if self.failure.queue && db.is_empty() {
+            return Err(invalid(
+                "failure.queue",
+                "needs db: the candidates are queued in the store".into(),
+            ));
+        }
+        if self.failure.max_pending == 0 {
+            return Err(invalid("failure.max_pending", "must be at least 1".into()));
+        }
         let metrics_listen = if self.metrics.listen.trim().is_empty() {
             None
         } else {
@@ -709,6 +743,7 @@ impl MilterConfig {
             metrics_listen,
             db: (!db.is_empty()).then(|| db.to_owned()),
             counting,
+            failure: self.failure.clone(),
         })
     }
 }
@@ -794,6 +829,8 @@ pub struct Settings {
     pub db: Option<String>,
     /// How the counts are kept and written.
     pub counting: CountingSettings,
+    /// Failure-report candidates.
+    pub failure: FailureConfig,
 }
 
 /// `[counting]`, validated.
