@@ -636,4 +636,43 @@ fn failure_reports_are_queued_sent_and_read_back() {
         );
     }
     assert_eq!(got, want, "{summary}");
+
+    // Our report mail arriving at a receiver is neither counted nor reported (no loops).
+    let loop_cases = d.join("loop.jsonl");
+    let lines: String = delivered
+        .iter()
+        .map(|m| {
+            format!(
+                "{}\n",
+                serde_json::json!({"file": m, "ip": "192.0.2.99", "helo": "mx.receiver.example",
+                    "mail_from": "bounces@receiver.example"})
+            )
+        })
+        .collect();
+    std::fs::write(&loop_cases, lines).unwrap();
+    let loop_db = d.join("loop.sqlite3");
+    let out = Command::new(env!("CARGO_BIN_EXE_dmarc"))
+        .args([
+            "verify",
+            "--batch",
+            loop_cases.to_str().unwrap(),
+            "--record",
+        ])
+        .args([
+            "--db",
+            loop_db.to_str().unwrap(),
+            "--dns-zone",
+            send_zone.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("recorded 0 observations"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{reported} report messages (aggregate or failure reports, bounces) not counted"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("failure-report candidates"), "{stderr}");
 }

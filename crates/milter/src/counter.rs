@@ -18,7 +18,8 @@
 //!
 //! Messages that are not verified (exempt, too large, timed out, refused before their
 //! end) have no observation and are not counted; neither are sessions that end before
-//! MAIL FROM.
+//! MAIL FROM, nor report mail ([`dmarc_receiver::failure::is_report_message`]: no reports
+//! about reports).
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -182,7 +183,11 @@ fn unix_now() -> i64 {
 
 impl MessageSink for Counter {
     fn record(&self, r: &MessageRecord<'_>) {
-        if let Some(o) = r.observation {
+        // Report mail (aggregate and failure reports, bounces) is not counted: no reports
+        // about reports.
+        if let Some(o) = r.observation
+            && !failure::is_report_message(r.header)
+        {
             self.count(unix_now(), o);
         }
     }

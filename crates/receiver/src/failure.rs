@@ -218,29 +218,17 @@ pub enum NotQueued {
 }
 
 /// True when a header block is that of report mail: a `multipart/report` (failure reports,
-/// bounces), an RFC 9990 aggregate report (its `Report Domain:` Subject), or mail a report
-/// generator marked `Auto-Submitted` with a report attached. Failure reports are not made
-/// about these (a report about a report could loop between two receivers).
+/// delivery status notifications) or an aggregate report (the `Report Domain:` Subject of
+/// RFC 9990 §3 and RFC 7489 §7.2.1.1, which our own reports carry too). Such mail is
+/// neither counted for aggregate reports nor reported in failure reports: a report about a
+/// report could loop between two receivers.
 pub fn is_report_message(header: &[u8]) -> bool {
-    let mut auto = false;
-    let mut attached_report = false;
-    for f in parse_header_block(header) {
+    parse_header_block(header).iter().any(|f| {
         let value = String::from_utf8_lossy(f.value()).to_ascii_lowercase();
         let value = value.trim();
-        if f.is("Content-Type") {
-            if value.starts_with("multipart/report") {
-                return true;
-            }
-            attached_report |= value.starts_with("multipart/mixed");
-        } else if f.is("Subject") {
-            if value.starts_with("report domain:") {
-                return true;
-            }
-        } else if f.is("Auto-Submitted") {
-            auto = !value.starts_with("no");
-        }
-    }
-    auto && attached_report
+        (f.is("Content-Type") && value.starts_with("multipart/report"))
+            || (f.is("Subject") && value.starts_with("report domain:"))
+    })
 }
 
 fn aligned_with(d: &str, author: &str, org: Option<&str>, mode: AlignmentMode) -> bool {
@@ -459,10 +447,10 @@ mod tests {
             b"Subject: Report Domain: example.com\r\n Submitter: mx.example.net\r\n"
         ));
         assert!(is_report_message(
-            b"Auto-Submitted: auto-generated\r\nContent-Type: multipart/mixed; boundary=y\r\n"
+            b"Subject: Report domain: example.com Submitter: google.com Report-ID: <1>\r\n"
         ));
         assert!(!is_report_message(
-            b"Auto-Submitted: no\r\nContent-Type: multipart/mixed; boundary=y\r\n"
+            b"Auto-Submitted: auto-generated\r\nContent-Type: multipart/mixed; boundary=y\r\n"
         ));
         assert!(!is_report_message(
             b"From: a@b.example\r\nSubject: hello\r\nContent-Type: text/plain\r\n"

@@ -770,6 +770,7 @@ fn observation(ip: &str, domain: Option<&str>, dkim: &[(&str, &str)]) -> Observa
             domain: "bounces.esp.example".into(),
             scope: "mfrom".into(),
             result: "pass".into(),
+            human_result: None,
         }],
         dkim: dkim
             .iter()
@@ -777,6 +778,7 @@ fn observation(ip: &str, domain: Option<&str>, dkim: &[(&str, &str)]) -> Observa
                 domain: (*d).into(),
                 selector: Some("s1".into()),
                 result: (*r).into(),
+                human_result: (*r != "pass").then(|| "body hash mismatch".into()),
             })
             .collect(),
         dmarc: "fail".into(),

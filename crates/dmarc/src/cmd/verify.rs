@@ -382,6 +382,8 @@ struct ChunkOut {
     failed: bool,
     observations: Vec<(i64, Observation)>,
     candidates: Vec<FailureCandidate>,
+    /// Report messages (aggregate or failure reports, bounces): not counted.
+    report_mail: usize,
 }
 
 /// Cases per task: workers take runs of consecutive cases, so that handing work out and
@@ -404,8 +406,9 @@ struct CaseLineOut<'a> {
 }
 
 /// What `--record` keeps of one case: its observation, and its failure-report candidate
-/// when the policy asks for a failure report about it.
-type Recorded = Option<((i64, Observation), Option<FailureCandidate>)>;
+/// when the policy asks for a failure report about it; `Some(None)` for report mail,
+/// which is not counted (no reports about reports).
+type Recorded = Option<Option<((i64, Observation), Option<FailureCandidate>)>>;
 
 /// One case's JSON line (without its line end), whether it failed, and what `--record`
 /// keeps of it.
@@ -467,9 +470,12 @@ async fn verify_case(batch: &Batch, case: Result<Case, CaseError>) -> (Vec<u8>, 
         },
     );
     let recorded = batch.record.then(|| {
+        if failure::is_report_message(msg.header_block()) {
+            return None;
+        }
         let at = case.arrival.unwrap_or_else(now_unix);
         let candidate = failure::candidate(&v, msg.header_block(), at).ok();
-        ((at, v.observation()), candidate)
+        Some(((at, v.observation()), candidate))
     });
     (out, false, recorded)
 }
@@ -488,9 +494,13 @@ async fn verify_chunk(batch: Arc<Batch>, cases: Vec<Result<Case, CaseError>>) ->
         out.failed |= failed;
         out.json.extend_from_slice(&json);
         out.json.push(b'\n');
-        if let Some((obs, candidate)) = recorded {
-            out.observations.push(obs);
-            out.candidates.extend(candidate);
+        match recorded {
+            Some(Some((obs, candidate))) => {
+                out.observations.push(obs);
+                out.candidates.extend(candidate);
+            }
+            Some(None) => out.report_mail += 1,
+            None => {}
         }
     }
     out
@@ -557,6 +567,7 @@ fn run_batch(
     let mut failed = false;
     let mut observations = Vec::new();
     let mut candidates = Vec::new();
+    let mut report_mail = 0;
     runtime.block_on(async {
         use futures_util::StreamExt as _;
         let mut outs = futures_util::stream::iter(chunks)
@@ -568,6 +579,7 @@ fn run_batch(
             stdout.write_all(&out.json)?;
             observations.extend(out.observations);
             candidates.extend(out.candidates);
+            report_mail += out.report_mail;
         }
         anyhow::Ok(())
     })?;
@@ -578,6 +590,11 @@ fn run_batch(
             .add_observations(&observations)
             .context("cannot record the observations")?;
         eprintln!("recorded {n} observations in {}", store.location());
+        if report_mail > 0 {
+            eprintln!(
+                "{report_mail} report messages (aggregate or failure reports, bounces) not counted: no reports about reports"
+            );
+        }
         let n = store
             .queue_failure_candidates(&candidates)
             .context("cannot queue the failure-report candidates")?;
