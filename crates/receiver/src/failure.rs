@@ -7,7 +7,7 @@
 //! DKIM signature failed to verify (whatever its alignment), `s` when SPF failed (whatever
 //! its alignment); options combine (`fo=0:d` is "DMARC failed, or a signature failed").
 //! [`candidate`] adds the conditions around it: a record with `ruf=` (without it `fo=` is
-//! ignored, RFC 9989 §4.7), not a `psd=y` record (RFC 9991 §3), and not a message that is
+//! ignored, RFC 9989 §4.7), not a `psd=y` record (RFC 9991 §2), and not a message that is
 //! itself a report (no report loops: a failure report about a report would answer a
 //! report with a report).
 

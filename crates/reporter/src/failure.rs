@@ -229,7 +229,7 @@ fn field(out: &mut String, name: &str, value: &str) {
     out.push_str("\r\n");
 }
 
-/// The `message/feedback-report` fields (RFC 5965 §3, RFC 6591 §3.1, RFC 9991 §5).
+/// The `message/feedback-report` fields (RFC 5965 §3, RFC 6591 §3.1, RFC 9991 §4).
 pub fn feedback_fields(c: &FailureCandidate, config: &Config, r: &Redaction) -> String {
     let o = &config.failure;
     let addr = |a: &str| {

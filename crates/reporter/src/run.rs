@@ -173,16 +173,19 @@ impl<'a, L: Lookup> Run<'a, L> {
     pub async fn aggregate(&mut self) -> Result<(), Error> {
         let now = self.options.now;
         if !self.dry() {
-            let n = self.store.abandon_interrupted_deliveries(now)?;
+            let retry_at = now + self.config.delivery.retry_after;
+            let n = self.store.retry_interrupted_deliveries(now, retry_at)?;
             if n > 0 {
                 self.events.push(Event {
                     policy_domain: String::new(),
                     begin: 0,
                     end: 0,
                     destination: String::new(),
-                    status: "unknown".into(),
+                    status: "deferred".into(),
                     detail: format!(
-                        "{n} deliveries were interrupted by an earlier run; not sent again"
+                        "{n} deliveries were interrupted by an earlier run (maybe delivered); \
+                         sent again at {} UTC with the same Message-ID and report id",
+                        format_utc(retry_at)
                     ),
                 });
             }

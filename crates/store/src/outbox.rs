@@ -6,9 +6,9 @@
 //! exactly what the first run would have sent; a destination's row moves `pending` ->
 //! `sending` -> `sent` (or `deferred` with a next attempt, or `failed` for good), and is
 //! never sent to again once it has left `pending`/`deferred`. A run that dies between
-//! handing a message to the relay and recording `sent` leaves `sending`; the next run marks
-//! it `unknown` and does not send again (a duplicate is worse than a report lost, and the
-//! row says so). Destinations that were not used at all (not authorised, too large,
+//! handing a message to the relay and recording `sent` leaves `sending`; the next run
+//! defers it and sends it again, with the same Message-ID and report id, so that a
+//! duplicate is recognisable (a report lost is worse than one recognised twice). Destinations that were not used at all (not authorised, too large,
 //! excluded) are rows too, with status `skipped` and the reason.
 
 use crate::backend::{Cell, Row, Val};
@@ -60,7 +60,9 @@ pub enum DeliveryStatus {
     Failed,
     /// Not used (not authorised, too large, excluded, not a mailto URI ...).
     Skipped,
-    /// A run stopped while sending: maybe delivered, not tried again.
+    /// A run stopped while sending: maybe delivered (rows of earlier versions; now such
+    /// a delivery is deferred and sent again, see
+    /// [`Store::retry_interrupted_deliveries`]).
     Unknown,
 }
 
@@ -424,14 +426,22 @@ impl Store {
         Ok(())
     }
 
-    /// Marks every delivery left `sending` by a run that stopped as `unknown` (maybe sent;
-    /// not sent again). Returns how many.
-    pub fn abandon_interrupted_deliveries(&mut self, now: i64) -> Result<u64, StoreError> {
+    /// Takes back every delivery a stopped run left `sending` (or an earlier version left
+    /// `unknown`): deferred to `retry_at`, to be sent again. The message may have been
+    /// delivered; sent again it has the same Message-ID and report id (both derive from
+    /// the report and the destination), so the receiver recognises the duplicate (RFC 9990
+    /// §3: a report sent again keeps its identifiers). Returns how many.
+    pub fn retry_interrupted_deliveries(
+        &mut self,
+        now: i64,
+        retry_at: i64,
+    ) -> Result<u64, StoreError> {
         self.conn.exec(
-            "UPDATE report_deliveries SET status = 'unknown', updated_at = ?, detail = \
-             'a run stopped while handing this report to the transport; it may have been \
-             delivered and is not sent again' WHERE status = 'sending'",
-            &[Val::I64(now)],
+            "UPDATE report_deliveries SET status = 'deferred', updated_at = ?, \
+             next_attempt = ?, detail = 'a run stopped while handing this report to the \
+             transport (it may have been delivered): sent again with the same Message-ID \
+             and report id' WHERE status IN ('sending', 'unknown')",
+            &[Val::I64(now), Val::I64(retry_at)],
         )
     }
 

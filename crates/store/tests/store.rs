@@ -1018,6 +1018,83 @@ fn failure_candidates_queue_and_finish<B: Backend>(name: &str) {
     );
 }
 
+/// A delivery a stopped run left `sending` is deferred and sent again later (same
+/// Message-ID), never lost; a sent one is left alone.
+fn interrupted_deliveries_are_retried<B: Backend>(name: &str) {
+    use dmarc_store::{Delivery, DeliveryStatus, OutgoingReport};
+    let (mut store, _raw) = B::open(name);
+    let report = store
+        .save_outgoing_report(&OutgoingReport {
+            id: 0,
+            kind: "aggregate".into(),
+            policy_domain: "example.com".into(),
+            begin: 0,
+            end: 86_399,
+            report_id: "r".into(),
+            filename: "r.xml.gz".into(),
+            media_type: "application/gzip".into(),
+            content: vec![1, 2, 3],
+            record_count: 1,
+            message_count: 1,
+            created_at: 100,
+        })
+        .unwrap();
+    for dest in ["mailto:a@example.com", "mailto:b@example.com"] {
+        store
+            .add_delivery(&Delivery {
+                report: report.id,
+                destination: dest.into(),
+                address: dest[7..].into(),
+                status: DeliveryStatus::Pending,
+                detail: String::new(),
+                attempts: 0,
+                next_attempt: None,
+                updated_at: 100,
+                sent_at: None,
+                message_id: None,
+            })
+            .unwrap();
+        assert!(store.claim_delivery(report.id, dest, 100).unwrap());
+    }
+    store
+        .finish_delivery(
+            report.id,
+            "mailto:b@example.com",
+            DeliveryStatus::Sent,
+            "250 ok",
+            None,
+            Some("<m>"),
+            101,
+        )
+        .unwrap();
+    // The run stopped with a still `sending`.
+    assert_eq!(store.retry_interrupted_deliveries(200, 1100).unwrap(), 1);
+    let d = store.deliveries(report.id).unwrap();
+    assert_eq!(d[0].status, DeliveryStatus::Deferred);
+    assert_eq!(d[0].next_attempt, Some(1100));
+    assert!(d[0].detail.contains("same Message-ID"), "{}", d[0].detail);
+    assert_eq!(d[1].status, DeliveryStatus::Sent);
+    assert!(
+        store
+            .reports_with_open_deliveries("aggregate", 1000)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .reports_with_open_deliveries("aggregate", 1100)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .claim_delivery(report.id, "mailto:a@example.com", 1100)
+            .unwrap()
+    );
+    assert_eq!(store.deliveries(report.id).unwrap()[0].attempts, 2);
+}
+
 macro_rules! suite {
     ($module:ident, $backend:ty) => {
         mod $module {
@@ -1038,6 +1115,7 @@ macro_rules! suite {
                 source_facts_of_a_domain,
                 concurrent_openers_of_a_fresh_database_never_fail,
                 failure_candidates_queue_and_finish,
+                interrupted_deliveries_are_retried,
             );
         }
     };
