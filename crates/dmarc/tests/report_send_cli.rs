@@ -637,6 +637,81 @@ fn failure_reports_are_queued_sent_and_read_back() {
     }
     assert_eq!(got, want, "{summary}");
 
+    // Bounces: three DSNs for three reports to one address suppress it (the default
+    // bounces_to_suppress is 3); reading them again counts nothing twice.
+    let header_value = |raw: &str, name: &str| {
+        raw.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let mut by_to: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for m in &delivered {
+        let raw = std::fs::read_to_string(m).unwrap();
+        by_to
+            .entry(header_value(&raw, "To: "))
+            .or_default()
+            .push(header_value(&raw, "Message-ID: "));
+    }
+    let (to, ids) = by_to.iter().find(|(_, v)| v.len() >= 3).unwrap();
+    let rcpt = to.trim_matches(['<', '>']);
+    let bounce_dir = d.join("bounces");
+    std::fs::create_dir_all(&bounce_dir).unwrap();
+    for (i, id) in ids.iter().take(3).enumerate() {
+        std::fs::write(
+            bounce_dir.join(format!("dsn{i}.eml")),
+            format!(
+                "From: MAILER-DAEMON@relay.example\r\nTo: bounces@receiver.example\r\n\
+                 Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n\
+                 Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
+                 --b\r\nContent-Type: text/plain\r\n\r\nNot delivered.\r\n\
+                 --b\r\nContent-Type: message/delivery-status\r\n\r\n\
+                 Reporting-MTA: dns; relay.example\r\n\r\n\
+                 Final-Recipient: rfc822; {rcpt}\r\nAction: failed\r\nStatus: 5.1.1\r\n\
+                 Diagnostic-Code: smtp; 550 5.1.1 User unknown\r\n\
+                 --b\r\nContent-Type: text/rfc822-headers\r\n\r\n\
+                 From: <dmarc@receiver.example>\r\nMessage-ID: {id}\r\n--b--\r\n"
+            ),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        bounce_dir.join("other.eml"),
+        "From: a@b.example\r\n\r\nhi\r\n",
+    )
+    .unwrap();
+    let bounced = dmarc(&[
+        "report",
+        "bounces",
+        bounce_dir.to_str().unwrap(),
+        "--db",
+        db_s,
+        "--now",
+        &now,
+    ]);
+    assert!(
+        bounced.contains(&format!("{rcpt} bounced (3 in a row); suppressed until")),
+        "{bounced}"
+    );
+    assert!(
+        bounced.contains("4 files: 3 bounces of report mail recorded, 1 not bounces"),
+        "{bounced}"
+    );
+    let again = dmarc(&[
+        "report",
+        "bounces",
+        bounce_dir.to_str().unwrap(),
+        "--db",
+        db_s,
+        "--now",
+        &now,
+    ]);
+    assert!(
+        again.contains("0 bounces of report mail recorded"),
+        "{again}"
+    );
+
     // Our report mail arriving at a receiver is neither counted nor reported (no loops).
     let loop_cases = d.join("loop.jsonl");
     let lines: String = delivered

@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod aggregate;
+pub mod bounces;
 pub mod config;
 pub mod destinations;
 pub mod failure;

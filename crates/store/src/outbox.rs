@@ -352,6 +352,22 @@ impl Store {
         rows.into_iter().map(decode_delivery).collect()
     }
 
+    /// The delivery whose message had this Message-ID (angle brackets included), if one
+    /// was sent.
+    pub fn delivery_by_message_id(
+        &mut self,
+        message_id: &str,
+    ) -> Result<Option<Delivery>, StoreError> {
+        let rows = self.conn.query(
+            &format!(
+                "SELECT {DELIVERY_COLS} FROM report_deliveries WHERE message_id = ? \
+                 ORDER BY report LIMIT 1"
+            ),
+            &[Val::Text(message_id.trim())],
+        )?;
+        rows.into_iter().next().map(decode_delivery).transpose()
+    }
+
     /// Records a destination of a report, unless it is recorded already (a resumed run
     /// keeps what the first run decided). Returns true when the row is new.
     pub fn add_delivery(&mut self, d: &Delivery) -> Result<bool, StoreError> {
