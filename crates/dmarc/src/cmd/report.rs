@@ -29,7 +29,7 @@ enum ReportCommand {
     /// List the inputs the report store kept because they could not be read.
     Rejected(super::rejected::RejectedArgs),
     /// Make the aggregate reports of closed periods from the stored observations (and,
-    /// with [failure] enabled, the failure reports of the queued candidates) and send them
+    /// with `[failure] enabled`, the failure reports of the queued candidates) and send them
     /// to the rua= (ruf=) destinations published now (or write them, with --dry-run).
     ///
     /// Each destination's attempt is recorded in the store: a report is never sent twice

@@ -152,7 +152,7 @@ pub struct BouncesArgs {
     /// Bounce messages: files, directories (read recursively) or maildirs.
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
-    /// The reporting configuration (its [delivery] bounces_to_suppress and suppress_for);
+    /// The reporting configuration (its `[delivery]` bounces_to_suppress and suppress_for);
     /// default: the defaults.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
