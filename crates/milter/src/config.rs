@@ -1008,6 +1008,30 @@ mod tests {
     }
 
     #[test]
+    fn failure_queue_needs_the_store() {
+        let load = |o: &[&str]| {
+            let o: Vec<Override> = o.iter().map(|x| Override::parse(x).unwrap()).collect();
+            MilterConfig::load(None, &o).unwrap().validate("mx")
+        };
+        let e = load(&["failure.queue=true"]).unwrap_err().to_string();
+        assert!(
+            e.starts_with("failure.queue:") && e.contains("needs db"),
+            "{e}"
+        );
+        let s = load(&["failure.queue=true", "db=\"/tmp/x.sqlite3\""]).unwrap();
+        assert!(s.failure.queue);
+        assert_eq!(s.failure.max_pending, 1000);
+        assert!(load(&["failure.max_pending=0"]).is_err());
+        assert!(
+            !MilterConfig::default()
+                .validate("mx")
+                .unwrap()
+                .failure
+                .queue
+        );
+    }
+
+    #[test]
     fn overrides_are_typed_and_dotted() {
         let o = [
             Override::parse("exempt.authenticated=false").unwrap(),
