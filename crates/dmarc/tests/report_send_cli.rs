@@ -558,7 +558,16 @@ fn failure_reports_are_queued_sent_and_read_back() {
     let delivered = files(&maildir.join("new"), "");
     assert_eq!(delivered.len(), reported);
 
-    // Each message is signed, multipart/report, and reads back through our own parser.
+    // Each message is signed (a signature our verifier passes), multipart/report, and reads
+    // back through our own parser.
+    let v = dmarc(&[
+        "dkim",
+        "verify",
+        "--dns-zone",
+        send_zone.to_str().unwrap(),
+        delivered[0].to_str().unwrap(),
+    ]);
+    assert!(v.contains("dkim=pass header.d=receiver.example"), "{v}");
     for m in &delivered {
         let raw = std::fs::read_to_string(m).unwrap();
         assert!(raw.starts_with("DKIM-Signature:"), "{raw}");
