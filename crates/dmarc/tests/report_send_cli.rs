@@ -558,6 +558,7 @@ fn failure_reports_are_queued_sent_and_read_back() {
     let delivered = files(&maildir.join("new"), "");
     assert_eq!(delivered.len(), reported);
 
+    let mut with_spf_dns = 0;
     // Each message is signed (a signature our verifier passes), multipart/report, and reads
     // back through our own parser.
     let v = dmarc(&[
@@ -603,6 +604,18 @@ fn failure_reports_are_queued_sent_and_read_back() {
                 .unwrap()
                 .contains(&format!("header.from={domain}"))
         );
+        // SPF failed for an aligned MAIL FROM domain: its record is shown (RFC 9991 §4).
+        let ar = parsed["authentication_results"][0].as_str().unwrap();
+        if ar.contains("spf=fail smtp.mailfrom=") && ar.contains(&format!("@{domain};")) {
+            let spf_dns = parsed["spf_dns"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no SPF-DNS: {parsed}"));
+            assert!(
+                spf_dns.starts_with(&format!("txt : {domain} : \"v=spf1")),
+                "{spf_dns}"
+            );
+            with_spf_dns += 1;
+        }
         let headers = parsed["original_headers"].as_str().unwrap();
         assert!(headers.contains("Message-ID: <"), "{headers}");
         assert!(!parsed["original_body_included"].as_bool().unwrap());
@@ -626,6 +639,8 @@ fn failure_reports_are_queued_sent_and_read_back() {
             "{omf} is not redacted"
         );
     }
+
+    assert!(with_spf_dns > 0, "no report about an aligned SPF failure");
 
     // `dmarc ingest` stores each as a failure report, once.
     let back = d.join("back.sqlite3");

@@ -230,7 +230,15 @@ fn field(out: &mut String, name: &str, value: &str) {
 }
 
 /// The `message/feedback-report` fields (RFC 5965 §3, RFC 6591 §3.1, RFC 9991 §4).
-pub fn feedback_fields(c: &FailureCandidate, config: &Config, r: &Redaction) -> String {
+///
+/// `spf_dns`: the `SPF-DNS` value (`txt : <domain> : "<record>"`) when SPF failed for an
+/// aligned identifier (RFC 9991 §4 requires it then; see [`aligned_spf_failure`]).
+pub fn feedback_fields(
+    c: &FailureCandidate,
+    config: &Config,
+    r: &Redaction,
+    spf_dns: Option<&str>,
+) -> String {
     let o = &config.failure;
     let addr = |a: &str| {
         if o.redact_local_parts {
@@ -273,6 +281,9 @@ pub fn feedback_fields(c: &FailureCandidate, config: &Config, r: &Redaction) -> 
             field(&mut f, "DKIM-Selector", &s.selector);
         }
     }
+    if let Some(v) = spf_dns {
+        field(&mut f, "SPF-DNS", v);
+    }
     field(
         &mut f,
         "Delivery-Result",
@@ -304,11 +315,38 @@ pub fn feedback_fields(c: &FailureCandidate, config: &Config, r: &Redaction) -> 
 
 /// A failure report's stored content: the feedback fields, an empty line, the reported
 /// header fields.
-pub fn content(c: &FailureCandidate, config: &Config, r: &Redaction) -> Vec<u8> {
-    let mut s = feedback_fields(c, config, r);
+pub fn content(
+    c: &FailureCandidate,
+    config: &Config,
+    r: &Redaction,
+    spf_dns: Option<&str>,
+) -> Vec<u8> {
+    let mut s = feedback_fields(c, config, r, spf_dns);
     s.push_str("\r\n");
     s.push_str(&reported_header(c, &config.failure, r));
     s.into_bytes()
+}
+
+/// The MAIL FROM domain, when SPF did not pass for an identifier aligned with the Author
+/// Domain (`aspf=s`: the same domain; relaxed: both under the policy domain, which is the
+/// Author Domain or its Organizational Domain): the domain whose SPF record `SPF-DNS`
+/// shows.
+pub fn aligned_spf_failure(c: &FailureCandidate) -> Option<String> {
+    let spf = c.observation.spf.iter().find(|s| s.scope == "mfrom")?;
+    if spf.result == "pass" || spf.result == "none" || spf.domain.is_empty() {
+        return None;
+    }
+    let d = spf.domain.trim_end_matches('.').to_ascii_lowercase();
+    let author = c.reported_domain.to_ascii_lowercase();
+    let pd = c.policy_domain.to_ascii_lowercase();
+    let strict = c
+        .observation
+        .published
+        .as_ref()
+        .is_some_and(|p| p.aspf == "s");
+    let under = |x: &str| x == pd || x.ends_with(&format!(".{pd}"));
+    let aligned = d == author || (!strict && under(&d) && under(&author));
+    aligned.then_some(d)
 }
 
 /// Splits a stored content back into (feedback fields, header fields).

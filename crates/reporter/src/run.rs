@@ -351,6 +351,22 @@ impl<'a, L: Lookup> Run<'a, L> {
                 self.drop_candidate(q.id, event("dropped", why))?;
                 continue;
             }
+            // SPF-DNS: the SPF record of an aligned MAIL FROM domain that failed, as
+            // published now.
+            let spf_dns = match fr::aligned_spf_failure(&c) {
+                Some(domain) => self
+                    .lookup
+                    .txt(&domain)
+                    .await
+                    .ok()
+                    .and_then(|rrs| {
+                        rrs.into_iter()
+                            .map(|t| String::from_utf8_lossy(&t).into_owned())
+                            .find(|t| t.to_ascii_lowercase().starts_with("v=spf1"))
+                    })
+                    .map(|rec| format!("txt : {domain} : \"{}\"", rec.replace('"', "'"))),
+                None => None,
+            };
             let receiver = self.config.organization.receiver_domain();
             let report_id = format!("{}.{}.{pd}@{receiver}", c.arrival, q.id);
             let out = OutgoingReport {
@@ -362,7 +378,7 @@ impl<'a, L: Lookup> Run<'a, L> {
                 filename: format!("{receiver}!{pd}!{}!{}", c.arrival, q.id),
                 report_id,
                 media_type: fr::FEEDBACK_REPORT.to_owned(),
-                content: fr::content(&c, self.config, &Redaction::random()),
+                content: fr::content(&c, self.config, &Redaction::random(), spf_dns.as_deref()),
                 record_count: 1,
                 message_count: 1,
                 created_at: now,
