@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: starts what the tests need (PostgreSQL, Dovecot, Postfix; miltertest
 # installed; dkimpy for the ARC agreement test), then `cargo test`, then the comparison of `dmarc check` with checkdmarc
-# (installed with pip when missing, as root).
+# and of our outgoing reports read by parsedmarc (both installed with pip when missing, as root).
 #
 # * The conformance suites are read from ../shared/corpora (beside the checkout), or from
 #   $DMARC_CORPORA.
@@ -156,3 +156,19 @@ cargo build --locked -q -p dmarc -p zone-server
 bin="${CARGO_TARGET_DIR:-target}/debug"
 python3 scripts/checkdmarc_compare.py "$bin/dmarc" "$bin/zone-server" crates/owner/tests/fixtures/findings.zone
 
+
+# Our outgoing reports (aggregate and failure, `dmarc report send --dry-run` over the
+# mail-bench observations) read by parsedmarc (PyPI) as an independent reader: the same
+# records, counts, periods and failure-report fields as `dmarc report parse`.
+if ! python3 -c 'import parsedmarc' >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "scripts/test.sh: installing parsedmarc (pip install parsedmarc)" >&2
+    python3 -m pip install --quiet parsedmarc >/dev/null 2>&1 \
+      || python3 -m pip install --quiet --break-system-packages parsedmarc >/dev/null \
+      || { echo "scripts/test.sh: pip install parsedmarc failed" >&2; exit 1; }
+  else
+    echo "scripts/test.sh: parsedmarc is not installed; install it with: python3 -m pip install parsedmarc" >&2
+    exit 1
+  fi
+fi
+python3 scripts/parsedmarc_compare.py "$bin/dmarc" "${DMARC_CORPORA:-../shared/corpora}"

@@ -355,3 +355,423 @@ fn the_rfc7489_format_is_written_on_request() {
     ]);
     assert!(ingest.contains("24 new"), "{ingest}");
 }
+
+/// Failure reports (RFC 9991) end to end: `verify --batch --record` queues a candidate for
+/// every mail-bench message whose policy asks for failure reports (`ruf=` with `fo=1`),
+/// `report send` with `[failure] enabled` makes one AFRF report per candidate up to the
+/// per-domain hourly limit (the rest dropped, each with its reason), checks the external
+/// `ruf` destination like `rua`, sends them through sendmail into a maildir, and `dmarc
+/// ingest` of that maildir reads each back as a failure report with the fields we wrote;
+/// the local parts of addresses are redacted, and a second run sends nothing.
+#[test]
+fn failure_reports_are_queued_sent_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let db = d.join("obs.sqlite3");
+    let db_s = db.to_str().unwrap();
+    let cases = bench().join("cases.jsonl");
+    let zone = bench().join("zone.txt");
+    let out = Command::new(env!("CARGO_BIN_EXE_dmarc"))
+        .args(["verify", "--batch", cases.to_str().unwrap(), "--record"])
+        .args(["--db", db_s, "--dns-zone", zone.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The corpus's own verdicts: messages from ruf= domains (all fo=1) that fail DMARC or
+    // have an unaligned mechanism.
+    let text = std::fs::read_to_string(&cases).unwrap();
+    let zone_text = std::fs::read_to_string(&zone).unwrap();
+    let ruf_domains: Vec<String> = zone_text
+        .lines()
+        .filter(|l| l.starts_with("_dmarc.") && l.contains("ruf=") && l.contains("fo=1"))
+        .map(|l| {
+            l.split_whitespace().next().unwrap()[7..]
+                .trim_end_matches('.')
+                .to_owned()
+        })
+        .collect();
+    assert!(ruf_domains.len() >= 2, "{ruf_domains:?}");
+    // (policy domain, From domain, source IP, DMARC passed) of each message to report, in
+    // case order (the order the candidates are queued and reported in).
+    let mut quals: Vec<(String, String, String, bool)> = Vec::new();
+    for line in text.lines() {
+        let c: Value = serde_json::from_str(line).unwrap();
+        let from = c["from_domain"].as_str().unwrap();
+        // fo=1: a report when either mechanism gives no aligned pass (relaxed alignment:
+        // the same Organizational Domain, the last two labels here).
+        let org = |d: &str| {
+            let l: Vec<&str> = d.rsplitn(3, '.').collect();
+            format!("{}.{}", l[1], l[0])
+        };
+        let aligned_dkim = c["dkim"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["result"] == "pass" && org(s["d"].as_str().unwrap()) == org(from));
+        let mail_from = c["mail_from"].as_str().unwrap();
+        let aligned_spf = c["spf"] == "pass"
+            && mail_from
+                .rsplit_once('@')
+                .is_some_and(|(_, d)| org(d) == org(from));
+        if ruf_domains.contains(&org(from)) && !(aligned_dkim && aligned_spf) {
+            quals.push((
+                org(from),
+                from.to_owned(),
+                c["ip"].as_str().unwrap().to_owned(),
+                c["dmarc"] == "pass",
+            ));
+        }
+    }
+    let queued = quals.len();
+    assert!(
+        stderr.contains(&format!("queued {queued} failure-report candidates")),
+        "{stderr}"
+    );
+
+    // Sending: one ruf domain also names an external address that did not authorise it.
+    let key = d.join("reports.key.pem");
+    let keygen = dmarc(&[
+        "dkim",
+        "keygen",
+        "--domain",
+        "receiver.example",
+        "--selector",
+        "rep",
+        "--algorithm",
+        "ed25519",
+        "--out",
+        key.to_str().unwrap(),
+    ]);
+    let ext = &ruf_domains[0];
+    let mut z: String = zone_text
+        .lines()
+        .filter(|l| !l.starts_with(&format!("_dmarc.{ext}.")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    z.push_str(&format!(
+        "_dmarc.{ext}. IN TXT \"v=DMARC1; p=quarantine; ruf=mailto:forensic@{ext},mailto:x@unauth.example; fo=1\"\n"
+    ));
+    z.push_str(keygen.lines().find(|l| l.contains("_domainkey")).unwrap());
+    z.push('\n');
+    let send_zone = d.join("send.zone");
+    std::fs::write(&send_zone, z).unwrap();
+    let maildir = d.join("Maildir");
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    let sendmail = d.join("sendmail");
+    std::fs::write(
+        &sendmail,
+        format!(
+            "#!/bin/sh\nn=$(date +%s%N)-$$\ncat > '{m}/tmp/'$n && mv '{m}/tmp/'$n '{m}/new/'$n\n",
+            m = maildir.display()
+        ),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&sendmail, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let limit = 5usize;
+    let config = d.join("reports.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[organization]\nname = \"Test Receiver\"\nemail = \"dmarc@receiver.example\"\n\
+             envelope_sender = \"bounces@receiver.example\"\n\
+             [failure]\nenabled = true\nper_domain_per_hour = {limit}\n\
+             [dkim]\ndomain = \"receiver.example\"\nselector = \"rep\"\nkey = \"{}\"\n\
+             [transport]\nkind = \"sendmail\"\ncommand = \"{}\"\n",
+            key.display(),
+            sendmail.display()
+        ),
+    )
+    .unwrap();
+    // Within the hour of the arrivals (failure reports are about fresh failures), so no
+    // aggregate period is closed yet.
+    let now = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 60)
+        .to_string();
+    let common = [
+        "--db",
+        db_s,
+        "--dns-zone",
+        send_zone.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--now",
+        &now,
+    ];
+    // The first `limit` of each policy domain are reported, the rest dropped.
+    let mut taken: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    for (pd, from, _, _) in &quals {
+        let n = taken.entry(pd).or_default();
+        if *n < limit {
+            *n += 1;
+            *want.entry(from.clone()).or_default() += 1;
+        }
+    }
+    let reported: usize = taken.values().sum();
+
+    // A dry run: one .eml per report and authorised destination; nothing changes.
+    let dry_dir = d.join("dry");
+    let mut args = vec![
+        "report",
+        "send",
+        "--dry-run",
+        "--out",
+        dry_dir.to_str().unwrap(),
+    ];
+    args.extend(common);
+    let dry = dmarc(&args);
+    assert_eq!(files(&dry_dir, ".eml").len(), reported, "{dry}");
+    assert_eq!(
+        dry.matches(": dropped: rate limit").count(),
+        queued - reported,
+        "{dry}"
+    );
+    assert!(
+        dry.contains("mailto:x@unauth.example: skipped: not authorised"),
+        "{dry}"
+    );
+
+    // The real run, then another that finds nothing left.
+    let mut args = vec!["report", "send"];
+    args.extend(common);
+    let sent = dmarc(&args);
+    assert_eq!(sent.matches(": sent: ").count(), reported, "{sent}");
+    assert_eq!(
+        sent.matches(": made: failure report (dmarc)").count(),
+        reported,
+        "{sent}"
+    );
+    let again = dmarc(&args);
+    assert!(
+        !again.contains(": sent: ") && !again.contains(": made: "),
+        "{again}"
+    );
+    let delivered = files(&maildir.join("new"), "");
+    assert_eq!(delivered.len(), reported);
+
+    let mut with_spf_dns = 0;
+    // Each message is signed (a signature our verifier passes), multipart/report, and reads
+    // back through our own parser.
+    let v = dmarc(&[
+        "dkim",
+        "verify",
+        "--dns-zone",
+        send_zone.to_str().unwrap(),
+        delivered[0].to_str().unwrap(),
+    ]);
+    assert!(v.contains("dkim=pass header.d=receiver.example"), "{v}");
+    for m in &delivered {
+        let raw = std::fs::read_to_string(m).unwrap();
+        assert!(raw.starts_with("DKIM-Signature:"), "{raw}");
+        assert!(
+            raw.contains("Content-Type: multipart/report; report-type=feedback-report;"),
+            "{raw}"
+        );
+        let parsed: Value =
+            serde_json::from_str(dmarc(&["report", "parse", "--json", m.to_str().unwrap()]).trim())
+                .unwrap();
+        assert_eq!(parsed["kind"], "failure", "{parsed}");
+        assert_eq!(parsed["feedback_type"], "auth-failure");
+        assert_eq!(parsed["auth_failure"], "dmarc");
+        assert_eq!(parsed["warnings"], serde_json::json!([]), "{parsed}");
+        let domain = parsed["reported_domain"][0].as_str().unwrap();
+        let ip = parsed["source_ip"].as_str().unwrap();
+        let case = quals
+            .iter()
+            .find(|(_, f, i, _)| f == domain && i == ip)
+            .unwrap_or_else(|| panic!("{ip} is not a failing source of {domain}"));
+        // p=quarantine: a DMARC failure goes to spam; fo=1 also reports a pass with one
+        // unaligned mechanism, delivered.
+        let delivery = if case.3 { "delivered" } else { "spam" };
+        assert_eq!(parsed["delivery_result"], delivery, "{parsed}");
+        let alignment = parsed["identity_alignment"].as_str().unwrap();
+        assert!(
+            alignment.contains("spf") || alignment.contains("dkim"),
+            "{parsed}"
+        );
+        assert!(
+            parsed["authentication_results"][0]
+                .as_str()
+                .unwrap()
+                .contains(&format!("header.from={domain}"))
+        );
+        // SPF failed for an aligned MAIL FROM domain: its record is shown (RFC 9991 §4).
+        let ar = parsed["authentication_results"][0].as_str().unwrap();
+        if ar.contains("spf=fail smtp.mailfrom=") && ar.contains(&format!("@{domain};")) {
+            let spf_dns = parsed["spf_dns"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no SPF-DNS: {parsed}"));
+            assert!(
+                spf_dns.starts_with(&format!("txt : {domain} : \"v=spf1")),
+                "{spf_dns}"
+            );
+            with_spf_dns += 1;
+        }
+        let headers = parsed["original_headers"].as_str().unwrap();
+        assert!(headers.contains("Message-ID: <"), "{headers}");
+        assert!(!parsed["original_body_included"].as_bool().unwrap());
+        // Redacted: the From's local part and MAIL FROM's are tokens, not the corpus's.
+        let from_line = headers.lines().find(|l| l.starts_with("From:")).unwrap();
+        assert!(
+            from_line.contains(&format!("@{domain}>")) && !from_line.contains("sender@"),
+            "{from_line}"
+        );
+        let case_mail_from: Vec<String> = text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|c| c["ip"] == ip)
+            .map(|c| c["mail_from"].as_str().unwrap().to_owned())
+            .collect();
+        let omf = parsed["original_mail_from"].as_str().unwrap();
+        assert!(
+            case_mail_from
+                .iter()
+                .all(|m| m.is_empty() || omf != format!("<{m}>")),
+            "{omf} is not redacted"
+        );
+    }
+
+    assert!(with_spf_dns > 0, "no report about an aligned SPF failure");
+
+    // `dmarc ingest` stores each as a failure report, once.
+    let back = d.join("back.sqlite3");
+    let back_s = back.to_str().unwrap();
+    let first = dmarc(&["ingest", maildir.to_str().unwrap(), "--db", back_s]);
+    assert!(
+        first.contains(&format!("{reported} new, 0 duplicate, 0 rejected")),
+        "{first}"
+    );
+    let summary: Value =
+        serde_json::from_str(&dmarc(&["summary", "--db", back_s, "--json"])).unwrap();
+    let mut got: BTreeMap<String, u64> = BTreeMap::new();
+    for pair in summary["failure_reports"].as_array().unwrap() {
+        got.insert(
+            pair[0].as_str().unwrap().to_owned(),
+            pair[1].as_u64().unwrap(),
+        );
+    }
+    assert_eq!(got, want, "{summary}");
+
+    // Bounces: three DSNs for three reports to one address suppress it (the default
+    // bounces_to_suppress is 3); reading them again counts nothing twice.
+    let header_value = |raw: &str, name: &str| {
+        raw.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let mut by_to: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for m in &delivered {
+        let raw = std::fs::read_to_string(m).unwrap();
+        by_to
+            .entry(header_value(&raw, "To: "))
+            .or_default()
+            .push(header_value(&raw, "Message-ID: "));
+    }
+    let (to, ids) = by_to.iter().find(|(_, v)| v.len() >= 3).unwrap();
+    let rcpt = to.trim_matches(['<', '>']);
+    let bounce_dir = d.join("bounces");
+    std::fs::create_dir_all(&bounce_dir).unwrap();
+    for (i, id) in ids.iter().take(3).enumerate() {
+        std::fs::write(
+            bounce_dir.join(format!("dsn{i}.eml")),
+            format!(
+                "From: MAILER-DAEMON@relay.example\r\nTo: bounces@receiver.example\r\n\
+                 Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n\
+                 Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
+                 --b\r\nContent-Type: text/plain\r\n\r\nNot delivered.\r\n\
+                 --b\r\nContent-Type: message/delivery-status\r\n\r\n\
+                 Reporting-MTA: dns; relay.example\r\n\r\n\
+                 Final-Recipient: rfc822; {rcpt}\r\nAction: failed\r\nStatus: 5.1.1\r\n\
+                 Diagnostic-Code: smtp; 550 5.1.1 User unknown\r\n\
+                 --b\r\nContent-Type: text/rfc822-headers\r\n\r\n\
+                 From: <dmarc@receiver.example>\r\nMessage-ID: {id}\r\n--b--\r\n"
+            ),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        bounce_dir.join("other.eml"),
+        "From: a@b.example\r\n\r\nhi\r\n",
+    )
+    .unwrap();
+    let bounced = dmarc(&[
+        "report",
+        "bounces",
+        bounce_dir.to_str().unwrap(),
+        "--db",
+        db_s,
+        "--now",
+        &now,
+    ]);
+    assert!(
+        bounced.contains(&format!("{rcpt} bounced (3 in a row); suppressed until")),
+        "{bounced}"
+    );
+    assert!(
+        bounced.contains("4 files: 3 bounces of report mail recorded, 1 not bounces"),
+        "{bounced}"
+    );
+    let again = dmarc(&[
+        "report",
+        "bounces",
+        bounce_dir.to_str().unwrap(),
+        "--db",
+        db_s,
+        "--now",
+        &now,
+    ]);
+    assert!(
+        again.contains("0 bounces of report mail recorded"),
+        "{again}"
+    );
+
+    // Our report mail arriving at a receiver is neither counted nor reported (no loops).
+    let loop_cases = d.join("loop.jsonl");
+    let lines: String = delivered
+        .iter()
+        .map(|m| {
+            format!(
+                "{}\n",
+                serde_json::json!({"file": m, "ip": "192.0.2.99", "helo": "mx.receiver.example",
+                    "mail_from": "bounces@receiver.example"})
+            )
+        })
+        .collect();
+    std::fs::write(&loop_cases, lines).unwrap();
+    let loop_db = d.join("loop.sqlite3");
+    let out = Command::new(env!("CARGO_BIN_EXE_dmarc"))
+        .args([
+            "verify",
+            "--batch",
+            loop_cases.to_str().unwrap(),
+            "--record",
+        ])
+        .args([
+            "--db",
+            loop_db.to_str().unwrap(),
+            "--dns-zone",
+            send_zone.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("recorded 0 observations"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{reported} report messages (aggregate or failure reports, bounces) not counted"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("failure-report candidates"), "{stderr}");
+}

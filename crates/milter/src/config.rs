@@ -73,6 +73,8 @@ pub struct MilterConfig {
     pub db: String,
     /// How the counts of observations are kept and written.
     pub counting: CountingConfig,
+    /// Failure-report candidates (RFC 9991).
+    pub failure: FailureConfig,
     /// Who and what is not checked.
     pub exempt: ExemptConfig,
     /// ARC (RFC 8617): verification and the trusted sealers.
@@ -198,6 +200,28 @@ impl Default for CountingConfig {
         CountingConfig {
             flush_interval: 5.0,
             max_rows: 10_000,
+        }
+    }
+}
+
+/// `[failure]`: failure-report candidates queued in the store (`db`) for `dmarc report
+/// send`, for messages whose policy asks for failure reports (`ruf=`, `fo=`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FailureConfig {
+    /// Queue candidates (they hold the header fields of the failed messages). Needs
+    /// `db`. Default false.
+    pub queue: bool,
+    /// Candidates held in memory between two writes; more are dropped (and counted in
+    /// the log). Default 1000.
+    pub max_pending: usize,
+}
+
+impl Default for FailureConfig {
+    fn default() -> Self {
+        FailureConfig {
+            queue: false,
+            max_pending: 1000,
         }
     }
 }
@@ -335,6 +359,7 @@ impl Default for MilterConfig {
             message_timeout: 30.0,
             db: String::new(),
             counting: CountingConfig::default(),
+            failure: FailureConfig::default(),
             exempt: ExemptConfig::default(),
             arc: ArcConfig::default(),
             dns: DnsConfig::default(),
@@ -691,6 +716,15 @@ impl MilterConfig {
         if !db.is_empty() {
             dmarc_store::Location::parse(db).map_err(|e| invalid("db", e.to_string()))?;
         }
+        if self.failure.queue && db.is_empty() {
+            return Err(invalid(
+                "failure.queue",
+                "needs db: the candidates are queued in the store".into(),
+            ));
+        }
+        if self.failure.max_pending == 0 {
+            return Err(invalid("failure.max_pending", "must be at least 1".into()));
+        }
         let metrics_listen = if self.metrics.listen.trim().is_empty() {
             None
         } else {
@@ -738,6 +772,7 @@ impl MilterConfig {
             metrics_listen,
             db: (!db.is_empty()).then(|| db.to_owned()),
             counting,
+            failure: self.failure.clone(),
         })
     }
 }
@@ -862,6 +897,8 @@ pub struct Settings {
     pub db: Option<String>,
     /// How the counts are kept and written.
     pub counting: CountingSettings,
+    /// Failure-report candidates.
+    pub failure: FailureConfig,
 }
 
 /// `[counting]`, validated.
@@ -1047,6 +1084,30 @@ mod tests {
             "550 5.7.1 Rejected by DMARC policy for example.org"
         );
         assert_eq!(s.server.socket_mode, 0o660);
+    }
+
+    #[test]
+    fn failure_queue_needs_the_store() {
+        let load = |o: &[&str]| {
+            let o: Vec<Override> = o.iter().map(|x| Override::parse(x).unwrap()).collect();
+            MilterConfig::load(None, &o).unwrap().validate("mx")
+        };
+        let e = load(&["failure.queue=true"]).unwrap_err().to_string();
+        assert!(
+            e.starts_with("failure.queue:") && e.contains("needs db"),
+            "{e}"
+        );
+        let s = load(&["failure.queue=true", "db=\"/tmp/x.sqlite3\""]).unwrap();
+        assert!(s.failure.queue);
+        assert_eq!(s.failure.max_pending, 1000);
+        assert!(load(&["failure.max_pending=0"]).is_err());
+        assert!(
+            !MilterConfig::default()
+                .validate("mx")
+                .unwrap()
+                .failure
+                .queue
+        );
     }
 
     #[test]

@@ -18,7 +18,8 @@
 //!
 //! Messages that are not verified (exempt, too large, timed out, refused before their
 //! end) have no observation and are not counted; neither are sessions that end before
-//! MAIL FROM.
+//! MAIL FROM, nor report mail ([`dmarc_receiver::failure::is_report_message`]: no reports
+//! about reports).
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -26,6 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dmarc_receiver::Observation;
+use dmarc_receiver::failure::{self, FailureCandidate};
 use dmarc_store::{Store, period_of};
 use tokio::sync::{Notify, watch};
 
@@ -181,8 +183,89 @@ fn unix_now() -> i64 {
 
 impl MessageSink for Counter {
     fn record(&self, r: &MessageRecord<'_>) {
-        if let Some(o) = r.observation {
+        // Report mail (aggregate and failure reports, bounces) is not counted: no reports
+        // about reports.
+        if let Some(o) = r.observation
+            && !failure::is_report_message(r.header)
+        {
             self.count(unix_now(), o);
+        }
+    }
+}
+
+/// Failure-report candidates (RFC 9991) waiting to be written to the store, where `dmarc
+/// report send` finds them (a [`MessageSink`], on with `[failure] queue`). A verified
+/// message whose policy asks for a failure report about it
+/// ([`dmarc_receiver::failure::candidate`]: `ruf=`, `fo=`, not report mail) becomes one;
+/// they are written with the counts, kept when a write fails, and at most `max_pending`
+/// are held (more are dropped and counted, since they hold whole header blocks).
+#[derive(Debug)]
+pub struct FailureQueue {
+    pending: Mutex<Vec<FailureCandidate>>,
+    max_pending: usize,
+    dropped: std::sync::atomic::AtomicU64,
+}
+
+impl FailureQueue {
+    /// An empty queue holding at most `max_pending` candidates.
+    pub fn new(max_pending: usize) -> Arc<FailureQueue> {
+        Arc::new(FailureQueue {
+            pending: Mutex::new(Vec::new()),
+            max_pending: max_pending.max(1),
+            dropped: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<FailureCandidate>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Candidates held.
+    pub fn pending(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Candidates dropped because the queue was full, since the last call.
+    pub fn take_dropped(&self) -> u64 {
+        self.dropped.swap(0, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn push(&self, c: FailureCandidate) {
+        let mut q = self.lock();
+        if q.len() < self.max_pending {
+            q.push(c);
+        } else {
+            self.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn take(&self) -> Vec<FailureCandidate> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// Puts candidates back (a write failed) ahead of those queued meanwhile.
+    fn restore(&self, mut back: Vec<FailureCandidate>) {
+        let mut q = self.lock();
+        back.append(&mut q);
+        if back.len() > self.max_pending {
+            let over = back.len() - self.max_pending;
+            back.truncate(self.max_pending);
+            self.dropped
+                .fetch_add(over as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        *q = back;
+    }
+}
+
+impl MessageSink for FailureQueue {
+    fn record(&self, r: &MessageRecord<'_>) {
+        if let Some(v) = r.verdicts
+            && let Ok(c) = failure::candidate(v, r.header, unix_now())
+        {
+            self.push(c);
         }
     }
 }
@@ -192,6 +275,8 @@ impl MessageSink for Counter {
 pub trait CountWriter: Send + 'static {
     /// Adds the counts in one transaction; returns the messages written.
     fn write(&mut self, items: &[(i64, &Observation, u64)]) -> Result<u64, String>;
+    /// Queues failure-report candidates in one transaction; returns how many.
+    fn queue(&mut self, candidates: &[FailureCandidate]) -> Result<u64, String>;
 }
 
 /// The report store at a location (`db`), connected on first use and again after a
@@ -234,11 +319,23 @@ impl CountWriter for StoreWriter {
         }
         result
     }
+
+    fn queue(&mut self, candidates: &[FailureCandidate]) -> Result<u64, String> {
+        let result = self.connect().and_then(|s| {
+            s.queue_failure_candidates(candidates)
+                .map_err(|e| chain(&e))
+        });
+        if result.is_err() {
+            self.store = None;
+        }
+        result
+    }
 }
 
-/// Writes the counter's counts to a [`CountWriter`].
+/// Writes the counter's counts (and the failure-report candidates) to a [`CountWriter`].
 pub struct Flusher<W> {
     counter: Arc<Counter>,
+    failures: Option<Arc<FailureQueue>>,
     writer: Option<W>,
     logger: Arc<Logger>,
     metrics: Arc<Metrics>,
@@ -267,11 +364,57 @@ impl<W: CountWriter> Flusher<W> {
     ) -> Self {
         Flusher {
             counter,
+            failures: None,
             writer: Some(writer),
             logger,
             metrics,
             failing: false,
             said_over: false,
+        }
+    }
+
+    /// Writes the candidates of `queue` too, with every flush.
+    pub fn with_failures(mut self, queue: Arc<FailureQueue>) -> Self {
+        self.failures = Some(queue);
+        self
+    }
+
+    /// Writes the queued failure-report candidates (before the counts, so that a
+    /// failing count write does not hold them back).
+    async fn flush_failures(&mut self) {
+        let Some(queue) = self.failures.clone() else {
+            return;
+        };
+        let dropped = queue.take_dropped();
+        if dropped > 0 {
+            self.logger.warn(&format!(
+                "failure reports: {dropped} candidates dropped, more than failure.max_pending were waiting"
+            ));
+        }
+        let candidates = queue.take();
+        if candidates.is_empty() {
+            return;
+        }
+        let Some(mut writer) = self.writer.take() else {
+            queue.restore(candidates);
+            return;
+        };
+        let joined = tokio::task::spawn_blocking(move || {
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| writer.queue(&candidates)))
+                .unwrap_or_else(|_| Err("the store write panicked".into()));
+            (writer, candidates, result)
+        })
+        .await;
+        let Ok((writer, candidates, result)) = joined else {
+            return;
+        };
+        self.writer = Some(writer);
+        if let Err(why) = result {
+            let n = candidates.len();
+            queue.restore(candidates);
+            self.logger.warn(&format!(
+                "failure reports: cannot queue {n} candidates (kept, retried): {why}"
+            ));
         }
     }
 
@@ -296,6 +439,7 @@ impl<W: CountWriter> Flusher<W> {
     /// Writes every count held, once: the messages written, or why not (the counts are
     /// then back in the table).
     pub async fn flush(&mut self) -> Result<u64, String> {
+        self.flush_failures().await;
         let table = self.counter.take();
         if table.is_empty() {
             return Ok(0);

@@ -23,7 +23,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::config::{ConfigError, DnsSettings, MilterConfig, Override, Settings};
-use crate::counter::{Counter, Flusher, StoreWriter};
+use crate::counter::{Counter, FailureQueue, Flusher, StoreWriter};
 use crate::handler::{DmarcFilter, LogSink, MessageSink, MetricsSink};
 use crate::log::Logger;
 use crate::metrics::{Metered, Metrics};
@@ -235,7 +235,15 @@ where
                     "counting observations into {db}: the store cannot be opened now ({why}); the counts are kept and the writes retried"
                 )),
             }
-            let flusher = Flusher::new(counter, writer, logger.clone(), metrics.clone());
+            let mut flusher = Flusher::new(counter, writer, logger.clone(), metrics.clone());
+            if settings.failure.queue {
+                let queue = FailureQueue::new(settings.failure.max_pending);
+                sinks.push(queue.clone());
+                flusher = flusher.with_failures(queue);
+                logger.info(&format!(
+                    "failure-report candidates (RFC 9991) are queued into {db} for dmarc report send"
+                ));
+            }
             Some(tokio::spawn(
                 flusher.run(settings.counting.flush_interval, flush_stop_rx),
             ))
@@ -318,8 +326,9 @@ where
                                 || new.log != running.log
                                 || new.db != running.db
                                 || new.counting != running.counting
+                                || new.failure != running.failure
                             {
-                                logger.warn("reload: listen, [server], [log], [metrics], db and [counting] change only on restart");
+                                logger.warn("reload: listen, [server], [log], [metrics], db, [counting] and [failure] change only on restart");
                             }
                             logger.info(&format!(
                                 "configuration reloaded; authserv-id {}; mode {}",

@@ -52,6 +52,7 @@
 //! ```
 #![warn(clippy::unwrap_used)]
 
+pub mod failure;
 mod json;
 mod memo;
 pub mod observation;

@@ -54,6 +54,9 @@ pub struct SpfAuth {
     pub scope: String,
     /// `none`, `neutral`, `pass`, `fail`, `softfail`, `temperror`, `permerror`.
     pub result: String,
+    /// Why, for a person (RFC 9990 `human_result`), when the result is not `pass`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub human_result: Option<String>,
 }
 
 /// A DKIM result for an aggregate report's `auth_results`.
@@ -65,6 +68,10 @@ pub struct DkimAuth {
     pub selector: Option<String>,
     /// `pass`, `fail`, `neutral`, `policy`, `temperror`, `permerror`.
     pub result: String,
+    /// Why, for a person (RFC 9990 `human_result`): the problem of a signature that did
+    /// not pass, or a note on a pass (`l=`, `t=y`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub human_result: Option<String>,
 }
 
 /// A policy override reason (RFC 9990 `PolicyOverrideType`, RFC 7489 Appendix C).
@@ -139,16 +146,22 @@ impl Observation {
     /// The observation of a verified message.
     pub fn of(v: &Verdicts) -> Self {
         let d = &v.dmarc;
+        // RFC 9990 `human_result`: why SPF did not pass (the reason is rendered only then).
+        let spf_human = |o: &dmarc_proto::spf::SpfOutput| {
+            (o.result != dmarc_proto::spf::SpfResult::Pass).then(|| o.reason.to_string())
+        };
         let mut spf = vec![SpfAuth {
             domain: v.spf.domain.as_str().to_owned(),
             scope: "mfrom".to_owned(),
             result: v.spf.result.as_str().to_owned(),
+            human_result: spf_human(&v.spf),
         }];
         if let Some(h) = &v.helo_spf {
             spf.push(SpfAuth {
                 domain: h.domain.as_str().to_owned(),
                 scope: "helo".to_owned(),
                 result: h.result.as_str().to_owned(),
+                human_result: spf_human(h),
             });
         }
         let dkim = v
@@ -158,6 +171,7 @@ impl Observation {
                 domain: s.info.domain.clone().unwrap_or_default(),
                 selector: s.info.selector.clone(),
                 result: s.result.as_str().to_owned(),
+                human_result: s.reason(),
             })
             .collect();
         let mut envelope_to: Vec<String> = Vec::new();

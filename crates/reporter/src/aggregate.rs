@@ -179,7 +179,7 @@ fn record(o: &Observation, count: u64, format: XmlFormat) -> Record {
             domain: s.domain.as_str().into(),
             scope: Some(SpfScope::parse(&s.scope)),
             result: SpfResult::parse(&s.result),
-            human_result: None,
+            human_result: s.human_result.as_deref().map(Into::into),
         })
         .collect();
     Record {
@@ -206,7 +206,7 @@ fn record(o: &Observation, count: u64, format: XmlFormat) -> Record {
                     // an empty one.
                     selector: Some(d.selector.as_deref().unwrap_or_default().into()),
                     result: DkimResult::parse(&d.result),
-                    human_result: None,
+                    human_result: d.human_result.as_deref().map(Into::into),
                 })
                 .collect(),
             spf,

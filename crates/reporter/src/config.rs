@@ -121,9 +121,16 @@ pub struct FailureOptions {
     /// Redact the local parts of addresses in the copied header fields (RFC 9991 privacy
     /// considerations). Default true.
     pub redact_local_parts: bool,
-    /// Header fields copied besides those a failure report needs (From, To, Subject, Date,
-    /// Message-ID, DKIM-Signature ...). Default none.
+    /// Header fields copied besides those a failure report needs (trace, authentication,
+    /// From, To, Subject, Date, Message-ID ...: `failure::DEFAULT_FIELDS`); `"*"` copies
+    /// every field. Default none.
     pub extra_header_fields: Vec<String>,
+    /// Write `http`/`https` URIs in the copied fields as `hxxp`/`hxxps` (RFC 9991 §7.3).
+    /// Default true.
+    pub defang_uris: bool,
+    /// A candidate older than this many seconds when a run finds it is dropped, not
+    /// reported (failure reports are about fresh failures). Default 1 day.
+    pub max_age: i64,
 }
 
 impl Default for FailureOptions {
@@ -133,6 +140,8 @@ impl Default for FailureOptions {
             per_domain_per_hour: 10,
             redact_local_parts: true,
             extra_header_fields: Vec::new(),
+            defang_uris: true,
+            max_age: 86_400,
         }
     }
 }
@@ -323,6 +332,9 @@ impl Config {
                 "aggregate.discovery_method {:?}: expected \"treewalk\" or \"psl\"",
                 self.aggregate.discovery_method
             )));
+        }
+        if self.failure.max_age <= 0 {
+            return Err(Error::Config("failure.max_age must be positive".into()));
         }
         if self.aggregate.close_delay < 0 {
             return Err(Error::Config("aggregate.close_delay is negative".into()));

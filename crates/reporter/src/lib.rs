@@ -5,6 +5,11 @@
 //! destination of the policy record as published at sending time that passes the RFC 9990
 //! §4 external-destination check, the `!size` limit and the configured exclusions.
 //!
+//! Failure reports (RFC 9991, [`failure`]) are made, when `[failure] enabled`, from the
+//! candidates the receiver queued, one AFRF message per failed message, to the `ruf`
+//! destinations that pass the same checks, at most `per_domain_per_hour` per policy
+//! domain, with the same delivery rows.
+//!
 //! This crate does the I/O (DNS questions through [`dmarc_proto::dns::Lookup`], the store,
 //! SMTP or sendmail through lettre) around the protocol crate's logic; the protocol crate
 //! stays free of I/O. Every destination's state is a row in the store (`dmarc_store::outbox`),
@@ -12,8 +17,10 @@
 #![warn(missing_docs)]
 
 pub mod aggregate;
+pub mod bounces;
 pub mod config;
 pub mod destinations;
+pub mod failure;
 pub mod mail;
 pub mod run;
 pub mod transport;

@@ -31,9 +31,15 @@ pub struct Letter<'a> {
     pub text: String,
     /// The destination address (To).
     pub to: &'a str,
-    /// An extra top-level header block (already folded, CRLF-terminated lines), e.g. the
-    /// multipart/report parameters of a failure report.
+    /// The top-level media type with its parameters (the boundary is added), e.g.
+    /// `multipart/report; report-type=feedback-report` for a failure report. Default
+    /// `multipart/mixed`.
     pub content_type: Option<String>,
+    /// The Subject. Default: RFC 9990's (`Report Domain: ... Submitter: ... Report-ID:`).
+    pub subject: Option<String>,
+    /// A further part after the attachment: its media type and bytes (the reported
+    /// header fields of a failure report).
+    pub extra: Option<(&'a str, &'a [u8])>,
 }
 
 /// A DKIM key with its options, loaded once.
@@ -109,12 +115,15 @@ pub fn compose(
         org.email
     ));
     m.push_str(&format!("To: <{}>\r\n", clean(letter.to)));
-    // RFC 9990 §3: Report Domain, Submitter, Report-ID, folded as the RFC shows.
-    m.push_str(&format!(
-        "Subject: Report Domain: {}\r\n Submitter: {receiver}\r\n Report-ID: <{}>\r\n",
-        clean(letter.policy_domain),
-        clean(letter.report_id)
-    ));
+    match &letter.subject {
+        Some(s) => m.push_str(&format!("Subject: {}\r\n", clean(s))),
+        // RFC 9990 §3: Report Domain, Submitter, Report-ID, folded as the RFC shows.
+        None => m.push_str(&format!(
+            "Subject: Report Domain: {}\r\n Submitter: {receiver}\r\n Report-ID: <{}>\r\n",
+            clean(letter.policy_domain),
+            clean(letter.report_id)
+        )),
+    }
     m.push_str(&format!("Date: {}\r\n", format_rfc5322(date)));
     m.push_str(&format!("Message-ID: {message_id}\r\n"));
     // RFC 3834: automatic mail; auto-responders and our own receiver (no reports about
@@ -137,27 +146,10 @@ pub fn compose(
         "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: {text_cte}\r\n\r\n{text}\r\n"
     ));
     m.push_str(&format!("--{boundary}\r\n"));
-    m.push_str(&format!(
-        "Content-Type: {}; name=\"{}\"\r\nContent-Disposition: attachment; filename=\"{}\"\r\n",
-        letter.media_type, letter.filename, letter.filename
-    ));
-    if letter.media_type.starts_with("message/") || letter.media_type.starts_with("text/") {
-        // A failure report's machine-readable part and the original headers: 7bit text.
-        m.push_str("Content-Transfer-Encoding: 7bit\r\n\r\n");
-        let body = String::from_utf8_lossy(letter.content)
-            .replace("\r\n", "\n")
-            .replace('\n', "\r\n");
-        m.push_str(&body);
-        if !body.ends_with("\r\n") {
-            m.push_str("\r\n");
-        }
-    } else {
-        m.push_str("Content-Transfer-Encoding: base64\r\n\r\n");
-        let b64 = base64::engine::general_purpose::STANDARD.encode(letter.content);
-        for chunk in b64.as_bytes().chunks(76) {
-            m.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-            m.push_str("\r\n");
-        }
+    part(&mut m, letter.media_type, letter.filename, letter.content);
+    if let Some((media_type, content)) = letter.extra {
+        m.push_str(&format!("--{boundary}\r\n"));
+        part(&mut m, media_type, "", content);
     }
     m.push_str(&format!("--{boundary}--\r\n"));
     let mut bytes = m.into_bytes();
@@ -169,6 +161,39 @@ pub fn compose(
         bytes = signed;
     }
     Ok(bytes)
+}
+
+/// One body part: its header (with a file name, an attachment) and its content, 7bit for
+/// text and messages, base64 otherwise.
+fn part(m: &mut String, media_type: &str, filename: &str, content: &[u8]) {
+    if filename.is_empty() {
+        m.push_str(&format!("Content-Type: {media_type}\r\n"));
+    } else {
+        m.push_str(&format!(
+            "Content-Type: {media_type}; name=\"{filename}\"\r\nContent-Disposition: attachment; filename=\"{filename}\"\r\n"
+        ));
+    }
+    if media_type.starts_with("message/") || media_type.starts_with("text/") {
+        // A failure report's machine-readable part and the original headers: 7bit text.
+        m.push_str("Content-Transfer-Encoding: 7bit\r\n\r\n");
+        let body = String::from_utf8_lossy(content)
+            .replace("\r\n", "\n")
+            .replace('\n', "\r\n");
+        m.push_str(&body);
+        if !body.ends_with("\r\n") {
+            m.push_str("\r\n");
+        }
+        // The line end before the next boundary belongs to the boundary (RFC 2046
+        // §5.1.1): the content keeps its own.
+        m.push_str("\r\n");
+    } else {
+        m.push_str("Content-Transfer-Encoding: base64\r\n\r\n");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(content);
+        for chunk in b64.as_bytes().chunks(76) {
+            m.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+            m.push_str("\r\n");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -189,6 +214,8 @@ mod tests {
             text: "hello\n".into(),
             to: "rua@example.com",
             content_type: None,
+            subject: None,
+            extra: None,
         };
         let clock = FixedClock::from_unix_seconds(100);
         let a = compose(&c, &letter, 100, None, &clock).unwrap();

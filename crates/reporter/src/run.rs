@@ -8,8 +8,9 @@ use std::path::PathBuf;
 
 use dmarc_proto::clock::Clock;
 use dmarc_proto::dmarc::ReportKind;
-use dmarc_proto::dmarc::record::parse_report_uri;
+use dmarc_proto::dmarc::record::{Psd, parse_report_uri};
 use dmarc_proto::dns::Lookup;
+use dmarc_receiver::failure::FailureCandidate;
 use dmarc_store::time::format_utc;
 use dmarc_store::{Delivery, DeliveryStatus, OutgoingReport, Store};
 
@@ -17,6 +18,7 @@ use crate::Error;
 use crate::aggregate::{self, DAY};
 use crate::config::Config;
 use crate::destinations::{self, Decision, Published};
+use crate::failure::{self as fr, FAILURE, Redaction};
 use crate::mail::{self, Letter, Signer};
 use crate::transport::{Outcome, Transport};
 
@@ -103,6 +105,17 @@ impl<L: Lookup> std::fmt::Debug for Run<'_, L> {
 struct Made {
     report: OutgoingReport,
     deliveries: Vec<Delivery>,
+    /// The candidate a failure report was made from (its text and Subject).
+    candidate: Option<FailureCandidate>,
+}
+
+/// The kind of a stored report.
+fn kind_of(r: &OutgoingReport) -> ReportKind {
+    if r.kind == FAILURE {
+        ReportKind::Failure
+    } else {
+        ReportKind::Aggregate
+    }
 }
 
 impl<'a, L: Lookup> Run<'a, L> {
@@ -137,7 +150,9 @@ impl<'a, L: Lookup> Run<'a, L> {
         self.events.push(Event {
             policy_domain: r.policy_domain.clone(),
             begin: r.begin,
-            end: r.end,
+            // A failure report is about one message: its arrival (end_ts holds the
+            // candidate's id, see `Run::failure`).
+            end: if r.kind == FAILURE { r.begin } else { r.end },
             destination: destination.to_owned(),
             status: status.to_owned(),
             detail,
@@ -158,16 +173,19 @@ impl<'a, L: Lookup> Run<'a, L> {
     pub async fn aggregate(&mut self) -> Result<(), Error> {
         let now = self.options.now;
         if !self.dry() {
-            let n = self.store.abandon_interrupted_deliveries(now)?;
+            let retry_at = now + self.config.delivery.retry_after;
+            let n = self.store.retry_interrupted_deliveries(now, retry_at)?;
             if n > 0 {
                 self.events.push(Event {
                     policy_domain: String::new(),
                     begin: 0,
                     end: 0,
                     destination: String::new(),
-                    status: "unknown".into(),
+                    status: "deferred".into(),
                     detail: format!(
-                        "{n} deliveries were interrupted by an earlier run; not sent again"
+                        "{n} deliveries were interrupted by an earlier run (maybe delivered); \
+                         sent again at {} UTC with the same Message-ID and report id",
+                        format_utc(retry_at)
                     ),
                 });
             }
@@ -218,6 +236,7 @@ impl<'a, L: Lookup> Run<'a, L> {
                         Made {
                             report: existing,
                             deliveries,
+                            candidate: None,
                         }
                     }
                     None => match self.make(&pd, begin, end)? {
@@ -225,7 +244,9 @@ impl<'a, L: Lookup> Run<'a, L> {
                         None => continue,
                     },
                 };
-                let made = self.add_destinations(made, record.as_deref()).await?;
+                let made = self
+                    .add_destinations(made, record.as_deref(), ReportKind::Aggregate)
+                    .await?;
                 delivered.insert(made.report.id);
                 self.deliver(made).await?;
             }
@@ -240,8 +261,200 @@ impl<'a, L: Lookup> Run<'a, L> {
                 continue;
             }
             let deliveries = self.store.deliveries(report.id)?;
-            self.deliver(Made { report, deliveries }).await?;
+            self.deliver(Made {
+                report,
+                deliveries,
+                candidate: None,
+            })
+            .await?;
         }
+        Ok(())
+    }
+
+    /// Failure reports (RFC 9991): one per queued candidate that is still to be reported
+    /// (its policy record at sending time has `ruf=` and is not `psd=y`, it is not our own
+    /// report mail, it is younger than `failure.max_age`, and its policy domain has had
+    /// fewer than `failure.per_domain_per_hour` reports in the last hour: the rest is
+    /// dropped, as RFC 9991 §8.1 suggests, and each drop is recorded with its reason),
+    /// then the deliveries of earlier failure reports that are due. Nothing happens unless
+    /// `failure.enabled`.
+    ///
+    /// A failure report is kept in `outgoing_reports` like an aggregate report: `begin_ts`
+    /// is the message's arrival and `end_ts` the candidate's id (a failure report has no
+    /// period; the pair keeps the (kind, policy domain, begin, end) key unique).
+    pub async fn failure(&mut self) -> Result<(), Error> {
+        if !self.config.failure.enabled {
+            return Ok(());
+        }
+        let now = self.options.now;
+        let o = self.config.failure.clone();
+        let mut made_now: HashMap<String, u64> = HashMap::new();
+        let mut delivered: BTreeSet<i64> = BTreeSet::new();
+        let queued = self.store.failure_candidates("queued", 10_000)?;
+        for q in queued {
+            let c = q.candidate;
+            let pd = c.policy_domain.clone();
+            let event = |status: &str, detail: String| Event {
+                policy_domain: pd.clone(),
+                begin: c.arrival,
+                end: c.arrival,
+                destination: String::new(),
+                status: status.to_owned(),
+                detail,
+            };
+            let drop_why = if fr::is_our_report_mail(&c, self.config) {
+                Some("the message is our own report mail (no reports about reports)".to_owned())
+            } else if now - c.arrival > o.max_age {
+                Some(format!(
+                    "the message arrived more than {} s ago (failure.max_age)",
+                    o.max_age
+                ))
+            } else {
+                None
+            };
+            let record = match (&drop_why, self.published(&pd).await) {
+                (Some(_), _) => None,
+                (None, Published::Record(r)) => Some(r),
+                (None, Published::None(why)) => {
+                    self.drop_candidate(q.id, event("dropped", why))?;
+                    continue;
+                }
+                (None, Published::TempError(why)) => {
+                    self.events.push(event(
+                        "deferred",
+                        format!("DNS: {why}; the candidate waits for the next run"),
+                    ));
+                    continue;
+                }
+            };
+            let drop_why = drop_why.or_else(|| match &record {
+                Some(r) if r.ruf.is_empty() => {
+                    Some("the DMARC record has no usable ruf= URI now".to_owned())
+                }
+                Some(r) if r.psd == Psd::Yes => Some(
+                    "the DMARC record is a Public Suffix Domain's (psd=y): its ruf= is not used"
+                        .to_owned(),
+                ),
+                _ => None,
+            });
+            if let Some(why) = drop_why {
+                self.drop_candidate(q.id, event("dropped", why))?;
+                continue;
+            }
+            let recent = self.store.reports_made_since(FAILURE, &pd, now - 3600)?
+                + made_now.get(&pd).copied().unwrap_or(0);
+            if recent >= o.per_domain_per_hour {
+                let why = format!(
+                    "rate limit: {recent} failure reports about {pd} in the last hour (at most {})",
+                    o.per_domain_per_hour
+                );
+                self.drop_candidate(q.id, event("dropped", why))?;
+                continue;
+            }
+            // SPF-DNS: the SPF record of an aligned MAIL FROM domain that failed, as
+            // published now.
+            let spf_dns = match fr::aligned_spf_failure(&c) {
+                Some(domain) => self
+                    .lookup
+                    .txt(&domain)
+                    .await
+                    .ok()
+                    .and_then(|rrs| {
+                        rrs.into_iter()
+                            .map(|t| String::from_utf8_lossy(&t).into_owned())
+                            .find(|t| t.to_ascii_lowercase().starts_with("v=spf1"))
+                    })
+                    .map(|rec| format!("txt : {domain} : \"{}\"", rec.replace('"', "'"))),
+                None => None,
+            };
+            let receiver = self.config.organization.receiver_domain();
+            let report_id = format!("{}.{}.{pd}@{receiver}", c.arrival, q.id);
+            let out = OutgoingReport {
+                id: 0,
+                kind: FAILURE.to_owned(),
+                policy_domain: pd.clone(),
+                begin: c.arrival,
+                end: q.id,
+                filename: format!("{receiver}!{pd}!{}!{}", c.arrival, q.id),
+                report_id,
+                media_type: fr::FEEDBACK_REPORT.to_owned(),
+                content: fr::content(&c, self.config, &Redaction::random(), spf_dns.as_deref()),
+                record_count: 1,
+                message_count: 1,
+                created_at: now,
+            };
+            let report = if self.dry() {
+                out
+            } else {
+                let saved = self.store.save_outgoing_report(&out)?;
+                self.store.finish_failure_candidate(
+                    q.id,
+                    "reported",
+                    &format!("failure report {}", saved.report_id),
+                    Some(saved.id),
+                )?;
+                saved
+            };
+            if self.dry() {
+                // Not in the store: counted here for the rate limit.
+                *made_now.entry(pd.clone()).or_default() += 1;
+            }
+            self.event(
+                &report,
+                "",
+                "made",
+                format!(
+                    "failure report ({}) about a message from {}, report id {}",
+                    c.auth_failure, c.source_ip, report.report_id
+                ),
+            );
+            let made = Made {
+                deliveries: if self.dry() {
+                    Vec::new()
+                } else {
+                    self.store.deliveries(report.id)?
+                },
+                report,
+                candidate: Some(c),
+            };
+            let made = if made.deliveries.is_empty() {
+                self.add_destinations(made, record.as_deref(), ReportKind::Failure)
+                    .await?
+            } else {
+                made
+            };
+            delivered.insert(made.report.id);
+            self.deliver(made).await?;
+        }
+        if self.dry() {
+            return Ok(());
+        }
+        for report in self.store.reports_with_open_deliveries(FAILURE, now)? {
+            if delivered.contains(&report.id) {
+                continue;
+            }
+            let deliveries = self.store.deliveries(report.id)?;
+            let candidate = self
+                .store
+                .failure_candidate_of_report(report.id)?
+                .map(|q| q.candidate);
+            self.deliver(Made {
+                report,
+                deliveries,
+                candidate,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Records that a candidate is not reported, and why.
+    fn drop_candidate(&mut self, id: i64, event: Event) -> Result<(), Error> {
+        if !self.dry() {
+            self.store
+                .finish_failure_candidate(id, "dropped", &event.detail, None)?;
+        }
+        self.events.push(event);
         Ok(())
     }
 
@@ -290,15 +503,23 @@ impl<'a, L: Lookup> Run<'a, L> {
         Ok(Some(Made {
             report,
             deliveries: Vec::new(),
+            candidate: None,
         }))
     }
 
-    /// Decides the destinations of a report just made, from the record at sending time.
+    /// Decides the destinations of a report just made, from the record at sending time
+    /// (its `rua` or `ruf`, by `kind`).
     async fn add_destinations(
         &mut self,
         mut made: Made,
         record: Option<&dmarc_proto::dmarc::Record>,
+        kind: ReportKind,
     ) -> Result<Made, Error> {
+        let (tag, uris) = match (kind, record) {
+            (ReportKind::Aggregate, Some(r)) => ("rua", r.rua.as_slice()),
+            (ReportKind::Failure, Some(r)) => ("ruf", r.ruf.as_slice()),
+            (_, None) => ("", &[][..]),
+        };
         let now = self.options.now;
         let row = |destination: &str, address: &str, status, detail: String, next| Delivery {
             report: made.report.id,
@@ -321,19 +542,19 @@ impl<'a, L: Lookup> Run<'a, L> {
                 };
                 rows.push(row("", "", DeliveryStatus::Skipped, why, None));
             }
-            Some(r) if r.rua.is_empty() => rows.push(row(
+            Some(_) if uris.is_empty() => rows.push(row(
                 "",
                 "",
                 DeliveryStatus::Skipped,
-                "the DMARC record has no usable rua= URI now".to_owned(),
+                format!("the DMARC record has no usable {tag}= URI now"),
                 None,
             )),
-            Some(r) => {
+            Some(_) => {
                 let checked = destinations::check(
                     self.lookup,
                     &made.report.policy_domain,
-                    &r.rua,
-                    ReportKind::Aggregate,
+                    uris,
+                    kind,
                     &self.config.delivery,
                 )
                 .await;
@@ -411,7 +632,7 @@ impl<'a, L: Lookup> Run<'a, L> {
                         self.lookup,
                         &r.policy_domain,
                         std::slice::from_ref(&uri),
-                        ReportKind::Aggregate,
+                        kind_of(&r),
                         &d_opts,
                     )
                     .await;
@@ -430,15 +651,34 @@ impl<'a, L: Lookup> Run<'a, L> {
                     }
                 }
             }
-            let letter = Letter {
-                policy_domain: &r.policy_domain,
-                report_id: &r.report_id,
-                filename: &r.filename,
-                media_type: &r.media_type,
-                content: &r.content,
-                text: self.text(&r),
-                to: &address,
-                content_type: None,
+            let letter = match &made.candidate {
+                Some(c) if r.kind == FAILURE => {
+                    let (fields, header) = fr::split_content(&r.content);
+                    Letter {
+                        policy_domain: &r.policy_domain,
+                        report_id: &r.report_id,
+                        filename: "",
+                        media_type: &r.media_type,
+                        content: fields,
+                        text: fr::text(c, self.config),
+                        to: &address,
+                        content_type: Some("multipart/report; report-type=feedback-report".into()),
+                        subject: Some(fr::subject(c)),
+                        extra: Some((fr::RFC822_HEADERS, header)),
+                    }
+                }
+                _ => Letter {
+                    policy_domain: &r.policy_domain,
+                    report_id: &r.report_id,
+                    filename: &r.filename,
+                    media_type: &r.media_type,
+                    content: &r.content,
+                    text: self.text(&r),
+                    to: &address,
+                    content_type: None,
+                    subject: None,
+                    extra: None,
+                },
             };
             let message = mail::compose(self.config, &letter, now, self.signer, self.clock)?;
             let limit = max_size

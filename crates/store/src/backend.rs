@@ -171,6 +171,26 @@ impl<'a> Row<'a> {
         }
     }
 
+    /// A non-negative integer (a count).
+    pub(crate) fn count(&self, i: usize) -> Result<u64, StoreError> {
+        let v = self.int(i)?;
+        u64::try_from(v).map_err(|_| {
+            StoreError::Data(format!(
+                "{}: column {i} should be a count but is {v}",
+                self.query
+            ))
+        })
+    }
+
+    /// A non-NULL blob (or text, as bytes).
+    pub(crate) fn bytes(&self, i: usize) -> Result<Vec<u8>, StoreError> {
+        match self.cell(i)? {
+            Cell::Bytes(b) => Ok(b.clone()),
+            Cell::Text(t) => Ok(t.as_bytes().to_vec()),
+            c => Err(self.mismatch(i, "bytes", c)),
+        }
+    }
+
     /// A text or NULL.
     pub(crate) fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
         match self.cell(i)? {

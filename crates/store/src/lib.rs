@@ -51,7 +51,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use backend::Dialect;
 pub use observations::{OBSERVATION_PERIOD, ObservationCount, period_of};
-pub use outbox::{Delivery, DeliveryStatus, DestinationHealth, OutgoingReport};
+pub use outbox::{Delivery, DeliveryStatus, DestinationHealth, OutgoingReport, QueuedCandidate};
 pub use read::{
     DomainPeriod, FailingSource, Granularity, RejectedEntry, Reporter, SourceStats, Summary,
     SummaryQuery, TlsDomain, Totals,

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use dmarc_receiver::Observation;
 use dmarc_receiver::observation::{DkimAuth, Override, PublishedPolicy, SpfAuth};
 
-use crate::backend::{Cell, Val};
+use crate::backend::{self, Cell, Val};
 use crate::write::sha256_hex;
 use crate::{Store, StoreError};
 
@@ -192,20 +192,6 @@ fn bad(col: &str, what: &str) -> StoreError {
     StoreError::Data(format!("observations.{col}: {what}"))
 }
 
-fn int(c: &Cell, col: &str) -> Result<i64, StoreError> {
-    match c {
-        Cell::I64(v) => Ok(*v),
-        other => Err(bad(col, &format!("expected an integer, found {other:?}"))),
-    }
-}
-
-fn text(c: Cell, col: &str) -> Result<String, StoreError> {
-    match c {
-        Cell::Text(t) => Ok(t),
-        other => Err(bad(col, &format!("expected text, found {other:?}"))),
-    }
-}
-
 fn opt(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
@@ -214,56 +200,37 @@ fn parsed<T: serde::de::DeserializeOwned>(s: &str, col: &str) -> Result<T, Store
     serde_json::from_str(s).map_err(|e| bad(col, &e.to_string()))
 }
 
-fn decode(row: Vec<Cell>) -> Result<ObservationCount, StoreError> {
-    let [
-        period,
-        policy_domain,
-        source_ip,
-        header_from,
-        envelope_from,
-        envelope_to,
-        dmarc,
-        disposition,
-        dkim_aligned,
-        spf_aligned,
-        spf,
-        dkim,
-        overrides,
-        published,
-        count,
-    ]: [Cell; 15] = row
-        .try_into()
-        .map_err(|r: Vec<Cell>| bad("*", &format!("expected 15 columns, found {}", r.len())))?;
-    let ip = text(source_ip, "source_ip")?;
-    let envelope_to = text(envelope_to, "envelope_to")?;
-    let published = text(published, "policy_published")?;
-    let count = int(&count, "message_count")?;
+fn decode(cells: Vec<Cell>) -> Result<ObservationCount, StoreError> {
+    let r = backend::Row::new(&cells, "observations");
+    let ip = r.str(2)?;
+    let published = r.str(13)?;
     Ok(ObservationCount {
-        period_start: int(&period, "period_start")?,
-        count: u64::try_from(count).map_err(|_| bad("message_count", "negative"))?,
+        period_start: r.int(0)?,
+        count: r.count(14)?,
         observation: Observation {
-            policy_domain: opt(text(policy_domain, "policy_domain")?),
+            policy_domain: opt(r.text(1)?),
             source_ip: ip
                 .parse()
                 .map_err(|_| bad("source_ip", &format!("{ip:?} is not an IP address")))?,
-            header_from: opt(text(header_from, "header_from")?),
-            envelope_from: opt(text(envelope_from, "envelope_from")?),
-            envelope_to: envelope_to
+            header_from: opt(r.text(3)?),
+            envelope_from: opt(r.text(4)?),
+            envelope_to: r
+                .str(5)?
                 .split(',')
                 .filter(|d| !d.is_empty())
                 .map(str::to_owned)
                 .collect(),
-            spf: parsed::<Vec<SpfAuth>>(&text(spf, "spf_results")?, "spf_results")?,
-            dkim: parsed::<Vec<DkimAuth>>(&text(dkim, "dkim_results")?, "dkim_results")?,
-            dmarc: text(dmarc, "dmarc")?,
-            spf_aligned: text(spf_aligned, "spf_aligned")?,
-            dkim_aligned: text(dkim_aligned, "dkim_aligned")?,
-            disposition: text(disposition, "disposition")?,
-            overrides: parsed::<Vec<Override>>(&text(overrides, "overrides")?, "overrides")?,
+            spf: parsed::<Vec<SpfAuth>>(r.str(10)?, "spf_results")?,
+            dkim: parsed::<Vec<DkimAuth>>(r.str(11)?, "dkim_results")?,
+            dmarc: r.text(6)?,
+            spf_aligned: r.text(9)?,
+            dkim_aligned: r.text(8)?,
+            disposition: r.text(7)?,
+            overrides: parsed::<Vec<Override>>(r.str(12)?, "overrides")?,
             published: if published.is_empty() {
                 None
             } else {
-                Some(parsed::<PublishedPolicy>(&published, "policy_published")?)
+                Some(parsed::<PublishedPolicy>(published, "policy_published")?)
             },
         },
     })

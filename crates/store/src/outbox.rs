@@ -6,12 +6,14 @@
 //! exactly what the first run would have sent; a destination's row moves `pending` ->
 //! `sending` -> `sent` (or `deferred` with a next attempt, or `failed` for good), and is
 //! never sent to again once it has left `pending`/`deferred`. A run that dies between
-//! handing a message to the relay and recording `sent` leaves `sending`; the next run marks
-//! it `unknown` and does not send again (a duplicate is worse than a report lost, and the
-//! row says so). Destinations that were not used at all (not authorised, too large,
+//! handing a message to the relay and recording `sent` leaves `sending`; the next run
+//! defers it and sends it again, with the same Message-ID and report id, so that a
+//! duplicate is recognisable (a report lost is worse than one recognised twice). Destinations that were not used at all (not authorised, too large,
 //! excluded) are rows too, with status `skipped` and the reason.
 
-use crate::backend::{Cell, Val};
+use crate::backend::{Cell, Row, Val};
+use dmarc_receiver::failure::FailureCandidate;
+
 use crate::{Store, StoreError};
 
 /// A report this receiver made, with its bytes.
@@ -58,7 +60,9 @@ pub enum DeliveryStatus {
     Failed,
     /// Not used (not authorised, too large, excluded, not a mailto URI ...).
     Skipped,
-    /// A run stopped while sending: maybe delivered, not tried again.
+    /// A run stopped while sending: maybe delivered (rows of earlier versions; now such
+    /// a delivery is deferred and sent again, see
+    /// [`Store::retry_interrupted_deliveries`]).
     Unknown,
 }
 
@@ -130,6 +134,23 @@ pub struct Delivery {
     pub message_id: Option<String>,
 }
 
+/// A failure-report candidate as queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedCandidate {
+    /// The row id.
+    pub id: i64,
+    /// What the receiver kept.
+    pub candidate: FailureCandidate,
+    /// `queued`, `reported`, `dropped`.
+    pub status: String,
+    /// Why, for a person (why it was dropped, which report).
+    pub detail: String,
+    /// The failure report made from it.
+    pub report: Option<i64>,
+    /// When it was queued.
+    pub queued_at: i64,
+}
+
 /// What is known of a destination address across reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DestinationHealth {
@@ -147,38 +168,6 @@ fn bad(col: &str, what: &str) -> StoreError {
     StoreError::Data(format!("{col}: {what}"))
 }
 
-fn int(c: &Cell, col: &str) -> Result<i64, StoreError> {
-    match c {
-        Cell::I64(v) => Ok(*v),
-        other => Err(bad(col, &format!("expected an integer, found {other:?}"))),
-    }
-}
-
-fn opt_int(c: &Cell, col: &str) -> Result<Option<i64>, StoreError> {
-    match c {
-        Cell::Null => Ok(None),
-        c => int(c, col).map(Some),
-    }
-}
-
-fn count(c: &Cell, col: &str) -> Result<u64, StoreError> {
-    u64::try_from(int(c, col)?).map_err(|_| bad(col, "negative"))
-}
-
-fn text(c: Cell, col: &str) -> Result<String, StoreError> {
-    match c {
-        Cell::Text(t) => Ok(t),
-        other => Err(bad(col, &format!("expected text, found {other:?}"))),
-    }
-}
-
-fn opt_text(c: Cell, col: &str) -> Result<Option<String>, StoreError> {
-    match c {
-        Cell::Null => Ok(None),
-        c => text(c, col).map(Some),
-    }
-}
-
 fn clamp(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -186,71 +175,56 @@ fn clamp(n: u64) -> i64 {
 const REPORT_COLS: &str = "id, kind, policy_domain, begin_ts, end_ts, report_id, filename, \
                            media_type, content, record_count, message_count, created_at";
 
-fn decode_report(row: Vec<Cell>) -> Result<OutgoingReport, StoreError> {
-    let [
-        id,
-        kind,
-        domain,
-        begin,
-        end,
-        rid,
-        filename,
-        media,
-        content,
-        records,
-        messages,
-        created,
-    ]: [Cell; 12] = row
-        .try_into()
-        .map_err(|r: Vec<Cell>| bad("outgoing_reports", &format!("{} columns", r.len())))?;
+fn decode_report(cells: Vec<Cell>) -> Result<OutgoingReport, StoreError> {
+    let r = Row::new(&cells, "outgoing_reports");
     Ok(OutgoingReport {
-        id: int(&id, "outgoing_reports.id")?,
-        kind: text(kind, "outgoing_reports.kind")?,
-        policy_domain: text(domain, "outgoing_reports.policy_domain")?,
-        begin: int(&begin, "outgoing_reports.begin_ts")?,
-        end: int(&end, "outgoing_reports.end_ts")?,
-        report_id: text(rid, "outgoing_reports.report_id")?,
-        filename: text(filename, "outgoing_reports.filename")?,
-        media_type: text(media, "outgoing_reports.media_type")?,
-        content: match content {
-            Cell::Bytes(b) => b,
-            other => return Err(bad("outgoing_reports.content", &format!("{other:?}"))),
-        },
-        record_count: count(&records, "outgoing_reports.record_count")?,
-        message_count: count(&messages, "outgoing_reports.message_count")?,
-        created_at: int(&created, "outgoing_reports.created_at")?,
+        id: r.int(0)?,
+        kind: r.text(1)?,
+        policy_domain: r.text(2)?,
+        begin: r.int(3)?,
+        end: r.int(4)?,
+        report_id: r.text(5)?,
+        filename: r.text(6)?,
+        media_type: r.text(7)?,
+        content: r.bytes(8)?,
+        record_count: r.count(9)?,
+        message_count: r.count(10)?,
+        created_at: r.int(11)?,
     })
 }
 
 const DELIVERY_COLS: &str = "report, destination, address, status, detail, attempts, \
                              next_attempt, updated_at, sent_at, message_id";
 
-fn decode_delivery(row: Vec<Cell>) -> Result<Delivery, StoreError> {
-    let [
-        report,
-        destination,
-        address,
-        status,
-        detail,
-        attempts,
-        next,
-        updated,
-        sent,
-        mid,
-    ]: [Cell; 10] = row
-        .try_into()
-        .map_err(|r: Vec<Cell>| bad("report_deliveries", &format!("{} columns", r.len())))?;
+fn decode_delivery(cells: Vec<Cell>) -> Result<Delivery, StoreError> {
+    let r = Row::new(&cells, "report_deliveries");
     Ok(Delivery {
-        report: int(&report, "report_deliveries.report")?,
-        destination: text(destination, "report_deliveries.destination")?,
-        address: text(address, "report_deliveries.address")?,
-        status: DeliveryStatus::parse(&text(status, "report_deliveries.status")?)?,
-        detail: text(detail, "report_deliveries.detail")?,
-        attempts: count(&attempts, "report_deliveries.attempts")?,
-        next_attempt: opt_int(&next, "report_deliveries.next_attempt")?,
-        updated_at: int(&updated, "report_deliveries.updated_at")?,
-        sent_at: opt_int(&sent, "report_deliveries.sent_at")?,
-        message_id: opt_text(mid, "report_deliveries.message_id")?,
+        report: r.int(0)?,
+        destination: r.text(1)?,
+        address: r.text(2)?,
+        status: DeliveryStatus::parse(r.str(3)?)?,
+        detail: r.text(4)?,
+        attempts: r.count(5)?,
+        next_attempt: r.opt_int(6)?,
+        updated_at: r.int(7)?,
+        sent_at: r.opt_int(8)?,
+        message_id: r.opt_text(9)?,
+    })
+}
+
+const CANDIDATE_COLS: &str = "id, candidate, status, detail, report, queued_at";
+
+fn decode_candidate(cells: Vec<Cell>) -> Result<QueuedCandidate, StoreError> {
+    let r = Row::new(&cells, "failure_candidates");
+    let candidate = serde_json::from_str(r.str(1)?)
+        .map_err(|e| bad("failure_candidates.candidate", &e.to_string()))?;
+    Ok(QueuedCandidate {
+        id: r.int(0)?,
+        candidate,
+        status: r.text(2)?,
+        detail: r.text(3)?,
+        report: r.opt_int(4)?,
+        queued_at: r.int(5)?,
     })
 }
 
@@ -264,15 +238,9 @@ impl Store {
             &[Val::I64(before)],
         )?;
         rows.into_iter()
-            .map(|r| {
-                let mut it = r.into_iter();
-                let (Some(d), Some(p)) = (it.next(), it.next()) else {
-                    return Err(bad("observations", "expected 2 columns"));
-                };
-                Ok((
-                    text(d, "observations.policy_domain")?,
-                    int(&p, "period_start")?,
-                ))
+            .map(|cells| {
+                let r = Row::new(&cells, "observed periods");
+                Ok((r.text(0)?, r.int(1)?))
             })
             .collect()
     }
@@ -302,7 +270,8 @@ impl Store {
 
     /// Keeps a report made now; when one of the same kind, policy domain and period exists
     /// already (another run made it first), that one is returned and `report` is dropped.
-    /// `report.id` and `report.created_at` are ignored.
+    /// `report.id` is ignored; `report.created_at` is kept (the run's now: failure reports
+    /// are rate-limited by it).
     pub fn save_outgoing_report(
         &mut self,
         report: &OutgoingReport,
@@ -323,7 +292,7 @@ impl Store {
                 Val::Bytes(&report.content),
                 Val::I64(clamp(report.record_count)),
                 Val::I64(clamp(report.message_count)),
-                Val::I64(crate::now()),
+                Val::I64(report.created_at),
             ],
         )?;
         self.outgoing_report(
@@ -381,6 +350,22 @@ impl Store {
             &[Val::I64(report)],
         )?;
         rows.into_iter().map(decode_delivery).collect()
+    }
+
+    /// The delivery whose message had this Message-ID (angle brackets included), if one
+    /// was sent.
+    pub fn delivery_by_message_id(
+        &mut self,
+        message_id: &str,
+    ) -> Result<Option<Delivery>, StoreError> {
+        let rows = self.conn.query(
+            &format!(
+                "SELECT {DELIVERY_COLS} FROM report_deliveries WHERE message_id = ? \
+                 ORDER BY report LIMIT 1"
+            ),
+            &[Val::Text(message_id.trim())],
+        )?;
+        rows.into_iter().next().map(decode_delivery).transpose()
     }
 
     /// Records a destination of a report, unless it is recorded already (a resumed run
@@ -457,14 +442,22 @@ impl Store {
         Ok(())
     }
 
-    /// Marks every delivery left `sending` by a run that stopped as `unknown` (maybe sent;
-    /// not sent again). Returns how many.
-    pub fn abandon_interrupted_deliveries(&mut self, now: i64) -> Result<u64, StoreError> {
+    /// Takes back every delivery a stopped run left `sending` (or an earlier version left
+    /// `unknown`): deferred to `retry_at`, to be sent again. The message may have been
+    /// delivered; sent again it has the same Message-ID and report id (both derive from
+    /// the report and the destination), so the receiver recognises the duplicate (RFC 9990
+    /// §3: a report sent again keeps its identifiers). Returns how many.
+    pub fn retry_interrupted_deliveries(
+        &mut self,
+        now: i64,
+        retry_at: i64,
+    ) -> Result<u64, StoreError> {
         self.conn.exec(
-            "UPDATE report_deliveries SET status = 'unknown', updated_at = ?, detail = \
-             'a run stopped while handing this report to the transport; it may have been \
-             delivered and is not sent again' WHERE status = 'sending'",
-            &[Val::I64(now)],
+            "UPDATE report_deliveries SET status = 'deferred', updated_at = ?, \
+             next_attempt = ?, detail = 'a run stopped while handing this report to the \
+             transport (it may have been delivered): sent again with the same Message-ID \
+             and report id' WHERE status IN ('sending', 'unknown')",
+            &[Val::I64(now), Val::I64(retry_at)],
         )
     }
 
@@ -491,17 +484,15 @@ impl Store {
              FROM report_destinations WHERE address = ?",
             &[Val::Text(address)],
         )?;
-        let Some(row) = rows.pop() else {
+        let Some(cells) = rows.pop() else {
             return Ok(None);
         };
-        let [a, f, s, r]: [Cell; 4] = row
-            .try_into()
-            .map_err(|r: Vec<Cell>| bad("report_destinations", &format!("{} columns", r.len())))?;
+        let r = Row::new(&cells, "report_destinations");
         Ok(Some(DestinationHealth {
-            address: text(a, "report_destinations.address")?,
-            consecutive_failures: count(&f, "report_destinations.consecutive_failures")?,
-            suppressed_until: opt_int(&s, "report_destinations.suppressed_until")?,
-            reason: text(r, "report_destinations.reason")?,
+            address: r.text(0)?,
+            consecutive_failures: r.count(1)?,
+            suppressed_until: r.opt_int(2)?,
+            reason: r.text(3)?,
         }))
     }
 
@@ -553,5 +544,118 @@ impl Store {
             suppressed_until,
             reason: reason.to_owned(),
         })
+    }
+
+    /// Queues failure-report candidates (one transaction). Returns how many.
+    pub fn queue_failure_candidates(
+        &mut self,
+        candidates: &[FailureCandidate],
+    ) -> Result<u64, StoreError> {
+        if candidates.is_empty() {
+            return Ok(0);
+        }
+        let now = crate::now();
+        self.conn.begin()?;
+        let res = (|| {
+            for c in candidates {
+                let json = serde_json::to_string(c)
+                    .map_err(|e| bad("failure_candidates.candidate", &e.to_string()))?;
+                self.conn.exec(
+                    "INSERT INTO failure_candidates (policy_domain, arrival_ts, source_ip, \
+                     candidate, status, detail, report, queued_at) \
+                     VALUES (?, ?, ?, ?, 'queued', '', NULL, ?)",
+                    &[
+                        Val::Text(&c.policy_domain),
+                        Val::I64(c.arrival),
+                        Val::Text(&c.source_ip.to_string()),
+                        Val::Text(&json),
+                        Val::I64(now),
+                    ],
+                )?;
+            }
+            Ok::<_, StoreError>(candidates.len() as u64)
+        })();
+        match res {
+            Ok(n) => {
+                self.conn.commit()?;
+                Ok(n)
+            }
+            Err(e) => {
+                self.conn.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// Candidates in `status` (`queued` for those waiting), oldest arrival first, at
+    /// most `limit`.
+    pub fn failure_candidates(
+        &mut self,
+        status: &str,
+        limit: u64,
+    ) -> Result<Vec<QueuedCandidate>, StoreError> {
+        let rows = self.conn.query(
+            &format!(
+                "SELECT {CANDIDATE_COLS} FROM failure_candidates \
+                 WHERE status = ? ORDER BY arrival_ts, id LIMIT ?"
+            ),
+            &[Val::Text(status), Val::I64(clamp(limit))],
+        )?;
+        rows.into_iter().map(decode_candidate).collect()
+    }
+
+    /// The candidate a failure report was made from.
+    pub fn failure_candidate_of_report(
+        &mut self,
+        report: i64,
+    ) -> Result<Option<QueuedCandidate>, StoreError> {
+        let rows = self.conn.query(
+            &format!(
+                "SELECT {CANDIDATE_COLS} FROM failure_candidates \
+                 WHERE report = ? ORDER BY id LIMIT 1"
+            ),
+            &[Val::I64(report)],
+        )?;
+        rows.into_iter().next().map(decode_candidate).transpose()
+    }
+
+    /// Records what became of a candidate: `reported` (with its report) or `dropped`
+    /// (rate limit, report mail, no destination ...), and why.
+    pub fn finish_failure_candidate(
+        &mut self,
+        id: i64,
+        status: &str,
+        detail: &str,
+        report: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.conn.exec(
+            "UPDATE failure_candidates SET status = ?, detail = ?, report = ? WHERE id = ?",
+            &[
+                Val::Text(status),
+                Val::Text(detail),
+                report.into(),
+                Val::I64(id),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Reports of `kind` about `policy_domain` made since `since` (the per-domain rate
+    /// limit of failure reports).
+    pub fn reports_made_since(
+        &mut self,
+        kind: &str,
+        policy_domain: &str,
+        since: i64,
+    ) -> Result<u64, StoreError> {
+        let n = self
+            .conn
+            .query_one(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM outgoing_reports \
+                 WHERE kind = ? AND policy_domain = ? AND created_at >= ?",
+                &[Val::Text(kind), Val::Text(policy_domain), Val::I64(since)],
+            )?
+            .map_or(0, |c| c.i64());
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 }

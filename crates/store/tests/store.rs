@@ -770,6 +770,7 @@ fn observation(ip: &str, domain: Option<&str>, dkim: &[(&str, &str)]) -> Observa
             domain: "bounces.esp.example".into(),
             scope: "mfrom".into(),
             result: "pass".into(),
+            human_result: None,
         }],
         dkim: dkim
             .iter()
@@ -777,6 +778,7 @@ fn observation(ip: &str, domain: Option<&str>, dkim: &[(&str, &str)]) -> Observa
                 domain: (*d).into(),
                 selector: Some("s1".into()),
                 result: (*r).into(),
+                human_result: (*r != "pass").then(|| "body hash mismatch".into()),
             })
             .collect(),
         dmarc: "fail".into(),
@@ -907,6 +909,192 @@ fn concurrent_openers_of_a_fresh_database_never_fail<B: Backend>(name: &str) {
     }
 }
 
+/// Failure-report candidates: queued in one transaction, read back whole in arrival order,
+/// finished with their report, and failure reports counted per domain for the rate limit.
+fn failure_candidates_queue_and_finish<B: Backend>(name: &str) {
+    use dmarc_receiver::failure::{FailedSignature, FailureCandidate};
+    use dmarc_store::OutgoingReport;
+    let (mut store, _raw) = B::open(name);
+    let candidate = |arrival: i64, ip: &str| FailureCandidate {
+        policy_domain: "example.com".into(),
+        arrival,
+        source_ip: ip.parse().unwrap(),
+        fo: "0:d".into(),
+        asked_by: vec!["0".into()],
+        ruf: vec!["mailto:ruf@example.com!10m".into()],
+        auth_failure: "dmarc".into(),
+        dkim_unaligned: true,
+        spf_unaligned: true,
+        failed_signature: Some(FailedSignature {
+            domain: "example.com".into(),
+            identity: "@example.com".into(),
+            selector: "s1".into(),
+        }),
+        delivery_result: "reject".into(),
+        authentication_results: "mx.example.net; dmarc=fail header.from=example.com".into(),
+        mail_from: "bounce@esp.example".into(),
+        rcpt_to: vec!["user@receiver.example".into()],
+        reported_domain: "example.com".into(),
+        explanation: "DMARC fail".into(),
+        observation: observation(ip, Some("example.com"), &[("example.com", "fail")]),
+        header: "From: <a@example.com>\r\nSubject: h\u{e9}llo \0 nul\r\n".into(),
+        header_truncated: false,
+    };
+    let (a, b) = (candidate(2000, "192.0.2.1"), candidate(1000, "2001:db8::1"));
+    assert_eq!(
+        store
+            .queue_failure_candidates(&[a.clone(), b.clone()])
+            .unwrap(),
+        2
+    );
+    let queued = store.failure_candidates("queued", 10).unwrap();
+    assert_eq!(queued.len(), 2);
+    assert_eq!(queued[0].candidate.arrival, 1000, "oldest first");
+    assert_eq!(queued[1].candidate.source_ip, a.source_ip);
+    assert_eq!(queued[1].candidate.fo, "0:d");
+    assert!(
+        queued[1]
+            .candidate
+            .header
+            .starts_with("From: <a@example.com>")
+    );
+    assert_eq!(store.failure_candidates("queued", 1).unwrap().len(), 1);
+
+    let report = store
+        .save_outgoing_report(&OutgoingReport {
+            id: 0,
+            kind: "failure".into(),
+            policy_domain: "example.com".into(),
+            begin: 1000,
+            end: queued[0].id,
+            report_id: "r1".into(),
+            filename: "r1.eml".into(),
+            media_type: "message/feedback-report".into(),
+            content: b"Feedback-Type: auth-failure\r\n".to_vec(),
+            record_count: 1,
+            message_count: 1,
+            created_at: 5000,
+        })
+        .unwrap();
+    assert_eq!(report.created_at, 5000);
+    store
+        .finish_failure_candidate(queued[0].id, "reported", "report r1", Some(report.id))
+        .unwrap();
+    store
+        .finish_failure_candidate(queued[1].id, "dropped", "rate limit", None)
+        .unwrap();
+    assert!(store.failure_candidates("queued", 10).unwrap().is_empty());
+    let done = store.failure_candidates("reported", 10).unwrap();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].report, Some(report.id));
+    assert_eq!(done[0].detail, "report r1");
+    assert_eq!(
+        store.failure_candidates("dropped", 10).unwrap()[0].detail,
+        "rate limit"
+    );
+    assert_eq!(
+        store
+            .reports_made_since("failure", "example.com", 4000)
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .reports_made_since("failure", "example.com", 6000)
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .reports_made_since("failure", "other.example", 0)
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .reports_made_since("aggregate", "example.com", 0)
+            .unwrap(),
+        0
+    );
+}
+
+/// A delivery a stopped run left `sending` is deferred and sent again later (same
+/// Message-ID), never lost; a sent one is left alone.
+fn interrupted_deliveries_are_retried<B: Backend>(name: &str) {
+    use dmarc_store::{Delivery, DeliveryStatus, OutgoingReport};
+    let (mut store, _raw) = B::open(name);
+    let report = store
+        .save_outgoing_report(&OutgoingReport {
+            id: 0,
+            kind: "aggregate".into(),
+            policy_domain: "example.com".into(),
+            begin: 0,
+            end: 86_399,
+            report_id: "r".into(),
+            filename: "r.xml.gz".into(),
+            media_type: "application/gzip".into(),
+            content: vec![1, 2, 3],
+            record_count: 1,
+            message_count: 1,
+            created_at: 100,
+        })
+        .unwrap();
+    for dest in ["mailto:a@example.com", "mailto:b@example.com"] {
+        store
+            .add_delivery(&Delivery {
+                report: report.id,
+                destination: dest.into(),
+                address: dest[7..].into(),
+                status: DeliveryStatus::Pending,
+                detail: String::new(),
+                attempts: 0,
+                next_attempt: None,
+                updated_at: 100,
+                sent_at: None,
+                message_id: None,
+            })
+            .unwrap();
+        assert!(store.claim_delivery(report.id, dest, 100).unwrap());
+    }
+    store
+        .finish_delivery(
+            report.id,
+            "mailto:b@example.com",
+            DeliveryStatus::Sent,
+            "250 ok",
+            None,
+            Some("<m>"),
+            101,
+        )
+        .unwrap();
+    // The run stopped with a still `sending`.
+    assert_eq!(store.retry_interrupted_deliveries(200, 1100).unwrap(), 1);
+    let d = store.deliveries(report.id).unwrap();
+    assert_eq!(d[0].status, DeliveryStatus::Deferred);
+    assert_eq!(d[0].next_attempt, Some(1100));
+    assert!(d[0].detail.contains("same Message-ID"), "{}", d[0].detail);
+    assert_eq!(d[1].status, DeliveryStatus::Sent);
+    assert!(
+        store
+            .reports_with_open_deliveries("aggregate", 1000)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .reports_with_open_deliveries("aggregate", 1100)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .claim_delivery(report.id, "mailto:a@example.com", 1100)
+            .unwrap()
+    );
+    assert_eq!(store.deliveries(report.id).unwrap()[0].attempts, 2);
+}
+
 macro_rules! suite {
     ($module:ident, $backend:ty) => {
         mod $module {
@@ -926,6 +1114,8 @@ macro_rules! suite {
                 concurrent_observation_writers_give_exact_totals,
                 source_facts_of_a_domain,
                 concurrent_openers_of_a_fresh_database_never_fail,
+                failure_candidates_queue_and_finish,
+                interrupted_deliveries_are_retried,
             );
         }
     };

@@ -28,12 +28,17 @@ enum ReportCommand {
     Parse(ParseArgs),
     /// List the inputs the report store kept because they could not be read.
     Rejected(super::rejected::RejectedArgs),
-    /// Make the aggregate reports of closed periods from the stored observations and send
-    /// them to the rua= destinations published now (or write them, with --dry-run).
+    /// Make the aggregate reports of closed periods from the stored observations (and,
+    /// with `[failure] enabled`, the failure reports of the queued candidates) and send them
+    /// to the rua= (ruf=) destinations published now (or write them, with --dry-run).
     ///
     /// Each destination's attempt is recorded in the store: a report is never sent twice
     /// to one destination, and a run stopped anywhere resumes where it stopped.
     Send(super::report_send::SendArgs),
+    /// Read bounces of report mail (delivery status notifications, RFC 3464, from files,
+    /// directories or maildirs that the envelope sender's mail lands in): each permanent
+    /// failure marks its delivery failed and counts towards suppressing the address.
+    Bounces(super::report_send::BouncesArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -52,6 +57,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         ReportCommand::Parse(p) => parse(p),
         ReportCommand::Rejected(r) => super::rejected::run(r),
         ReportCommand::Send(s) => super::report_send::run(s),
+        ReportCommand::Bounces(b) => super::report_send::bounces(b),
     }
 }
 

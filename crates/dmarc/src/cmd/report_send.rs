@@ -1,5 +1,6 @@
 //! `dmarc report send`: make the aggregate reports of closed periods from the stored
-//! observations and send them (or, with `--dry-run`, write them).
+//! observations, and (with `[failure] enabled`) the failure reports of the queued
+//! candidates, and send them (or, with `--dry-run`, write them).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -120,6 +121,7 @@ pub fn run(a: SendArgs) -> anyhow::Result<ExitCode> {
             options,
         );
         run.aggregate().await?;
+        run.failure().await?;
         anyhow::Ok(run.events)
     })?;
     let mut failed = false;
@@ -128,11 +130,122 @@ pub fn run(a: SendArgs) -> anyhow::Result<ExitCode> {
         println!("{e}");
     }
     if events.is_empty() {
-        println!("nothing to report: no closed period with observations is waiting");
+        println!(
+            "nothing to report: no closed period with observations is waiting{}",
+            if config.failure.enabled {
+                ", and no failure-report candidate"
+            } else {
+                ""
+            }
+        );
     }
     Ok(if failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Arguments of `dmarc report bounces`.
+#[derive(Debug, clap::Args)]
+pub struct BouncesArgs {
+    /// Bounce messages: files, directories (read recursively) or maildirs.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// The reporting configuration (its `[delivery]` bounces_to_suppress and suppress_for);
+    /// default: the defaults.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Take this as the current time (Unix seconds).
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    now: Option<u64>,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+/// At most this many files are read from one directory tree.
+const MAX_BOUNCE_FILES: usize = 100_000;
+
+fn collect(path: &std::path::Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for e in entries {
+            if out.len() >= MAX_BOUNCE_FILES {
+                anyhow::bail!(
+                    "more than {MAX_BOUNCE_FILES} files under {}",
+                    path.display()
+                );
+            }
+            // A maildir's tmp/ holds messages still being written.
+            if e.file_name().is_some_and(|n| n == "tmp") && e.is_dir() {
+                continue;
+            }
+            collect(&e, out)?;
+        }
+    } else {
+        out.push(path.to_owned());
+    }
+    Ok(())
+}
+
+/// Runs `dmarc report bounces`.
+pub fn bounces(a: BouncesArgs) -> anyhow::Result<ExitCode> {
+    use dmarc_reporter::bounces::{Applied, apply};
+    let delivery = match &a.config {
+        Some(path) => Config::load(path)?.delivery,
+        None => dmarc_reporter::config::DeliveryOptions::default(),
+    };
+    let now = match a.now {
+        Some(t) => i64::try_from(t).unwrap_or(i64::MAX),
+        None => i64::try_from(SystemClock.unix_seconds()).unwrap_or(i64::MAX),
+    };
+    let mut files = Vec::new();
+    for p in &a.paths {
+        collect(p, &mut files)?;
+    }
+    let mut store = a.db.open()?;
+    let (mut recorded, mut other) = (0usize, 0usize);
+    for f in &files {
+        let raw = crate::input::read(f, "bounce", crate::input::MAX_MESSAGE)?;
+        match apply(&mut store, &raw, &delivery, now)? {
+            None => {
+                other += 1;
+                println!("{}: not a delivery status notification", f.display());
+            }
+            Some(list) => {
+                for x in list {
+                    match x {
+                        Applied::Recorded {
+                            address,
+                            consecutive,
+                            suppressed_until,
+                        } => {
+                            recorded += 1;
+                            print!(
+                                "{}: {address} bounced ({consecutive} in a row)",
+                                f.display()
+                            );
+                            match suppressed_until {
+                                Some(u) => println!(
+                                    "; suppressed until {} UTC",
+                                    dmarc_store::time::format_utc(u)
+                                ),
+                                None => println!(),
+                            }
+                        }
+                        Applied::NotOurs(why) => println!("{}: {why}", f.display()),
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "{} files: {recorded} bounces of report mail recorded, {other} not bounces",
+        files.len()
+    );
+    Ok(ExitCode::SUCCESS)
 }

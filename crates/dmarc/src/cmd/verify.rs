@@ -17,6 +17,7 @@ use dmarc_proto::dmarc::{
     AuthorOptions, DnsFailureMode, MultipleAddresses, MultipleFields, Spec, Unreadable,
 };
 use dmarc_proto::message::Message;
+use dmarc_receiver::failure::{self, FailureCandidate};
 use dmarc_receiver::{
     Observation, Randomness, Receiver, ReceiverConfig, SmtpFacts, Verdicts, verify_message,
 };
@@ -64,7 +65,8 @@ pub struct VerifyArgs {
     pub jobs: Option<usize>,
 
     /// With --batch: count each case's observation (the aggregate-report row it makes)
-    /// in the store, under its arrival hour.
+    /// in the store, under its arrival hour, and queue a failure-report candidate for
+    /// each case whose policy asks for one (`ruf=` and `fo=`; see `dmarc report send`).
     #[arg(long, requires = "batch")]
     pub record: bool,
 
@@ -379,6 +381,9 @@ struct ChunkOut {
     json: Vec<u8>,
     failed: bool,
     observations: Vec<(i64, Observation)>,
+    candidates: Vec<FailureCandidate>,
+    /// Report messages (aggregate or failure reports, bounces): not counted.
+    report_mail: usize,
 }
 
 /// Cases per task: workers take runs of consecutive cases, so that handing work out and
@@ -400,12 +405,14 @@ struct CaseLineOut<'a> {
     verdicts: &'a Verdicts,
 }
 
-/// One case's JSON line (without its line end), whether it failed, and its observation
-/// (with `--record`).
-async fn verify_case(
-    batch: &Batch,
-    case: Result<Case, CaseError>,
-) -> (Vec<u8>, bool, Option<(i64, Observation)>) {
+/// What `--record` keeps of one case: its observation, and its failure-report candidate
+/// when the policy asks for a failure report about it; `Some(None)` for report mail,
+/// which is not counted (no reports about reports).
+type Recorded = Option<Option<((i64, Observation), Option<FailureCandidate>)>>;
+
+/// One case's JSON line (without its line end), whether it failed, and what `--record`
+/// keeps of it.
+async fn verify_case(batch: &Batch, case: Result<Case, CaseError>) -> (Vec<u8>, bool, Recorded) {
     let mut out = Vec::with_capacity(4096);
     let error = |out: &mut Vec<u8>, e: &CaseError| {
         let _ = serde_json::to_writer(
@@ -464,11 +471,15 @@ async fn verify_case(
             verdicts: &v,
         },
     );
-    let observation = batch.record.then(|| {
+    let recorded = batch.record.then(|| {
+        if failure::is_report_message(msg.header_block()) {
+            return None;
+        }
         let at = case.arrival.unwrap_or_else(now_unix);
-        (at, v.observation())
+        let candidate = failure::candidate(&v, msg.header_block(), at).ok();
+        Some(((at, v.observation()), candidate))
     });
-    (out, false, observation)
+    (out, false, recorded)
 }
 
 fn now_unix() -> i64 {
@@ -481,11 +492,18 @@ async fn verify_chunk(batch: Arc<Batch>, cases: Vec<Result<Case, CaseError>>) ->
     // slowest answer, not the sum of them.
     let results =
         futures_util::future::join_all(cases.into_iter().map(|c| verify_case(&batch, c))).await;
-    for (json, failed, obs) in results {
+    for (json, failed, recorded) in results {
         out.failed |= failed;
         out.json.extend_from_slice(&json);
         out.json.push(b'\n');
-        out.observations.extend(obs);
+        match recorded {
+            Some(Some((obs, candidate))) => {
+                out.observations.push(obs);
+                out.candidates.extend(candidate);
+            }
+            Some(None) => out.report_mail += 1,
+            None => {}
+        }
     }
     out
 }
@@ -550,6 +568,8 @@ fn run_batch(
     let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let mut failed = false;
     let mut observations = Vec::new();
+    let mut candidates = Vec::new();
+    let mut report_mail = 0;
     runtime.block_on(async {
         use futures_util::StreamExt as _;
         let mut outs = futures_util::stream::iter(chunks)
@@ -560,6 +580,8 @@ fn run_batch(
             failed |= out.failed;
             stdout.write_all(&out.json)?;
             observations.extend(out.observations);
+            candidates.extend(out.candidates);
+            report_mail += out.report_mail;
         }
         anyhow::Ok(())
     })?;
@@ -570,6 +592,19 @@ fn run_batch(
             .add_observations(&observations)
             .context("cannot record the observations")?;
         eprintln!("recorded {n} observations in {}", store.location());
+        if report_mail > 0 {
+            eprintln!(
+                "{report_mail} report messages (aggregate or failure reports, bounces) not counted: no reports about reports"
+            );
+        }
+        let n = store
+            .queue_failure_candidates(&candidates)
+            .context("cannot queue the failure-report candidates")?;
+        if n > 0 {
+            eprintln!(
+                "queued {n} failure-report candidates (their policies ask for failure reports)"
+            );
+        }
     }
     Ok(if failed {
         ExitCode::FAILURE

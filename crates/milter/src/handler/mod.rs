@@ -354,12 +354,11 @@ impl<L: Lookup + Send + Sync + 'static> DmarcMessage<L> {
     ) {
         // The aggregate-report row of a verified message, made once for every sink.
         let observation: Option<Observation> = verdicts.map(Verdicts::observation);
-        // FAILURE-REPORT CANDIDATES (issue 13) are handed over here. What RFC 9991 needs
-        // is at hand: `observation` (the verdicts in the reports' words), `verdicts`
-        // (the record's `fo=` among them) and `self.header`, the message's header fields
-        // as received. The fo= qualification and the store's candidate queue
-        // (dmarc_receiver::failure, dmarc_store) plug in as one more MessageSink, which
-        // reads `record.observation`, `record.verdicts` and `record.header`.
+        // FAILURE-REPORT CANDIDATES (issue 13) are handed over here: the sinks get
+        // `record.verdicts` (the record's `fo=` among them) and `record.header`, the
+        // header fields as received; with `[failure] queue`, `counter::FailureQueue`
+        // makes the candidate (`dmarc_receiver::failure::candidate`) and the flusher
+        // writes it to the store.
         let record = MessageRecord {
             queue_id: self.queue_id.as_deref(),
             client_ip: self.ip,

@@ -8,6 +8,7 @@ use dmarc_milter::handler::MessageSink;
 use dmarc_milter::log::Logger;
 use dmarc_milter::metrics::Metrics;
 use dmarc_receiver::Observation;
+use dmarc_receiver::failure::FailureCandidate;
 use dmarc_store::Store;
 
 use crate::support::{cases, message, zone};
@@ -25,6 +26,15 @@ impl CountWriter for Flaky {
         }
         self.store
             .add_observation_counts(items)
+            .map_err(|e| e.to_string())
+    }
+
+    fn queue(&mut self, candidates: &[FailureCandidate]) -> Result<u64, String> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("connection refused (test)".into());
+        }
+        self.store
+            .queue_failure_candidates(candidates)
             .map_err(|e| e.to_string())
     }
 }
@@ -107,4 +117,93 @@ async fn counts_survive_a_failing_store_and_grow_with_rows_not_messages() {
 
 fn take_writer(f: Flusher<Flaky>) -> Flaky {
     f.into_writer().expect("writer")
+}
+
+/// `[failure] queue`: a message through the real filter whose policy asks for failure
+/// reports (mail-bench's `ruf=` domains, `fo=1`) becomes a candidate with its header
+/// fields; one that passes with both mechanisms aligned does not; a failing store keeps
+/// the candidates for the next write.
+#[tokio::test]
+async fn failure_candidates_are_queued_through_the_flusher() {
+    use dmarc_milter::counter::FailureQueue;
+    let metrics = Metrics::new();
+    let counter = Counter::new(1000, metrics.clone());
+    let queue = FailureQueue::new(10);
+    let sinks: Vec<Arc<dyn MessageSink>> = vec![counter.clone(), queue.clone()];
+    let settings = dmarc_milter::config::MilterConfig::load(
+        None,
+        &[dmarc_milter::config::Override::new(
+            "authserv_id",
+            "mx.receiver.example",
+        )],
+    )
+    .unwrap()
+    .validate("mx")
+    .unwrap();
+    let filter = Arc::new(dmarc_milter::handler::DmarcFilter::new(
+        settings.policy,
+        Arc::new(zone()),
+        Arc::new(dmarc_receiver::FixedDraw(0)),
+        sinks,
+        metrics.clone(),
+    ));
+    let zone_text = std::fs::read_to_string(crate::support::mail_bench().join("zone.txt")).unwrap();
+    let ruf = |d: &str| {
+        zone_text
+            .lines()
+            .any(|l| l.starts_with(&format!("_dmarc.{d}.")) && l.contains("ruf="))
+    };
+    let all = cases();
+    let failing = all
+        .iter()
+        .find(|c| ruf(&c.from_domain) && c.dmarc == "fail")
+        .expect("a failing message of a ruf= domain");
+    let passing = all
+        .iter()
+        .find(|c| {
+            ruf(&c.from_domain)
+                && c.dmarc == "pass"
+                && c.spf == "pass"
+                && c.mail_from.ends_with(&c.from_domain)
+        })
+        .expect("an aligned message of a ruf= domain");
+    for c in [failing, passing] {
+        crate::handler::deliver(
+            filter.clone(),
+            &c.ip.to_string(),
+            &c.helo,
+            &c.mail_from,
+            &["user@receiver.example"],
+            &message(c),
+        )
+        .await;
+    }
+    assert_eq!(queue.pending(), 1, "only the failing message");
+
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let writer = Flaky {
+        store: Store::open_sqlite_memory().unwrap(),
+        down: down.clone(),
+    };
+    let mut flusher = Flusher::new(counter.clone(), writer, Arc::new(Logger::memory()), metrics)
+        .with_failures(queue.clone());
+    assert!(flusher.flush().await.is_err());
+    assert_eq!(queue.pending(), 1, "kept after the failed write");
+    down.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(flusher.flush().await, Ok(2));
+    assert_eq!(queue.pending(), 0);
+    let Flaky { mut store, .. } = take_writer(flusher);
+    let queued = store.failure_candidates("queued", 10).unwrap();
+    assert_eq!(queued.len(), 1);
+    let c = &queued[0].candidate;
+    assert_eq!(c.source_ip, failing.ip);
+    assert_eq!(c.reported_domain, failing.from_domain);
+    assert_eq!(c.auth_failure, "dmarc");
+    assert_eq!(c.rcpt_to, vec!["user@receiver.example".to_owned()]);
+    assert!(c.header.contains("From:"), "{}", c.header);
+    assert!(
+        c.authentication_results.starts_with("mx.receiver.example;"),
+        "{}",
+        c.authentication_results
+    );
 }
