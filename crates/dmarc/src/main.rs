@@ -46,6 +46,8 @@ enum Command {
     Sources(cmd::sources::SourcesArgs),
     /// Simulate the next DMARC policy stages on the stored reports and advise the record to publish next.
     Rollout(cmd::rollout::RolloutArgs),
+    /// Serve the dashboard over the report store: pages, a JSON API, CSV exports.
+    Serve(cmd::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,5 +75,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Record(args) => cmd::record::run(args),
         Command::Sources(args) => cmd::sources::run(args),
         Command::Rollout(args) => cmd::rollout::run(args),
+        Command::Serve(args) => cmd::serve::run(args),
     }
 }

@@ -36,6 +36,7 @@
 #![warn(missing_docs)]
 
 mod backend;
+pub mod browse;
 mod migrations;
 pub mod observations;
 pub mod outbox;

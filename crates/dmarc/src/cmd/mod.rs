@@ -10,6 +10,7 @@ pub mod rejected;
 pub mod report;
 pub mod report_send;
 pub mod rollout;
+pub mod serve;
 pub mod sources;
 pub mod spf;
 pub mod summary;
