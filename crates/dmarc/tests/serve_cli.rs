@@ -434,6 +434,27 @@ fn every_page_shows_the_summary_figures_and_hostile_text_as_text() {
         content.body.len() as i64,
         first["size"].as_i64().expect("size")
     );
+
+    // A report stored while the server runs shows at once (what the server keeps is
+    // recomputed when the store changes).
+    let before = get(addr, "/api/summary").text();
+    let late = dir.path().join("late.xml");
+    std::fs::write(
+        &late,
+        hostile_report()
+            .replace("hostile.example", "late.example")
+            .replace("1700000000", "1710000000")
+            .replace("1700086399", "1710086399"),
+    )
+    .expect("write");
+    dmarc(&["ingest", "--db", &db, &late.display().to_string()]);
+    let after = get(addr, "/api/summary").text();
+    assert_ne!(before, after);
+    assert_eq!(
+        after,
+        dmarc(&["summary", "--json", "--no-rdns", "--db", &db])
+    );
+    assert!(get(addr, "/").text().contains("/domain/late.example"));
 }
 
 /// The text of the `<title>` element, entities decoded.

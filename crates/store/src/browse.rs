@@ -318,6 +318,25 @@ fn day_label(day: i64) -> String {
 }
 
 impl Store {
+    /// A value that changes whenever a report is stored or an input rejected (counts and
+    /// newest ids of the report tables, the latest rejection): a reader can keep what it
+    /// computed from the reports until it changes. Cheap: it reads no report rows.
+    pub fn change_marker(&mut self) -> Result<Vec<i64>, StoreError> {
+        let row = self.conn.query(
+            "SELECT (SELECT COUNT(*) FROM aggregate_reports), \
+             (SELECT COALESCE(MAX(id), 0) FROM aggregate_reports), \
+             (SELECT COUNT(*) FROM failure_reports), \
+             (SELECT COALESCE(MAX(id), 0) FROM failure_reports), \
+             (SELECT COUNT(*) FROM tls_reports), (SELECT COALESCE(MAX(id), 0) FROM tls_reports), \
+             (SELECT COUNT(*) FROM rejected), (SELECT COALESCE(MAX(last_seen), 0) FROM rejected)",
+            &[],
+        )?;
+        Ok(row
+            .first()
+            .map(|r| r.iter().map(|c| c.i64()).collect())
+            .unwrap_or_default())
+    }
+
     /// Stored aggregate reports, newest period first.
     pub fn aggregate_reports(
         &mut self,

@@ -553,7 +553,9 @@ impl Store {
         })
     }
 
-    fn fill_rdns(&mut self, s: &mut Summary) -> Result<(), StoreError> {
+    /// Sets the reverse-DNS names of a summary's top and failing sources from the cache
+    /// (as [`Store::summary`] does; for a summary kept while the cache filled).
+    pub fn fill_rdns(&mut self, s: &mut Summary) -> Result<(), StoreError> {
         for src in &mut s.top_sources {
             src.rdns = self.cached_rdns_name(&src.ip)?;
         }

@@ -31,7 +31,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use dmarc_owner::rollout::RolloutReport;
 use dmarc_owner::sources::SourcesReport;
-use dmarc_store::{Store, StoreError};
+use dmarc_store::{Store, StoreError, Summary, SummaryQuery};
 use serde::Deserialize;
 
 pub use auth::{Credentials, hash_password};
@@ -160,13 +160,28 @@ impl Settings {
     }
 }
 
-/// How long the named sources and rollout advice of a domain are kept (they ask DNS).
-const ADVICE_TTL: Duration = Duration::from_secs(300);
+/// How long the named sources and rollout advice of a domain are kept while the reports
+/// do not change (they ask DNS, whose answers change too).
+const ADVICE_TTL: Duration = Duration::from_secs(3600);
 /// How long the DNS questions behind them may take.
-const DNS_BUDGET: Duration = Duration::from_secs(20);
+const DNS_BUDGET: Duration = Duration::from_secs(60);
+/// How long a page waits for advice being computed before showing itself without it.
+pub(crate) const ADVICE_WAIT: Duration = Duration::from_secs(3);
+/// The most summaries and advice kept (each for one filter).
+const MAX_KEPT: usize = 64;
 
 type AdviceKey = (String, Option<i64>, Option<i64>);
-type Advice = Arc<Result<(SourcesReport, RolloutReport), String>>;
+/// A value with the store's change marker it was computed at.
+type Kept<T> = (Vec<i64>, Arc<T>);
+pub(crate) type Advice = Arc<Result<(SourcesReport, RolloutReport), String>>;
+
+/// Advice computed once, by a background task, for every request that wants it.
+#[derive(Debug)]
+struct AdviceSlot {
+    made: Instant,
+    marker: Vec<i64>,
+    cell: Arc<tokio::sync::OnceCell<Advice>>,
+}
 
 /// What every request handler shares.
 #[derive(Debug)]
@@ -175,8 +190,10 @@ pub(crate) struct AppState {
     idle: Mutex<Vec<Store>>,
     credentials: Credentials,
     sessions: auth::Sessions,
-    lookup: dmarc_dns::AnyLookup,
-    advice: Mutex<HashMap<AdviceKey, (Instant, Advice)>>,
+    lookup: Arc<dmarc_dns::AnyLookup>,
+    /// Summaries by query, with the store's change marker they were computed at.
+    summaries: Mutex<HashMap<String, Kept<Summary>>>,
+    advice: Mutex<HashMap<AdviceKey, AdviceSlot>>,
 }
 
 /// An error answered to a request: a status and a sentence.
@@ -254,30 +271,92 @@ impl AppState {
         .map_err(HttpError::from)
     }
 
-    /// The named sources and rollout advice of `domain` in the window (cached for
-    /// [`ADVICE_TTL`]; they ask DNS).
+    /// The store's summary for `q`, computed again only when a report was stored since
+    /// the last time (reverse-DNS names are refreshed from the cache every time).
+    pub(crate) async fn summary(
+        self: &Arc<Self>,
+        q: SummaryQuery,
+    ) -> Result<Arc<Summary>, HttpError> {
+        let key = format!("{q:?}");
+        let state = Arc::clone(self);
+        self.with_store(move |s| {
+            let marker = s.change_marker()?;
+            let kept = state
+                .summaries
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&key)
+                .filter(|(m, _)| *m == marker)
+                .map(|(_, x)| Arc::clone(x));
+            if let Some(kept) = kept {
+                let mut fresh = (*kept).clone();
+                s.fill_rdns(&mut fresh)?;
+                return Ok(Arc::new(fresh));
+            }
+            let summary = Arc::new(s.summary(&q)?);
+            let mut map = state.summaries.lock().unwrap_or_else(|e| e.into_inner());
+            if map.len() >= MAX_KEPT {
+                map.clear();
+            }
+            map.insert(key, (marker, Arc::clone(&summary)));
+            Ok(summary)
+        })
+        .await
+    }
+
+    /// The named sources and rollout advice of `domain` in the window, computed by a
+    /// background task (they read every row of the domain and ask DNS) and kept until a
+    /// report is stored or [`ADVICE_TTL`] passes. `None` when `wait` passed first.
     pub(crate) async fn advice(
         self: &Arc<Self>,
         domain: &dmarc_proto::dmarc::DomainName,
         since: Option<i64>,
         until: Option<i64>,
-    ) -> Advice {
+        wait: Option<Duration>,
+    ) -> Result<Option<Advice>, HttpError> {
         let key = (domain.to_string(), since, until);
-        if let Some((at, a)) = self
-            .advice
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-            && at.elapsed() < ADVICE_TTL
-        {
-            return Arc::clone(a);
-        }
-        let result = self.compute_advice(domain, since, until).await;
-        let a = Arc::new(result);
-        let mut cache = self.advice.lock().unwrap_or_else(|e| e.into_inner());
-        cache.retain(|_, (at, _)| at.elapsed() < ADVICE_TTL);
-        cache.insert(key, (Instant::now(), Arc::clone(&a)));
-        a
+        let marker = self.with_store(|s| s.change_marker()).await?;
+        let cell = {
+            let mut map = self.advice.lock().unwrap_or_else(|e| e.into_inner());
+            let fresh = map
+                .get(&key)
+                .filter(|a| a.marker == marker && a.made.elapsed() < ADVICE_TTL)
+                .map(|a| Arc::clone(&a.cell));
+            match fresh {
+                Some(c) => c,
+                None => {
+                    if map.len() >= MAX_KEPT {
+                        map.retain(|_, a| a.cell.initialized());
+                        map.retain(|_, a| a.made.elapsed() < ADVICE_TTL);
+                    }
+                    let cell = Arc::new(tokio::sync::OnceCell::new());
+                    map.insert(
+                        key,
+                        AdviceSlot {
+                            made: Instant::now(),
+                            marker,
+                            cell: Arc::clone(&cell),
+                        },
+                    );
+                    let (state, c, d) = (Arc::clone(self), Arc::clone(&cell), domain.clone());
+                    tokio::spawn(async move {
+                        c.get_or_init(|| async {
+                            Arc::new(state.compute_advice(&d, since, until).await)
+                        })
+                        .await;
+                    });
+                    cell
+                }
+            }
+        };
+        // Whoever comes first computes; the others wait for it. The background task makes
+        // sure it finishes when every page that asked has stopped waiting.
+        let waiting = cell
+            .get_or_init(|| async { Arc::new(self.compute_advice(domain, since, until).await) });
+        Ok(match wait {
+            Some(w) => tokio::time::timeout(w, waiting).await.ok().map(Arc::clone),
+            None => Some(Arc::clone(waiting.await)),
+        })
     }
 
     async fn compute_advice(
@@ -302,7 +381,7 @@ impl AppState {
             .map_err(|e| e.message)?;
         let resolved = tokio::time::timeout(
             DNS_BUDGET,
-            dmarc_owner::sources::resolve(&self.lookup, &gathered),
+            dmarc_owner::sources::resolve(self.lookup.as_ref(), &gathered),
         )
         .await
         .map_err(|_| format!("DNS did not answer within {}s", DNS_BUDGET.as_secs()))?;
@@ -316,7 +395,7 @@ impl AppState {
             .map_err(|e| e.message)?;
         let rollout = tokio::time::timeout(
             DNS_BUDGET,
-            dmarc_owner::rollout::rollout(&self.lookup, domain, &report),
+            dmarc_owner::rollout::rollout(self.lookup.as_ref(), domain, &report),
         )
         .await
         .map_err(|_| format!("DNS did not answer within {}s", DNS_BUDGET.as_secs()))?;
@@ -493,7 +572,8 @@ pub async fn serve(
         idle: Mutex::new(vec![first]),
         credentials: settings.credentials,
         sessions: auth::Sessions::default(),
-        lookup,
+        lookup: Arc::new(lookup),
+        summaries: Mutex::new(HashMap::new()),
         advice: Mutex::new(HashMap::new()),
     });
     let listener = tokio::net::TcpListener::bind(settings.listen)

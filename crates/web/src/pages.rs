@@ -252,8 +252,9 @@ async fn domains(State(state): St, Query(p): Query<Params>, headers: HeaderMap) 
     let w = p.window()?;
     let q = summary_query(&p, &w, Granularity::Day);
     let list = w.list();
-    let (summary, policies) = state
-        .with_store(move |s| Ok((s.summary(&q)?, s.published_policies(&list)?)))
+    let summary = state.summary(q).await?;
+    let policies = state
+        .with_store(move |s| s.published_policies(&list))
         .await?;
     let stage: BTreeMap<&str, String> = policies
         .iter()
@@ -332,10 +333,13 @@ async fn domain(
     let w = p.window()?;
     let q = summary_query(&p, &w, Granularity::Day);
     let list = w.list();
-    let (summary, policies) = state
-        .with_store(move |s| Ok((s.summary(&q)?, s.published_policies(&list)?)))
+    let summary = state.summary(q).await?;
+    let policies = state
+        .with_store(move |s| s.published_policies(&list))
         .await?;
-    let advice = state.advice(&parsed, w.since, w.until).await;
+    let advice = state
+        .advice(&parsed, w.since, w.until, Some(crate::ADVICE_WAIT))
+        .await?;
     let mut page = Page::new(parsed.to_string());
     let per = by_domain(&summary);
     let x = per.values().next();
@@ -419,8 +423,8 @@ async fn domain(
         ]);
     }
     page.table(days);
-    let names: BTreeMap<String, (String, &'static str)> = match advice.as_ref() {
-        Ok((sources, _)) => sources
+    let names: BTreeMap<String, (String, &'static str)> = match advice.as_deref() {
+        Some(Ok((sources, _))) => sources
             .sources
             .iter()
             .flat_map(|s| {
@@ -429,13 +433,13 @@ async fn domain(
                     .map(|ip| (ip.clone(), (s.name.clone(), s.kind.as_str())))
             })
             .collect(),
-        Err(_) => BTreeMap::new(),
+        _ => BTreeMap::new(),
     };
     let name_of = |ip: &str| names.get(ip).map(|n| format!("{} [{}]", n.0, n.1));
     page.table(top_sources(&summary, &p, &name_of));
     page.table(failing_sources(&summary, &p, &name_of));
-    match advice.as_ref() {
-        Ok((sources, rollout)) => {
+    match advice.as_deref() {
+        Some(Ok((sources, rollout))) => {
             let mut t = Table::new(
                 "sources",
                 "Who sends as this domain",
@@ -493,9 +497,13 @@ async fn domain(
             }
             page.table(sim);
         }
-        Err(e) => page.html(html! {
+        Some(Err(e)) => page.html(html! {
             section { h2 { "Sources and rollout advice" }
                 p.error { "Not available: " (e) } }
+        }),
+        None => page.html(html! {
+            section { h2 { "Sources and rollout advice" }
+                p { "Being worked out (every report row of the domain is read and DNS is asked): reload the page in a minute." } }
         }),
     }
     let path = format!("/domain/{}", url_encode(parsed.as_ref()));
@@ -739,8 +747,9 @@ async fn reports(State(state): St, Query(p): Query<Params>, headers: HeaderMap) 
     let q = summary_query(&p, &w, Granularity::Total);
     let mut list = w.list();
     list.offset = p.offset.unwrap_or(0);
-    let (summary, entries) = state
-        .with_store(move |s| Ok((s.summary(&q)?, s.aggregate_reports(&list)?)))
+    let summary = state.summary(q).await?;
+    let entries = state
+        .with_store(move |s| s.aggregate_reports(&list))
         .await?;
     let mut page = Page::new("Reports received");
     let mut t = Table::new(
@@ -909,9 +918,8 @@ async fn failures(State(state): St, Query(p): Query<Params>, headers: HeaderMap)
     let q = summary_query(&p, &w, Granularity::Total);
     let mut list = w.list();
     list.offset = p.offset.unwrap_or(0);
-    let (summary, entries) = state
-        .with_store(move |s| Ok((s.summary(&q)?, s.failure_reports(&list)?)))
-        .await?;
+    let summary = state.summary(q).await?;
+    let entries = state.with_store(move |s| s.failure_reports(&list)).await?;
     let mut page = Page::new("Failure reports");
     let mut t = Table::new(
         "domains",
@@ -1086,7 +1094,7 @@ fn json<T: Serialize>(v: &T) -> Res {
 async fn api_summary(State(state): St, Query(p): Query<Params>) -> Res {
     let w = p.window()?;
     let q = summary_query(&p, &w, granularity(&p)?);
-    json(&state.with_store(move |s| s.summary(&q)).await?)
+    json(&*state.summary(q).await?)
 }
 
 async fn api_advice(state: &Arc<AppState>, p: &Params) -> Result<crate::Advice, HttpError> {
@@ -1097,7 +1105,10 @@ async fn api_advice(state: &Arc<AppState>, p: &Params) -> Result<crate::Advice, 
         .ok_or_else(|| HttpError::bad_request("domain= is required"))?;
     let d = dmarc_proto::dmarc::DomainName::new(d.trim_end_matches('.'))
         .map_err(|_| HttpError::bad_request(format!("{d:?} is not a domain name")))?;
-    Ok(state.advice(&d, w.since, w.until).await)
+    state
+        .advice(&d, w.since, w.until, None)
+        .await?
+        .ok_or_else(|| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "no advice"))
 }
 
 /// `GET /api/sources?domain=D`: what `dmarc sources D --json` prints.
