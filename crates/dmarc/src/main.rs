@@ -48,6 +48,8 @@ enum Command {
     Rollout(cmd::rollout::RolloutArgs),
     /// Serve the dashboard over the report store: pages, a JSON API, CSV exports.
     Serve(cmd::serve::ServeArgs),
+    /// Alerts: evaluate the rules of the configuration once (for cron), deliver by webhook and email.
+    Alerts(cmd::alerts::AlertsArgs),
 }
 
 fn main() -> ExitCode {
@@ -76,5 +78,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sources(args) => cmd::sources::run(args),
         Command::Rollout(args) => cmd::rollout::run(args),
         Command::Serve(args) => cmd::serve::run(args),
+        Command::Alerts(args) => cmd::alerts::run(args),
     }
 }

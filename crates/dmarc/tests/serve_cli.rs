@@ -730,3 +730,230 @@ fn a_non_loopback_listener_needs_authentication_from_every_client() {
     let a = post(&format!("secret={token}&csrf={csrf}"), &cookie);
     assert_eq!(a.status, 303);
 }
+
+/// One day's aggregate report: `(source, messages, passing)` rows.
+fn day_report(org: &str, day: i64, rows: &[(&str, i64, bool)]) -> String {
+    let mut x = format!(
+        "<?xml version=\"1.0\"?><feedback><report_metadata><org_name>{org}</org_name>\
+         <email>r@{org}</email><report_id>{org}-{day}</report_id><date_range><begin>{day}</begin>\
+         <end>{}</end></date_range></report_metadata><policy_published><domain>alerts.example\
+         </domain><p>none</p></policy_published>",
+        day + 86_399
+    );
+    for (ip, n, pass) in rows {
+        let r = if *pass { "pass" } else { "fail" };
+        x.push_str(&format!(
+            "<record><row><source_ip>{ip}</source_ip><count>{n}</count><policy_evaluated>\
+             <disposition>none</disposition><dkim>{r}</dkim><spf>{r}</spf></policy_evaluated>\
+             </row><identifiers><header_from>alerts.example</header_from></identifiers>\
+             <auth_results><spf><domain>alerts.example</domain><result>{r}</result></spf>\
+             </auth_results></record>"
+        ));
+    }
+    x.push_str("</feedback>");
+    x
+}
+
+/// A webhook receiver on loopback: every request body, as it arrives.
+fn webhook() -> (String, std::sync::mpsc::Receiver<Value>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            if let Ok(v) = serde_json::from_slice(&body) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn alert_rules_fire_once_clear_and_are_delivered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("db.sqlite3").display().to_string();
+    let reports = dir.path().join("reports");
+    std::fs::create_dir_all(&reports).expect("mkdir");
+    // March 2016: two reporters see one legitimate source each, always passing; the second
+    // stops on the 20th. The last two days: the first source fails, a new one appears.
+    let march1 = 1_456_790_400; // 2016-03-01
+    for d in 0..30 {
+        let day = march1 + d * 86_400;
+        let r1 = day_report("r1.example", day, &[("192.0.2.10", 200, true)]);
+        std::fs::write(reports.join(format!("r1-{d}.xml")), r1).expect("write");
+        if d < 20 {
+            let r2 = day_report("r2.example", day, &[("192.0.2.11", 100, true)]);
+            std::fs::write(reports.join(format!("r2-{d}.xml")), r2).expect("write");
+        }
+    }
+    for d in 30..32 {
+        let day = march1 + d * 86_400;
+        let r = day_report(
+            "r1.example",
+            day,
+            &[("192.0.2.10", 300, false), ("203.0.113.5", 500, false)],
+        );
+        std::fs::write(reports.join(format!("r1-{d}.xml")), r).expect("write");
+    }
+    // An SMTP TLS report of 2016-04-01 with failures (RFC 8460's example).
+    let tls =
+        dmarc_testkit::corpus("reports-dmarc-report-viewer/smtp-tls-reports/rfc-example.json");
+    std::fs::copy(tls, reports.join("tls.json")).expect("copy");
+    dmarc(&["ingest", "--db", &db, &reports.display().to_string()]);
+
+    let (url, hooks) = webhook();
+    let maildir = dir.path().join("mail");
+    std::fs::create_dir_all(&maildir).expect("maildir");
+    let sendmail = dir.path().join("sendmail");
+    std::fs::write(
+        &sendmail,
+        format!(
+            "#!/bin/sh\ncat > \"{}/$(date +%s%N).eml\"\n",
+            maildir.display()
+        ),
+    )
+    .expect("sendmail");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&sendmail, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let config = dir.path().join("alerts.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[alerts]\nwindow_days = 2\nbaseline_days = 30\nwebhook = \"{url}\"\n\
+             email_to = [\"postmaster@alerts.example\"]\nemail_from = \"dmarc@alerts.example\"\n\
+             [alerts.new_source]\nmin_messages = 100\n[alerts.pass_rate_drop]\npoints = 10\n\
+             [alerts.failing_source]\nmin_messages = 100\n[alerts.reporter_silent]\ndays = 3\n\
+             [alerts.failure_spike]\n[alerts.tls_failures]\n\
+             [transport]\nkind = \"sendmail\"\ncommand = \"{}\"\n",
+            sendmail.display()
+        ),
+    )
+    .expect("config");
+    let check = |now: &str, extra: &[&str]| -> (i32, Value) {
+        let mut args = vec![
+            "alerts",
+            "check",
+            "--config",
+            config.to_str().expect("path"),
+            "--db",
+            &db,
+            "--now",
+            now,
+            "--json",
+        ];
+        args.extend(extra);
+        let out = Command::new(env!("CARGO_BIN_EXE_dmarc"))
+            .args(&args)
+            .output()
+            .expect("run");
+        let code = out.status.code().expect("exit code");
+        let v = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+        (code, v)
+    };
+    let subjects = |v: &Value, key: &str| -> Vec<String> {
+        let mut s: Vec<String> = v["changes"][key]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {}",
+                    c["rule"].as_str().unwrap_or(""),
+                    c["subject"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        s.sort();
+        s
+    };
+    let expected = vec![
+        "failing_source alerts.example 192.0.2.10".to_string(),
+        "new_source alerts.example 203.0.113.5".to_string(),
+        "pass_rate_drop alerts.example".to_string(),
+        "reporter_silent r2.example".to_string(),
+        "tls_failures company-y.example certificate-expired".to_string(),
+        "tls_failures company-y.example starttls-not-supported".to_string(),
+        "tls_failures company-y.example validation-failure".to_string(),
+    ];
+    // A dry run says what would fire, and records and sends nothing.
+    let (code, dry) = check("2016-04-02", &["--dry-run"]);
+    assert_eq!(code, 1);
+    assert_eq!(subjects(&dry, "fired"), expected);
+    assert!(hooks.recv_timeout(Duration::from_millis(500)).is_err());
+    // Fires once: delivered by webhook and email.
+    let (code, first) = check("2016-04-02", &[]);
+    assert_eq!(code, 1);
+    assert_eq!(subjects(&first, "fired"), expected, "{first}");
+    let mut got = Vec::new();
+    for _ in &expected {
+        let h = hooks
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a webhook call");
+        assert_eq!(h["event"], "fired");
+        got.push(format!(
+            "{} {}",
+            h["rule"].as_str().expect("rule"),
+            h["subject"].as_str().expect("subject")
+        ));
+    }
+    got.sort();
+    assert_eq!(got, expected);
+    let mails: Vec<String> = std::fs::read_dir(&maildir)
+        .expect("maildir")
+        .map(|e| std::fs::read_to_string(e.expect("entry").path()).expect("mail"))
+        .collect();
+    assert_eq!(mails.len(), expected.len());
+    assert!(
+        mails.iter().any(
+            |m| m.contains("Subject: dmarc alert fired: new_source alerts.example 203.0.113.5")
+        )
+    );
+    // Again at the same time: still active, nothing delivered again.
+    let (code, second) = check("2016-04-02", &[]);
+    assert_eq!(code, 1);
+    assert!(subjects(&second, "fired").is_empty());
+    assert_eq!(subjects(&second, "ongoing"), expected);
+    assert!(hooks.recv_timeout(Duration::from_millis(500)).is_err());
+    // Two months on, nothing holds: every condition clears (and says so once).
+    let (code, later) = check("2016-06-01", &[]);
+    assert_eq!(code, 0, "{later}");
+    assert_eq!(subjects(&later, "cleared"), expected);
+    for _ in &expected {
+        let h = hooks
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a webhook call");
+        assert_eq!(h["event"], "cleared");
+    }
+    // Back at the first time, they fire again (each fires once per episode).
+    let (_, again) = check("2016-04-02", &[]);
+    assert_eq!(subjects(&again, "fired"), expected);
+    // The dashboard lists them.
+    let server = serve(&["--db", &db, "--listen", "127.0.0.1:0"]);
+    let page = get(&server.addr, "/alerts").text();
+    assert!(
+        page.contains("new_source") && page.contains("203.0.113.5"),
+        "{page}"
+    );
+    let api: Value = serde_json::from_slice(&get(&server.addr, "/api/alerts").body).expect("json");
+    assert_eq!(api.as_array().expect("list").len(), expected.len());
+}

@@ -35,6 +35,7 @@
 #![warn(clippy::unwrap_used)]
 #![warn(missing_docs)]
 
+pub mod alerts;
 mod backend;
 pub mod browse;
 mod migrations;

@@ -293,6 +293,24 @@ CREATE TABLE failure_candidates (
 CREATE INDEX failure_candidates_status ON failure_candidates (status, policy_domain, arrival_ts);
 "#,
     ),
+    (
+        6,
+        "alert state: each condition an alert rule found, fired once until it clears",
+        r#"
+CREATE TABLE alert_state (
+    rule TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    active BIGINT NOT NULL,
+    fired_at BIGINT NOT NULL,
+    last_seen BIGINT NOT NULL,
+    cleared_at BIGINT,
+    delivered_at BIGINT,
+    delivery TEXT NOT NULL,
+    PRIMARY KEY (rule, subject)
+);
+"#,
+    ),
 ];
 
 /// Brings the schema up to date; returns the version reached.

@@ -305,10 +305,10 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 
 fn migrations_are_idempotent<B: Backend>(name: &str) {
     let (mut store, _) = B::open(name);
-    assert_eq!(store.schema_version().unwrap(), 5);
+    assert_eq!(store.schema_version().unwrap(), 6);
     drop(store);
     let mut again = B::reopen(name);
-    assert_eq!(again.schema_version().unwrap(), 5);
+    assert_eq!(again.schema_version().unwrap(), 6);
     assert_eq!(again.totals().unwrap().aggregate_reports, 0);
 }
 

@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 #![warn(clippy::unwrap_used)]
 
+pub mod alerts;
 pub mod auth;
 mod pages;
 pub mod table;
@@ -148,6 +149,8 @@ pub struct Settings {
     pub db: String,
     /// Who may look; nothing configured means open (loopback only).
     pub credentials: Credentials,
+    /// The alert rules, evaluated every `interval_minutes`.
+    pub alerts: Option<alerts::Alerts>,
 }
 
 impl Settings {
@@ -541,6 +544,32 @@ async fn require_login(State(state): State<Arc<AppState>>, req: Request, next: N
     }
 }
 
+/// Evaluates the alert rules every `interval_minutes`, the first time at once.
+async fn alert_loop(state: Arc<AppState>, alerts: alerts::Alerts) {
+    let every = Duration::from_secs(alerts.config.interval_minutes * 60);
+    let alerts = Arc::new(alerts);
+    loop {
+        let a = Arc::clone(&alerts);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let r = state
+            .with_store(move |s| {
+                alerts::check(&a, s, now, false).map_err(|e| StoreError::Data(e.to_string()))
+            })
+            .await;
+        match r {
+            Ok(r) => {
+                for d in &r.deliveries {
+                    eprintln!("dmarc serve: alert {d}");
+                }
+            }
+            Err(e) => eprintln!("dmarc serve: alert check failed: {}", e.message),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// The application's routes over `state`.
 fn router(state: Arc<AppState>) -> Router {
     pages::routes()
@@ -584,6 +613,9 @@ pub async fn serve(
         })?;
     let addr = listener.local_addr().map_err(WebError::Serve)?;
     eprintln!("dmarc serve: listening on http://{addr}/");
+    if let Some(a) = settings.alerts.filter(|a| a.config.interval_minutes > 0) {
+        tokio::spawn(alert_loop(Arc::clone(&state), a));
+    }
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

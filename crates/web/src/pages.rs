@@ -31,6 +31,8 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/tls", get(tls))
         .route("/rejected", get(rejected))
         .route("/rejected/{id}/content", get(rejected_content))
+        .route("/alerts", get(alerts))
+        .route("/api/alerts", get(api_alerts))
         .route("/api/summary", get(api_summary))
         .route("/api/sources", get(api_sources))
         .route("/api/rollout", get(api_rollout))
@@ -166,6 +168,7 @@ fn layout(
                         a href={ "/failures" (keep) } { "Failure reports" }
                         a href={ "/tls" (keep) } { "SMTP TLS" }
                         a href="/rejected" { "Rejected inputs" }
+                        a href="/alerts" { "Alerts" }
                         @if let Some(csrf) = csrf {
                             form.logout method="post" action="/logout" {
                                 input type="hidden" name="csrf" value=(csrf);
@@ -1060,6 +1063,46 @@ async fn rejected(State(state): St, Query(p): Query<Params>, headers: HeaderMap)
     }
     page.table(t);
     page.respond(&p, "/rejected", &headers, &state)
+}
+
+async fn alerts(State(state): St, Query(p): Query<Params>, headers: HeaderMap) -> Res {
+    let states = state.with_store(|s| s.alert_states()).await?;
+    let mut page = Page::new("Alerts");
+    let mut t = Table::new(
+        "alerts",
+        "Conditions the alert rules found, active first",
+        &[
+            "state",
+            "rule",
+            "subject",
+            "detail",
+            "fired",
+            "last_seen",
+            "cleared",
+            "delivered",
+            "delivery",
+        ],
+    );
+    t.empty = "No alert has fired (rules are set in the [alerts] section of the configuration).";
+    for a in &states {
+        t.row(vec![
+            Cell::Text(if a.active { "active" } else { "cleared" }.into()),
+            Cell::Text(a.rule.clone()),
+            Cell::Text(a.subject.clone()),
+            Cell::Text(a.detail.clone()),
+            Cell::Time(a.fired_at),
+            Cell::Time(a.last_seen),
+            a.cleared_at.map_or(Cell::Opt(None), Cell::Time),
+            a.delivered_at.map_or(Cell::Opt(None), Cell::Time),
+            Cell::Text(a.delivery.clone()),
+        ]);
+    }
+    page.table(t);
+    page.respond(&p, "/alerts", &headers, &state)
+}
+
+async fn api_alerts(State(state): St) -> Res {
+    json(&state.with_store(|s| s.alert_states()).await?)
 }
 
 /// The kept bytes of a rejected input, as a download (never shown inline).

@@ -1,5 +1,6 @@
 //! The subcommands, one module each.
 
+pub mod alerts;
 pub mod arc;
 pub mod check;
 pub mod dkim;

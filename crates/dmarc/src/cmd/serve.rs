@@ -21,7 +21,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     db: super::ingest::DbArgs,
     /// A TOML file whose [serve] section sets listen, db, password_hash, token or
-    /// token_file, and session_hours.
+    /// token_file, and session_hours; its [alerts] section (with [transport]) the alert
+    /// rules evaluated every interval_minutes.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Read a password from standard input, print its Argon2id hash for password_hash, and
@@ -50,13 +51,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let (file, credentials) = match &args.config {
+    let (file, credentials, alerts) = match &args.config {
         Some(path) => {
             let f = FileSettings::load(path)?;
             let c = f.credentials(path)?;
-            (f, c)
+            (f, c, dmarc_web::alerts::Alerts::load(path)?)
         }
-        None => (FileSettings::default(), dmarc_web::Credentials::default()),
+        None => (
+            FileSettings::default(),
+            dmarc_web::Credentials::default(),
+            None,
+        ),
     };
     let db = super::ingest::DbArgs {
         db: args.db.db.clone().or(file.db.clone()),
@@ -80,6 +85,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         listen,
         db,
         credentials,
+        alerts,
     };
     settings.check()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
