@@ -295,7 +295,8 @@ CREATE INDEX failure_candidates_status ON failure_candidates (status, policy_dom
     ),
     (
         6,
-        "alert state: each condition an alert rule found, fired once until it clears",
+        "alert state: each condition an alert rule found, fired once until it clears; \
+         report rows by source address (the dashboard's source page)",
         r#"
 CREATE TABLE alert_state (
     rule TEXT NOT NULL,
@@ -309,6 +310,7 @@ CREATE TABLE alert_state (
     delivery TEXT NOT NULL,
     PRIMARY KEY (rule, subject)
 );
+CREATE INDEX aggregate_records_source ON aggregate_records (source_ip);
 "#,
     ),
 ];

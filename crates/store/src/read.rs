@@ -465,42 +465,8 @@ impl Store {
             })
             .collect();
 
-        let sql = format!(
-            "SELECT r.org_name, COUNT(*), {msgs}, MIN(r.begin_ts), MAX(r.end_ts) \
-             FROM aggregate_reports r WHERE {w} GROUP BY r.org_name \
-             ORDER BY 3 DESC, r.org_name",
-            msgs = sum("r.message_count"),
-            w = f.sql,
-        );
-        let mut reporters = Vec::new();
-        for row in self.conn.query(&sql, &params)? {
-            let c = |i: usize| row.get(i).map_or(0, Cell::i64);
-            reporters.push(Reporter {
-                org_name: row.first().map(Cell::text).unwrap_or_default(),
-                reports: c(1),
-                messages: c(2),
-                first: c(3),
-                last: c(4),
-            });
-        }
-
-        let ff = Filter::new(q, "r.reported_domain", "r.arrival_ts");
-        let sql = format!(
-            "SELECT r.reported_domain, COUNT(*) FROM failure_reports r WHERE {} \
-             GROUP BY r.reported_domain ORDER BY 2 DESC, r.reported_domain",
-            ff.sql
-        );
-        let failure_reports = self
-            .conn
-            .query(&sql, &ff.params())?
-            .into_iter()
-            .map(|row| {
-                (
-                    row.first().map(Cell::text).unwrap_or_default(),
-                    row.get(1).map_or(0, Cell::i64),
-                )
-            })
-            .collect();
+        let reporters = self.reporters(q)?;
+        let failure_reports = self.failure_report_domains(q)?;
 
         let tf = Filter::new(q, "COALESCE(p.policy_domain, '')", AGG_MID);
         let sql = format!(
@@ -537,6 +503,57 @@ impl Store {
         };
         self.fill_rdns(&mut summary)?;
         Ok(summary)
+    }
+
+    /// The summary's reporters (without reading report rows: the reports' own message
+    /// counts).
+    pub fn reporters(&mut self, q: &SummaryQuery) -> Result<Vec<Reporter>, StoreError> {
+        let f = Filter::new(q, "r.policy_domain", AGG_MID);
+        let params = f.params();
+        let sql = format!(
+            "SELECT r.org_name, COUNT(*), {msgs}, MIN(r.begin_ts), MAX(r.end_ts) \
+             FROM aggregate_reports r WHERE {w} GROUP BY r.org_name \
+             ORDER BY 3 DESC, r.org_name",
+            msgs = sum("r.message_count"),
+            w = f.sql,
+        );
+        let mut reporters = Vec::new();
+        for row in self.conn.query(&sql, &params)? {
+            let c = |i: usize| row.get(i).map_or(0, Cell::i64);
+            reporters.push(Reporter {
+                org_name: row.first().map(Cell::text).unwrap_or_default(),
+                reports: c(1),
+                messages: c(2),
+                first: c(3),
+                last: c(4),
+            });
+        }
+
+        Ok(reporters)
+    }
+
+    /// The summary's failure reports per reported domain.
+    pub fn failure_report_domains(
+        &mut self,
+        q: &SummaryQuery,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let ff = Filter::new(q, "r.reported_domain", "r.arrival_ts");
+        let sql = format!(
+            "SELECT r.reported_domain, COUNT(*) FROM failure_reports r WHERE {} \
+             GROUP BY r.reported_domain ORDER BY 2 DESC, r.reported_domain",
+            ff.sql
+        );
+        Ok(self
+            .conn
+            .query(&sql, &ff.params())?
+            .into_iter()
+            .map(|row| {
+                (
+                    row.first().map(Cell::text).unwrap_or_default(),
+                    row.get(1).map_or(0, Cell::i64),
+                )
+            })
+            .collect())
     }
 
     /// Store-wide counts.

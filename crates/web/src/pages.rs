@@ -750,9 +750,8 @@ async fn reports(State(state): St, Query(p): Query<Params>, headers: HeaderMap) 
     let q = summary_query(&p, &w, Granularity::Total);
     let mut list = w.list();
     list.offset = p.offset.unwrap_or(0);
-    let summary = state.summary(q).await?;
-    let entries = state
-        .with_store(move |s| s.aggregate_reports(&list))
+    let (reporters, entries) = state
+        .with_store(move |s| Ok((s.reporters(&q)?, s.aggregate_reports(&list)?)))
         .await?;
     let mut page = Page::new("Reports received");
     let mut t = Table::new(
@@ -760,7 +759,7 @@ async fn reports(State(state): St, Query(p): Query<Params>, headers: HeaderMap) 
         "By reporter",
         &["reporter", "reports", "messages", "first", "last"],
     );
-    for r in &summary.reporters {
+    for r in &reporters {
         let mut with = p.clone();
         with.reporter = Some(r.org_name.clone());
         let href = format!("/reports{}", with.keep());
@@ -921,15 +920,16 @@ async fn failures(State(state): St, Query(p): Query<Params>, headers: HeaderMap)
     let q = summary_query(&p, &w, Granularity::Total);
     let mut list = w.list();
     list.offset = p.offset.unwrap_or(0);
-    let summary = state.summary(q).await?;
-    let entries = state.with_store(move |s| s.failure_reports(&list)).await?;
+    let (domains, entries) = state
+        .with_store(move |s| Ok((s.failure_report_domains(&q)?, s.failure_reports(&list)?)))
+        .await?;
     let mut page = Page::new("Failure reports");
     let mut t = Table::new(
         "domains",
         "Per reported domain",
         &["domain", "failure_reports"],
     );
-    for (d, n) in &summary.failure_reports {
+    for (d, n) in &domains {
         t.row(vec![Cell::Text(d.clone()), Cell::Num(*n)]);
     }
     page.table(t);
