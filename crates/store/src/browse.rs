@@ -1,7 +1,7 @@
 //! Reading for the dashboard: lists of stored reports, one report's rows, one source's
 //! history, failure reports, SMTP TLS failures, and the policy each domain publishes.
 //!
-//! Every list is bounded ([`Page`]), newest first, and filtered like the summary: a
+//! Every list is bounded ([`MAX_PAGE`]), newest first, and filtered like the summary: a
 //! report belongs to the instant of the middle of its period, failure reports to their
 //! arrival time.
 
