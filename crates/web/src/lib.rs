@@ -196,6 +196,8 @@ pub(crate) struct AppState {
     lookup: Arc<dmarc_dns::AnyLookup>,
     /// Summaries by query, with the store's change marker they were computed at.
     summaries: Mutex<HashMap<String, Kept<Summary>>>,
+    /// Held while a summary is worked out.
+    computing: tokio::sync::Mutex<()>,
     advice: Mutex<HashMap<AdviceKey, AdviceSlot>>,
 }
 
@@ -280,8 +282,27 @@ impl AppState {
         self: &Arc<Self>,
         q: SummaryQuery,
     ) -> Result<Arc<Summary>, HttpError> {
+        if let Some(kept) = self.kept_summary(&q, false).await? {
+            return Ok(kept);
+        }
+        // One summary is worked out at a time: a second request for the same one waits
+        // and finds it kept.
+        let _one = self.computing.lock().await;
+        self.kept_summary(&q, true)
+            .await?
+            .ok_or_else(|| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "no summary"))
+    }
+
+    /// The kept summary for `q` if the store has not changed since, else (with `compute`)
+    /// a new one, kept.
+    async fn kept_summary(
+        self: &Arc<Self>,
+        q: &SummaryQuery,
+        compute: bool,
+    ) -> Result<Option<Arc<Summary>>, HttpError> {
         let key = format!("{q:?}");
         let state = Arc::clone(self);
+        let q = q.clone();
         self.with_store(move |s| {
             let marker = s.change_marker()?;
             let kept = state
@@ -294,7 +315,10 @@ impl AppState {
             if let Some(kept) = kept {
                 let mut fresh = (*kept).clone();
                 s.fill_rdns(&mut fresh)?;
-                return Ok(Arc::new(fresh));
+                return Ok(Some(Arc::new(fresh)));
+            }
+            if !compute {
+                return Ok(None);
             }
             let summary = Arc::new(s.summary(&q)?);
             let mut map = state.summaries.lock().unwrap_or_else(|e| e.into_inner());
@@ -302,7 +326,7 @@ impl AppState {
                 map.clear();
             }
             map.insert(key, (marker, Arc::clone(&summary)));
-            Ok(summary)
+            Ok(Some(summary))
         })
         .await
     }
@@ -603,6 +627,7 @@ pub async fn serve(
         sessions: auth::Sessions::default(),
         lookup: Arc::new(lookup),
         summaries: Mutex::new(HashMap::new()),
+        computing: tokio::sync::Mutex::new(()),
         advice: Mutex::new(HashMap::new()),
     });
     let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -613,6 +638,13 @@ pub async fn serve(
         })?;
     let addr = listener.local_addr().map_err(WebError::Serve)?;
     eprintln!("dmarc serve: listening on http://{addr}/");
+    // The page of all domains reads every report row: worked out now, not at the first visit.
+    let warm = Arc::clone(&state);
+    tokio::spawn(async move {
+        if let Err(e) = warm.summary(pages::index_query()).await {
+            eprintln!("dmarc serve: reading the store: {}", e.message);
+        }
+    });
     if let Some(a) = settings.alerts.filter(|a| a.config.interval_minutes > 0) {
         tokio::spawn(alert_loop(Arc::clone(&state), a));
     }

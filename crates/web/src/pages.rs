@@ -208,6 +208,11 @@ fn summary_query(p: &Params, w: &Window, g: Granularity) -> SummaryQuery {
     }
 }
 
+/// The summary the page of all domains shows without filters (worked out at start).
+pub(crate) fn index_query() -> SummaryQuery {
+    summary_query(&Params::default(), &Window::default(), Granularity::Day)
+}
+
 fn granularity(p: &Params) -> Result<Granularity, HttpError> {
     match p.by.as_deref() {
         None | Some("") | Some("month") => Ok(Granularity::Month),
