@@ -137,7 +137,10 @@ fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &s
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(60)))
         .expect("timeout");
-    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    let mut req = format!("{method} {path} HTTP/1.0\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -404,6 +407,13 @@ fn every_page_shows_the_summary_figures_and_hostile_text_as_text() {
     assert_eq!(get(addr, "/?since=yesterday").status, 400);
     assert_eq!(get(addr, "/reports/999999").status, 404);
     assert_eq!(get(addr, "/?format=csv&table=nope").status, 404);
+    // Without authentication only a loopback Host is answered (DNS rebinding).
+    let rebound = http(addr, "GET", "/api/summary", &[("Host", "evil.example")], "");
+    assert_eq!(rebound.status, 403);
+    assert_eq!(
+        http(addr, "GET", "/", &[("Host", "localhost:1")], "").status,
+        200
+    );
     // Rejected inputs: listed with their errors, content only as a download.
     let rejected: Value =
         serde_json::from_slice(&get(addr, "/api/rejected").body).expect("rejected json");

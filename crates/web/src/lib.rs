@@ -544,7 +544,20 @@ async fn security_headers(req: Request, next: Next) -> Response {
 /// or the bearer token; otherwise the login page (pages) or 401 (API, CSV).
 async fn require_login(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if !state.credentials.configured() || path == "/login" || path == "/style.css" {
+    if !state.credentials.configured() {
+        // Open only to this machine: a page elsewhere that points its own name at
+        // 127.0.0.1 (DNS rebinding) must not read the dashboard through the browser.
+        if !loopback_host(req.headers()) {
+            return (
+                StatusCode::FORBIDDEN,
+                "without authentication the dashboard answers only to a loopback Host \
+                 (127.0.0.1, [::1], localhost); configure password_hash or token to use a name\n",
+            )
+                .into_response();
+        }
+        return next.run(req).await;
+    }
+    if path == "/login" || path == "/style.css" {
         return next.run(req).await;
     }
     let headers = req.headers();
@@ -592,6 +605,21 @@ async fn alert_loop(state: Arc<AppState>, alerts: alerts::Alerts) {
         }
         tokio::time::sleep(every).await;
     }
+}
+
+/// True when the request's `Host` is a loopback address or `localhost` (any port).
+fn loopback_host(headers: &axum::http::HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The application's routes over `state`.
