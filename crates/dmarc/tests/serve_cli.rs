@@ -826,7 +826,33 @@ fn alert_rules_fire_once_clear_and_are_delivered() {
     let tls =
         dmarc_testkit::corpus("reports-dmarc-report-viewer/smtp-tls-reports/rfc-example.json");
     std::fs::copy(tls, reports.join("tls.json")).expect("copy");
-    dmarc(&["ingest", "--db", &db, &reports.display().to_string()]);
+    // DMARC failure reports: two in the baseline, six in the window.
+    let dates = [
+        "Sat, 05 Mar 2016 10:00:00 +0000",
+        "Tue, 15 Mar 2016 10:00:00 +0000",
+        "Thu, 31 Mar 2016 08:00:00 +0000",
+        "Thu, 31 Mar 2016 09:00:00 +0000",
+        "Thu, 31 Mar 2016 10:00:00 +0000",
+        "Fri, 01 Apr 2016 08:00:00 +0000",
+        "Fri, 01 Apr 2016 09:00:00 +0000",
+        "Fri, 01 Apr 2016 10:00:00 +0000",
+    ];
+    for (i, date) in dates.iter().enumerate() {
+        let arf = format!(
+            "From: <fr@r1.example>\r\nDate: {date}\r\nSubject: DMARC failure report\r\n\
+             To: <dmarc@alerts.example>\r\nMessage-ID: <fr-{i}@r1.example>\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/report; report-type=feedback-report; boundary=\"b\"\r\n\r\n\
+             --b\r\nContent-Type: text/plain\r\n\r\nA failure report.\r\n\
+             --b\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: auth-failure\r\n\
+             User-Agent: gen/1.0\r\nVersion: 1\r\nOriginal-Mail-From: <x@alerts.example>\r\n\
+             Arrival-Date: {date}\r\nSource-IP: 203.0.113.5\r\nReported-Domain: alerts.example\r\n\
+             Auth-Failure: dmarc\r\n\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\n\
+             From: <x@alerts.example>\r\nMessage-ID: <m-{i}@alerts.example>\r\nSubject: hi\r\n\r\n--b--\r\n"
+        );
+        std::fs::write(reports.join(format!("fr-{i}.eml")), arf).expect("write");
+    }
+    let ingested = dmarc(&["ingest", "--db", &db, &reports.display().to_string()]);
+    assert!(!ingested.contains("rejected #"), "{ingested}");
 
     let (url, hooks) = webhook();
     let maildir = dir.path().join("mail");
@@ -898,6 +924,7 @@ fn alert_rules_fire_once_clear_and_are_delivered() {
     };
     let expected = vec![
         "failing_source alerts.example 192.0.2.10".to_string(),
+        "failure_spike alerts.example".to_string(),
         "new_source alerts.example 203.0.113.5".to_string(),
         "pass_rate_drop alerts.example".to_string(),
         "reporter_silent r2.example".to_string(),
