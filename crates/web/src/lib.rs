@@ -666,13 +666,6 @@ pub async fn serve(
         })?;
     let addr = listener.local_addr().map_err(WebError::Serve)?;
     eprintln!("dmarc serve: listening on http://{addr}/");
-    // The page of all domains reads every report row: worked out now, not at the first visit.
-    let warm = Arc::clone(&state);
-    tokio::spawn(async move {
-        if let Err(e) = warm.summary(pages::index_query()).await {
-            eprintln!("dmarc serve: reading the store: {}", e.message);
-        }
-    });
     if let Some(a) = settings.alerts.filter(|a| a.config.interval_minutes > 0) {
         tokio::spawn(alert_loop(Arc::clone(&state), a));
     }
