@@ -27,18 +27,18 @@ PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q listening "$DIR/serve.log" && break; sleep 0.1; done
 URL=$(grep -o 'http://[^/]*' "$DIR/serve.log")
-IP=$(curl -s "$URL/api/summary?top=1" | grep -o '"ip": "[^"]*"' | head -1 | cut -d'"' -f4)
-ID=$(curl -s "$URL/api/reports" | grep -o '"id": [0-9]*' | head -1 | grep -o '[0-9]*')
+ID=$(curl -s "$URL/api/reports" | grep -o '"id": [0-9]*' | head -1 | grep -o '[0-9]*' || true)
+IP=$(curl -s "$URL/api/reports/$ID" | grep -o '"source_ip": "[^"]*"' | head -1 | cut -d'"' -f4 || true)
 PAGES=("/" "/domain/example.com" "/source/$IP" "/reports" "/reports/$ID" "/failures" "/tls"
   "/rejected" "/alerts" "/?since=2026-01-01&domain=example.com" "/api/summary"
   "/?format=csv&table=domains")
 for p in "${PAGES[@]}"; do
-  first=$(curl -s -o /dev/null -w '%{time_total}' "$URL$p")
+  first=$(curl -s -m 600 -o /dev/null -w '%{time_total}' "$URL$p" || echo timeout)
   best=999
   for _ in 1 2 3; do
-    t=$(curl -s -o /dev/null -w '%{time_total}' "$URL$p")
+    t=$(curl -s -m 600 -o /dev/null -w '%{time_total}' "$URL$p" || echo 999)
     best=$(echo "$t $best" | awk '{print ($1 < $2) ? $1 : $2}')
   done
-  printf '%-45s first %8.3f s   warm best of 3 %8.3f s\n' "$p" "$first" "$best"
+  printf '%-45s first %8s s   then best of 3 %8s s\n' "$p" "$first" "$best"
 done
 ps -o user=,time=,rss= -p $PID | awk '{print "server: cpu time " $2 ", rss " $3 " KB"}'
