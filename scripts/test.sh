@@ -118,6 +118,18 @@ if ! command -v xmllint >/dev/null 2>&1; then
   fi
 fi
 
+# The dashboard's browser test (crates/dmarc/tests/serve_cli.rs) loads every page in
+# headless Chromium (Debian's chromium); it fails, saying so, without it.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "scripts/test.sh: installing Chromium (apt-get install -y chromium)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >/dev/null \
+      || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >/dev/null; }
+  else
+    echo "scripts/test.sh: chromium is not installed, so the dashboard browser test will fail: apt-get install chromium" >&2
+  fi
+fi
+
 # The IMAP end-to-end tests (crates/ingest/tests/imap.rs) need a throwaway loopback Dovecot:
 # scripts/dovecot.sh starts it, exports DMARC_TEST_IMAP_*, runs the command and stops it.
 # The milter's end-to-end test (crates/dmarc/tests/milter_postfix.rs) needs a private

@@ -46,6 +46,10 @@ enum Command {
     Sources(cmd::sources::SourcesArgs),
     /// Simulate the next DMARC policy stages on the stored reports and advise the record to publish next.
     Rollout(cmd::rollout::RolloutArgs),
+    /// Serve the dashboard over the report store: pages, a JSON API, CSV exports.
+    Serve(cmd::serve::ServeArgs),
+    /// Alerts: evaluate the rules of the configuration once (for cron), deliver by webhook and email.
+    Alerts(cmd::alerts::AlertsArgs),
 }
 
 fn main() -> ExitCode {
@@ -91,5 +95,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Record(args) => cmd::record::run(args),
         Command::Sources(args) => cmd::sources::run(args),
         Command::Rollout(args) => cmd::rollout::run(args),
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Alerts(args) => cmd::alerts::run(args),
     }
 }

@@ -35,7 +35,9 @@
 #![warn(clippy::unwrap_used)]
 #![warn(missing_docs)]
 
+pub mod alerts;
 mod backend;
+pub mod browse;
 mod migrations;
 pub mod observations;
 pub mod outbox;

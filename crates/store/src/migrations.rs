@@ -293,6 +293,49 @@ CREATE TABLE failure_candidates (
 CREATE INDEX failure_candidates_status ON failure_candidates (status, policy_domain, arrival_ts);
 "#,
     ),
+    (
+        6,
+        "alert state: each condition an alert rule found, fired once until it clears; \
+         report rows by source address, and per-report sums (the dashboard's pages)",
+        r#"
+CREATE TABLE alert_state (
+    rule TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    active BIGINT NOT NULL,
+    fired_at BIGINT NOT NULL,
+    last_seen BIGINT NOT NULL,
+    cleared_at BIGINT,
+    delivered_at BIGINT,
+    delivery TEXT NOT NULL,
+    PRIMARY KEY (rule, subject)
+);
+CREATE INDEX aggregate_records_source ON aggregate_records (source_ip);
+CREATE TABLE aggregate_report_sums (
+    report BIGINT PRIMARY KEY REFERENCES aggregate_reports (id) ON DELETE CASCADE,
+    messages BIGINT NOT NULL,
+    dmarc_pass BIGINT NOT NULL,
+    spf_aligned_pass BIGINT NOT NULL,
+    dkim_aligned_pass BIGINT NOT NULL,
+    disposition_none BIGINT NOT NULL,
+    disposition_quarantine BIGINT NOT NULL,
+    disposition_reject BIGINT NOT NULL,
+    disposition_pass BIGINT NOT NULL
+);
+INSERT INTO aggregate_report_sums (report, messages, dmarc_pass, spf_aligned_pass,
+    dkim_aligned_pass, disposition_none, disposition_quarantine, disposition_reject,
+    disposition_pass)
+SELECT report, SUM(message_count),
+    SUM(CASE WHEN dkim_aligned = 'pass' OR spf_aligned = 'pass' THEN message_count ELSE 0 END),
+    SUM(CASE WHEN spf_aligned = 'pass' THEN message_count ELSE 0 END),
+    SUM(CASE WHEN dkim_aligned = 'pass' THEN message_count ELSE 0 END),
+    SUM(CASE WHEN disposition = 'none' THEN message_count ELSE 0 END),
+    SUM(CASE WHEN disposition = 'quarantine' THEN message_count ELSE 0 END),
+    SUM(CASE WHEN disposition = 'reject' THEN message_count ELSE 0 END),
+    SUM(CASE WHEN disposition = 'pass' THEN message_count ELSE 0 END)
+FROM aggregate_records GROUP BY report;
+"#,
+    ),
 ];
 
 /// Brings the schema up to date; returns the version reached.

@@ -397,41 +397,11 @@ impl Store {
             }
             Ok(())
         })?;
-        let mut domains: Vec<DomainPeriod> = Vec::new();
-        for ((domain, day), (reports, c)) in days {
-            let period = period_label(day, q.granularity);
-            let known = c[4] + c[5] + c[6] + c[7];
-            let dp = DomainPeriod {
-                domain,
-                period,
-                reports: reports.len() as i64,
-                messages: c[0],
-                dmarc_pass: c[1],
-                spf_aligned_pass: c[2],
-                dkim_aligned_pass: c[3],
-                disposition_none: c[4],
-                disposition_quarantine: c[5],
-                disposition_reject: c[6],
-                disposition_pass: c[7],
-                disposition_other: c[0] - known,
-            };
-            match domains.last_mut() {
-                Some(last) if last.domain == dp.domain && last.period == dp.period => {
-                    // Each report falls on exactly one day, so the days of a month add up.
-                    last.reports += dp.reports;
-                    last.messages += dp.messages;
-                    last.dmarc_pass += dp.dmarc_pass;
-                    last.spf_aligned_pass += dp.spf_aligned_pass;
-                    last.dkim_aligned_pass += dp.dkim_aligned_pass;
-                    last.disposition_none += dp.disposition_none;
-                    last.disposition_quarantine += dp.disposition_quarantine;
-                    last.disposition_reject += dp.disposition_reject;
-                    last.disposition_pass += dp.disposition_pass;
-                    last.disposition_other += dp.disposition_other;
-                }
-                _ => domains.push(dp),
-            }
-        }
+        let domains = periods(
+            days.into_iter()
+                .map(|(k, (reports, c))| (k, reports.len() as i64, c)),
+            q.granularity,
+        );
 
         let mut ranked: Vec<(&String, &SourceSums)> = sources.iter().collect();
         ranked.sort_by(|a, b| b.1.messages.cmp(&a.1.messages).then(a.0.cmp(b.0)));
@@ -465,42 +435,8 @@ impl Store {
             })
             .collect();
 
-        let sql = format!(
-            "SELECT r.org_name, COUNT(*), {msgs}, MIN(r.begin_ts), MAX(r.end_ts) \
-             FROM aggregate_reports r WHERE {w} GROUP BY r.org_name \
-             ORDER BY 3 DESC, r.org_name",
-            msgs = sum("r.message_count"),
-            w = f.sql,
-        );
-        let mut reporters = Vec::new();
-        for row in self.conn.query(&sql, &params)? {
-            let c = |i: usize| row.get(i).map_or(0, Cell::i64);
-            reporters.push(Reporter {
-                org_name: row.first().map(Cell::text).unwrap_or_default(),
-                reports: c(1),
-                messages: c(2),
-                first: c(3),
-                last: c(4),
-            });
-        }
-
-        let ff = Filter::new(q, "r.reported_domain", "r.arrival_ts");
-        let sql = format!(
-            "SELECT r.reported_domain, COUNT(*) FROM failure_reports r WHERE {} \
-             GROUP BY r.reported_domain ORDER BY 2 DESC, r.reported_domain",
-            ff.sql
-        );
-        let failure_reports = self
-            .conn
-            .query(&sql, &ff.params())?
-            .into_iter()
-            .map(|row| {
-                (
-                    row.first().map(Cell::text).unwrap_or_default(),
-                    row.get(1).map_or(0, Cell::i64),
-                )
-            })
-            .collect();
+        let reporters = self.reporters(q)?;
+        let failure_reports = self.failure_report_domains(q)?;
 
         let tf = Filter::new(q, "COALESCE(p.policy_domain, '')", AGG_MID);
         let sql = format!(
@@ -539,6 +475,105 @@ impl Store {
         Ok(summary)
     }
 
+    /// The summary's reporters (without reading report rows: the reports' own message
+    /// counts).
+    pub fn reporters(&mut self, q: &SummaryQuery) -> Result<Vec<Reporter>, StoreError> {
+        let f = Filter::new(q, "r.policy_domain", AGG_MID);
+        let params = f.params();
+        let sql = format!(
+            "SELECT r.org_name, COUNT(*), {msgs}, MIN(r.begin_ts), MAX(r.end_ts) \
+             FROM aggregate_reports r WHERE {w} GROUP BY r.org_name \
+             ORDER BY 3 DESC, r.org_name",
+            msgs = sum("r.message_count"),
+            w = f.sql,
+        );
+        let mut reporters = Vec::new();
+        for row in self.conn.query(&sql, &params)? {
+            let c = |i: usize| row.get(i).map_or(0, Cell::i64);
+            reporters.push(Reporter {
+                org_name: row.first().map(Cell::text).unwrap_or_default(),
+                reports: c(1),
+                messages: c(2),
+                first: c(3),
+                last: c(4),
+            });
+        }
+
+        Ok(reporters)
+    }
+
+    /// The summary's failure reports per reported domain.
+    pub fn failure_report_domains(
+        &mut self,
+        q: &SummaryQuery,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let ff = Filter::new(q, "r.reported_domain", "r.arrival_ts");
+        let sql = format!(
+            "SELECT r.reported_domain, COUNT(*) FROM failure_reports r WHERE {} \
+             GROUP BY r.reported_domain ORDER BY 2 DESC, r.reported_domain",
+            ff.sql
+        );
+        Ok(self
+            .conn
+            .query(&sql, &ff.params())?
+            .into_iter()
+            .map(|row| {
+                (
+                    row.first().map(Cell::text).unwrap_or_default(),
+                    row.get(1).map_or(0, Cell::i64),
+                )
+            })
+            .collect())
+    }
+
+    /// [`Summary::domains`] for `q` from the per-report sums kept at ingest (migration 6),
+    /// without reading the report rows: the same figures, in time proportional to the
+    /// number of reports.
+    pub fn domain_periods(&mut self, q: &SummaryQuery) -> Result<Vec<DomainPeriod>, StoreError> {
+        let f = Filter::new(q, "r.policy_domain", AGG_MID);
+        let sql = format!(
+            "SELECT r.policy_domain, {AGG_MID} / 86400, s.messages, s.dmarc_pass, \
+             s.spf_aligned_pass, s.dkim_aligned_pass, s.disposition_none, \
+             s.disposition_quarantine, s.disposition_reject, s.disposition_pass \
+             FROM aggregate_reports r JOIN aggregate_report_sums s ON s.report = r.id \
+             WHERE {w}",
+            w = f.sql,
+        );
+        let mut days: BTreeMap<(String, i64), (i64, [i64; 8])> = BTreeMap::new();
+        self.conn.for_each(&sql, &f.params(), |cells| {
+            let row = Row::new(cells, "per-report sums");
+            let d = days
+                .entry((row.text(0)?, row.int(1)?))
+                .or_insert((0, [0; 8]));
+            d.0 += 1;
+            for (i, v) in d.1.iter_mut().enumerate() {
+                *v += row.int(2 + i)?;
+            }
+            Ok(())
+        })?;
+        Ok(periods(
+            days.into_iter().map(|(k, (n, c))| (k, n, c)),
+            q.granularity,
+        ))
+    }
+
+    /// [`Store::totals`] without counting the record rows (the reports' own row counts,
+    /// which are the rows stored).
+    pub fn quick_totals(&mut self) -> Result<Totals, StoreError> {
+        let mut one = |sql: &str| -> Result<i64, StoreError> {
+            Ok(self.conn.query_one(sql, &[])?.map_or(0, |c| c.i64()))
+        };
+        Ok(Totals {
+            aggregate_reports: one("SELECT COUNT(*) FROM aggregate_reports")?,
+            aggregate_records: one(
+                "SELECT CAST(COALESCE(SUM(record_count), 0) AS BIGINT) FROM aggregate_reports",
+            )?,
+            failure_reports: one("SELECT COUNT(*) FROM failure_reports")?,
+            tls_reports: one("SELECT COUNT(*) FROM tls_reports")?,
+            rejected: one("SELECT COUNT(*) FROM rejected")?,
+        })
+    }
+
     /// Store-wide counts.
     pub fn totals(&mut self) -> Result<Totals, StoreError> {
         let mut one = |sql: &str| -> Result<i64, StoreError> {
@@ -553,7 +588,9 @@ impl Store {
         })
     }
 
-    fn fill_rdns(&mut self, s: &mut Summary) -> Result<(), StoreError> {
+    /// Sets the reverse-DNS names of a summary's top and failing sources from the cache
+    /// (as [`Store::summary`] does; for a summary kept while the cache filled).
+    pub fn fill_rdns(&mut self, s: &mut Summary) -> Result<(), StoreError> {
         for src in &mut s.top_sources {
             src.rdns = self.cached_rdns_name(&src.ip)?;
         }
@@ -620,6 +657,51 @@ impl Store {
             )?
             .and_then(Cell::bytes))
     }
+}
+
+/// The per-domain-and-period rows from per-domain-and-day sums (in `(domain, day)` order):
+/// reports, then messages, DMARC passes, aligned SPF and DKIM passes, and the dispositions
+/// none, quarantine, reject and pass.
+fn periods(
+    days: impl Iterator<Item = ((String, i64), i64, [i64; 8])>,
+    g: Granularity,
+) -> Vec<DomainPeriod> {
+    let mut domains: Vec<DomainPeriod> = Vec::new();
+    for ((domain, day), reports, c) in days {
+        let period = period_label(day, g);
+        let known = c[4] + c[5] + c[6] + c[7];
+        let dp = DomainPeriod {
+            domain,
+            period,
+            reports,
+            messages: c[0],
+            dmarc_pass: c[1],
+            spf_aligned_pass: c[2],
+            dkim_aligned_pass: c[3],
+            disposition_none: c[4],
+            disposition_quarantine: c[5],
+            disposition_reject: c[6],
+            disposition_pass: c[7],
+            disposition_other: c[0] - known,
+        };
+        match domains.last_mut() {
+            Some(last) if last.domain == dp.domain && last.period == dp.period => {
+                // Each report falls on exactly one day, so the days of a month add up.
+                last.reports += dp.reports;
+                last.messages += dp.messages;
+                last.dmarc_pass += dp.dmarc_pass;
+                last.spf_aligned_pass += dp.spf_aligned_pass;
+                last.dkim_aligned_pass += dp.dkim_aligned_pass;
+                last.disposition_none += dp.disposition_none;
+                last.disposition_quarantine += dp.disposition_quarantine;
+                last.disposition_reject += dp.disposition_reject;
+                last.disposition_pass += dp.disposition_pass;
+                last.disposition_other += dp.disposition_other;
+            }
+            _ => domains.push(dp),
+        }
+    }
+    domains
 }
 
 /// The label of the period holding `day` (days since the epoch).

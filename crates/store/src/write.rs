@@ -240,6 +240,7 @@ impl Store {
         };
         let id = id.i64();
         self.insert_records(id, a)?;
+        self.conn.exec(REPORT_SUMS, &[Val::I64(id)])?;
         Ok(Stored::New {
             kind: "aggregate",
             id,
@@ -664,3 +665,17 @@ impl Store {
         }
     }
 }
+/// The per-report sums the dashboard reads instead of the rows (migration 6): the
+/// summary's counting rules (`pass` exactly; DMARC passes when aligned DKIM or SPF does).
+const REPORT_SUMS: &str = "INSERT INTO aggregate_report_sums (report, messages, dmarc_pass, \
+     spf_aligned_pass, dkim_aligned_pass, disposition_none, disposition_quarantine, \
+     disposition_reject, disposition_pass) \
+     SELECT report, SUM(message_count), \
+     SUM(CASE WHEN dkim_aligned = 'pass' OR spf_aligned = 'pass' THEN message_count ELSE 0 END), \
+     SUM(CASE WHEN spf_aligned = 'pass' THEN message_count ELSE 0 END), \
+     SUM(CASE WHEN dkim_aligned = 'pass' THEN message_count ELSE 0 END), \
+     SUM(CASE WHEN disposition = 'none' THEN message_count ELSE 0 END), \
+     SUM(CASE WHEN disposition = 'quarantine' THEN message_count ELSE 0 END), \
+     SUM(CASE WHEN disposition = 'reject' THEN message_count ELSE 0 END), \
+     SUM(CASE WHEN disposition = 'pass' THEN message_count ELSE 0 END) \
+     FROM aggregate_records WHERE report = ? GROUP BY report";

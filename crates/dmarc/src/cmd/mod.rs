@@ -1,5 +1,6 @@
 //! The subcommands, one module each.
 
+pub mod alerts;
 pub mod arc;
 pub mod check;
 pub mod dkim;
@@ -10,6 +11,7 @@ pub mod rejected;
 pub mod report;
 pub mod report_send;
 pub mod rollout;
+pub mod serve;
 pub mod sources;
 pub mod spf;
 pub mod summary;
