@@ -23,7 +23,7 @@ enum AlertsCommand {
 
 #[derive(Debug, clap::Args)]
 struct CheckArgs {
-    /// The configuration: its [alerts] section (and [transport] for email).
+    /// The configuration: its `[alerts]` section (and `[transport]` for email).
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
     #[command(flatten)]

@@ -20,8 +20,8 @@ pub struct ServeArgs {
     /// $DMARC_DB, else the SQLite file in the user's data directory.
     #[command(flatten)]
     db: super::ingest::DbArgs,
-    /// A TOML file whose [serve] section sets listen, db, password_hash, token or
-    /// token_file, and session_hours; its [alerts] section (with [transport]) the alert
+    /// A TOML file whose `[serve]` section sets listen, db, password_hash, token or
+    /// token_file, and session_hours; its `[alerts]` section (with `[transport]`) the alert
     /// rules evaluated every interval_minutes.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
