@@ -98,6 +98,19 @@ pub struct Stage {
     pub subdomain_messages: i64,
 }
 
+impl Stage {
+    /// The stage in words: `quarantine t=y`, `quarantine pct=25`, `reject`.
+    pub fn label(&self) -> String {
+        if self.t {
+            format!("{} t=y", self.stage)
+        } else if self.pct < 100 {
+            format!("{} pct={}", self.stage, self.pct)
+        } else {
+            self.stage.to_string()
+        }
+    }
+}
+
 /// A legitimate source that would lose mail at the next stage.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Blocker {

@@ -488,13 +488,7 @@ async fn domain(
                 ],
             );
             for s in &rollout.simulation {
-                let label = if s.t {
-                    format!("{} t=y", s.stage)
-                } else if s.pct < 100 {
-                    format!("{} pct={}", s.stage, s.pct)
-                } else {
-                    s.stage.to_string()
-                };
+                let label = s.label();
                 sim.row(vec![
                     Cell::Text(label),
                     Cell::Num(s.messages),

@@ -77,13 +77,7 @@ fn write_human(out: &mut dyn Write, r: &RolloutReport) -> std::io::Result<()> {
             "stage", "messages", "legitimate", "unknown", "sources"
         )?;
         for s in &r.simulation {
-            let label = if s.t {
-                format!("{} t=y", s.stage)
-            } else if s.pct < 100 {
-                format!("{} pct={}", s.stage, s.pct)
-            } else {
-                s.stage.to_string()
-            };
+            let label = s.label();
             writeln!(
                 out,
                 "  {:<22} {:>10} {:>11} {:>10} {:>8}",
