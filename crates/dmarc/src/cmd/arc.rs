@@ -79,7 +79,9 @@ pub fn run(args: ArcArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn verify(a: &VerifyFilesArgs) -> anyhow::Result<ExitCode> {
-    let verifier = ArcVerifier::default();
+    // Keys parsed once per process, not once per file: many files share a sealer's key.
+    let verifier = ArcVerifier::default()
+        .with_key_cache(std::sync::Arc::new(dmarc_proto::dkim::KeyCache::default()));
     verify_files::run(
         a,
         async |message, lookup, clock| verifier.verify(message, lookup, clock).await,

@@ -116,10 +116,12 @@ pub fn run(args: DkimArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
+    // Keys parsed once per process, not once per file: many files share a signer's key.
     let verifier = Verifier::new(VerifyConfig {
         allow_rsa_sha1: a.allow_rsa_sha1,
         ..VerifyConfig::default()
-    });
+    })
+    .with_key_cache(std::sync::Arc::new(dmarc_proto::dkim::KeyCache::default()));
     verify_files::run(
         &a.files,
         async |message, lookup, clock| verifier.verify(message, lookup, clock).await,

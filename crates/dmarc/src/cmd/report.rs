@@ -10,7 +10,7 @@ use dmarc_report::aggregate::{
 };
 use dmarc_report::{FailureReport, Limits, Parsed, ParsedReport, TlsReport};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Arguments of `dmarc report`.
 #[derive(Debug, clap::Args)]
@@ -75,7 +75,15 @@ fn parse(args: ParseArgs) -> anyhow::Result<ExitCode> {
                 failed = true;
                 let msg = e.to_string();
                 if args.json {
-                    writeln!(out, "{}", json!({"file": file, "error": msg}))?;
+                    serde_json::to_writer(
+                        &mut out,
+                        &ErrorLine {
+                            error: &msg,
+                            file: &file,
+                            source: None,
+                        },
+                    )?;
+                    out.write_all(b"\n")?;
                 } else {
                     writeln!(out, "{file}: error: {msg}")?;
                 }
@@ -94,11 +102,13 @@ fn parse(args: ParseArgs) -> anyhow::Result<ExitCode> {
                 Err(e) => {
                     failed = true;
                     if args.json {
-                        writeln!(
-                            out,
-                            "{}",
-                            json!({"file": file, "source": e.path().to_string(), "error": e.to_string()})
-                        )?;
+                        let line = ErrorLine {
+                            error: &e.to_string(),
+                            file: &file,
+                            source: Some(&e.path().to_string()),
+                        };
+                        serde_json::to_writer(&mut out, &line)?;
+                        out.write_all(b"\n")?;
                     } else {
                         writeln!(out, "error: {e}")?;
                     }
@@ -114,35 +124,29 @@ fn parse(args: ParseArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Writes one report as a JSON line. An aggregate report (which can hold a million
-/// records) is streamed from the parsed model; failure and SMTP TLS reports are small and
-/// go through a `Value`. Keys come out in the same (sorted) order either way.
+/// An error line of `dmarc report parse --json` (keys sorted, like the report lines).
+#[derive(serde::Serialize)]
+struct ErrorLine<'a> {
+    error: &'a str,
+    file: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'a str>,
+}
+
+/// Writes one report as a JSON line, streamed from the parsed model (an aggregate report
+/// can hold a million records). Every map's keys come out sorted, the order the output
+/// has always had.
 fn write_json_line(out: &mut impl Write, file: &str, p: &Parsed) -> anyhow::Result<()> {
     let source = p.source.to_string();
+    let source = source.as_str();
     match &p.report {
         ParsedReport::Aggregate(a) => {
-            serde_json::to_writer(
-                &mut *out,
-                &AggregateJson {
-                    a,
-                    file,
-                    source: &source,
-                },
-            )?;
+            serde_json::to_writer(&mut *out, &AggregateJson { a, file, source })?
         }
-        other => {
-            let mut v = match other {
-                ParsedReport::Failure(f) => failure_json(f),
-                ParsedReport::SmtpTls(t) => tls_json(t),
-                ParsedReport::Aggregate(_) => Value::Null,
-            };
-            if let Value::Object(m) = &mut v {
-                m.insert("kind".into(), other.kind().into());
-                m.insert("file".into(), file.into());
-                m.insert("source".into(), source.into());
-            }
-            serde_json::to_writer(&mut *out, &v)?;
+        ParsedReport::Failure(f) => {
+            serde_json::to_writer(&mut *out, &FailureJson { f, file, source })?
         }
+        ParsedReport::SmtpTls(t) => serde_json::to_writer(&mut *out, &tls_json(t, file, source))?,
     }
     out.write_all(b"\n")?;
     Ok(())
@@ -321,20 +325,69 @@ impl Serialize for ExtJson<'_> {
     }
 }
 
-fn failure_json(f: &FailureReport) -> Value {
-    let mut v = serde_json::to_value(f).unwrap_or(Value::Null);
-    if let Value::Object(m) = &mut v {
-        m.insert(
-            "identity_alignment".into(),
-            f.identity_alignment
-                .map_or(Value::Null, |a| a.as_str().into()),
-        );
-    }
-    v
+/// `dmarc report parse --json` of a failure report, straight from the model, keys sorted.
+struct FailureJson<'a> {
+    f: &'a FailureReport,
+    file: &'a str,
+    source: &'a str,
 }
 
-fn tls_json(t: &TlsReport) -> Value {
-    serde_json::to_value(t).unwrap_or(Value::Null)
+impl Serialize for FailureJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let f = self.f;
+        let mut map = s.serialize_map(Some(35))?;
+        map.serialize_entry("arrival_date", &f.arrival_date)?;
+        map.serialize_entry("arrival_timestamp", &f.arrival_timestamp)?;
+        map.serialize_entry("auth_failure", &f.auth_failure)?;
+        map.serialize_entry("authentication_results", &f.authentication_results)?;
+        map.serialize_entry("delivery_result", &f.delivery_result)?;
+        map.serialize_entry("dkim_adsp_dns", &f.dkim_adsp_dns)?;
+        map.serialize_entry("dkim_canonicalized_body", &f.dkim_canonicalized_body)?;
+        map.serialize_entry("dkim_canonicalized_header", &f.dkim_canonicalized_header)?;
+        map.serialize_entry("dkim_domain", &f.dkim_domain)?;
+        map.serialize_entry("dkim_identity", &f.dkim_identity)?;
+        map.serialize_entry("dkim_selector", &f.dkim_selector)?;
+        map.serialize_entry("dkim_selector_dns", &f.dkim_selector_dns)?;
+        map.serialize_entry("feedback_type", &f.feedback_type)?;
+        map.serialize_entry("file", self.file)?;
+        map.serialize_entry("human_readable", &f.human_readable)?;
+        map.serialize_entry(
+            "identity_alignment",
+            &f.identity_alignment.as_ref().map(|a| a.as_str()),
+        )?;
+        map.serialize_entry("incidents", &f.incidents)?;
+        map.serialize_entry("kind", "failure")?;
+        map.serialize_entry("original_body_included", &f.original_body_included)?;
+        map.serialize_entry("original_envelope_id", &f.original_envelope_id)?;
+        map.serialize_entry("original_headers", &f.original_headers)?;
+        map.serialize_entry("original_mail_from", &f.original_mail_from)?;
+        map.serialize_entry("original_rcpt_to", &f.original_rcpt_to)?;
+        map.serialize_entry("other_fields", &f.other_fields)?;
+        map.serialize_entry("reported_domain", &f.reported_domain)?;
+        map.serialize_entry("reported_uri", &f.reported_uri)?;
+        map.serialize_entry("reporting_mta", &f.reporting_mta)?;
+        map.serialize_entry("source", self.source)?;
+        map.serialize_entry("source_ip", &f.source_ip)?;
+        map.serialize_entry("source_port", &f.source_port)?;
+        map.serialize_entry("spf_dns", &f.spf_dns)?;
+        map.serialize_entry("subject", &f.subject)?;
+        map.serialize_entry("user_agent", &f.user_agent)?;
+        map.serialize_entry("version", &f.version)?;
+        map.serialize_entry("warnings", &f.warnings)?;
+        map.end()
+    }
+}
+
+/// A TLS report's JSON line. Still built as a `Value` (its nested policies would need
+/// sorted-key writers of their own); TLS reports are small.
+fn tls_json(t: &TlsReport, file: &str, source: &str) -> Value {
+    let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.insert("kind".into(), "smtp_tls".into());
+        m.insert("file".into(), file.into());
+        m.insert("source".into(), source.into());
+    }
+    v
 }
 
 fn summary(p: &Parsed) -> String {
