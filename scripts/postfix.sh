@@ -19,13 +19,24 @@
 #     milter_protocol = 6, milter_default_action = tempfail (a milter that is not there
 #     or misbehaves shows as 451, never as a silent pass);
 #   - the domain receiver.example delivered by virtual(8) into one Maildir;
+#   - for the reports-out test (crates/dmarc/tests/report_postfix.rs): a second smtpd
+#     without milters; reports.example delivered into a Maildir of its own, except
+#     bounces@reports.example (the envelope sender of report mail), which has another;
+#     three destinations that fail the way real ones do: bounced.example has no
+#     users, and that smtpd does not check recipients, so its mail is accepted and
+#     then bounced by virtual(8) as an unknown user (a DSN back to the sender),
+#     refused.example is refused at RCPT with 554 (a `reject` access map),
+#     later.example with 450;
 #   - the log in a file (maillog_file); no DNS is needed.
 #
 # Exported variables:
 #   DMARC_TEST_POSTFIX_SMTP      127.0.0.1:PORT of smtpd
+#   DMARC_TEST_POSTFIX_RELAY     127.0.0.1:PORT of the smtpd without milters
 #   DMARC_TEST_POSTFIX_MILTER    inet:127.0.0.1:PORT the milter must listen on
 #   DMARC_TEST_POSTFIX_CONFIG    the configuration directory (postqueue -c DIR -j)
 #   DMARC_TEST_POSTFIX_MAILDIR   the Maildir mail for receiver.example is delivered to
+#   DMARC_TEST_POSTFIX_REPORTS_MAILDIR  the Maildir of reports.example
+#   DMARC_TEST_POSTFIX_BOUNCES_MAILDIR  the Maildir of bounces@reports.example
 #   DMARC_TEST_POSTFIX_LOG       the log file
 #
 # Postfix is installed from Debian's packages when missing; that needs root. The
@@ -140,23 +151,34 @@ append_dot_mydomain = no
 smtpd_banner = \$myhostname ESMTP
 smtpd_authorized_xclient_hosts = 127.0.0.0/8
 smtpd_peername_lookup = no
-smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_recipient_restrictions = check_recipient_access texthash:$DIR/etc/recipient_access,
+  permit_mynetworks, reject_unauth_destination
 smtpd_milters = inet:127.0.0.1:$MILTER_PORT
 milter_protocol = 6
 milter_default_action = tempfail
 milter_connect_timeout = 5s
-virtual_mailbox_domains = receiver.example
+virtual_mailbox_domains = receiver.example, reports.example, bounced.example
 virtual_mailbox_base = $DIR/mail
-virtual_mailbox_maps = static:receiver/
+virtual_mailbox_maps = texthash:$DIR/etc/virtual_mailbox
 virtual_uid_maps = static:$MAIL_UID
 virtual_gid_maps = static:$MAIL_GID
 virtual_minimum_uid = 1
 smtp_dns_support_level = disabled
 default_process_limit = 20
 EOF
+  cat >"$DIR/etc/virtual_mailbox" <<EOF
+@receiver.example receiver/
+bounces@reports.example bounces/
+@reports.example reports/
+EOF
+  cat >"$DIR/etc/recipient_access" <<EOF
+refused.example REJECT 5.7.1 refused by policy (scripts/postfix.sh)
+later.example 450 4.2.0 try again later (scripts/postfix.sh)
+EOF
   cat >"$DIR/etc/master.cf" <<EOF
 # service type  private unpriv  chroot  wakeup  maxproc command
 127.0.0.1:$SMTP_PORT inet n - n - - smtpd
+127.0.0.1:$RELAY_PORT inet n - n - - smtpd -o smtpd_milters= -o smtpd_reject_unlisted_recipient=no
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -192,7 +214,9 @@ smtp_ready() {
 for attempt in 1 2 3 4 5; do
   SMTP_PORT=$(pick_port)
   MILTER_PORT=$(pick_port)
-  [ "$SMTP_PORT" = "$MILTER_PORT" ] && continue
+  RELAY_PORT=$(pick_port)
+  if [ "$SMTP_PORT" = "$MILTER_PORT" ] || [ "$RELAY_PORT" = "$SMTP_PORT" ] \
+    || [ "$RELAY_PORT" = "$MILTER_PORT" ]; then continue; fi
   write_config
   if ! postfix -c "$DIR/etc" check >"$DIR/check.log" 2>&1; then
     log "postfix check failed:"; sed 's/^/  /' "$DIR/check.log" >&2; exit 1
@@ -217,18 +241,21 @@ if [ "$STARTED" -ne 1 ]; then
 fi
 
 export DMARC_TEST_POSTFIX_SMTP="127.0.0.1:$SMTP_PORT"
+export DMARC_TEST_POSTFIX_RELAY="127.0.0.1:$RELAY_PORT"
 export DMARC_TEST_POSTFIX_MILTER="inet:127.0.0.1:$MILTER_PORT"
 export DMARC_TEST_POSTFIX_CONFIG="$DIR/etc"
 export DMARC_TEST_POSTFIX_MAILDIR="$DIR/mail/receiver"
+export DMARC_TEST_POSTFIX_REPORTS_MAILDIR="$DIR/mail/reports"
+export DMARC_TEST_POSTFIX_BOUNCES_MAILDIR="$DIR/mail/bounces"
 export DMARC_TEST_POSTFIX_LOG="$DIR/maillog"
 
 exports() {
-  for v in SMTP MILTER CONFIG MAILDIR LOG; do
+  for v in SMTP RELAY MILTER CONFIG MAILDIR REPORTS_MAILDIR BOUNCES_MAILDIR LOG; do
     local name="DMARC_TEST_POSTFIX_$v"
     printf 'export %s=%q\n' "$name" "${!name}"
   done
 }
-log "postfix $(postconf -c "$DIR/etc" -h mail_version) running: smtpd on 127.0.0.1:$SMTP_PORT, milter expected on 127.0.0.1:$MILTER_PORT, log $DIR/maillog"
+log "postfix $(postconf -c "$DIR/etc" -h mail_version) running: smtpd on 127.0.0.1:$SMTP_PORT (without milters on $RELAY_PORT), milter expected on 127.0.0.1:$MILTER_PORT, log $DIR/maillog"
 
 if [ ${#COMMAND[@]} -gt 0 ]; then
   set +e
