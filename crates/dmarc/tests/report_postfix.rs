@@ -1,6 +1,6 @@
 //! Reports out through a real Postfix: the private instance of scripts/postfix.sh (which
 //! scripts/test.sh starts). Part of the mail-bench corpus goes through `dmarc verify
-//! --batch --record`; `dmarc report send` sends the failure reports, then (a day later)
+//! --batch --record --queue-failures`; `dmarc report send` sends the failure reports, then (a day later)
 //! the aggregate reports over SMTP (`[transport] kind = "smtp"`) to Postfix's smtpd
 //! without milters, which delivers them into a maildir; `dmarc ingest` of that maildir
 //! gives back exactly the figures that were sent, and every message passes our DKIM
@@ -138,6 +138,7 @@ fn reports_go_through_postfix_arrive_verify_and_bounce() {
             "--batch",
             cases_path.to_str().unwrap(),
             "--record",
+            "--queue-failures",
         ])
         .args(["--db", db_s, "--dns-zone", zone.to_str().unwrap()])
         .output()

@@ -238,6 +238,7 @@ pub fn feedback_fields(
     config: &Config,
     r: &Redaction,
     spf_dns: Option<&str>,
+    incidents: u64,
 ) -> String {
     let o = &config.failure;
     let addr = |a: &str| {
@@ -309,19 +310,36 @@ pub fn feedback_fields(
         field(&mut f, "Original-Rcpt-To", &format!("<{}>", addr(rcpt)));
     }
     field(&mut f, "Reported-Domain", &c.reported_domain);
-    field(&mut f, "Incidents", "1");
+    field(&mut f, "Incidents", &incidents.max(1).to_string());
     f
+}
+
+/// True when two candidates are like incidents, which one report may stand for (its
+/// `Incidents` counting them): the same policy domain and Author Domain, the same source
+/// IP, and the same failure (`Auth-Failure`, `Identity-Alignment`, failed signature,
+/// `Delivery-Result`).
+pub fn like_incidents(a: &FailureCandidate, b: &FailureCandidate) -> bool {
+    a.policy_domain.eq_ignore_ascii_case(&b.policy_domain)
+        && a.reported_domain.eq_ignore_ascii_case(&b.reported_domain)
+        && a.source_ip == b.source_ip
+        && a.auth_failure == b.auth_failure
+        && a.dkim_unaligned == b.dkim_unaligned
+        && a.spf_unaligned == b.spf_unaligned
+        && a.failed_signature == b.failed_signature
+        && a.delivery_result == b.delivery_result
 }
 
 /// A failure report's stored content: the feedback fields, an empty line, the reported
 /// header fields.
+/// `incidents` is the number of like failures the report stands for (`Incidents`).
 pub fn content(
     c: &FailureCandidate,
     config: &Config,
     r: &Redaction,
     spf_dns: Option<&str>,
+    incidents: u64,
 ) -> Vec<u8> {
-    let mut s = feedback_fields(c, config, r, spf_dns);
+    let mut s = feedback_fields(c, config, r, spf_dns, incidents);
     s.push_str("\r\n");
     s.push_str(&reported_header(c, &config.failure, r));
     s.into_bytes()
