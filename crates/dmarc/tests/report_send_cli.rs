@@ -946,3 +946,123 @@ fn like_failure_incidents_are_merged_into_one_report() {
     let again = send(arrived + 800, None);
     assert!(!again.contains(": made: "), "{again}");
 }
+
+/// `DKIM-Canonicalized-Header` (RFC 9991 §4, OPTIONAL for a DKIM failure of an aligned
+/// identifier) only with `[failure] dkim_canonicalized_header`: the base64 of what the
+/// failed signature covers, as our verifier hashed it (the signed fields canonicalised,
+/// the signature last with an empty `b=`).
+#[test]
+fn dkim_canonicalized_header_only_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bench = bench();
+    let text = std::fs::read_to_string(bench.join("cases.jsonl")).unwrap();
+    // brand1.example, forwarded with its body modified: its own signature fails.
+    let mut c: Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|c| c["file"] == "messages/00137.eml")
+        .unwrap();
+    assert_eq!(c["scenario"], "forwarded_modified");
+    c["file"] = Value::from(bench.join("messages/00137.eml").to_str().unwrap());
+    let cases = d.join("cases.jsonl");
+    std::fs::write(&cases, format!("{c}\n")).unwrap();
+    let db = d.join("obs.sqlite3");
+    let zone = bench.join("zone.txt");
+    let out = Command::new(env!("CARGO_BIN_EXE_dmarc"))
+        .args(["verify", "--batch", cases.to_str().unwrap(), "--record"])
+        .arg("--queue-failures")
+        .args([
+            "--db",
+            db.to_str().unwrap(),
+            "--dns-zone",
+            zone.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("queued 1 failure-report"));
+    let now = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 60)
+        .to_string();
+    let report_with = |option: bool| -> Value {
+        let config = d.join(format!("reports-{option}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[organization]\nname = \"Test Receiver\"\nemail = \"dmarc@receiver.example\"\n\
+                 [failure]\nenabled = true\ndkim_canonicalized_header = {option}\n"
+            ),
+        )
+        .unwrap();
+        let out = d.join(format!("dry-{option}"));
+        dmarc(&[
+            "report",
+            "send",
+            "--dry-run",
+            "--out",
+            out.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+            "--dns-zone",
+            zone.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--now",
+            &now,
+        ]);
+        let eml = files(&out, ".eml");
+        assert_eq!(eml.len(), 1);
+        serde_json::from_str(dmarc(&["report", "parse", "--json", eml[0].to_str().unwrap()]).trim())
+            .unwrap()
+    };
+    let without = report_with(false);
+    assert_eq!(without["dkim_domain"], "brand1.example", "{without}");
+    assert!(without["dkim_canonicalized_header"].is_null(), "{without}");
+    let with = report_with(true);
+    assert_eq!(with["warnings"], serde_json::json!([]), "{with}");
+    let b64: String = with["dkim_canonicalized_header"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no DKIM-Canonicalized-Header: {with}"))
+        .split_whitespace()
+        .collect();
+    let decoded = {
+        use std::io::Write as _;
+        let mut child = Command::new("base64")
+            .arg("-d")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b64.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{b64}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // The message's own signature, last, with b= emptied and no final CRLF; the signed
+    // fields before it, one per line.
+    let raw = std::fs::read_to_string(bench.join("messages/00137.eml")).unwrap();
+    let last = decoded.rsplit("\r\n").next().unwrap();
+    assert!(
+        last.to_ascii_lowercase().starts_with("dkim-signature:")
+            && last.contains("d=brand1.example"),
+        "{decoded}"
+    );
+    assert!(last.trim_end().ends_with("b="), "{decoded}");
+    // c=relaxed/relaxed: the From field as relaxed canonicalisation writes it.
+    assert!(
+        raw.contains("\nFrom: Sender <info@brand1.example>"),
+        "{raw}"
+    );
+    assert!(
+        decoded.contains("from:Sender <info@brand1.example>\r\n"),
+        "{decoded}"
+    );
+}

@@ -138,6 +138,12 @@ pub struct FailureOptions {
     /// counts in `Incidents` every like one that arrived in that time. Default 0: every
     /// failure is reported on its own, at the next run.
     pub merge_window: i64,
+    /// Add `DKIM-Canonicalized-Header` (RFC 6591 §3.2; OPTIONAL in RFC 9991 §4 when a
+    /// DKIM signature of an aligned identifier failed): the base64 of the data that
+    /// signature covers, as our verifier hashed it, so that the signer can see what
+    /// changed. It holds the signed fields as they were, *not redacted*. Default false.
+    /// (`DKIM-Canonicalized-Body` is never sent: a candidate does not keep the body.)
+    pub dkim_canonicalized_header: bool,
 }
 
 impl Default for FailureOptions {
@@ -150,6 +156,7 @@ impl Default for FailureOptions {
             defang_uris: true,
             max_age: 86_400,
             merge_window: 0,
+            dkim_canonicalized_header: false,
         }
     }
 }

@@ -229,6 +229,20 @@ fn field(out: &mut String, name: &str, value: &str) {
     out.push_str("\r\n");
 }
 
+/// A field whose value is the base64 of `data`, folded into lines of at most 78
+/// characters.
+fn folded_base64(out: &mut String, name: &str, data: &[u8]) {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(data);
+    out.push_str(name);
+    out.push(':');
+    for chunk in b64.as_bytes().chunks(76) {
+        out.push_str("\r\n ");
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+    }
+    out.push_str("\r\n");
+}
+
 /// The `message/feedback-report` fields (RFC 5965 §3, RFC 6591 §3.1, RFC 9991 §4).
 ///
 /// `spf_dns`: the `SPF-DNS` value (`txt : <domain> : "<record>"`) when SPF failed for an
@@ -280,6 +294,15 @@ pub fn feedback_fields(
         field(&mut f, "DKIM-Identity", &addr(&s.identity));
         if !s.selector.is_empty() {
             field(&mut f, "DKIM-Selector", &s.selector);
+        }
+        if o.dkim_canonicalized_header
+            && let Some(data) = dmarc_proto::dkim::signed_header_data_of(
+                c.header.as_bytes(),
+                &s.domain,
+                &s.selector,
+            )
+        {
+            folded_base64(&mut f, "DKIM-Canonicalized-Header", &data);
         }
     }
     if let Some(v) = spf_dns {
