@@ -193,7 +193,8 @@ fn reports_go_through_postfix_arrive_verify_and_bounce() {
         let mut rua = "mailto:dmarc@reports.example".to_owned();
         if pd.as_str() == "brand0.example" {
             rua.push_str(
-                ",mailto:gone@bounced.example,mailto:no@refused.example,mailto:wait@later.example",
+                ",mailto:gone@bounced.example,mailto:no@refused.example,mailto:wait@later.example,\
+                 mailto:never@excluded.example",
             );
         }
         let record: Vec<String> = l
@@ -219,6 +220,7 @@ fn reports_go_through_postfix_arrive_verify_and_bounce() {
             "bounced.example",
             "refused.example",
             "later.example",
+            "excluded.example",
         ] {
             z.push_str(&format!(
                 "{pd}._report._dmarc.{dest}. IN TXT \"v=DMARC1\"\n"
@@ -230,6 +232,9 @@ fn reports_go_through_postfix_arrive_verify_and_bounce() {
     let send_zone = d.join("send.zone");
     std::fs::write(&send_zone, z).unwrap();
 
+    // The rate limit per destination: fewer than the 24 reports all for
+    // dmarc@reports.example, so some wait an hour.
+    const RATE: usize = 20;
     let config = d.join("reports.toml");
     std::fs::write(
         &config,
@@ -240,7 +245,7 @@ fn reports_go_through_postfix_arrive_verify_and_bounce() {
              [dkim]\ndomain = \"receiver.example\"\nselector = \"rep\"\nkey = \"{}\"\n\
              [transport]\nkind = \"smtp\"\nhost = \"{host}\"\nport = {port}\nstarttls = \"none\"\ntimeout = 20\n\
              [delivery]\nmax_attempts = 2\nretry_after = 60\nbounces_to_suppress = 1\n\
-             per_destination_per_hour = 30\n",
+             per_destination_per_hour = {RATE}\nexclude_domains = [\"Excluded.Example.\"]\n",
             key.display()
         ),
     )
@@ -281,13 +286,31 @@ fn reports_go_through_postfix_arrive_verify_and_bounce() {
         "{failures}"
     );
 
-    // Two days later the day is closed: one aggregate report per policy domain.
+    // Two days later the day is closed: one aggregate report per policy domain, the
+    // first RATE of them sent to dmarc@reports.example, the rest deferred an hour by
+    // the rate limit.
     let t1 = unix_now() + 2 * 86_400;
     let sent = send(t1, true);
     let agg_sent = sent
         .matches("mailto:dmarc@reports.example: sent: 250")
         .count();
-    assert_eq!(agg_sent, chosen.len(), "{sent}");
+    assert_eq!(agg_sent, RATE, "{sent}");
+    let limited = format!(
+        "mailto:dmarc@reports.example: deferred: rate limit: {RATE} reports sent to \
+         dmarc@reports.example in the last hour (at most {RATE})"
+    );
+    assert_eq!(
+        sent.matches(&limited).count(),
+        chosen.len() - RATE,
+        "{sent}"
+    );
+    // The excluded destination domain is skipped (matched case-insensitively, without
+    // its trailing dot), and nothing goes there.
+    assert!(
+        sent.contains("mailto:never@excluded.example: skipped: excluded.example is excluded by delivery.exclude_domains"),
+        "{sent}"
+    );
+    assert!(!sent.contains("never@excluded.example: sent"), "{sent}");
     // Postfix accepted the one it bounces later, refused one for good, and one for now.
     assert!(
         sent.contains("mailto:gone@bounced.example: sent: 250"),
@@ -313,24 +336,6 @@ fn reports_go_through_postfix_arrive_verify_and_bounce() {
     assert_eq!(delivered.len(), failure_sent + agg_sent);
     let dsns = wait_for(&bounces_dir, 1);
     assert_eq!(dsns.len(), 1);
-
-    // Each message passes our DKIM verifier after Postfix added its trace fields.
-    for m in &delivered {
-        let raw = std::fs::read_to_string(m).unwrap();
-        assert!(raw.contains("Received: from "), "{raw}");
-        let v = dmarc(&[
-            "dkim",
-            "verify",
-            "--dns-zone",
-            send_zone.to_str().unwrap(),
-            m.to_str().unwrap(),
-        ]);
-        assert!(
-            v.contains("dkim=pass header.d=receiver.example"),
-            "{}: {v}",
-            m.display()
-        );
-    }
 
     // The retry is due after the backoff: Postfix says 450 again, and the second
     // attempt is the last.
@@ -380,6 +385,41 @@ fn reports_go_through_postfix_arrive_verify_and_bounce() {
         again.contains("0 bounces of report mail recorded"),
         "{again}"
     );
+
+    // An hour later the rate limit lets the deferred reports go.
+    let caught_up = send(t1 + 3600 + 60, false);
+    assert_eq!(
+        caught_up
+            .matches("mailto:dmarc@reports.example: sent: 250")
+            .count(),
+        chosen.len() - RATE,
+        "{caught_up}"
+    );
+    assert_eq!(
+        caught_up.matches(": sent: ").count(),
+        chosen.len() - RATE,
+        "{caught_up}"
+    );
+    let delivered = wait_for(&reports_dir, failure_sent + chosen.len());
+    assert_eq!(delivered.len(), failure_sent + chosen.len());
+
+    // Each message passes our DKIM verifier after Postfix added its trace fields.
+    for m in &delivered {
+        let raw = std::fs::read_to_string(m).unwrap();
+        assert!(raw.contains("Received: from "), "{raw}");
+        let v = dmarc(&[
+            "dkim",
+            "verify",
+            "--dns-zone",
+            send_zone.to_str().unwrap(),
+            m.to_str().unwrap(),
+        ]);
+        assert!(
+            v.contains("dkim=pass header.d=receiver.example"),
+            "{}: {v}",
+            m.display()
+        );
+    }
 
     // Our own ingest of the maildir Postfix wrote: the figures that were counted, and
     // the failure reports; a second ingest adds nothing.
