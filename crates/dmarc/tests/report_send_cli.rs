@@ -1066,3 +1066,120 @@ fn dkim_canonicalized_header_only_on_request() {
         "{decoded}"
     );
 }
+
+/// `[aggregate] honour_ri = true`: a record's `ri=` below a day gives periods of whole
+/// hours dividing the UTC day, never under an hour; without it (the default), and for a
+/// record without `ri=`, one period per UTC day. Read from the reports' file names
+/// (`receiver!policy-domain!begin!end!id.xml.gz`).
+#[test]
+fn honour_ri_gives_hourly_periods_never_under_an_hour() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let db = d.join("obs.sqlite3");
+    let cases = bench().join("cases.jsonl");
+    let zone = bench().join("zone.txt");
+    dmarc(&[
+        "verify",
+        "--batch",
+        cases.to_str().unwrap(),
+        "--record",
+        "--db",
+        db.to_str().unwrap(),
+        "--dns-zone",
+        zone.to_str().unwrap(),
+    ]);
+    // The records at sending time: brand0 asks for hourly reports, brand1 for one a
+    // minute, brand2 for one every 5 hours (4 is the largest divisor of 24 not above);
+    // the others say nothing.
+    let ri = [
+        ("brand0.example", 3600),
+        ("brand1.example", 60),
+        ("brand2.example", 5 * 3600),
+    ];
+    let z: String = std::fs::read_to_string(&zone)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            match ri
+                .iter()
+                .find(|(pd, _)| l.starts_with(&format!("_dmarc.{pd}. ")))
+            {
+                Some((_, s)) => format!("{}; ri={s}\"\n", l.trim_end_matches('"')),
+                None => format!("{l}\n"),
+            }
+        })
+        .collect();
+    let send_zone = d.join("send.zone");
+    std::fs::write(&send_zone, z).unwrap();
+    let now = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 2 * 86_400)
+        .to_string();
+
+    // Per policy domain: the lengths of the periods reported, seconds.
+    let periods = |honour: bool| -> BTreeMap<String, Vec<i64>> {
+        let name = if honour { "honour" } else { "daily" };
+        let db_copy = d.join(format!("{name}.sqlite3"));
+        std::fs::copy(&db, &db_copy).unwrap();
+        let config = d.join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[organization]\nname = \"Test Receiver\"\nemail = \"dmarc@receiver.example\"\n\
+                 [aggregate]\nhonour_ri = {honour}\n"
+            ),
+        )
+        .unwrap();
+        let out = d.join(name);
+        dmarc(&[
+            "report",
+            "send",
+            "--dry-run",
+            "--out",
+            out.to_str().unwrap(),
+            "--db",
+            db_copy.to_str().unwrap(),
+            "--dns-zone",
+            send_zone.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--now",
+            &now,
+        ]);
+        let mut m: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        for f in files(&out, ".xml.gz") {
+            let n = f.file_name().unwrap().to_str().unwrap().to_owned();
+            let p: Vec<&str> = n.split('!').collect();
+            assert_eq!(p[0], "receiver.example", "{n}");
+            let (begin, end): (i64, i64) = (p[2].parse().unwrap(), p[3].parse().unwrap());
+            let len = end - begin + 1;
+            assert_eq!(begin % len, 0, "{n}: not aligned on its length");
+            m.entry(p[1].to_owned()).or_default().push(len);
+        }
+        m
+    };
+
+    let daily = periods(false);
+    assert_eq!(daily.len(), 24);
+    for (pd, lens) in &daily {
+        assert_eq!(lens, &[86_400], "{pd}");
+    }
+    let honoured = periods(true);
+    assert_eq!(honoured.len(), 24);
+    for (pd, lens) in &honoured {
+        let want = match pd.as_str() {
+            "brand0.example" | "brand1.example" => 3600,
+            "brand2.example" => 4 * 3600,
+            _ => 86_400,
+        };
+        // The arrivals are all within seconds of each other: one period, or two when
+        // the run crossed the end of one.
+        assert!(!lens.is_empty() && lens.len() <= 2, "{pd}: {lens:?}");
+        assert!(
+            lens.iter().all(|l| *l == want),
+            "{pd}: {lens:?}, want {want}"
+        );
+    }
+}
