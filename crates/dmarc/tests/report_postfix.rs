@@ -1,8 +1,10 @@
 //! Reports out through a real Postfix: the private instance of scripts/postfix.sh (which
 //! scripts/test.sh starts). The whole mail-bench corpus goes through `dmarc verify
 //! --batch --record --queue-failures`; `dmarc report send` sends the failure reports, then (a day later)
-//! the aggregate reports over SMTP (`[transport] kind = "smtp"`) to Postfix's smtpd
-//! without milters, which delivers them into a maildir; `dmarc ingest` of that maildir
+//! the aggregate reports over SMTP (`[transport] kind = "smtp"`, `starttls = "required"`
+//! trusting the test CA with `ca_file`) to Postfix's smtpd without milters offering
+//! STARTTLS, which delivers them into a maildir (a listener without STARTTLS, or an
+//! untrusted certificate, gets nothing); `dmarc ingest` of that maildir
 //! gives back exactly the figures that were sent, and every message passes our DKIM
 //! verifier after its trip through Postfix.
 //!
@@ -80,8 +82,9 @@ fn unix_now() -> u64 {
 
 #[test]
 fn reports_go_through_postfix_arrive_verify_and_bounce() {
-    let relay = env("DMARC_TEST_POSTFIX_RELAY");
-    let (host, port) = relay.rsplit_once(':').unwrap();
+    let plain_relay = env("DMARC_TEST_POSTFIX_RELAY");
+    let tls_relay = env("DMARC_TEST_POSTFIX_TLS_RELAY");
+    let tls_ca = env("DMARC_TEST_POSTFIX_TLS_CA");
     let reports_dir = PathBuf::from(env("DMARC_TEST_POSTFIX_REPORTS_MAILDIR"));
     let bounces_dir = PathBuf::from(env("DMARC_TEST_POSTFIX_BOUNCES_MAILDIR"));
     let already_reports = wait_for(&reports_dir, 0).len();
@@ -235,21 +238,68 @@ fn reports_go_through_postfix_arrive_verify_and_bounce() {
     // The rate limit per destination: fewer than the 24 reports all for
     // dmarc@reports.example, so some wait an hour.
     const RATE: usize = 20;
-    let config = d.join("reports.toml");
-    std::fs::write(
-        &config,
+    let config_text = |relay: &str, ca_file: Option<&str>| {
+        let (host, port) = relay.rsplit_once(':').unwrap();
+        let ca = ca_file.map_or(String::new(), |f| format!("ca_file = \"{f}\"\n"));
         format!(
             "[organization]\nname = \"Test Receiver\"\nemail = \"dmarc@receiver.example\"\n\
              envelope_sender = \"bounces@reports.example\"\n\
              [failure]\nenabled = true\nper_domain_per_hour = 3\n\
              [dkim]\ndomain = \"receiver.example\"\nselector = \"rep\"\nkey = \"{}\"\n\
-             [transport]\nkind = \"smtp\"\nhost = \"{host}\"\nport = {port}\nstarttls = \"none\"\ntimeout = 20\n\
+             [transport]\nkind = \"smtp\"\nhost = \"{host}\"\nport = {port}\nstarttls = \"required\"\n{ca}timeout = 20\n\
              [delivery]\nmax_attempts = 2\nretry_after = 60\nbounces_to_suppress = 1\n\
              per_destination_per_hour = {RATE}\nexclude_domains = [\"Excluded.Example.\"]\n",
             key.display()
+        )
+    };
+    // Over STARTTLS, required, to the listener whose certificate the test CA signed.
+    let config = d.join("reports.toml");
+    std::fs::write(&config, config_text(&tls_relay, Some(&tls_ca))).unwrap();
+
+    // `starttls = "required"` sends nothing to a relay that does not offer STARTTLS, nor
+    // to one whose certificate no trusted CA signed (no ca_file: the system's CAs only).
+    // Each on a copy of the store, two days later (every report is due).
+    // Both are deferred (the relay may be fixed), never sent in the clear.
+    for (name, relay, why) in [
+        (
+            "plain",
+            &plain_relay,
+            "internal client error: STARTTLS is not supported on this server",
         ),
-    )
-    .unwrap();
+        (
+            "untrusted",
+            &tls_relay,
+            "network error: invalid peer certificate: UnknownIssuer",
+        ),
+    ] {
+        let copy = d.join(format!("{name}.sqlite3"));
+        std::fs::copy(&db, &copy).unwrap();
+        let conf = d.join(format!("{name}.toml"));
+        std::fs::write(&conf, config_text(relay, None)).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_dmarc"))
+            .args([
+                "report",
+                "send",
+                "--db",
+                copy.to_str().unwrap(),
+                "--dns-zone",
+            ])
+            .arg(&send_zone)
+            .arg("--config")
+            .arg(&conf)
+            .args(["--now", &(unix_now() + 2 * 86_400).to_string()])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{name}: {stdout}");
+        let deferred = format!("mailto:dmarc@reports.example: deferred: {why} (attempt 1 of 2; ");
+        assert_eq!(
+            stdout.matches(&deferred).count(),
+            chosen.len(),
+            "{name}: {stdout}"
+        );
+        assert!(!stdout.contains(": sent: "), "{name}: {stdout}");
+    }
     // `dmarc report send`, with the exit status it must have: 1 when a delivery failed
     // for good in the run.
     let send = |now: u64, failed: bool| {
@@ -407,6 +457,8 @@ fn reports_go_through_postfix_arrive_verify_and_bounce() {
     for m in &delivered {
         let raw = std::fs::read_to_string(m).unwrap();
         assert!(raw.contains("Received: from "), "{raw}");
+        // Postfix's record of the TLS session (smtpd_tls_received_header).
+        assert!(raw.contains("(using TLSv1."), "{raw}");
         let v = dmarc(&[
             "dkim",
             "verify",

@@ -200,6 +200,9 @@ pub enum TransportOptions {
         /// STARTTLS: `required` (default), `opportunistic` or `none`.
         #[serde(default)]
         starttls: StartTls,
+        /// A PEM file of CA certificates trusted for the relay's certificate besides the
+        /// system's (a relay with a certificate from a private CA).
+        ca_file: Option<PathBuf>,
         /// SMTP AUTH user name.
         username: Option<String>,
         /// A file holding the SMTP AUTH password (first line).
