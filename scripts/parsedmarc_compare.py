@@ -140,7 +140,7 @@ def main():
         db = os.path.join(d, "obs.sqlite3")
         zone = os.path.join(bench, "zone.txt")
         run([dmarc, "verify", "--batch", os.path.join(bench, "cases.jsonl"), "--record",
-             "--db", db, "--dns-zone", zone])
+             "--queue-failures", "--db", db, "--dns-zone", zone])
         config = os.path.join(d, "reports.toml")
         with open(config, "w") as f:
             f.write('[organization]\nname = "Test Receiver"\nemail = "dmarc@receiver.example"\n'

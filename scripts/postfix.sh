@@ -19,16 +19,32 @@
 #     milter_protocol = 6, milter_default_action = tempfail (a milter that is not there
 #     or misbehaves shows as 451, never as a silent pass);
 #   - the domain receiver.example delivered by virtual(8) into one Maildir;
+#   - for the reports-out test (crates/dmarc/tests/report_postfix.rs): a second smtpd
+#     without milters; reports.example delivered into a Maildir of its own, except
+#     bounces@reports.example (the envelope sender of report mail), which has another;
+#     three destinations that fail the way real ones do: bounced.example has no
+#     users, and that smtpd does not check recipients, so its mail is accepted and
+#     then bounced by virtual(8) as an unknown user (a DSN back to the sender),
+#     refused.example is refused at RCPT with 554 (a `reject` access map),
+#     later.example with 450;
+#   - a third smtpd like the second that offers STARTTLS, with a certificate for
+#     127.0.0.1 and localhost signed by a CA made here with openssl (the test trusts
+#     that CA with `[transport] ca_file`); it records the TLS use in Received:;
 #   - the log in a file (maillog_file); no DNS is needed.
 #
 # Exported variables:
 #   DMARC_TEST_POSTFIX_SMTP      127.0.0.1:PORT of smtpd
+#   DMARC_TEST_POSTFIX_RELAY     127.0.0.1:PORT of the smtpd without milters
+#   DMARC_TEST_POSTFIX_TLS_RELAY 127.0.0.1:PORT of the same offering STARTTLS
+#   DMARC_TEST_POSTFIX_TLS_CA    the PEM certificate of the CA that signed its certificate
 #   DMARC_TEST_POSTFIX_MILTER    inet:127.0.0.1:PORT the milter must listen on
 #   DMARC_TEST_POSTFIX_CONFIG    the configuration directory (postqueue -c DIR -j)
 #   DMARC_TEST_POSTFIX_MAILDIR   the Maildir mail for receiver.example is delivered to
+#   DMARC_TEST_POSTFIX_REPORTS_MAILDIR  the Maildir of reports.example
+#   DMARC_TEST_POSTFIX_BOUNCES_MAILDIR  the Maildir of bounces@reports.example
 #   DMARC_TEST_POSTFIX_LOG       the log file
 #
-# Postfix is installed from Debian's packages when missing; that needs root. The
+# Postfix (and openssl) are installed from Debian's packages when missing; that needs root. The
 # instance runs as root (Postfix drops to its mail_owner for its daemons).
 set -euo pipefail
 
@@ -72,6 +88,13 @@ if ! command -v postfix >/dev/null && [ ! -x /usr/sbin/postfix ]; then
   if command -v service >/dev/null; then service postfix stop >/dev/null 2>&1 || true; fi
 fi
 export PATH="$PATH:/usr/sbin:/sbin"
+if ! command -v openssl >/dev/null; then
+  if [ "$(id -u)" -ne 0 ]; then
+    without_postfix "openssl is not installed; run as root or: sudo apt-get install -y openssl"
+  fi
+  log "installing openssl from the Debian packages"
+  apt-get install -y openssl >&2 || { apt-get update >&2; apt-get install -y openssl >&2; }
+fi
 if [ "$(id -u)" -ne 0 ]; then
   without_postfix "a private Postfix instance needs root (its daemons drop privileges themselves)"
 fi
@@ -115,6 +138,22 @@ mkdir -p "$DIR/etc" "$DIR/spool" "$DIR/data" "$DIR/mail/receiver"
 chown -R "$MAIL_UID:$MAIL_GID" "$DIR/mail"
 chown postfix "$DIR/data"
 
+# --- TLS: a throwaway CA and the certificate of the STARTTLS listener ------------------------
+mkdir -p "$DIR/tls"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=scripts-postfix-sh test CA" \
+  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+  -keyout "$DIR/tls/ca.key" -out "$DIR/tls/ca.pem" 2>"$DIR/tls/openssl.log" \
+  && openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+    -keyout "$DIR/tls/server.key" -out "$DIR/tls/server.csr" 2>>"$DIR/tls/openssl.log" \
+  && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' \
+    >"$DIR/tls/server.ext" \
+  && openssl x509 -req -in "$DIR/tls/server.csr" -CA "$DIR/tls/ca.pem" -CAkey "$DIR/tls/ca.key" \
+    -CAcreateserial -days 2 -extfile "$DIR/tls/server.ext" -out "$DIR/tls/server.pem" \
+    2>>"$DIR/tls/openssl.log" \
+  || { log "openssl could not make the test certificates:"; sed 's/^/  /' "$DIR/tls/openssl.log" >&2; exit 1; }
+chmod 644 "$DIR/tls/ca.pem" "$DIR/tls/server.pem"
+chmod 600 "$DIR/tls/ca.key" "$DIR/tls/server.key"
+
 write_config() {
   cat >"$DIR/etc/main.cf" <<EOF
 # Throwaway configuration written by scripts/postfix.sh; loopback only.
@@ -140,23 +179,37 @@ append_dot_mydomain = no
 smtpd_banner = \$myhostname ESMTP
 smtpd_authorized_xclient_hosts = 127.0.0.0/8
 smtpd_peername_lookup = no
-smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_recipient_restrictions = check_recipient_access texthash:$DIR/etc/recipient_access,
+  permit_mynetworks, reject_unauth_destination
 smtpd_milters = inet:127.0.0.1:$MILTER_PORT
 milter_protocol = 6
 milter_default_action = tempfail
 milter_connect_timeout = 5s
-virtual_mailbox_domains = receiver.example
+virtual_mailbox_domains = receiver.example, reports.example, bounced.example
 virtual_mailbox_base = $DIR/mail
-virtual_mailbox_maps = static:receiver/
+virtual_mailbox_maps = texthash:$DIR/etc/virtual_mailbox
 virtual_uid_maps = static:$MAIL_UID
 virtual_gid_maps = static:$MAIL_GID
 virtual_minimum_uid = 1
 smtp_dns_support_level = disabled
 default_process_limit = 20
 EOF
+  cat >"$DIR/etc/virtual_mailbox" <<EOF
+@receiver.example receiver/
+bounces@reports.example bounces/
+@reports.example reports/
+EOF
+  cat >"$DIR/etc/recipient_access" <<EOF
+refused.example REJECT 5.7.1 refused by policy (scripts/postfix.sh)
+later.example 450 4.2.0 try again later (scripts/postfix.sh)
+EOF
   cat >"$DIR/etc/master.cf" <<EOF
 # service type  private unpriv  chroot  wakeup  maxproc command
 127.0.0.1:$SMTP_PORT inet n - n - - smtpd
+127.0.0.1:$RELAY_PORT inet n - n - - smtpd -o smtpd_milters= -o smtpd_reject_unlisted_recipient=no
+127.0.0.1:$TLS_PORT inet n - n - - smtpd -o smtpd_milters= -o smtpd_reject_unlisted_recipient=no
+  -o smtpd_tls_security_level=may -o smtpd_tls_cert_file=$DIR/tls/server.pem
+  -o smtpd_tls_key_file=$DIR/tls/server.key -o smtpd_tls_received_header=yes
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -192,7 +245,11 @@ smtp_ready() {
 for attempt in 1 2 3 4 5; do
   SMTP_PORT=$(pick_port)
   MILTER_PORT=$(pick_port)
-  [ "$SMTP_PORT" = "$MILTER_PORT" ] && continue
+  RELAY_PORT=$(pick_port)
+  TLS_PORT=$(pick_port)
+  if [ "$(printf '%s\n' "$SMTP_PORT" "$MILTER_PORT" "$RELAY_PORT" "$TLS_PORT" | sort -u | wc -l)" -ne 4 ]; then
+    continue
+  fi
   write_config
   if ! postfix -c "$DIR/etc" check >"$DIR/check.log" 2>&1; then
     log "postfix check failed:"; sed 's/^/  /' "$DIR/check.log" >&2; exit 1
@@ -217,18 +274,23 @@ if [ "$STARTED" -ne 1 ]; then
 fi
 
 export DMARC_TEST_POSTFIX_SMTP="127.0.0.1:$SMTP_PORT"
+export DMARC_TEST_POSTFIX_RELAY="127.0.0.1:$RELAY_PORT"
+export DMARC_TEST_POSTFIX_TLS_RELAY="127.0.0.1:$TLS_PORT"
+export DMARC_TEST_POSTFIX_TLS_CA="$DIR/tls/ca.pem"
 export DMARC_TEST_POSTFIX_MILTER="inet:127.0.0.1:$MILTER_PORT"
 export DMARC_TEST_POSTFIX_CONFIG="$DIR/etc"
 export DMARC_TEST_POSTFIX_MAILDIR="$DIR/mail/receiver"
+export DMARC_TEST_POSTFIX_REPORTS_MAILDIR="$DIR/mail/reports"
+export DMARC_TEST_POSTFIX_BOUNCES_MAILDIR="$DIR/mail/bounces"
 export DMARC_TEST_POSTFIX_LOG="$DIR/maillog"
 
 exports() {
-  for v in SMTP MILTER CONFIG MAILDIR LOG; do
+  for v in SMTP RELAY TLS_RELAY TLS_CA MILTER CONFIG MAILDIR REPORTS_MAILDIR BOUNCES_MAILDIR LOG; do
     local name="DMARC_TEST_POSTFIX_$v"
     printf 'export %s=%q\n' "$name" "${!name}"
   done
 }
-log "postfix $(postconf -c "$DIR/etc" -h mail_version) running: smtpd on 127.0.0.1:$SMTP_PORT, milter expected on 127.0.0.1:$MILTER_PORT, log $DIR/maillog"
+log "postfix $(postconf -c "$DIR/etc" -h mail_version) running: smtpd on 127.0.0.1:$SMTP_PORT (without milters on $RELAY_PORT, with STARTTLS on $TLS_PORT), milter expected on 127.0.0.1:$MILTER_PORT, log $DIR/maillog"
 
 if [ ${#COMMAND[@]} -gt 0 ]; then
   set +e

@@ -132,9 +132,10 @@ fi
 
 # The IMAP end-to-end tests (crates/ingest/tests/imap.rs) need a throwaway loopback Dovecot:
 # scripts/dovecot.sh starts it, exports DMARC_TEST_IMAP_*, runs the command and stops it.
-# The milter's end-to-end test (crates/dmarc/tests/milter_postfix.rs) needs a private
-# Postfix: scripts/postfix.sh starts one (as root), exports DMARC_TEST_POSTFIX_*, runs the
-# command and stops it.
+# The milter's end-to-end test (crates/dmarc/tests/milter_postfix.rs) and the reports-out
+# test through Postfix (crates/dmarc/tests/report_postfix.rs: SMTP delivery, Postfix's
+# 554/450 answers and its DSNs, STARTTLS with a test CA) need a private Postfix: scripts/postfix.sh starts one (as
+# root), exports DMARC_TEST_POSTFIX_*, runs the command and stops it.
 # The ARC agreement test (crates/dmarc/tests/arc_cli.rs) runs dkimpy's ARC verifier (PyPI;
 # it needs authres too) over messages `dmarc arc seal` sealed.
 if ! python3 -c 'import dkim, authres' >/dev/null 2>&1; then

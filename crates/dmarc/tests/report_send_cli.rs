@@ -356,8 +356,8 @@ fn the_rfc7489_format_is_written_on_request() {
     assert!(ingest.contains("24 new"), "{ingest}");
 }
 
-/// Failure reports (RFC 9991) end to end: `verify --batch --record` queues a candidate for
-/// every mail-bench message whose policy asks for failure reports (`ruf=` with `fo=1`),
+/// Failure reports (RFC 9991) end to end: `verify --batch --record --queue-failures`
+/// queues a candidate for every mail-bench message whose policy asks for failure reports (`ruf=` with `fo=1`),
 /// `report send` with `[failure] enabled` makes one AFRF report per candidate up to the
 /// per-domain hourly limit (the rest dropped, each with its reason), checks the external
 /// `ruf` destination like `rua`, sends them through sendmail into a maildir, and `dmarc
@@ -373,6 +373,7 @@ fn failure_reports_are_queued_sent_and_read_back() {
     let zone = bench().join("zone.txt");
     let out = Command::new(env!("CARGO_BIN_EXE_dmarc"))
         .args(["verify", "--batch", cases.to_str().unwrap(), "--record"])
+        .arg("--queue-failures")
         .args(["--db", db_s, "--dns-zone", zone.to_str().unwrap()])
         .output()
         .unwrap();
@@ -506,6 +507,41 @@ fn failure_reports_are_queued_sent_and_read_back() {
         "--now",
         &now,
     ];
+    // Without --queue-failures, --record queues nothing: no failure report to make.
+    let plain = d.join("plain.sqlite3");
+    let out = Command::new(env!("CARGO_BIN_EXE_dmarc"))
+        .args(["verify", "--batch", cases.to_str().unwrap(), "--record"])
+        .args([
+            "--db",
+            plain.to_str().unwrap(),
+            "--dns-zone",
+            zone.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let plain_err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        plain_err.contains("recorded 300 observations")
+            && !plain_err.contains("failure-report candidates"),
+        "{plain_err}"
+    );
+    let nothing = dmarc(&[
+        "report",
+        "send",
+        "--dry-run",
+        "--out",
+        d.join("plain-dry").to_str().unwrap(),
+        "--db",
+        plain.to_str().unwrap(),
+        "--dns-zone",
+        send_zone.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--now",
+        &now,
+    ]);
+    assert!(nothing.contains("nothing to report"), "{nothing}");
+
     // The first `limit` of each policy domain are reported, the rest dropped.
     let mut taken: BTreeMap<&str, usize> = BTreeMap::new();
     let mut want: BTreeMap<String, u64> = BTreeMap::new();
@@ -756,6 +792,7 @@ fn failure_reports_are_queued_sent_and_read_back() {
             "--batch",
             loop_cases.to_str().unwrap(),
             "--record",
+            "--queue-failures",
         ])
         .args([
             "--db",
@@ -774,4 +811,375 @@ fn failure_reports_are_queued_sent_and_read_back() {
         "{stderr}"
     );
     assert!(!stderr.contains("failure-report candidates"), "{stderr}");
+}
+
+/// Like incidents merged (RFC 9991, Denial of Service: "aggregate these reports as much
+/// as is practical, using the Incidents field"): with `merge_window`, the same failure
+/// from the same source about the same domain within the window becomes one report whose
+/// `Incidents` counts the messages; a different source, or a different failure, gets its
+/// own. Nothing is made while the window is open, and a merged candidate is not reported
+/// again.
+#[test]
+fn like_failure_incidents_are_merged_into_one_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bench = bench();
+    let text = std::fs::read_to_string(bench.join("cases.jsonl")).unwrap();
+    let case = |file: &str| -> Value {
+        let mut c: Value = text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|c| c["file"] == file)
+            .unwrap();
+        c["file"] = Value::from(bench.join(file).to_str().unwrap());
+        c
+    };
+    // brand1.example (p=quarantine, ruf=, fo=1): a spoof three times from one address,
+    // once from another; an unaligned ESP message (another failure) once.
+    let spoof = case("messages/00195.eml");
+    assert_eq!(spoof["from_domain"], "brand1.example");
+    let mut other_source = spoof.clone();
+    other_source["ip"] = Value::from("100.64.7.99");
+    let esp = case("messages/00107.eml");
+    assert_eq!(esp["from_domain"], "brand1.example");
+    let lines: String = [&spoof, &spoof, &other_source, &spoof, &esp]
+        .iter()
+        .map(|c| format!("{c}\n"))
+        .collect();
+    let cases = d.join("cases.jsonl");
+    std::fs::write(&cases, lines).unwrap();
+    let db = d.join("obs.sqlite3");
+    let db_s = db.to_str().unwrap();
+    let zone = bench.join("zone.txt");
+    let out = Command::new(env!("CARGO_BIN_EXE_dmarc"))
+        .args(["verify", "--batch", cases.to_str().unwrap(), "--record"])
+        .arg("--queue-failures")
+        .args(["--db", db_s, "--dns-zone", zone.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("queued 5 failure-report candidates"),
+        "{stderr}"
+    );
+
+    let sendmail = d.join("sendmail");
+    std::fs::write(&sendmail, "#!/bin/sh\ncat > /dev/null\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&sendmail, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let config = d.join("reports.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[organization]\nname = \"Test Receiver\"\nemail = \"dmarc@receiver.example\"\n\
+             [failure]\nenabled = true\nmerge_window = 600\n\
+             [transport]\nkind = \"sendmail\"\ncommand = \"{}\"\n",
+            sendmail.display()
+        ),
+    )
+    .unwrap();
+    let arrived = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let send = |now: u64, dry: Option<&Path>| {
+        let now = now.to_string();
+        let mut args = vec!["report", "send"];
+        if let Some(out) = dry {
+            args.extend(["--dry-run", "--out", out.to_str().unwrap()]);
+        }
+        args.extend([
+            "--db",
+            db_s,
+            "--dns-zone",
+            zone.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--now",
+            &now,
+        ]);
+        dmarc(&args)
+    };
+
+    // Within the window: the candidates wait.
+    let early = send(arrived + 60, None);
+    assert!(!early.contains(": made: "), "{early}");
+
+    // The window closed: three reports, one of them for three messages.
+    let dry = d.join("dry");
+    let made = send(arrived + 700, Some(&dry));
+    assert_eq!(made.matches(": made: ").count(), 3, "{made}");
+    assert!(
+        made.contains("made: failure report (dmarc) about 3 like messages from 100.64.7.26"),
+        "{made}"
+    );
+    let mut incidents: Vec<(String, u64)> = files(&dry, ".eml")
+        .iter()
+        .map(|m| {
+            let p: Value = serde_json::from_str(
+                dmarc(&["report", "parse", "--json", m.to_str().unwrap()]).trim(),
+            )
+            .unwrap();
+            assert_eq!(p["warnings"], serde_json::json!([]), "{p}");
+            (
+                p["source_ip"].as_str().unwrap().to_owned(),
+                p["incidents"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    incidents.sort();
+    let esp_ip = esp["ip"].as_str().unwrap().to_owned();
+    let mut want = vec![
+        ("100.64.7.26".to_owned(), 3),
+        ("100.64.7.99".to_owned(), 1),
+        (esp_ip, 1),
+    ];
+    want.sort();
+    assert_eq!(incidents, want);
+
+    // Sent for real, once: the merged candidates are not reported again.
+    let sent = send(arrived + 700, None);
+    assert_eq!(sent.matches(": made: ").count(), 3, "{sent}");
+    let again = send(arrived + 800, None);
+    assert!(!again.contains(": made: "), "{again}");
+}
+
+/// `DKIM-Canonicalized-Header` (RFC 9991 §4, OPTIONAL for a DKIM failure of an aligned
+/// identifier) only with `[failure] dkim_canonicalized_header`: the base64 of what the
+/// failed signature covers, as our verifier hashed it (the signed fields canonicalised,
+/// the signature last with an empty `b=`).
+#[test]
+fn dkim_canonicalized_header_only_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bench = bench();
+    let text = std::fs::read_to_string(bench.join("cases.jsonl")).unwrap();
+    // brand1.example, forwarded with its body modified: its own signature fails.
+    let mut c: Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|c| c["file"] == "messages/00137.eml")
+        .unwrap();
+    assert_eq!(c["scenario"], "forwarded_modified");
+    c["file"] = Value::from(bench.join("messages/00137.eml").to_str().unwrap());
+    let cases = d.join("cases.jsonl");
+    std::fs::write(&cases, format!("{c}\n")).unwrap();
+    let db = d.join("obs.sqlite3");
+    let zone = bench.join("zone.txt");
+    let out = Command::new(env!("CARGO_BIN_EXE_dmarc"))
+        .args(["verify", "--batch", cases.to_str().unwrap(), "--record"])
+        .arg("--queue-failures")
+        .args([
+            "--db",
+            db.to_str().unwrap(),
+            "--dns-zone",
+            zone.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("queued 1 failure-report"));
+    let now = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 60)
+        .to_string();
+    let report_with = |option: bool| -> Value {
+        let config = d.join(format!("reports-{option}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[organization]\nname = \"Test Receiver\"\nemail = \"dmarc@receiver.example\"\n\
+                 [failure]\nenabled = true\ndkim_canonicalized_header = {option}\n"
+            ),
+        )
+        .unwrap();
+        let out = d.join(format!("dry-{option}"));
+        dmarc(&[
+            "report",
+            "send",
+            "--dry-run",
+            "--out",
+            out.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+            "--dns-zone",
+            zone.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--now",
+            &now,
+        ]);
+        let eml = files(&out, ".eml");
+        assert_eq!(eml.len(), 1);
+        serde_json::from_str(dmarc(&["report", "parse", "--json", eml[0].to_str().unwrap()]).trim())
+            .unwrap()
+    };
+    let without = report_with(false);
+    assert_eq!(without["dkim_domain"], "brand1.example", "{without}");
+    assert!(without["dkim_canonicalized_header"].is_null(), "{without}");
+    let with = report_with(true);
+    assert_eq!(with["warnings"], serde_json::json!([]), "{with}");
+    let b64: String = with["dkim_canonicalized_header"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no DKIM-Canonicalized-Header: {with}"))
+        .split_whitespace()
+        .collect();
+    let decoded = {
+        use std::io::Write as _;
+        let mut child = Command::new("base64")
+            .arg("-d")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b64.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{b64}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // The message's own signature, last, with b= emptied and no final CRLF; the signed
+    // fields before it, one per line.
+    let raw = std::fs::read_to_string(bench.join("messages/00137.eml")).unwrap();
+    let last = decoded.rsplit("\r\n").next().unwrap();
+    assert!(
+        last.to_ascii_lowercase().starts_with("dkim-signature:")
+            && last.contains("d=brand1.example"),
+        "{decoded}"
+    );
+    assert!(last.trim_end().ends_with("b="), "{decoded}");
+    // c=relaxed/relaxed: the From field as relaxed canonicalisation writes it.
+    assert!(
+        raw.contains("\nFrom: Sender <info@brand1.example>"),
+        "{raw}"
+    );
+    assert!(
+        decoded.contains("from:Sender <info@brand1.example>\r\n"),
+        "{decoded}"
+    );
+}
+
+/// `[aggregate] honour_ri = true`: a record's `ri=` below a day gives periods of whole
+/// hours dividing the UTC day, never under an hour; without it (the default), and for a
+/// record without `ri=`, one period per UTC day. Read from the reports' file names
+/// (`receiver!policy-domain!begin!end!id.xml.gz`).
+#[test]
+fn honour_ri_gives_hourly_periods_never_under_an_hour() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let db = d.join("obs.sqlite3");
+    let cases = bench().join("cases.jsonl");
+    let zone = bench().join("zone.txt");
+    dmarc(&[
+        "verify",
+        "--batch",
+        cases.to_str().unwrap(),
+        "--record",
+        "--db",
+        db.to_str().unwrap(),
+        "--dns-zone",
+        zone.to_str().unwrap(),
+    ]);
+    // The records at sending time: brand0 asks for hourly reports, brand1 for one a
+    // minute, brand2 for one every 5 hours (4 is the largest divisor of 24 not above);
+    // the others say nothing.
+    let ri = [
+        ("brand0.example", 3600),
+        ("brand1.example", 60),
+        ("brand2.example", 5 * 3600),
+    ];
+    let z: String = std::fs::read_to_string(&zone)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            match ri
+                .iter()
+                .find(|(pd, _)| l.starts_with(&format!("_dmarc.{pd}. ")))
+            {
+                Some((_, s)) => format!("{}; ri={s}\"\n", l.trim_end_matches('"')),
+                None => format!("{l}\n"),
+            }
+        })
+        .collect();
+    let send_zone = d.join("send.zone");
+    std::fs::write(&send_zone, z).unwrap();
+    let now = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 2 * 86_400)
+        .to_string();
+
+    // Per policy domain: the lengths of the periods reported, seconds.
+    let periods = |honour: bool| -> BTreeMap<String, Vec<i64>> {
+        let name = if honour { "honour" } else { "daily" };
+        let db_copy = d.join(format!("{name}.sqlite3"));
+        std::fs::copy(&db, &db_copy).unwrap();
+        let config = d.join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[organization]\nname = \"Test Receiver\"\nemail = \"dmarc@receiver.example\"\n\
+                 [aggregate]\nhonour_ri = {honour}\n"
+            ),
+        )
+        .unwrap();
+        let out = d.join(name);
+        dmarc(&[
+            "report",
+            "send",
+            "--dry-run",
+            "--out",
+            out.to_str().unwrap(),
+            "--db",
+            db_copy.to_str().unwrap(),
+            "--dns-zone",
+            send_zone.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--now",
+            &now,
+        ]);
+        let mut m: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        for f in files(&out, ".xml.gz") {
+            let n = f.file_name().unwrap().to_str().unwrap().to_owned();
+            let p: Vec<&str> = n.split('!').collect();
+            assert_eq!(p[0], "receiver.example", "{n}");
+            let (begin, end): (i64, i64) = (p[2].parse().unwrap(), p[3].parse().unwrap());
+            let len = end - begin + 1;
+            assert_eq!(begin % len, 0, "{n}: not aligned on its length");
+            m.entry(p[1].to_owned()).or_default().push(len);
+        }
+        m
+    };
+
+    let daily = periods(false);
+    assert_eq!(daily.len(), 24);
+    for (pd, lens) in &daily {
+        assert_eq!(lens, &[86_400], "{pd}");
+    }
+    let honoured = periods(true);
+    assert_eq!(honoured.len(), 24);
+    for (pd, lens) in &honoured {
+        let want = match pd.as_str() {
+            "brand0.example" | "brand1.example" => 3600,
+            "brand2.example" => 4 * 3600,
+            _ => 86_400,
+        };
+        // The arrivals are all within seconds of each other: one period, or two when
+        // the run crossed the end of one.
+        assert!(!lens.is_empty() && lens.len() <= 2, "{pd}: {lens:?}");
+        assert!(
+            lens.iter().all(|l| *l == want),
+            "{pd}: {lens:?}, want {want}"
+        );
+    }
 }

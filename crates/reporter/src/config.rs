@@ -131,6 +131,19 @@ pub struct FailureOptions {
     /// A candidate older than this many seconds when a run finds it is dropped, not
     /// reported (failure reports are about fresh failures). Default 1 day.
     pub max_age: i64,
+    /// Like incidents are merged into one report (RFC 9991's Denial of Service section: the same failure,
+    /// `Auth-Failure`, `Identity-Alignment`, `Delivery-Result`, failed signature and
+    /// Author Domain, from the same source IP about the same policy domain): a
+    /// candidate waits this many seconds after its arrival, and the report about it
+    /// counts in `Incidents` every like one that arrived in that time. Default 0: every
+    /// failure is reported on its own, at the next run.
+    pub merge_window: i64,
+    /// Add `DKIM-Canonicalized-Header` (RFC 6591 §3.2; OPTIONAL in RFC 9991 §4 when a
+    /// DKIM signature of an aligned identifier failed): the base64 of the data that
+    /// signature covers, as our verifier hashed it, so that the signer can see what
+    /// changed. It holds the signed fields as they were, *not redacted*. Default false.
+    /// (`DKIM-Canonicalized-Body` is never sent: a candidate does not keep the body.)
+    pub dkim_canonicalized_header: bool,
 }
 
 impl Default for FailureOptions {
@@ -142,6 +155,8 @@ impl Default for FailureOptions {
             extra_header_fields: Vec::new(),
             defang_uris: true,
             max_age: 86_400,
+            merge_window: 0,
+            dkim_canonicalized_header: false,
         }
     }
 }
@@ -185,6 +200,9 @@ pub enum TransportOptions {
         /// STARTTLS: `required` (default), `opportunistic` or `none`.
         #[serde(default)]
         starttls: StartTls,
+        /// A PEM file of CA certificates trusted for the relay's certificate besides the
+        /// system's (a relay with a certificate from a private CA).
+        ca_file: Option<PathBuf>,
         /// SMTP AUTH user name.
         username: Option<String>,
         /// A file holding the SMTP AUTH password (first line).
@@ -335,6 +353,11 @@ impl Config {
         }
         if self.failure.max_age <= 0 {
             return Err(Error::Config("failure.max_age must be positive".into()));
+        }
+        if self.failure.merge_window < 0 || self.failure.merge_window >= self.failure.max_age {
+            return Err(Error::Config(
+                "failure.merge_window must be at least 0 and less than failure.max_age".into(),
+            ));
         }
         if self.aggregate.close_delay < 0 {
             return Err(Error::Config("aggregate.close_delay is negative".into()));

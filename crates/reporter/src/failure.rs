@@ -229,6 +229,20 @@ fn field(out: &mut String, name: &str, value: &str) {
     out.push_str("\r\n");
 }
 
+/// A field whose value is the base64 of `data`, folded into lines of at most 78
+/// characters.
+fn folded_base64(out: &mut String, name: &str, data: &[u8]) {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(data);
+    out.push_str(name);
+    out.push(':');
+    for chunk in b64.as_bytes().chunks(76) {
+        out.push_str("\r\n ");
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+    }
+    out.push_str("\r\n");
+}
+
 /// The `message/feedback-report` fields (RFC 5965 §3, RFC 6591 §3.1, RFC 9991 §4).
 ///
 /// `spf_dns`: the `SPF-DNS` value (`txt : <domain> : "<record>"`) when SPF failed for an
@@ -238,6 +252,7 @@ pub fn feedback_fields(
     config: &Config,
     r: &Redaction,
     spf_dns: Option<&str>,
+    incidents: u64,
 ) -> String {
     let o = &config.failure;
     let addr = |a: &str| {
@@ -280,6 +295,15 @@ pub fn feedback_fields(
         if !s.selector.is_empty() {
             field(&mut f, "DKIM-Selector", &s.selector);
         }
+        if o.dkim_canonicalized_header
+            && let Some(data) = dmarc_proto::dkim::signed_header_data_of(
+                c.header.as_bytes(),
+                &s.domain,
+                &s.selector,
+            )
+        {
+            folded_base64(&mut f, "DKIM-Canonicalized-Header", &data);
+        }
     }
     if let Some(v) = spf_dns {
         field(&mut f, "SPF-DNS", v);
@@ -309,19 +333,36 @@ pub fn feedback_fields(
         field(&mut f, "Original-Rcpt-To", &format!("<{}>", addr(rcpt)));
     }
     field(&mut f, "Reported-Domain", &c.reported_domain);
-    field(&mut f, "Incidents", "1");
+    field(&mut f, "Incidents", &incidents.max(1).to_string());
     f
+}
+
+/// True when two candidates are like incidents, which one report may stand for (its
+/// `Incidents` counting them): the same policy domain and Author Domain, the same source
+/// IP, and the same failure (`Auth-Failure`, `Identity-Alignment`, failed signature,
+/// `Delivery-Result`).
+pub fn like_incidents(a: &FailureCandidate, b: &FailureCandidate) -> bool {
+    a.policy_domain.eq_ignore_ascii_case(&b.policy_domain)
+        && a.reported_domain.eq_ignore_ascii_case(&b.reported_domain)
+        && a.source_ip == b.source_ip
+        && a.auth_failure == b.auth_failure
+        && a.dkim_unaligned == b.dkim_unaligned
+        && a.spf_unaligned == b.spf_unaligned
+        && a.failed_signature == b.failed_signature
+        && a.delivery_result == b.delivery_result
 }
 
 /// A failure report's stored content: the feedback fields, an empty line, the reported
 /// header fields.
+/// `incidents` is the number of like failures the report stands for (`Incidents`).
 pub fn content(
     c: &FailureCandidate,
     config: &Config,
     r: &Redaction,
     spf_dns: Option<&str>,
+    incidents: u64,
 ) -> Vec<u8> {
-    let mut s = feedback_fields(c, config, r, spf_dns);
+    let mut s = feedback_fields(c, config, r, spf_dns, incidents);
     s.push_str("\r\n");
     s.push_str(&reported_header(c, &config.failure, r));
     s.into_bytes()

@@ -12,7 +12,7 @@ use dmarc_proto::dmarc::record::{Psd, parse_report_uri};
 use dmarc_proto::dns::Lookup;
 use dmarc_receiver::failure::FailureCandidate;
 use dmarc_store::time::format_utc;
-use dmarc_store::{Delivery, DeliveryStatus, OutgoingReport, Store};
+use dmarc_store::{Delivery, DeliveryStatus, OutgoingReport, QueuedCandidate, Store};
 
 use crate::Error;
 use crate::aggregate::{self, DAY};
@@ -291,18 +291,20 @@ impl<'a, L: Lookup> Run<'a, L> {
         let mut made_now: HashMap<String, u64> = HashMap::new();
         let mut delivered: BTreeSet<i64> = BTreeSet::new();
         let queued = self.store.failure_candidates("queued", 10_000)?;
+        // Each candidate leads a group of the like incidents that arrived within
+        // `merge_window` of it (none when the window is 0); one report stands for a group.
+        let mut groups: Vec<(QueuedCandidate, Vec<i64>)> = Vec::new();
         for q in queued {
-            let c = q.candidate;
-            let pd = c.policy_domain.clone();
+            let c = &q.candidate;
             let event = |status: &str, detail: String| Event {
-                policy_domain: pd.clone(),
+                policy_domain: c.policy_domain.clone(),
                 begin: c.arrival,
                 end: c.arrival,
                 destination: String::new(),
                 status: status.to_owned(),
                 detail,
             };
-            let drop_why = if fr::is_our_report_mail(&c, self.config) {
+            let drop_why = if fr::is_our_report_mail(c, self.config) {
                 Some("the message is our own report mail (no reports about reports)".to_owned())
             } else if now - c.arrival > o.max_age {
                 Some(format!(
@@ -312,14 +314,49 @@ impl<'a, L: Lookup> Run<'a, L> {
             } else {
                 None
             };
-            let record = match (&drop_why, self.published(&pd).await) {
-                (Some(_), _) => None,
-                (None, Published::Record(r)) => Some(r),
-                (None, Published::None(why)) => {
-                    self.drop_candidate(q.id, event("dropped", why))?;
+            if let Some(why) = drop_why {
+                self.drop_candidate(&[q.id], event("dropped", why))?;
+                continue;
+            }
+            let like = groups.iter_mut().find(|(lead, _)| {
+                c.arrival - lead.candidate.arrival <= o.merge_window
+                    && fr::like_incidents(&lead.candidate, c)
+            });
+            match like {
+                Some((_, merged)) if o.merge_window > 0 => merged.push(q.id),
+                _ => groups.push((q, Vec::new())),
+            }
+        }
+        for (q, merged) in groups {
+            let c = q.candidate;
+            // The window is still open: like incidents may still come.
+            if now < c.arrival + o.merge_window {
+                continue;
+            }
+            let pd = c.policy_domain.clone();
+            let incidents = 1 + merged.len() as u64;
+            let ids: Vec<i64> = std::iter::once(q.id)
+                .chain(merged.iter().copied())
+                .collect();
+            let event = |status: &str, detail: String| Event {
+                policy_domain: pd.clone(),
+                begin: c.arrival,
+                end: c.arrival,
+                destination: String::new(),
+                status: status.to_owned(),
+                detail: if incidents > 1 {
+                    format!("{detail} ({incidents} like incidents)")
+                } else {
+                    detail
+                },
+            };
+            let record = match self.published(&pd).await {
+                Published::Record(r) => Some(r),
+                Published::None(why) => {
+                    self.drop_candidate(&ids, event("dropped", why))?;
                     continue;
                 }
-                (None, Published::TempError(why)) => {
+                Published::TempError(why) => {
                     self.events.push(event(
                         "deferred",
                         format!("DNS: {why}; the candidate waits for the next run"),
@@ -327,7 +364,7 @@ impl<'a, L: Lookup> Run<'a, L> {
                     continue;
                 }
             };
-            let drop_why = drop_why.or_else(|| match &record {
+            let drop_why = match &record {
                 Some(r) if r.ruf.is_empty() => {
                     Some("the DMARC record has no usable ruf= URI now".to_owned())
                 }
@@ -336,9 +373,9 @@ impl<'a, L: Lookup> Run<'a, L> {
                         .to_owned(),
                 ),
                 _ => None,
-            });
+            };
             if let Some(why) = drop_why {
-                self.drop_candidate(q.id, event("dropped", why))?;
+                self.drop_candidate(&ids, event("dropped", why))?;
                 continue;
             }
             let recent = self.store.reports_made_since(FAILURE, &pd, now - 3600)?
@@ -348,7 +385,7 @@ impl<'a, L: Lookup> Run<'a, L> {
                     "rate limit: {recent} failure reports about {pd} in the last hour (at most {})",
                     o.per_domain_per_hour
                 );
-                self.drop_candidate(q.id, event("dropped", why))?;
+                self.drop_candidate(&ids, event("dropped", why))?;
                 continue;
             }
             // SPF-DNS: the SPF record of an aligned MAIL FROM domain that failed, as
@@ -378,9 +415,15 @@ impl<'a, L: Lookup> Run<'a, L> {
                 filename: format!("{receiver}!{pd}!{}!{}", c.arrival, q.id),
                 report_id,
                 media_type: fr::FEEDBACK_REPORT.to_owned(),
-                content: fr::content(&c, self.config, &Redaction::random(), spf_dns.as_deref()),
+                content: fr::content(
+                    &c,
+                    self.config,
+                    &Redaction::random(),
+                    spf_dns.as_deref(),
+                    incidents,
+                ),
                 record_count: 1,
-                message_count: 1,
+                message_count: incidents,
                 created_at: now,
             };
             let report = if self.dry() {
@@ -393,6 +436,17 @@ impl<'a, L: Lookup> Run<'a, L> {
                     &format!("failure report {}", saved.report_id),
                     Some(saved.id),
                 )?;
+                for id in &merged {
+                    self.store.finish_failure_candidate(
+                        *id,
+                        "merged",
+                        &format!(
+                            "a like incident, counted in failure report {}",
+                            saved.report_id
+                        ),
+                        Some(saved.id),
+                    )?;
+                }
                 saved
             };
             if self.dry() {
@@ -404,8 +458,15 @@ impl<'a, L: Lookup> Run<'a, L> {
                 "",
                 "made",
                 format!(
-                    "failure report ({}) about a message from {}, report id {}",
-                    c.auth_failure, c.source_ip, report.report_id
+                    "failure report ({}) about {} from {}, report id {}",
+                    c.auth_failure,
+                    if incidents > 1 {
+                        format!("{incidents} like messages")
+                    } else {
+                        "a message".to_owned()
+                    },
+                    c.source_ip,
+                    report.report_id
                 ),
             );
             let made = Made {
@@ -448,11 +509,13 @@ impl<'a, L: Lookup> Run<'a, L> {
         Ok(())
     }
 
-    /// Records that a candidate is not reported, and why.
-    fn drop_candidate(&mut self, id: i64, event: Event) -> Result<(), Error> {
+    /// Records that candidates are not reported, and why.
+    fn drop_candidate(&mut self, ids: &[i64], event: Event) -> Result<(), Error> {
         if !self.dry() {
-            self.store
-                .finish_failure_candidate(id, "dropped", &event.detail, None)?;
+            for id in ids {
+                self.store
+                    .finish_failure_candidate(*id, "dropped", &event.detail, None)?;
+            }
         }
         self.events.push(event);
         Ok(())

@@ -9,7 +9,7 @@ use lettre::address::{Address, Envelope};
 use lettre::transport::sendmail::SendmailTransport;
 use lettre::transport::smtp::SmtpTransport;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 
 use crate::Error;
 use crate::config::{StartTls, TransportOptions};
@@ -56,6 +56,7 @@ impl Configured {
                 host,
                 port,
                 starttls,
+                ca_file,
                 username,
                 password_file,
                 timeout,
@@ -63,7 +64,27 @@ impl Configured {
                 let tls = match starttls {
                     StartTls::None => Tls::None,
                     StartTls::Required | StartTls::Opportunistic => {
-                        let p = TlsParameters::new(host.clone()).map_err(|e| {
+                        let mut p = TlsParameters::builder(host.clone());
+                        if let Some(f) = ca_file {
+                            let pem = std::fs::read(f).map_err(|e| {
+                                Error::Config(format!("transport.ca_file {}: {e}", f.display()))
+                            })?;
+                            // lettre reads a file without certificates as none.
+                            let has_cert =
+                                pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----");
+                            let cert = Certificate::from_pem(&pem)
+                                .map_err(|e| e.to_string())
+                                .and_then(|c| {
+                                    has_cert
+                                        .then_some(c)
+                                        .ok_or_else(|| "no PEM certificate in it".to_owned())
+                                })
+                                .map_err(|e| {
+                                    Error::Config(format!("transport.ca_file {}: {e}", f.display()))
+                                })?;
+                            p = p.add_root_certificate(cert);
+                        }
+                        let p = p.build().map_err(|e| {
                             Error::Config(format!("transport: TLS for {host}: {e}"))
                         })?;
                         if *starttls == StartTls::Required {
@@ -131,5 +152,40 @@ impl Transport for Configured {
                 Err(e) => Outcome::Temporary(e.to_string()),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn smtp(ca_file: Option<std::path::PathBuf>) -> TransportOptions {
+        TransportOptions::Smtp {
+            host: "127.0.0.1".into(),
+            port: 25,
+            starttls: StartTls::Required,
+            ca_file,
+            username: None,
+            password_file: None,
+            timeout: 5,
+        }
+    }
+
+    #[test]
+    fn ca_file_must_hold_a_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let e = Configured::new(&smtp(Some(missing)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("transport.ca_file") && e.contains("missing.pem"),
+            "{e}"
+        );
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let e = Configured::new(&smtp(Some(empty))).unwrap_err().to_string();
+        assert!(e.contains("no PEM certificate in it"), "{e}");
+        assert!(Configured::new(&smtp(None)).is_ok());
     }
 }

@@ -619,8 +619,9 @@ impl Store {
         rows.into_iter().next().map(decode_candidate).transpose()
     }
 
-    /// Records what became of a candidate: `reported` (with its report) or `dropped`
-    /// (rate limit, report mail, no destination ...), and why.
+    /// Records what became of a candidate: `reported` (with its report), `merged` (a like
+    /// incident counted in another candidate's report, given) or `dropped` (rate limit,
+    /// report mail, no destination ...), and why.
     pub fn finish_failure_candidate(
         &mut self,
         id: i64,

@@ -33,7 +33,9 @@ enum ReportCommand {
     /// to the rua= (ruf=) destinations published now (or write them, with --dry-run).
     ///
     /// Each destination's attempt is recorded in the store: a report is never sent twice
-    /// to one destination, and a run stopped anywhere resumes where it stopped.
+    /// to one destination, and a run stopped anywhere resumes where it stopped. The exit
+    /// status is 1 when a delivery failed for good in this run (a 5xx answer, or the last
+    /// attempt of a temporary failure).
     Send(super::report_send::SendArgs),
     /// Read bounces of report mail (delivery status notifications, RFC 3464, from files,
     /// directories or maildirs that the envelope sender's mail lands in): each permanent

@@ -65,10 +65,15 @@ pub struct VerifyArgs {
     pub jobs: Option<usize>,
 
     /// With --batch: count each case's observation (the aggregate-report row it makes)
-    /// in the store, under its arrival hour, and queue a failure-report candidate for
-    /// each case whose policy asks for one (`ruf=` and `fo=`; see `dmarc report send`).
+    /// in the store, under its arrival hour (for `dmarc report send`).
     #[arg(long, requires = "batch")]
     pub record: bool,
+
+    /// With --record: also queue a failure-report candidate for each case whose policy
+    /// asks for one (`ruf=` and `fo=`; see `dmarc report send`). Off by default, as the
+    /// milter's `[failure] queue`: a candidate keeps the message's header fields.
+    #[arg(long, requires = "record")]
+    pub queue_failures: bool,
 
     /// The store for --record.
     #[command(flatten)]
@@ -372,6 +377,8 @@ struct Batch {
     config: ReceiverConfig,
     rng: StdRandom,
     record: bool,
+    /// Failure-report candidates are made (`--queue-failures`).
+    queue_failures: bool,
 }
 
 /// The output of a run of consecutive cases: their JSON lines, whether any failed, and
@@ -476,7 +483,10 @@ async fn verify_case(batch: &Batch, case: Result<Case, CaseError>) -> (Vec<u8>, 
             return None;
         }
         let at = case.arrival.unwrap_or_else(now_unix);
-        let candidate = failure::candidate(&v, msg.header_block(), at).ok();
+        let candidate = batch
+            .queue_failures
+            .then(|| failure::candidate(&v, msg.header_block(), at).ok())
+            .flatten();
         Some(((at, v.observation()), candidate))
     });
     (out, false, recorded)
@@ -553,6 +563,7 @@ fn run_batch(
         config,
         rng: StdRandom::new(),
         record: store.is_some(),
+        queue_failures: args.queue_failures,
     });
     let mut cases = Vec::new();
     for (i, line) in text.lines().enumerate() {

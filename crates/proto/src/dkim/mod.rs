@@ -53,7 +53,7 @@ pub use canon::{BodyCanonicalizer, BodySink, canonicalize_body, canonicalize_hea
 pub use key::{KeyCache, KeyError, KeyRecord, PublicKey, SigningKey};
 pub use parse::{InvalidSignature, Signature, SignatureInfo, parse_key_record, parse_signature};
 pub use sign::{DkimSigner, SignError, SignOptions};
-pub use verify::{KeyAnswers, StreamingVerifier, Verifier, fetch_keys};
+pub use verify::{KeyAnswers, StreamingVerifier, Verifier, fetch_keys, signed_header_data_of};
 
 #[cfg(doc)]
 use crate::dns::Lookup;

@@ -737,6 +737,28 @@ fn evaluate(
     }
 }
 
+/// The data the `DKIM-Signature` of `d=` `domain` and `s=` `selector` in `header_block`
+/// covers, exactly as [`Verifier`] hashes it (the signed fields, each canonicalised, then
+/// the signature field with an empty `b=` and no final CRLF): what a failure report's
+/// `DKIM-Canonicalized-Header` carries (RFC 6591 §3.2). The last such signature when there
+/// are several; `None` when none parses.
+pub fn signed_header_data_of(header_block: &[u8], domain: &str, selector: &str) -> Option<Vec<u8>> {
+    let fields = crate::message::parse_header_block(header_block);
+    let (own_index, sig) = fields.iter().enumerate().rev().find_map(|(i, f)| {
+        if !f.is("DKIM-Signature") {
+            return None;
+        }
+        let sig = parse_signature(f.value()).ok()?;
+        (sig.domain().eq_ignore_ascii_case(domain) && sig.selector().eq_ignore_ascii_case(selector))
+            .then_some((i, sig))
+    })?;
+    let mut buf = Vec::new();
+    let mut stripped = Scratch::new();
+    let mut used = vec![false; fields.len()];
+    header_data(&sig, own_index, &fields, &mut buf, &mut stripped, &mut used);
+    Some(buf)
+}
+
 /// Builds the data the signature covers (§3.7): the signed header fields, each selected
 /// from the bottom up, canonicalised, then the signature field itself with an empty `b=`
 /// and no final CRLF. `stripped` is scratch space for the signature value without `b=`.
