@@ -9,7 +9,8 @@
 #             `opendmarc-alone`, each without the other)
 #   rspamd    rspamd 3.4 (Debian's package): its proxy worker in milter mode scanning by
 #             itself (self_scan), only its SPF, DKIM, ARC and DMARC modules configured
-#             (DMARC policy enforced by the module's `actions`), milter_headers for the
+#             (DMARC policy enforced by the module's `actions`: reject, and p=quarantine
+#             as its spam header, since it has no hold action), milter_headers for the
 #             Authentication-Results field only; no Redis (none of these needs it); a
 #             private configuration, run and log directory, zone-server as its resolver
 # and for each:
@@ -159,6 +160,9 @@ chown -R _rspamd:_rspamd "$WORK/rspamd"
 cat >"$WORK/rspamd/rspamd.conf" <<EOF
 options {
   pidfile = "$WORK/rspamd/run/rspamd.pid";
+  # The C modules to load (the stock list adds chartable, regexp, fuzzy_check); without
+  # dkim here the arc plugin disables itself and DMARC sees no DKIM result.
+  filters = "dkim";
   dns { nameserver = ["$DNS_IP:53"]; timeout = 2s; retransmits = 2; }
   check_local = true;
   check_authed = true;
@@ -181,7 +185,9 @@ dkim { check_local = true; check_authed = true; }
 arc { check_local = true; check_authed = true; }
 dmarc {
   check_local = true; check_authed = true;
-  actions { quarantine = "quarantine"; reject = "reject"; }
+  # rspamd 3.4 has no quarantine action: p=quarantine adds its header (for the delivery
+  # agent to file as spam), as `dmarc milter -o quarantine=header` would.
+  actions { quarantine = "add header"; reject = "reject"; }
 }
 milter_headers {
   use = ["authentication-results"];
