@@ -186,7 +186,7 @@ arc { check_local = true; check_authed = true; }
 dmarc {
   check_local = true; check_authed = true;
   # rspamd 3.4 has no quarantine action: p=quarantine adds its header (for the delivery
-  # agent to file as spam), as `dmarc milter -o quarantine=header` would.
+  # agent to file as spam), as dmarc milter -o quarantine=header would.
   actions { quarantine = "add header"; reject = "reject"; }
 }
 milter_headers {
