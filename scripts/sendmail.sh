@@ -89,8 +89,9 @@ SENDMAIL=$ROOT/usr/libexec/sendmail/sendmail
 # namespace named mx.receiver.example: at start it wants the host's name qualified (with
 # a dot) and otherwise sleeps 60 s and retries, before it reads its configuration.
 sendmail() {
+  # exec: started with &, the daemon's pid is then $! (cleanup stops it).
   LD_LIBRARY_PATH="$ROOT/usr/lib/x86_64-linux-gnu" \
-    unshare -u sh -c 'hostname mx.receiver.example && exec "$0" "$@"' "$SENDMAIL" "$@"
+    exec unshare -u sh -c 'hostname mx.receiver.example && exec "$0" "$@"' "$SENDMAIL" "$@"
 }
 CF=$ROOT/usr/share/sendmail/cf
 
