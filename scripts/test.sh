@@ -134,8 +134,11 @@ fi
 # scripts/dovecot.sh starts it, exports DMARC_TEST_IMAP_*, runs the command and stops it.
 # The milter's end-to-end test (crates/dmarc/tests/milter_postfix.rs) and the reports-out
 # test through Postfix (crates/dmarc/tests/report_postfix.rs: SMTP delivery, Postfix's
-# 554/450 answers and its DSNs, STARTTLS with a test CA) need a private Postfix: scripts/postfix.sh starts one (as
-# root), exports DMARC_TEST_POSTFIX_*, runs the command and stops it.
+# 554/450 answers and its DSNs, STARTTLS with a test CA) need a private Postfix:
+# scripts/postfix.sh starts one (as root), exports DMARC_TEST_POSTFIX_*, runs the command and
+# stops it. The milter's Sendmail test (crates/dmarc/tests/milter_sendmail.rs) needs a
+# private Sendmail: scripts/sendmail.sh unpacks Debian's packages (never installed: they
+# conflict with postfix), starts one, exports DMARC_TEST_SENDMAIL_*, runs the command.
 # The ARC agreement test (crates/dmarc/tests/arc_cli.rs) runs dkimpy's ARC verifier (PyPI;
 # it needs authres too) over messages `dmarc arc seal` sealed.
 if ! python3 -c 'import dkim, authres' >/dev/null 2>&1; then
@@ -149,7 +152,7 @@ if ! python3 -c 'import dkim, authres' >/dev/null 2>&1; then
   fi
 fi
 
-bash scripts/dovecot.sh -- bash scripts/postfix.sh -- cargo test --workspace --locked "$@"
+bash scripts/dovecot.sh -- bash scripts/postfix.sh -- bash scripts/sendmail.sh -- cargo test --workspace --locked "$@"
 
 # `dmarc check` side by side with checkdmarc (PyPI) on the finding fixtures, both asking
 # zone-server on loopback: equal SPF lookup counts, every checkdmarc problem found too,

@@ -7,6 +7,12 @@
 #   opendmarc OpenDKIM 2.11 (verifying) then OpenDMARC 1.4.2 (SPF self-validation), as
 #             Debian packages them (and, to see which costs what, `opendkim` and
 #             `opendmarc-alone`, each without the other)
+#   rspamd    rspamd 3.4 (Debian's package): its proxy worker in milter mode scanning by
+#             itself (self_scan), only its SPF, DKIM, ARC and DMARC modules configured
+#             (DMARC policy enforced by the module's `actions`: reject, and p=quarantine
+#             as its spam header, since it has no hold action), milter_headers for the
+#             Authentication-Results field only; no Redis (none of these needs it); a
+#             private configuration, run and log directory, zone-server as its resolver
 # and for each:
 #   1. throughput: smtp-source (ships with Postfix) sends COUNT copies of each of ten
 #      mail-bench messages that pass DMARC by an aligned DKIM signature, SESSIONS sessions
@@ -26,7 +32,8 @@
 #   bash scripts/bench/milter.sh [--count N] [--sessions S] [--rounds R] [--soak N]
 #                                [--only none,dmarc,opendmarc] [--limit N]
 # (--limit: only the first N messages for the latency runs, for a trial run)
-# Installs postfix, opendkim and opendmarc from Debian's packages when missing.
+# Installs postfix, opendkim, opendmarc and rspamd from Debian's packages when missing
+# (the packaged services are stopped: the benchmark runs its own instances).
 # DMARC=/path/to/dmarc and ZONE_SERVER=/path/to/zone-server choose other builds.
 set -euo pipefail
 [ -n "${BENCH_TRACE:-}" ] && set -x
@@ -62,11 +69,12 @@ done
 CORPUS=${DMARC_CORPORA:-$ROOT/../shared/corpora}/mail-bench
 [ -f "$CORPUS/cases.jsonl" ] || { log "mail-bench not found at $CORPUS"; exit 1; }
 export PATH="$PATH:/usr/sbin:/sbin"
-if ! command -v opendkim >/dev/null || ! command -v opendmarc >/dev/null || ! command -v smtp-source >/dev/null; then
-  log "installing postfix, opendkim and opendmarc (apt-get)"
+if ! command -v opendkim >/dev/null || ! command -v opendmarc >/dev/null || ! command -v smtp-source >/dev/null \
+  || ! command -v rspamd >/dev/null; then
+  log "installing postfix, opendkim, opendmarc and rspamd (apt-get)"
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
-  DEBIAN_FRONTEND=noninteractive apt-get install -y postfix opendkim opendmarc >&2
-  for s in postfix opendkim opendmarc; do service "$s" stop >/dev/null 2>&1 || true; done
+  DEBIAN_FRONTEND=noninteractive apt-get install -y postfix opendkim opendmarc rspamd >&2
+  for s in postfix opendkim opendmarc rspamd; do service "$s" stop >/dev/null 2>&1 || true; done
 fi
 
 WORK=$(mktemp -d /tmp/dmarc-milter-bench.XXXXXX)
@@ -80,7 +88,7 @@ cleanup() {
 trap cleanup EXIT
 port_free() { ! (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 free_port() { local p; while :; do p=$((20000 + RANDOM % 40000)); port_free 127.0.0.1 "$p" && { echo "$p"; return; }; done; }
-wait_port() { for _ in $(seq 200); do port_free "$1" "$2" || return 0; sleep 0.05; done; log "nothing on $1:$2"; exit 1; }
+wait_port() { for _ in $(seq "${3:-200}"); do port_free "$1" "$2" || return 0; sleep 0.05; done; log "nothing on $1:$2"; exit 1; }
 
 # --- DNS: zone-server on a loopback address, port 53 (what libresolv and unbound ask) -------
 DNS_IP=127.0.0.77
@@ -110,7 +118,7 @@ use_milters() {
 }
 
 # --- The filters -------------------------------------------------------------------------
-P_DMARC=$(free_port); P_DKIM=$(free_port); P_ODMARC=$(free_port)
+P_DMARC=$(free_port); P_DKIM=$(free_port); P_ODMARC=$(free_port); P_RSPAMD=$(free_port)
 "$DMARC" milter --listen "inet:127.0.0.1:$P_DMARC" --authserv-id mx.receiver.example \
   --nameserver "$DNS_IP:53" -o 'exempt.client_ips=[]' -o quarantine=hold \
   2>"$WORK/dmarc-milter.log" &
@@ -143,7 +151,60 @@ with_resolv opendkim -f -x "$WORK/opendkim.conf" 2>"$WORK/opendkim.log" &
 DKIM_PID=$!; PIDS+=($DKIM_PID)
 with_resolv opendmarc -f -c "$WORK/opendmarc.conf" 2>"$WORK/opendmarc.log" &
 ODMARC_PID=$!; PIDS+=($ODMARC_PID)
+# rspamd: a configuration of its own (not /etc/rspamd's, which loads every module and the
+# rules): the proxy worker speaking the milter protocol and scanning itself, so all of
+# rspamd's work is in its main process and that one worker; the four modules, each told
+# to check loopback too (check_local: no client is exempt, as for the others).
+mkdir -p "$WORK/rspamd/run" "$WORK/rspamd/db" "$WORK/rspamd/log"
+chown -R _rspamd:_rspamd "$WORK/rspamd"
+cat >"$WORK/rspamd/rspamd.conf" <<EOF
+options {
+  pidfile = "$WORK/rspamd/run/rspamd.pid";
+  # The C modules to load (the stock list adds chartable, regexp, fuzzy_check); without
+  # dkim here the arc plugin disables itself and DMARC sees no DKIM result.
+  filters = "dkim";
+  dns { nameserver = ["$DNS_IP:53"]; timeout = 2s; retransmits = 2; }
+  check_local = true;
+  check_authed = true;
+  local_addrs = [];
+}
+logging { type = "file"; filename = "$WORK/rspamd/log/rspamd.log"; level = "warning"; }
+worker "rspamd_proxy" {
+  bind_socket = "127.0.0.1:$P_RSPAMD";
+  milter = yes;
+  timeout = 120s;
+  count = 1;
+  upstream "local" { default = yes; self_scan = yes; }
+  discard_on_reject = false;
+  quarantine_on_reject = false;
+  reject_message = "Rejected by DMARC policy";
+}
+actions { reject = 1000; }
+spf { check_local = true; check_authed = true; }
+dkim { check_local = true; check_authed = true; }
+arc { check_local = true; check_authed = true; }
+dmarc {
+  check_local = true; check_authed = true;
+  # rspamd 3.4 has no quarantine action: p=quarantine adds its header (for the delivery
+  # agent to file as spam), as dmarc milter -o quarantine=header would.
+  actions { quarantine = "add header"; reject = "reject"; }
+}
+milter_headers {
+  use = ["authentication-results"];
+  authenticated_headers = ["authentication-results"];
+  extended_spam_headers = false;
+}
+modules { path = "/usr/share/rspamd/plugins"; }
+EOF
+rspamd -f -u _rspamd -g _rspamd -c "$WORK/rspamd/rspamd.conf" \
+  --var "RUNDIR=$WORK/rspamd/run" --var "DBDIR=$WORK/rspamd/db" --var "LOGDIR=$WORK/rspamd/log" \
+  >"$WORK/rspamd/stdout.log" 2>&1 &
+RSPAMD_PID=$!; PIDS+=($RSPAMD_PID)
 wait_port 127.0.0.1 "$P_DMARC"; wait_port 127.0.0.1 "$P_DKIM"; wait_port 127.0.0.1 "$P_ODMARC"
+# rspamd compiles its public-suffix list at start: a minute or more on a loaded machine.
+wait_port 127.0.0.1 "$P_RSPAMD" 6000
+# rspamd's processes: its main process and the workers it forks.
+rspamd_pids() { echo "$RSPAMD_PID" $(pgrep -P "$RSPAMD_PID"); }
 
 # CPU seconds (user+sys) of processes, from /proc/PID/stat.
 cpu() {
@@ -196,6 +257,7 @@ for config in "${CONFIGS[@]}"; do
     opendmarc) use_milters "inet:127.0.0.1:$P_DKIM, inet:127.0.0.1:$P_ODMARC"; procs=("$DKIM_PID" "$ODMARC_PID") ;;
     opendkim) use_milters "inet:127.0.0.1:$P_DKIM"; procs=("$DKIM_PID") ;;
     opendmarc-alone) use_milters "inet:127.0.0.1:$P_ODMARC"; procs=("$ODMARC_PID") ;;
+    rspamd) use_milters "inet:127.0.0.1:$P_RSPAMD"; read -ra procs <<<"$(rspamd_pids)" ;;
     *) log "unknown configuration $config"; exit 2 ;;
   esac
   : >"$WORK/smtp-source.err"

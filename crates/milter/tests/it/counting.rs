@@ -11,7 +11,7 @@ use dmarc_receiver::Observation;
 use dmarc_receiver::failure::FailureCandidate;
 use dmarc_store::Store;
 
-use crate::support::{cases, message, zone};
+use crate::support::{cases, counted_filter, message};
 
 /// The store, failing while `down` is set.
 struct Flaky {
@@ -54,23 +54,7 @@ async fn counts_survive_a_failing_store_and_grow_with_rows_not_messages() {
     let counter = Counter::new(1000, metrics.clone());
     // Messages through the real filter, counted by the counter as a sink.
     let sinks: Vec<Arc<dyn MessageSink>> = vec![counter.clone()];
-    let settings = dmarc_milter::config::MilterConfig::load(
-        None,
-        &[dmarc_milter::config::Override::new(
-            "authserv_id",
-            "mx.receiver.example",
-        )],
-    )
-    .unwrap()
-    .validate("mx")
-    .unwrap();
-    let filter = Arc::new(dmarc_milter::handler::DmarcFilter::new(
-        settings.policy,
-        Arc::new(zone()),
-        Arc::new(dmarc_receiver::FixedDraw(0)),
-        sinks,
-        metrics.clone(),
-    ));
+    let filter = counted_filter(sinks, &metrics);
     let c = &cases()[0];
     let msg = message(c);
     let send = |n: usize| {
@@ -130,23 +114,7 @@ async fn failure_candidates_are_queued_through_the_flusher() {
     let counter = Counter::new(1000, metrics.clone());
     let queue = FailureQueue::new(10);
     let sinks: Vec<Arc<dyn MessageSink>> = vec![counter.clone(), queue.clone()];
-    let settings = dmarc_milter::config::MilterConfig::load(
-        None,
-        &[dmarc_milter::config::Override::new(
-            "authserv_id",
-            "mx.receiver.example",
-        )],
-    )
-    .unwrap()
-    .validate("mx")
-    .unwrap();
-    let filter = Arc::new(dmarc_milter::handler::DmarcFilter::new(
-        settings.policy,
-        Arc::new(zone()),
-        Arc::new(dmarc_receiver::FixedDraw(0)),
-        sinks,
-        metrics.clone(),
-    ));
+    let filter = counted_filter(sinks, &metrics);
     let zone_text = std::fs::read_to_string(crate::support::mail_bench().join("zone.txt")).unwrap();
     let ruf = |d: &str| {
         zone_text

@@ -108,6 +108,27 @@ pub fn filter(settings: &[&str]) -> Built<ZoneFile> {
     filter_with(zone(), settings)
 }
 
+/// The DMARC filter with the defaults and authserv-id `mx.receiver.example`, asking the
+/// corpus's zone directly, handing each message to `sinks` (the counting tests' counter
+/// and failure queue) and counting into `metrics`.
+pub fn counted_filter(
+    sinks: Vec<Arc<dyn MessageSink>>,
+    metrics: &Arc<Metrics>,
+) -> Arc<DmarcFilter<ZoneFile>> {
+    let o = [Override::new("authserv_id", "mx.receiver.example")];
+    let s = MilterConfig::load(None, &o)
+        .unwrap()
+        .validate("mx")
+        .unwrap();
+    Arc::new(DmarcFilter::new(
+        s.policy,
+        Arc::new(zone()),
+        Arc::new(FixedDraw(0)),
+        sinks,
+        metrics.clone(),
+    ))
+}
+
 /// Answers `_dmarc.` questions with a temporary failure, everything else from `L`.
 pub struct FailDmarc<L>(pub L);
 
