@@ -432,30 +432,25 @@ impl Store {
 
         // The whole months of the window from the per-source sums kept at ingest
         // (`crate::rollup`), the partial months at its ends from the rows.
-        let first = q.since.map(rollup::month_from);
-        let last = q.until.map(rollup::month_floor);
-        let mut acc = SourceAcc::default();
-        if !use_sums || first.zip(last).is_some_and(|(a, b)| a >= b) {
-            self.scan_source_rows(q, &mut acc)?;
+        let split = if use_sums {
+            rollup::split(q.since, q.until)
         } else {
-            if let (Some(since), Some(m)) = (q.since, first)
-                && since < rollup::month_start(m)
-            {
-                let edge = SummaryQuery {
-                    until: Some(rollup::month_start(m)),
-                    ..q.clone()
-                };
-                self.scan_source_rows(&edge, &mut acc)?;
+            rollup::Split {
+                rows: vec![(q.since, q.until)],
+                months: None,
             }
-            if let (Some(until), Some(m)) = (q.until, last)
-                && rollup::month_start(m) < until
-            {
-                let edge = SummaryQuery {
-                    since: Some(rollup::month_start(m)),
-                    ..q.clone()
-                };
-                self.scan_source_rows(&edge, &mut acc)?;
-            }
+        };
+        let mut acc = SourceAcc::default();
+        for &(since, until) in &split.rows {
+            let part = SummaryQuery {
+                since,
+                until,
+                ..q.clone()
+            };
+            self.scan_source_rows(&part, &mut acc)?;
+        }
+        let (first, last) = split.months.unwrap_or_default();
+        if split.months.is_some() {
             self.scan_source_sums(q, first, last, &mut acc)?;
         }
 

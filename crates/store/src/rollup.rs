@@ -46,6 +46,43 @@ pub(crate) fn month_from(t: i64) -> i64 {
     }
 }
 
+/// A window of report periods (`since..until` of their middles, unbounded where `None`)
+/// as the readers read it: the whole months from the sums, the rest from the rows.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Split {
+    /// Windows to read from the report rows.
+    pub(crate) rows: Vec<(Option<i64>, Option<i64>)>,
+    /// Months `first..last` (unbounded where `None`) to read from the sums, if any.
+    pub(crate) months: Option<(Option<i64>, Option<i64>)>,
+}
+
+/// Splits `since..until` into whole months and the partial months at its ends.
+pub(crate) fn split(since: Option<i64>, until: Option<i64>) -> Split {
+    let first = since.map(month_from);
+    let last = until.map(month_floor);
+    if first.zip(last).is_some_and(|(a, b)| a >= b) {
+        return Split {
+            rows: vec![(since, until)],
+            months: None,
+        };
+    }
+    let mut rows = Vec::new();
+    if let (Some(s), Some(m)) = (since, first)
+        && s < month_start(m)
+    {
+        rows.push((Some(s), Some(month_start(m))));
+    }
+    if let (Some(u), Some(m)) = (until, last)
+        && month_start(m) < u
+    {
+        rows.push((Some(month_start(m)), Some(u)));
+    }
+    Split {
+        rows,
+        months: Some((first, last)),
+    }
+}
+
 /// The statements adding one report's rows (`?` the report id, `?2` its month) to the sums.
 const ADD_REPORT: [&str; 5] = [
     "INSERT INTO aggregate_source_sums (policy_domain, month, source_ip, header_from, \
@@ -143,6 +180,35 @@ mod tests {
         assert_eq!(month_floor(mar), 2024 * 12 + 2);
         assert_eq!(month_of(mar - 86_400, mar - 1), 2024 * 12 + 1);
         assert_eq!(month_of(0, 0), 1970 * 12);
+        let apr = month_start(2024 * 12 + 3);
+        assert_eq!(
+            split(None, None),
+            Split {
+                rows: vec![],
+                months: Some((None, None))
+            }
+        );
+        assert_eq!(
+            split(Some(mar), Some(apr)),
+            Split {
+                rows: vec![],
+                months: Some((Some(2024 * 12 + 2), Some(2024 * 12 + 3)))
+            }
+        );
+        assert_eq!(
+            split(Some(mar + 1), Some(apr + 5)),
+            Split {
+                rows: vec![(Some(mar + 1), Some(apr + 5))],
+                months: None
+            }
+        );
+        assert_eq!(
+            split(Some(mar - 1), Some(apr + 5)),
+            Split {
+                rows: vec![(Some(mar - 1), Some(mar)), (Some(apr), Some(apr + 5))],
+                months: Some((Some(2024 * 12 + 2), Some(2024 * 12 + 3)))
+            }
+        );
         assert_eq!(month_of(-2, -2), 1969 * 12 + 11);
     }
 }

@@ -494,6 +494,7 @@ fn per_report_sums_equal_the_summary<B: Backend>(name: &str) {
 /// several ingests (duplicates refused) over three months and two domains, and again once
 /// migration 7 has filled them from the stored reports.
 fn source_sums_equal_the_rows<B: Backend>(name: &str) {
+    use dmarc_store::sources::SourceQuery;
     let (mut store, mut raw) = B::open(name);
     let ingest = |store: &mut Store| {
         assert!(
@@ -570,6 +571,16 @@ fn source_sums_equal_the_rows<B: Backend>(name: &str) {
             assert_eq!(kept, store.summary_from_rows(&q).unwrap(), "{q:?}");
             if domain.is_none() && since.is_none() && until.is_none() {
                 assert!(kept.top_sources.len() >= 3 && kept.failing_sources.len() >= 2);
+            }
+            let q = SourceQuery {
+                domain: domain.unwrap_or("example.com").to_string(),
+                since,
+                until,
+            };
+            let kept = store.source_facts(&q).unwrap();
+            assert_eq!(kept, store.source_facts_from_rows(&q).unwrap(), "{q:?}");
+            if since.is_none() && until.is_none() {
+                assert!(!kept.outcomes.is_empty() && !kept.spf.is_empty());
             }
         }
     };
