@@ -338,8 +338,8 @@ FROM aggregate_records GROUP BY report;
     ),
     (
         7,
-        "per-source sums per policy domain and month, kept at ingest (crate::rollup), \
-         filled from the stored reports",
+        "per-source sums per policy domain and month, and per source and day, kept at \
+         ingest (crate::rollup), filled from the stored reports",
         r#"
 CREATE TABLE aggregate_source_sums (
     policy_domain TEXT NOT NULL,
@@ -366,6 +366,7 @@ CREATE TABLE aggregate_source_reporters (
     row_count BIGINT NOT NULL,
     PRIMARY KEY (policy_domain, month, source_ip, org_name)
 ) {without_rowid};
+CREATE INDEX aggregate_source_sums_ip ON aggregate_source_sums (source_ip, month);
 CREATE INDEX aggregate_source_reporters_ip ON aggregate_source_reporters (source_ip, month);
 CREATE TABLE aggregate_source_dkim (
     policy_domain TEXT NOT NULL,
@@ -378,6 +379,7 @@ CREATE TABLE aggregate_source_dkim (
     messages BIGINT NOT NULL,
     PRIMARY KEY (policy_domain, month, source_ip, domain, selector, result, header_from)
 ) {without_rowid};
+CREATE INDEX aggregate_source_dkim_ip ON aggregate_source_dkim (source_ip, month);
 CREATE TABLE aggregate_source_spf (
     policy_domain TEXT NOT NULL,
     month BIGINT NOT NULL,
@@ -388,6 +390,7 @@ CREATE TABLE aggregate_source_spf (
     messages BIGINT NOT NULL,
     PRIMARY KEY (policy_domain, month, source_ip, domain, scope, result)
 ) {without_rowid};
+CREATE INDEX aggregate_source_spf_ip ON aggregate_source_spf (source_ip, month);
 CREATE TABLE aggregate_source_reasons (
     policy_domain TEXT NOT NULL,
     month BIGINT NOT NULL,
@@ -395,6 +398,17 @@ CREATE TABLE aggregate_source_reasons (
     reason_type TEXT NOT NULL,
     messages BIGINT NOT NULL,
     PRIMARY KEY (policy_domain, month, source_ip, reason_type)
+) {without_rowid};
+CREATE TABLE aggregate_source_days (
+    source_ip TEXT NOT NULL,
+    day BIGINT NOT NULL,
+    policy_domain TEXT NOT NULL,
+    messages BIGINT NOT NULL,
+    dmarc_pass BIGINT NOT NULL,
+    spf_aligned_pass BIGINT NOT NULL,
+    dkim_aligned_pass BIGINT NOT NULL,
+    reports BIGINT NOT NULL,
+    PRIMARY KEY (source_ip, day, policy_domain)
 ) {without_rowid};
 "#,
     ),

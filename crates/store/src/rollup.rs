@@ -136,6 +136,25 @@ const ADD_REPORT: [&str; 5] = [
      DO UPDATE SET messages = aggregate_source_reasons.messages + excluded.messages",
 ];
 
+/// The statement adding one report's rows to the per-source, per-day sums (parameters:
+/// the report's day, then its id): each report adds 1 to the reports of each source it
+/// lists.
+const ADD_DAY: &str = "INSERT INTO aggregate_source_days (source_ip, day, policy_domain, messages, dmarc_pass, \
+     spf_aligned_pass, dkim_aligned_pass, reports) \
+     SELECT x.source_ip, CAST(? AS BIGINT), \
+     r.policy_domain, SUM(x.message_count), \
+     SUM(CASE WHEN x.dkim_aligned = 'pass' OR x.spf_aligned = 'pass' THEN x.message_count ELSE 0 END), \
+     SUM(CASE WHEN x.spf_aligned = 'pass' THEN x.message_count ELSE 0 END), \
+     SUM(CASE WHEN x.dkim_aligned = 'pass' THEN x.message_count ELSE 0 END), 1 \
+     FROM aggregate_records x JOIN aggregate_reports r ON r.id = x.report WHERE x.report = ? \
+     GROUP BY x.source_ip, r.policy_domain \
+     ON CONFLICT (source_ip, day, policy_domain) DO UPDATE SET \
+     messages = aggregate_source_days.messages + excluded.messages, \
+     dmarc_pass = aggregate_source_days.dmarc_pass + excluded.dmarc_pass, \
+     spf_aligned_pass = aggregate_source_days.spf_aligned_pass + excluded.spf_aligned_pass, \
+     dkim_aligned_pass = aggregate_source_days.dkim_aligned_pass + excluded.dkim_aligned_pass, \
+     reports = aggregate_source_days.reports + excluded.reports";
+
 /// Adds the rows of stored report `report` (period `begin`..`end`) to the sums; run in the
 /// transaction that stores it.
 pub(crate) fn add_report(
@@ -145,9 +164,12 @@ pub(crate) fn add_report(
     end: i64,
 ) -> Result<(), StoreError> {
     let month = month_of(begin, end);
+    // The day of the period's middle, as the readers' `(begin / 2 + end / 2) / 86400`.
+    let day = (begin / 2 + end / 2) / 86_400;
     for sql in ADD_REPORT {
         conn.exec(sql, &[Val::I64(month), Val::I64(report)])?;
     }
+    conn.exec(ADD_DAY, &[Val::I64(day), Val::I64(report)])?;
     Ok(())
 }
 

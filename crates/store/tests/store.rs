@@ -582,6 +582,23 @@ fn source_sums_equal_the_rows<B: Backend>(name: &str) {
             if since.is_none() && until.is_none() {
                 assert!(!kept.outcomes.is_empty() && !kept.spf.is_empty());
             }
+            for ip in ["192.0.2.10", "203.0.113.9"] {
+                let q = dmarc_store::browse::ListQuery {
+                    domain: domain.map(str::to_string),
+                    since,
+                    until,
+                    ..Default::default()
+                };
+                let kept = store.source_detail(ip, &q).unwrap();
+                assert_eq!(
+                    kept,
+                    store.source_detail_from_rows(ip, &q).unwrap(),
+                    "{ip} {q:?}"
+                );
+                if since.is_none() && until.is_none() {
+                    assert!(!kept.days.is_empty() && !kept.reporters.is_empty());
+                }
+            }
         }
     };
     compare(&mut store);
@@ -591,7 +608,7 @@ fn source_sums_equal_the_rows<B: Backend>(name: &str) {
     raw(
         "DROP TABLE aggregate_source_sums; DROP TABLE aggregate_source_reporters; \
          DROP TABLE aggregate_source_dkim; DROP TABLE aggregate_source_spf; \
-         DROP TABLE aggregate_source_reasons; DELETE FROM schema_migrations WHERE version = 7;",
+         DROP TABLE aggregate_source_reasons; DROP TABLE aggregate_source_days; DELETE FROM schema_migrations WHERE version = 7;",
     );
     let mut store = B::reopen(name);
     assert_eq!(store.schema_version().unwrap(), 7);
