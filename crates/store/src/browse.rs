@@ -484,7 +484,148 @@ impl Store {
 
     /// What the stored aggregate reports say about one source address (in the window
     /// and domain of `q`).
+    ///
+    /// Without a reporter filter and with a window of whole months (or none), read from the
+    /// sums kept at ingest (migration 7: per source and day, and per source and month);
+    /// otherwise from the report rows.
     pub fn source_detail(&mut self, ip: &str, q: &ListQuery) -> Result<SourceDetail, StoreError> {
+        let split = crate::rollup::split(q.since, q.until);
+        match split.months {
+            Some((first, last))
+                if q.reporter.is_none()
+                    && split.rows.is_empty()
+                    && q.since.is_none_or(|s| s > 0)
+                    && q.until.is_none_or(|u| u > 0) =>
+            {
+                self.source_detail_from_sums(ip, q, first, last)
+            }
+            _ => self.source_detail_from_rows(ip, q),
+        }
+    }
+
+    /// [`Store::source_detail`] from the kept sums, for the months `first..last`.
+    fn source_detail_from_sums(
+        &mut self,
+        ip: &str,
+        q: &ListQuery,
+        first: Option<i64>,
+        last: Option<i64>,
+    ) -> Result<SourceDetail, StoreError> {
+        let domain = q.domain();
+        let mut conds = vec!["s.source_ip = ?"];
+        let mut params = vec![Val::Text(ip)];
+        if let Some(d) = &domain {
+            conds.push("s.policy_domain = ?");
+            params.push(Val::Text(d));
+        }
+        let mut month_params = params.clone();
+        let mut month_conds = conds.clone();
+        if let Some(s) = q.since {
+            conds.push("s.day >= ?");
+            params.push(Val::I64(s / 86_400));
+        }
+        if let Some(u) = q.until {
+            conds.push("s.day < ?");
+            params.push(Val::I64(u / 86_400));
+        }
+        if let Some(m) = first {
+            month_conds.push("s.month >= ?");
+            month_params.push(Val::I64(m));
+        }
+        if let Some(m) = last {
+            month_conds.push("s.month < ?");
+            month_params.push(Val::I64(m));
+        }
+        let w = conds.join(" AND ");
+        let mw = month_conds.join(" AND ");
+        let mut days = Vec::new();
+        self.conn.for_each(
+            &format!(
+                "SELECT s.day, s.policy_domain, s.messages, s.dmarc_pass, s.spf_aligned_pass, \
+                 s.dkim_aligned_pass, s.reports FROM aggregate_source_days s WHERE {w} \
+                 ORDER BY 1, 2"
+            ),
+            &params,
+            |cells| {
+                let row = Row::new(cells, "source days");
+                days.push(SourceDay {
+                    day: day_label(row.int(0)?),
+                    policy_domain: row.text(1)?,
+                    messages: row.int(2)?,
+                    dmarc_pass: row.int(3)?,
+                    spf_aligned_pass: row.int(4)?,
+                    dkim_aligned_pass: row.int(5)?,
+                    reports: row.int(6)?,
+                });
+                Ok(())
+            },
+        )?;
+        let mut auth = |table: &str, col: &str| -> Result<Vec<SourceAuth>, StoreError> {
+            let sql = format!(
+                "SELECT s.domain, NULLIF(s.{col}, ''), s.result, {m} FROM {table} s WHERE {mw} \
+                 GROUP BY s.domain, NULLIF(s.{col}, ''), s.result ORDER BY 4 DESC, 1, 2, 3",
+                m = sum("s.messages"),
+            );
+            let mut out = Vec::new();
+            self.conn.for_each(&sql, &month_params, |cells| {
+                let row = Row::new(cells, "source results");
+                out.push(SourceAuth {
+                    domain: row.text(0)?,
+                    detail: row.opt_text(1)?,
+                    result: row.text(2)?,
+                    messages: row.int(3)?,
+                });
+                Ok(())
+            })?;
+            Ok(out)
+        };
+        let dkim = auth("aggregate_source_dkim", "selector")?;
+        let spf = auth("aggregate_source_spf", "scope")?;
+        let sql = format!(
+            "SELECT s.header_from, {m}, {p} FROM aggregate_source_sums s WHERE {mw} \
+             GROUP BY s.header_from ORDER BY 2 DESC, 1",
+            m = sum("s.messages"),
+            p = sum(
+                "CASE WHEN s.dkim_aligned = 'pass' OR s.spf_aligned = 'pass' \
+                 THEN s.messages ELSE 0 END"
+            ),
+        );
+        let mut header_from = Vec::new();
+        self.conn.for_each(&sql, &month_params, |cells| {
+            let row = Row::new(cells, "source from domains");
+            header_from.push((row.text(0)?, row.int(1)?, row.int(2)?));
+            Ok(())
+        })?;
+        let sql = format!(
+            "SELECT s.org_name, {m} FROM aggregate_source_reporters s WHERE {mw} \
+             GROUP BY s.org_name ORDER BY 2 DESC, 1",
+            m = sum("s.messages"),
+        );
+        let mut reporters = Vec::new();
+        self.conn.for_each(&sql, &month_params, |cells| {
+            let row = Row::new(cells, "source reporters");
+            reporters.push((row.text(0)?, row.int(1)?));
+            Ok(())
+        })?;
+        let cached = self.cached_rdns(ip)?;
+        Ok(SourceDetail {
+            ip: ip.to_string(),
+            rdns: cached.as_ref().and_then(|c| c.name.clone()),
+            rdns_confirmed: cached.and_then(|c| c.confirmed),
+            days,
+            dkim,
+            spf,
+            header_from,
+            reporters,
+        })
+    }
+
+    /// [`Store::source_detail`] from the report rows alone (a check of the kept sums).
+    pub fn source_detail_from_rows(
+        &mut self,
+        ip: &str,
+        q: &ListQuery,
+    ) -> Result<SourceDetail, StoreError> {
         let domain = q.domain();
         let (w, mut params) = q.filter(&domain, "r.policy_domain", "r.org_name", MID);
         params.insert(0, Val::Text(ip));
@@ -516,9 +657,9 @@ impl Store {
         })?;
         let mut auth = |table: &str, col: &str| -> Result<Vec<SourceAuth>, StoreError> {
             let sql = format!(
-                "SELECT a.domain, a.{col}, a.result, {m} {from} JOIN {table} a \
+                "SELECT a.domain, NULLIF(a.{col}, ''), a.result, {m} {from} JOIN {table} a \
                  ON a.report = x.report AND a.row_no = x.row_no \
-                 WHERE x.source_ip = ? AND {w} GROUP BY a.domain, a.{col}, a.result \
+                 WHERE x.source_ip = ? AND {w} GROUP BY a.domain, NULLIF(a.{col}, ''), a.result \
                  ORDER BY 4 DESC, 1, 2, 3",
                 m = sum("x.message_count"),
             );

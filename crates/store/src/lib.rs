@@ -43,6 +43,7 @@ pub mod observations;
 pub mod outbox;
 pub mod rdns;
 mod read;
+mod rollup;
 mod selectors;
 pub mod sources;
 pub mod time;

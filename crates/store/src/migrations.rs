@@ -336,9 +336,93 @@ SELECT report, SUM(message_count),
 FROM aggregate_records GROUP BY report;
 "#,
     ),
+    (
+        7,
+        "per-source sums per policy domain and month, and per source and day, kept at \
+         ingest (crate::rollup), filled from the stored reports",
+        r#"
+CREATE TABLE aggregate_source_sums (
+    policy_domain TEXT NOT NULL,
+    month BIGINT NOT NULL,
+    source_ip TEXT NOT NULL,
+    header_from TEXT NOT NULL,
+    envelope_from TEXT NOT NULL,
+    disposition TEXT NOT NULL,
+    dkim_aligned TEXT NOT NULL,
+    spf_aligned TEXT NOT NULL,
+    policy_p TEXT NOT NULL,
+    policy_sp TEXT NOT NULL,
+    messages BIGINT NOT NULL,
+    row_count BIGINT NOT NULL,
+    PRIMARY KEY (policy_domain, month, source_ip, header_from, envelope_from, disposition,
+        dkim_aligned, spf_aligned, policy_p, policy_sp)
+) {without_rowid};
+CREATE TABLE aggregate_source_reporters (
+    policy_domain TEXT NOT NULL,
+    month BIGINT NOT NULL,
+    source_ip TEXT NOT NULL,
+    org_name TEXT NOT NULL,
+    messages BIGINT NOT NULL,
+    row_count BIGINT NOT NULL,
+    PRIMARY KEY (policy_domain, month, source_ip, org_name)
+) {without_rowid};
+CREATE INDEX aggregate_source_sums_ip ON aggregate_source_sums (source_ip, month);
+CREATE INDEX aggregate_source_reporters_ip ON aggregate_source_reporters (source_ip, month);
+CREATE TABLE aggregate_source_dkim (
+    policy_domain TEXT NOT NULL,
+    month BIGINT NOT NULL,
+    source_ip TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    selector TEXT NOT NULL,
+    result TEXT NOT NULL,
+    header_from TEXT NOT NULL,
+    messages BIGINT NOT NULL,
+    PRIMARY KEY (policy_domain, month, source_ip, domain, selector, result, header_from)
+) {without_rowid};
+CREATE INDEX aggregate_source_dkim_ip ON aggregate_source_dkim (source_ip, month);
+CREATE TABLE aggregate_source_spf (
+    policy_domain TEXT NOT NULL,
+    month BIGINT NOT NULL,
+    source_ip TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    result TEXT NOT NULL,
+    messages BIGINT NOT NULL,
+    PRIMARY KEY (policy_domain, month, source_ip, domain, scope, result)
+) {without_rowid};
+CREATE INDEX aggregate_source_spf_ip ON aggregate_source_spf (source_ip, month);
+CREATE TABLE aggregate_source_reasons (
+    policy_domain TEXT NOT NULL,
+    month BIGINT NOT NULL,
+    source_ip TEXT NOT NULL,
+    reason_type TEXT NOT NULL,
+    messages BIGINT NOT NULL,
+    PRIMARY KEY (policy_domain, month, source_ip, reason_type)
+) {without_rowid};
+CREATE TABLE aggregate_source_days (
+    source_ip TEXT NOT NULL,
+    day BIGINT NOT NULL,
+    policy_domain TEXT NOT NULL,
+    messages BIGINT NOT NULL,
+    dmarc_pass BIGINT NOT NULL,
+    spf_aligned_pass BIGINT NOT NULL,
+    dkim_aligned_pass BIGINT NOT NULL,
+    reports BIGINT NOT NULL,
+    PRIMARY KEY (source_ip, day, policy_domain)
+) {without_rowid};
+"#,
+    ),
 ];
 
-/// Brings the schema up to date; returns the version reached.
+/// The step of a migration that SQL alone does not express, run after its SQL in its
+/// transaction: migration 7 fills the per-source sums with the statements ingest uses.
+fn backfill(conn: &mut Conn, version: i64) -> Result<(), StoreError> {
+    match version {
+        7 => crate::rollup::backfill(conn),
+        _ => Ok(()),
+    }
+}
+
 /// The version recorded in `schema_migrations`, or `None` when the table does not exist
 /// (a fresh database). Reads only.
 fn recorded_version(conn: &mut Conn) -> Result<Option<i64>, StoreError> {
@@ -413,6 +497,7 @@ pub(crate) fn migrate(conn: &mut Conn) -> Result<i64, StoreError> {
                 return Ok(None);
             };
             conn.batch(&dialect_sql(sql, dialect))
+                .and_then(|()| backfill(conn, version))
                 .and_then(|()| {
                     conn.exec(
                         "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",

@@ -7,7 +7,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::backend::{Cell, Row, Val};
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, rollup};
 
 /// How the summary splits time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -293,6 +293,111 @@ struct SourceSums {
     envelope_from: Option<String>,
 }
 
+/// The summary's sums per source, from rows and per-source sums alike.
+#[derive(Default)]
+struct SourceAcc {
+    sources: HashMap<String, SourceSums>,
+    orgs: HashMap<String, u32>,
+    /// Per-source sums were read (so the reporters of the listed sources are looked up in
+    /// `aggregate_source_reporters`).
+    read_sums: bool,
+}
+
+impl SourceAcc {
+    fn org(&mut self, org: &str) -> u32 {
+        intern(&mut self.orgs, org)
+    }
+
+    /// Adds `n` messages of `ip` with policy-evaluated DKIM and SPF results and
+    /// disposition `eval`, `From` domain `from` and envelope `MAIL FROM` `env` (`''` counts
+    /// as missing, as the per-source sums keep it).
+    fn add(
+        &mut self,
+        ip: &str,
+        n: i64,
+        eval: [Option<&str>; 3],
+        from: &str,
+        env: Option<&str>,
+    ) -> &mut SourceSums {
+        let dkim = eval[0] == Some("pass");
+        let spf = eval[1] == Some("pass");
+        let pass = dkim || spf;
+        if !self.sources.contains_key(ip) {
+            self.sources.insert(ip.to_string(), SourceSums::default());
+        }
+        let Some(src) = self.sources.get_mut(ip) else {
+            unreachable!("inserted above")
+        };
+        src.messages += n;
+        if pass {
+            src.pass += n;
+        }
+        if spf {
+            src.spf += n;
+        }
+        if dkim {
+            src.dkim += n;
+        }
+        if !pass {
+            src.failing += n;
+            src.failing_rows = true;
+            match eval[2] {
+                Some("reject") => src.rejected += n,
+                Some("quarantine") => src.quarantined += n,
+                _ => {}
+            }
+            if !src.froms.contains(from) {
+                src.froms.insert(from.to_string());
+            }
+            if let Some(env) = env.filter(|e| !e.is_empty())
+                && src.envelope_from.as_deref().is_none_or(|e| env < e)
+            {
+                src.envelope_from = Some(env.to_string());
+            }
+        }
+        src
+    }
+}
+
+fn intern(ids: &mut HashMap<String, u32>, s: &str) -> u32 {
+    let next = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+    match ids.get(s) {
+        Some(id) => *id,
+        None => *ids.entry(s.to_string()).or_insert(next),
+    }
+}
+
+/// The WHERE conditions over per-source sums `s` for `q`'s domain and the months
+/// `first..last`, and the domain to bind first.
+fn month_filter(
+    q: &SummaryQuery,
+    first: Option<i64>,
+    last: Option<i64>,
+) -> (String, Option<String>) {
+    let domain = q
+        .domain
+        .as_deref()
+        .map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase());
+    let mut conds = vec!["1 = 1"];
+    if domain.is_some() {
+        conds.push("s.policy_domain = ?");
+    }
+    if first.is_some() {
+        conds.push("s.month >= ?");
+    }
+    if last.is_some() {
+        conds.push("s.month < ?");
+    }
+    (conds.join(" AND "), domain)
+}
+
+fn month_params(domain: &Option<String>, first: Option<i64>, last: Option<i64>) -> Vec<Val<'_>> {
+    let mut p: Vec<Val<'_>> = domain.as_deref().map(Val::Text).into_iter().collect();
+    p.extend(first.map(Val::I64));
+    p.extend(last.map(Val::I64));
+    p
+}
+
 /// The middle of a report period, written so that no sum can overflow.
 const AGG_MID: &str = "(r.begin_ts / 2 + r.end_ts / 2)";
 
@@ -304,120 +409,70 @@ impl Store {
     /// Summarises the stored reports: per domain and period, top sources, failing
     /// sources, reporters, failure and TLS reports. Reverse-DNS names come from the cache
     /// only; fill it first with [`crate::rdns::resolve_missing`] if wanted.
+    ///
+    /// The sources of whole months are read from the per-source sums kept at ingest
+    /// (migration 7), those of the partial months at the window's ends from the rows.
     pub fn summary(&mut self, q: &SummaryQuery) -> Result<Summary, StoreError> {
+        self.summary_with(q, true)
+    }
+
+    /// [`Store::summary`] from the report rows alone, without the sums kept at ingest: the
+    /// same figures, in time proportional to the rows (a check of the kept sums).
+    pub fn summary_from_rows(&mut self, q: &SummaryQuery) -> Result<Summary, StoreError> {
+        self.summary_with(q, false)
+    }
+
+    fn summary_with(&mut self, q: &SummaryQuery, use_sums: bool) -> Result<Summary, StoreError> {
         let top = if q.top == 0 { 10 } else { q.top };
-        let f = Filter::new(q, "r.policy_domain", AGG_MID);
-        let params = f.params();
+        let domains = if use_sums {
+            self.domain_periods(q)?
+        } else {
+            self.domain_periods_from_rows(q)?
+        };
 
-        // One scan of the rows, summed here per domain and day and per source: grouping in
-        // SQL makes SQLite sort millions of rows, which costs several times the scan.
-        let sql = format!(
-            "SELECT r.policy_domain, {AGG_MID} / 86400, r.id, r.org_name, x.source_ip, \
-             x.message_count, x.dkim_aligned, x.spf_aligned, x.disposition, x.header_from, \
-             x.envelope_from \
-             FROM aggregate_reports r JOIN aggregate_records x ON x.report = r.id WHERE {w}",
-            w = f.sql,
-        );
-        let mut days: BTreeMap<(String, i64), (HashSet<i64>, [i64; 8])> = BTreeMap::new();
-        let mut sources: HashMap<String, SourceSums> = HashMap::new();
-        let mut orgs: HashMap<String, u32> = HashMap::new();
-        self.conn.for_each(&sql, &params, |cells| {
-            let row = Row::new(cells, "summary rows");
-            let domain = row.str(0)?;
-            let day = row.int(1)?;
-            let n = row.int(5)?;
-            let dkim = row.opt_str(6)? == Some("pass");
-            let spf = row.opt_str(7)? == Some("pass");
-            let pass = dkim || spf;
-            let disposition = row.opt_str(8)?;
-            let d = match days.get_mut(&(domain.to_string(), day)) {
-                Some(d) => d,
-                None => days.entry((domain.to_string(), day)).or_default(),
+        // The whole months of the window from the per-source sums kept at ingest
+        // (`crate::rollup`), the partial months at its ends from the rows.
+        let split = if use_sums {
+            rollup::split(q.since, q.until)
+        } else {
+            rollup::Split {
+                rows: vec![(q.since, q.until)],
+                months: None,
+            }
+        };
+        let mut acc = SourceAcc::default();
+        for &(since, until) in &split.rows {
+            let part = SummaryQuery {
+                since,
+                until,
+                ..q.clone()
             };
-            d.0.insert(row.int(2)?);
-            let slot = match disposition {
-                Some("none") => Some(4),
-                Some("quarantine") => Some(5),
-                Some("reject") => Some(6),
-                Some("pass") => Some(7),
-                _ => None,
-            };
-            d.1[0] += n;
-            if pass {
-                d.1[1] += n;
-            }
-            if spf {
-                d.1[2] += n;
-            }
-            if dkim {
-                d.1[3] += n;
-            }
-            if let Some(i) = slot {
-                d.1[i] += n;
-            }
-            let ip = row.str(4)?;
-            let src = match sources.get_mut(ip) {
-                Some(s) => s,
-                None => sources.entry(ip.to_string()).or_default(),
-            };
-            let org = row.str(3)?;
-            let next = u32::try_from(orgs.len()).unwrap_or(u32::MAX);
-            let org = match orgs.get(org) {
-                Some(id) => *id,
-                None => *orgs.entry(org.to_string()).or_insert(next),
-            };
-            src.reporters.insert(org);
-            src.messages += n;
-            if pass {
-                src.pass += n;
-            }
-            if spf {
-                src.spf += n;
-            }
-            if dkim {
-                src.dkim += n;
-            }
-            if !pass {
-                src.failing += n;
-                src.failing_rows = true;
-                match disposition {
-                    Some("reject") => src.rejected += n,
-                    Some("quarantine") => src.quarantined += n,
-                    _ => {}
-                }
-                let from = row.str(9)?;
-                if !src.froms.contains(from) {
-                    src.froms.insert(from.to_string());
-                }
-                if let Some(env) = row.opt_str(10)?
-                    && src.envelope_from.as_deref().is_none_or(|e| env < e)
-                {
-                    src.envelope_from = Some(env.to_string());
-                }
-            }
-            Ok(())
-        })?;
-        let domains = periods(
-            days.into_iter()
-                .map(|(k, (reports, c))| (k, reports.len() as i64, c)),
-            q.granularity,
-        );
+            self.scan_source_rows(&part, &mut acc)?;
+        }
+        let (first, last) = split.months.unwrap_or_default();
+        if split.months.is_some() {
+            self.scan_source_sums(q, first, last, &mut acc)?;
+        }
 
+        let sources = acc.sources;
         let mut ranked: Vec<(&String, &SourceSums)> = sources.iter().collect();
         ranked.sort_by(|a, b| b.1.messages.cmp(&a.1.messages).then(a.0.cmp(b.0)));
-        let top_sources = ranked
-            .iter()
-            .take(top)
-            .map(|(ip, s)| SourceStats {
+        let mut top_sources = Vec::new();
+        for (ip, s) in ranked.iter().take(top) {
+            let mut reporters = s.reporters.clone();
+            if acc.read_sums {
+                self.source_reporters(q, first, last, ip, &mut acc.orgs, &mut reporters)?;
+            }
+            top_sources.push(SourceStats {
                 ip: (*ip).clone(),
                 rdns: None,
                 messages: s.messages,
                 dmarc_pass: s.pass,
                 spf_aligned_pass: s.spf,
                 dkim_aligned_pass: s.dkim,
-                reporters: s.reporters.len() as i64,
-            })
-            .collect();
+                reporters: reporters.len() as i64,
+            });
+        }
         ranked.retain(|(_, s)| s.failing_rows);
         ranked.sort_by(|a, b| b.1.failing.cmp(&a.1.failing).then(a.0.cmp(b.0)));
         let failing_sources = ranked
@@ -473,6 +528,89 @@ impl Store {
         };
         self.fill_rdns(&mut summary)?;
         Ok(summary)
+    }
+
+    /// Adds the report rows of `q`'s window to the per-source sums of the summary.
+    fn scan_source_rows(
+        &mut self,
+        q: &SummaryQuery,
+        acc: &mut SourceAcc,
+    ) -> Result<(), StoreError> {
+        let f = Filter::new(q, "r.policy_domain", AGG_MID);
+        // One scan of the rows, summed here per source: grouping in SQL makes SQLite sort
+        // millions of rows, which costs several times the scan.
+        let sql = format!(
+            "SELECT r.org_name, x.source_ip, x.message_count, x.dkim_aligned, x.spf_aligned, \
+             x.disposition, x.header_from, x.envelope_from \
+             FROM aggregate_reports r JOIN aggregate_records x ON x.report = r.id WHERE {w}",
+            w = f.sql,
+        );
+        self.conn.for_each(&sql, &f.params(), |cells| {
+            let row = Row::new(cells, "summary rows");
+            let org = acc.org(row.str(0)?);
+            let src = acc.add(
+                row.str(1)?,
+                row.int(2)?,
+                [row.opt_str(3)?, row.opt_str(4)?, row.opt_str(5)?],
+                row.str(6)?,
+                row.opt_str(7)?,
+            );
+            src.reporters.insert(org);
+            Ok(())
+        })
+    }
+
+    /// Adds the per-source sums of the whole months `first..last` (unbounded where `None`)
+    /// to the summary's sums.
+    fn scan_source_sums(
+        &mut self,
+        q: &SummaryQuery,
+        first: Option<i64>,
+        last: Option<i64>,
+        acc: &mut SourceAcc,
+    ) -> Result<(), StoreError> {
+        acc.read_sums = true;
+        let (w, domain) = month_filter(q, first, last);
+        let sql = format!(
+            "SELECT s.source_ip, s.messages, s.dkim_aligned, s.spf_aligned, s.disposition, \
+             s.header_from, s.envelope_from FROM aggregate_source_sums s WHERE {w}"
+        );
+        self.conn
+            .for_each(&sql, &month_params(&domain, first, last), |cells| {
+                let row = Row::new(cells, "per-source sums");
+                acc.add(
+                    row.str(0)?,
+                    row.int(1)?,
+                    [row.opt_str(2)?, row.opt_str(3)?, row.opt_str(4)?],
+                    row.str(5)?,
+                    row.opt_str(6)?,
+                );
+                Ok(())
+            })
+    }
+
+    /// Adds the reporters of `ip` in the whole months `first..last` to `reporters`.
+    fn source_reporters(
+        &mut self,
+        q: &SummaryQuery,
+        first: Option<i64>,
+        last: Option<i64>,
+        ip: &str,
+        orgs: &mut HashMap<String, u32>,
+        reporters: &mut HashSet<u32>,
+    ) -> Result<(), StoreError> {
+        let (w, domain) = month_filter(q, first, last);
+        let sql = format!(
+            "SELECT DISTINCT s.org_name FROM aggregate_source_reporters s \
+             WHERE s.source_ip = ? AND {w}"
+        );
+        let mut params = vec![Val::Text(ip)];
+        params.extend(month_params(&domain, first, last));
+        self.conn.for_each(&sql, &params, |cells| {
+            let row = Row::new(cells, "source reporters");
+            reporters.insert(intern(orgs, row.str(0)?));
+            Ok(())
+        })
     }
 
     /// The summary's reporters (without reading report rows: the reports' own message
@@ -553,6 +691,51 @@ impl Store {
         })?;
         Ok(periods(
             days.into_iter().map(|(k, (n, c))| (k, n, c)),
+            q.granularity,
+        ))
+    }
+
+    /// [`Store::domain_periods`] from the report rows (no per-report sums).
+    fn domain_periods_from_rows(
+        &mut self,
+        q: &SummaryQuery,
+    ) -> Result<Vec<DomainPeriod>, StoreError> {
+        let f = Filter::new(q, "r.policy_domain", AGG_MID);
+        let sql = format!(
+            "SELECT r.policy_domain, {AGG_MID} / 86400, r.id, x.message_count, x.dkim_aligned, \
+             x.spf_aligned, x.disposition \
+             FROM aggregate_reports r JOIN aggregate_records x ON x.report = r.id WHERE {w}",
+            w = f.sql,
+        );
+        let mut days: BTreeMap<(String, i64), (HashSet<i64>, [i64; 8])> = BTreeMap::new();
+        self.conn.for_each(&sql, &f.params(), |cells| {
+            let row = Row::new(cells, "summary rows");
+            let d = days.entry((row.text(0)?, row.int(1)?)).or_default();
+            d.0.insert(row.int(2)?);
+            let n = row.int(3)?;
+            let dkim = row.opt_str(4)? == Some("pass");
+            let spf = row.opt_str(5)? == Some("pass");
+            let slot = match row.opt_str(6)? {
+                Some("none") => Some(4),
+                Some("quarantine") => Some(5),
+                Some("reject") => Some(6),
+                Some("pass") => Some(7),
+                _ => None,
+            };
+            d.1[0] += n;
+            for (i, on) in [(1, dkim || spf), (2, spf), (3, dkim)] {
+                if on {
+                    d.1[i] += n;
+                }
+            }
+            if let Some(i) = slot {
+                d.1[i] += n;
+            }
+            Ok(())
+        })?;
+        Ok(periods(
+            days.into_iter()
+                .map(|(k, (reports, c))| (k, reports.len() as i64, c)),
             q.granularity,
         ))
     }

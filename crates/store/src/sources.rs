@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::backend::{Row, Val};
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, rollup};
 
 /// What [`Store::source_facts`] covers.
 #[derive(Debug, Clone, Default)]
@@ -137,48 +137,112 @@ fn norm(s: &str) -> String {
 }
 
 impl Store {
-    /// Reads the facts about the sources of `q.domain` and its subdomains.
+    /// Reads the facts about the sources of `q.domain` and its subdomains. Whole months
+    /// come from the per-source sums kept at ingest (migration 7), the partial months at
+    /// the window's ends from the rows.
     pub fn source_facts(&mut self, q: &SourceQuery) -> Result<SourceFacts, StoreError> {
+        self.source_facts_with(q, true)
+    }
+
+    /// [`Store::source_facts`] from the report rows alone (a check of the kept sums).
+    pub fn source_facts_from_rows(&mut self, q: &SourceQuery) -> Result<SourceFacts, StoreError> {
+        self.source_facts_with(q, false)
+    }
+
+    fn source_facts_with(
+        &mut self,
+        q: &SourceQuery,
+        use_sums: bool,
+    ) -> Result<SourceFacts, StoreError> {
         let domain = norm(&q.domain);
         let escaped = domain
             .replace('\\', "\\\\")
             .replace('%', "\\%")
             .replace('_', "\\_");
         let below = format!("%.{escaped}");
-        let mut conds =
-            vec!["(r.policy_domain = ? OR r.policy_domain LIKE ? ESCAPE '\\')".to_string()];
-        let mut params = vec![Val::Text(&domain), Val::Text(&below)];
-        if let Some(s) = q.since {
-            conds.push(format!("{MID} >= ?"));
-            params.push(Val::I64(s));
+        let split = if use_sums {
+            rollup::split(q.since, q.until)
+        } else {
+            rollup::Split {
+                rows: vec![(q.since, q.until)],
+                months: None,
+            }
+        };
+        // What to read: the rows of each partial window, then the sums of the months.
+        let mut parts: Vec<Part> = Vec::new();
+        for &(since, until) in &split.rows {
+            let mut conds =
+                vec!["(r.policy_domain = ? OR r.policy_domain LIKE ? ESCAPE '\\')".to_string()];
+            let mut bounds = Vec::new();
+            if let Some(s) = since {
+                conds.push(format!("{MID} >= ?"));
+                bounds.push(s);
+            }
+            if let Some(u) = until {
+                conds.push(format!("{MID} < ?"));
+                bounds.push(u);
+            }
+            parts.push(Part {
+                sums: false,
+                cond: conds.join(" AND "),
+                bounds,
+            });
         }
-        if let Some(u) = q.until {
-            conds.push(format!("{MID} < ?"));
-            params.push(Val::I64(u));
+        if let Some((first, last)) = split.months {
+            let mut conds =
+                vec!["(s.policy_domain = ? OR s.policy_domain LIKE ? ESCAPE '\\')".to_string()];
+            let mut bounds = Vec::new();
+            if let Some(m) = first {
+                conds.push("s.month >= ?".to_string());
+                bounds.push(m);
+            }
+            if let Some(m) = last {
+                conds.push("s.month < ?".to_string());
+                bounds.push(m);
+            }
+            parts.push(Part {
+                sums: true,
+                cond: conds.join(" AND "),
+                bounds,
+            });
         }
-        let w = conds.join(" AND ");
         let from = "FROM aggregate_reports r JOIN aggregate_records x ON x.report = r.id";
         let mut facts = SourceFacts::default();
 
         // Scans without GROUP BY, summed here: SQLite sorts to group, which costs more
         // than the scan itself on millions of rows; a hash map of interned names does not.
+        // A missing value and `''` are the same (the sums keep a missing one as `''`).
         let mut names = Interner::default();
         let mut sums: HashMap<[u32; 8], (i64, i64)> = HashMap::new();
-        let sql = format!(
-            "SELECT x.source_ip, r.policy_domain, x.header_from, x.dkim_aligned, x.spf_aligned, \
-             x.disposition, r.policy_p, r.policy_sp, x.message_count {from} WHERE {w}"
-        );
-        self.conn.for_each(&sql, &params, |cells| {
-            let row = Row::new(cells, "source outcomes");
-            let mut key = [0u32; 8];
-            for (i, k) in key.iter_mut().enumerate() {
-                *k = names.opt(row.opt_str(i)?);
-            }
-            let e = sums.entry(key).or_default();
-            e.0 += row.int(8)?;
-            e.1 += 1;
-            Ok(())
-        })?;
+        for part in &parts {
+            let sql = if part.sums {
+                format!(
+                    "SELECT s.source_ip, s.policy_domain, s.header_from, s.dkim_aligned, \
+                     s.spf_aligned, s.disposition, s.policy_p, s.policy_sp, s.messages, \
+                     s.row_count FROM aggregate_source_sums s WHERE {}",
+                    part.cond
+                )
+            } else {
+                format!(
+                    "SELECT x.source_ip, r.policy_domain, x.header_from, x.dkim_aligned, \
+                     x.spf_aligned, x.disposition, r.policy_p, r.policy_sp, x.message_count, 1 \
+                     {from} WHERE {}",
+                    part.cond
+                )
+            };
+            self.conn
+                .for_each(&sql, &part.params(&domain, &below), |cells| {
+                    let row = Row::new(cells, "source outcomes");
+                    let mut key = [0u32; 8];
+                    for (i, k) in key.iter_mut().enumerate() {
+                        *k = names.opt(row.opt_str(i)?);
+                    }
+                    let e = sums.entry(key).or_default();
+                    e.0 += row.int(8)?;
+                    e.1 += row.int(9)?;
+                    Ok(())
+                })?;
+        }
         for (key, (messages, rows)) in sums {
             let t = |i: usize| names.get(key[i]).map(str::to_string);
             let policy_domain = t(1).unwrap_or_default();
@@ -209,20 +273,32 @@ impl Store {
         });
 
         let mut sums: HashMap<[u32; 5], i64> = HashMap::new();
-        let sql = format!(
-            "SELECT x.source_ip, d.domain, d.selector, d.result, x.header_from, x.message_count \
-             {from} JOIN aggregate_dkim d ON d.report = x.report AND d.row_no = x.row_no \
-             WHERE {w}"
-        );
-        self.conn.for_each(&sql, &params, |cells| {
-            let row = Row::new(cells, "source DKIM results");
-            let mut key = [0u32; 5];
-            for (i, k) in key.iter_mut().enumerate() {
-                *k = names.opt(row.opt_str(i)?);
-            }
-            *sums.entry(key).or_default() += row.int(5)?;
-            Ok(())
-        })?;
+        for part in &parts {
+            let sql = if part.sums {
+                format!(
+                    "SELECT s.source_ip, s.domain, s.selector, s.result, s.header_from, \
+                     s.messages FROM aggregate_source_dkim s WHERE {}",
+                    part.cond
+                )
+            } else {
+                format!(
+                    "SELECT x.source_ip, d.domain, d.selector, d.result, x.header_from, \
+                     x.message_count {from} JOIN aggregate_dkim d ON d.report = x.report \
+                     AND d.row_no = x.row_no WHERE {}",
+                    part.cond
+                )
+            };
+            self.conn
+                .for_each(&sql, &part.params(&domain, &below), |cells| {
+                    let row = Row::new(cells, "source DKIM results");
+                    let mut key = [0u32; 5];
+                    for (i, k) in key.iter_mut().enumerate() {
+                        *k = names.opt(row.opt_str(i)?);
+                    }
+                    *sums.entry(key).or_default() += row.int(5)?;
+                    Ok(())
+                })?;
+        }
         for (key, messages) in sums {
             let t = |i: usize| names.get(key[i]).map(str::to_string);
             facts.dkim.push(DkimRow {
@@ -237,19 +313,32 @@ impl Store {
         merge_dkim(&mut facts.dkim);
 
         let mut sums: HashMap<[u32; 4], i64> = HashMap::new();
-        let sql = format!(
-            "SELECT x.source_ip, s.domain, s.scope, s.result, x.message_count {from} \
-             JOIN aggregate_spf s ON s.report = x.report AND s.row_no = x.row_no WHERE {w}"
-        );
-        self.conn.for_each(&sql, &params, |cells| {
-            let row = Row::new(cells, "source SPF results");
-            let mut key = [0u32; 4];
-            for (i, k) in key.iter_mut().enumerate() {
-                *k = names.opt(row.opt_str(i)?);
-            }
-            *sums.entry(key).or_default() += row.int(4)?;
-            Ok(())
-        })?;
+        for part in &parts {
+            let sql = if part.sums {
+                format!(
+                    "SELECT s.source_ip, s.domain, s.scope, s.result, s.messages \
+                     FROM aggregate_source_spf s WHERE {}",
+                    part.cond
+                )
+            } else {
+                format!(
+                    "SELECT x.source_ip, s.domain, s.scope, s.result, x.message_count {from} \
+                     JOIN aggregate_spf s ON s.report = x.report AND s.row_no = x.row_no \
+                     WHERE {}",
+                    part.cond
+                )
+            };
+            self.conn
+                .for_each(&sql, &part.params(&domain, &below), |cells| {
+                    let row = Row::new(cells, "source SPF results");
+                    let mut key = [0u32; 4];
+                    for (i, k) in key.iter_mut().enumerate() {
+                        *k = names.opt(row.opt_str(i)?);
+                    }
+                    *sums.entry(key).or_default() += row.int(4)?;
+                    Ok(())
+                })?;
+        }
         for (key, messages) in sums {
             let t = |i: usize| names.get(key[i]).map(str::to_string);
             facts.spf.push(SpfRow {
@@ -273,16 +362,29 @@ impl Store {
         });
 
         let mut sums: HashMap<[u32; 2], i64> = HashMap::new();
-        let sql = format!(
-            "SELECT x.source_ip, a.reason_type, x.message_count {from} \
-             JOIN aggregate_reasons a ON a.report = x.report AND a.row_no = x.row_no WHERE {w}"
-        );
-        self.conn.for_each(&sql, &params, |cells| {
-            let row = Row::new(cells, "source override reasons");
-            let key = [names.opt(row.opt_str(0)?), names.opt(row.opt_str(1)?)];
-            *sums.entry(key).or_default() += row.int(2)?;
-            Ok(())
-        })?;
+        for part in &parts {
+            let sql = if part.sums {
+                format!(
+                    "SELECT s.source_ip, s.reason_type, s.messages \
+                     FROM aggregate_source_reasons s WHERE {}",
+                    part.cond
+                )
+            } else {
+                format!(
+                    "SELECT x.source_ip, a.reason_type, x.message_count {from} \
+                     JOIN aggregate_reasons a ON a.report = x.report AND a.row_no = x.row_no \
+                     WHERE {}",
+                    part.cond
+                )
+            };
+            self.conn
+                .for_each(&sql, &part.params(&domain, &below), |cells| {
+                    let row = Row::new(cells, "source override reasons");
+                    let key = [names.opt(row.opt_str(0)?), names.opt(row.opt_str(1)?)];
+                    *sums.entry(key).or_default() += row.int(2)?;
+                    Ok(())
+                })?;
+        }
         for (key, messages) in sums {
             let t = |i: usize| names.get(key[i]).map(str::to_string);
             facts.reasons.push(ReasonRow {
@@ -302,6 +404,18 @@ impl Store {
             same
         });
 
+        let mut conds =
+            vec!["(r.policy_domain = ? OR r.policy_domain LIKE ? ESCAPE '\\')".to_string()];
+        let mut params = vec![Val::Text(&domain), Val::Text(&below)];
+        if let Some(s) = q.since {
+            conds.push(format!("{MID} >= ?"));
+            params.push(Val::I64(s));
+        }
+        if let Some(u) = q.until {
+            conds.push(format!("{MID} < ?"));
+            params.push(Val::I64(u));
+        }
+        let w = conds.join(" AND ");
         let sql = format!(
             "SELECT r.org_name, {MID} / 86400, COUNT(*), \
              CAST(COALESCE(SUM(r.message_count), 0) AS BIGINT), MIN(r.begin_ts), MAX(r.end_ts) \
@@ -323,7 +437,24 @@ impl Store {
     }
 }
 
-/// Names seen in a scan, each stored once; 0 stands for NULL.
+/// One part of a window: report rows (`r`, `x`) or per-source sums (`s`), with the
+/// conditions after the domain's two and the bounds they bind.
+struct Part {
+    sums: bool,
+    cond: String,
+    bounds: Vec<i64>,
+}
+
+impl Part {
+    fn params<'a>(&self, domain: &'a str, below: &'a str) -> Vec<Val<'a>> {
+        let mut p = vec![Val::Text(domain), Val::Text(below)];
+        p.extend(self.bounds.iter().copied().map(Val::I64));
+        p
+    }
+}
+
+/// Names seen in a scan, each stored once; 0 stands for NULL (and for `''`, which the
+/// per-source sums keep for a missing value).
 #[derive(Default)]
 struct Interner {
     ids: HashMap<String, u32>,
@@ -332,7 +463,9 @@ struct Interner {
 
 impl Interner {
     fn opt(&mut self, s: Option<&str>) -> u32 {
-        let Some(s) = s else { return 0 };
+        let Some(s) = s.filter(|s| !s.is_empty()) else {
+            return 0;
+        };
         if let Some(&id) = self.ids.get(s) {
             return id;
         }

@@ -241,6 +241,7 @@ impl Store {
         let id = id.i64();
         self.insert_records(id, a)?;
         self.conn.exec(REPORT_SUMS, &[Val::I64(id)])?;
+        crate::rollup::add_report(&mut self.conn, id, key.begin, key.end)?;
         Ok(Stored::New {
             kind: "aggregate",
             id,
