@@ -157,6 +157,8 @@ ssl_min_protocol = TLSv1.2
 # --imap-insecure-plaintext) and nowhere else.
 disable_plaintext_auth = yes
 auth_mechanisms = plain login
+# Tests try wrong passwords on purpose (the report sender's SMTP AUTH through Postfix).
+auth_failure_delay = 0
 first_valid_uid = $MAIL_UID
 last_valid_uid = 0
 mail_location = maildir:~/Maildir
@@ -178,6 +180,14 @@ service imap-login {
     address = 127.0.0.1, 127.0.0.2
     port = $IMAPS_PORT
     ssl = yes
+  }
+}
+# SASL for the private Postfix of scripts/postfix.sh (smtpd_sasl_type = dovecot), so that
+# the report sender's SMTP AUTH is tested against a real server.
+service auth {
+  inet_listener auth-smtp {
+    address = 127.0.0.1
+    port = $AUTH_PORT
   }
 }
 service stats {
@@ -211,7 +221,8 @@ started=0
 for attempt in 1 2 3 4 5; do
   IMAP_PORT=$(pick_port)
   IMAPS_PORT=$(pick_port)
-  [ "$IMAP_PORT" = "$IMAPS_PORT" ] && continue
+  AUTH_PORT=$(pick_port)
+  [ "$(printf '%s\n' "$IMAP_PORT" "$IMAPS_PORT" "$AUTH_PORT" | sort -u | wc -l)" -ne 3 ] && continue
   write_config
   : >"$DIR/dovecot.log"
   "$DOVECOT" -F -c "$DIR/dovecot.conf" >>"$DIR/dovecot.log" 2>&1 &
@@ -243,9 +254,10 @@ export DMARC_TEST_IMAP_TLS_PORT="$IMAPS_PORT"
 export DMARC_TEST_IMAP_USER="$USER_NAME"
 export DMARC_TEST_IMAP_PASSWORD="$PASSWORD"
 export DMARC_TEST_IMAP_CA_FILE="$DIR/ca.pem"
+export DMARC_TEST_IMAP_AUTH_PORT="$AUTH_PORT"
 
 exports() {
-  for v in HOST NOMOVE_HOST PORT TLS_PORT USER PASSWORD CA_FILE; do
+  for v in HOST NOMOVE_HOST PORT TLS_PORT USER PASSWORD CA_FILE AUTH_PORT; do
     local name="DMARC_TEST_IMAP_$v"
     printf 'export %s=%q\n' "$name" "${!name}"
   done

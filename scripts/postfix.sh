@@ -37,6 +37,9 @@
 #   DMARC_TEST_POSTFIX_RELAY     127.0.0.1:PORT of the smtpd without milters
 #   DMARC_TEST_POSTFIX_TLS_RELAY 127.0.0.1:PORT of the same offering STARTTLS
 #   DMARC_TEST_POSTFIX_TLS_CA    the PEM certificate of the CA that signed its certificate
+#   DMARC_TEST_POSTFIX_AUTH_RELAY 127.0.0.1:PORT of an smtpd demanding STARTTLS and SMTP AUTH
+#                                (set only when run inside scripts/dovecot.sh, whose user
+#                                and password it accepts; empty otherwise)
 #   DMARC_TEST_POSTFIX_MILTER    inet:127.0.0.1:PORT the milter must listen on
 #   DMARC_TEST_POSTFIX_CONFIG    the configuration directory (postqueue -c DIR -j)
 #   DMARC_TEST_POSTFIX_MAILDIR   the Maildir mail for receiver.example is delivered to
@@ -203,6 +206,19 @@ EOF
 refused.example REJECT 5.7.1 refused by policy (scripts/postfix.sh)
 later.example 450 4.2.0 try again later (scripts/postfix.sh)
 EOF
+  # With a Dovecot from scripts/dovecot.sh around it: a fourth smtpd that demands STARTTLS
+  # and then SMTP AUTH against that Dovecot (smtpd_sasl_type = dovecot over loopback TCP),
+  # refusing unauthenticated clients, for the report sender's `[transport] username`.
+  auth_listener=""
+  if [ -n "${DMARC_TEST_IMAP_AUTH_PORT:-}" ]; then
+    auth_listener="127.0.0.1:$AUTH_RELAY_PORT inet n - n - - smtpd -o smtpd_milters= -o smtpd_reject_unlisted_recipient=no
+  -o smtpd_tls_security_level=encrypt -o smtpd_tls_cert_file=$DIR/tls/server.pem
+  -o smtpd_tls_key_file=$DIR/tls/server.key -o smtpd_tls_auth_only=yes
+  -o smtpd_sasl_auth_enable=yes -o smtpd_sasl_type=dovecot
+  -o smtpd_sasl_path=inet:127.0.0.1:$DMARC_TEST_IMAP_AUTH_PORT
+  -o smtpd_sasl_authenticated_header=yes -o smtpd_tls_received_header=yes
+  -o smtpd_client_restrictions=permit_sasl_authenticated,reject"
+  fi
   cat >"$DIR/etc/master.cf" <<EOF
 # service type  private unpriv  chroot  wakeup  maxproc command
 127.0.0.1:$SMTP_PORT inet n - n - - smtpd
@@ -210,6 +226,7 @@ EOF
 127.0.0.1:$TLS_PORT inet n - n - - smtpd -o smtpd_milters= -o smtpd_reject_unlisted_recipient=no
   -o smtpd_tls_security_level=may -o smtpd_tls_cert_file=$DIR/tls/server.pem
   -o smtpd_tls_key_file=$DIR/tls/server.key -o smtpd_tls_received_header=yes
+$auth_listener
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -247,7 +264,8 @@ for attempt in 1 2 3 4 5; do
   MILTER_PORT=$(pick_port)
   RELAY_PORT=$(pick_port)
   TLS_PORT=$(pick_port)
-  if [ "$(printf '%s\n' "$SMTP_PORT" "$MILTER_PORT" "$RELAY_PORT" "$TLS_PORT" | sort -u | wc -l)" -ne 4 ]; then
+  AUTH_RELAY_PORT=$(pick_port)
+  if [ "$(printf '%s\n' "$SMTP_PORT" "$MILTER_PORT" "$RELAY_PORT" "$TLS_PORT" "$AUTH_RELAY_PORT" | sort -u | wc -l)" -ne 5 ]; then
     continue
   fi
   write_config
@@ -277,6 +295,11 @@ export DMARC_TEST_POSTFIX_SMTP="127.0.0.1:$SMTP_PORT"
 export DMARC_TEST_POSTFIX_RELAY="127.0.0.1:$RELAY_PORT"
 export DMARC_TEST_POSTFIX_TLS_RELAY="127.0.0.1:$TLS_PORT"
 export DMARC_TEST_POSTFIX_TLS_CA="$DIR/tls/ca.pem"
+if [ -n "${DMARC_TEST_IMAP_AUTH_PORT:-}" ]; then
+  export DMARC_TEST_POSTFIX_AUTH_RELAY="127.0.0.1:$AUTH_RELAY_PORT"
+else
+  export DMARC_TEST_POSTFIX_AUTH_RELAY=""
+fi
 export DMARC_TEST_POSTFIX_MILTER="inet:127.0.0.1:$MILTER_PORT"
 export DMARC_TEST_POSTFIX_CONFIG="$DIR/etc"
 export DMARC_TEST_POSTFIX_MAILDIR="$DIR/mail/receiver"
@@ -285,7 +308,7 @@ export DMARC_TEST_POSTFIX_BOUNCES_MAILDIR="$DIR/mail/bounces"
 export DMARC_TEST_POSTFIX_LOG="$DIR/maillog"
 
 exports() {
-  for v in SMTP RELAY TLS_RELAY TLS_CA MILTER CONFIG MAILDIR REPORTS_MAILDIR BOUNCES_MAILDIR LOG; do
+  for v in SMTP RELAY TLS_RELAY TLS_CA AUTH_RELAY MILTER CONFIG MAILDIR REPORTS_MAILDIR BOUNCES_MAILDIR LOG; do
     local name="DMARC_TEST_POSTFIX_$v"
     printf 'export %s=%q\n' "$name" "${!name}"
   done

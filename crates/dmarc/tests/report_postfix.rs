@@ -2,9 +2,10 @@
 //! scripts/test.sh starts). The whole mail-bench corpus goes through `dmarc verify
 //! --batch --record --queue-failures`; `dmarc report send` sends the failure reports, then (a day later)
 //! the aggregate reports over SMTP (`[transport] kind = "smtp"`, `starttls = "required"`
-//! trusting the test CA with `ca_file`) to Postfix's smtpd without milters offering
-//! STARTTLS, which delivers them into a maildir (a listener without STARTTLS, or an
-//! untrusted certificate, gets nothing); `dmarc ingest` of that maildir
+//! trusting the test CA with `ca_file`, SMTP AUTH with `username` and `password_file`) to
+//! Postfix's smtpd without milters that demands STARTTLS and then AUTH (checked by the
+//! Dovecot of scripts/dovecot.sh), which delivers them into a maildir (a listener without
+//! STARTTLS, an untrusted certificate, or a wrong password gets nothing); `dmarc ingest` of that maildir
 //! gives back exactly the figures that were sent, and every message passes our DKIM
 //! verifier after its trip through Postfix.
 //!
@@ -27,7 +28,7 @@ fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!(
             "{name} is not set: this test needs the private Postfix of scripts/postfix.sh. Run \
-             `bash scripts/test.sh`, or `bash scripts/postfix.sh -- cargo test -p dmarc --test report_postfix` (as root)"
+             `bash scripts/test.sh`, or `bash scripts/dovecot.sh -- bash scripts/postfix.sh -- cargo test -p dmarc --test report_postfix` (as root)"
         )
     })
 }
@@ -85,6 +86,15 @@ fn reports_go_through_postfix_arrive_verify_and_bounce() {
     let plain_relay = env("DMARC_TEST_POSTFIX_RELAY");
     let tls_relay = env("DMARC_TEST_POSTFIX_TLS_RELAY");
     let tls_ca = env("DMARC_TEST_POSTFIX_TLS_CA");
+    // The smtpd that demands STARTTLS and SMTP AUTH; its users are Dovecot's.
+    let auth_relay = env("DMARC_TEST_POSTFIX_AUTH_RELAY");
+    assert!(
+        !auth_relay.is_empty(),
+        "DMARC_TEST_POSTFIX_AUTH_RELAY is empty: scripts/postfix.sh offers SMTP AUTH only inside \
+         scripts/dovecot.sh: `bash scripts/dovecot.sh -- bash scripts/postfix.sh -- cargo test -p dmarc --test report_postfix`"
+    );
+    let auth_user = env("DMARC_TEST_IMAP_USER");
+    let auth_password = env("DMARC_TEST_IMAP_PASSWORD");
     let reports_dir = PathBuf::from(env("DMARC_TEST_POSTFIX_REPORTS_MAILDIR"));
     let bounces_dir = PathBuf::from(env("DMARC_TEST_POSTFIX_BOUNCES_MAILDIR"));
     let already_reports = wait_for(&reports_dir, 0).len();
@@ -238,9 +248,15 @@ fn reports_go_through_postfix_arrive_verify_and_bounce() {
     // The rate limit per destination: fewer than the 24 reports all for
     // dmarc@reports.example, so some wait an hour.
     const RATE: usize = 20;
-    let config_text = |relay: &str, ca_file: Option<&str>| {
+    let config_text = |relay: &str, ca_file: Option<&str>, login: Option<(&str, &Path)>| {
         let (host, port) = relay.rsplit_once(':').unwrap();
-        let ca = ca_file.map_or(String::new(), |f| format!("ca_file = \"{f}\"\n"));
+        let mut ca = ca_file.map_or(String::new(), |f| format!("ca_file = \"{f}\"\n"));
+        if let Some((user, password_file)) = login {
+            ca.push_str(&format!(
+                "username = \"{user}\"\npassword_file = \"{}\"\n",
+                password_file.display()
+            ));
+        }
         format!(
             "[organization]\nname = \"Test Receiver\"\nemail = \"dmarc@receiver.example\"\n\
              envelope_sender = \"bounces@reports.example\"\n\
@@ -252,9 +268,22 @@ fn reports_go_through_postfix_arrive_verify_and_bounce() {
             key.display()
         )
     };
-    // Over STARTTLS, required, to the listener whose certificate the test CA signed.
+    // Over STARTTLS, required, to the listener whose certificate the test CA signed and
+    // that demands SMTP AUTH.
+    let password_file = d.join("smtp-password");
+    std::fs::write(&password_file, format!("{auth_password}\n")).unwrap();
+    let wrong_password_file = d.join("wrong-password");
+    std::fs::write(&wrong_password_file, "not-the-password\n").unwrap();
     let config = d.join("reports.toml");
-    std::fs::write(&config, config_text(&tls_relay, Some(&tls_ca))).unwrap();
+    std::fs::write(
+        &config,
+        config_text(
+            &auth_relay,
+            Some(&tls_ca),
+            Some((&auth_user, &password_file)),
+        ),
+    )
+    .unwrap();
 
     // `starttls = "required"` sends nothing to a relay that does not offer STARTTLS, nor
     // to one whose certificate no trusted CA signed (no ca_file: the system's CAs only).
@@ -275,7 +304,7 @@ fn reports_go_through_postfix_arrive_verify_and_bounce() {
         let copy = d.join(format!("{name}.sqlite3"));
         std::fs::copy(&db, &copy).unwrap();
         let conf = d.join(format!("{name}.toml"));
-        std::fs::write(&conf, config_text(relay, None)).unwrap();
+        std::fs::write(&conf, config_text(relay, None, None)).unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_dmarc"))
             .args([
                 "report",
@@ -299,6 +328,54 @@ fn reports_go_through_postfix_arrive_verify_and_bounce() {
             "{name}: {stdout}"
         );
         assert!(!stdout.contains(": sent: "), "{name}: {stdout}");
+    }
+    // The listener that demands SMTP AUTH: a wrong password, and no login at all, send
+    // nothing (each on a copy of the store). A refused login is our configuration's
+    // fault, not the destination's: every report is deferred, nothing suppressed. Without
+    // a login the relay refuses the recipient (554), which is the destination failing.
+    let refused_login = "mailto:dmarc@reports.example: deferred: the relay refused our SMTP AUTH login (check [transport] \
+                         username and password_file): permanent error (535): 5.7.8 Error: \
+                         authentication failed";
+    for (name, login, why, count) in [
+        (
+            "wrong-password",
+            Some((auth_user.as_str(), wrong_password_file.as_path())),
+            refused_login,
+            chosen.len(),
+        ),
+        (
+            "no-login",
+            None,
+            "mailto:dmarc@reports.example: failed: permanent error (554): 5.7.1 <unknown[127.0.0.1]>: Client host rejected: Access denied",
+            1,
+        ),
+    ] {
+        let copy = d.join(format!("{name}.sqlite3"));
+        std::fs::copy(&db, &copy).unwrap();
+        let conf = d.join(format!("{name}.toml"));
+        std::fs::write(&conf, config_text(&auth_relay, Some(&tls_ca), login)).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_dmarc"))
+            .args([
+                "report",
+                "send",
+                "--db",
+                copy.to_str().unwrap(),
+                "--dns-zone",
+            ])
+            .arg(&send_zone)
+            .arg("--config")
+            .arg(&conf)
+            .args(["--now", &(unix_now() + 2 * 86_400).to_string()])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(!stdout.contains(": sent: "), "{name}: {stdout}");
+        assert_eq!(
+            stdout.matches(why).count(),
+            count,
+            "{name}: {}\n{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     // `dmarc report send`, with the exit status it must have: 1 when a delivery failed
     // for good in the run.
@@ -459,6 +536,11 @@ fn reports_go_through_postfix_arrive_verify_and_bounce() {
         assert!(raw.contains("Received: from "), "{raw}");
         // Postfix's record of the TLS session (smtpd_tls_received_header).
         assert!(raw.contains("(using TLSv1."), "{raw}");
+        // And of the SMTP AUTH login (smtpd_sasl_authenticated_header).
+        assert!(
+            raw.contains(&format!("(Authenticated sender: {auth_user})")),
+            "{raw}"
+        );
         let v = dmarc(&[
             "dkim",
             "verify",

@@ -143,6 +143,14 @@ impl Transport for Configured {
                     r.code(),
                     r.message().collect::<Vec<_>>().join(" ")
                 )),
+                // 530-538 answer our login (RFC 4954 §6), not the recipient: a wrong
+                // `password_file` must not count as the destination bouncing.
+                Err(e) if e.status().is_some_and(|c| c.to_string().starts_with("53")) => {
+                    Outcome::Temporary(format!(
+                        "the relay refused our SMTP AUTH login (check [transport] username \
+                         and password_file): {e}"
+                    ))
+                }
                 Err(e) if e.is_permanent() => Outcome::Permanent(e.to_string()),
                 Err(e) => Outcome::Temporary(e.to_string()),
             },
