@@ -994,3 +994,338 @@ fn alert_rules_fire_once_clear_and_are_delivered() {
     let api: Value = serde_json::from_slice(&get(&server.addr, "/api/alerts").body).expect("json");
     assert_eq!(api.as_array().expect("list").len(), expected.len());
 }
+
+/// An SMTP server on loopback (plain, no AUTH): every message's data, as it arrives.
+fn smtp_server() -> (u16, std::sync::mpsc::Receiver<String>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                let _ = conn.write_all(b"220 localhost ESMTP test\r\n");
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" => b"250-localhost\r\n250 8BITMIME\r\n",
+                        "DATA" => {
+                            let _ = conn.write_all(b"354 go on\r\n");
+                            let mut data = String::new();
+                            loop {
+                                let mut l = String::new();
+                                if reader.read_line(&mut l).unwrap_or(0) == 0 || l == ".\r\n" {
+                                    break;
+                                }
+                                data.push_str(&l);
+                            }
+                            let _ = tx.send(data);
+                            b"250 queued\r\n"
+                        }
+                        "QUIT" => {
+                            let _ = conn.write_all(b"221 bye\r\n");
+                            return;
+                        }
+                        _ => b"250 ok\r\n",
+                    };
+                    let _ = conn.write_all(reply);
+                }
+            });
+        }
+    });
+    (port, rx)
+}
+
+/// The DNS rule on a zone file rewritten between `dmarc alerts check` runs: a change fires
+/// once (old and new text told), a break fires and clears when fixed, a temporary failure
+/// concludes nothing (and only repeated ones fire), delivered by webhook and to an SMTP
+/// server on loopback, and listed on `/alerts`.
+#[test]
+fn dns_record_alerts_fire_on_change_and_break_and_clear_when_fixed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("db.sqlite3").display().to_string();
+    // The reports show dns.example mail signed with s=s1.
+    let report = "<?xml version=\"1.0\"?><feedback><report_metadata><org_name>r1.example</org_name>\
+        <email>r@r1.example</email><report_id>dns-1</report_id><date_range><begin>1456790400</begin>\
+        <end>1456876799</end></date_range></report_metadata><policy_published><domain>dns.example\
+        </domain><p>reject</p></policy_published><record><row><source_ip>192.0.2.10</source_ip>\
+        <count>50</count><policy_evaluated><disposition>none</disposition><dkim>pass</dkim>\
+        <spf>pass</spf></policy_evaluated></row><identifiers><header_from>dns.example</header_from>\
+        </identifiers><auth_results><dkim><domain>dns.example</domain><selector>s1</selector>\
+        <result>pass</result></dkim><spf><domain>dns.example</domain><result>pass</result></spf>\
+        </auth_results></record></feedback>";
+    let report_file = dir.path().join("dns.xml");
+    std::fs::write(&report_file, report).expect("write");
+    dmarc(&["ingest", "--db", &db, report_file.to_str().expect("path")]);
+
+    let (url, hooks) = webhook();
+    let (port, mails) = smtp_server();
+    let config = dir.path().join("alerts.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[alerts]\nwebhook = \"{url}\"\nemail_to = [\"postmaster@dns.example\"]\n\
+             email_from = \"dmarc@dns.example\"\n[alerts.dns_records]\nlookup_failures = 2\n\
+             [transport]\nkind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\n\
+             starttls = \"none\"\ntimeout = 10\n"
+        ),
+    )
+    .expect("config");
+    let zone = dir.path().join("dns.zone");
+    let dmarc_reject = "v=DMARC1; p=reject; rua=mailto:dmarc@dns.example";
+    let dmarc_none = "v=DMARC1; p=none; rua=mailto:dmarc@dns.example";
+    let spf_ok = "v=spf1 ip4:192.0.2.0/24 -all";
+    let spf_broken = "v=spf1 include:gone.dns.example -all";
+    let key = "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+    // `dmarc`: the record's text, or None for a CNAME loop (a temporary failure).
+    let write_zone = |dmarc: Option<&str>, spf: &str, dkim: Option<&str>| {
+        let mut z = format!(
+            "$ORIGIN dns.example.\n@ IN MX 10 mx.dns.example.\nmx IN A 192.0.2.25\n\
+             @ IN TXT \"{spf}\"\n"
+        );
+        match dmarc {
+            Some(t) => z.push_str(&format!("_dmarc IN TXT \"{t}\"\n")),
+            None => z.push_str("_dmarc IN CNAME _dmarc.dns.example.\n"),
+        }
+        if let Some(k) = dkim {
+            z.push_str(&format!("s1._domainkey IN TXT \"{k}\"\n"));
+        }
+        std::fs::write(&zone, z).expect("zone");
+    };
+    let mut day = 3;
+    let mut check = || -> (i32, Value) {
+        let now = format!("2016-03-{day:02}");
+        day += 1;
+        let out = Command::new(env!("CARGO_BIN_EXE_dmarc"))
+            .args(["alerts", "check", "--config"])
+            .arg(&config)
+            .args(["--db", &db, "--now", &now, "--json", "--dns-zone"])
+            .arg(&zone)
+            .output()
+            .expect("run");
+        let v = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code().expect("exit code"), v)
+    };
+    // Rule and subject without the time a change carries.
+    let listed = |v: &Value, key: &str| -> Vec<String> {
+        let mut s: Vec<String> = v["changes"][key]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|c| {
+                let subject = c["subject"].as_str().unwrap_or("");
+                let subject = subject.split(' ').take(3).collect::<Vec<_>>().join(" ");
+                format!("{} {subject}", c["rule"].as_str().unwrap_or(""))
+            })
+            .collect();
+        s.sort();
+        s
+    };
+    // Exactly `n` webhook calls, then none: (event, rule, detail) each.
+    let calls = |n: usize| -> Vec<(String, String, String)> {
+        let mut got: Vec<(String, String, String)> = (0..n)
+            .map(|_| {
+                let h = hooks
+                    .recv_timeout(Duration::from_secs(10))
+                    .expect("a webhook call");
+                let s = |k: &str| h[k].as_str().unwrap_or("").to_string();
+                (s("event"), s("rule"), s("detail"))
+            })
+            .collect();
+        assert!(
+            hooks.recv_timeout(Duration::from_millis(300)).is_err(),
+            "more than {n} webhook calls"
+        );
+        got.sort();
+        got
+    };
+    let mails_now = |n: usize| -> Vec<String> {
+        let got: Vec<String> = (0..n)
+            .map(|_| mails.recv_timeout(Duration::from_secs(10)).expect("a mail"))
+            .collect();
+        assert!(
+            mails.recv_timeout(Duration::from_millis(300)).is_err(),
+            "more than {n} mails"
+        );
+        got
+    };
+    let none: Vec<String> = Vec::new();
+    let dmarc_change = "dns_change dns.example dmarc _dmarc.dns.example".to_string();
+
+    // The first look keeps what is published: nothing to say.
+    write_zone(Some(dmarc_reject), spf_ok, Some(key));
+    let (code, v) = check();
+    assert_eq!((code, listed(&v, "fired")), (0, none.clone()), "{v}");
+    assert_eq!(v["dns"].as_array().expect("dns").len(), 3, "{v}");
+    calls(0);
+
+    // p=reject becomes p=none: one change, told once with both texts.
+    write_zone(Some(dmarc_none), spf_ok, Some(key));
+    let (code, v) = check();
+    assert_eq!(
+        (code, listed(&v, "fired")),
+        (1, vec![dmarc_change.clone()]),
+        "{v}"
+    );
+    let got = calls(1);
+    assert_eq!(
+        (got[0].0.as_str(), got[0].1.as_str()),
+        ("fired", "dns_change")
+    );
+    for needle in [
+        &format!("Was: \"{dmarc_reject}\""),
+        &format!("Now: \"{dmarc_none}\""),
+        "p=reject became p=none",
+    ] {
+        assert!(got[0].2.contains(needle), "{needle} in {}", got[0].2);
+    }
+    let m = mails_now(1);
+    assert!(
+        m[0].contains(
+            "Subject: dmarc alert fired: dns_change dns.example dmarc _dmarc.dns.example 2016-03-04"
+        ),
+        "{}",
+        m[0]
+    );
+    assert!(
+        m[0].contains(dmarc_reject) && m[0].contains(dmarc_none),
+        "{}",
+        m[0]
+    );
+
+    // The next look: the change has been told; it clears without a second message.
+    let (code, v) = check();
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(listed(&v, "cleared"), vec![dmarc_change.clone()]);
+    assert!(listed(&v, "fired").is_empty());
+    calls(0);
+    mails_now(0);
+
+    // One failed lookup concludes nothing, and no change is seen across it.
+    write_zone(None, spf_ok, Some(key));
+    let (code, v) = check();
+    assert_eq!((code, listed(&v, "fired")), (0, none.clone()), "{v}");
+    assert!(
+        v["dns"]
+            .as_array()
+            .expect("dns")
+            .iter()
+            .any(|o| o["name"] == "_dmarc.dns.example" && o["answer"]["status"] == "temporary"),
+        "{v}"
+    );
+    write_zone(Some(dmarc_none), spf_ok, Some(key));
+    let (code, v) = check();
+    assert_eq!((code, listed(&v, "fired")), (0, none.clone()), "{v}");
+    calls(0);
+
+    // SPF breaks (an include without SPF) and the key of s1 is gone: each a change and a
+    // break.
+    write_zone(Some(dmarc_none), spf_broken, None);
+    let (code, v) = check();
+    let broken = vec![
+        "dns_broken dns.example dkim s1._domainkey.dns.example".to_string(),
+        "dns_broken dns.example spf dns.example".to_string(),
+    ];
+    let changed = vec![
+        "dns_change dns.example dkim s1._domainkey.dns.example".to_string(),
+        "dns_change dns.example spf dns.example".to_string(),
+    ];
+    let mut all = [broken.clone(), changed.clone()].concat();
+    all.sort();
+    assert_eq!((code, listed(&v, "fired")), (1, all), "{v}");
+    let got = calls(4);
+    let detail = |rule: &str, what: &str| {
+        got.iter()
+            .find(|(_, r, d)| r == rule && d.contains(what))
+            .map(|(_, _, d)| d.clone())
+            .unwrap_or_else(|| panic!("no {rule} about {what}: {got:?}"))
+    };
+    assert!(detail("dns_broken", "SPF").contains("spf_include_missing"));
+    assert!(detail("dns_broken", "DKIM").contains("dkim_selector_missing"));
+    assert!(detail("dns_change", "SPF").contains(&format!("Was: \"{spf_ok}\"")));
+    assert!(detail("dns_change", "SPF").contains(&format!("Now: \"{spf_broken}\"")));
+    assert!(detail("dns_change", "DKIM").contains("Now: (none published)"));
+    assert_eq!(mails_now(4).len(), 4);
+
+    // Still broken: active, not told again; the changes clear.
+    let (code, v) = check();
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(listed(&v, "ongoing"), broken);
+    assert_eq!(listed(&v, "cleared"), changed);
+    calls(0);
+    mails_now(0);
+
+    // Fixed: the breaks clear (and say so), and the records changed back.
+    write_zone(Some(dmarc_none), spf_ok, Some(key));
+    let (code, v) = check();
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(listed(&v, "cleared"), broken);
+    assert_eq!(listed(&v, "fired"), changed);
+    let events: Vec<(String, String)> = calls(4).into_iter().map(|(e, r, _)| (e, r)).collect();
+    let pair = |e: &str, r: &str| (e.to_string(), r.to_string());
+    assert_eq!(
+        events,
+        [
+            pair("cleared", "dns_broken"),
+            pair("cleared", "dns_broken"),
+            pair("fired", "dns_change"),
+            pair("fired", "dns_change"),
+        ]
+    );
+    mails_now(4);
+
+    // Lookups failing at two evaluations in a row (lookup_failures = 2) are a break of
+    // their own, which clears when DNS answers again.
+    let dmarc_broken = vec!["dns_broken dns.example dmarc _dmarc.dns.example".to_string()];
+    write_zone(None, spf_ok, Some(key));
+    let (code, v) = check();
+    assert_eq!(listed(&v, "cleared"), changed);
+    assert_eq!((code, listed(&v, "fired")), (0, none.clone()), "{v}");
+    let (code, v) = check();
+    assert_eq!(
+        (code, listed(&v, "fired")),
+        (1, dmarc_broken.clone()),
+        "{v}"
+    );
+    let got = calls(1);
+    assert!(
+        got[0].2.contains("lookup_failed") && got[0].2.contains("CNAME loop"),
+        "{got:?}"
+    );
+    mails_now(1);
+    write_zone(Some(dmarc_none), spf_ok, Some(key));
+    let (code, v) = check();
+    assert_eq!((code, listed(&v, "cleared")), (0, dmarc_broken), "{v}");
+    assert!(listed(&v, "fired").is_empty(), "{v}");
+    calls(1);
+    mails_now(1);
+
+    // The dashboard lists them, the old and new text shown as text.
+    let server = serve(&["--db", &db, "--listen", "127.0.0.1:0"]);
+    let page = get(&server.addr, "/alerts").text();
+    for needle in [
+        "dns_change",
+        "dns_broken",
+        "_dmarc.dns.example",
+        "s1._domainkey.dns.example",
+        "p=reject became p=none",
+        "spf_include_missing",
+    ] {
+        assert!(page.contains(needle), "{needle} not on /alerts: {page}");
+    }
+    let api: Value = serde_json::from_slice(&get(&server.addr, "/api/alerts").body).expect("json");
+    assert!(
+        api.as_array()
+            .expect("list")
+            .iter()
+            .all(|a| a["active"] == false),
+        "{api}"
+    );
+}

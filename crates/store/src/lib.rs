@@ -38,6 +38,7 @@
 pub mod alerts;
 mod backend;
 pub mod browse;
+pub mod dns_records;
 mod migrations;
 pub mod observations;
 pub mod outbox;

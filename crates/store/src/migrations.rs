@@ -412,6 +412,28 @@ CREATE TABLE aggregate_source_days (
 ) {without_rowid};
 "#,
     ),
+    (
+        9,
+        "the DNS records (DMARC, SPF, DKIM) last seen per domain, for the alert rule on \
+         records changing or breaking (crate::dns_records)",
+        r#"
+CREATE TABLE dns_records (
+    domain TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    record TEXT,
+    status TEXT NOT NULL,
+    problems TEXT NOT NULL,
+    first_seen BIGINT NOT NULL,
+    last_seen BIGINT NOT NULL,
+    previous TEXT,
+    changed_at BIGINT,
+    failures BIGINT NOT NULL,
+    failed_since BIGINT,
+    PRIMARY KEY (domain, kind, name)
+);
+"#,
+    ),
 ];
 
 /// The step of a migration that SQL alone does not express, run after its SQL in its

@@ -21,15 +21,19 @@
 //! - `[alerts.failure_spike] factor, min_reports`: failure reports about a domain in the
 //!   window at least `min_reports` and `factor` times the baseline's rate;
 //! - `[alerts.tls_failures] min_failed_sessions`: failed SMTP TLS sessions of a policy
-//!   domain and result type in the window.
-//!
-//! Not built yet: the DNS-record-change rule (it needs the records kept in the store).
+//!   domain and result type in the window;
+//! - `[alerts.dns_records] domains, selectors, max_domains, max_selectors,
+//!   lookup_failures`: a DMARC, SPF or DKIM record changing (`dns_change`, delivered once)
+//!   or breaking (`dns_broken`, until fixed), from the live DNS ([`dns`]).
+
+pub mod dns;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use dmarc_store::Store;
 use dmarc_store::alerts::{AlertChanges, Condition};
+use dmarc_store::dns_records::DnsRecordSeen;
 use serde::{Deserialize, Serialize};
 
 use crate::WebError;
@@ -68,6 +72,8 @@ pub struct AlertConfig {
     pub failure_spike: Option<Spike>,
     /// SMTP TLS failures.
     pub tls_failures: Option<TlsFailures>,
+    /// DMARC, SPF and DKIM records changing or breaking.
+    pub dns_records: Option<dns::DnsRecords>,
 }
 
 fn default_window() -> i64 {
@@ -194,6 +200,9 @@ impl Alerts {
                 "alerts: window_days and baseline_days must be at least 1".into(),
             ));
         }
+        if let Some(d) = &config.dns_records {
+            d.validate().map_err(err)?;
+        }
         Ok(Some(Alerts {
             config,
             transport: f.transport,
@@ -222,15 +231,43 @@ impl Alerts {
         if c.tls_failures.is_some() {
             r.push("tls_failures");
         }
+        if c.dns_records.is_some() {
+            r.push("dns_change");
+            r.push("dns_broken");
+        }
         r
     }
 
-    /// The conditions that hold at `now`.
-    pub fn evaluate(&self, store: &mut Store, now: i64) -> Result<Vec<Condition>, WebError> {
+    /// The domains and DKIM selectors whose records the DNS rule looks at, at `now` (none
+    /// when the rule is off): ask about them with [`dns::observe`] and pass the answers to
+    /// [`check`].
+    pub fn dns_targets(&self, store: &mut Store, now: i64) -> Result<Vec<dns::Target>, WebError> {
+        let c = &self.config;
+        let Some(d) = &c.dns_records else {
+            return Ok(Vec::new());
+        };
+        let since = now - (c.window_days + c.baseline_days) * DAY;
+        dns::targets(d, store, since, now)
+    }
+
+    /// The conditions that hold at `now`, with `dns` the answers about the targets of
+    /// [`Alerts::dns_targets`]; and the DNS records to keep for the next evaluation.
+    pub fn evaluate(
+        &self,
+        store: &mut Store,
+        now: i64,
+        dns: &[dns::Observed],
+    ) -> Result<(Vec<Condition>, Vec<DnsRecordSeen>), WebError> {
         let c = &self.config;
         let w0 = now - c.window_days * DAY;
         let b0 = w0 - c.baseline_days * DAY;
         let mut out = Vec::new();
+        let mut seen = Vec::new();
+        if let Some(d) = &c.dns_records {
+            let (mut held, rows) = dns::evaluate(d, store, dns, now)?;
+            out.append(&mut held);
+            seen = rows;
+        }
         let cond = |rule: &str, subject: String, detail: String| Condition {
             rule: rule.into(),
             subject,
@@ -376,7 +413,7 @@ impl Alerts {
                 }
             }
         }
-        Ok(out)
+        Ok((out, seen))
     }
 }
 
@@ -391,7 +428,12 @@ pub struct CheckResult {
     pub changes: AlertChanges,
     /// How each fired or cleared condition was delivered (empty on a dry run).
     pub deliveries: Vec<String>,
+    /// What DNS answered about each record the DNS rule looked at.
+    pub dns: Vec<dns::Observed>,
 }
+
+/// Rules whose conditions are events: delivered when they fire, not when they clear.
+const EVENT_RULES: &[&str] = &["dns_change"];
 
 /// The JSON the webhook receives for one condition.
 #[derive(Debug, Serialize)]
@@ -403,25 +445,35 @@ struct Hook<'a> {
     at: String,
 }
 
-/// Evaluates the rules at `now`, records the state, and (unless `dry_run`) delivers what
-/// fired or cleared. Blocking: run it off the async threads.
+/// Evaluates the rules at `now` (with `dns` the answers about [`Alerts::dns_targets`]),
+/// records the state, and (unless `dry_run`) delivers what fired or cleared. Blocking: run
+/// it off the async threads.
 pub fn check(
     alerts: &Alerts,
     store: &mut Store,
     now: i64,
     dry_run: bool,
+    dns: Vec<dns::Observed>,
 ) -> Result<CheckResult, WebError> {
     let rules = alerts.rules();
-    let holding = alerts.evaluate(store, now)?;
+    let (holding, seen) = alerts.evaluate(store, now, &dns)?;
     let changes = store.update_alerts(&rules, &holding, now, dry_run)?;
     let mut deliveries = Vec::new();
     if !dry_run {
+        store.save_dns_records(&seen)?;
         let events = changes
             .fired
             .iter()
             .map(|c| ("fired", c))
             .chain(changes.cleared.iter().map(|c| ("cleared", c)));
         for (event, c) in events {
+            if event == "cleared" && EVENT_RULES.contains(&c.rule.as_str()) {
+                deliveries.push(format!(
+                    "{event} {} {}: not delivered (a change is told once, when seen)",
+                    c.rule, c.subject
+                ));
+                continue;
+            }
             let said = deliver(alerts, event, c, now);
             if event == "fired" {
                 store.alert_delivered(c, now, &said)?;
@@ -434,6 +486,7 @@ pub fn check(
         now,
         changes,
         deliveries,
+        dns,
     })
 }
 

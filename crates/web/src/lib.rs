@@ -581,20 +581,35 @@ async fn require_login(State(state): State<Arc<AppState>>, req: Request, next: N
     }
 }
 
-/// Evaluates the alert rules every `interval_minutes`, the first time at once.
+/// Evaluates the alert rules every `interval_minutes`, the first time at once. The DNS rule
+/// asks the server's resolver (`--dns-zone`, `--nameserver` or the system's).
 async fn alert_loop(state: Arc<AppState>, alerts: alerts::Alerts) {
     let every = Duration::from_secs(alerts.config.interval_minutes * 60);
     let alerts = Arc::new(alerts);
     loop {
-        let a = Arc::clone(&alerts);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        let r = state
+        let a = Arc::clone(&alerts);
+        let targets = state
             .with_store(move |s| {
-                alerts::check(&a, s, now, false).map_err(|e| StoreError::Data(e.to_string()))
+                a.dns_targets(s, now)
+                    .map_err(|e| StoreError::Data(e.to_string()))
             })
             .await;
+        let r = match targets {
+            Ok(targets) => {
+                let dns = alerts::dns::observe(state.lookup.as_ref(), &targets).await;
+                let a = Arc::clone(&alerts);
+                state
+                    .with_store(move |s| {
+                        alerts::check(&a, s, now, false, dns)
+                            .map_err(|e| StoreError::Data(e.to_string()))
+                    })
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         match r {
             Ok(r) => {
                 for d in &r.deliveries {

@@ -37,6 +37,9 @@ struct CheckArgs {
     /// Evaluate as at this time (YYYY-MM-DD, UTC midnight) instead of now.
     #[arg(long, value_name = "DATE", value_parser = super::summary::parse_date)]
     now: Option<i64>,
+    /// Where the DNS rule's answers (`[alerts.dns_records]`) come from.
+    #[command(flatten)]
+    dns: crate::dns_args::DnsArgs,
 }
 
 /// Runs `dmarc alerts`.
@@ -46,7 +49,20 @@ pub fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("{} has no [alerts] section", args.config.display()))?;
     let mut store = args.db.open()?;
     let now = args.now.unwrap_or_else(super::summary::now);
-    let r = check(&alerts, &mut store, now, args.dry_run)?;
+    let targets = alerts.dns_targets(&mut store, now)?;
+    let dns = if targets.is_empty() {
+        Vec::new()
+    } else {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        runtime.block_on(async {
+            let lookup = args.dns.lookup()?;
+            anyhow::Ok(dmarc_web::alerts::dns::observe(&lookup, &targets).await)
+        })?
+    };
+    let r = check(&alerts, &mut store, now, args.dry_run, dns)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if args.json {
@@ -64,12 +80,28 @@ pub fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
                     "{what}: {} {}: {}",
                     c.rule,
                     super::summary::clean(&c.subject),
-                    super::summary::clean(&c.detail)
+                    c.detail
+                        .lines()
+                        .map(super::summary::clean)
+                        .collect::<Vec<_>>()
+                        .join("\n    ")
                 )?;
             }
         }
         for d in &r.deliveries {
             writeln!(out, "delivered: {}", super::summary::clean(d))?;
+        }
+        if !r.dns.is_empty() {
+            let failed = r
+                .dns
+                .iter()
+                .filter(|o| matches!(o.answer, dmarc_web::alerts::dns::Answer::Temporary { .. }))
+                .count();
+            writeln!(
+                out,
+                "DNS: {} record(s) looked at, {failed} lookup(s) failed temporarily (no conclusion drawn from those)",
+                r.dns.len()
+            )?;
         }
         if r.changes.fired.is_empty() && r.changes.ongoing.is_empty() {
             writeln!(
