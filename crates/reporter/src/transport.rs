@@ -34,7 +34,14 @@ pub trait Transport {
 /// The configured transport.
 pub enum Configured {
     /// An SMTP relay.
-    Smtp(Box<SmtpTransport>),
+    Smtp {
+        /// The relay.
+        transport: Box<SmtpTransport>,
+        /// Why the relay refused our login, once it did: the same login is not tried again
+        /// by this transport (each try costs the relay's failed-login delay, and repeated
+        /// failures lock accounts and addresses out); every later message gets this answer.
+        login_refused: Option<String>,
+    },
     /// A sendmail command.
     Sendmail(SendmailTransport),
 }
@@ -42,7 +49,7 @@ pub enum Configured {
 impl std::fmt::Debug for Configured {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Configured::Smtp(_) => f.write_str("Configured::Smtp"),
+            Configured::Smtp { .. } => f.write_str("Configured::Smtp"),
             Configured::Sendmail(_) => f.write_str("Configured::Sendmail"),
         }
     }
@@ -113,7 +120,10 @@ impl Configured {
                         ));
                     }
                 }
-                Ok(Configured::Smtp(Box::new(b.build())))
+                Ok(Configured::Smtp {
+                    transport: Box::new(b.build()),
+                    login_refused: None,
+                })
             }
             TransportOptions::Sendmail { command } => Ok(Configured::Sendmail(
                 SendmailTransport::new_with_command(command.as_os_str()),
@@ -137,7 +147,14 @@ impl Transport for Configured {
             Err(e) => return Outcome::Permanent(e),
         };
         match self {
-            Configured::Smtp(t) => match t.send_raw(&env, message) {
+            Configured::Smtp {
+                login_refused: Some(why),
+                ..
+            } => Outcome::Temporary(format!("{why} (not tried again in this run)")),
+            Configured::Smtp {
+                transport,
+                login_refused,
+            } => match transport.send_raw(&env, message) {
                 Ok(r) => Outcome::Sent(format!(
                     "{} {}",
                     r.code(),
@@ -146,10 +163,12 @@ impl Transport for Configured {
                 // 530-538 answer our login (RFC 4954 §6), not the recipient: a wrong
                 // `password_file` must not count as the destination bouncing.
                 Err(e) if e.status().is_some_and(|c| c.to_string().starts_with("53")) => {
-                    Outcome::Temporary(format!(
+                    let why = format!(
                         "the relay refused our SMTP AUTH login (check [transport] username \
                          and password_file): {e}"
-                    ))
+                    );
+                    *login_refused = Some(why.clone());
+                    Outcome::Temporary(why)
                 }
                 Err(e) if e.is_permanent() => Outcome::Permanent(e.to_string()),
                 Err(e) => Outcome::Temporary(e.to_string()),
@@ -195,5 +214,86 @@ mod tests {
         let e = Configured::new(&smtp(Some(empty))).unwrap_err().to_string();
         assert!(e.contains("no PEM certificate in it"), "{e}");
         assert!(Configured::new(&smtp(None)).is_ok());
+    }
+
+    /// A relay on loopback that refuses every login with 535: how many connections it
+    /// saw, and how many AUTH commands.
+    fn refusing_relay() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{BufRead, BufReader, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let logins = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = std::sync::Arc::clone(&logins);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let _ = conn.write_all(b"220 relay.test ESMTP\r\n");
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" => b"250-relay.test\r\n250 AUTH PLAIN LOGIN\r\n",
+                        "AUTH" => {
+                            counted.fetch_add(1, Ordering::SeqCst);
+                            b"535 5.7.8 Error: authentication failed\r\n"
+                        }
+                        "QUIT" => b"221 bye\r\n",
+                        _ => b"250 ok\r\n",
+                    };
+                    let _ = conn.write_all(reply);
+                    if verb == "QUIT" {
+                        break;
+                    }
+                }
+            }
+        });
+        (port, logins)
+    }
+
+    #[test]
+    fn a_refused_login_is_not_tried_again() {
+        let (port, logins) = refusing_relay();
+        let dir = tempfile::tempdir().unwrap();
+        let password = dir.path().join("password");
+        std::fs::write(&password, "wrong\n").unwrap();
+        let options = TransportOptions::Smtp {
+            host: "127.0.0.1".into(),
+            port,
+            starttls: StartTls::None,
+            ca_file: None,
+            username: Some("dmarc".into()),
+            password_file: Some(password),
+            timeout: 5,
+        };
+        let mut t = Configured::new(&options).unwrap();
+        let msg = b"From: <a@example.com>\r\nSubject: x\r\n\r\nx\r\n";
+        let outcomes: Vec<Outcome> = (0..5)
+            .map(|_| t.send("a@example.com", "b@example.net", msg))
+            .collect();
+        for o in &outcomes {
+            let Outcome::Temporary(why) = o else {
+                panic!("{o:?}")
+            };
+            assert!(
+                why.contains("the relay refused our SMTP AUTH login") && why.contains("535"),
+                "{why}"
+            );
+        }
+        assert!(
+            matches!(&outcomes[4], Outcome::Temporary(w) if w.ends_with("(not tried again in this run)"))
+        );
+        assert_eq!(logins.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // A new transport (the next run) tries again.
+        let mut next = Configured::new(&options).unwrap();
+        assert!(matches!(
+            next.send("a@example.com", "b@example.net", msg),
+            Outcome::Temporary(_)
+        ));
+        assert_eq!(logins.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 }
