@@ -17,12 +17,14 @@
 //! The milter's test (milter_postfix.rs) uses the same Postfix; cargo runs test binaries
 //! one after another, and the two use different listeners and maildirs.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod report_common;
+use report_common::{bench, dmarc, expected, org, report_key, summary_figures, unix_now};
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
@@ -31,20 +33,6 @@ fn env(name: &str) -> String {
              `bash scripts/test.sh`, or `bash scripts/dovecot.sh -- bash scripts/postfix.sh -- cargo test -p dmarc --test report_postfix` (as root)"
         )
     })
-}
-
-fn dmarc(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_dmarc"))
-        .args(args)
-        .output()
-        .expect("run dmarc");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "dmarc {args:?} failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
 }
 
 /// The messages delivered into `maildir` (new/), waiting up to 30 s for `n` of them.
@@ -67,18 +55,6 @@ fn wait_for(maildir: &Path, n: usize) -> Vec<PathBuf> {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn org(d: &str) -> String {
-    let l: Vec<&str> = d.rsplitn(3, '.').collect();
-    format!("{}.{}", l[1], l[0])
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 #[test]
@@ -105,7 +81,7 @@ fn reports_go_through_postfix_arrive_verify_and_bounce() {
         "the Postfix maildirs are not empty: start a fresh scripts/postfix.sh"
     );
 
-    let bench = dmarc_testkit::corpus("mail-bench");
+    let bench = bench();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
 
@@ -138,25 +114,16 @@ fn reports_go_through_postfix_arrive_verify_and_bounce() {
     );
     let text = std::fs::read_to_string(bench.join("cases.jsonl")).unwrap();
     let mut cases = String::new();
-    // Per policy domain: messages, DMARC passes, dispositions none/quarantine/reject.
-    let mut want: BTreeMap<String, [u64; 5]> = BTreeMap::new();
     for line in text.lines() {
         let mut c: Value = serde_json::from_str(line).unwrap();
         let pd = org(c["from_domain"].as_str().unwrap());
         assert!(chosen.contains(&pd), "{pd} publishes no rua=");
-        let e = want.entry(pd).or_default();
-        e[0] += 1;
-        e[1] += u64::from(c["dmarc"] == "pass");
-        match c["policy"].as_str().unwrap() {
-            "none" => e[2] += 1,
-            "quarantine" => e[3] += 1,
-            "reject" => e[4] += 1,
-            other => panic!("policy {other}"),
-        }
         let file = bench.join(c["file"].as_str().unwrap());
         c["file"] = Value::from(file.to_str().unwrap());
         cases.push_str(&format!("{c}\n"));
     }
+    // Per policy domain: messages, DMARC passes, dispositions none/quarantine/reject.
+    let want = expected();
     assert_eq!(want.len(), chosen.len());
     let cases_path = d.join("cases.jsonl");
     std::fs::write(&cases_path, cases).unwrap();
@@ -180,19 +147,7 @@ fn reports_go_through_postfix_arrive_verify_and_bounce() {
     // The DNS at sending time: every domain's rua= (and ruf= where there is one) at
     // reports.example, which authorised them; brand0's also at the three failing
     // destinations, authorised too; our own DKIM key.
-    let key = d.join("reports.key.pem");
-    let keygen = dmarc(&[
-        "dkim",
-        "keygen",
-        "--domain",
-        "receiver.example",
-        "--selector",
-        "rep",
-        "--algorithm",
-        "ed25519",
-        "--out",
-        key.to_str().unwrap(),
-    ]);
+    let (key, key_line) = report_key(d);
     let mut z = String::new();
     for l in zone_text.lines() {
         let Some(pd) = chosen
@@ -240,7 +195,7 @@ fn reports_go_through_postfix_arrive_verify_and_bounce() {
             ));
         }
     }
-    z.push_str(keygen.lines().find(|l| l.contains("_domainkey")).unwrap());
+    z.push_str(&key_line);
     z.push('\n');
     let send_zone = d.join("send.zone");
     std::fs::write(&send_zone, z).unwrap();
@@ -285,98 +240,9 @@ fn reports_go_through_postfix_arrive_verify_and_bounce() {
     )
     .unwrap();
 
-    // `starttls = "required"` sends nothing to a relay that does not offer STARTTLS, nor
-    // to one whose certificate no trusted CA signed (no ca_file: the system's CAs only).
-    // Each on a copy of the store, two days later (every report is due).
-    // Both are deferred (the relay may be fixed), never sent in the clear.
-    for (name, relay, why) in [
-        (
-            "plain",
-            &plain_relay,
-            "internal client error: STARTTLS is not supported on this server",
-        ),
-        (
-            "untrusted",
-            &tls_relay,
-            "network error: invalid peer certificate: UnknownIssuer",
-        ),
-    ] {
-        let copy = d.join(format!("{name}.sqlite3"));
-        std::fs::copy(&db, &copy).unwrap();
-        let conf = d.join(format!("{name}.toml"));
-        std::fs::write(&conf, config_text(relay, None, None)).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_dmarc"))
-            .args([
-                "report",
-                "send",
-                "--db",
-                copy.to_str().unwrap(),
-                "--dns-zone",
-            ])
-            .arg(&send_zone)
-            .arg("--config")
-            .arg(&conf)
-            .args(["--now", &(unix_now() + 2 * 86_400).to_string()])
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "{name}: {stdout}");
-        let deferred = format!("mailto:dmarc@reports.example: deferred: {why} (attempt 1 of 2; ");
-        assert_eq!(
-            stdout.matches(&deferred).count(),
-            chosen.len(),
-            "{name}: {stdout}"
-        );
-        assert!(!stdout.contains(": sent: "), "{name}: {stdout}");
-    }
-    // The listener that demands SMTP AUTH: a wrong password, and no login at all, send
-    // nothing (each on a copy of the store). A refused login is our configuration's
-    // fault, not the destination's: every report is deferred, nothing suppressed. Without
-    // a login the relay refuses the recipient (554), which is the destination failing.
-    let refused_login = "mailto:dmarc@reports.example: deferred: the relay refused our SMTP AUTH login (check [transport] \
-                         username and password_file): permanent error (535): 5.7.8 Error: \
-                         authentication failed";
-    for (name, login, why, count) in [
-        (
-            "wrong-password",
-            Some((auth_user.as_str(), wrong_password_file.as_path())),
-            refused_login,
-            chosen.len(),
-        ),
-        (
-            "no-login",
-            None,
-            "mailto:dmarc@reports.example: failed: permanent error (554): 5.7.1 <unknown[127.0.0.1]>: Client host rejected: Access denied",
-            1,
-        ),
-    ] {
-        let copy = d.join(format!("{name}.sqlite3"));
-        std::fs::copy(&db, &copy).unwrap();
-        let conf = d.join(format!("{name}.toml"));
-        std::fs::write(&conf, config_text(&auth_relay, Some(&tls_ca), login)).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_dmarc"))
-            .args([
-                "report",
-                "send",
-                "--db",
-                copy.to_str().unwrap(),
-                "--dns-zone",
-            ])
-            .arg(&send_zone)
-            .arg("--config")
-            .arg(&conf)
-            .args(["--now", &(unix_now() + 2 * 86_400).to_string()])
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(!stdout.contains(": sent: "), "{name}: {stdout}");
-        assert_eq!(
-            stdout.matches(why).count(),
-            count,
-            "{name}: {}\n{stdout}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    // The store before anything is sent, for the relays that get nothing (at the end).
+    let unsent = d.join("unsent.sqlite3");
+    std::fs::copy(&db, &unsent).unwrap();
     // `dmarc report send`, with the exit status it must have: 1 when a delivery failed
     // for good in the run.
     let send = |now: u64, failed: bool| {
@@ -570,26 +436,7 @@ fn reports_go_through_postfix_arrive_verify_and_bounce() {
         second.contains(&format!("0 new, {} duplicate, 0 rejected", delivered.len())),
         "{second}"
     );
-    let summary: Value =
-        serde_json::from_str(&dmarc(&["summary", "--db", back_s, "--json"])).unwrap();
-    let mut got: BTreeMap<String, [u64; 5]> = BTreeMap::new();
-    for dom in summary["domains"].as_array().unwrap() {
-        let e = got
-            .entry(dom["domain"].as_str().unwrap().to_owned())
-            .or_default();
-        for (i, k) in [
-            "messages",
-            "dmarc_pass",
-            "disposition_none",
-            "disposition_quarantine",
-            "disposition_reject",
-        ]
-        .iter()
-        .enumerate()
-        {
-            e[i] += dom[k].as_u64().unwrap();
-        }
-    }
+    let (got, summary) = summary_figures(back_s);
     assert_eq!(got, want);
     let failure_back: u64 = summary["failure_reports"]
         .as_array()
@@ -601,4 +448,104 @@ fn reports_go_through_postfix_arrive_verify_and_bounce() {
         })
         .sum();
     assert_eq!(failure_back, failure_sent as u64, "{summary}");
+
+    // Relays that get nothing, each tried on a copy of the store before anything was sent,
+    // two days later (every report is due); tried last, because after a refused login
+    // Dovecot delays the next login from this address by seconds (its auth penalty).
+    // `starttls = "required"` sends nothing to a relay that does not offer STARTTLS, nor to
+    // one whose certificate no trusted CA signed (no ca_file: the system's CAs only); both
+    // are deferred (the relay may be fixed), never sent in the clear. The listener that
+    // demands SMTP AUTH: a wrong password is our configuration's fault, not the
+    // destination's: every report is deferred, nothing suppressed (and the login is tried
+    // once, not once per report). Without a login the relay refuses the recipient (554),
+    // which is the destination failing: one report fails for good (exit status 1), the
+    // others wait behind it.
+    let deferred =
+        |why: &str| format!("mailto:dmarc@reports.example: deferred: {why} (attempt 1 of 2; ");
+    struct Refusal<'a> {
+        name: &'a str,
+        relay: &'a str,
+        ca_file: Option<&'a str>,
+        login: Option<(&'a str, &'a Path)>,
+        says: String,
+        times: usize,
+        status: i32,
+    }
+    let refusals = [
+        Refusal {
+            name: "plain",
+            relay: &plain_relay,
+            ca_file: None,
+            login: None,
+            says: deferred("internal client error: STARTTLS is not supported on this server"),
+            times: chosen.len(),
+            status: 0,
+        },
+        Refusal {
+            name: "untrusted",
+            relay: &tls_relay,
+            ca_file: None,
+            login: None,
+            says: deferred("network error: invalid peer certificate: UnknownIssuer"),
+            times: chosen.len(),
+            status: 0,
+        },
+        Refusal {
+            name: "wrong-password",
+            relay: &auth_relay,
+            ca_file: Some(&tls_ca),
+            login: Some((&auth_user, &wrong_password_file)),
+            says: "mailto:dmarc@reports.example: deferred: the relay refused our SMTP AUTH \
+                   login (check [transport] username and password_file): permanent error \
+                   (535): 5.7.8 Error: authentication failed"
+                .to_owned(),
+            times: chosen.len(),
+            status: 0,
+        },
+        Refusal {
+            name: "no-login",
+            relay: &auth_relay,
+            ca_file: Some(&tls_ca),
+            login: None,
+            says: "mailto:dmarc@reports.example: failed: permanent error (554): 5.7.1 \
+                   <unknown[127.0.0.1]>: Client host rejected: Access denied"
+                .to_owned(),
+            times: 1,
+            status: 1,
+        },
+    ];
+    for r in &refusals {
+        let name = r.name;
+        let copy = d.join(format!("{name}.sqlite3"));
+        std::fs::copy(&unsent, &copy).unwrap();
+        let conf = d.join(format!("{name}.toml"));
+        std::fs::write(&conf, config_text(r.relay, r.ca_file, r.login)).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_dmarc"))
+            .args([
+                "report",
+                "send",
+                "--db",
+                copy.to_str().unwrap(),
+                "--dns-zone",
+            ])
+            .arg(&send_zone)
+            .arg("--config")
+            .arg(&conf)
+            .args(["--now", &(unix_now() + 2 * 86_400).to_string()])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(r.status),
+            "{name}: {stderr}\n{stdout}"
+        );
+        assert!(!stdout.contains(": sent: "), "{name}: {stdout}");
+        assert_eq!(
+            stdout.matches(&r.says).count(),
+            r.times,
+            "{name}: {stderr}\n{stdout}"
+        );
+    }
 }

@@ -13,23 +13,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
-fn dmarc(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_dmarc"))
-        .args(args)
-        .output()
-        .expect("run dmarc");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "dmarc {args:?} failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-fn bench() -> PathBuf {
-    dmarc_testkit::corpus("mail-bench")
-}
+mod report_common;
+use report_common::{bench, dmarc, expected, report_key, summary_figures, unix_now};
 
 fn xsd() -> PathBuf {
     dmarc_testkit::workspace_root().join("../shared/specs/rfc9990-dmarc-2.0.xsd")
@@ -73,30 +58,6 @@ fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     v
 }
 
-/// The corpus's own verdicts, counted as the summary counts them: per policy domain
-/// (the Organizational Domain of the From domain here), messages, DMARC passes and
-/// dispositions.
-fn expected() -> BTreeMap<String, [u64; 5]> {
-    let mut m: BTreeMap<String, [u64; 5]> = BTreeMap::new();
-    let text = std::fs::read_to_string(bench().join("cases.jsonl")).unwrap();
-    for line in text.lines() {
-        let c: Value = serde_json::from_str(line).unwrap();
-        let from = c["from_domain"].as_str().unwrap();
-        let labels: Vec<&str> = from.rsplitn(3, '.').collect();
-        let org = format!("{}.{}", labels[1], labels[0]);
-        let e = m.entry(org).or_default();
-        e[0] += 1;
-        e[1] += u64::from(c["dmarc"] == "pass");
-        match c["policy"].as_str().unwrap() {
-            "none" => e[2] += 1,
-            "quarantine" => e[3] += 1,
-            "reject" => e[4] += 1,
-            other => panic!("policy {other}"),
-        }
-    }
-    m
-}
-
 #[test]
 fn observations_become_reports_that_arrive_validate_and_read_back() {
     let dir = tempfile::tempdir().unwrap();
@@ -119,19 +80,7 @@ fn observations_become_reports_that_arrive_validate_and_read_back() {
     // The DNS at sending time: brand0 now also asks for reports at a vendor that
     // authorised them, at one that has a 1 KiB limit, and at one that did not authorise
     // them; our own DKIM key.
-    let key = d.join("reports.key.pem");
-    let keygen = dmarc(&[
-        "dkim",
-        "keygen",
-        "--domain",
-        "receiver.example",
-        "--selector",
-        "rep",
-        "--algorithm",
-        "ed25519",
-        "--out",
-        key.to_str().unwrap(),
-    ]);
+    let (key, key_line) = report_key(d);
     let mut z: String = std::fs::read_to_string(&zone)
         .unwrap()
         .lines()
@@ -143,7 +92,7 @@ fn observations_become_reports_that_arrive_validate_and_read_back() {
          mailto:agg@vendor.example,mailto:small@vendor.example!1k,mailto:x@unauth.example\"\n\
          brand0.example._report._dmarc.vendor.example. IN TXT \"v=DMARC1\"\n",
     );
-    z.push_str(keygen.lines().find(|l| l.contains("_domainkey")).unwrap());
+    z.push_str(&key_line);
     z.push('\n');
     let send_zone = d.join("send.zone");
     std::fs::write(&send_zone, z).unwrap();
@@ -181,12 +130,7 @@ fn observations_become_reports_that_arrive_validate_and_read_back() {
         ),
     )
     .unwrap();
-    let now = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 2 * 86_400)
-        .to_string();
+    let now = (unix_now() + 2 * 86_400).to_string();
     let common = [
         "--db",
         db_s,
@@ -269,26 +213,7 @@ fn observations_become_reports_that_arrive_validate_and_read_back() {
         second.contains("0 new, 25 duplicate, 0 rejected"),
         "{second}"
     );
-    let summary: Value =
-        serde_json::from_str(&dmarc(&["summary", "--db", back_s, "--json"])).unwrap();
-    let mut got: BTreeMap<String, [u64; 5]> = BTreeMap::new();
-    for dom in summary["domains"].as_array().unwrap() {
-        let e = got
-            .entry(dom["domain"].as_str().unwrap().to_owned())
-            .or_default();
-        for (i, k) in [
-            "messages",
-            "dmarc_pass",
-            "disposition_none",
-            "disposition_quarantine",
-            "disposition_reject",
-        ]
-        .iter()
-        .enumerate()
-        {
-            e[i] += dom[k].as_u64().unwrap();
-        }
-    }
+    let (got, _) = summary_figures(back_s);
     assert_eq!(got, expected());
 }
 
@@ -311,12 +236,7 @@ fn the_rfc7489_format_is_written_on_request() {
         zone_s,
     ]);
     let out = d.join("dry");
-    let now = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 2 * 86_400)
-        .to_string();
+    let now = (unix_now() + 2 * 86_400).to_string();
     dmarc(&[
         "report",
         "send",
@@ -430,19 +350,7 @@ fn failure_reports_are_queued_sent_and_read_back() {
     );
 
     // Sending: one ruf domain also names an external address that did not authorise it.
-    let key = d.join("reports.key.pem");
-    let keygen = dmarc(&[
-        "dkim",
-        "keygen",
-        "--domain",
-        "receiver.example",
-        "--selector",
-        "rep",
-        "--algorithm",
-        "ed25519",
-        "--out",
-        key.to_str().unwrap(),
-    ]);
+    let (key, key_line) = report_key(d);
     let ext = &ruf_domains[0];
     let mut z: String = zone_text
         .lines()
@@ -452,7 +360,7 @@ fn failure_reports_are_queued_sent_and_read_back() {
     z.push_str(&format!(
         "_dmarc.{ext}. IN TXT \"v=DMARC1; p=quarantine; ruf=mailto:forensic@{ext},mailto:x@unauth.example; fo=1\"\n"
     ));
-    z.push_str(keygen.lines().find(|l| l.contains("_domainkey")).unwrap());
+    z.push_str(&key_line);
     z.push('\n');
     let send_zone = d.join("send.zone");
     std::fs::write(&send_zone, z).unwrap();
@@ -491,12 +399,7 @@ fn failure_reports_are_queued_sent_and_read_back() {
     .unwrap();
     // Within the hour of the arrivals (failure reports are about fresh failures), so no
     // aggregate period is closed yet.
-    let now = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 60)
-        .to_string();
+    let now = (unix_now() + 60).to_string();
     let common = [
         "--db",
         db_s,
@@ -881,10 +784,7 @@ fn like_failure_incidents_are_merged_into_one_report() {
         ),
     )
     .unwrap();
-    let arrived = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let arrived = unix_now();
     let send = |now: u64, dry: Option<&Path>| {
         let now = now.to_string();
         let mut args = vec!["report", "send"];
@@ -981,12 +881,7 @@ fn dkim_canonicalized_header_only_on_request() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("queued 1 failure-report"));
-    let now = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 60)
-        .to_string();
+    let now = (unix_now() + 60).to_string();
     let report_with = |option: bool| -> Value {
         let config = d.join(format!("reports-{option}.toml"));
         std::fs::write(
@@ -1111,12 +1006,7 @@ fn honour_ri_gives_hourly_periods_never_under_an_hour() {
         .collect();
     let send_zone = d.join("send.zone");
     std::fs::write(&send_zone, z).unwrap();
-    let now = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 2 * 86_400)
-        .to_string();
+    let now = (unix_now() + 2 * 86_400).to_string();
 
     // Per policy domain: the lengths of the periods reported, seconds.
     let periods = |honour: bool| -> BTreeMap<String, Vec<i64>> {
