@@ -1098,21 +1098,24 @@ fn dns_record_alerts_fire_on_change_and_break_and_clear_when_fixed() {
         }
         std::fs::write(&zone, z).expect("zone");
     };
-    let mut day = 3;
-    let mut check = || -> (i32, Value) {
-        let now = format!("2016-03-{day:02}");
-        day += 1;
+    // Each evaluation a day after the one before.
+    let day = std::cell::Cell::new(3);
+    let check_with = |extra: &[&str]| -> (i32, Value) {
+        let now = format!("2016-03-{:02}", day.get());
+        day.set(day.get() + 1);
         let out = Command::new(env!("CARGO_BIN_EXE_dmarc"))
             .args(["alerts", "check", "--config"])
             .arg(&config)
             .args(["--db", &db, "--now", &now, "--json", "--dns-zone"])
             .arg(&zone)
+            .args(extra)
             .output()
             .expect("run");
         let v = serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
         (out.status.code().expect("exit code"), v)
     };
+    let check = || check_with(&[]);
     // Rule and subject without the time a change carries.
     let listed = |v: &Value, key: &str| -> Vec<String> {
         let mut s: Vec<String> = v["changes"][key]
@@ -1166,8 +1169,17 @@ fn dns_record_alerts_fire_on_change_and_break_and_clear_when_fixed() {
     assert_eq!(v["dns"].as_array().expect("dns").len(), 3, "{v}");
     calls(0);
 
-    // p=reject becomes p=none: one change, told once with both texts.
+    // p=reject becomes p=none: a dry run says it would fire, and keeps and sends nothing;
+    // then one change, told once with both texts.
     write_zone(Some(dmarc_none), spf_ok, Some(key));
+    let (code, v) = check_with(&["--dry-run"]);
+    assert_eq!(
+        (code, listed(&v, "fired")),
+        (1, vec![dmarc_change.clone()]),
+        "{v}"
+    );
+    calls(0);
+    mails_now(0);
     let (code, v) = check();
     assert_eq!(
         (code, listed(&v, "fired")),
@@ -1189,7 +1201,7 @@ fn dns_record_alerts_fire_on_change_and_break_and_clear_when_fixed() {
     let m = mails_now(1);
     assert!(
         m[0].contains(
-            "Subject: dmarc alert fired: dns_change dns.example dmarc _dmarc.dns.example 2016-03-04"
+            "Subject: dmarc alert fired: dns_change dns.example dmarc _dmarc.dns.example 2016-03-05"
         ),
         "{}",
         m[0]
