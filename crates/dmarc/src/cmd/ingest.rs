@@ -10,7 +10,7 @@ use dmarc_ingest::{ItemOutcome, ingest_paths, plan};
 use dmarc_report::Limits;
 use dmarc_store::Store;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde_json::json;
+use serde::Serialize;
 
 /// Where the report store is (`--db`).
 #[derive(Debug, Clone, clap::Args)]
@@ -193,15 +193,11 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         writeln!(
             out,
             "{}",
-            json!({
-                "inputs": read,
-                "bytes": total,
-                "new": counts.new,
-                "duplicate": counts.duplicate,
-                "rejected": counts.rejected,
-                "rejected_new": counts.rejected_new,
-                "db": store.location(),
-            })
+            serde_json::to_string(&IngestJson {
+                bytes: Some(total),
+                inputs: Some(read),
+                ..IngestJson::new(counts, store.location())
+            })?
         )?;
     } else {
         writeln!(
@@ -285,15 +281,11 @@ fn run_imap(
         writeln!(
             out,
             "{}",
-            json!({
-                "messages": summary.processed + summary.rejected,
-                "oversized": summary.oversized,
-                "new": counts.new,
-                "duplicate": counts.duplicate,
-                "rejected": counts.rejected,
-                "rejected_new": counts.rejected_new,
-                "db": store.location(),
-            })
+            serde_json::to_string(&IngestJson {
+                messages: Some(summary.processed + summary.rejected),
+                oversized: Some(summary.oversized),
+                ..IngestJson::new(counts, store.location())
+            })?
         )?;
     } else {
         writeln!(out, "{summary}")?;
@@ -301,4 +293,40 @@ fn run_imap(
     }
     out.flush().context("writing to stdout")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `--json` line of `dmarc ingest` (paths, or an IMAP mailbox): the keys in sorted order,
+/// as in the other JSON outputs; `bytes` and `inputs` for paths, `messages` and `oversized`
+/// for a mailbox.
+#[derive(Serialize)]
+struct IngestJson<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
+    db: &'a str,
+    duplicate: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inputs: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    messages: Option<u64>,
+    new: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    oversized: Option<u64>,
+    rejected: u64,
+    rejected_new: u64,
+}
+
+impl<'a> IngestJson<'a> {
+    fn new(c: dmarc_ingest::Counts, db: &'a str) -> Self {
+        IngestJson {
+            bytes: None,
+            db,
+            duplicate: c.duplicate,
+            inputs: None,
+            messages: None,
+            new: c.new,
+            oversized: None,
+            rejected: c.rejected,
+            rejected_new: c.rejected_new,
+        }
+    }
 }

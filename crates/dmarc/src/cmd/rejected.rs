@@ -4,7 +4,6 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use serde_json::json;
 
 use super::ingest::DbArgs;
 use super::summary::{clean, utc};
@@ -38,7 +37,8 @@ pub fn run(args: RejectedArgs) -> anyhow::Result<ExitCode> {
     let list = store.rejected()?;
     if args.json {
         for r in &list {
-            writeln!(out, "{}", json!(r))?;
+            serde_json::to_writer(&mut out, r)?;
+            writeln!(out)?;
         }
     } else if list.is_empty() {
         writeln!(out, "no rejected inputs in {}", store.location())?;

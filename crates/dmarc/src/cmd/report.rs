@@ -10,7 +10,6 @@ use dmarc_report::aggregate::{
 };
 use dmarc_report::{FailureReport, Limits, Parsed, ParsedReport, TlsReport};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
-use serde_json::Value;
 
 /// Arguments of `dmarc report`.
 #[derive(Debug, clap::Args)]
@@ -148,7 +147,7 @@ fn write_json_line(out: &mut impl Write, file: &str, p: &Parsed) -> anyhow::Resu
         ParsedReport::Failure(f) => {
             serde_json::to_writer(&mut *out, &FailureJson { f, file, source })?
         }
-        ParsedReport::SmtpTls(t) => serde_json::to_writer(&mut *out, &tls_json(t, file, source))?,
+        ParsedReport::SmtpTls(t) => serde_json::to_writer(&mut *out, &TlsJson { t, file, source })?,
     }
     out.write_all(b"\n")?;
     Ok(())
@@ -183,13 +182,13 @@ where
     }
 }
 
-/// The text of an optional word, or `null` (the human summary).
-fn word<T: std::fmt::Display>(v: &Option<T>) -> Value {
-    v.as_ref().map_or(Value::Null, |w| w.to_string().into())
+/// The text of an optional word (the human summary).
+fn word<T: std::fmt::Display>(v: &Option<T>) -> Option<String> {
+    v.as_ref().map(ToString::to_string)
 }
 
 /// `dmarc report parse --json` of an aggregate report, straight from the model. Every map
-/// is written with its keys sorted, the order `serde_json::Value` gives the other kinds.
+/// is written with its keys sorted, as for the other kinds.
 struct AggregateJson<'a> {
     a: &'a AggregateReport,
     file: &'a str,
@@ -380,16 +379,29 @@ impl Serialize for FailureJson<'_> {
     }
 }
 
-/// A TLS report's JSON line. Still built as a `Value` (its nested policies would need
-/// sorted-key writers of their own); TLS reports are small.
-fn tls_json(t: &TlsReport, file: &str, source: &str) -> Value {
-    let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
-    if let Value::Object(m) = &mut v {
-        m.insert("kind".into(), "smtp_tls".into());
-        m.insert("file".into(), file.into());
-        m.insert("source".into(), source.into());
+/// `dmarc report parse --json` of an SMTP TLS report: the model's own `Serialize` (its
+/// fields are declared in key order) with `file`, `kind` and `source` in their sorted places.
+struct TlsJson<'a> {
+    t: &'a TlsReport,
+    file: &'a str,
+    source: &'a str,
+}
+
+impl Serialize for TlsJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let t = self.t;
+        let mut map = s.serialize_map(Some(9))?;
+        map.serialize_entry("contact_info", &t.contact_info)?;
+        map.serialize_entry("date_range", &t.date_range)?;
+        map.serialize_entry("file", self.file)?;
+        map.serialize_entry("kind", "smtp_tls")?;
+        map.serialize_entry("organization_name", &t.organization_name)?;
+        map.serialize_entry("policies", &t.policies)?;
+        map.serialize_entry("report_id", &t.report_id)?;
+        map.serialize_entry("source", self.source)?;
+        map.serialize_entry("warnings", &t.warnings)?;
+        map.end()
     }
-    v
 }
 
 fn summary(p: &Parsed) -> String {
@@ -418,7 +430,7 @@ fn summary(p: &Parsed) -> String {
                 a.metadata.org_name,
                 a.metadata.report_id,
                 a.policy_published.domain,
-                word(&a.policy_published.p).as_str().unwrap_or("?"),
+                word(&a.policy_published.p).as_deref().unwrap_or("?"),
                 utc(a.metadata.date_range.begin),
                 utc(a.metadata.date_range.end),
                 a.records.len(),
@@ -429,7 +441,7 @@ fn summary(p: &Parsed) -> String {
         ParsedReport::Failure(f) => format!(
             "{src}: failure report ({}) for {}: source {}, auth failure {}, identity alignment {}, \
              arrived {}{}",
-            word(&f.feedback_type).as_str().unwrap_or("unknown type"),
+            word(&f.feedback_type).as_deref().unwrap_or("unknown type"),
             if f.reported_domain.is_empty() {
                 "unknown domain".to_string()
             } else {
@@ -437,7 +449,7 @@ fn summary(p: &Parsed) -> String {
             },
             f.source_ip
                 .map_or("unknown".to_string(), |ip| ip.to_string()),
-            word(&f.auth_failure).as_str().unwrap_or("unstated"),
+            word(&f.auth_failure).as_deref().unwrap_or("unstated"),
             f.identity_alignment.map_or("unstated", |a| a.as_str()),
             f.arrival_date.as_deref().unwrap_or("unknown"),
             warn(&f.warnings)

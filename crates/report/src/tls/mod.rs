@@ -13,18 +13,22 @@ use crate::error::{ReportError, SourcePath};
 use crate::words::word_enum;
 
 /// One SMTP TLS report (§4.4).
+///
+/// The fields of this type and of the types it holds are declared in alphabetical order, so
+/// that their derived `Serialize` writes the keys sorted, as `dmarc report parse --json`
+/// writes every report kind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TlsReport {
-    /// `organization-name`.
-    pub organization_name: String,
-    /// `date-range`.
-    pub date_range: TlsDateRange,
     /// `contact-info` (may be null in practice).
     pub contact_info: Option<String>,
-    /// `report-id`.
-    pub report_id: String,
+    /// `date-range`.
+    pub date_range: TlsDateRange,
+    /// `organization-name`.
+    pub organization_name: String,
     /// `policies`.
     pub policies: Vec<TlsPolicyResult>,
+    /// `report-id`.
+    pub report_id: String,
     /// What the parser tolerated.
     #[serde(default)]
     pub warnings: Vec<String>,
@@ -33,26 +37,26 @@ pub struct TlsReport {
 /// `date-range`: RFC 3339 date-times as written, and as Unix seconds when they parse.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TlsDateRange {
-    /// `start-datetime` as written.
-    pub start_datetime: String,
-    /// `end-datetime` as written.
-    pub end_datetime: String,
     /// `start-datetime` in seconds since the Unix epoch.
     pub begin: Option<i64>,
     /// `end-datetime` in seconds since the Unix epoch.
     pub end: Option<i64>,
+    /// `end-datetime` as written.
+    pub end_datetime: String,
+    /// `start-datetime` as written.
+    pub start_datetime: String,
 }
 
 /// One entry of `policies`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TlsPolicyResult {
+    /// `failure-details`.
+    #[serde(default)]
+    pub failure_details: Vec<TlsFailureDetails>,
     /// `policy`.
     pub policy: TlsPolicy,
     /// `summary`.
     pub summary: TlsSummary,
-    /// `failure-details`.
-    #[serde(default)]
-    pub failure_details: Vec<TlsFailureDetails>,
 }
 
 word_enum! {
@@ -98,46 +102,46 @@ word_enum! {
 /// `policy`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TlsPolicy {
-    /// `policy-type`.
-    pub policy_type: TlsPolicyType,
-    /// `policy-string`: the policy's lines.
-    #[serde(default)]
-    pub policy_string: Vec<String>,
-    /// `policy-domain`.
-    pub policy_domain: Option<String>,
     /// `mx-host`.
     #[serde(default)]
     pub mx_host: Vec<String>,
+    /// `policy-domain`.
+    pub policy_domain: Option<String>,
+    /// `policy-string`: the policy's lines.
+    #[serde(default)]
+    pub policy_string: Vec<String>,
+    /// `policy-type`.
+    pub policy_type: TlsPolicyType,
 }
 
 /// `summary`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TlsSummary {
-    /// `total-successful-session-count`.
-    pub total_successful_session_count: u64,
     /// `total-failure-session-count`.
     pub total_failure_session_count: u64,
+    /// `total-successful-session-count`.
+    pub total_successful_session_count: u64,
 }
 
 /// One entry of `failure-details`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TlsFailureDetails {
+    /// `additional-information` (a URI).
+    pub additional_information: Option<String>,
+    /// `failed-session-count`.
+    pub failed_session_count: u64,
+    /// `failure-reason-code`.
+    pub failure_reason_code: Option<String>,
+    /// `receiving-ip`.
+    pub receiving_ip: Option<IpAddr>,
+    /// `receiving-mx-helo`.
+    pub receiving_mx_helo: Option<String>,
+    /// `receiving-mx-hostname`.
+    pub receiving_mx_hostname: Option<String>,
     /// `result-type`.
     pub result_type: TlsResultType,
     /// `sending-mta-ip`.
     pub sending_mta_ip: Option<IpAddr>,
-    /// `receiving-mx-hostname`.
-    pub receiving_mx_hostname: Option<String>,
-    /// `receiving-mx-helo`.
-    pub receiving_mx_helo: Option<String>,
-    /// `receiving-ip`.
-    pub receiving_ip: Option<IpAddr>,
-    /// `failed-session-count`.
-    pub failed_session_count: u64,
-    /// `additional-information` (a URI).
-    pub additional_information: Option<String>,
-    /// `failure-reason-code`.
-    pub failure_reason_code: Option<String>,
 }
 
 /// Parses an SMTP TLS report from its JSON bytes (not compressed).
