@@ -2,11 +2,12 @@
 //! a bad and a good file, SIGTERM finishing the message in progress).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use dmarc_milter::client::Client;
 use dmarc_milter::codec::{Command as Milter, ConnectAddress, Reply};
+use dmarc_testkit::daemon::Daemon;
 use dmarc_testkit::{corpus, workspace_root};
 use tokio::net::UnixStream;
 
@@ -92,59 +93,6 @@ fn scrape(addr: &str) -> String {
     out
 }
 
-/// The daemon's log (its standard error), read as it grows.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn wait_for_log(&self, needle: &str, occurrences: usize) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if self.log().matches(needle).count() >= occurrences {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("{needle:?} not in the log:\n{}", self.log());
-    }
-
-    /// Waits for the exit after SIGTERM, which must be clean; the log.
-    fn exit(mut self) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "still running:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        assert!(status.success(), "{status}:\n{}", self.log());
-        self.log()
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig}");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn write_config(path: &Path, socket: &Path, authserv_id: &str, extra: &str) {
     std::fs::write(
         path,
@@ -200,16 +148,7 @@ fn daemon_reloads_on_sighup_and_finishes_messages_on_sigterm() {
     let log = dir.path().join("stderr.log");
     let metrics = "[metrics]\nlisten = \"127.0.0.1:0\"";
     write_config(&config, &socket, "mx1.test", metrics);
-    let daemon = Daemon {
-        child: dmarc()
-            .args(["milter", "--config"])
-            .arg(&config)
-            .stderr(std::fs::File::create(&log).unwrap())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-        log,
-    };
+    let daemon = Daemon::spawn(dmarc().args(["milter", "--config"]).arg(&config), &log);
     daemon.wait_for_log("listening on unix:", 1);
     let log = daemon.log();
     let metrics_addr = log
@@ -284,31 +223,14 @@ fn daemon_reloads_on_sighup_and_finishes_messages_on_sigterm() {
             .unwrap();
         assert_eq!(r.last(), Some(&Reply::Accept), "{r:?}");
     });
-    let mut daemon = daemon;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = daemon.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still running:\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "{status}:\n{}", daemon.log());
-    assert!(daemon.log().contains("dmarc-milter: stopped"));
+    let log = daemon.exit_within(Duration::from_secs(20));
+    assert!(log.contains("dmarc-milter: stopped"));
     assert!(!socket.exists(), "the socket is removed");
     // One line per message, with the queue id unknown (no macros were sent).
     assert_eq!(
-        daemon
-            .log()
-            .matches("NOQUEUE: client=unknown[203.0.113.82]")
-            .count(),
+        log.matches("NOQUEUE: client=unknown[203.0.113.82]").count(),
         4,
-        "{}",
-        daemon.log()
+        "{log}"
     );
 }
 
@@ -323,16 +245,7 @@ fn counted(db: &Path) -> u64 {
 }
 
 fn start(config: &Path, log: &Path) -> Daemon {
-    let daemon = Daemon {
-        child: dmarc()
-            .args(["milter", "--config"])
-            .arg(config)
-            .stderr(std::fs::File::create(log).unwrap())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-        log: log.to_path_buf(),
-    };
+    let daemon = Daemon::spawn(dmarc().args(["milter", "--config"]).arg(config), log);
     daemon.wait_for_log("listening on unix:", 1);
     daemon
 }
@@ -608,23 +521,9 @@ fn sighup_applies_the_arc_settings() {
 /// row once.
 #[test]
 fn two_milters_count_into_one_postgres_exactly() {
-    let url = std::env::var("DMARC_TEST_POSTGRES").unwrap_or_else(|_| {
-        panic!(
-            "DMARC_TEST_POSTGRES is not set: this test needs a PostgreSQL server. Run \
-             `bash scripts/test.sh` (it starts a throwaway one), or set \
-             DMARC_TEST_POSTGRES=postgres://user@127.0.0.1:5432/database"
-        )
-    });
+    let url = dmarc_testkit::postgres::required_url();
     let schema = "milter_two";
-    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
-    admin
-        .batch_execute(&format!(
-            "SET client_min_messages = warning; DROP SCHEMA IF EXISTS {schema} CASCADE; \
-             CREATE SCHEMA {schema}"
-        ))
-        .expect("schema");
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let pg = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    let pg = dmarc_testkit::postgres::fresh_schema(&url, schema);
 
     let dir = tempfile::tempdir().unwrap();
     let counting = format!("db = \"{pg}\"\n[counting]\nflush_interval = 0.05\nmax_rows = 5\n");
@@ -634,16 +533,10 @@ fn two_milters_count_into_one_postgres_exactly() {
             let socket = dir.path().join(format!("milter{i}.sock"));
             let config = dir.path().join(format!("milter{i}.toml"));
             write_config(&config, &socket, &format!("mx{i}.test"), &counting);
-            let daemon = Daemon {
-                child: dmarc()
-                    .args(["milter", "--config"])
-                    .arg(&config)
-                    .stderr(std::fs::File::create(dir.path().join(format!("{i}.log"))).unwrap())
-                    .stdout(Stdio::null())
-                    .spawn()
-                    .unwrap(),
-                log: dir.path().join(format!("{i}.log")),
-            };
+            let daemon = Daemon::spawn(
+                dmarc().args(["milter", "--config"]).arg(&config),
+                &dir.path().join(format!("{i}.log")),
+            );
             (daemon, socket)
         })
         .collect();
@@ -738,5 +631,5 @@ fn two_milters_count_into_one_postgres_exactly() {
     }
     assert_eq!(got.values().sum::<u64>(), 2 * cases.len() as u64);
     assert_eq!(got, want);
-    let _ = admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+    dmarc_testkit::postgres::drop_schema(&url, schema);
 }
