@@ -31,18 +31,11 @@
 # Dovecot is installed from Debian's packages (dovecot-imapd) when missing; that needs root.
 set -euo pipefail
 
-ENV_FILE=""
-COMMAND=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --env-file) ENV_FILE="${2:?--env-file needs a path}"; shift 2 ;;
-    --) shift; COMMAND=("$@"); break ;;
-    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "scripts/dovecot.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
-  esac
-done
-
-log() { echo "scripts/dovecot.sh: $*" >&2; }
+NAME=dovecot
+SERVER=Dovecot
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_args "$@"
 
 # --- Install -------------------------------------------------------------------------------
 DOVECOT=$(command -v dovecot || true)
@@ -65,22 +58,15 @@ fi
 command -v openssl >/dev/null || { log "openssl is required"; exit 1; }
 
 # --- Temporary directory and cleanup --------------------------------------------------------
-DIR=$(mktemp -d "${TMPDIR:-/tmp}/dmarc-dovecot.XXXXXX")
-chmod 755 "$DIR"
 DOVECOT_PID=""
-cleanup() {
-  local status=$?
+stop_server() {
   if [ -n "$DOVECOT_PID" ] && kill -0 "$DOVECOT_PID" 2>/dev/null; then
     kill "$DOVECOT_PID" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$DOVECOT_PID" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$DOVECOT_PID" 2>/dev/null || true
   fi
-  rm -rf "$DIR"
-  exit "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+lib_tempdir
 
 # --- Certificates ---------------------------------------------------------------------------
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
@@ -118,15 +104,8 @@ printf '%s:{PLAIN}%s:%s:%s::%s/mail/%s::\n' \
   "$USER_NAME" "$PASSWORD" "$MAIL_UID" "$MAIL_GID" "$DIR" "$USER_NAME" >"$DIR/passwd"
 chmod 644 "$DIR/passwd"
 
-# --- Ports ----------------------------------------------------------------------------------
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && ! (exec 3<>"/dev/tcp/127.0.0.2/$1") 2>/dev/null; }
-pick_port() {
-  local p
-  while :; do
-    p=$(( 20000 + RANDOM % 40000 ))
-    if port_free "$p"; then echo "$p"; return; fi
-  done
-}
+# --- Ports: free on both loopback addresses the server listens on --------------------------
+ADDRS=(127.0.0.1 127.0.0.2)
 
 write_config() {
   local rootless=""
@@ -219,9 +198,9 @@ greeting_ready() {
 # --- Start ----------------------------------------------------------------------------------
 started=0
 for attempt in 1 2 3 4 5; do
-  IMAP_PORT=$(pick_port)
-  IMAPS_PORT=$(pick_port)
-  AUTH_PORT=$(pick_port)
+  IMAP_PORT=$(pick_port "${ADDRS[@]}")
+  IMAPS_PORT=$(pick_port "${ADDRS[@]}")
+  AUTH_PORT=$(pick_port "${ADDRS[@]}")
   [ "$(printf '%s\n' "$IMAP_PORT" "$IMAPS_PORT" "$AUTH_PORT" | sort -u | wc -l)" -ne 3 ] && continue
   write_config
   : >"$DIR/dovecot.log"
@@ -229,7 +208,7 @@ for attempt in 1 2 3 4 5; do
   DOVECOT_PID=$!
   for _ in $(seq 100); do
     if ! kill -0 "$DOVECOT_PID" 2>/dev/null; then break; fi
-    if ! port_free "$IMAP_PORT" && (exec 3<>"/dev/tcp/127.0.0.1/$IMAPS_PORT") 2>/dev/null \
+    if ! port_free "$IMAP_PORT" "${ADDRS[@]}" && (exec 3<>"/dev/tcp/127.0.0.1/$IMAPS_PORT") 2>/dev/null \
       && greeting_ready; then
       started=1; break
     fi
@@ -256,27 +235,7 @@ export DMARC_TEST_IMAP_PASSWORD="$PASSWORD"
 export DMARC_TEST_IMAP_CA_FILE="$DIR/ca.pem"
 export DMARC_TEST_IMAP_AUTH_PORT="$AUTH_PORT"
 
-exports() {
-  for v in HOST NOMOVE_HOST PORT TLS_PORT USER PASSWORD CA_FILE AUTH_PORT; do
-    local name="DMARC_TEST_IMAP_$v"
-    printf 'export %s=%q\n' "$name" "${!name}"
-  done
-}
 log "dovecot $("$DOVECOT" --version | cut -d' ' -f1) running (pid $DOVECOT_PID): STARTTLS on 127.0.0.1:$IMAP_PORT, IMAPS on 127.0.0.1:$IMAPS_PORT, log $DIR/dovecot.log"
 
-if [ ${#COMMAND[@]} -gt 0 ]; then
-  set +e
-  "${COMMAND[@]}"
-  status=$?
-  set -e
-  if [ "$status" -ne 0 ] && [ -s "$DIR/dovecot.log" ]; then
-    log "command failed ($status); last lines of the dovecot log:"
-    tail -n 30 "$DIR/dovecot.log" | sed 's/^/  /' >&2
-  fi
-  exit "$status"
-fi
-
-[ -n "$ENV_FILE" ] && exports >"$ENV_FILE"
-exports
-log "press Ctrl-C to stop"
+lib_run DMARC_TEST_IMAP_ "$DIR/dovecot.log" HOST NOMOVE_HOST PORT TLS_PORT USER PASSWORD CA_FILE AUTH_PORT
 wait "$DOVECOT_PID"

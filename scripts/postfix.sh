@@ -51,34 +51,16 @@
 # instance runs as root (Postfix drops to its mail_owner for its daemons).
 set -euo pipefail
 
-ENV_FILE=""
-COMMAND=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --env-file) ENV_FILE="${2:?--env-file needs a path}"; shift 2 ;;
-    --) shift; COMMAND=("$@"); break ;;
-    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "scripts/postfix.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
-  esac
-done
-
-log() { echo "scripts/postfix.sh: $*" >&2; }
-
-# Without root there is no private Postfix: with a COMMAND, run it anyway (the Postfix
-# end-to-end test then fails, saying how to run it); without one, stop here.
-without_postfix() {
-  log "$1"
-  if [ ${#COMMAND[@]} -gt 0 ]; then
-    log "running the command without Postfix: the Postfix end-to-end test will fail"
-    exec "${COMMAND[@]}"
-  fi
-  exit 1
-}
+NAME=postfix
+SERVER=Postfix
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_args "$@"
 
 # --- Install -------------------------------------------------------------------------------
 if ! command -v postfix >/dev/null && [ ! -x /usr/sbin/postfix ]; then
   if [ "$(id -u)" -ne 0 ]; then
-    without_postfix "postfix is not installed; run as root or: sudo apt-get install -y postfix"
+    lib_without "postfix is not installed; run as root or: sudo apt-get install -y postfix"
   fi
   log "installing postfix from the Debian packages"
   export DEBIAN_FRONTEND=noninteractive
@@ -93,23 +75,20 @@ fi
 export PATH="$PATH:/usr/sbin:/sbin"
 if ! command -v openssl >/dev/null; then
   if [ "$(id -u)" -ne 0 ]; then
-    without_postfix "openssl is not installed; run as root or: sudo apt-get install -y openssl"
+    lib_without "openssl is not installed; run as root or: sudo apt-get install -y openssl"
   fi
   log "installing openssl from the Debian packages"
   apt-get install -y openssl >&2 || { apt-get update >&2; apt-get install -y openssl >&2; }
 fi
 if [ "$(id -u)" -ne 0 ]; then
-  without_postfix "a private Postfix instance needs root (its daemons drop privileges themselves)"
+  lib_without "a private Postfix instance needs root (its daemons drop privileges themselves)"
 fi
 id postfix >/dev/null 2>&1 || { log "the postfix user is missing (is the package installed?)"; exit 1; }
 getent group postdrop >/dev/null || { log "the postdrop group is missing (is the package installed?)"; exit 1; }
 
 # --- Temporary directory and cleanup --------------------------------------------------------
-DIR=$(mktemp -d "${TMPDIR:-/tmp}/dmarc-postfix.XXXXXX")
-chmod 755 "$DIR"
 STARTED=0
-cleanup() {
-  local status=$?
+stop_server() {
   if [ "$STARTED" -eq 1 ]; then
     postfix -c "$DIR/etc" stop >/dev/null 2>&1 || true
     for _ in $(seq 50); do
@@ -118,22 +97,8 @@ cleanup() {
       sleep 0.1
     done
   fi
-  rm -rf "$DIR"
-  exit "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# --- Ports ----------------------------------------------------------------------------------
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-pick_port() {
-  local p
-  while :; do
-    p=$(( 20000 + RANDOM % 40000 ))
-    if port_free "$p"; then echo "$p"; return; fi
-  done
-}
+lib_tempdir
 
 MAIL_UID=$(id -u nobody)
 MAIL_GID=$(id -g nobody)
@@ -252,12 +217,6 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
 }
 
-smtp_ready() {
-  local line
-  line=$(timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"; head -n 1 <&3' _ "$SMTP_PORT" 2>/dev/null) || return 1
-  case "$line" in 220*) return 0 ;; *) return 1 ;; esac
-}
-
 # --- Start ----------------------------------------------------------------------------------
 for attempt in 1 2 3 4 5; do
   SMTP_PORT=$(pick_port)
@@ -275,10 +234,10 @@ for attempt in 1 2 3 4 5; do
   if postfix -c "$DIR/etc" start >"$DIR/start.log" 2>&1; then
     STARTED=1
     for _ in $(seq 100); do
-      smtp_ready && break
+      smtp_ready "$SMTP_PORT" && break
       sleep 0.1
     done
-    smtp_ready && break
+    smtp_ready "$SMTP_PORT" && break
     postfix -c "$DIR/etc" stop >/dev/null 2>&1 || true
     STARTED=0
   fi
@@ -307,27 +266,8 @@ export DMARC_TEST_POSTFIX_REPORTS_MAILDIR="$DIR/mail/reports"
 export DMARC_TEST_POSTFIX_BOUNCES_MAILDIR="$DIR/mail/bounces"
 export DMARC_TEST_POSTFIX_LOG="$DIR/maillog"
 
-exports() {
-  for v in SMTP RELAY TLS_RELAY TLS_CA AUTH_RELAY MILTER CONFIG MAILDIR REPORTS_MAILDIR BOUNCES_MAILDIR LOG; do
-    local name="DMARC_TEST_POSTFIX_$v"
-    printf 'export %s=%q\n' "$name" "${!name}"
-  done
-}
 log "postfix $(postconf -c "$DIR/etc" -h mail_version) running: smtpd on 127.0.0.1:$SMTP_PORT (without milters on $RELAY_PORT, with STARTTLS on $TLS_PORT), milter expected on 127.0.0.1:$MILTER_PORT, log $DIR/maillog"
 
-if [ ${#COMMAND[@]} -gt 0 ]; then
-  set +e
-  "${COMMAND[@]}"
-  status=$?
-  set -e
-  if [ "$status" -ne 0 ] && [ -s "$DIR/maillog" ]; then
-    log "command failed ($status); last lines of the postfix log:"
-    tail -n 30 "$DIR/maillog" | sed 's/^/  /' >&2
-  fi
-  exit "$status"
-fi
-
-[ -n "$ENV_FILE" ] && exports >"$ENV_FILE"
-exports
-log "press Ctrl-C to stop"
+lib_run DMARC_TEST_POSTFIX_ "$DIR/maillog" \
+  SMTP RELAY TLS_RELAY TLS_CA AUTH_RELAY MILTER CONFIG MAILDIR REPORTS_MAILDIR BOUNCES_MAILDIR LOG
 while kill -0 "$(tr -d ' ' <"$DIR/spool/pid/master.pid")" 2>/dev/null; do sleep 1; done

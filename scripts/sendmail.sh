@@ -37,31 +37,13 @@
 # (installed from Debian's packages when missing).
 set -euo pipefail
 
-ENV_FILE=""
-COMMAND=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --env-file) ENV_FILE="${2:?--env-file needs a path}"; shift 2 ;;
-    --) shift; COMMAND=("$@"); break ;;
-    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "scripts/sendmail.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
-  esac
-done
+NAME=sendmail
+SERVER=Sendmail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_args "$@"
 
-log() { echo "scripts/sendmail.sh: $*" >&2; }
-
-# Without Sendmail: with a COMMAND, run it anyway (the Sendmail end-to-end test then
-# fails, saying how to run it); without one, stop here.
-without_sendmail() {
-  log "$1"
-  if [ ${#COMMAND[@]} -gt 0 ]; then
-    log "running the command without Sendmail: the Sendmail end-to-end test will fail"
-    exec "${COMMAND[@]}"
-  fi
-  exit 1
-}
-
-[ "$(id -u)" -eq 0 ] || without_sendmail "a private Sendmail needs root (it binds, delivers and drops privileges itself)"
+[ "$(id -u)" -eq 0 ] || lib_without "a private Sendmail needs root (it binds, delivers and drops privileges itself)"
 export PATH="$PATH:/usr/sbin:/sbin"
 
 # --- The unpacked packages ------------------------------------------------------------------
@@ -72,7 +54,7 @@ if [ ! -x "$ROOT/usr/libexec/sendmail/sendmail" ] || [ ! -f "$ROOT/usr/share/sen
   log "fetching Sendmail's Debian packages into $CACHE (apt-get download; not installed)"
   mkdir -p "$CACHE/debs"
   fetch() { (cd "$CACHE/debs" && apt-get download sendmail-bin sendmail-base sendmail-cf libwrap0 >&2); }
-  fetch || { apt-get update >&2 && fetch; } || without_sendmail "apt-get download sendmail-bin sendmail-base sendmail-cf libwrap0 failed"
+  fetch || { apt-get update >&2 && fetch; } || lib_without "apt-get download sendmail-bin sendmail-base sendmail-cf libwrap0 failed"
   rm -rf "$ROOT"
   for deb in "$CACHE"/debs/*.deb; do dpkg-deb -x "$deb" "$ROOT"; done
   # The package's binary is set-group-id: the loader would ignore LD_LIBRARY_PATH.
@@ -82,7 +64,7 @@ if ! command -v m4 >/dev/null; then
   log "installing m4 (apt-get) to build sendmail.cf"
   DEBIAN_FRONTEND=noninteractive apt-get install -y m4 >&2 \
     || { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y m4 >&2; } \
-    || without_sendmail "m4 is missing: apt-get install m4"
+    || lib_without "m4 is missing: apt-get install m4"
 fi
 SENDMAIL=$ROOT/usr/libexec/sendmail/sendmail
 # Only Sendmail gets the unpacked libraries (not COMMAND). It runs in its own UTS
@@ -96,30 +78,14 @@ sendmail() {
 CF=$ROOT/usr/share/sendmail/cf
 
 # --- Temporary directory and cleanup --------------------------------------------------------
-DIR=$(mktemp -d "${TMPDIR:-/tmp}/dmarc-sendmail.XXXXXX")
-chmod 755 "$DIR"
 SM_PID=
-cleanup() {
-  local status=$?
+stop_server() {
   if [ -n "$SM_PID" ]; then
     kill "$SM_PID" 2>/dev/null || true
     wait "$SM_PID" 2>/dev/null || true
   fi
-  rm -rf "$DIR"
-  exit "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-pick_port() {
-  local p
-  while :; do
-    p=$(( 20000 + RANDOM % 40000 ))
-    if port_free "$p"; then echo "$p"; return; fi
-  done
-}
+lib_tempdir
 
 mkdir -p "$DIR/etc" "$DIR/queue" "$DIR/mail/tmp" "$DIR/mail/new" "$DIR/mail/cur"
 chmod 700 "$DIR/queue"
@@ -182,12 +148,6 @@ EOF
   m4 "$DIR/etc/sendmail.mc" >"$DIR/etc/sendmail.cf"
 }
 
-smtp_ready() {
-  local line
-  line=$(timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"; head -n 1 <&3' _ "$SMTP_PORT" 2>/dev/null) || return 1
-  case "$line" in 220*) return 0 ;; *) return 1 ;; esac
-}
-
 # --- Start ----------------------------------------------------------------------------------
 for attempt in 1 2 3 4 5; do
   SMTP_PORT=$(pick_port)
@@ -197,11 +157,11 @@ for attempt in 1 2 3 4 5; do
   sendmail -C "$DIR/etc/sendmail.cf" -bD -q30m >"$DIR/sendmail.out" 2>&1 &
   SM_PID=$!
   for _ in $(seq 100); do
-    smtp_ready && break
+    smtp_ready "$SMTP_PORT" && break
     kill -0 "$SM_PID" 2>/dev/null || break
     sleep 0.1
   done
-  smtp_ready && break
+  smtp_ready "$SMTP_PORT" && break
   kill "$SM_PID" 2>/dev/null || true
   wait "$SM_PID" 2>/dev/null || true
   SM_PID=
@@ -217,27 +177,7 @@ export DMARC_TEST_SENDMAIL_QUEUE="$DIR/queue"
 export DMARC_TEST_SENDMAIL_MAILDIR="$DIR/mail"
 export DMARC_TEST_SENDMAIL_VERSION="$VERSION"
 
-exports() {
-  for v in SMTP MILTER QUEUE MAILDIR VERSION; do
-    local name="DMARC_TEST_SENDMAIL_$v"
-    printf 'export %s=%q\n' "$name" "${!name}"
-  done
-}
 log "sendmail $VERSION running: 127.0.0.1:$SMTP_PORT, milter expected on inet:$MILTER_PORT@127.0.0.1, queue $DIR/queue"
 
-if [ ${#COMMAND[@]} -gt 0 ]; then
-  set +e
-  "${COMMAND[@]}"
-  status=$?
-  set -e
-  if [ "$status" -ne 0 ] && [ -s "$DIR/sendmail.out" ]; then
-    log "command failed ($status); sendmail's output:"
-    tail -n 30 "$DIR/sendmail.out" | sed 's/^/  /' >&2
-  fi
-  exit "$status"
-fi
-
-[ -n "$ENV_FILE" ] && exports >"$ENV_FILE"
-exports
-log "press Ctrl-C to stop"
+lib_run DMARC_TEST_SENDMAIL_ "$DIR/sendmail.out" SMTP MILTER QUEUE MAILDIR VERSION
 wait "$SM_PID"

@@ -12,13 +12,13 @@
 //! (127.0.0.1 is in no sender's record, so SPF cannot pass for it either).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use dmarc_testkit::corpus;
+use dmarc_testkit::daemon::{Daemon, wait_for_port};
+use dmarc_testkit::smtp::Smtp;
 use serde_json::Value;
 
 fn env(name: &str) -> String {
@@ -39,96 +39,19 @@ fn sendmail_socket(spec: &str) -> String {
     format!("{host}:{port}")
 }
 
-fn wait_for_port(addr: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {addr}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-struct Milter(Child, tempfile::NamedTempFile);
-
-impl Milter {
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.1.path()).unwrap()
-    }
-
-    /// SIGTERM (the last counts are written), the exit, the log.
-    fn stop(mut self) -> String {
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -TERM");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(s) = self.0.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "the milter did not stop");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let log = self.log();
-        assert!(status.success(), "{status}\n{log}");
-        log
-    }
-}
-
-impl Drop for Milter {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 /// One SMTP transaction for `c`; the reply to the final dot (lines joined by "\n").
 fn send(smtp: &str, c: &Value, message: &[u8]) -> String {
-    let stream = TcpStream::connect(smtp).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
-    let mut reply = || {
-        let mut all = Vec::new();
-        loop {
-            let mut line = String::new();
-            assert!(reader.read_line(&mut line).unwrap() > 0, "closed: {all:?}");
-            let line = line.trim_end().to_owned();
-            let more = line.as_bytes().get(3) == Some(&b'-');
-            all.push(line);
-            if !more {
-                return all.join("\n");
-            }
-        }
-    };
-    assert!(reply().starts_with("220"));
     let s = |k: &str| c[k].as_str().unwrap_or("").to_owned();
+    let mut client = Smtp::connect(smtp).unwrap();
     for (line, code) in [
         (format!("EHLO {}", s("helo")), "250"),
         (format!("MAIL FROM:<{}>", s("mail_from")), "250"),
         ("RCPT TO:<user@receiver.example>".to_owned(), "250"),
-        ("DATA".to_owned(), "354"),
     ] {
-        writer.write_all(format!("{line}\r\n").as_bytes()).unwrap();
-        let r = reply();
-        assert!(r.starts_with(code), "{line}: {r}");
+        client.expect(&line, code).unwrap();
     }
-    let mut out = Vec::with_capacity(message.len() + 8);
-    for line in message.split_inclusive(|&b| b == b'\n') {
-        if line.starts_with(b".") {
-            out.push(b'.');
-        }
-        out.extend_from_slice(line);
-    }
-    out.extend_from_slice(b".\r\n");
-    writer.write_all(&out).unwrap();
-    let r = reply();
-    let _ = writer.write_all(b"QUIT\r\n");
+    let r = client.data(message).unwrap();
+    let _ = client.command("QUIT");
     r
 }
 
@@ -183,19 +106,15 @@ fn sendmail_refuses_quarantines_and_delivers_with_our_results() {
     let maildir = PathBuf::from(env("DMARC_TEST_SENDMAIL_MAILDIR"));
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("counts.sqlite3");
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_dmarc"))
-        .args(["milter", "--listen", &milter_spec])
-        .args(["--authserv-id", "mx.receiver.example", "--db"])
-        .arg(&db)
-        .arg("--dns-zone")
-        .arg(corpus("mail-bench").join("zone.txt"))
-        .args(["-o", "quarantine=hold", "-o", "exempt.client_ips=[]"])
-        .stderr(log.reopen().unwrap())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let milter = Milter(child, log);
+    let milter = Daemon::spawn_with_temp_log(
+        Command::new(env!("CARGO_BIN_EXE_dmarc"))
+            .args(["milter", "--listen", &milter_spec])
+            .args(["--authserv-id", "mx.receiver.example", "--db"])
+            .arg(&db)
+            .arg("--dns-zone")
+            .arg(corpus("mail-bench").join("zone.txt"))
+            .args(["-o", "quarantine=hold", "-o", "exempt.client_ips=[]"]),
+    );
     wait_for_port(&sendmail_socket(&milter_spec));
 
     let cases: Vec<Value> = std::fs::read_to_string(corpus("mail-bench").join("cases.jsonl"))

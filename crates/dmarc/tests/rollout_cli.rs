@@ -181,19 +181,11 @@ fn sources_and_rollout_on_sqlite() {
 
 #[test]
 fn sources_and_rollout_on_postgres() {
-    let Ok(url) = std::env::var("DMARC_TEST_POSTGRES") else {
+    let Some(url) = dmarc_testkit::postgres::url() else {
         eprintln!("DMARC_TEST_POSTGRES is not set: the PostgreSQL run is skipped");
         return;
     };
-    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
-    admin
-        .batch_execute(
-            "SET client_min_messages = warning; DROP SCHEMA IF EXISTS t_rollout_cli CASCADE; \
-             CREATE SCHEMA t_rollout_cli",
-        )
-        .unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let db = format!("{url}{sep}options=-c%20search_path%3Dt_rollout_cli");
+    let db = dmarc_testkit::postgres::fresh_schema(&url, "t_rollout_cli");
     let dir = tempfile::tempdir().unwrap();
     let zone = fixture(dir.path());
     check_db(&db, &zone, dir.path());

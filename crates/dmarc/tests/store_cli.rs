@@ -274,23 +274,8 @@ fn ingest_corpora_twice_then_list_rejected_and_summarise() {
 /// give the same summary: one schema, one set of queries.
 #[test]
 fn postgres_and_sqlite_agree() {
-    let url = std::env::var("DMARC_TEST_POSTGRES").unwrap_or_else(|_| {
-        panic!(
-            "DMARC_TEST_POSTGRES is not set: this test needs a PostgreSQL server. Run \
-             `bash scripts/test.sh` (it starts a throwaway one), or set \
-             DMARC_TEST_POSTGRES=postgres://user@127.0.0.1:5432/database"
-        )
-    });
-    let schema = "cli_e2e";
-    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
-    admin
-        .batch_execute(&format!(
-            "SET client_min_messages = warning; DROP SCHEMA IF EXISTS {schema} CASCADE; \
-             CREATE SCHEMA {schema}"
-        ))
-        .expect("schema");
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let pg = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    let url = dmarc_testkit::postgres::required_url();
+    let pg = dmarc_testkit::postgres::fresh_schema(&url, "cli_e2e");
     let sqlite = std::env::temp_dir()
         .join(format!("dmarc-cli-agree-{}.sqlite3", std::process::id()))
         .display()

@@ -63,34 +63,23 @@ fn rusqlite_raw(path: std::path::PathBuf) -> RawSql {
 
 struct Postgres;
 
-fn postgres_url() -> String {
-    std::env::var("DMARC_TEST_POSTGRES").unwrap_or_else(|_| {
-        panic!(
-            "DMARC_TEST_POSTGRES is not set: the PostgreSQL store tests need a server. Run \
-             `bash scripts/test.sh` (it starts a throwaway PostgreSQL), or start one yourself \
-             and set DMARC_TEST_POSTGRES=postgres://user@127.0.0.1:5432/database"
-        )
-    })
-}
-
 /// The test's own schema, so tests can run in parallel on one database.
 fn pg_schema_url(name: &str) -> String {
-    let url = postgres_url();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}options=-c%20search_path%3Dt_{name}")
+    dmarc_testkit::postgres::schema_url(
+        &dmarc_testkit::postgres::required_url(),
+        &format!("t_{name}"),
+    )
 }
 
 impl Backend for Postgres {
     fn open(name: &str) -> (Store, RawSql) {
-        let mut admin =
-            ::postgres::Client::connect(&postgres_url(), ::postgres::NoTls).expect("connect");
-        admin
-            .batch_execute(&format!(
-                "SET client_min_messages = warning; DROP SCHEMA IF EXISTS t_{name} CASCADE; \
-                 CREATE SCHEMA t_{name}"
-            ))
-            .expect("create schema");
-        let store = Store::open(&pg_schema_url(name)).expect("open postgres");
+        let url = dmarc_testkit::postgres::required_url();
+        let store = Store::open(&dmarc_testkit::postgres::fresh_schema(
+            &url,
+            &format!("t_{name}"),
+        ))
+        .expect("open postgres");
+        let mut admin = dmarc_testkit::postgres::connect(&url);
         let schema = format!("t_{name}");
         let raw = Box::new(move |sql: &str| {
             admin
@@ -103,14 +92,8 @@ impl Backend for Postgres {
         Store::open(&pg_schema_url(name)).expect("reopen postgres")
     }
     fn wipe(name: &str) {
-        let mut admin =
-            ::postgres::Client::connect(&postgres_url(), ::postgres::NoTls).expect("connect");
-        admin
-            .batch_execute(&format!(
-                "SET client_min_messages = warning; DROP SCHEMA IF EXISTS t_{name} CASCADE; \
-                 CREATE SCHEMA t_{name}"
-            ))
-            .expect("create schema");
+        let url = dmarc_testkit::postgres::required_url();
+        dmarc_testkit::postgres::fresh_schema(&url, &format!("t_{name}"));
     }
 }
 

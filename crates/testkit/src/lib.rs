@@ -64,4 +64,7 @@ mod tests {
         assert_eq!(super::to_crlf(b"a\nb\r\nc\n"), b"a\r\nb\r\nc\r\n");
     }
 }
+pub mod daemon;
+pub mod postgres;
 pub mod rollout;
+pub mod smtp;

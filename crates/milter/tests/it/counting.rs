@@ -175,3 +175,148 @@ async fn failure_candidates_are_queued_through_the_flusher() {
         c.authentication_results
     );
 }
+
+/// Messages in the store at `db` (an SQLite file the flusher writes meanwhile).
+fn stored(db: &std::path::Path) -> u64 {
+    total(&mut Store::open(db.to_str().unwrap()).unwrap())
+}
+
+/// Waits (at most 10 s) until the store at `db` holds `n` messages; what it holds.
+async fn wait_stored(db: &std::path::Path, n: u64) -> u64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let got = stored(db);
+        if got >= n || std::time::Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The early flush: with a flush interval of an hour, the counts are written as soon as
+/// the table holds `max_rows` distinct rows, not before, and not because of repeats of a
+/// row already held; every message ends up in the store once (the rest at the last write).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_table_is_written_early_and_nothing_is_lost() {
+    use dmarc_milter::counter::StoreWriter;
+    const MAX_ROWS: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("counts.sqlite3");
+    // The schema exists before the flusher's first write, so that it can be read early.
+    drop(Store::open(db.to_str().unwrap()).unwrap());
+
+    let metrics = Metrics::new();
+    let counter = Counter::new(MAX_ROWS, metrics.clone());
+    let sinks: Vec<Arc<dyn MessageSink>> = vec![counter.clone()];
+    let filter = counted_filter(sinks, &metrics);
+    let flusher = Flusher::new(
+        counter.clone(),
+        StoreWriter::new(db.to_str().unwrap()),
+        Arc::new(Logger::memory()),
+        metrics,
+    );
+    // The rows are per UTC hour: keep the test inside one hour, or a row would split.
+    let into_hour = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 3600;
+    if into_hour > 3600 - 30 {
+        tokio::time::sleep(std::time::Duration::from_secs(3601 - into_hour)).await;
+    }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let started = std::time::Instant::now();
+    let running = tokio::spawn(flusher.run(std::time::Duration::from_secs(3600), stopped));
+
+    // Case 0 from a different client address each time: one distinct row per address.
+    let c = &cases()[0];
+    let msg = message(c);
+    let send = |ips: std::ops::Range<usize>| {
+        let filter = filter.clone();
+        let msg = msg.clone();
+        async move {
+            for i in ips {
+                crate::handler::deliver(
+                    filter.clone(),
+                    &format!("2001:db8::{i:x}"),
+                    &c.helo,
+                    &c.mail_from,
+                    &["user@receiver.example"],
+                    &msg,
+                )
+                .await;
+            }
+        }
+    };
+
+    // One row short of full: nothing is written.
+    send(0..MAX_ROWS - 1).await;
+    assert_eq!(counter.pending(), (MAX_ROWS - 1, MAX_ROWS as u64 - 1));
+    // Repeats of rows already held add messages, not rows: still not full.
+    send(0..10).await;
+    assert_eq!(counter.pending(), (MAX_ROWS - 1, MAX_ROWS as u64 + 9));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(stored(&db), 0, "written before the table was full");
+
+    // The row that fills the table: everything held is written, without waiting an hour.
+    send(MAX_ROWS - 1..MAX_ROWS).await;
+    let first = MAX_ROWS as u64 + 10;
+    assert_eq!(wait_stored(&db, first).await, first, "no early write");
+
+    // Three times as many distinct rows again: written as the table fills, each time.
+    let more = 3 * MAX_ROWS + 7;
+    send(MAX_ROWS..MAX_ROWS + more).await;
+    let sent = first + more as u64;
+    // Once the writes in flight are done: fewer than max_rows rows held, the rest in the
+    // store, nothing in between.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (rows, held, written) = loop {
+        let (rows, held) = counter.pending();
+        let written = stored(&db);
+        if (rows < MAX_ROWS && written + held == sent) || std::time::Instant::now() > deadline {
+            break (rows, held, written);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(
+        rows < MAX_ROWS,
+        "{rows} rows still held, max_rows {MAX_ROWS}"
+    );
+    assert_eq!(written + held, sent, "{written} written, {held} held");
+    assert!(
+        written >= first + 3 * MAX_ROWS as u64,
+        "only {written} of {sent} written early"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "the writes were early"
+    );
+
+    // Stopping writes the rest: every message once, every distinct row once.
+    stop.send(true).unwrap();
+    let mut flusher = running.await.unwrap();
+    assert!(flusher.finish(std::time::Duration::from_secs(5)).await);
+    flusher.close().await;
+    assert_eq!(counter.pending(), (0, 0));
+    let rows = Store::open(db.to_str().unwrap())
+        .unwrap()
+        .observation_counts(None, 0, i64::MAX)
+        .unwrap();
+    assert_eq!(rows.iter().map(|r| r.count).sum::<u64>(), sent, "none lost");
+    // Each (hour, address) row once; the ten repeated addresses counted twice, the
+    // others once.
+    let mut keys = std::collections::HashSet::new();
+    let mut by_ip = std::collections::BTreeMap::<std::net::IpAddr, u64>::new();
+    for r in &rows {
+        assert!(
+            keys.insert((r.period_start, r.observation.source_ip)),
+            "{r:?} twice"
+        );
+        *by_ip.entry(r.observation.source_ip).or_default() += r.count;
+    }
+    assert_eq!(by_ip.len(), MAX_ROWS + more, "one row per client address");
+    for i in 0..MAX_ROWS + more {
+        let ip: std::net::IpAddr = format!("2001:db8::{i:x}").parse().unwrap();
+        assert_eq!(by_ip.get(&ip), Some(&if i < 10 { 2 } else { 1 }), "{ip}");
+    }
+}
