@@ -6,6 +6,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// A running daemon and its log (its standard error).
+#[derive(Debug)]
 pub struct Daemon {
     child: Child,
     log: PathBuf,

@@ -7,6 +7,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 /// One SMTP connection.
+#[derive(Debug)]
 pub struct Smtp {
     reader: BufReader<TcpStream>,
     writer: TcpStream,
