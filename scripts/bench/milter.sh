@@ -97,7 +97,10 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-wait_port() { for _ in $(seq "${3:-200}"); do port_free "$2" "$1" || return 0; sleep 0.05; done; log "nothing on $1:$2"; exit 1; }
+wait_port() {
+  for _ in $(seq "${3:-200}"); do port_free "$2" "$1" || return 0; sleep 0.05; done
+  log "nothing on $1:$2; the filters' logs:"; tail -n 5 "$WORK"/*.log >&2; exit 1
+}
 
 # --- DNS: zone-server on a loopback address, port 53 (what libresolv and unbound ask) -------
 DNS_IP=127.0.0.77
