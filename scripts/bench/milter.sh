@@ -3,7 +3,10 @@
 # on loopback (scripts/postfix.sh), the same messages and the same DNS answers (zone-server
 # serving mail-bench's zone on a loopback address, port 53) for each of
 #   none      no milter
-#   dmarc     `dmarc milter`
+#   dmarc     `dmarc milter` over TCP (Postfix `smtpd_milters = inet:127.0.0.1:PORT`)
+#   dmarc-unix  the same process over a Unix socket (`smtpd_milters = unix:PATH`)
+#   dmarc-base  another build of `dmarc milter` (DMARC_BASE=/path/to/dmarc), over TCP:
+#             before and after a change, in the same run
 #   opendmarc OpenDKIM 2.11 (verifying) then OpenDMARC 1.4.2 (SPF self-validation), as
 #             Debian packages them (and, to see which costs what, `opendkim` and
 #             `opendmarc-alone`, each without the other)
@@ -23,6 +26,11 @@
 #      XCLIENT (each case's client IP and HELO) one at a time, after one warm-up pass (warm
 #      DNS caches where the filter keeps one): p50/p90/p99 per transaction (MAIL FROM to
 #      the reply to the final dot). The added latency is each figure minus "none"'s.
+#   After dmarc's (or dmarc-unix's, dmarc-base's) throughput phase, the library floor for
+#   the same messages: `dmarc verify --batch --jobs 1` (the same receiver session: SPF
+#   for 127.0.0.1 and the HELO, every DKIM signature, DMARC) over the same COUNT copies of
+#   the ten files, DNS from the zone file, its whole-process user+sys CPU per message beside
+#   the milter's.
 #   3. with --soak N: N messages through `dmarc milter` by smtp-source, its RSS sampled
 #      every second (memory must stay flat).
 #
@@ -59,9 +67,12 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-log() { echo "milter.sh: $*" >&2; }
+NAME=bench/milter
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 [ "$(id -u)" -eq 0 ] || { log "run as root"; exit 1; }
 DMARC=${DMARC:-$ROOT/target/release/dmarc}
+DMARC_BASE=${DMARC_BASE:-}
 ZONE_SERVER=${ZONE_SERVER:-$ROOT/target/release/zone-server}
 for b in "$DMARC" "$ZONE_SERVER"; do
   [ -x "$b" ] || { log "$b missing: cargo build --release -p dmarc -p zone-server"; exit 1; }
@@ -86,9 +97,10 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-port_free() { ! (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
-free_port() { local p; while :; do p=$((20000 + RANDOM % 40000)); port_free 127.0.0.1 "$p" && { echo "$p"; return; }; done; }
-wait_port() { for _ in $(seq "${3:-200}"); do port_free "$1" "$2" || return 0; sleep 0.05; done; log "nothing on $1:$2"; exit 1; }
+wait_port() {
+  for _ in $(seq "${3:-200}"); do port_free "$2" "$1" || return 0; sleep 0.05; done
+  log "nothing on $1:$2; the filters' logs:"; tail -n 5 "$WORK"/*.log >&2; exit 1
+}
 
 # --- DNS: zone-server on a loopback address, port 53 (what libresolv and unbound ask) -------
 DNS_IP=127.0.0.77
@@ -118,11 +130,22 @@ use_milters() {
 }
 
 # --- The filters -------------------------------------------------------------------------
-P_DMARC=$(free_port); P_DKIM=$(free_port); P_ODMARC=$(free_port); P_RSPAMD=$(free_port)
-"$DMARC" milter --listen "inet:127.0.0.1:$P_DMARC" --authserv-id mx.receiver.example \
-  --nameserver "$DNS_IP:53" -o 'exempt.client_ips=[]' -o quarantine=hold \
-  2>"$WORK/dmarc-milter.log" &
+P_DMARC=$(pick_port); P_DKIM=$(pick_port); P_ODMARC=$(pick_port); P_RSPAMD=$(pick_port); P_BASE=$(pick_port)
+# The Unix socket: in a directory Postfix's smtpd (user postfix) may enter, the socket
+# writable by it.
+chmod 755 "$WORK"; mkdir -m 755 "$WORK/sock"
+SOCK_DMARC=$WORK/sock/dmarc.sock
+"$DMARC" milter --listen "inet:127.0.0.1:$P_DMARC" --listen "unix:$SOCK_DMARC" \
+  --authserv-id mx.receiver.example --nameserver "$DNS_IP:53" -o 'exempt.client_ips=[]' \
+  -o quarantine=hold -o 'server.socket_mode="0666"' 2>"$WORK/dmarc-milter.log" &
 DMARC_PID=$!; PIDS+=($DMARC_PID)
+BASE_PID=
+if [ -n "$DMARC_BASE" ]; then
+  "$DMARC_BASE" milter --listen "inet:127.0.0.1:$P_BASE" --authserv-id mx.receiver.example \
+    --nameserver "$DNS_IP:53" -o 'exempt.client_ips=[]' -o quarantine=hold \
+    2>"$WORK/dmarc-base.log" &
+  BASE_PID=$!; PIDS+=($BASE_PID)
+fi
 cat >"$WORK/opendkim.conf" <<EOF
 Mode v
 Syslog no
@@ -200,7 +223,9 @@ rspamd -f -u _rspamd -g _rspamd -c "$WORK/rspamd/rspamd.conf" \
   --var "RUNDIR=$WORK/rspamd/run" --var "DBDIR=$WORK/rspamd/db" --var "LOGDIR=$WORK/rspamd/log" \
   >"$WORK/rspamd/stdout.log" 2>&1 &
 RSPAMD_PID=$!; PIDS+=($RSPAMD_PID)
-wait_port 127.0.0.1 "$P_DMARC"; wait_port 127.0.0.1 "$P_DKIM"; wait_port 127.0.0.1 "$P_ODMARC"
+wait_port 127.0.0.1 "$P_DMARC"; wait_port 127.0.0.1 "$P_DKIM"
+[ -z "$BASE_PID" ] || wait_port 127.0.0.1 "$P_BASE"
+for _ in $(seq 200); do [ -S "$SOCK_DMARC" ] && break; sleep 0.05; done; wait_port 127.0.0.1 "$P_ODMARC"
 # rspamd compiles its public-suffix list at start: a minute or more on a loaded machine.
 wait_port 127.0.0.1 "$P_RSPAMD" 6000
 # rspamd's processes: its main process and the workers it forks.
@@ -236,6 +261,38 @@ with open(f"{work}/source.list", "w") as out:
         out.write(f"{work}/m{i}.eml {c['mail_from'] or 'postmaster@' + c['helo']}\n")
 EOF
 
+# The library floor's cases: the same COUNT copies of the ten messages, from 127.0.0.1
+# (floor.jsonl), and one copy of each (floor1.jsonl, to take off the process's fixed cost:
+# start, zone file).
+HELO=$(hostname)
+while read -r f from; do
+  printf '{"file": "%s", "ip": "127.0.0.1", "helo": "%s", "mail_from": "%s"}\n' "$f" "$HELO" "$from" >>"$WORK/floor1.jsonl"
+  for _ in $(seq "$COUNT"); do
+    printf '{"file": "%s", "ip": "127.0.0.1", "helo": "%s", "mail_from": "%s"}\n' "$f" "$HELO" "$from"
+  done
+done <"$WORK/source.list" >"$WORK/floor.jsonl"
+# `dmarc verify --batch --jobs 1` over both, best of three each (user+sys CPU of the whole
+# process): prints the CPU seconds of the COUNT copies less those of one copy, and the
+# number of messages that difference is for.
+floor() {
+  python3 - "$1" "$WORK/floor.jsonl" "$WORK/floor1.jsonl" "$CORPUS/zone.txt" <<'EOF'
+import resource, subprocess, sys
+dmarc, cases, one, zone = sys.argv[1:]
+def cpu(path):
+    best = None
+    for _ in range(3):
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run([dmarc, "verify", "--batch", path, "--dns-zone", zone, "--jobs", "1"],
+                       stdout=subprocess.DEVNULL, check=True)
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+        best = t if best is None else min(best, t)
+    return best
+n = sum(1 for _ in open(cases)) - sum(1 for _ in open(one))
+print(f"{cpu(cases) - cpu(one):.3f} {n}")
+EOF
+}
+
 throughput() {
   local n=0 f from
   while read -r f from; do
@@ -251,9 +308,14 @@ echo "# milter benchmark $(date -u +%FT%TZ), $(nproc) CPUs, load $(cut -d' ' -f1
 echo "# smtp-source: 10 messages x $COUNT, $SESSIONS sessions; latency: 300 mail-bench messages x $ROUNDS after a warm-up pass"
 IFS=, read -ra CONFIGS <<<"$ONLY"
 for config in "${CONFIGS[@]}"; do
+  bin=
   case "$config" in
     none) use_milters ""; procs=() ;;
-    dmarc) use_milters "inet:127.0.0.1:$P_DMARC"; procs=("$DMARC_PID") ;;
+    dmarc) use_milters "inet:127.0.0.1:$P_DMARC"; procs=("$DMARC_PID"); bin=$DMARC ;;
+    dmarc-unix) use_milters "unix:$SOCK_DMARC"; procs=("$DMARC_PID"); bin=$DMARC ;;
+    dmarc-base)
+      [ -n "$BASE_PID" ] || { log "dmarc-base needs DMARC_BASE=/path/to/dmarc"; exit 2; }
+      use_milters "inet:127.0.0.1:$P_BASE"; procs=("$BASE_PID"); bin=$DMARC_BASE ;;
     opendmarc) use_milters "inet:127.0.0.1:$P_DKIM, inet:127.0.0.1:$P_ODMARC"; procs=("$DKIM_PID" "$ODMARC_PID") ;;
     opendkim) use_milters "inet:127.0.0.1:$P_DKIM"; procs=("$DKIM_PID") ;;
     opendmarc-alone) use_milters "inet:127.0.0.1:$P_ODMARC"; procs=("$ODMARC_PID") ;;
@@ -280,6 +342,12 @@ for config in "${CONFIGS[@]}"; do
   fi
   errors=$(grep -c . "$WORK/smtp-source.err" || true)
   report "$config" "$line; smtp-source errors: $errors"
+  case "$config" in
+    dmarc*)
+      read -r f_cpu f_n <<<"$(floor "$bin")"
+      report "" "$(echo "$sent $total $f_cpu $f_n" | awk '{m = 1e6 * $2 / $1; f = 1e6 * $3 / $4; printf "CPU per message: milter %.0f us; library floor (dmarc verify --batch --jobs 1, same messages, fixed cost taken off) %.0f us; milter / floor %.2fx", m, f, m / f}')"
+      ;;
+  esac
   [ "$errors" -eq 0 ] || head -n 3 "$WORK/smtp-source.err" | sed 's/^/    /'
   lat=$(python3 scripts/bench/milter_latency.py "$SMTP" "$CORPUS" --rounds "$ROUNDS" --limit "$LIMIT")
   report "" "latency $lat"

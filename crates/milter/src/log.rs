@@ -109,14 +109,7 @@ impl Logger {
     pub fn log(&self, level: Level, line: &str) {
         let line = printable(line);
         match &self.sink {
-            Sink::Stderr => {
-                let _ = writeln!(
-                    io::stderr().lock(),
-                    "{}: {}{line}",
-                    self.tag,
-                    level.prefix()
-                );
-            }
+            Sink::Stderr => self.write_stderr(level, &line),
             Sink::Memory(lines) => {
                 if let Ok(mut l) = lines.lock() {
                     l.push(format!("{}{line}", level.prefix()));
@@ -156,14 +149,22 @@ impl Logger {
                         _ => *guard = None,
                     }
                 }
-                let _ = writeln!(
-                    io::stderr().lock(),
-                    "{}: {}{line}",
-                    self.tag,
-                    level.prefix()
-                );
+                self.write_stderr(level, &line);
             }
         }
+    }
+
+    /// `TAG: PREFIXline` to standard error in one `write` (standard error is unbuffered:
+    /// `writeln!` would write each piece on its own, and lines of several tasks could mix).
+    fn write_stderr(&self, level: Level, line: &str) {
+        let prefix = level.prefix();
+        let mut text = String::with_capacity(self.tag.len() + 2 + prefix.len() + line.len() + 1);
+        text.push_str(&self.tag);
+        text.push_str(": ");
+        text.push_str(prefix);
+        text.push_str(line);
+        text.push('\n');
+        let _ = io::stderr().lock().write_all(text.as_bytes());
     }
 
     /// [`Level::Info`].

@@ -472,7 +472,8 @@ async fn accept_loop<F: Filter>(
                 match stream {
                     Stream::Tcp(s) => {
                         let _ = s.set_nodelay(true);
-                        connection(QuickAck(s), filter, &settings, &*observer, &peer, stop).await
+                        serve_connection(s, filter, &settings, &*observer, &peer, stop, quick_ack)
+                            .await
                     }
                     Stream::Unix(s) => {
                         connection(s, filter, &settings, &*observer, &peer, stop).await
@@ -496,61 +497,21 @@ async fn accept_loop<F: Filter>(
     }
 }
 
-/// A TCP connection that acknowledges what it reads at once (`TCP_QUICKACK`, set again
-/// after every read: Linux leaves quick-ack mode by itself). Postfix streams header fields
-/// and body chunks without waiting for replies (the `NR_*` steps) and leaves Nagle's
-/// algorithm on, so each small write of its waits until the previous one is acknowledged:
-/// with delayed acknowledgements (40 ms on Linux) a message would wait that long at its
-/// end of body (measured through Postfix, scripts/bench/milter.sh: ~47 ms added at the
-/// median without this, BENCHMARKS.md).
-struct QuickAck(tokio::net::TcpStream);
-
-impl QuickAck {
-    fn ack_now(&self) {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        {
-            let _ = socket2::SockRef::from(&self.0).set_tcp_quickack(true);
-        }
+/// Acknowledges at once what was read from a TCP connection (`TCP_QUICKACK`). Postfix
+/// streams header fields and body chunks without waiting for replies (the `NR_*` steps)
+/// and leaves Nagle's algorithm on, so each small write of its waits until the previous
+/// one is acknowledged: with delayed acknowledgements (40 ms on Linux) a message would
+/// wait that long at its end of body (measured through Postfix, scripts/bench/milter.sh:
+/// ~47 ms added at the median without this, BENCHMARKS.md). [`serve_connection`] calls
+/// it right after a read that brought no command awaiting a reply (a reply carries the
+/// acknowledgement itself); Linux leaves quick-ack mode by itself, so it is set each time.
+fn quick_ack(stream: &tokio::net::TcpStream) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let _ = socket2::SockRef::from(stream).set_tcp_quickack(true);
     }
-}
-
-impl tokio::io::AsyncRead for QuickAck {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let r = std::pin::Pin::new(&mut this.0).poll_read(cx, buf);
-        if matches!(r, std::task::Poll::Ready(Ok(()))) {
-            this.ack_now();
-        }
-        r
-    }
-}
-
-impl tokio::io::AsyncWrite for QuickAck {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<io::Result<usize>> {
-        std::pin::Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        std::pin::Pin::new(&mut self.get_mut().0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        std::pin::Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
-    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = stream;
 }
 
 enum Stream {
@@ -578,15 +539,33 @@ pub async fn connection<F, S>(
     settings: &ServerSettings,
     observer: &dyn ServerObserver,
     peer: &str,
-    mut stop: watch::Receiver<Stop>,
+    stop: watch::Receiver<Stop>,
 ) -> Result<ConnectionEnd, ConnectionError>
 where
     F: Filter,
     S: AsyncRead + AsyncWrite + Send,
 {
-    let (rd, wr) = tokio::io::split(stream);
-    tokio::pin!(rd);
-    tokio::pin!(wr);
+    serve_connection(stream, filter, settings, observer, peer, stop, |_: &S| {}).await
+}
+
+/// [`connection`], calling `ack` on the stream after each read that brought no command
+/// awaiting a reply (see [`quick_ack`]).
+async fn serve_connection<F, S>(
+    stream: S,
+    filter: Arc<F>,
+    settings: &ServerSettings,
+    observer: &dyn ServerObserver,
+    peer: &str,
+    mut stop: watch::Receiver<Stop>,
+    ack: impl Fn(&S) + Send,
+) -> Result<ConnectionEnd, ConnectionError>
+where
+    F: Filter,
+    S: AsyncRead + AsyncWrite + Send,
+{
+    // Reads and writes take turns (a reply is written only between reads), so the stream
+    // is not split.
+    tokio::pin!(stream);
     let mut decoder = FrameDecoder::new(settings.max_frame);
     let mut session = Session::new(filter, settings.limits);
     let mut buf = vec![0u8; 64 * 1024];
@@ -598,27 +577,36 @@ where
         // Set when a drain starts: the message in progress must end by then.
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {
+            // The replies to every frame already read go out in one write, before the
+            // connection waits again (for the MTA or for a verdict).
+            out.clear();
             while let Some(frame) = decoder.next_frame()? {
                 drive = true;
                 let cmd = Command::parse(&frame)?;
                 let response = if matches!(cmd, Command::EndOfMessage { .. }) {
-                    with_progress(session.handle(cmd), &mut wr, settings).await?
+                    if !out.is_empty() {
+                        write(&mut stream, &out, settings.write_timeout).await?;
+                        out.clear();
+                    }
+                    with_progress(session.handle(cmd), &mut stream, settings).await?
                 } else {
                     session.handle(cmd).await
                 }?;
                 for note in &response.notes {
                     observer.note(peer, note);
                 }
-                out.clear();
                 for r in &response.replies {
                     r.encode(&mut out)?;
                 }
-                if !out.is_empty() {
-                    write(&mut wr, &out, settings.write_timeout).await?;
-                }
                 if response.close {
+                    if !out.is_empty() {
+                        write(&mut stream, &out, settings.write_timeout).await?;
+                    }
                     return Ok(ConnectionEnd::Quit);
                 }
+            }
+            if !out.is_empty() {
+                write(&mut stream, &out, settings.write_timeout).await?;
             }
             let stopping = *stop.borrow();
             if stopping == Stop::Now
@@ -632,7 +620,7 @@ where
                 deadline = Some(tokio::time::Instant::now() + settings.shutdown_grace);
             }
             let n = tokio::select! {
-                r = tokio::time::timeout(settings.read_timeout, rd.read(&mut buf)) => {
+                r = tokio::time::timeout(settings.read_timeout, stream.read(&mut buf)) => {
                     r.map_err(|_| ConnectionError::ReadTimeout(settings.read_timeout))??
                 }
                 () = session.drive(), if drive => {
@@ -652,12 +640,18 @@ where
                 return Ok(ConnectionEnd::Closed);
             }
             decoder.push(buf.get(..n).unwrap_or_default());
+            if !decoder
+                .complete_codes()
+                .any(|code| session.wants_reply(code))
+            {
+                ack(&stream);
+            }
         }
     }
     .await;
     session.finish();
     if result.is_ok() {
-        let _ = wr.shutdown().await;
+        let _ = stream.shutdown().await;
     }
     result
 }

@@ -314,8 +314,9 @@ impl<F: Filter> Session<F> {
         }
     }
 
-    /// True when the MTA waits for a reply to the command with this code.
-    fn wants_reply(&self, code: u8) -> bool {
+    /// True when the MTA waits for a reply to the command with this code (as negotiated;
+    /// option negotiation and end of message always get one, macros never).
+    pub fn wants_reply(&self, code: u8) -> bool {
         use crate::codec::code::*;
         let nr = |flag: Protocol| !self.negotiated.is_some_and(|n| n.protocol.contains(flag));
         match code {

@@ -504,6 +504,23 @@ impl FrameDecoder {
         }
     }
 
+    /// The command codes of the complete frames buffered, in order (without consuming
+    /// them; a frame too large or empty ends the list, [`FrameDecoder::next_frame`] says
+    /// why).
+    pub fn complete_codes(&self) -> impl Iterator<Item = u8> + '_ {
+        let mut rest = self.buf.get(self.start..).unwrap_or_default();
+        let max = self.max_frame;
+        std::iter::from_fn(move || {
+            let length = u32::from_be_bytes(*rest.first_chunk::<4>()?) as usize;
+            if length == 0 || length > max {
+                return None;
+            }
+            let code = *rest.get(4..4 + length)?.first()?;
+            rest = rest.get(4 + length..).unwrap_or_default();
+            Some(code)
+        })
+    }
+
     /// Appends bytes received.
     pub fn push(&mut self, bytes: &[u8]) {
         if self.start > 0 && self.start == self.buf.len() {

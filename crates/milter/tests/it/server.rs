@@ -443,3 +443,42 @@ async fn a_panicking_filter_loses_its_connection_not_the_server() {
     s.stop.send(Stop::Drain).unwrap();
     s.server.await.unwrap();
 }
+
+/// Over TCP, with Nagle's algorithm on at the MTA's end as Postfix leaves it: the header
+/// fields and body chunks the MTA streams without waiting for replies are acknowledged at
+/// once, so a message never waits for the peer's delayed acknowledgement (40 ms on
+/// Linux) before its end of message goes out. Ten messages on one connection (quick-ack
+/// mode at the start of a connection would hide the delay for the first segments).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_frames_never_wait_for_a_delayed_ack() {
+    let running = start(stamp("a"), ServerSettings::default()).await;
+    let stream = TcpStream::connect(&running.addr).await.unwrap();
+    assert!(!stream.nodelay().unwrap(), "the MTA's end keeps Nagle on");
+    let mut c = Client::new(stream);
+    c.negotiate().await.unwrap();
+    c.send(&Command::Connect {
+        hostname: "[192.0.2.1]".into(),
+        address: ConnectAddress::Inet("192.0.2.1:25".parse().unwrap()),
+    })
+    .await
+    .unwrap();
+    let mut header = String::new();
+    for i in 0..12 {
+        header.push_str(&format!("X-Field-{i}: value {i}\r\n"));
+    }
+    let msg = format!("{header}From: a@example.org\r\n\r\nbody line\r\n").into_bytes();
+    let mut took = Vec::new();
+    for _ in 0..10 {
+        let t = std::time::Instant::now();
+        let r = c
+            .message("a@example.org", &["b@example.net"], &msg)
+            .await
+            .unwrap();
+        took.push(t.elapsed());
+        assert_eq!(r.last(), Some(&Reply::Accept), "{r:?}");
+    }
+    took.sort();
+    // The median: a delayed acknowledgement would put it at 40 ms or more.
+    assert!(took[5] < Duration::from_millis(25), "{took:?}");
+    let _ = running.stop.send(Stop::Now);
+}
