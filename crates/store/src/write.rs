@@ -116,6 +116,11 @@ fn clamp_u64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+/// A record's message count as stored (capped at [`MAX_RECORD_COUNT`]).
+pub(crate) fn stored_count(count: u64) -> i64 {
+    clamp_u64(count.min(MAX_RECORD_COUNT))
+}
+
 impl Store {
     /// Stores one parsed report in one transaction, unless a report with the same
     /// duplicate key is already stored.
@@ -137,20 +142,69 @@ impl Store {
             ParsedReport::Failure(f) => self.insert_failure(f, origin, &part),
             ParsedReport::SmtpTls(t) => self.insert_tls(t, origin, &part),
         };
-        match res {
-            Ok(s @ Stored::New { .. }) => {
-                self.conn.commit()?;
-                Ok(s)
-            }
+        let stored = match res {
+            Ok(s @ Stored::New { .. }) => s,
             Ok(s @ Stored::Duplicate { .. }) => {
                 self.conn.rollback();
-                Ok(s)
+                return Ok(s);
             }
             Err(e) => {
                 self.conn.rollback();
-                Err(e)
+                return Err(e);
             }
+        };
+        let ParsedReport::Aggregate(a) = &parsed.report else {
+            self.conn.commit()?;
+            return Ok(stored);
+        };
+        if self.batch {
+            // The report's savepoint first: its sums join the batch's once it is kept.
+            self.conn.commit()?;
+            self.sums.add_aggregate(a);
+            if self.sums.rows() >= crate::BATCH_ROWS {
+                self.end_batch()?;
+                self.begin_batch()?;
+            }
+        } else {
+            self.sums.add_aggregate(a);
+            if let Err(e) = self.sums.flush(&mut self.conn) {
+                self.conn.rollback();
+                return Err(e);
+            }
+            self.conn.commit()?;
         }
+        Ok(stored)
+    }
+
+    /// Starts a batch: the reports stored until [`Store::end_batch`] share one transaction,
+    /// and their per-source sums are added to the tables once, at its end, instead of once
+    /// per report (most of the cost of storing a report of many rows into a big store).
+    /// Each report stays atomic within the batch (a savepoint: one that fails leaves
+    /// nothing, and the batch goes on). A batch commits by itself once its reports hold
+    /// [`BATCH_ROWS`](crate::BATCH_ROWS) rows, so that its memory stays bounded;
+    /// reports stored in a batch that is never ended (the process dies, the store is
+    /// dropped) are not kept, sums and rows alike.
+    pub fn begin_batch(&mut self) -> Result<(), StoreError> {
+        if self.batch {
+            return Err(StoreError::Data("a batch is already open".into()));
+        }
+        self.conn.begin()?;
+        self.batch = true;
+        Ok(())
+    }
+
+    /// Ends the batch started by [`Store::begin_batch`]: adds the sums of its reports and
+    /// commits. On an error nothing of the batch since its last commit is kept.
+    pub fn end_batch(&mut self) -> Result<(), StoreError> {
+        if !self.batch {
+            return Err(StoreError::Data("no batch is open".into()));
+        }
+        self.batch = false;
+        if let Err(e) = self.sums.flush(&mut self.conn) {
+            self.conn.rollback();
+            return Err(e);
+        }
+        self.conn.commit()
     }
 
     fn insert_aggregate(
@@ -241,7 +295,6 @@ impl Store {
         let id = id.i64();
         self.insert_records(id, a)?;
         self.conn.exec(REPORT_SUMS, &[Val::I64(id)])?;
-        crate::rollup::add_report(&mut self.conn, id, key.begin, key.end)?;
         Ok(Stored::New {
             kind: "aggregate",
             id,
@@ -270,7 +323,7 @@ impl Store {
                     Val::I64(id),
                     Val::I64((base + k) as i64),
                     Val::Text(ips.get(k).map_or("", String::as_str)),
-                    Val::I64(clamp_u64(r.count.min(MAX_RECORD_COUNT))),
+                    Val::I64(stored_count(r.count)),
                     pe.disposition.as_ref().map(|d| d.as_str()).into(),
                     pe.dkim.as_ref().map(|d| d.as_str()).into(),
                     pe.spf.as_ref().map(|d| d.as_str()).into(),
