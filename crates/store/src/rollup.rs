@@ -63,6 +63,19 @@ pub(crate) struct Split {
     pub(crate) months: Option<(Option<i64>, Option<i64>)>,
 }
 
+/// How a reader reads `since..until`: split by [`split`] with `use_sums`, else all of it
+/// from the rows (the check of the sums).
+pub(crate) fn plan(since: Option<i64>, until: Option<i64>, use_sums: bool) -> Split {
+    if use_sums {
+        split(since, until)
+    } else {
+        Split {
+            rows: vec![(since, until)],
+            months: None,
+        }
+    }
+}
+
 /// Splits `since..until` into whole months and the partial months at its ends.
 pub(crate) fn split(since: Option<i64>, until: Option<i64>) -> Split {
     let first = since.map(month_from);
@@ -588,34 +601,29 @@ pub(crate) fn backfill(conn: &mut Conn) -> Result<(), StoreError> {
             );
             keys.insert(x.int(0)?, key);
         }
-        let results = |table: &str, cols: &str| {
-            format!("SELECT row_no, {cols} FROM {table} WHERE report = ? ORDER BY row_no, seq")
-        };
-        for cells in conn.query(
-            &results("aggregate_dkim", "domain, COALESCE(selector, ''), result"),
-            &[Val::I64(id)],
-        )? {
-            let x = Row::new(&cells, "backfill dkim");
-            if let Some(k) = keys.get(&x.int(0)?) {
-                sums.dkim(k, x.str(1)?, x.str(2)?, x.str(3)?);
-            }
-        }
-        for cells in conn.query(
-            &results("aggregate_spf", "domain, COALESCE(scope, ''), result"),
-            &[Val::I64(id)],
-        )? {
-            let x = Row::new(&cells, "backfill spf");
-            if let Some(k) = keys.get(&x.int(0)?) {
-                sums.spf(k, x.str(1)?, x.str(2)?, x.str(3)?);
-            }
-        }
-        for cells in conn.query(
-            &results("aggregate_reasons", "reason_type"),
-            &[Val::I64(id)],
-        )? {
-            let x = Row::new(&cells, "backfill reasons");
-            if let Some(k) = keys.get(&x.int(0)?) {
-                sums.reason(k, x.str(1)?);
+        // The DKIM, SPF and reason results of the rows: `(kind, table, columns)`.
+        for (kind, table, cols) in [
+            (
+                0,
+                "aggregate_dkim",
+                "domain, COALESCE(selector, ''), result",
+            ),
+            (1, "aggregate_spf", "domain, COALESCE(scope, ''), result"),
+            (2, "aggregate_reasons", "reason_type, '', ''"),
+        ] {
+            let sql =
+                format!("SELECT row_no, {cols} FROM {table} WHERE report = ? ORDER BY row_no, seq");
+            for cells in conn.query(&sql, &[Val::I64(id)])? {
+                let x = Row::new(&cells, "backfill results");
+                let Some(k) = keys.get(&x.int(0)?) else {
+                    continue;
+                };
+                let (a, b, c) = (x.str(1)?, x.str(2)?, x.str(3)?);
+                match kind {
+                    0 => sums.dkim(k, a, b, c),
+                    1 => sums.spf(k, a, b, c),
+                    _ => sums.reason(k, a),
+                }
             }
         }
         if sums.rows() >= BATCH_ROWS {

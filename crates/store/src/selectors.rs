@@ -12,13 +12,13 @@ impl Store {
         policy_domain: &str,
     ) -> Result<Vec<(String, String, i64)>, StoreError> {
         let domain = policy_domain.trim_end_matches('.').to_ascii_lowercase();
+        // From the per-source DKIM sums (`crate::rollup`), whose key starts with the policy
+        // domain (stored trimmed and lower-cased): the rows of every report are not read.
         let rows = self.conn.query(
-            "SELECT RTRIM(LOWER(d.domain), '.'), LOWER(d.selector), CAST(COALESCE(SUM(x.message_count), 0) AS BIGINT) \
-             FROM aggregate_dkim d \
-             JOIN aggregate_records x ON x.report = d.report AND x.row_no = d.row_no \
-             JOIN aggregate_reports r ON r.id = d.report \
-             WHERE RTRIM(LOWER(r.policy_domain), '.') = ? AND d.selector IS NOT NULL AND d.selector <> '' \
-             GROUP BY RTRIM(LOWER(d.domain), '.'), LOWER(d.selector) \
+            "SELECT RTRIM(LOWER(s.domain), '.'), LOWER(s.selector), \
+             CAST(COALESCE(SUM(s.messages), 0) AS BIGINT) \
+             FROM aggregate_source_dkim s WHERE s.policy_domain = ? AND s.selector <> '' \
+             GROUP BY RTRIM(LOWER(s.domain), '.'), LOWER(s.selector) \
              ORDER BY 3 DESC, 1, 2",
             &[Val::Text(&domain)],
         )?;
