@@ -412,6 +412,13 @@ CREATE TABLE aggregate_source_days (
 ) {without_rowid};
 "#,
     ),
+    (
+        8,
+        "the per-source, per-day sums by day (the alert rules' windows of whole days)",
+        r#"
+CREATE INDEX aggregate_source_days_day ON aggregate_source_days (day);
+"#,
+    ),
 ];
 
 /// The step of a migration that SQL alone does not express, run after its SQL in its
