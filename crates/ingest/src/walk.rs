@@ -161,10 +161,10 @@ fn walk_dir(dir: &Path, depth: usize, out: &mut Vec<PlannedInput>) -> std::io::R
 /// Returns the total counts.
 ///
 /// The reports are stored in one batch ([`Store::begin_batch`]): each stays atomic, and
-/// the batch commits every [`dmarc_store::BATCH_ROWS`] report rows and at the end, also
-/// when an input fails the store (what was stored before it is kept). A run that is
-/// killed loses what it stored since the batch last committed; running it again stores
-/// those reports (the others are duplicates).
+/// the batch commits every [`dmarc_store::BATCH_ROWS`] report rows or five seconds and at
+/// the end, also when an input fails the store (what was stored before it is kept). A run
+/// that is killed loses what it stored since the batch last committed; running it again
+/// stores those reports (the others are duplicates).
 pub fn ingest_paths(
     store: &mut Store,
     inputs: &[PlannedInput],

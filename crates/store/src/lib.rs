@@ -200,8 +200,9 @@ pub struct Store {
     /// The per-source sums of the reports stored in the open transaction, not yet written
     /// (see [`Store::begin_batch`]).
     sums: rollup::Sums,
-    /// True between [`Store::begin_batch`] and [`Store::end_batch`].
-    batch: bool,
+    /// When the open batch's transaction began (between [`Store::begin_batch`] and
+    /// [`Store::end_batch`]).
+    batch: Option<std::time::Instant>,
 }
 
 /// `$XDG_DATA_HOME/dmarc/dmarc.sqlite3`, else `~/.local/share/dmarc/dmarc.sqlite3`; `None`
@@ -294,7 +295,7 @@ impl Store {
         let mut store = Store {
             conn: Db::Sqlite(conn).into(),
             sums: rollup::Sums::new(Dialect::Sqlite),
-            batch: false,
+            batch: None,
             location,
         };
         migrations::migrate(&mut store.conn)?;
@@ -318,7 +319,7 @@ impl Store {
         let mut store = Store {
             conn: Db::Postgres(Box::new(Pg::new(client))).into(),
             sums: rollup::Sums::new(Dialect::Postgres),
-            batch: false,
+            batch: None,
             location: redact_url(url),
         };
         migrations::migrate(&mut store.conn)?;

@@ -97,6 +97,9 @@ fn word<T: std::fmt::Display>(v: &Option<T>) -> Option<String> {
     v.as_ref().map(|w| w.to_string())
 }
 
+/// How long a batch's transaction may stay open before the next report commits it.
+const BATCH_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Rows written by one multi-row `INSERT` (well under both databases' parameter limits).
 const ROWS_PER_INSERT: usize = 64;
 
@@ -157,11 +160,11 @@ impl Store {
             self.conn.commit()?;
             return Ok(stored);
         };
-        if self.batch {
+        if let Some(began) = self.batch {
             // The report's savepoint first: its sums join the batch's once it is kept.
             self.conn.commit()?;
             self.sums.add_aggregate(a);
-            if self.sums.rows() >= crate::BATCH_ROWS {
+            if self.sums.rows() >= crate::BATCH_ROWS || began.elapsed() >= BATCH_TIME {
                 self.end_batch()?;
                 self.begin_batch()?;
             }
@@ -181,25 +184,26 @@ impl Store {
     /// per report (most of the cost of storing a report of many rows into a big store).
     /// Each report stays atomic within the batch (a savepoint: one that fails leaves
     /// nothing, and the batch goes on). A batch commits by itself once its reports hold
-    /// [`BATCH_ROWS`](crate::BATCH_ROWS) rows, so that its memory stays bounded;
+    /// [`BATCH_ROWS`](crate::BATCH_ROWS) rows, so that its memory stays bounded, and after
+    /// a report stored five seconds or more after its transaction began, so that other
+    /// writers (another ingest, the dashboard's alert state) wait seconds at most;
     /// reports stored in a batch that is never ended (the process dies, the store is
     /// dropped) are not kept, sums and rows alike.
     pub fn begin_batch(&mut self) -> Result<(), StoreError> {
-        if self.batch {
+        if self.batch.is_some() {
             return Err(StoreError::Data("a batch is already open".into()));
         }
         self.conn.begin()?;
-        self.batch = true;
+        self.batch = Some(std::time::Instant::now());
         Ok(())
     }
 
     /// Ends the batch started by [`Store::begin_batch`]: adds the sums of its reports and
     /// commits. On an error nothing of the batch since its last commit is kept.
     pub fn end_batch(&mut self) -> Result<(), StoreError> {
-        if !self.batch {
+        if self.batch.take().is_none() {
             return Err(StoreError::Data("no batch is open".into()));
         }
-        self.batch = false;
         if let Err(e) = self.sums.flush(&mut self.conn) {
             self.conn.rollback();
             return Err(e);
