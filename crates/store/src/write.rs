@@ -101,7 +101,7 @@ fn word<T: std::fmt::Display>(v: &Option<T>) -> Option<String> {
 const BATCH_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Rows written by one multi-row `INSERT` (well under both databases' parameter limits).
-const ROWS_PER_INSERT: usize = 64;
+const ROWS_PER_INSERT: usize = 256;
 
 const DKIM_INSERT: &str = "INSERT INTO aggregate_dkim (report, row_no, seq, domain, selector, \
                            result, human_result) VALUES ";
