@@ -590,6 +590,48 @@ fn chromium_renders_every_page_with_the_figures_and_runs_no_hostile_script() {
 }
 
 #[test]
+fn the_domain_page_answers_at_once_while_its_advice_is_worked_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = filled_store(dir.path());
+    // A name server that never answers: the advice (reverse DNS, the domain's records)
+    // takes as long as the DNS timeouts; the page must not wait for it.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+    let ns = silent.local_addr().expect("addr").to_string();
+    let server = serve(&[
+        "--db",
+        &db,
+        "--listen",
+        "127.0.0.1:0",
+        "--nameserver",
+        &ns,
+        "--dns-timeout",
+        "10",
+    ]);
+    let addr = server.addr.as_str();
+    for _ in 0..2 {
+        let started = std::time::Instant::now();
+        let page = get(addr, "/domain/example.com?since=2000-01-01");
+        let took = started.elapsed();
+        assert_eq!(page.status, 200, "{}", page.text());
+        let text = page.text();
+        assert!(text.contains("Being worked out"), "{text}");
+        assert!(
+            text.contains(
+                "href=\"/domain/example.com?domain=example.com&amp;since=2000-01-01#advice\""
+            ),
+            "{text}"
+        );
+        // The summary is on the page meanwhile.
+        assert!(text.contains("messages in"), "{text}");
+        assert!(
+            took < std::time::Duration::from_millis(1500),
+            "the page waited {took:?} for the advice"
+        );
+    }
+    drop(silent);
+}
+
+#[test]
 fn a_non_loopback_listener_needs_authentication_from_every_client() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("db.sqlite3").display().to_string();

@@ -159,7 +159,27 @@ fn walk_dir(dir: &Path, depth: usize, out: &mut Vec<PlannedInput>) -> std::io::R
 /// Ingests planned inputs one after the other, calling `on_input` after each input (each
 /// message, for an mbox) with the progress so far, its source and what was done with it.
 /// Returns the total counts.
+///
+/// The reports are stored in one batch ([`Store::begin_batch`]): each stays atomic, and
+/// the batch commits every [`dmarc_store::BATCH_ROWS`] report rows or five seconds and at
+/// the end, also when an input fails the store (what was stored before it is kept). A run
+/// that is killed loses what it stored since the batch last committed; running it again
+/// stores those reports (the others are duplicates).
 pub fn ingest_paths(
+    store: &mut Store,
+    inputs: &[PlannedInput],
+    limits: &Limits,
+    on_input: &mut dyn FnMut(&IngestProgress<'_>, &Source, &IngestOutcome),
+) -> Result<Counts, IngestError> {
+    store.begin_batch()?;
+    let res = ingest_each(store, inputs, limits, on_input);
+    let ended = store.end_batch();
+    let counts = res?;
+    ended?;
+    Ok(counts)
+}
+
+fn ingest_each(
     store: &mut Store,
     inputs: &[PlannedInput],
     limits: &Limits,

@@ -1,5 +1,6 @@
 //! Fills a report store with generated aggregate reports for `example.com`, through the
-//! real write path (XML parsed by `dmarc-report`, stored by `Store::store_report`), and
+//! real write path (XML parsed by `dmarc-report`, stored by `Store::store_report` in a batch, as
+//! `dmarc ingest` does), and
 //! writes the zone file its senders need: the store of the `summary`, `sources` and
 //! `rollout` benchmarks (BENCHMARKS.md).
 //!
@@ -113,6 +114,7 @@ fn main() {
     let reports = rows.div_ceil(per_report);
     let limits = Limits::default();
     let started = std::time::Instant::now();
+    store.begin_batch().expect("begin a batch");
     for n in 0..reports {
         let mut pick = rng.below(weight_total);
         let org = reporters
@@ -228,6 +230,7 @@ fn main() {
             let _ = std::io::stderr().flush();
         }
     }
+    store.end_batch().expect("commit the batch");
     eprintln!(
         "\n{rows} rows in {reports} reports stored in {:.1} s",
         started.elapsed().as_secs_f64()

@@ -6,6 +6,8 @@
 //! stays active without a new delivery, and an active one that no longer holds is
 //! *cleared*; it fires again only after it has cleared.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::backend::{Row, Val};
@@ -70,6 +72,16 @@ pub struct SourceVolume {
     pub messages: i64,
     /// Of which passing DMARC.
     pub dmarc_pass: i64,
+}
+
+/// A [`SourceVolume`] from a row of domain, address, messages and DMARC passes.
+fn volume(row: &Row<'_>) -> Result<SourceVolume, StoreError> {
+    Ok(SourceVolume {
+        domain: row.text(0)?,
+        ip: row.text(1)?,
+        messages: row.int(2)?,
+        dmarc_pass: row.int(3)?,
+    })
 }
 
 impl Store {
@@ -210,8 +222,64 @@ impl Store {
     }
 
     /// Messages per policy domain and source address in reports whose period's middle is in
-    /// `[since, until)`.
+    /// `[since, until)`, ordered by domain and address (byte order).
+    ///
+    /// The whole UTC days of the window are read from the per-source, per-day sums kept at
+    /// ingest (`aggregate_source_days`, by its index on the day: migration 8), the partial
+    /// days at its ends from the report rows; [`Store::source_volumes_from_rows`] reads the
+    /// rows only, with the same result.
     pub fn source_volumes(
+        &mut self,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<SourceVolume>, StoreError> {
+        // Day `d` of the sums holds the middles `d * 86400 ..` of the next day (a truncating
+        // division: exact for positive times, which every window after 1970 has).
+        let (first, last) = (since.div_euclid(86_400) + 1, until.div_euclid(86_400));
+        let first = if since.rem_euclid(86_400) == 0 {
+            first - 1
+        } else {
+            first
+        };
+        if since <= 0 || first >= last {
+            return self.source_volumes_from_rows(since, until);
+        }
+        let mut acc: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+        let mut add = |v: SourceVolume| {
+            let e = acc.entry((v.domain, v.ip)).or_default();
+            e.0 += v.messages;
+            e.1 += v.dmarc_pass;
+        };
+        self.conn.for_each(
+            "SELECT s.policy_domain, s.source_ip, CAST(SUM(s.messages) AS BIGINT), \
+             CAST(SUM(s.dmarc_pass) AS BIGINT) FROM aggregate_source_days s \
+             WHERE s.day >= ? AND s.day < ? GROUP BY 1, 2",
+            &[Val::I64(first), Val::I64(last)],
+            |cells| {
+                add(volume(&Row::new(cells, "source day volumes"))?);
+                Ok(())
+            },
+        )?;
+        for (s, u) in [(since, first * 86_400), (last * 86_400, until)] {
+            if s < u {
+                self.source_volumes_from_rows(s, u)?
+                    .into_iter()
+                    .for_each(&mut add);
+            }
+        }
+        Ok(acc
+            .into_iter()
+            .map(|((domain, ip), (messages, dmarc_pass))| SourceVolume {
+                domain,
+                ip,
+                messages,
+                dmarc_pass,
+            })
+            .collect())
+    }
+
+    /// [`Store::source_volumes`] from the report rows alone.
+    pub fn source_volumes_from_rows(
         &mut self,
         since: i64,
         until: i64,
@@ -221,20 +289,16 @@ impl Store {
              CAST(SUM(CASE WHEN x.dkim_aligned = 'pass' OR x.spf_aligned = 'pass' \
              THEN x.message_count ELSE 0 END) AS BIGINT) \
              FROM aggregate_reports r JOIN aggregate_records x ON x.report = r.id \
-             WHERE {MID} >= ? AND {MID} < ? GROUP BY 1, 2 ORDER BY 1, 2"
+             WHERE {MID} >= ? AND {MID} < ? GROUP BY 1, 2"
         );
         let mut out = Vec::new();
         self.conn
             .for_each(&sql, &[Val::I64(since), Val::I64(until)], |cells| {
-                let row = Row::new(cells, "source volumes");
-                out.push(SourceVolume {
-                    domain: row.text(0)?,
-                    ip: row.text(1)?,
-                    messages: row.int(2)?,
-                    dmarc_pass: row.int(3)?,
-                });
+                out.push(volume(&Row::new(cells, "source volumes"))?);
                 Ok(())
             })?;
+        // In byte order whatever the database's collation.
+        out.sort_by(|a, b| (&a.domain, &a.ip).cmp(&(&b.domain, &b.ip)));
         Ok(out)
     }
 

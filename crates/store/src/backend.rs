@@ -210,16 +210,30 @@ pub enum Dialect {
     Postgres,
 }
 
-pub(crate) enum Conn {
+pub(crate) enum Db {
     Sqlite(rusqlite::Connection),
     Postgres(Box<Pg>),
 }
 
+/// A connection, with the depth of the transactions open on it: [`Conn::begin`] inside an
+/// open transaction starts a savepoint, so that a writer run inside a batch of reports
+/// (see [`crate::Store::begin_batch`]) stays atomic on its own.
+pub(crate) struct Conn {
+    db: Db,
+    depth: u32,
+}
+
+impl From<Db> for Conn {
+    fn from(db: Db) -> Conn {
+        Conn { db, depth: 0 }
+    }
+}
+
 impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Conn::Sqlite(c) => write!(f, "Sqlite({:?})", c.path()),
-            Conn::Postgres(_) => f.write_str("Postgres"),
+        match &self.db {
+            Db::Sqlite(c) => write!(f, "Sqlite({:?})", c.path()),
+            Db::Postgres(_) => f.write_str("Postgres"),
         }
     }
 }
@@ -355,28 +369,28 @@ fn pg_cell(row: &postgres::Row, i: usize) -> Result<Cell, StoreError> {
 
 impl Conn {
     pub(crate) fn dialect(&self) -> Dialect {
-        match self {
-            Conn::Sqlite(_) => Dialect::Sqlite,
-            Conn::Postgres(_) => Dialect::Postgres,
+        match &self.db {
+            Db::Sqlite(_) => Dialect::Sqlite,
+            Db::Postgres(_) => Dialect::Postgres,
         }
     }
 
     /// Runs statements without parameters (migrations, transaction control).
     pub(crate) fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
-        match self {
-            Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Conn::Postgres(p) => Ok(p.client.batch_execute(sql)?),
+        match &mut self.db {
+            Db::Sqlite(c) => Ok(c.execute_batch(sql)?),
+            Db::Postgres(p) => Ok(p.client.batch_execute(sql)?),
         }
     }
 
     /// Executes one statement; returns the number of rows changed.
     pub(crate) fn exec(&mut self, sql: &str, params: &[Val<'_>]) -> Result<u64, StoreError> {
-        match self {
-            Conn::Sqlite(c) => {
+        match &mut self.db {
+            Db::Sqlite(c) => {
                 let mut st = c.prepare_cached(sql)?;
                 Ok(st.execute(rusqlite::params_from_iter(params.iter()))? as u64)
             }
-            Conn::Postgres(p) => {
+            Db::Postgres(p) => {
                 let st = p.statement(sql)?;
                 let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = params
                     .iter()
@@ -393,8 +407,8 @@ impl Conn {
         sql: &str,
         params: &[Val<'_>],
     ) -> Result<Vec<Vec<Cell>>, StoreError> {
-        match self {
-            Conn::Sqlite(c) => {
+        match &mut self.db {
+            Db::Sqlite(c) => {
                 let mut st = c.prepare_cached(sql)?;
                 let n = st.column_count();
                 let mut rows = st.query(rusqlite::params_from_iter(params.iter()))?;
@@ -408,7 +422,7 @@ impl Conn {
                 }
                 Ok(out)
             }
-            Conn::Postgres(p) => {
+            Db::Postgres(p) => {
                 let st = p.statement(sql)?;
                 let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = params
                     .iter()
@@ -438,8 +452,8 @@ impl Conn {
         mut f: impl FnMut(&[Cell]) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let mut cells: Vec<Cell> = Vec::new();
-        match self {
-            Conn::Sqlite(c) => {
+        match &mut self.db {
+            Db::Sqlite(c) => {
                 let mut st = c.prepare_cached(sql)?;
                 let n = st.column_count();
                 let mut rows = st.query(rusqlite::params_from_iter(params.iter()))?;
@@ -466,7 +480,7 @@ impl Conn {
                 }
                 Ok(())
             }
-            Conn::Postgres(p) => {
+            Db::Postgres(p) => {
                 use postgres::fallible_iterator::FallibleIterator;
                 let st = p.statement(sql)?;
                 let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = params
@@ -499,21 +513,49 @@ impl Conn {
             .and_then(|r| r.into_iter().next()))
     }
 
+    /// Starts a transaction, or a savepoint inside the open one.
     pub(crate) fn begin(&mut self) -> Result<(), StoreError> {
-        match self {
-            Conn::Sqlite(_) => self.batch("BEGIN IMMEDIATE"),
-            Conn::Postgres(_) => self.batch("BEGIN"),
+        let sql = match (&self.db, self.depth) {
+            (Db::Sqlite(_), 0) => "BEGIN IMMEDIATE",
+            (Db::Postgres(_), 0) => "BEGIN",
+            _ => "SAVEPOINT nested",
+        };
+        self.batch(sql)?;
+        self.depth += 1;
+        Ok(())
+    }
+
+    /// Commits the transaction (or releases the savepoint) that [`Conn::begin`] started
+    /// last; a failed commit is rolled back.
+    pub(crate) fn commit(&mut self) -> Result<(), StoreError> {
+        let sql = if self.depth > 1 {
+            "RELEASE SAVEPOINT nested"
+        } else {
+            "COMMIT"
+        };
+        match self.batch(sql) {
+            Ok(()) => {
+                self.depth = self.depth.saturating_sub(1);
+                Ok(())
+            }
+            Err(e) => {
+                self.rollback();
+                Err(e)
+            }
         }
     }
 
-    pub(crate) fn commit(&mut self) -> Result<(), StoreError> {
-        self.batch("COMMIT")
-    }
-
+    /// Rolls back the transaction (or the savepoint) that [`Conn::begin`] started last.
     pub(crate) fn rollback(&mut self) {
+        let sql = if self.depth > 1 {
+            "ROLLBACK TO SAVEPOINT nested; RELEASE SAVEPOINT nested"
+        } else {
+            "ROLLBACK"
+        };
         // A failed rollback leaves nothing more to undo: the connection reports the
         // original error.
-        let _ = self.batch("ROLLBACK");
+        let _ = self.batch(sql);
+        self.depth = self.depth.saturating_sub(1);
     }
 }
 

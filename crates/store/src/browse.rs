@@ -538,86 +538,38 @@ impl Store {
         }
         let w = conds.join(" AND ");
         let mw = month_conds.join(" AND ");
-        let mut days = Vec::new();
-        self.conn.for_each(
-            &format!(
-                "SELECT s.day, s.policy_domain, s.messages, s.dmarc_pass, s.spf_aligned_pass, \
-                 s.dkim_aligned_pass, s.reports FROM aggregate_source_days s WHERE {w} \
-                 ORDER BY 1, 2"
-            ),
-            &params,
-            |cells| {
-                let row = Row::new(cells, "source days");
-                days.push(SourceDay {
-                    day: day_label(row.int(0)?),
-                    policy_domain: row.text(1)?,
-                    messages: row.int(2)?,
-                    dmarc_pass: row.int(3)?,
-                    spf_aligned_pass: row.int(4)?,
-                    dkim_aligned_pass: row.int(5)?,
-                    reports: row.int(6)?,
-                });
-                Ok(())
+        let m = sum("s.messages");
+        self.source_detail_of(
+            ip,
+            &DetailQueries {
+                days: format!(
+                    "SELECT s.day, s.policy_domain, s.messages, s.dmarc_pass, \
+                     s.spf_aligned_pass, s.dkim_aligned_pass, s.reports \
+                     FROM aggregate_source_days s WHERE {w} ORDER BY 1, 2"
+                ),
+                days_params: params.clone(),
+                auth: &|table, col| {
+                    format!(
+                        "SELECT s.domain, NULLIF(s.{col}, ''), s.result, {m} \
+                         FROM aggregate_source_{table} s WHERE {mw} \
+                         GROUP BY s.domain, NULLIF(s.{col}, ''), s.result ORDER BY 4 DESC, 1, 2, 3"
+                    )
+                },
+                header_from: format!(
+                    "SELECT s.header_from, {m}, {p} FROM aggregate_source_sums s WHERE {mw} \
+                     GROUP BY s.header_from ORDER BY 2 DESC, 1",
+                    p = sum(
+                        "CASE WHEN s.dkim_aligned = 'pass' OR s.spf_aligned = 'pass' \
+                         THEN s.messages ELSE 0 END"
+                    ),
+                ),
+                reporters: format!(
+                    "SELECT s.org_name, {m} FROM aggregate_source_reporters s WHERE {mw} \
+                     GROUP BY s.org_name ORDER BY 2 DESC, 1"
+                ),
+                params: month_params,
             },
-        )?;
-        let mut auth = |table: &str, col: &str| -> Result<Vec<SourceAuth>, StoreError> {
-            let sql = format!(
-                "SELECT s.domain, NULLIF(s.{col}, ''), s.result, {m} FROM {table} s WHERE {mw} \
-                 GROUP BY s.domain, NULLIF(s.{col}, ''), s.result ORDER BY 4 DESC, 1, 2, 3",
-                m = sum("s.messages"),
-            );
-            let mut out = Vec::new();
-            self.conn.for_each(&sql, &month_params, |cells| {
-                let row = Row::new(cells, "source results");
-                out.push(SourceAuth {
-                    domain: row.text(0)?,
-                    detail: row.opt_text(1)?,
-                    result: row.text(2)?,
-                    messages: row.int(3)?,
-                });
-                Ok(())
-            })?;
-            Ok(out)
-        };
-        let dkim = auth("aggregate_source_dkim", "selector")?;
-        let spf = auth("aggregate_source_spf", "scope")?;
-        let sql = format!(
-            "SELECT s.header_from, {m}, {p} FROM aggregate_source_sums s WHERE {mw} \
-             GROUP BY s.header_from ORDER BY 2 DESC, 1",
-            m = sum("s.messages"),
-            p = sum(
-                "CASE WHEN s.dkim_aligned = 'pass' OR s.spf_aligned = 'pass' \
-                 THEN s.messages ELSE 0 END"
-            ),
-        );
-        let mut header_from = Vec::new();
-        self.conn.for_each(&sql, &month_params, |cells| {
-            let row = Row::new(cells, "source from domains");
-            header_from.push((row.text(0)?, row.int(1)?, row.int(2)?));
-            Ok(())
-        })?;
-        let sql = format!(
-            "SELECT s.org_name, {m} FROM aggregate_source_reporters s WHERE {mw} \
-             GROUP BY s.org_name ORDER BY 2 DESC, 1",
-            m = sum("s.messages"),
-        );
-        let mut reporters = Vec::new();
-        self.conn.for_each(&sql, &month_params, |cells| {
-            let row = Row::new(cells, "source reporters");
-            reporters.push((row.text(0)?, row.int(1)?));
-            Ok(())
-        })?;
-        let cached = self.cached_rdns(ip)?;
-        Ok(SourceDetail {
-            ip: ip.to_string(),
-            rdns: cached.as_ref().and_then(|c| c.name.clone()),
-            rdns_confirmed: cached.and_then(|c| c.confirmed),
-            days,
-            dkim,
-            spf,
-            header_from,
-            reporters,
-        })
+        )
     }
 
     /// [`Store::source_detail`] from the report rows alone (a check of the kept sums).
@@ -630,19 +582,52 @@ impl Store {
         let (w, mut params) = q.filter(&domain, "r.policy_domain", "r.org_name", MID);
         params.insert(0, Val::Text(ip));
         let from = "FROM aggregate_records x JOIN aggregate_reports r ON r.id = x.report";
-        let sql = format!(
-            "SELECT {MID} / 86400, r.policy_domain, {m}, {p}, {s}, {d}, COUNT(DISTINCT r.id) \
-             {from} WHERE x.source_ip = ? AND {w} GROUP BY 1, 2 ORDER BY 1, 2",
-            m = sum("x.message_count"),
-            p = sum(
-                "CASE WHEN x.dkim_aligned = 'pass' OR x.spf_aligned = 'pass' \
-                 THEN x.message_count ELSE 0 END"
-            ),
-            s = sum("CASE WHEN x.spf_aligned = 'pass' THEN x.message_count ELSE 0 END"),
-            d = sum("CASE WHEN x.dkim_aligned = 'pass' THEN x.message_count ELSE 0 END"),
+        let m = sum("x.message_count");
+        let p = sum(
+            "CASE WHEN x.dkim_aligned = 'pass' OR x.spf_aligned = 'pass' \
+             THEN x.message_count ELSE 0 END",
         );
+        self.source_detail_of(
+            ip,
+            &DetailQueries {
+                days: format!(
+                    "SELECT {MID} / 86400, r.policy_domain, {m}, {p}, {s}, {d}, \
+                     COUNT(DISTINCT r.id) {from} WHERE x.source_ip = ? AND {w} \
+                     GROUP BY 1, 2 ORDER BY 1, 2",
+                    s = sum("CASE WHEN x.spf_aligned = 'pass' THEN x.message_count ELSE 0 END"),
+                    d = sum("CASE WHEN x.dkim_aligned = 'pass' THEN x.message_count ELSE 0 END"),
+                ),
+                days_params: params.clone(),
+                auth: &|table, col| {
+                    format!(
+                        "SELECT a.domain, NULLIF(a.{col}, ''), a.result, {m} {from} \
+                         JOIN aggregate_{table} a ON a.report = x.report AND a.row_no = x.row_no \
+                         WHERE x.source_ip = ? AND {w} \
+                         GROUP BY a.domain, NULLIF(a.{col}, ''), a.result ORDER BY 4 DESC, 1, 2, 3"
+                    )
+                },
+                header_from: format!(
+                    "SELECT x.header_from, {m}, {p} {from} WHERE x.source_ip = ? AND {w} \
+                     GROUP BY x.header_from ORDER BY 2 DESC, 1"
+                ),
+                reporters: format!(
+                    "SELECT r.org_name, {m} {from} WHERE x.source_ip = ? AND {w} \
+                     GROUP BY r.org_name ORDER BY 2 DESC, 1"
+                ),
+                params,
+            },
+        )
+    }
+
+    /// Runs the queries of a [`SourceDetail`] (from the sums or from the rows: the same
+    /// columns) and assembles it with the cached reverse DNS of `ip`.
+    fn source_detail_of(
+        &mut self,
+        ip: &str,
+        d: &DetailQueries<'_, '_>,
+    ) -> Result<SourceDetail, StoreError> {
         let mut days = Vec::new();
-        self.conn.for_each(&sql, &params, |cells| {
+        self.conn.for_each(&d.days, &d.days_params, |cells| {
             let row = Row::new(cells, "source days");
             days.push(SourceDay {
                 day: day_label(row.int(0)?),
@@ -656,50 +641,30 @@ impl Store {
             Ok(())
         })?;
         let mut auth = |table: &str, col: &str| -> Result<Vec<SourceAuth>, StoreError> {
-            let sql = format!(
-                "SELECT a.domain, NULLIF(a.{col}, ''), a.result, {m} {from} JOIN {table} a \
-                 ON a.report = x.report AND a.row_no = x.row_no \
-                 WHERE x.source_ip = ? AND {w} GROUP BY a.domain, NULLIF(a.{col}, ''), a.result \
-                 ORDER BY 4 DESC, 1, 2, 3",
-                m = sum("x.message_count"),
-            );
             let mut out = Vec::new();
-            self.conn.for_each(&sql, &params, |cells| {
-                let row = Row::new(cells, "source results");
-                out.push(SourceAuth {
-                    domain: row.text(0)?,
-                    detail: row.opt_text(1)?,
-                    result: row.text(2)?,
-                    messages: row.int(3)?,
-                });
-                Ok(())
-            })?;
+            self.conn
+                .for_each(&(d.auth)(table, col), &d.params, |cells| {
+                    let row = Row::new(cells, "source results");
+                    out.push(SourceAuth {
+                        domain: row.text(0)?,
+                        detail: row.opt_text(1)?,
+                        result: row.text(2)?,
+                        messages: row.int(3)?,
+                    });
+                    Ok(())
+                })?;
             Ok(out)
         };
-        let dkim = auth("aggregate_dkim", "selector")?;
-        let spf = auth("aggregate_spf", "scope")?;
-        let sql = format!(
-            "SELECT x.header_from, {m}, {p} {from} WHERE x.source_ip = ? AND {w} \
-             GROUP BY x.header_from ORDER BY 2 DESC, 1",
-            m = sum("x.message_count"),
-            p = sum(
-                "CASE WHEN x.dkim_aligned = 'pass' OR x.spf_aligned = 'pass' \
-                 THEN x.message_count ELSE 0 END"
-            ),
-        );
+        let dkim = auth("dkim", "selector")?;
+        let spf = auth("spf", "scope")?;
         let mut header_from = Vec::new();
-        self.conn.for_each(&sql, &params, |cells| {
+        self.conn.for_each(&d.header_from, &d.params, |cells| {
             let row = Row::new(cells, "source from domains");
             header_from.push((row.text(0)?, row.int(1)?, row.int(2)?));
             Ok(())
         })?;
-        let sql = format!(
-            "SELECT r.org_name, {m} {from} WHERE x.source_ip = ? AND {w} \
-             GROUP BY r.org_name ORDER BY 2 DESC, 1",
-            m = sum("x.message_count"),
-        );
         let mut reporters = Vec::new();
-        self.conn.for_each(&sql, &params, |cells| {
+        self.conn.for_each(&d.reporters, &d.params, |cells| {
             let row = Row::new(cells, "source reporters");
             reporters.push((row.text(0)?, row.int(1)?));
             Ok(())
@@ -823,6 +788,18 @@ impl Store {
         })?;
         Ok(out)
     }
+}
+
+/// The queries behind a [`SourceDetail`]: its days (with their parameters), the DKIM or
+/// SPF results of a table (`dkim` or `spf`, its detail column), the From domains and the
+/// reporters (these three with `params`).
+struct DetailQueries<'q, 'v> {
+    days: String,
+    days_params: Vec<Val<'v>>,
+    auth: &'q dyn Fn(&str, &str) -> String,
+    header_from: String,
+    reporters: String,
+    params: Vec<Val<'v>>,
 }
 
 fn sum(expr: &str) -> String {

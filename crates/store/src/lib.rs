@@ -5,8 +5,9 @@
 //! Two backends, one set of migrations and queries: SQLite, embedded (the default; a file
 //! in the user's data directory, see [`default_sqlite_path`]), and PostgreSQL (a
 //! `postgres://` URL). Writes are idempotent and atomic per report: [`Store::store_report`]
-//! runs in one transaction and stores a report whose duplicate key (reporter, report id,
-//! domain, period) is already present only once. What could not be parsed is kept with its
+//! runs in one transaction (or one savepoint of a batch's, [`Store::begin_batch`]) and
+//! stores a report whose duplicate key (reporter, report id, domain, period) is already
+//! present only once. What could not be parsed is kept with its
 //! bytes, origin, error and time by [`Store::store_rejected`] and listed by
 //! [`Store::rejected`].
 //!
@@ -60,10 +61,11 @@ pub use read::{
     DomainPeriod, FailingSource, Granularity, RejectedEntry, Reporter, SourceStats, Summary,
     SummaryQuery, TlsDomain, Totals,
 };
+pub use rollup::BATCH_ROWS;
 pub use time::format_utc;
 pub use write::{MAX_RECORD_COUNT, Rejection, Stored, error_kind};
 
-use backend::{Conn, Pg};
+use backend::{Conn, Db, Pg};
 
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -196,6 +198,12 @@ pub struct Origin<'a> {
 pub struct Store {
     conn: Conn,
     location: String,
+    /// The per-source sums of the reports stored in the open transaction, not yet written
+    /// (see [`Store::begin_batch`]).
+    sums: rollup::Sums,
+    /// When the open batch's transaction began (between [`Store::begin_batch`] and
+    /// [`Store::end_batch`]).
+    batch: Option<std::time::Instant>,
 }
 
 /// `$XDG_DATA_HOME/dmarc/dmarc.sqlite3`, else `~/.local/share/dmarc/dmarc.sqlite3`; `None`
@@ -286,7 +294,9 @@ impl Store {
         )?;
         conn.set_prepared_statement_cache_capacity(64);
         let mut store = Store {
-            conn: Conn::Sqlite(conn),
+            conn: Db::Sqlite(conn).into(),
+            sums: rollup::Sums::new(Dialect::Sqlite),
+            batch: None,
             location,
         };
         migrations::migrate(&mut store.conn)?;
@@ -308,7 +318,9 @@ impl Store {
         let mut client = postgres::Client::connect(url, postgres::NoTls)?;
         client.batch_execute("SET client_min_messages = warning")?;
         let mut store = Store {
-            conn: Conn::Postgres(Box::new(Pg::new(client))),
+            conn: Db::Postgres(Box::new(Pg::new(client))).into(),
+            sums: rollup::Sums::new(Dialect::Postgres),
+            batch: None,
             location: redact_url(url),
         };
         migrations::migrate(&mut store.conn)?;

@@ -413,6 +413,13 @@ CREATE TABLE aggregate_source_days (
 "#,
     ),
     (
+        8,
+        "the per-source, per-day sums by day (the alert rules' windows of whole days)",
+        r#"
+CREATE INDEX aggregate_source_days_day ON aggregate_source_days (day);
+"#,
+    ),
+    (
         9,
         "the DNS records (DMARC, SPF, DKIM) last seen per domain, for the alert rule on \
          records changing or breaking (crate::dns_records)",

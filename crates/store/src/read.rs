@@ -432,14 +432,7 @@ impl Store {
 
         // The whole months of the window from the per-source sums kept at ingest
         // (`crate::rollup`), the partial months at its ends from the rows.
-        let split = if use_sums {
-            rollup::split(q.since, q.until)
-        } else {
-            rollup::Split {
-                rows: vec![(q.since, q.until)],
-                months: None,
-            }
-        };
+        let split = rollup::plan(q.since, q.until, use_sums);
         let mut acc = SourceAcc::default();
         for &(since, until) in &split.rows {
             let part = SummaryQuery {
@@ -524,7 +517,9 @@ impl Store {
             reporters,
             failure_reports,
             tls,
-            totals: self.totals()?,
+            // Not the rows counted: that reads every one of them (most of the time of an
+            // unfiltered summary on a big store).
+            totals: self.quick_totals()?,
         };
         self.fill_rdns(&mut summary)?;
         Ok(summary)

@@ -4,17 +4,24 @@
 //! read a few rows per source and month instead of every report row.
 //!
 //! Each stored report adds its rows to the sums in the transaction that stores it (a
-//! refused duplicate adds nothing: its transaction is rolled back); migration 7 fills them
-//! for the reports already stored with the same statements. The store never deletes a
-//! report, so the sums only grow. A missing value (no disposition, no envelope `MAIL FROM`,
-//! no selector ...) is kept as `''` (the key columns cannot be NULL), and the readers take
-//! `''` as missing on both paths.
+//! refused duplicate adds nothing). The sums are added up in memory ([`Sums`]) and written
+//! at the end of that transaction: once per report, or once per batch of reports
+//! ([`crate::Store::begin_batch`], what `dmarc ingest` and the benchmark generator use), so
+//! that a batch adds each key once instead of once per report. Migration 7 fills them for
+//! the reports already stored with the same rules, read back from the rows. The store
+//! never deletes a report, so the sums only grow. A missing value (no disposition, no
+//! envelope `MAIL FROM`, no selector ...) is kept as `''` (the key columns cannot be
+//! NULL), and the readers take `''` as missing on both paths.
 //!
 //! The sums answer a query whose `since` and `until` fall on the first of a month (or are
 //! absent); the summary reads the rows of the other, partial months of a window.
 
+use std::collections::HashMap;
+
+use dmarc_report::aggregate::AggregateReport;
+
 use crate::StoreError;
-use crate::backend::{Conn, Val};
+use crate::backend::{Conn, Dialect, Row, Val};
 use crate::time::{civil_from_days, days_from_civil};
 
 /// The month of a report period: months since January of year 0 of the period's middle
@@ -56,6 +63,19 @@ pub(crate) struct Split {
     pub(crate) months: Option<(Option<i64>, Option<i64>)>,
 }
 
+/// How a reader reads `since..until`: split by [`split`] with `use_sums`, else all of it
+/// from the rows (the check of the sums).
+pub(crate) fn plan(since: Option<i64>, until: Option<i64>, use_sums: bool) -> Split {
+    if use_sums {
+        split(since, until)
+    } else {
+        Split {
+            rows: vec![(since, until)],
+            months: None,
+        }
+    }
+}
+
 /// Splits `since..until` into whole months and the partial months at its ends.
 pub(crate) fn split(since: Option<i64>, until: Option<i64>) -> Split {
     let first = since.map(month_from);
@@ -83,104 +103,534 @@ pub(crate) fn split(since: Option<i64>, until: Option<i64>) -> Split {
     }
 }
 
-/// The statements adding one report's rows (`?` the report id, `?2` its month) to the sums.
-const ADD_REPORT: [&str; 5] = [
-    "INSERT INTO aggregate_source_sums (policy_domain, month, source_ip, header_from, \
-     envelope_from, disposition, dkim_aligned, spf_aligned, policy_p, policy_sp, messages, \
-     row_count) \
-     SELECT r.policy_domain, CAST(? AS BIGINT), x.source_ip, x.header_from, COALESCE(x.envelope_from, ''), \
-     COALESCE(x.disposition, ''), COALESCE(x.dkim_aligned, ''), COALESCE(x.spf_aligned, ''), \
-     COALESCE(r.policy_p, ''), COALESCE(r.policy_sp, ''), SUM(x.message_count), COUNT(*) \
-     FROM aggregate_records x JOIN aggregate_reports r ON r.id = x.report WHERE x.report = ? \
-     GROUP BY r.policy_domain, x.source_ip, x.header_from, COALESCE(x.envelope_from, ''), \
-     COALESCE(x.disposition, ''), COALESCE(x.dkim_aligned, ''), COALESCE(x.spf_aligned, ''), \
-     COALESCE(r.policy_p, ''), COALESCE(r.policy_sp, '') \
-     ON CONFLICT (policy_domain, month, source_ip, header_from, envelope_from, disposition, \
-     dkim_aligned, spf_aligned, policy_p, policy_sp) DO UPDATE SET \
-     messages = aggregate_source_sums.messages + excluded.messages, \
-     row_count = aggregate_source_sums.row_count + excluded.row_count",
-    "INSERT INTO aggregate_source_reporters (policy_domain, month, source_ip, org_name, \
-     messages, row_count) \
-     SELECT r.policy_domain, CAST(? AS BIGINT), x.source_ip, r.org_name, SUM(x.message_count), COUNT(*) \
-     FROM aggregate_records x JOIN aggregate_reports r ON r.id = x.report WHERE x.report = ? \
-     GROUP BY r.policy_domain, x.source_ip, r.org_name \
-     ON CONFLICT (policy_domain, month, source_ip, org_name) DO UPDATE SET \
-     messages = aggregate_source_reporters.messages + excluded.messages, \
-     row_count = aggregate_source_reporters.row_count + excluded.row_count",
-    "INSERT INTO aggregate_source_dkim (policy_domain, month, source_ip, domain, selector, \
-     result, header_from, messages) \
-     SELECT r.policy_domain, CAST(? AS BIGINT), x.source_ip, d.domain, COALESCE(d.selector, ''), d.result, \
-     x.header_from, SUM(x.message_count) \
-     FROM aggregate_dkim d JOIN aggregate_records x ON x.report = d.report AND x.row_no = d.row_no \
-     JOIN aggregate_reports r ON r.id = x.report WHERE d.report = ? \
-     GROUP BY r.policy_domain, x.source_ip, d.domain, COALESCE(d.selector, ''), d.result, \
-     x.header_from \
-     ON CONFLICT (policy_domain, month, source_ip, domain, selector, result, header_from) \
-     DO UPDATE SET messages = aggregate_source_dkim.messages + excluded.messages",
-    "INSERT INTO aggregate_source_spf (policy_domain, month, source_ip, domain, scope, result, \
-     messages) \
-     SELECT r.policy_domain, CAST(? AS BIGINT), x.source_ip, s.domain, COALESCE(s.scope, ''), s.result, \
-     SUM(x.message_count) \
-     FROM aggregate_spf s JOIN aggregate_records x ON x.report = s.report AND x.row_no = s.row_no \
-     JOIN aggregate_reports r ON r.id = x.report WHERE s.report = ? \
-     GROUP BY r.policy_domain, x.source_ip, s.domain, COALESCE(s.scope, ''), s.result \
-     ON CONFLICT (policy_domain, month, source_ip, domain, scope, result) \
-     DO UPDATE SET messages = aggregate_source_spf.messages + excluded.messages",
-    "INSERT INTO aggregate_source_reasons (policy_domain, month, source_ip, reason_type, \
-     messages) \
-     SELECT r.policy_domain, CAST(? AS BIGINT), x.source_ip, a.reason_type, SUM(x.message_count) \
-     FROM aggregate_reasons a JOIN aggregate_records x ON x.report = a.report AND x.row_no = a.row_no \
-     JOIN aggregate_reports r ON r.id = x.report WHERE a.report = ? \
-     GROUP BY r.policy_domain, x.source_ip, a.reason_type \
-     ON CONFLICT (policy_domain, month, source_ip, reason_type) \
-     DO UPDATE SET messages = aggregate_source_reasons.messages + excluded.messages",
-];
+/// A batch of reports ([`crate::Store::begin_batch`]) writes its per-source sums and
+/// commits once its reports hold this many rows, so that the sums it keeps in memory stay
+/// bounded (at most one key per row in each table).
+pub const BATCH_ROWS: u64 = 250_000;
 
-/// The statement adding one report's rows to the per-source, per-day sums (parameters:
-/// the report's day, then its id): each report adds 1 to the reports of each source it
-/// lists.
-const ADD_DAY: &str = "INSERT INTO aggregate_source_days (source_ip, day, policy_domain, messages, dmarc_pass, \
-     spf_aligned_pass, dkim_aligned_pass, reports) \
-     SELECT x.source_ip, CAST(? AS BIGINT), \
-     r.policy_domain, SUM(x.message_count), \
-     SUM(CASE WHEN x.dkim_aligned = 'pass' OR x.spf_aligned = 'pass' THEN x.message_count ELSE 0 END), \
-     SUM(CASE WHEN x.spf_aligned = 'pass' THEN x.message_count ELSE 0 END), \
-     SUM(CASE WHEN x.dkim_aligned = 'pass' THEN x.message_count ELSE 0 END), 1 \
-     FROM aggregate_records x JOIN aggregate_reports r ON r.id = x.report WHERE x.report = ? \
-     GROUP BY x.source_ip, r.policy_domain \
-     ON CONFLICT (source_ip, day, policy_domain) DO UPDATE SET \
-     messages = aggregate_source_days.messages + excluded.messages, \
-     dmarc_pass = aggregate_source_days.dmarc_pass + excluded.dmarc_pass, \
-     spf_aligned_pass = aggregate_source_days.spf_aligned_pass + excluded.spf_aligned_pass, \
-     dkim_aligned_pass = aggregate_source_days.dkim_aligned_pass + excluded.dkim_aligned_pass, \
-     reports = aggregate_source_days.reports + excluded.reports";
+/// Names interned for one batch: the sums' keys are small integer tuples, each text
+/// stored once.
+#[derive(Debug, Default)]
+struct Names {
+    ids: HashMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
+}
 
-/// Adds the rows of stored report `report` (period `begin`..`end`) to the sums; run in the
-/// transaction that stores it.
-pub(crate) fn add_report(
-    conn: &mut Conn,
-    report: i64,
-    begin: i64,
-    end: i64,
-) -> Result<(), StoreError> {
-    let month = month_of(begin, end);
-    // The day of the period's middle, as the readers' `(begin / 2 + end / 2) / 86400`.
-    let day = (begin / 2 + end / 2) / 86_400;
-    for sql in ADD_REPORT {
-        conn.exec(sql, &[Val::I64(month), Val::I64(report)])?;
+impl Names {
+    fn id(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        self.names.push(s.into());
+        self.ids.insert(s.into(), id);
+        id
     }
-    conn.exec(ADD_DAY, &[Val::I64(day), Val::I64(report)])?;
+
+    fn get(&self, id: u32) -> &str {
+        self.names.get(id as usize).map_or("", |n| n)
+    }
+}
+
+/// The per-day figures of one source: messages, DMARC pass, aligned SPF pass, aligned DKIM
+/// pass, reports (and the last report counted, so that each report counts once).
+#[derive(Debug, Default, Clone, Copy)]
+struct Day {
+    sums: [i64; 5],
+    last_report: u64,
+}
+
+/// The sums of the reports stored since the last [`Sums::flush`], in memory, to be added
+/// to the tables in the transaction that stores those reports: a batch of reports adds
+/// each key once, not once per report. Filled by [`Sums::add_aggregate`] (ingest) and by
+/// [`backfill`] (migration 7, from the stored rows) with the same rules.
+#[derive(Debug, Default)]
+pub(crate) struct Sums {
+    names: Names,
+    /// PostgreSQL text cannot hold NUL: the store writes U+FFFD instead, and the sums'
+    /// keys must be the text as stored.
+    no_nul: bool,
+    /// Key `(month, [policy_domain, source_ip, header_from, envelope_from, disposition,
+    /// dkim_aligned, spf_aligned, policy_p, policy_sp])`: messages, rows.
+    sums: HashMap<(i64, [u32; 9]), [i64; 2]>,
+    /// `(month, [policy_domain, source_ip, org_name])`: messages, rows.
+    reporters: HashMap<(i64, [u32; 3]), [i64; 2]>,
+    /// `(month, [policy_domain, source_ip, domain, selector, result, header_from])`.
+    dkim: HashMap<(i64, [u32; 6]), i64>,
+    /// `(month, [policy_domain, source_ip, domain, scope, result])`.
+    spf: HashMap<(i64, [u32; 5]), i64>,
+    /// `(month, [policy_domain, source_ip, reason_type])`.
+    reasons: HashMap<(i64, [u32; 3]), i64>,
+    /// `(day, [source_ip, policy_domain])`.
+    days: HashMap<(i64, [u32; 2]), Day>,
+    /// Report rows added since the last flush.
+    rows: u64,
+    /// Reports added so far (never reset: tells the reports apart for `days`).
+    reports: u64,
+}
+
+/// What the sums need of a stored report (missing values as `''`).
+pub(crate) struct ReportHead<'a> {
+    pub(crate) policy_domain: &'a str,
+    pub(crate) org_name: &'a str,
+    pub(crate) policy_p: &'a str,
+    pub(crate) policy_sp: &'a str,
+    pub(crate) begin: i64,
+    pub(crate) end: i64,
+}
+
+/// What the sums need of a stored report row (missing values as `''`).
+pub(crate) struct RowFacts<'a> {
+    pub(crate) source_ip: &'a str,
+    pub(crate) messages: i64,
+    pub(crate) disposition: &'a str,
+    pub(crate) dkim_aligned: &'a str,
+    pub(crate) spf_aligned: &'a str,
+    pub(crate) header_from: &'a str,
+    pub(crate) envelope_from: &'a str,
+}
+
+/// A row added by [`Sums::row`], to add its DKIM, SPF and reason results to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowKey {
+    month: i64,
+    policy_domain: u32,
+    source_ip: u32,
+    header_from: u32,
+    messages: i64,
+}
+
+/// The report being added by [`Sums::row`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReportKey {
+    month: i64,
+    day: i64,
+    seq: u64,
+    policy_domain: u32,
+    org_name: u32,
+    policy_p: u32,
+    policy_sp: u32,
+}
+
+impl Sums {
+    pub(crate) fn new(dialect: Dialect) -> Sums {
+        Sums {
+            no_nul: dialect == Dialect::Postgres,
+            ..Sums::default()
+        }
+    }
+
+    /// Report rows added since the last flush.
+    pub(crate) fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    fn id(&mut self, s: &str) -> u32 {
+        if self.no_nul && s.contains('\0') {
+            self.names.id(&s.replace('\0', "\u{FFFD}"))
+        } else {
+            self.names.id(s)
+        }
+    }
+
+    /// Starts adding a report; its rows follow with [`Sums::row`].
+    pub(crate) fn report(&mut self, r: &ReportHead<'_>) -> ReportKey {
+        self.reports += 1;
+        ReportKey {
+            month: month_of(r.begin, r.end),
+            // The day of the period's middle, as the readers' `(begin / 2 + end / 2) / 86400`.
+            day: (r.begin / 2 + r.end / 2) / 86_400,
+            seq: self.reports,
+            policy_domain: self.id(r.policy_domain),
+            org_name: self.id(r.org_name),
+            policy_p: self.id(r.policy_p),
+            policy_sp: self.id(r.policy_sp),
+        }
+    }
+
+    /// Adds one row of report `r`.
+    pub(crate) fn row(&mut self, r: &ReportKey, x: &RowFacts<'_>) -> RowKey {
+        self.rows += 1;
+        let ip = self.id(x.source_ip);
+        let header_from = self.id(x.header_from);
+        let key = [
+            r.policy_domain,
+            ip,
+            header_from,
+            self.id(x.envelope_from),
+            self.id(x.disposition),
+            self.id(x.dkim_aligned),
+            self.id(x.spf_aligned),
+            r.policy_p,
+            r.policy_sp,
+        ];
+        let m = x.messages;
+        let s = self.sums.entry((r.month, key)).or_default();
+        s[0] = s[0].saturating_add(m);
+        s[1] += 1;
+        let s = self
+            .reporters
+            .entry((r.month, [r.policy_domain, ip, r.org_name]))
+            .or_default();
+        s[0] = s[0].saturating_add(m);
+        s[1] += 1;
+        let (dkim, spf) = (x.dkim_aligned == "pass", x.spf_aligned == "pass");
+        let d = self.days.entry((r.day, [ip, r.policy_domain])).or_default();
+        for (i, add) in [
+            m,
+            if dkim || spf { m } else { 0 },
+            if spf { m } else { 0 },
+            if dkim { m } else { 0 },
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if let Some(v) = d.sums.get_mut(i) {
+                *v = v.saturating_add(add);
+            }
+        }
+        if d.last_report != r.seq {
+            d.last_report = r.seq;
+            d.sums[4] += 1;
+        }
+        RowKey {
+            month: r.month,
+            policy_domain: r.policy_domain,
+            source_ip: ip,
+            header_from,
+            messages: m,
+        }
+    }
+
+    /// Adds one DKIM result of row `x` (selector `''` when missing).
+    pub(crate) fn dkim(&mut self, x: &RowKey, domain: &str, selector: &str, result: &str) {
+        let key = [
+            x.policy_domain,
+            x.source_ip,
+            self.id(domain),
+            self.id(selector),
+            self.id(result),
+            x.header_from,
+        ];
+        let s = self.dkim.entry((x.month, key)).or_default();
+        *s = s.saturating_add(x.messages);
+    }
+
+    /// Adds one SPF result of row `x` (scope `''` when missing).
+    pub(crate) fn spf(&mut self, x: &RowKey, domain: &str, scope: &str, result: &str) {
+        let key = [
+            x.policy_domain,
+            x.source_ip,
+            self.id(domain),
+            self.id(scope),
+            self.id(result),
+        ];
+        let s = self.spf.entry((x.month, key)).or_default();
+        *s = s.saturating_add(x.messages);
+    }
+
+    /// Adds one policy override reason of row `x`.
+    pub(crate) fn reason(&mut self, x: &RowKey, reason_type: &str) {
+        let key = [x.policy_domain, x.source_ip, self.id(reason_type)];
+        let s = self.reasons.entry((x.month, key)).or_default();
+        *s = s.saturating_add(x.messages);
+    }
+
+    /// Adds a parsed aggregate report, as the store keeps it (stored under `key`'s
+    /// reporter, domain and period; counts capped at [`crate::MAX_RECORD_COUNT`]).
+    pub(crate) fn add_aggregate(&mut self, a: &AggregateReport) {
+        let key = a.report_key();
+        let p = &a.policy_published;
+        let word = |w: &Option<_>| w.as_ref().map_or_else(String::new, ToString::to_string);
+        let (pp, sp) = (word(&p.p), word(&p.sp));
+        let r = self.report(&ReportHead {
+            policy_domain: &key.policy_domain,
+            org_name: &key.org_name,
+            policy_p: &pp,
+            policy_sp: &sp,
+            begin: key.begin,
+            end: key.end,
+        });
+        for rec in &a.records {
+            let pe = &rec.policy_evaluated;
+            let ip = rec.source_ip.to_string();
+            let x = self.row(
+                &r,
+                &RowFacts {
+                    source_ip: &ip,
+                    messages: crate::write::stored_count(rec.count),
+                    disposition: pe.disposition.as_ref().map_or("", |d| d.as_str()),
+                    dkim_aligned: pe.dkim.as_ref().map_or("", |d| d.as_str()),
+                    spf_aligned: pe.spf.as_ref().map_or("", |d| d.as_str()),
+                    header_from: &rec.identifiers.header_from,
+                    envelope_from: rec.identifiers.envelope_from.as_deref().unwrap_or(""),
+                },
+            );
+            for d in &rec.auth_results.dkim {
+                self.dkim(
+                    &x,
+                    &d.domain,
+                    d.selector.as_deref().unwrap_or(""),
+                    d.result.as_str(),
+                );
+            }
+            for s in &rec.auth_results.spf {
+                self.spf(
+                    &x,
+                    &s.domain,
+                    s.scope.as_ref().map_or("", |v| v.as_str()),
+                    s.result.as_str(),
+                );
+            }
+            for reason in &pe.reasons {
+                self.reason(&x, reason.kind.as_str());
+            }
+        }
+    }
+
+    /// Forgets what was added since the last flush (its transaction was rolled back).
+    pub(crate) fn clear(&mut self) {
+        let reports = self.reports;
+        *self = Sums {
+            no_nul: self.no_nul,
+            reports,
+            ..Sums::default()
+        };
+    }
+
+    /// Adds everything added since the last flush to the tables (in the caller's
+    /// transaction), in key order, and starts afresh.
+    pub(crate) fn flush(&mut self, conn: &mut Conn) -> Result<(), StoreError> {
+        let res = self.write(conn);
+        self.clear();
+        res
+    }
+
+    fn write(&self, conn: &mut Conn) -> Result<(), StoreError> {
+        let n = |id: u32| Val::Text(self.names.get(id));
+        upsert(
+            conn,
+            "aggregate_source_sums (policy_domain, month, source_ip, header_from, \
+             envelope_from, disposition, dkim_aligned, spf_aligned, policy_p, policy_sp, \
+             messages, row_count)",
+            "policy_domain, month, source_ip, header_from, envelope_from, disposition, \
+             dkim_aligned, spf_aligned, policy_p, policy_sp",
+            &["messages", "row_count"],
+            self.sorted(&self.sums, |&(m, k)| (k[0], m, k)),
+            |&(m, k), v| {
+                let mut row = vec![n(k[0]), Val::I64(m)];
+                row.extend(k[1..].iter().map(|&i| n(i)));
+                row.extend(v.iter().map(|&v| Val::I64(v)));
+                row
+            },
+        )?;
+        upsert(
+            conn,
+            "aggregate_source_reporters (policy_domain, month, source_ip, org_name, messages, \
+             row_count)",
+            "policy_domain, month, source_ip, org_name",
+            &["messages", "row_count"],
+            self.sorted(&self.reporters, |&(m, k)| (k[0], m, k)),
+            |&(m, k), v| {
+                vec![
+                    n(k[0]),
+                    Val::I64(m),
+                    n(k[1]),
+                    n(k[2]),
+                    Val::I64(v[0]),
+                    Val::I64(v[1]),
+                ]
+            },
+        )?;
+        upsert(
+            conn,
+            "aggregate_source_dkim (policy_domain, month, source_ip, domain, selector, result, \
+             header_from, messages)",
+            "policy_domain, month, source_ip, domain, selector, result, header_from",
+            &["messages"],
+            self.sorted(&self.dkim, |&(m, k)| (k[0], m, k)),
+            |&(m, k), &v| {
+                let mut row = vec![n(k[0]), Val::I64(m)];
+                row.extend(k[1..].iter().map(|&i| n(i)));
+                row.push(Val::I64(v));
+                row
+            },
+        )?;
+        upsert(
+            conn,
+            "aggregate_source_spf (policy_domain, month, source_ip, domain, scope, result, \
+             messages)",
+            "policy_domain, month, source_ip, domain, scope, result",
+            &["messages"],
+            self.sorted(&self.spf, |&(m, k)| (k[0], m, k)),
+            |&(m, k), &v| {
+                let mut row = vec![n(k[0]), Val::I64(m)];
+                row.extend(k[1..].iter().map(|&i| n(i)));
+                row.push(Val::I64(v));
+                row
+            },
+        )?;
+        upsert(
+            conn,
+            "aggregate_source_reasons (policy_domain, month, source_ip, reason_type, messages)",
+            "policy_domain, month, source_ip, reason_type",
+            &["messages"],
+            self.sorted(&self.reasons, |&(m, k)| (k[0], m, k)),
+            |&(m, k), &v| vec![n(k[0]), Val::I64(m), n(k[1]), n(k[2]), Val::I64(v)],
+        )?;
+        upsert(
+            conn,
+            "aggregate_source_days (source_ip, day, policy_domain, messages, dmarc_pass, \
+             spf_aligned_pass, dkim_aligned_pass, reports)",
+            "source_ip, day, policy_domain",
+            &[
+                "messages",
+                "dmarc_pass",
+                "spf_aligned_pass",
+                "dkim_aligned_pass",
+                "reports",
+            ],
+            self.sorted(&self.days, |&(d, k)| (k[0], d, k)),
+            |&(d, k), v| {
+                let mut row = vec![n(k[0]), Val::I64(d), n(k[1])];
+                row.extend(v.sums.iter().map(|&v| Val::I64(v)));
+                row
+            },
+        )
+    }
+
+    /// The entries of `map` in the order of their table's primary key (`order` gives the
+    /// first text column, the integer column and the rest): sorted inserts touch each
+    /// B-tree page once, and concurrent PostgreSQL writers lock rows in the same order.
+    fn sorted<'m, K: Copy, V, const N: usize>(
+        &self,
+        map: &'m HashMap<K, V>,
+        order: impl Fn(&K) -> (u32, i64, [u32; N]),
+    ) -> Vec<(&'m K, &'m V)> {
+        let mut v: Vec<(&K, &V)> = map.iter().collect();
+        v.sort_by(|a, b| {
+            let (a0, am, ak) = order(a.0);
+            let (b0, bm, bk) = order(b.0);
+            self.names
+                .get(a0)
+                .cmp(self.names.get(b0))
+                .then(am.cmp(&bm))
+                .then_with(|| {
+                    ak.iter()
+                        .skip(1)
+                        .map(|&i| self.names.get(i))
+                        .cmp(bk.iter().skip(1).map(|&i| self.names.get(i)))
+                })
+        });
+        v
+    }
+}
+
+/// Rows per multi-row upsert (well under both databases' parameter limits).
+const UPSERT_ROWS: usize = 200;
+
+/// Adds `rows` to `table` (`name (columns)`): new keys are inserted, existing ones get
+/// the `added` columns summed.
+fn upsert<'v, K: 'v, V: 'v>(
+    conn: &mut Conn,
+    table: &str,
+    key: &str,
+    added: &[&str],
+    rows: Vec<(&'v K, &'v V)>,
+    values: impl Fn(&K, &V) -> Vec<Val<'v>>,
+) -> Result<(), StoreError> {
+    let name = table.split_whitespace().next().unwrap_or(table);
+    let set: Vec<String> = added
+        .iter()
+        .map(|c| format!("{c} = {name}.{c} + excluded.{c}"))
+        .collect();
+    let tail = format!(" ON CONFLICT ({key}) DO UPDATE SET {}", set.join(", "));
+    for chunk in rows.chunks(UPSERT_ROWS) {
+        let mut params: Vec<Val<'v>> = Vec::new();
+        let mut groups: Vec<String> = Vec::with_capacity(chunk.len());
+        for (k, v) in chunk {
+            let row = values(k, v);
+            groups.push(format!("({})", vec!["?"; row.len()].join(", ")));
+            params.extend(row);
+        }
+        let sql = format!("INSERT INTO {table} VALUES {}{tail}", groups.join(", "));
+        conn.exec(&sql, &params)?;
+    }
     Ok(())
 }
 
-/// Fills the sums from every stored report (migration 7), in the migration's transaction.
+/// Fills the sums from every stored report (migration 7), in the migration's transaction,
+/// with the rules of ingest ([`Sums::add_aggregate`]), read back from the rows.
 pub(crate) fn backfill(conn: &mut Conn) -> Result<(), StoreError> {
-    let reports = conn.query("SELECT id, begin_ts, end_ts FROM aggregate_reports", &[])?;
-    for row in reports {
-        let c = |i: usize| row.get(i).map_or(0, crate::backend::Cell::i64);
-        add_report(conn, c(0), c(1), c(2))?;
+    let mut sums = Sums::new(conn.dialect());
+    let reports = conn.query(
+        "SELECT id, policy_domain, org_name, COALESCE(policy_p, ''), COALESCE(policy_sp, ''), \
+         begin_ts, end_ts FROM aggregate_reports ORDER BY id",
+        &[],
+    )?;
+    for cells in reports {
+        let row = Row::new(&cells, "backfill reports");
+        let id = row.int(0)?;
+        let r = sums.report(&ReportHead {
+            policy_domain: row.str(1)?,
+            org_name: row.str(2)?,
+            policy_p: row.str(3)?,
+            policy_sp: row.str(4)?,
+            begin: row.int(5)?,
+            end: row.int(6)?,
+        });
+        let mut keys: HashMap<i64, RowKey> = HashMap::new();
+        for cells in conn.query(
+            "SELECT row_no, source_ip, message_count, COALESCE(disposition, ''), \
+             COALESCE(dkim_aligned, ''), COALESCE(spf_aligned, ''), header_from, \
+             COALESCE(envelope_from, '') FROM aggregate_records WHERE report = ?",
+            &[Val::I64(id)],
+        )? {
+            let x = Row::new(&cells, "backfill rows");
+            let key = sums.row(
+                &r,
+                &RowFacts {
+                    source_ip: x.str(1)?,
+                    messages: x.int(2)?,
+                    disposition: x.str(3)?,
+                    dkim_aligned: x.str(4)?,
+                    spf_aligned: x.str(5)?,
+                    header_from: x.str(6)?,
+                    envelope_from: x.str(7)?,
+                },
+            );
+            keys.insert(x.int(0)?, key);
+        }
+        // The DKIM, SPF and reason results of the rows: `(kind, table, columns)`.
+        for (kind, table, cols) in [
+            (
+                0,
+                "aggregate_dkim",
+                "domain, COALESCE(selector, ''), result",
+            ),
+            (1, "aggregate_spf", "domain, COALESCE(scope, ''), result"),
+            (2, "aggregate_reasons", "reason_type, '', ''"),
+        ] {
+            let sql =
+                format!("SELECT row_no, {cols} FROM {table} WHERE report = ? ORDER BY row_no, seq");
+            for cells in conn.query(&sql, &[Val::I64(id)])? {
+                let x = Row::new(&cells, "backfill results");
+                let Some(k) = keys.get(&x.int(0)?) else {
+                    continue;
+                };
+                let (a, b, c) = (x.str(1)?, x.str(2)?, x.str(3)?);
+                match kind {
+                    0 => sums.dkim(k, a, b, c),
+                    1 => sums.spf(k, a, b, c),
+                    _ => sums.reason(k, a),
+                }
+            }
+        }
+        if sums.rows() >= BATCH_ROWS {
+            sums.flush(conn)?;
+        }
     }
-    Ok(())
+    sums.flush(conn)
 }
 
 #[cfg(test)]

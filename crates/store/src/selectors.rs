@@ -1,7 +1,10 @@
-//! What the stored aggregate reports say about a domain's DKIM signers, for the DNS check.
+//! What the stored aggregate reports say about a domain's DKIM signers, for the DNS check
+//! and the DNS-record alert rule.
+
+use std::collections::HashMap;
 
 use crate::backend::{Cell, Val};
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, rollup};
 
 impl Store {
     /// The DKIM signing domains and selectors that aggregate reports about `policy_domain`
@@ -11,7 +14,7 @@ impl Store {
         &mut self,
         policy_domain: &str,
     ) -> Result<Vec<(String, String, i64)>, StoreError> {
-        self.dkim_selectors_between(policy_domain, i64::MIN, i64::MAX)
+        self.selectors_in(policy_domain, None, None)
     }
 
     /// The same, from the reports whose period's middle is in `[since, until)`.
@@ -21,24 +24,62 @@ impl Store {
         since: i64,
         until: i64,
     ) -> Result<Vec<(String, String, i64)>, StoreError> {
+        self.selectors_in(policy_domain, Some(since), Some(until))
+    }
+
+    /// The whole months of the window from the per-source DKIM sums (`crate::rollup`, whose
+    /// key starts with the policy domain, stored trimmed and lower-cased), the partial
+    /// months at its ends from the rows, as the other readers split a window.
+    fn selectors_in(
+        &mut self,
+        policy_domain: &str,
+        since: Option<i64>,
+        until: Option<i64>,
+    ) -> Result<Vec<(String, String, i64)>, StoreError> {
         let domain = policy_domain.trim_end_matches('.').to_ascii_lowercase();
-        let rows = self.conn.query(
-            "SELECT RTRIM(LOWER(d.domain), '.'), LOWER(d.selector), CAST(COALESCE(SUM(x.message_count), 0) AS BIGINT) \
-             FROM aggregate_dkim d \
-             JOIN aggregate_records x ON x.report = d.report AND x.row_no = d.row_no \
-             JOIN aggregate_reports r ON r.id = d.report \
-             WHERE RTRIM(LOWER(r.policy_domain), '.') = ? AND d.selector IS NOT NULL AND d.selector <> '' \
-             AND (r.begin_ts / 2 + r.end_ts / 2) >= ? AND (r.begin_ts / 2 + r.end_ts / 2) < ? \
-             GROUP BY RTRIM(LOWER(d.domain), '.'), LOWER(d.selector) \
-             ORDER BY 3 DESC, 1, 2",
-            &[Val::Text(&domain), Val::I64(since), Val::I64(until)],
-        )?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
+        let split = rollup::plan(since, until, true);
+        let mut counts: HashMap<(String, String), i64> = HashMap::new();
+        let mut add = |rows: Vec<Vec<Cell>>| {
+            for r in rows {
                 let text = |i: usize| r.get(i).map(Cell::text).unwrap_or_default();
-                (text(0), text(1), r.get(2).map_or(0, Cell::i64))
-            })
-            .collect())
+                *counts.entry((text(0), text(1))).or_default() += r.get(2).map_or(0, Cell::i64);
+            }
+        };
+        for &(since, until) in &split.rows {
+            add(self.conn.query(
+                "SELECT RTRIM(LOWER(d.domain), '.'), LOWER(d.selector), \
+                 CAST(COALESCE(SUM(x.message_count), 0) AS BIGINT) \
+                 FROM aggregate_dkim d \
+                 JOIN aggregate_records x ON x.report = d.report AND x.row_no = d.row_no \
+                 JOIN aggregate_reports r ON r.id = d.report \
+                 WHERE RTRIM(LOWER(r.policy_domain), '.') = ? \
+                 AND d.selector IS NOT NULL AND d.selector <> '' \
+                 AND (r.begin_ts / 2 + r.end_ts / 2) >= ? AND (r.begin_ts / 2 + r.end_ts / 2) < ? \
+                 GROUP BY RTRIM(LOWER(d.domain), '.'), LOWER(d.selector)",
+                &[
+                    Val::Text(&domain),
+                    Val::I64(since.unwrap_or(i64::MIN)),
+                    Val::I64(until.unwrap_or(i64::MAX)),
+                ],
+            )?);
+        }
+        if let Some((first, last)) = split.months {
+            add(self.conn.query(
+                "SELECT RTRIM(LOWER(s.domain), '.'), LOWER(s.selector), \
+                 CAST(COALESCE(SUM(s.messages), 0) AS BIGINT) \
+                 FROM aggregate_source_dkim s \
+                 WHERE s.policy_domain = ? AND s.selector <> '' AND s.month >= ? AND s.month < ? \
+                 GROUP BY RTRIM(LOWER(s.domain), '.'), LOWER(s.selector)",
+                &[
+                    Val::Text(&domain),
+                    Val::I64(first.unwrap_or(i64::MIN)),
+                    Val::I64(last.unwrap_or(i64::MAX)),
+                ],
+            )?);
+        }
+        let mut out: Vec<(String, String, i64)> =
+            counts.into_iter().map(|((d, s), n)| (d, s, n)).collect();
+        out.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| (&a.0, &a.1).cmp(&(&b.0, &b.1))));
+        Ok(out)
     }
 }

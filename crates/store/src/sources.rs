@@ -160,14 +160,7 @@ impl Store {
             .replace('%', "\\%")
             .replace('_', "\\_");
         let below = format!("%.{escaped}");
-        let split = if use_sums {
-            rollup::split(q.since, q.until)
-        } else {
-            rollup::Split {
-                rows: vec![(q.since, q.until)],
-                months: None,
-            }
-        };
+        let split = rollup::plan(q.since, q.until, use_sums);
         // What to read: the rows of each partial window, then the sums of the months.
         let mut parts: Vec<Part> = Vec::new();
         for &(since, until) in &split.rows {

@@ -97,8 +97,11 @@ fn word<T: std::fmt::Display>(v: &Option<T>) -> Option<String> {
     v.as_ref().map(|w| w.to_string())
 }
 
+/// How long a batch's transaction may stay open before the next report commits it.
+const BATCH_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Rows written by one multi-row `INSERT` (well under both databases' parameter limits).
-const ROWS_PER_INSERT: usize = 64;
+const ROWS_PER_INSERT: usize = 256;
 
 const DKIM_INSERT: &str = "INSERT INTO aggregate_dkim (report, row_no, seq, domain, selector, \
                            result, human_result) VALUES ";
@@ -114,6 +117,11 @@ pub const MAX_RECORD_COUNT: u64 = 1 << 32;
 
 fn clamp_u64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A record's message count as stored (capped at [`MAX_RECORD_COUNT`]).
+pub(crate) fn stored_count(count: u64) -> i64 {
+    clamp_u64(count.min(MAX_RECORD_COUNT))
 }
 
 impl Store {
@@ -137,20 +145,70 @@ impl Store {
             ParsedReport::Failure(f) => self.insert_failure(f, origin, &part),
             ParsedReport::SmtpTls(t) => self.insert_tls(t, origin, &part),
         };
-        match res {
-            Ok(s @ Stored::New { .. }) => {
-                self.conn.commit()?;
-                Ok(s)
-            }
+        let stored = match res {
+            Ok(s @ Stored::New { .. }) => s,
             Ok(s @ Stored::Duplicate { .. }) => {
                 self.conn.rollback();
-                Ok(s)
+                return Ok(s);
             }
             Err(e) => {
                 self.conn.rollback();
-                Err(e)
+                return Err(e);
             }
+        };
+        let ParsedReport::Aggregate(a) = &parsed.report else {
+            self.conn.commit()?;
+            return Ok(stored);
+        };
+        if let Some(began) = self.batch {
+            // The report's savepoint first: its sums join the batch's once it is kept.
+            self.conn.commit()?;
+            self.sums.add_aggregate(a);
+            if self.sums.rows() >= crate::BATCH_ROWS || began.elapsed() >= BATCH_TIME {
+                self.end_batch()?;
+                self.begin_batch()?;
+            }
+        } else {
+            self.sums.add_aggregate(a);
+            if let Err(e) = self.sums.flush(&mut self.conn) {
+                self.conn.rollback();
+                return Err(e);
+            }
+            self.conn.commit()?;
         }
+        Ok(stored)
+    }
+
+    /// Starts a batch: the reports stored until [`Store::end_batch`] share one transaction,
+    /// and their per-source sums are added to the tables once, at its end, instead of once
+    /// per report (most of the cost of storing a report of many rows into a big store).
+    /// Each report stays atomic within the batch (a savepoint: one that fails leaves
+    /// nothing, and the batch goes on). A batch commits by itself once its reports hold
+    /// [`BATCH_ROWS`](crate::BATCH_ROWS) rows, so that its memory stays bounded, and after
+    /// a report stored five seconds or more after its transaction began, so that other
+    /// writers (another ingest, the dashboard's alert state) wait seconds at most;
+    /// reports stored in a batch that is never ended (the process dies, the store is
+    /// dropped) are not kept, sums and rows alike.
+    pub fn begin_batch(&mut self) -> Result<(), StoreError> {
+        if self.batch.is_some() {
+            return Err(StoreError::Data("a batch is already open".into()));
+        }
+        self.conn.begin()?;
+        self.batch = Some(std::time::Instant::now());
+        Ok(())
+    }
+
+    /// Ends the batch started by [`Store::begin_batch`]: adds the sums of its reports and
+    /// commits. On an error nothing of the batch since its last commit is kept.
+    pub fn end_batch(&mut self) -> Result<(), StoreError> {
+        if self.batch.take().is_none() {
+            return Err(StoreError::Data("no batch is open".into()));
+        }
+        if let Err(e) = self.sums.flush(&mut self.conn) {
+            self.conn.rollback();
+            return Err(e);
+        }
+        self.conn.commit()
     }
 
     fn insert_aggregate(
@@ -241,7 +299,6 @@ impl Store {
         let id = id.i64();
         self.insert_records(id, a)?;
         self.conn.exec(REPORT_SUMS, &[Val::I64(id)])?;
-        crate::rollup::add_report(&mut self.conn, id, key.begin, key.end)?;
         Ok(Stored::New {
             kind: "aggregate",
             id,
@@ -270,7 +327,7 @@ impl Store {
                     Val::I64(id),
                     Val::I64((base + k) as i64),
                     Val::Text(ips.get(k).map_or("", String::as_str)),
-                    Val::I64(clamp_u64(r.count.min(MAX_RECORD_COUNT))),
+                    Val::I64(stored_count(r.count)),
                     pe.disposition.as_ref().map(|d| d.as_str()).into(),
                     pe.dkim.as_ref().map(|d| d.as_str()).into(),
                     pe.spf.as_ref().map(|d| d.as_str()).into(),

@@ -639,6 +639,19 @@ fn source_sums_equal_the_rows<B: Backend>(name: &str) {
             };
             let kept = store.source_facts(&q).unwrap();
             assert_eq!(kept, store.source_facts_from_rows(&q).unwrap(), "{q:?}");
+            // The alert rules' volumes: whole days from the per-day sums, the rest from rows.
+            let (s, u) = (since.unwrap_or(1), until.unwrap_or(may + 60 * DAY));
+            for (s, u) in [(s, u), (s + 3_600, u - 7_200), (s + 60, s + 120), (0, u)] {
+                let kept = store.source_volumes(s, u).unwrap();
+                assert_eq!(
+                    kept,
+                    store.source_volumes_from_rows(s, u).unwrap(),
+                    "{s} {u}"
+                );
+                if s <= MARCH_1 && u >= may {
+                    assert!(kept.len() >= 3, "{kept:?}");
+                }
+            }
             if since.is_none() && until.is_none() {
                 assert!(!kept.outcomes.is_empty() && !kept.spf.is_empty());
             }
@@ -675,6 +688,26 @@ fn source_sums_equal_the_rows<B: Backend>(name: &str) {
     );
     let mut store = B::reopen(name);
     assert_eq!(store.schema_version().unwrap(), 9);
+    compare(&mut store);
+
+    // The same reports in one batch (the sums written once, at its end): the same sums,
+    // and a second batch of the same reports adds nothing.
+    let batched = format!("{name}_batch");
+    let (mut store, _) = B::open(&batched);
+    store.begin_batch().unwrap();
+    ingest(&mut store);
+    store.end_batch().unwrap();
+    compare(&mut store);
+    let before = store.summary(&SummaryQuery::default()).unwrap();
+    store.begin_batch().unwrap();
+    assert!(
+        !store
+            .store_report(&google_report(), &origin())
+            .unwrap()
+            .is_new()
+    );
+    store.end_batch().unwrap();
+    assert_eq!(store.summary(&SummaryQuery::default()).unwrap(), before);
     compare(&mut store);
 }
 
@@ -767,6 +800,57 @@ fn a_failed_report_leaves_nothing<B: Backend>(name: &str) {
     // The connection is usable afterwards.
     let f = parse_one("ruf.eml", ARF.as_bytes());
     assert!(store.store_report(&f, &origin()).unwrap().is_new());
+
+    // In a batch, the failed report leaves nothing and the others are kept.
+    let t = parse_one("tls.json", TLS.as_bytes());
+    store.begin_batch().unwrap();
+    assert!(store.store_report(&r, &origin()).is_err());
+    assert!(store.store_report(&t, &origin()).unwrap().is_new());
+    assert!(store.begin_batch().is_err(), "one batch at a time");
+    store.end_batch().unwrap();
+    assert!(store.end_batch().is_err(), "no batch is open");
+    let totals = store.totals().unwrap();
+    assert_eq!(totals.aggregate_reports, 0);
+    assert_eq!(totals.aggregate_records, 0);
+    assert_eq!((totals.failure_reports, totals.tls_reports), (1, 1));
+
+    // A batch never ended keeps nothing, sums and rows alike.
+    let other = parse_one(
+        "other.xml",
+        &aggregate_xml(
+            "Mail.ru",
+            "m-2",
+            "other.example",
+            MARCH_1,
+            &[Rec {
+                ip: "203.0.113.9",
+                count: 7,
+                disposition: "quarantine",
+                dkim: "fail",
+                spf: "fail",
+                from: "other.example",
+            }],
+        ),
+    );
+    raw(
+        "CREATE TABLE aggregate_dkim (report BIGINT NOT NULL, row_no BIGINT NOT NULL, \
+         seq BIGINT NOT NULL, domain TEXT NOT NULL, selector TEXT, result TEXT NOT NULL, \
+         human_result TEXT, PRIMARY KEY (report, row_no, seq))",
+    );
+    store.begin_batch().unwrap();
+    assert!(store.store_report(&other, &origin()).unwrap().is_new());
+    drop(store);
+    let mut store = B::reopen(name);
+    assert_eq!(store.totals().unwrap().aggregate_reports, 0);
+    assert!(
+        store
+            .summary(&SummaryQuery::default())
+            .unwrap()
+            .top_sources
+            .is_empty()
+    );
+    assert!(store.store_report(&other, &origin()).unwrap().is_new());
+    assert_eq!(store.totals().unwrap().aggregate_reports, 1);
 }
 
 fn hostile_text_is_stored<B: Backend>(name: &str) {

@@ -168,8 +168,10 @@ impl Settings {
 const ADVICE_TTL: Duration = Duration::from_secs(3600);
 /// How long the DNS questions behind them may take.
 const DNS_BUDGET: Duration = Duration::from_secs(60);
-/// How long a page waits for advice being computed before showing itself without it.
-pub(crate) const ADVICE_WAIT: Duration = Duration::from_secs(3);
+/// How long a page waits for advice being computed before showing itself without it (and
+/// a link to load it again): the advice of a big store takes seconds (reverse DNS of every
+/// source), a page must not.
+pub(crate) const ADVICE_WAIT: Duration = Duration::from_millis(50);
 /// The most summaries and advice kept (each for one filter).
 const MAX_KEPT: usize = 64;
 

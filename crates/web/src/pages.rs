@@ -349,6 +349,8 @@ async fn domain(
     let advice = state
         .advice(&parsed, w.since, w.until, Some(crate::ADVICE_WAIT))
         .await?;
+    let path = format!("/domain/{}", url_encode(parsed.as_ref()));
+    let self_link = format!("{path}{}#advice", p.keep());
     let mut page = Page::new(parsed.to_string());
     let per = by_domain(&summary.domains);
     let x = per.values().next();
@@ -505,11 +507,11 @@ async fn domain(
                 p.error { "Not available: " (e) } }
         }),
         None => page.html(html! {
-            section { h2 { "Sources and rollout advice" }
-                p { "Being worked out (every report row of the domain is read and DNS is asked): reload the page in a minute." } }
+            section id="advice" { h2 { "Sources and rollout advice" }
+                p { "Being worked out (the sources' reverse DNS and the domain's records are asked): "
+                    a href=(self_link) { "load the page again" } " in a few seconds." } }
         }),
     }
-    let path = format!("/domain/{}", url_encode(parsed.as_ref()));
     // The domain is in the path; the filter form keeps it too.
     page.respond(&p, &path, &headers, &state)
 }
