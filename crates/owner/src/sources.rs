@@ -293,11 +293,7 @@ pub fn gather(
     })
 }
 
-fn dmarc_store_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
+use dmarc_store::time::now as dmarc_store_now;
 
 /// Asks DNS what [`gather`] needs (step 2 of 3; no store): reverse DNS with forward
 /// confirmation, and the live SPF record's verdict for the [`MAX_SPF_EVALUATIONS`]

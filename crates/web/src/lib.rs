@@ -587,9 +587,7 @@ async fn alert_loop(state: Arc<AppState>, alerts: alerts::Alerts) {
     let alerts = Arc::new(alerts);
     loop {
         let a = Arc::clone(&alerts);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let now = dmarc_store::time::now();
         let r = state
             .with_store(move |s| {
                 alerts::check(&a, s, now, false).map_err(|e| StoreError::Data(e.to_string()))

@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use dmarc_dns::{AnyLookup, SystemClock};
-use dmarc_proto::Clock as _;
 use dmarc_proto::dmarc::{
     AuthorOptions, DnsFailureMode, MultipleAddresses, MultipleFields, Spec, Unreadable,
 };
@@ -482,7 +481,7 @@ async fn verify_case(batch: &Batch, case: Result<Case, CaseError>) -> (Vec<u8>, 
         if failure::is_report_message(msg.header_block()) {
             return None;
         }
-        let at = case.arrival.unwrap_or_else(now_unix);
+        let at = case.arrival.unwrap_or_else(dmarc_store::time::now);
         let candidate = batch
             .queue_failures
             .then(|| failure::candidate(&v, msg.header_block(), at).ok())
@@ -490,10 +489,6 @@ async fn verify_case(batch: &Batch, case: Result<Case, CaseError>) -> (Vec<u8>, 
         Some(((at, v.observation()), candidate))
     });
     (out, false, recorded)
-}
-
-fn now_unix() -> i64 {
-    SystemClock.now().as_secs().try_into().unwrap_or(i64::MAX)
 }
 
 async fn verify_chunk(batch: Arc<Batch>, cases: Vec<Result<Case, CaseError>>) -> ChunkOut {
