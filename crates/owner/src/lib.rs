@@ -30,6 +30,7 @@
 
 pub mod check;
 mod finding;
+pub mod rdns;
 pub mod record;
 pub mod rollout;
 pub mod services;

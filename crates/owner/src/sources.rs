@@ -284,7 +284,7 @@ pub fn gather(
         .iter()
         .filter_map(|(ip, _)| ip.parse().ok())
         .collect();
-    let rdns_missing = store.rdns_needing_lookup(&by_volume, dmarc_store_now())?;
+    let rdns_missing = store.rdns_needing_lookup(&by_volume, dmarc_store::time::now())?;
     Ok(Gathered {
         domain: domain.clone(),
         facts,
@@ -293,14 +293,12 @@ pub fn gather(
     })
 }
 
-use dmarc_store::time::now as dmarc_store_now;
-
 /// Asks DNS what [`gather`] needs (step 2 of 3; no store): reverse DNS with forward
 /// confirmation, and the live SPF record's verdict for the [`MAX_SPF_EVALUATIONS`]
 /// largest sources.
 pub async fn resolve<L: Lookup>(lookup: &L, g: &Gathered) -> Resolved {
     let domain = g.domain.to_string();
-    let rdns = dmarc_store::rdns::lookup_all(lookup, &g.rdns_missing).await;
+    let rdns = crate::rdns::lookup_all(lookup, &g.rdns_missing).await;
     let mut spf = BTreeMap::new();
     let evaluate: Vec<IpAddr> = g
         .by_volume
@@ -339,7 +337,7 @@ pub fn classify(
     g: Gathered,
     resolved: Resolved,
 ) -> Result<SourcesReport, SourcesError> {
-    store.cache_rdns_all(&resolved.rdns, dmarc_store_now())?;
+    store.cache_rdns_all(&resolved.rdns, dmarc_store::time::now())?;
     let facts = g.facts;
     let domain_s = g.domain.to_string();
     let org = org_of(&domain_s);

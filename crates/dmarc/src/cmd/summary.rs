@@ -91,7 +91,7 @@ fn fill_rdns(args: &SummaryArgs, store: &mut Store, summary: &Summary) -> anyhow
     let missing = store.rdns_needing_lookup(&ips, now())?;
     let found = runtime.block_on(async {
         let lookup = args.dns.lookup()?;
-        Ok::<_, anyhow::Error>(dmarc_store::rdns::lookup_all(&lookup, &missing).await)
+        Ok::<_, anyhow::Error>(dmarc_owner::rdns::lookup_all(&lookup, &missing).await)
     })?;
     store.cache_rdns_all(&found, now())?;
     Ok(())
