@@ -49,6 +49,6 @@ pub enum OwnerError {
     #[error("{0}")]
     Record(String),
     /// A domain name is unusable.
-    #[error("{0}")]
+    #[error(transparent)]
     Domain(#[from] dmarc_proto::dmarc::DomainError),
 }

@@ -214,7 +214,7 @@ pub struct SourcesReport {
 #[derive(Debug, thiserror::Error)]
 pub enum SourcesError {
     /// The store could not be read.
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 

@@ -70,13 +70,13 @@ use backend::{Conn, Pg};
 #[non_exhaustive]
 pub enum StoreError {
     /// An SQLite error.
-    #[error("sqlite: {0}")]
+    #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
     /// A PostgreSQL error (connection, query).
-    #[error("postgres: {0}")]
+    #[error(transparent)]
     Postgres(#[from] postgres::Error),
     /// The database file's directory could not be created.
-    #[error("cannot create {path}: {source}")]
+    #[error("cannot create {path}")]
     CreateDir {
         /// The directory.
         path: PathBuf,

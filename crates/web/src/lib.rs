@@ -60,7 +60,7 @@ pub enum WebError {
     )]
     Unauthenticated(SocketAddr),
     /// The address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -68,7 +68,7 @@ pub enum WebError {
         source: std::io::Error,
     },
     /// The store could not be opened.
-    #[error("opening the report store: {0}")]
+    #[error("cannot open the report store")]
     Store(#[from] StoreError),
     /// Serving failed.
     #[error("serving: {0}")]

@@ -627,10 +627,7 @@ fn human(v: &Verdicts) -> String {
     s.push('\n');
     match (d.requested_policy, &d.policy_domain) {
         (Some(req), Some(pd)) => {
-            let via = d
-                .policy_source
-                .map(|p| format!("{p:?}").to_ascii_lowercase())
-                .unwrap_or_default();
+            let via = d.policy_source.map(|p| p.as_str()).unwrap_or_default();
             s.push_str(&format!(
                 "Policy: {pd} requests {req} ({via}, {})",
                 d.spec.as_str()
@@ -695,8 +692,12 @@ fn human(v: &Verdicts) -> String {
     s.push_str(&format!("A receiver would {action}.\n"));
     if !v.forged_fields.is_empty() {
         s.push_str(&format!(
-            "Authentication-Results fields claiming our authserv-id (to delete): header indexes {:?}\n",
+            "Authentication-Results fields claiming our authserv-id (to delete): header indexes {}\n",
             v.forged_fields
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     s.push_str(&v.authentication_results().to_header().replace("\r\n", "\n"));
