@@ -416,39 +416,55 @@ struct CaseLineOut<'a> {
 /// which is not counted (no reports about reports).
 type Recorded = Option<Option<((i64, Observation), Option<FailureCandidate>)>>;
 
-/// One case's JSON line (without its line end), whether it failed, and what `--record`
-/// keeps of it.
-async fn verify_case(batch: &Batch, case: Result<Case, CaseError>) -> (Vec<u8>, bool, Recorded) {
-    let mut out = Vec::with_capacity(4096);
-    let error = |out: &mut Vec<u8>, e: &CaseError| {
-        let _ = serde_json::to_writer(
-            &mut *out,
-            &ErrorLine {
-                line: e.line,
-                file: e.file.as_deref(),
-                error: &e.error,
-            },
-        );
-    };
+/// What became of one case: its verdicts, or why it could not be verified.
+enum Outcome {
+    Verified {
+        case: Case,
+        verdicts: Verdicts,
+        recorded: Recorded,
+    },
+    Failed(CaseError),
+}
+
+impl Outcome {
+    /// Appends the case's JSON line to `out`.
+    fn write_line(&self, out: &mut Vec<u8>) {
+        let _ = match self {
+            Outcome::Verified { case, verdicts, .. } => serde_json::to_writer(
+                &mut *out,
+                &CaseLineOut {
+                    line: case.line,
+                    file: &case.file,
+                    verdicts,
+                },
+            ),
+            Outcome::Failed(e) => serde_json::to_writer(
+                &mut *out,
+                &ErrorLine {
+                    line: e.line,
+                    file: e.file.as_deref(),
+                    error: &e.error,
+                },
+            ),
+        };
+        out.push(b'\n');
+    }
+}
+
+/// Verifies one case (its JSON line is written by the run, into the run's buffer).
+async fn verify_case(batch: &Batch, case: Result<Case, CaseError>) -> Outcome {
     let case = match case {
         Ok(c) => c,
-        Err(e) => {
-            error(&mut out, &e);
-            return (out, true, None);
-        }
+        Err(e) => return Outcome::Failed(e),
     };
     let message = match input::read(&case.path, "message", input::MAX_MESSAGE) {
         Ok(m) => m,
         Err(e) => {
-            error(
-                &mut out,
-                &CaseError {
-                    line: case.line,
-                    file: Some(case.file.clone()),
-                    error: format!("{e:#}"),
-                },
-            );
-            return (out, true, None);
+            return Outcome::Failed(CaseError {
+                line: case.line,
+                file: Some(case.file),
+                error: format!("{e:#}"),
+            });
         }
     };
     let msg = Message::parse(&message);
@@ -469,14 +485,6 @@ async fn verify_case(batch: &Batch, case: Result<Case, CaseError>) -> (Vec<u8>, 
     // The session's future is several KiB: on the heap, polled in place, so that this
     // case's future (moved into the run's task) stays small.
     let v = Box::pin(body.finish()).await;
-    let _ = serde_json::to_writer(
-        &mut out,
-        &CaseLineOut {
-            line: case.line,
-            file: &case.file,
-            verdicts: &v,
-        },
-    );
     let recorded = batch.record.then(|| {
         if failure::is_report_message(msg.header_block()) {
             return None;
@@ -488,7 +496,11 @@ async fn verify_case(batch: &Batch, case: Result<Case, CaseError>) -> (Vec<u8>, 
             .flatten();
         Some(((at, v.observation()), candidate))
     });
-    (out, false, recorded)
+    Outcome::Verified {
+        case,
+        verdicts: v,
+        recorded,
+    }
 }
 
 async fn verify_chunk(batch: Arc<Batch>, cases: Vec<Result<Case, CaseError>>) -> ChunkOut {
@@ -497,17 +509,20 @@ async fn verify_chunk(batch: Arc<Batch>, cases: Vec<Result<Case, CaseError>>) ->
     // slowest answer, not the sum of them.
     let results =
         futures_util::future::join_all(cases.into_iter().map(|c| verify_case(&batch, c))).await;
-    for (json, failed, recorded) in results {
-        out.failed |= failed;
-        out.json.extend_from_slice(&json);
-        out.json.push(b'\n');
-        match recorded {
-            Some(Some((obs, candidate))) => {
-                out.observations.push(obs);
-                out.candidates.extend(candidate);
-            }
-            Some(None) => out.report_mail += 1,
-            None => {}
+    // One buffer for the run's lines, written in place from the verdicts.
+    out.json.reserve(results.len() * 2048);
+    for outcome in results {
+        outcome.write_line(&mut out.json);
+        match outcome {
+            Outcome::Failed(_) => out.failed = true,
+            Outcome::Verified { recorded, .. } => match recorded {
+                Some(Some((obs, candidate))) => {
+                    out.observations.push(obs);
+                    out.candidates.extend(candidate);
+                }
+                Some(None) => out.report_mail += 1,
+                None => {}
+            },
         }
     }
     out
