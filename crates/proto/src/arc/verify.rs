@@ -348,7 +348,7 @@ impl<'a> ArcVerification<'a> {
         type KeyFn<'k> = dyn FnMut(&Arc<str>) -> Option<Arc<ParsedKey>> + 'k;
         let mut ams_ok = |set: &Set, key: &mut KeyFn<'_>, buf: &mut Vec<u8>| {
             let sig = set.ams_sig.as_ref().map_err(Clone::clone)?;
-            let k = set.ams_key.as_ref().and_then(|name| key(name));
+            let k = set.ams_key.as_ref().and_then(key);
             verify_ams(
                 sig,
                 set.ams,
