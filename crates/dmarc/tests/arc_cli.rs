@@ -205,6 +205,36 @@ fn sealed_over_three_hops_and_agrees_with_dkimpy() {
         "{text}"
     );
 
+    // --no-oldest-pass: the same chain statuses, no oldest-pass, the older AMSs unchecked.
+    let out = dmarc()
+        .args(["arc", "verify", "--json", "--no-oldest-pass", "--now", NOW])
+        .arg("--dns-zone")
+        .arg(&zone)
+        .args(&files)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let quick: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(quick.len(), lines.len());
+    for (q, l) in quick.iter().zip(&lines) {
+        assert_eq!(q["result"], l["result"], "{q}");
+        assert_eq!(q["oldest_pass"], serde_json::Value::Null, "{q}");
+    }
+    assert_eq!(
+        quick[3]["hops"][0]["message_signature"],
+        serde_json::Value::Null
+    );
+    assert_eq!(quick[3]["hops"][0]["seal"], "pass", "{}", quick[3]);
+    assert_eq!(
+        quick[3]["hops"][2]["message_signature"], "pass",
+        "{}",
+        quick[3]
+    );
+
     // A chain that already failed gets no further set; the message passes through.
     let out = dmarc()
         .args(["arc", "seal"])

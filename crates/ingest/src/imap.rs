@@ -36,22 +36,17 @@
 //! # Wiring it into the CLI
 //!
 //! ```no_run
-//! use clap::Parser;
-//! use dmarc_ingest::imap::{run_imap, Disposition, ImapArgs, MessageRef};
+//! use dmarc_ingest::imap::{
+//!     run_imap, Disposition, ImapConfig, ImapUrl, MessageRef, Password, PASSWORD_ENV,
+//! };
 //! use tokio_util::sync::CancellationToken;
 //!
-//! #[derive(Parser)]
-//! struct IngestCmd {
-//!     #[command(flatten)]
-//!     imap: ImapArgs,
-//! }
-//!
 //! fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-//!     let cmd = IngestCmd::parse();
-//!     let password = std::env::var("DMARC_IMAP_PASSWORD").ok();
-//!     let Some(config) = cmd.imap.to_config(password)? else {
-//!         return Ok(()); // no --imap given
-//!     };
+//!     let url: ImapUrl = "imaps://dmarc@mail.example.net/Reports".parse()?;
+//!     let password = std::env::var(PASSWORD_ENV)?;
+//!     let mut config = ImapConfig::new(url, Password::new(password));
+//!     config.batch_size = 20;
+//!     config.validate()?;
 //!     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
 //!     let shutdown = CancellationToken::new();
 //!     let on_signal = shutdown.clone();
@@ -85,12 +80,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-mod args;
 mod connect;
 mod session;
 mod wire;
-
-pub use args::ImapArgs;
 
 /// Default port for IMAP over implicit TLS (RFC 8314 §7.3).
 pub const IMAPS_PORT: u16 = 993;
@@ -381,8 +373,8 @@ impl fmt::Debug for Password {
     }
 }
 
-/// Everything [`run_imap`] needs. Build it with [`ImapConfig::new`] (or
-/// [`ImapArgs::to_config`]) and adjust the public fields; each states its default.
+/// Everything [`run_imap`] needs. Build it with [`ImapConfig::new`] and adjust the public
+/// fields; each states its default (the CLI's `--imap*` flags set them).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ImapConfig {

@@ -262,7 +262,7 @@ pub enum IngestError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A path given to ingest could not be read at all.
-    #[error("{path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         /// The path.
         path: PathBuf,

@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use dmarc_receiver::Observation;
 use dmarc_receiver::failure::{self, FailureCandidate};
@@ -175,12 +175,6 @@ impl Counter {
     }
 }
 
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 impl MessageSink for Counter {
     fn record(&self, r: &MessageRecord<'_>) {
         // Report mail (aggregate and failure reports, bounces) is not counted: no reports
@@ -188,7 +182,7 @@ impl MessageSink for Counter {
         if let Some(o) = r.observation
             && !failure::is_report_message(r.header)
         {
-            self.count(unix_now(), o);
+            self.count(dmarc_store::time::now(), o);
         }
     }
 }
@@ -263,7 +257,7 @@ impl FailureQueue {
 impl MessageSink for FailureQueue {
     fn record(&self, r: &MessageRecord<'_>) {
         if let Some(v) = r.verdicts
-            && let Ok(c) = failure::candidate(v, r.header, unix_now())
+            && let Ok(c) = failure::candidate(v, r.header, dmarc_store::time::now())
         {
             self.push(c);
         }

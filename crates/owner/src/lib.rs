@@ -30,6 +30,7 @@
 
 pub mod check;
 mod finding;
+pub mod rdns;
 pub mod record;
 pub mod rollout;
 pub mod services;
@@ -48,6 +49,6 @@ pub enum OwnerError {
     #[error("{0}")]
     Record(String),
     /// A domain name is unusable.
-    #[error("{0}")]
+    #[error(transparent)]
     Domain(#[from] dmarc_proto::dmarc::DomainError),
 }

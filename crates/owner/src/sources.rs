@@ -214,7 +214,7 @@ pub struct SourcesReport {
 #[derive(Debug, thiserror::Error)]
 pub enum SourcesError {
     /// The store could not be read.
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
@@ -284,7 +284,7 @@ pub fn gather(
         .iter()
         .filter_map(|(ip, _)| ip.parse().ok())
         .collect();
-    let rdns_missing = store.rdns_needing_lookup(&by_volume, dmarc_store_now())?;
+    let rdns_missing = store.rdns_needing_lookup(&by_volume, dmarc_store::time::now())?;
     Ok(Gathered {
         domain: domain.clone(),
         facts,
@@ -293,18 +293,12 @@ pub fn gather(
     })
 }
 
-fn dmarc_store_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 /// Asks DNS what [`gather`] needs (step 2 of 3; no store): reverse DNS with forward
 /// confirmation, and the live SPF record's verdict for the [`MAX_SPF_EVALUATIONS`]
 /// largest sources.
 pub async fn resolve<L: Lookup>(lookup: &L, g: &Gathered) -> Resolved {
     let domain = g.domain.to_string();
-    let rdns = dmarc_store::rdns::lookup_all(lookup, &g.rdns_missing).await;
+    let rdns = crate::rdns::lookup_all(lookup, &g.rdns_missing).await;
     let mut spf = BTreeMap::new();
     let evaluate: Vec<IpAddr> = g
         .by_volume
@@ -343,7 +337,7 @@ pub fn classify(
     g: Gathered,
     resolved: Resolved,
 ) -> Result<SourcesReport, SourcesError> {
-    store.cache_rdns_all(&resolved.rdns, dmarc_store_now())?;
+    store.cache_rdns_all(&resolved.rdns, dmarc_store::time::now())?;
     let facts = g.facts;
     let domain_s = g.domain.to_string();
     let org = org_of(&domain_s);

@@ -32,6 +32,7 @@ pub mod container;
 mod error;
 pub mod failure;
 mod limits;
+pub mod time;
 pub mod tls;
 mod words;
 

@@ -35,7 +35,7 @@ pub enum Error {
     #[error("configuration: {0}")]
     Config(String),
     /// The store failed.
-    #[error("store: {0}")]
+    #[error(transparent)]
     Store(#[from] dmarc_store::StoreError),
     /// Signing failed.
     #[error("DKIM signing: {0}")]

@@ -48,11 +48,12 @@ mod read;
 mod rollup;
 mod selectors;
 pub mod sources;
-pub mod time;
 mod write;
 
+/// Dates and times: the report crate's module, which the store's periods use.
+pub use dmarc_report::time;
+
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use backend::Dialect;
 pub use observations::{OBSERVATION_PERIOD, ObservationCount, period_of};
@@ -72,13 +73,13 @@ use backend::{Conn, Db, Pg};
 #[non_exhaustive]
 pub enum StoreError {
     /// An SQLite error.
-    #[error("sqlite: {0}")]
+    #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
     /// A PostgreSQL error (connection, query).
-    #[error("postgres: {0}")]
+    #[error(transparent)]
     Postgres(#[from] postgres::Error),
     /// The database file's directory could not be created.
-    #[error("cannot create {path}: {source}")]
+    #[error("cannot create {path}")]
     CreateDir {
         /// The directory.
         path: PathBuf,
@@ -219,12 +220,7 @@ pub fn default_sqlite_path() -> Option<PathBuf> {
     Some(base.join("dmarc").join("dmarc.sqlite3"))
 }
 
-/// Seconds since the Unix epoch, now.
-pub(crate) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
+pub(crate) use time::now;
 
 impl Store {
     /// Opens `target` ([`Location::parse`]): a `postgres://` or `postgresql://` URL, or an

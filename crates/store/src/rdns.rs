@@ -6,19 +6,13 @@
 //!
 //! Names (and "no name" answers) are kept for [`POSITIVE_TTL`] / [`NEGATIVE_TTL`]
 //! seconds; temporary failures for [`TEMPFAIL_TTL`], so a failed lookup is retried on a
-//! later run but not on every one. Lookups go through [`dmarc_proto::Lookup`], so any
-//! resolver of `dmarc-dns` (or a test map) can answer.
+//! later run but not on every one. The store only keeps the answers: the lookups are the
+//! owner crate's (`dmarc_owner::rdns`), so that the store does no DNS.
 
-use std::future::Future;
 use std::net::IpAddr;
-use std::pin::Pin;
-use std::task::Poll;
-
-use dmarc_proto::Lookup;
-use dmarc_proto::dns::DnsError;
 
 use crate::backend::{Cell, Row, Val};
-use crate::{Store, StoreError, now};
+use crate::{Store, StoreError};
 
 /// How long a found name is kept (30 days).
 pub const POSITIVE_TTL: i64 = 30 * 86_400;
@@ -137,7 +131,7 @@ impl Store {
     }
 
     /// Records the outcome of a reverse lookup of `ip` made at time `at`, its name not
-    /// forward-checked (it will be on the next [`resolve_missing`]).
+    /// forward-checked (it will be when it is next looked up).
     pub fn cache_rdns(
         &mut self,
         ip: IpAddr,
@@ -177,115 +171,16 @@ impl Store {
     }
 }
 
-/// Looks up one address.
-pub async fn lookup<L: Lookup>(lookup: &L, ip: IpAddr) -> RdnsOutcome {
-    match lookup.ptr(ip).await {
-        Ok(names) => match names.into_iter().find(|n| !n.is_empty()) {
-            Some(n) => RdnsOutcome::Name(n.trim_end_matches('.').to_ascii_lowercase()),
-            None => RdnsOutcome::NoName,
-        },
-        Err(DnsError::NxDomain | DnsError::NoData) => RdnsOutcome::NoName,
-        Err(DnsError::Temporary(why)) => RdnsOutcome::TempError(why),
-    }
-}
-
-/// Whether `name`'s A (for IPv4) or AAAA (for IPv6) records hold `ip`; `None` when the
-/// lookup failed temporarily.
-pub async fn forward_confirms<L: Lookup>(lookup: &L, ip: IpAddr, name: &str) -> Option<bool> {
-    let found = match ip {
-        IpAddr::V4(v4) => lookup.a(name).await.map(|a| a.contains(&v4)),
-        IpAddr::V6(v6) => lookup.aaaa(name).await.map(|a| a.contains(&v6)),
-    };
-    match found {
-        Ok(yes) => Some(yes),
-        Err(DnsError::NxDomain | DnsError::NoData) => Some(false),
-        Err(DnsError::Temporary(_)) => None,
-    }
-}
-
-/// Looks up one address and forward-confirms the name found.
-pub async fn lookup_confirmed<L: Lookup>(lookup_: &L, ip: IpAddr) -> (RdnsOutcome, Option<bool>) {
-    let outcome = lookup(lookup_, ip).await;
-    let confirmed = match &outcome {
-        RdnsOutcome::Name(n) => forward_confirms(lookup_, ip, n).await,
-        _ => None,
-    };
-    (outcome, confirmed)
-}
-
-/// How many reverse lookups [`resolve_missing`] runs at once.
-pub const CONCURRENCY: usize = 16;
-
-/// Looks up those of `ips` not freshly cached, [`CONCURRENCY`] at a time, forward-confirms
-/// the names found, and caches the outcomes. Returns how many were looked up.
-///
-/// The store is used between the lookups, so this suits an SQLite store or a runtime that
-/// tolerates blocking; with PostgreSQL inside a Tokio runtime, use
-/// [`Store::rdns_needing_lookup`], [`lookup_all`] and [`Store::cache_rdns_all`] (the
-/// synchronous client cannot run inside another runtime).
-pub async fn resolve_missing<L: Lookup>(
-    store: &mut Store,
-    ips: &[IpAddr],
-    resolver: &L,
-) -> Result<usize, StoreError> {
-    let missing = store.rdns_needing_lookup(ips, now())?;
-    let found = lookup_all(resolver, &missing).await;
-    store.cache_rdns_all(&found, now())?;
-    Ok(missing.len())
-}
-
-/// One address's reverse lookup with its forward confirmation.
+/// One address's reverse lookup with its forward confirmation (what
+/// `dmarc_owner::rdns::lookup_all` finds).
 pub type Looked = (IpAddr, RdnsOutcome, Option<bool>);
 
-/// Looks up every address of `ips`, [`CONCURRENCY`] at a time, forward-confirming the
-/// names found. No store is involved.
-pub async fn lookup_all<L: Lookup>(resolver: &L, ips: &[IpAddr]) -> Vec<Looked> {
-    let mut out = Vec::with_capacity(ips.len());
-    for batch in ips.chunks(CONCURRENCY) {
-        let outcomes = join_all(
-            batch
-                .iter()
-                .map(|ip| lookup_confirmed(resolver, *ip))
-                .collect(),
-        )
-        .await;
-        for (ip, (outcome, confirmed)) in batch.iter().zip(outcomes) {
-            out.push((*ip, outcome, confirmed));
-        }
-    }
-    out
-}
-
 impl Store {
-    /// Caches what [`lookup_all`] found, as looked up at time `at`.
+    /// Caches what `dmarc_owner::rdns::lookup_all` found, as looked up at time `at`.
     pub fn cache_rdns_all(&mut self, found: &[Looked], at: i64) -> Result<(), StoreError> {
         for (ip, outcome, confirmed) in found {
             self.cache_rdns_confirmed(*ip, outcome, *confirmed, at)?;
         }
         Ok(())
     }
-}
-
-/// Polls every future until all are done; outputs in input order.
-async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut out: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (f, slot) in futures.iter_mut().zip(out.iter_mut()) {
-            if slot.is_none() {
-                match f.as_mut().poll(cx) {
-                    Poll::Ready(v) => *slot = Some(v),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    out.into_iter().flatten().collect()
 }

@@ -408,7 +408,7 @@ fn sum(expr: &str) -> String {
 impl Store {
     /// Summarises the stored reports: per domain and period, top sources, failing
     /// sources, reporters, failure and TLS reports. Reverse-DNS names come from the cache
-    /// only; fill it first with [`crate::rdns::resolve_missing`] if wanted.
+    /// only; fill it first with `dmarc_owner::rdns::resolve_missing` if wanted.
     ///
     /// The sources of whole months are read from the per-source sums kept at ingest
     /// (migration 7), those of the partial months at the window's ends from the rows.

@@ -3,7 +3,6 @@
 //! The PostgreSQL tests fail, not skip, when that variable is unset.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dmarc_receiver::Observation;
 use dmarc_report::{Limits, Parsed, ParsedReport, parse_named};
@@ -239,49 +238,6 @@ User-Agent: Receiver/1.0\r\nAuth-Failure: dmarc\r\nSource-IP: 192.0.2.99\r\n\
 Reported-Domain: example.com\r\nArrival-Date: Fri, 01 Mar 2024 10:00:00 +0000\r\n\
 Authentication-Results: receiver.example; dmarc=fail header.from=example.com\r\n\r\n\
 --b\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: <x@example.com>\r\nSubject: Earn money\r\n\r\n--b--\r\n";
-
-/// A resolver answering PTR questions from a list, counting them.
-struct MapLookup {
-    names: Vec<(IpAddr, &'static str)>,
-    asked: AtomicUsize,
-}
-
-impl dmarc_proto::Lookup for MapLookup {
-    async fn txt(&self, _: &str) -> dmarc_proto::dns::DnsResult<Vec<u8>> {
-        Err(dmarc_proto::dns::DnsError::NoData)
-    }
-    async fn a(&self, _: &str) -> dmarc_proto::dns::DnsResult<std::net::Ipv4Addr> {
-        Err(dmarc_proto::dns::DnsError::NoData)
-    }
-    async fn aaaa(&self, _: &str) -> dmarc_proto::dns::DnsResult<std::net::Ipv6Addr> {
-        Err(dmarc_proto::dns::DnsError::NoData)
-    }
-    async fn mx(&self, _: &str) -> dmarc_proto::dns::DnsResult<dmarc_proto::dns::MxRecord> {
-        Err(dmarc_proto::dns::DnsError::NoData)
-    }
-    async fn ptr(&self, ip: IpAddr) -> dmarc_proto::dns::DnsResult<String> {
-        self.asked.fetch_add(1, Ordering::SeqCst);
-        if ip.to_string() == "203.0.113.9" {
-            return Err(dmarc_proto::dns::DnsError::Temporary("timed out".into()));
-        }
-        match self.names.iter().find(|(i, _)| *i == ip) {
-            Some((_, n)) => Ok(vec![n.to_string()]),
-            None => Err(dmarc_proto::dns::DnsError::NxDomain),
-        }
-    }
-}
-
-/// Runs a future that never waits (the map resolver answers at once).
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    loop {
-        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::yield_now();
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // The suite
@@ -901,17 +857,26 @@ fn rdns_is_cached<B: Backend>(name: &str) {
     assert!(s.top_sources.iter().all(|x| x.rdns.is_none()));
     let ips = Store::summary_ips(&s);
     assert_eq!(ips.len(), 4);
-    let lookup = MapLookup {
-        names: vec![("192.0.2.10".parse().unwrap(), "mail-out.example.com")],
-        asked: AtomicUsize::new(0),
-    };
-    let n = block_on(rdns::resolve_missing(&mut store, &ips, &lookup)).unwrap();
-    assert_eq!(n, 4);
-    assert_eq!(lookup.asked.load(Ordering::SeqCst), 4);
-    // Cached: nothing is asked again, temporary failures included (for an hour).
-    let n = block_on(rdns::resolve_missing(&mut store, &ips, &lookup)).unwrap();
-    assert_eq!(n, 0);
-    assert_eq!(lookup.asked.load(Ordering::SeqCst), 4);
+    // What the lookups found (the store does no DNS: dmarc_owner::rdns asks): one name,
+    // not forward-confirmed, one temporary failure, two addresses without a name.
+    let now = dmarc_store_now();
+    let missing = store.rdns_needing_lookup(&ips, now).unwrap();
+    assert_eq!(missing.len(), 4);
+    let found: Vec<rdns::Looked> = missing
+        .iter()
+        .map(|ip| match ip.to_string().as_str() {
+            "192.0.2.10" => (
+                *ip,
+                RdnsOutcome::Name("mail-out.example.com".into()),
+                Some(false),
+            ),
+            "203.0.113.9" => (*ip, RdnsOutcome::TempError("timed out".into()), None),
+            _ => (*ip, RdnsOutcome::NoName, None),
+        })
+        .collect();
+    store.cache_rdns_all(&found, now).unwrap();
+    // Cached: nothing needs asking again, temporary failures included (for an hour).
+    assert!(store.rdns_needing_lookup(&ips, now).unwrap().is_empty());
     let s = store.summary(&SummaryQuery::default()).unwrap();
     assert_eq!(
         s.top_sources[0].rdns.as_deref(),

@@ -60,7 +60,7 @@ pub enum WebError {
     )]
     Unauthenticated(SocketAddr),
     /// The address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -68,7 +68,7 @@ pub enum WebError {
         source: std::io::Error,
     },
     /// The store could not be opened.
-    #[error("opening the report store: {0}")]
+    #[error("cannot open the report store")]
     Store(#[from] StoreError),
     /// Serving failed.
     #[error("serving: {0}")]
@@ -589,9 +589,7 @@ async fn alert_loop(state: Arc<AppState>, alerts: alerts::Alerts) {
     let every = Duration::from_secs(alerts.config.interval_minutes * 60);
     let alerts = Arc::new(alerts);
     loop {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let now = dmarc_store::time::now();
         let a = Arc::clone(&alerts);
         let targets = state
             .with_store(move |s| {

@@ -60,7 +60,7 @@ pub struct IngestArgs {
     #[arg(required_unless_present = "imap", value_name = "PATH")]
     paths: Vec<PathBuf>,
     #[command(flatten)]
-    imap: dmarc_ingest::imap::ImapArgs,
+    imap: crate::cmd::imap_args::ImapArgs,
     #[command(flatten)]
     db: DbArgs,
     /// Print the counts as one JSON object.

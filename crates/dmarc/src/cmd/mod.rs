@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod arc;
 pub mod check;
 pub mod dkim;
+pub mod imap_args;
 pub mod ingest;
 pub mod milter;
 pub mod record;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::ingest::DbArgs;
-use super::summary::{clean, utc};
+use super::summary::{clean, format_utc};
 
 /// Arguments of `dmarc report rejected`.
 #[derive(Debug, clap::Args)]
@@ -45,7 +45,11 @@ pub fn run(args: RejectedArgs) -> anyhow::Result<ExitCode> {
     } else {
         for r in &list {
             let seen = if r.times_seen > 1 {
-                format!(", seen {} times since {}", r.times_seen, utc(r.first_seen))
+                format!(
+                    ", seen {} times since {}",
+                    r.times_seen,
+                    format_utc(r.first_seen)
+                )
             } else {
                 String::new()
             };
@@ -58,7 +62,7 @@ pub fn run(args: RejectedArgs) -> anyhow::Result<ExitCode> {
                 out,
                 "#{} {} UTC  {} {} ({kept}{seen})\n    {}: {}",
                 r.id,
-                utc(r.last_seen),
+                format_utc(r.last_seen),
                 r.source_kind,
                 clean(&r.source),
                 r.error_kind,

@@ -431,8 +431,8 @@ fn summary(p: &Parsed) -> String {
                 a.metadata.report_id,
                 a.policy_published.domain,
                 word(&a.policy_published.p).as_deref().unwrap_or("?"),
-                utc(a.metadata.date_range.begin),
-                utc(a.metadata.date_range.end),
+                dmarc_store::time::format_utc(a.metadata.date_range.begin),
+                dmarc_store::time::format_utc(a.metadata.date_range.end),
                 a.records.len(),
                 total - pass,
                 warn(&a.warnings)
@@ -486,20 +486,5 @@ fn summary(p: &Parsed) -> String {
                 warn(&t.warnings)
             )
         }
-    }
-}
-
-/// `YYYY-MM-DD HH:MM:SS` for Unix seconds (proleptic Gregorian, UTC).
-fn utc(ts: i64) -> String {
-    dmarc_store::format_utc(ts)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_dates() {
-        assert_eq!(super::utc(0), "1970-01-01 00:00:00");
-        assert_eq!(super::utc(1_459_468_800), "2016-04-01 00:00:00");
-        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00:00");
     }
 }

@@ -71,22 +71,10 @@ pub struct SummaryArgs {
     dns: crate::dns_args::DnsArgs,
 }
 
-pub(crate) use dmarc_store::time::parse_date;
-
-/// `YYYY-MM-DD HH:MM:SS` for Unix seconds, UTC.
-pub(crate) fn utc(ts: i64) -> String {
-    dmarc_store::format_utc(ts)
-}
+pub(crate) use dmarc_store::time::{format_utc, now, parse_date};
 
 fn day(ts: i64) -> String {
-    utc(ts).chars().take(10).collect()
-}
-
-/// Seconds since the Unix epoch.
-pub(crate) fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    format_utc(ts).chars().take(10).collect()
 }
 
 /// Looks up the reverse-DNS names the summary lists and are not cached yet.
@@ -103,7 +91,7 @@ fn fill_rdns(args: &SummaryArgs, store: &mut Store, summary: &Summary) -> anyhow
     let missing = store.rdns_needing_lookup(&ips, now())?;
     let found = runtime.block_on(async {
         let lookup = args.dns.lookup()?;
-        Ok::<_, anyhow::Error>(dmarc_store::rdns::lookup_all(&lookup, &missing).await)
+        Ok::<_, anyhow::Error>(dmarc_owner::rdns::lookup_all(&lookup, &missing).await)
     })?;
     store.cache_rdns_all(&found, now())?;
     Ok(())
@@ -521,8 +509,8 @@ fn write_csv(out: &mut dyn Write, s: &Summary, table: CsvTable) -> std::io::Resu
                     (&x.org_name, true),
                     (&n(x.reports), false),
                     (&n(x.messages), false),
-                    (&utc(x.first), false),
-                    (&utc(x.last), false),
+                    (&format_utc(x.first), false),
+                    (&format_utc(x.last), false),
                 ])?;
             }
         }
@@ -549,18 +537,6 @@ fn write_csv(out: &mut dyn Write, s: &Summary, table: CsvTable) -> std::io::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates() {
-        assert_eq!(parse_date("1970-01-01"), Ok(0));
-        assert_eq!(parse_date("2024-03-01"), Ok(1_709_251_200));
-        assert_eq!(parse_date("2000-02-29"), Ok(951_782_400));
-        assert!(parse_date("2001-02-29").is_err());
-        assert!(parse_date("2024-13-01").is_err());
-        assert!(parse_date("2024-3-1").is_err());
-        assert!(parse_date("yesterday").is_err());
-        assert_eq!(utc(1_709_251_200), "2024-03-01 00:00:00");
-    }
 
     #[test]
     fn csv_quoting() {

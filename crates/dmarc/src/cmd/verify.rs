@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use dmarc_dns::{AnyLookup, SystemClock};
-use dmarc_proto::Clock as _;
 use dmarc_proto::dmarc::{
     AuthorOptions, DnsFailureMode, MultipleAddresses, MultipleFields, Spec, Unreadable,
 };
@@ -417,39 +416,57 @@ struct CaseLineOut<'a> {
 /// which is not counted (no reports about reports).
 type Recorded = Option<Option<((i64, Observation), Option<FailureCandidate>)>>;
 
-/// One case's JSON line (without its line end), whether it failed, and what `--record`
-/// keeps of it.
-async fn verify_case(batch: &Batch, case: Result<Case, CaseError>) -> (Vec<u8>, bool, Recorded) {
-    let mut out = Vec::with_capacity(4096);
-    let error = |out: &mut Vec<u8>, e: &CaseError| {
-        let _ = serde_json::to_writer(
-            &mut *out,
-            &ErrorLine {
-                line: e.line,
-                file: e.file.as_deref(),
-                error: &e.error,
-            },
-        );
-    };
+/// What became of one case: its verdicts, or why it could not be verified. (Nearly every
+/// case is verified, so the rare failure's unused space costs less than a box per case.)
+#[allow(clippy::large_enum_variant)]
+enum Outcome {
+    Verified {
+        case: Case,
+        verdicts: Verdicts,
+        recorded: Recorded,
+    },
+    Failed(CaseError),
+}
+
+impl Outcome {
+    /// Appends the case's JSON line to `out`.
+    fn write_line(&self, out: &mut Vec<u8>) {
+        let _ = match self {
+            Outcome::Verified { case, verdicts, .. } => serde_json::to_writer(
+                &mut *out,
+                &CaseLineOut {
+                    line: case.line,
+                    file: &case.file,
+                    verdicts,
+                },
+            ),
+            Outcome::Failed(e) => serde_json::to_writer(
+                &mut *out,
+                &ErrorLine {
+                    line: e.line,
+                    file: e.file.as_deref(),
+                    error: &e.error,
+                },
+            ),
+        };
+        out.push(b'\n');
+    }
+}
+
+/// Verifies one case (its JSON line is written by the run, into the run's buffer).
+async fn verify_case(batch: &Batch, case: Result<Case, CaseError>) -> Outcome {
     let case = match case {
         Ok(c) => c,
-        Err(e) => {
-            error(&mut out, &e);
-            return (out, true, None);
-        }
+        Err(e) => return Outcome::Failed(e),
     };
     let message = match input::read(&case.path, "message", input::MAX_MESSAGE) {
         Ok(m) => m,
         Err(e) => {
-            error(
-                &mut out,
-                &CaseError {
-                    line: case.line,
-                    file: Some(case.file.clone()),
-                    error: format!("{e:#}"),
-                },
-            );
-            return (out, true, None);
+            return Outcome::Failed(CaseError {
+                line: case.line,
+                file: Some(case.file),
+                error: format!("{e:#}"),
+            });
         }
     };
     let msg = Message::parse(&message);
@@ -470,30 +487,22 @@ async fn verify_case(batch: &Batch, case: Result<Case, CaseError>) -> (Vec<u8>, 
     // The session's future is several KiB: on the heap, polled in place, so that this
     // case's future (moved into the run's task) stays small.
     let v = Box::pin(body.finish()).await;
-    let _ = serde_json::to_writer(
-        &mut out,
-        &CaseLineOut {
-            line: case.line,
-            file: &case.file,
-            verdicts: &v,
-        },
-    );
     let recorded = batch.record.then(|| {
         if failure::is_report_message(msg.header_block()) {
             return None;
         }
-        let at = case.arrival.unwrap_or_else(now_unix);
+        let at = case.arrival.unwrap_or_else(dmarc_store::time::now);
         let candidate = batch
             .queue_failures
             .then(|| failure::candidate(&v, msg.header_block(), at).ok())
             .flatten();
         Some(((at, v.observation()), candidate))
     });
-    (out, false, recorded)
-}
-
-fn now_unix() -> i64 {
-    SystemClock.now().as_secs().try_into().unwrap_or(i64::MAX)
+    Outcome::Verified {
+        case,
+        verdicts: v,
+        recorded,
+    }
 }
 
 async fn verify_chunk(batch: Arc<Batch>, cases: Vec<Result<Case, CaseError>>) -> ChunkOut {
@@ -502,17 +511,20 @@ async fn verify_chunk(batch: Arc<Batch>, cases: Vec<Result<Case, CaseError>>) ->
     // slowest answer, not the sum of them.
     let results =
         futures_util::future::join_all(cases.into_iter().map(|c| verify_case(&batch, c))).await;
-    for (json, failed, recorded) in results {
-        out.failed |= failed;
-        out.json.extend_from_slice(&json);
-        out.json.push(b'\n');
-        match recorded {
-            Some(Some((obs, candidate))) => {
-                out.observations.push(obs);
-                out.candidates.extend(candidate);
-            }
-            Some(None) => out.report_mail += 1,
-            None => {}
+    // One buffer for the run's lines, written in place from the verdicts.
+    out.json.reserve(results.len() * 2048);
+    for outcome in results {
+        outcome.write_line(&mut out.json);
+        match outcome {
+            Outcome::Failed(_) => out.failed = true,
+            Outcome::Verified { recorded, .. } => match recorded {
+                Some(Some((obs, candidate))) => {
+                    out.observations.push(obs);
+                    out.candidates.extend(candidate);
+                }
+                Some(None) => out.report_mail += 1,
+                None => {}
+            },
         }
     }
     out
@@ -632,10 +644,7 @@ fn human(v: &Verdicts) -> String {
     s.push('\n');
     match (d.requested_policy, &d.policy_domain) {
         (Some(req), Some(pd)) => {
-            let via = d
-                .policy_source
-                .map(|p| format!("{p:?}").to_ascii_lowercase())
-                .unwrap_or_default();
+            let via = d.policy_source.map(|p| p.as_str()).unwrap_or_default();
             s.push_str(&format!(
                 "Policy: {pd} requests {req} ({via}, {})",
                 d.spec.as_str()
@@ -700,8 +709,12 @@ fn human(v: &Verdicts) -> String {
     s.push_str(&format!("A receiver would {action}.\n"));
     if !v.forged_fields.is_empty() {
         s.push_str(&format!(
-            "Authentication-Results fields claiming our authserv-id (to delete): header indexes {:?}\n",
+            "Authentication-Results fields claiming our authserv-id (to delete): header indexes {}\n",
             v.forged_fields
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     s.push_str(&v.authentication_results().to_header().replace("\r\n", "\n"));

@@ -210,6 +210,47 @@ fn changes_after_the_last_seal_fail() {
         "{:?}",
         out.problem
     );
+    // A failed chain has no oldest-pass: the older AMS is not checked (§5.2 step 5 only
+    // for a chain whose seals verify).
+    assert_eq!(out.oldest_pass, None);
+    assert_eq!(out.hop(1).and_then(|h| h.message_signature.clone()), None);
+    assert_eq!(
+        out.hop(2).and_then(|h| h.message_signature.clone()),
+        Some(Ok(()))
+    );
+}
+
+#[test]
+fn oldest_pass_stops_at_the_first_older_ams_that_fails() {
+    // The third hop edits the message: the second AMS fails, and the first is older than
+    // that failure.
+    let hops = Hops::new(&["one.example", "relay.example", "list.example"]);
+    let m1 = hops
+        .seal(MESSAGE, 0, "dkim=pass header.d=brand.example")
+        .expect("seal 1");
+    let m2 = hops.seal(&m1, 1, "arc=pass").expect("seal 2");
+    let edited = replace(&m2, "Subject: hello", "Subject: [list] hello");
+    let m3 = hops
+        .seal_edited(&m2, &edited, 2, "arc=pass")
+        .expect("seal 3");
+    let out = hops.verify(&m3);
+    assert_eq!(out.status, ChainStatus::Pass, "{}", out.reason());
+    assert_eq!(out.oldest_pass, Some(3));
+    let checked = |i| out.hop(i).and_then(|h| h.message_signature.clone());
+    assert_eq!(checked(3), Some(Ok(())));
+    assert_eq!(
+        checked(2),
+        Some(Err(crate::dkim::Problem::SignatureMismatch))
+    );
+    // Older than the first failure: not checked.
+    assert_eq!(checked(1), None);
+    for i in 1..=3 {
+        assert_eq!(
+            out.hop(i).and_then(|h| h.seal.clone()),
+            Some(Ok(())),
+            "seal {i}"
+        );
+    }
 }
 
 #[test]

@@ -12,6 +12,13 @@
 //! 6. Every seal, N down to 1, verifies, else `fail`.
 //! 7. `pass`.
 //!
+//! The chain's status needs only steps 4 and 6 (the newest AMS and every seal); step 5 is
+//! optional in §5.2 and decides nothing but oldest-pass, which is reported only for a
+//! chain that passes. So step 5 runs last, and only when step 6 passed: a failing chain
+//! costs no older AMS check, and the checks of step 5 stop at the first older AMS that
+//! fails. An AMS whose body hash does not match fails before its signature is checked, and
+//! AMSs (and DKIM signatures) that hash the body alike share one body hash.
+//!
 //! The keys of every seal and AMS are asked for at once, before any signature is checked
 //! ([`ArcVerification::key_names`] lets a receiver ask them with the DKIM keys, in one DNS
 //! round, and finish with [`ArcVerification::finish_with_keys`]).
@@ -300,7 +307,7 @@ impl<'a> ArcVerification<'a> {
         clock: &C,
         shared: Option<&BodyHashes>,
     ) -> ArcOutput {
-        let (mut sets, mut hops, mut own) = match self.state {
+        let (sets, mut hops, mut own) = match self.state {
             State::Decided(out) => return out,
             State::Chain { sets, hops, hashes } => (sets, hops, hashes),
         };
@@ -338,9 +345,10 @@ impl<'a> ArcVerification<'a> {
         };
         let mut buf = Vec::with_capacity(2048);
         let mut used = vec![false; fields.len()];
-        let mut ams_ok = |set: &mut Set, buf: &mut Vec<u8>| -> Result<(), Problem> {
+        type KeyFn<'k> = dyn FnMut(&Arc<str>) -> Option<Arc<ParsedKey>> + 'k;
+        let mut ams_ok = |set: &Set, key: &mut KeyFn<'_>, buf: &mut Vec<u8>| {
             let sig = set.ams_sig.as_ref().map_err(Clone::clone)?;
-            let k = set.ams_key.as_ref().and_then(&mut key);
+            let k = set.ams_key.as_ref().and_then(key);
             verify_ams(
                 sig,
                 set.ams,
@@ -354,22 +362,33 @@ impl<'a> ArcVerification<'a> {
             )
         };
         // Step 4: the newest AMS.
-        let Some(newest) = sets.last_mut() else {
+        let Some(newest) = sets.last() else {
             return ArcOutput::none();
         };
-        let r = ams_ok(newest, &mut buf);
+        let r = ams_ok(newest, &mut key, &mut buf);
         if let Some(h) = hops.get_mut(n - 1) {
             h.message_signature = Some(r.clone());
         }
         if let Err(p) = r {
             return fail(hops, ArcProblem::MessageSignature(n as u32, p));
         }
-        // Step 5: oldest-pass.
+        // Step 6: every seal, newest first (before step 5, which only a passing chain
+        // needs).
+        for k in (0..n).rev() {
+            let r = verify_seal(&sets, k, &fields, &mut key, &self.config, &mut buf);
+            if let Some(h) = hops.get_mut(k) {
+                h.seal = Some(r.clone());
+            }
+            if let Err(p) = r {
+                return fail(hops, ArcProblem::Seal(k as u32 + 1, p));
+            }
+        }
+        // Step 5: oldest-pass, down from N-1 to the first older AMS that fails.
         let mut oldest = n as u32;
         if self.config.oldest_pass {
             for i in (0..n - 1).rev() {
-                let Some(set) = sets.get_mut(i) else { break };
-                let r = ams_ok(set, &mut buf);
+                let Some(set) = sets.get(i) else { break };
+                let r = ams_ok(set, &mut key, &mut buf);
                 let ok = r.is_ok();
                 if let Some(h) = hops.get_mut(i) {
                     h.message_signature = Some(r);
@@ -378,16 +397,6 @@ impl<'a> ArcVerification<'a> {
                     break;
                 }
                 oldest = i as u32 + 1;
-            }
-        }
-        // Step 6: every seal, newest first.
-        for k in (0..n).rev() {
-            let r = verify_seal(&sets, k, &fields, &mut key, &self.config, &mut buf);
-            if let Some(h) = hops.get_mut(k) {
-                h.seal = Some(r.clone());
-            }
-            if let Err(p) = r {
-                return fail(hops, ArcProblem::Seal(k as u32 + 1, p));
             }
         }
         ArcOutput {

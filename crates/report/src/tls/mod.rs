@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{ReportError, SourcePath};
+use crate::time::parse_rfc3339;
 use crate::words::word_enum;
 
 /// One SMTP TLS report (§4.4).
@@ -171,8 +172,8 @@ pub fn parse_json(json: &[u8], path: &SourcePath) -> Result<TlsReport, ReportErr
     };
     let start = string(dr, "start-datetime").unwrap_or_default();
     let end = string(dr, "end-datetime").unwrap_or_default();
-    let begin_ts = parse_rfc3339(&start);
-    let end_ts = parse_rfc3339(&end);
+    let begin_ts = parse_rfc3339(&start).ok();
+    let end_ts = parse_rfc3339(&end).ok();
     if begin_ts.is_none() {
         w.push(format!(
             "start-datetime {start:?} is not an RFC 3339 date-time"
@@ -325,83 +326,4 @@ fn ip(obj: &Map<String, Value>, key: &str, n: usize, w: &mut Vec<String>) -> Opt
         ));
     }
     ip
-}
-
-/// Parses an RFC 3339 date-time (`2016-04-01T00:00:00Z`, fractions and offsets allowed) to
-/// Unix seconds.
-pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = b.get(r)?;
-        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        std::str::from_utf8(part).ok()?.parse().ok()
-    };
-    let year = num(0..4)?;
-    let month = num(5..7)?;
-    let day = num(8..10)?;
-    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
-        return None;
-    }
-    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) {
-        return None;
-    }
-    let hour = num(11..13)?;
-    let min = num(14..16)?;
-    let sec = num(17..19)?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
-        return None;
-    }
-    let mut i = 19;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-    }
-    let offset = match b.get(i) {
-        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
-        Some(sign @ (b'+' | b'-')) if i + 6 == b.len() => {
-            let oh = num(i + 1..i + 3)?;
-            let om = num(i + 4..i + 6)?;
-            let o = oh * 3600 + om * 60;
-            if *sign == b'-' { -o } else { o }
-        }
-        _ => return None,
-    };
-    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + min * 60 + sec - offset)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339() {
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339("2016-04-01T00:00:00Z"), Some(1_459_468_800));
-        assert_eq!(
-            parse_rfc3339("2016-04-01T02:00:00+02:00"),
-            Some(1_459_468_800)
-        );
-        assert_eq!(
-            parse_rfc3339("2016-04-01T00:00:00.123Z"),
-            Some(1_459_468_800)
-        );
-        assert_eq!(parse_rfc3339("2016-04-01"), None);
-        assert_eq!(parse_rfc3339("2016-13-01T00:00:00Z"), None);
-    }
 }

@@ -1,6 +1,15 @@
 //! Dates and times, UTC, proleptic Gregorian: the one place where Unix seconds become
-//! dates and back (the store's report periods, the CLI's `--since`, a batch case's
-//! `arrival`). No time zone database: reports and the store work in UTC.
+//! dates and back (a TLS report's date range, the store's report periods, the `Date` of
+//! the mail this program writes, the CLI's `--since`, a batch case's `arrival`). No time
+//! zone database: reports and the store work in UTC. The store re-exports it as
+//! `dmarc_store::time`.
+
+/// Seconds since the Unix epoch, now (0 for a clock set before 1970).
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
 
 /// `YYYY-MM-DD HH:MM:SS` for Unix seconds, UTC: how report periods and timestamps are
 /// shown everywhere.
@@ -191,6 +200,34 @@ mod tests {
         ] {
             assert!(parse_rfc3339(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn rfc3339_of_tls_reports() {
+        // The date-range of RFC 8460's example report.
+        assert_eq!(parse_rfc3339("2016-04-01T00:00:00Z"), Ok(1_459_468_800));
+        assert_eq!(
+            parse_rfc3339("2016-04-01T02:00:00+02:00"),
+            Ok(1_459_468_800)
+        );
+        assert_eq!(parse_rfc3339("2016-04-01T00:00:00.123Z"), Ok(1_459_468_800));
+        assert!(parse_rfc3339("2016-04-01").is_err());
+        assert!(parse_rfc3339("2016-13-01T00:00:00Z").is_err());
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(parse_date("1970-01-01"), Ok(0));
+        assert_eq!(parse_date("2024-03-01"), Ok(1_709_251_200));
+        assert_eq!(parse_date("2000-02-29"), Ok(951_782_400));
+        assert!(parse_date("2001-02-29").is_err());
+        assert!(parse_date("2024-13-01").is_err());
+        assert!(parse_date("2024-3-1").is_err());
+        assert!(parse_date("yesterday").is_err());
+        assert_eq!(format_utc(1_709_251_200), "2024-03-01 00:00:00");
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00");
+        assert_eq!(format_utc(1_459_468_800), "2016-04-01 00:00:00");
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00");
     }
 
     #[test]

@@ -1,9 +1,12 @@
-//! The `--imap*` command-line flags, as a clap struct the CLI flattens.
+//! The `--imap*` flags of `dmarc ingest`, turned into the IMAP source's plain
+//! [`ImapConfig`] (the library does not know about flags).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Action, ImapConfig, ImapError, ImapUrl, PASSWORD_ENV, Password, Security, Trust};
+use dmarc_ingest::imap::{
+    Action, ImapConfig, ImapError, ImapUrl, PASSWORD_ENV, Password, Security, Trust,
+};
 
 /// Flags of `dmarc ingest` for reading reports from an IMAP mailbox. Flatten it into the
 /// command (`#[command(flatten)] imap: ImapArgs`), then call [`ImapArgs::to_config`].
@@ -136,7 +139,7 @@ impl ImapArgs {
 const MAX_PASSWORD_FILE: u64 = 4096;
 
 fn read_password_file(path: &std::path::Path) -> Result<String, ImapError> {
-    let text = crate::read_bounded_text(path, "password file", MAX_PASSWORD_FILE)
+    let text = dmarc_ingest::read_bounded_text(path, "password file", MAX_PASSWORD_FILE)
         .map_err(|e| ImapError::Config(format!("--imap-password-file: {e}")))?;
     let password = text
         .strip_suffix("\r\n")
@@ -223,7 +226,7 @@ mod tests {
         .unwrap();
         let c = cli.imap.to_config(Some("pw".into())).unwrap().unwrap();
         assert_eq!(c.server.security, Security::Plaintext);
-        assert_eq!(c.password.expose(), "pw");
+        assert_eq!(c.password, Password::new("pw"));
         assert_eq!(c.on_processed, Action::MoveTo("Processed".into()));
         assert_eq!(c.on_rejected, Action::MoveTo("Errors".into()));
         assert_eq!(c.max_message_size, 512 * 1024);
@@ -267,7 +270,7 @@ mod tests {
             .to_config(Some("from-env".into()))
             .unwrap()
             .unwrap();
-        assert_eq!(c.password.expose(), "from-file");
+        assert_eq!(c.password, Password::new("from-file"));
 
         std::fs::write(&file, "a\nb\n").unwrap();
         assert!(
