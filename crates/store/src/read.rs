@@ -319,9 +319,19 @@ impl SourceAcc {
         from: &str,
         env: Option<&str>,
     ) -> &mut SourceSums {
+        let src = self.add_outcome(ip, n, eval);
+        if !passes(eval) {
+            src.add_failing_from(from, env);
+        }
+        src
+    }
+
+    /// [`SourceAcc::add`] without the `From` and `MAIL FROM` domains (added for the
+    /// listed failing sources only, by [`SourceSums::add_failing_from`]).
+    fn add_outcome(&mut self, ip: &str, n: i64, eval: [Option<&str>; 3]) -> &mut SourceSums {
         let dkim = eval[0] == Some("pass");
         let spf = eval[1] == Some("pass");
-        let pass = dkim || spf;
+        let pass = passes(eval);
         if !self.sources.contains_key(ip) {
             self.sources.insert(ip.to_string(), SourceSums::default());
         }
@@ -346,16 +356,27 @@ impl SourceAcc {
                 Some("quarantine") => src.quarantined += n,
                 _ => {}
             }
-            if !src.froms.contains(from) {
-                src.froms.insert(from.to_string());
-            }
-            if let Some(env) = env.filter(|e| !e.is_empty())
-                && src.envelope_from.as_deref().is_none_or(|e| env < e)
-            {
-                src.envelope_from = Some(env.to_string());
-            }
         }
         src
+    }
+}
+
+/// Whether policy-evaluated DKIM and SPF results `eval` (then the disposition) pass DMARC.
+fn passes(eval: [Option<&str>; 3]) -> bool {
+    eval[0] == Some("pass") || eval[1] == Some("pass")
+}
+
+impl SourceSums {
+    /// Notes the `From` domain `from` and envelope `MAIL FROM` `env` of failing messages.
+    fn add_failing_from(&mut self, from: &str, env: Option<&str>) {
+        if !self.froms.contains(from) {
+            self.froms.insert(from.to_string());
+        }
+        if let Some(env) = env.filter(|e| !e.is_empty())
+            && self.envelope_from.as_deref().is_none_or(|e| env < e)
+        {
+            self.envelope_from = Some(env.to_string());
+        }
     }
 }
 
@@ -447,7 +468,7 @@ impl Store {
             self.scan_source_sums(q, first, last, &mut acc)?;
         }
 
-        let sources = acc.sources;
+        let mut sources = acc.sources;
         let mut ranked: Vec<(&String, &SourceSums)> = sources.iter().collect();
         ranked.sort_by(|a, b| b.1.messages.cmp(&a.1.messages).then(a.0.cmp(b.0)));
         let mut top_sources = Vec::new();
@@ -468,11 +489,16 @@ impl Store {
         }
         ranked.retain(|(_, s)| s.failing_rows);
         ranked.sort_by(|a, b| b.1.failing.cmp(&a.1.failing).then(a.0.cmp(b.0)));
-        let failing_sources = ranked
-            .iter()
-            .take(top)
-            .map(|(ip, s)| FailingSource {
-                ip: (*ip).clone(),
+        let failing: Vec<String> = ranked.iter().take(top).map(|(ip, _)| (*ip).clone()).collect();
+        let mut failing_sources = Vec::new();
+        for ip in failing {
+            let Some(s) = sources.get_mut(&ip) else {
+                continue;
+            };
+            if acc.read_sums {
+                self.failing_froms(q, first, last, &ip, s)?;
+            }
+            failing_sources.push(FailingSource {
                 rdns: None,
                 failing: s.failing,
                 rejected: s.rejected,
@@ -480,8 +506,9 @@ impl Store {
                 header_from: s.froms.iter().min().cloned().unwrap_or_default(),
                 header_from_count: s.froms.len() as i64,
                 envelope_from: s.envelope_from.clone(),
-            })
-            .collect();
+                ip,
+            });
+        }
 
         let reporters = self.reporters(q)?;
         let failure_reports = self.failure_report_domains(q)?;
@@ -556,7 +583,8 @@ impl Store {
     }
 
     /// Adds the per-source sums of the whole months `first..last` (unbounded where `None`)
-    /// to the summary's sums.
+    /// to the summary's sums, per source and outcome: SQL sums over the `From`, `MAIL FROM`
+    /// and policy keys, which [`Store::failing_froms`] reads for the listed sources only.
     fn scan_source_sums(
         &mut self,
         q: &SummaryQuery,
@@ -567,21 +595,47 @@ impl Store {
         acc.read_sums = true;
         let (w, domain) = month_filter(q, first, last);
         let sql = format!(
-            "SELECT s.source_ip, s.messages, s.dkim_aligned, s.spf_aligned, s.disposition, \
-             s.header_from, s.envelope_from FROM aggregate_source_sums s WHERE {w}"
+            "SELECT s.source_ip, {msgs}, s.dkim_aligned, s.spf_aligned, s.disposition \
+             FROM aggregate_source_sums s WHERE {w} \
+             GROUP BY s.source_ip, s.dkim_aligned, s.spf_aligned, s.disposition",
+            msgs = sum("s.messages"),
         );
         self.conn
             .for_each(&sql, &month_params(&domain, first, last), |cells| {
                 let row = Row::new(cells, "per-source sums");
-                acc.add(
+                acc.add_outcome(
                     row.str(0)?,
                     row.int(1)?,
                     [row.opt_str(2)?, row.opt_str(3)?, row.opt_str(4)?],
-                    row.str(5)?,
-                    row.opt_str(6)?,
                 );
                 Ok(())
             })
+    }
+
+    /// Adds the `From` and `MAIL FROM` domains of `ip`'s failing messages in the whole
+    /// months `first..last` to `src`.
+    fn failing_froms(
+        &mut self,
+        q: &SummaryQuery,
+        first: Option<i64>,
+        last: Option<i64>,
+        ip: &str,
+        src: &mut SourceSums,
+    ) -> Result<(), StoreError> {
+        let (w, domain) = month_filter(q, first, last);
+        let sql = format!(
+            "SELECT DISTINCT s.dkim_aligned, s.spf_aligned, s.header_from, s.envelope_from \
+             FROM aggregate_source_sums s WHERE s.source_ip = ? AND {w}"
+        );
+        let mut params = vec![Val::Text(ip)];
+        params.extend(month_params(&domain, first, last));
+        self.conn.for_each(&sql, &params, |cells| {
+            let row = Row::new(cells, "per-source sums");
+            if !passes([row.opt_str(0)?, row.opt_str(1)?, None]) {
+                src.add_failing_from(row.str(2)?, row.opt_str(3)?);
+            }
+            Ok(())
+        })
     }
 
     /// Adds the reporters of `ip` in the whole months `first..last` to `reporters`.
