@@ -489,7 +489,11 @@ impl Store {
         }
         ranked.retain(|(_, s)| s.failing_rows);
         ranked.sort_by(|a, b| b.1.failing.cmp(&a.1.failing).then(a.0.cmp(b.0)));
-        let failing: Vec<String> = ranked.iter().take(top).map(|(ip, _)| (*ip).clone()).collect();
+        let failing: Vec<String> = ranked
+            .iter()
+            .take(top)
+            .map(|(ip, _)| (*ip).clone())
+            .collect();
         let mut failing_sources = Vec::new();
         for ip in failing {
             let Some(s) = sources.get_mut(&ip) else {
