@@ -599,10 +599,8 @@ impl Store {
         acc.read_sums = true;
         let (w, domain) = month_filter(q, first, last);
         let sql = format!(
-            "SELECT s.source_ip, {msgs}, s.dkim_aligned, s.spf_aligned, s.disposition \
-             FROM aggregate_source_sums s WHERE {w} \
-             GROUP BY s.source_ip, s.dkim_aligned, s.spf_aligned, s.disposition",
-            msgs = sum("s.messages"),
+            "SELECT s.source_ip, s.messages, s.dkim_aligned, s.spf_aligned, s.disposition \
+             FROM aggregate_source_sums s WHERE {w}"
         );
         self.conn
             .for_each(&sql, &month_params(&domain, first, last), |cells| {
