@@ -15,7 +15,8 @@
 #                           script's stop_server function (when it defines one) has run;
 #                           INT and TERM exit with 130 and 143, so that cleanup runs
 #   port_free PORT [ADDR...]  true when nothing listens on PORT at any ADDR (127.0.0.1)
-#   pick_port [ADDR...]     a port from 20000-59999 that is free at every ADDR (127.0.0.1)
+#   pick_port [ADDR...]     a port from 10000 to below the ephemeral range that is free at
+#                           every ADDR (127.0.0.1)
 #   smtp_ready PORT         true when 127.0.0.1:PORT greets with 220 within 2 s
 #   lib_run PREFIX LOG VAR...  with a COMMAND: runs it (the variables PREFIXVAR exported),
 #                           shows the last lines of the server's LOG when it fails and exits
@@ -74,9 +75,16 @@ port_free() {
 }
 
 pick_port() {
-  local p
+  # Below the kernel's ephemeral range (32768 up by default): a port picked there can be
+  # taken, between the pick and the server's bind, as the local port of any outgoing
+  # connection (a test suite makes thousands), and the bind then fails.
+  local p low=32768
+  if [ -r /proc/sys/net/ipv4/ip_local_port_range ]; then
+    read -r low _ < /proc/sys/net/ipv4/ip_local_port_range || low=32768
+  fi
+  [ "$low" -gt 12000 ] 2>/dev/null || low=32768
   while :; do
-    p=$(( 20000 + RANDOM % 40000 ))
+    p=$(( 10000 + RANDOM % (low - 10000) ))
     if port_free "$p" "$@"; then echo "$p"; return; fi
   done
 }
