@@ -105,7 +105,12 @@ fn stamp(name: &'static str) -> Stamp {
 }
 
 async fn connect(addr: &str) -> Client<TcpStream> {
-    let mut c = Client::new(TcpStream::connect(addr).await.unwrap());
+    connected(TcpStream::connect(addr).await.unwrap()).await
+}
+
+/// A client over `stream` that has negotiated and sent its connect.
+async fn connected(stream: TcpStream) -> Client<TcpStream> {
+    let mut c = Client::new(stream);
     c.negotiate().await.unwrap();
     c.send(&Command::Connect {
         hostname: "[192.0.2.1]".into(),
@@ -454,14 +459,7 @@ async fn streamed_frames_never_wait_for_a_delayed_ack() {
     let running = start(stamp("a"), ServerSettings::default()).await;
     let stream = TcpStream::connect(&running.addr).await.unwrap();
     assert!(!stream.nodelay().unwrap(), "the MTA's end keeps Nagle on");
-    let mut c = Client::new(stream);
-    c.negotiate().await.unwrap();
-    c.send(&Command::Connect {
-        hostname: "[192.0.2.1]".into(),
-        address: ConnectAddress::Inet("192.0.2.1:25".parse().unwrap()),
-    })
-    .await
-    .unwrap();
+    let mut c = connected(stream).await;
     let mut header = String::new();
     for i in 0..12 {
         header.push_str(&format!("X-Field-{i}: value {i}\r\n"));
