@@ -39,6 +39,9 @@ use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
+pub mod memo;
+pub use memo::{Memo, MemoLookup};
+
 /// Why a DNS question produced no records.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum DnsError {

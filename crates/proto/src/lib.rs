@@ -14,6 +14,7 @@ pub mod dkim;
 pub mod dmarc;
 pub mod dns;
 pub mod message;
+pub mod name;
 pub mod spf;
 pub mod tag_list;
 

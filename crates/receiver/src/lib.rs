@@ -54,7 +54,6 @@
 
 pub mod failure;
 mod json;
-mod memo;
 pub mod observation;
 pub mod session;
 

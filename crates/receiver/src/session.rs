@@ -28,11 +28,11 @@ use dmarc_proto::dmarc::{
     AuthorDomains, DkimIdentity, DmarcResult, FromFault, evaluate_authors, read_authors,
 };
 use dmarc_proto::dns::Lookup;
+use dmarc_proto::dns::memo::{Memo, MemoLookup, QType};
 use dmarc_proto::message::{HeaderField, Message, OwnedHeader};
 use dmarc_proto::spf::{self, SpfOutput, SpfRequest};
 use smallvec::SmallVec;
 
-use crate::memo::{Memo, NameBuf, TxtAnswers};
 use crate::{Action, Randomness, ReceiverConfig, SmtpFacts, UpstreamResults, Verdicts};
 
 /// RCPT TO addresses kept per message; more are counted
@@ -42,6 +42,10 @@ pub const MAX_RECIPIENTS: usize = 100;
 /// Author Domains whose DMARC record is asked for ahead of the evaluation (a From field
 /// with more mailboxes is evaluated all the same; the rest are asked by the evaluation).
 const MAX_PREFETCH: usize = 8;
+
+/// The name of a DMARC record's question, kept inline: `_dmarc.<domain>` fits for nearly
+/// every domain.
+type NameBuf = SmallVec<[u8; 64]>;
 
 /// What a session uses: DNS, a clock, randomness (for the RFC 7489 `pct` draw) and the
 /// configuration. Cloned into each piece of DNS work, so cloning must be cheap: references
@@ -393,8 +397,16 @@ impl<'x, E: Env + 'x> Transaction<'x, E> {
             })
             .unwrap_or_default();
         let env = self.env.clone();
-        let policy =
-            Pending::start(async move { Memo::<E::Lookup>::ask(env.lookup(), names).await });
+        let policy = Pending::start(async move {
+            // Every name is UTF-8: two `str`s joined.
+            let names: SmallVec<[&str; 1]> = names
+                .iter()
+                .filter_map(|n| std::str::from_utf8(n).ok())
+                .collect();
+            let mut memo = Memo::new();
+            memo.ask_all(env.lookup(), QType::Txt, &names).await;
+            memo
+        });
         // The DKIM keys and the ARC keys (seals and message signatures) in one round, each
         // name asked once.
         let mut key_names = dkim.key_names();
@@ -495,7 +507,7 @@ pub struct Body<'x, E> {
     recipients_not_kept: usize,
     spf: Pending<'x, SpfOutput>,
     helo_spf: Option<Pending<'x, SpfOutput>>,
-    policy: Pending<'x, TxtAnswers>,
+    policy: Pending<'x, Memo>,
     keys: Pending<'x, KeyAnswers>,
     dkim: StreamingVerifier<'x>,
     /// The ARC chain being verified: `None` when ARC is off or the message has no ARC
@@ -591,7 +603,7 @@ impl<'x, E: Env + 'x> Body<'x, E> {
         // memo keeps its answers.
         let may_override = arc.as_ref().is_some_and(|a| a.status == ChainStatus::Pass)
             && !config.arc.trusted_sealers.is_empty();
-        let memo = Memo::new(env.lookup(), one_author && !may_override, answers);
+        let memo = MemoLookup::new(env.lookup(), answers, one_author && !may_override);
         // The evaluations' futures are large (several KiB): boxed, so that the session's
         // own future, which callers move (a batch moves each message's into a task), stays
         // small.

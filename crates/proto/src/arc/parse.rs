@@ -140,11 +140,11 @@ fn seal_core(value: &[u8], tags: &[Tag<'_>]) -> Result<SealCore, Problem> {
         Problem::BadTagValue("cv", format!("{cv_text:?} is not none, pass or fail"))
     })?;
     let d = text(req("d")?.value);
-    if !is_domain_name(&d, false) {
+    if !is_domain_name(&d) {
         return Err(Problem::InvalidDomain(d));
     }
     let s = text(req("s")?.value);
-    if !is_domain_name(&s, true) {
+    if !is_domain_name(&s) {
         return Err(Problem::InvalidSelector(s));
     }
     if let Some(t) = get("t") {

@@ -419,13 +419,7 @@ fn push_folded(out: &mut String, r: &str) -> Result<(), SealError> {
 }
 
 fn check_name(what: &str, v: &str) -> Result<(), SealError> {
-    let ok = !v.is_empty()
-        && v.split('.').all(|l| {
-            !l.is_empty()
-                && l.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
-    if ok {
+    if crate::name::check(v, crate::name::NameRules::DKIM).is_ok() {
         Ok(())
     } else {
         Err(SignError::InvalidOption(format!("{what} {v:?} is not a valid name")).into())

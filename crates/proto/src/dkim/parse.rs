@@ -384,7 +384,7 @@ fn signature_from_tags(
     let d = req("d")?;
     // Case does not matter to the checks, and a valid name is ASCII.
     let domain = lossy(d);
-    if !is_domain_name(&domain, false) {
+    if !is_domain_name(&domain) {
         return Err(Problem::InvalidDomain(text(d)));
     }
     let h_tag = tags.tag("h").ok_or(Problem::MissingTag("h"))?;
@@ -432,7 +432,7 @@ fn signature_from_tags(
         ));
     }
     let s = req("s")?;
-    if !is_domain_name(&lossy(s), true) {
+    if !is_domain_name(&lossy(s)) {
         return Err(Problem::InvalidSelector(text(s)));
     }
     if let Some(i) = tags.get("i").filter(|_| kind == SigKind::Dkim) {
@@ -497,33 +497,11 @@ fn signature_from_tags(
     })
 }
 
-/// A domain name (or, with `selector`, a selector, which may also be several labels):
-/// labels of letters, digits, `-` and `_`, 1 to 63 octets, at most 253 in all.
-pub(crate) fn is_domain_name(name: &str, selector: bool) -> bool {
-    let name = name.strip_suffix('.').unwrap_or(name);
-    if name.is_empty() || name.len() > 253 {
-        return false;
-    }
-    // One pass: every label 1 to 63 allowed bytes.
-    let mut label = 0usize;
-    let mut dotted = false;
-    for b in name.bytes() {
-        if b == b'.' {
-            if label == 0 {
-                return false;
-            }
-            label = 0;
-            dotted = true;
-        } else if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
-            label += 1;
-            if label > 63 {
-                return false;
-            }
-        } else {
-            return false;
-        }
-    }
-    label > 0 && (selector || dotted || name.len() <= 63)
+/// A domain name or a selector (which may also be several labels), with or without one
+/// trailing dot: labels of letters, digits, `-` and `_`, 1 to 63 octets, at most 253 in all
+/// ([`NameRules::DKIM`](crate::name::NameRules::DKIM)).
+pub(crate) fn is_domain_name(name: &str) -> bool {
+    crate::name::is_valid(name, crate::name::NameRules::DKIM)
 }
 
 /// Parses a key record (§3.6.1). An empty `p=` gives a record whose key is revoked
@@ -743,16 +721,16 @@ mod tests {
             ("legitimate.com(.attacker.com", false, false),
             ("é.com", false, false),
         ] {
-            assert_eq!(is_domain_name(name, selector), ok, "{name:?}");
+            assert_eq!(is_domain_name(name), ok, "{name:?} (selector: {selector})");
         }
-        assert!(is_domain_name(&format!("{long}.com"), false));
-        assert!(!is_domain_name(&format!("{long}a.com"), false));
-        assert!(is_domain_name(&long, false));
-        assert!(!is_domain_name(&format!("{long}a"), true));
+        assert!(is_domain_name(&format!("{long}.com")));
+        assert!(!is_domain_name(&format!("{long}a.com")));
+        assert!(is_domain_name(&long));
+        assert!(!is_domain_name(&format!("{long}a")));
         let many = vec!["abc"; 64].join(".");
-        assert!(is_domain_name(&many[..253], false));
-        assert!(!is_domain_name(&many[..255], false));
-        assert!(!is_domain_name(&many, false));
+        assert!(is_domain_name(&many[..253]));
+        assert!(!is_domain_name(&many[..255]));
+        assert!(!is_domain_name(&many));
     }
 
     #[test]

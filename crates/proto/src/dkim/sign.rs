@@ -143,13 +143,7 @@ where
     C: Clock + ?Sized,
 {
     let check_name = |what: &str, v: &str| {
-        let ok = !v.is_empty()
-            && v.split('.').all(|l| {
-                !l.is_empty()
-                    && l.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            });
-        if ok {
+        if crate::name::check(v, crate::name::NameRules::DKIM).is_ok() {
             Ok(())
         } else {
             Err(SignError::InvalidOption(format!(

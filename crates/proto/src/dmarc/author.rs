@@ -327,12 +327,6 @@ pub fn address_domain(addr: &str) -> Result<DomainName, AuthorError> {
     else {
         return Err(AuthorError::Unparsable(format!("{addr:?} has no '@'")));
     };
-    if domain.starts_with('[') {
-        return Err(AuthorError::InvalidDomain(DomainError {
-            input: domain.into(),
-            reason: "an address literal, not a domain name",
-        }));
-    }
     DomainName::new(domain).map_err(AuthorError::InvalidDomain)
 }
 

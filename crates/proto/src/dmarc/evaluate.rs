@@ -9,13 +9,13 @@ use smallvec::SmallVec;
 use super::discovery::{
     DiscoveredPolicy, PolicySource, Resolver, discover, psl_organizational_domain, walk_org,
 };
-use super::domain::within;
 use super::{
     AlignmentMode, AlignmentReason, AuthResult, AuthorDomains, DmarcInput, DmarcOptions,
     DmarcOutput, DmarcResult, DnsFailureMode, DomainName, FromFault, IdentifierAlignment,
     MAX_AUTHOR_DOMAINS, MultipleAddresses, Policy, Spec, Unreadable, read_authors,
 };
 use crate::dns::{DnsError, Lookup};
+use crate::name::within;
 
 /// Evaluates DMARC for one message whose Author Domain is known.
 ///

@@ -7,6 +7,7 @@
 use super::DomainName;
 use super::record::{ReportUri, parse_report_uri, starts_with_version};
 use crate::dns::{DnsError, Lookup};
+use crate::tag_list::{Strictness, TagList};
 
 /// Which report a destination is for, and so which tag of the confirming record may
 /// override it.
@@ -127,23 +128,25 @@ pub async fn verify_external_destinations<L: Lookup>(
     out
 }
 
-/// The URIs of tag `tag` in a tag=value record, leniently: malformed parts are skipped.
+/// The URIs of tag `tag` in the confirming record (read by the one tag-list parser, empty
+/// tag-specs skipped as in a policy record); malformed URIs are skipped, a record that is not
+/// a tag-list has none.
 fn tag_uris(rr: &[u8], tag: &str) -> Vec<ReportUri> {
-    let Ok(text) = std::str::from_utf8(rr) else {
+    let Ok(list) = TagList::parse_with(rr, Strictness::SkipEmpty) else {
         return Vec::new();
     };
-    for part in text.split(';') {
-        let Some((name, value)) = part.split_once('=') else {
-            continue;
-        };
-        if name.trim().eq_ignore_ascii_case(tag) {
-            return value
-                .split(',')
-                .filter_map(|u| parse_report_uri(u).ok())
-                .collect();
-        }
-    }
-    Vec::new()
+    let Some(value) = list
+        .tags()
+        .iter()
+        .find(|t| t.name.eq_ignore_ascii_case(tag))
+        .and_then(|t| t.value_str())
+    else {
+        return Vec::new();
+    };
+    value
+        .split(',')
+        .filter_map(|u| parse_report_uri(u).ok())
+        .collect()
 }
 
 #[cfg(test)]
@@ -159,5 +162,7 @@ mod tests {
         assert_eq!(uris.len(), 2);
         assert!(tag_uris(b"v=DMARC1", "ruf").is_empty());
         assert!(tag_uris(b"\xff", "rua").is_empty());
+        // Not a tag-list: no overrides.
+        assert!(tag_uris(b"v=DMARC1; rua mailto:a@r.example", "rua").is_empty());
     }
 }

@@ -27,7 +27,6 @@
 
 mod author;
 mod discovery;
-mod domain;
 mod evaluate;
 mod external;
 pub mod record;
@@ -36,6 +35,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
+pub use crate::name::{DomainError, DomainName};
 pub use author::{
     AuthorDomains, AuthorError, AuthorOptions, FromFault, MAX_AUTHOR_DOMAINS, MAX_FIELD_LEN,
     MultipleAddresses, MultipleFields, Unreadable, address_domain, author_domains,
@@ -45,7 +45,6 @@ pub use discovery::{
     DiscoveredPolicy, DmarcRecordCache, PolicySource, TreeWalk, WalkStep, discover_policy,
     organizational_domain, psl_aligned, psl_organizational_domain, tree_walk, tree_walk_targets,
 };
-pub use domain::{DomainError, DomainName};
 pub use evaluate::{evaluate, evaluate_authors, evaluate_message};
 pub use external::{
     ExternalCheck, ReportKind, verify_external_destination, verify_external_destinations,

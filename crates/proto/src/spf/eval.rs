@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +23,9 @@ use super::{
     DecidingTerm, Identity, SharedStr, SpfOptions, SpfOutput, SpfReason, SpfRequest, SpfResult,
 };
 use crate::Clock;
-use crate::dns::{DnsError, Lookup, MxRecord, reverse_name};
+use crate::dns::memo::{Answer, Memo, QType, ask};
+use crate::dns::{DnsError, Lookup, reverse_name};
+use crate::name::{NameFault, NameRules};
 
 /// Checks the MAIL FROM identity (§2.4): `check_host(ip, domain of MAIL FROM, MAIL FROM)`,
 /// or `postmaster@<helo>` when the reverse-path is null. A missing local part means
@@ -217,7 +219,7 @@ async fn run<L: Lookup + ?Sized>(
         voids: 0,
         queries: 0,
         budget_exceeded: false,
-        memory: Memory::default(),
+        memory: Memo::new(),
         pending: Vec::new(),
         validated: None,
     };
@@ -337,68 +339,32 @@ fn unmap(ip: IpAddr) -> IpAddr {
 
 /// §4.3: the domain must be a multi-label domain name with labels of 1 to 63 octets.
 fn check_initial_domain(domain: &str) -> Result<(), String> {
-    if plainly_valid(domain) {
-        return Ok(());
-    }
-    if domain.is_empty() {
-        return Err("the domain is empty".into());
-    }
-    if domain.starts_with('[') {
-        return Err(format!(
-            "{domain:?} is an address literal, not a domain name"
-        ));
-    }
-    if !domain.is_ascii() {
-        return Err(format!(
+    let fault = match crate::name::check(domain, NameRules::SPF) {
+        Ok(_) => return Ok(()),
+        Err(f) => f,
+    };
+    Err(match fault {
+        NameFault::Empty => "the domain is empty".into(),
+        NameFault::AddressLiteral => {
+            format!("{domain:?} is an address literal, not a domain name")
+        }
+        NameFault::Byte(_) if !domain.is_ascii() => format!(
             "{domain:?} is not ASCII: internationalized names must be given as A-labels (xn--)"
-        ));
-    }
-    if let Some(b) = domain.bytes().find(|b| !(b.is_ascii_graphic())) {
-        return Err(format!(
+        ),
+        NameFault::Byte(b) => format!(
             "{domain:?} contains {}, which no host name has",
             super::macros::show_byte(b)
-        ));
-    }
-    if domain.len() > 253 {
-        return Err(format!("{domain:?} is longer than 253 octets"));
-    }
-    if !domain.contains('.') {
-        return Err(format!(
-            "{domain:?} is not a fully qualified (multi-label) domain name"
-        ));
-    }
-    if let Some(l) = domain.split('.').find(|l| l.len() > 63) {
-        return Err(format!(
-            "{domain:?} has a label longer than 63 octets ({} octets)",
-            l.len()
-        ));
-    }
-    if domain.split('.').any(str::is_empty) {
-        return Err(format!("{domain:?} has an empty label"));
-    }
-    Ok(())
-}
-
-/// The common case of [`check_initial_domain`] in one pass: printable ASCII, at most 253
-/// octets, two or more labels of 1 to 63 octets, not an address literal.
-fn plainly_valid(domain: &str) -> bool {
-    let b = domain.as_bytes();
-    if b.len() > 253 || b.first() == Some(&b'[') {
-        return false;
-    }
-    // No early exit: names are short, and this is a tight loop.
-    let (mut label, mut dots, mut bad) = (0usize, 0usize, false);
-    for &c in b {
-        if c == b'.' {
-            bad |= label == 0 || label > 63;
-            dots += 1;
-            label = 0;
-        } else {
-            bad |= !c.is_ascii_graphic();
-            label += 1;
+        ),
+        NameFault::TooLong => format!("{domain:?} is longer than 253 octets"),
+        NameFault::SingleLabel => {
+            format!("{domain:?} is not a fully qualified (multi-label) domain name")
         }
-    }
-    !bad && dots > 0 && (1..=63).contains(&label)
+        NameFault::LongLabel(n) => {
+            format!("{domain:?} has a label longer than 63 octets ({n} octets)")
+        }
+        NameFault::EmptyLabel => format!("{domain:?} has an empty label"),
+        other => format!("{domain:?} is not a domain name: {other}"),
+    })
 }
 
 /// Makes an expanded domain-spec ready for a query (§4.8): drops a trailing dot, shortens
@@ -433,141 +399,40 @@ fn check_target<'n>(name: &str, mut n: &'n str) -> Result<&'n str, String> {
             None => return Err(format!("{name:?} cannot be shortened to 253 octets")),
         }
     }
-    if n.is_empty() {
-        return Err("the name is empty".into());
-    }
-    if n.split('.').any(str::is_empty) {
-        return Err(format!("{n:?} has an empty label, so it cannot be queried"));
-    }
-    if n.split('.').any(|l| l.len() > 63) {
-        return Err(format!(
+    match crate::name::check(n, NameRules::QUERY) {
+        Ok(_) => Ok(n),
+        Err(NameFault::Empty) => Err("the name is empty".into()),
+        Err(NameFault::EmptyLabel) => {
+            Err(format!("{n:?} has an empty label, so it cannot be queried"))
+        }
+        Err(NameFault::LongLabel(_)) => Err(format!(
             "{n:?} has a label over 63 octets, so it cannot be queried"
-        ));
-    }
-    Ok(n)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum QType {
-    Txt,
-    A,
-    Aaaa,
-    Mx,
-    Ptr,
-}
-
-impl QType {
-    fn as_str(self) -> &'static str {
-        match self {
-            QType::Txt => "TXT",
-            QType::A => "A",
-            QType::Aaaa => "AAAA",
-            QType::Mx => "MX",
-            QType::Ptr => "PTR",
-        }
+        )),
+        Err(other) => Err(format!("{n:?} cannot be queried: {other}")),
     }
 }
 
-#[derive(Debug, Clone)]
-enum Answer {
-    Txt(Vec<Vec<u8>>),
-    A(Vec<Ipv4Addr>),
-    Aaaa(Vec<Ipv6Addr>),
-    Mx(Vec<MxRecord>),
-    Ptr(Vec<String>),
-}
-
-impl Answer {
-    fn texts(&self) -> Vec<String> {
-        match self {
-            Answer::Txt(v) => v.iter().map(|t| escape_txt(t)).collect(),
-            Answer::A(v) => v.iter().map(ToString::to_string).collect(),
-            Answer::Aaaa(v) => v.iter().map(ToString::to_string).collect(),
-            Answer::Mx(v) => v
-                .iter()
-                .map(|m| {
-                    format!(
-                        "{} {}",
-                        m.preference,
-                        if m.exchange.is_empty() {
-                            "."
-                        } else {
-                            &m.exchange
-                        }
-                    )
-                })
-                .collect(),
-            Answer::Ptr(v) => v.clone(),
-        }
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Answer::Txt(v) => v.len(),
-            Answer::A(v) => v.len(),
-            Answer::Aaaa(v) => v.len(),
-            Answer::Mx(v) => v.len(),
-            Answer::Ptr(v) => v.len(),
-        }
-    }
-}
-
-/// A remembered answer.
-struct Entry {
-    qtype: QType,
-    /// The name asked, lower-cased, in [`Memory::names`].
-    start: usize,
-    end: usize,
-    answer: Result<Answer, DnsError>,
-    /// Asked ahead of use by [`Evaluator::prefetch`] and not yet shown in the trace.
-    prefetched: bool,
-}
-
-/// The DNS questions of one evaluation and their answers, so none is asked twice. An
-/// evaluation asks a handful, so a scan beats hashing, and the first few live inline.
-#[derive(Default)]
-struct Memory {
-    /// The names asked, lower-cased, one after the other.
-    names: SmallVec<[u8; 128]>,
-    entries: SmallVec<[Entry; 3]>,
-}
-
-impl Memory {
-    fn name(&self, e: &Entry) -> &str {
-        // Only whole names (`&str`s, lower-cased byte by byte in ASCII) are stored.
-        std::str::from_utf8(self.names.get(e.start..e.end).unwrap_or_default()).unwrap_or("")
-    }
-
-    fn find(&self, qtype: QType, name: &str) -> Option<usize> {
-        self.entries.iter().position(|e| {
-            e.qtype == qtype
-                && self
-                    .names
-                    .get(e.start..e.end)
-                    .is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()))
-        })
-    }
-
-    fn insert(
-        &mut self,
-        qtype: QType,
-        name: &str,
-        answer: Result<Answer, DnsError>,
-        prefetched: bool,
-    ) -> usize {
-        let start = self.names.len();
-        self.names.extend_from_slice(name.as_bytes());
-        if let Some(added) = self.names.get_mut(start..) {
-            added.make_ascii_lowercase();
-        }
-        self.entries.push(Entry {
-            qtype,
-            start,
-            end: self.names.len(),
-            answer,
-            prefetched,
-        });
-        self.entries.len() - 1
+/// The records of an answer as the trace shows them.
+fn answer_texts(answer: &Answer) -> Vec<String> {
+    match answer {
+        Answer::Txt(v) => v.iter().map(|t| escape_txt(t)).collect(),
+        Answer::A(v) => v.iter().map(ToString::to_string).collect(),
+        Answer::Aaaa(v) => v.iter().map(ToString::to_string).collect(),
+        Answer::Mx(v) => v
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} {}",
+                    m.preference,
+                    if m.exchange.is_empty() {
+                        "."
+                    } else {
+                        &m.exchange
+                    }
+                )
+            })
+            .collect(),
+        Answer::Ptr(v) => v.clone(),
     }
 }
 
@@ -716,7 +581,8 @@ struct Evaluator<'a, L: ?Sized> {
     voids: u32,
     queries: u32,
     budget_exceeded: bool,
-    memory: Memory,
+    /// The questions asked and their answers (§4.6.4: none is asked twice).
+    memory: Memo,
     /// Queries made since the current term started; each term takes its own. Only filled
     /// when tracing.
     pending: Vec<QueryTrace>,
@@ -743,21 +609,16 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
     async fn query(&mut self, qtype: QType, name: &str) -> Result<usize, DnsError> {
         let tracing = self.opts.trace;
         if let Some(i) = self.memory.find(qtype, name) {
-            let entry = &mut self.memory.entries[i];
             // A prefetched answer is shown as asked the first time it is used.
-            let cached = !std::mem::take(&mut entry.prefetched);
-            if tracing {
-                let q = query_trace(
-                    qtype,
-                    shown_name(qtype, name),
-                    entry.answer.as_ref(),
-                    cached,
-                );
+            let cached = !self.memory.use_answer(i);
+            let answer = self.memory.answer(i);
+            if tracing && let Some(a) = answer {
+                let q = query_trace(qtype, shown_name(qtype, name), a.as_ref(), cached);
                 self.pending.push(q);
             }
-            return match &self.memory.entries[i].answer {
-                Ok(_) => Ok(i),
-                Err(e) => Err(e.clone()),
+            return match answer {
+                Some(Err(e)) => Err(e.clone()),
+                _ => Ok(i),
             };
         }
         if self.over_budget() {
@@ -784,7 +645,7 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
 
     /// The answer [`Evaluator::query`] gave as index `i`.
     fn answer(&self, i: usize) -> Option<&Answer> {
-        self.memory.entries.get(i)?.answer.as_ref().ok()
+        self.memory.answer(i)?.as_ref().ok()
     }
 
     /// Asks the questions of `names` not yet answered, all at once, so that a set of MX
@@ -794,51 +655,32 @@ impl<'a, L: Lookup + ?Sized> Evaluator<'a, L> {
         if self.over_budget() {
             return;
         }
-        let mut keys: Vec<&str> = Vec::new();
-        let mut asks = Vec::new();
-        for name in names {
-            if self.memory.find(qtype, name).is_some()
-                || keys.iter().any(|k| k.eq_ignore_ascii_case(name))
-            {
-                continue;
-            }
-            keys.push(name);
-            asks.push(ask(self.lookup, qtype, name));
-        }
-        if asks.len() < 2 {
+        let names: SmallVec<[&str; 8]> = names.iter().map(String::as_str).collect();
+        let missing = self.memory.missing(qtype, &names);
+        if missing.len() < 2 {
             // One question gains nothing from being asked early.
             return;
         }
-        let answers = futures_util::future::join_all(asks).await;
-        for (name, answer) in keys.into_iter().zip(answers) {
-            self.queries += 1;
-            self.memory.insert(qtype, name, answer, true);
-        }
+        self.queries += self.memory.ask_all(self.lookup, qtype, &missing).await;
     }
 
     /// Shows in the trace the prefetched answers that were not used (the search ended
     /// before reaching them): they were asked all the same.
     fn flush_prefetched(&mut self) {
-        if !self.memory.entries.iter().any(|e| e.prefetched) {
+        let unused = self.memory.use_all();
+        if unused.is_empty() || !self.opts.trace {
             return;
         }
-        if !self.opts.trace {
-            for e in self.memory.entries.iter_mut() {
-                e.prefetched = false;
-            }
-            return;
-        }
-        let mut unused: Vec<QueryTrace> = Vec::new();
-        for i in 0..self.memory.entries.len() {
-            let e = &self.memory.entries[i];
-            if e.prefetched {
-                let name = self.memory.name(e).to_owned();
-                unused.push(query_trace(e.qtype, name, e.answer.as_ref(), false));
-                self.memory.entries[i].prefetched = false;
-            }
-        }
-        unused.sort_by(|a, b| a.name.cmp(&b.name));
-        for mut q in unused {
+        let mut shown: Vec<QueryTrace> = unused
+            .into_iter()
+            .filter_map(|i| {
+                let (qtype, name) = self.memory.question(i)?;
+                let answer = self.memory.answer(i)?;
+                Some(query_trace(qtype, name.to_owned(), answer.as_ref(), false))
+            })
+            .collect();
+        shown.sort_by(|a, b| a.name.cmp(&b.name));
+        for mut q in shown {
             q.note = Some("asked with the others, not needed".into());
             self.pending.push(q);
         }
@@ -1593,25 +1435,6 @@ fn shown_name(qtype: QType, name: &str) -> String {
     }
 }
 
-/// One question to the lookup, with the contract's promise that `Ok` is never empty
-/// enforced for lookups that break it.
-async fn ask<L: Lookup + ?Sized>(lookup: &L, qtype: QType, name: &str) -> Result<Answer, DnsError> {
-    let answer = match qtype {
-        QType::Txt => lookup.txt(name).await.map(Answer::Txt),
-        QType::A => lookup.a(name).await.map(Answer::A),
-        QType::Aaaa => lookup.aaaa(name).await.map(Answer::Aaaa),
-        QType::Mx => lookup.mx(name).await.map(Answer::Mx),
-        QType::Ptr => match name.parse::<IpAddr>() {
-            Ok(ip) => lookup.ptr(ip).await.map(Answer::Ptr),
-            Err(_) => Err(DnsError::NxDomain),
-        },
-    };
-    match answer {
-        Ok(a) if a.len() == 0 => Err(DnsError::NoData),
-        other => other,
-    }
-}
-
 fn query_trace(
     qtype: QType,
     name: String,
@@ -1619,7 +1442,7 @@ fn query_trace(
     cached: bool,
 ) -> QueryTrace {
     let (class, records, error) = match answer {
-        Ok(a) => (AnswerClass::Records, a.texts(), None),
+        Ok(a) => (AnswerClass::Records, answer_texts(a), None),
         Err(DnsError::NxDomain) => (AnswerClass::NxDomain, Vec::new(), None),
         Err(DnsError::NoData) => (AnswerClass::NoData, Vec::new(), None),
         Err(DnsError::Temporary(e)) => (AnswerClass::TempError, Vec::new(), Some(e.clone())),
@@ -1638,6 +1461,8 @@ fn query_trace(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dns::MxRecord;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     /// A small zone: an include chain, an `a` and an `mx` mechanism.
     struct Zone;

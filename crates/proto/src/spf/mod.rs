@@ -52,7 +52,6 @@ mod eval;
 mod header;
 mod macros;
 mod record;
-mod shared;
 mod trace;
 
 use std::fmt;
@@ -62,6 +61,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use crate::name::SharedStr;
 pub use eval::{check_host, verify_helo, verify_mail_from};
 pub use macros::{
     MAX_EXPANSION, MacroContext, MacroError, MacroLetter, MacroPart, MacroString, MacroValues,
@@ -70,7 +70,6 @@ use record::ParsedSpf;
 pub use record::{
     Directive, Mechanism, Qualifier, Record, RecordError, SpfRecordCache, is_spf_record,
 };
-pub use shared::SharedStr;
 pub use trace::{AnswerClass, QueryTrace, RecordTrace, TermOutcome, TermTrace, Trace};
 
 #[cfg(doc)]
