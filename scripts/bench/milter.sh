@@ -6,7 +6,9 @@
 #   dmarc     `dmarc milter` over TCP (Postfix `smtpd_milters = inet:127.0.0.1:PORT`)
 #   dmarc-unix  the same process over a Unix socket (`smtpd_milters = unix:PATH`)
 #   dmarc-base  another build of `dmarc milter` (DMARC_BASE=/path/to/dmarc), over TCP:
-#             before and after a change, in the same run
+#             before and after a change, in the same run; BASE_ARGS adds arguments to
+#             its command line (BASE_ARGS="--workers 2" with DMARC_BASE set to the same
+#             build compares two settings)
 #   opendmarc OpenDKIM 2.11 (verifying) then OpenDMARC 1.4.2 (SPF self-validation), as
 #             Debian packages them (and, to see which costs what, `opendkim` and
 #             `opendmarc-alone`, each without the other)
@@ -33,12 +35,17 @@
 #   the milter's.
 #   3. with --soak N: N messages through `dmarc milter` by smtp-source, its RSS sampled
 #      every second (memory must stay flat).
+#   --no-latency skips phase 2 (CPU figures only); --reuse makes smtp-source send all of
+#   a session's messages over one SMTP connection (its -d), hence one milter connection
+#   for many messages, where it otherwise opens one per message (the per-connection cost
+#   apart from the per-message cost).
 #
 # Usage (as root: Postfix, port 53, and a private mount namespace for the C filters'
 # /etc/resolv.conf):
 #   cargo build --release -p dmarc -p zone-server
 #   bash scripts/bench/milter.sh [--count N] [--sessions S] [--rounds R] [--soak N]
 #                                [--only none,dmarc,opendmarc] [--limit N]
+#                                [--no-latency] [--reuse]
 # (--limit: only the first N messages for the latency runs, for a trial run)
 # Installs postfix, opendkim, opendmarc and rspamd from Debian's packages when missing
 # (the packaged services are stopped: the benchmark runs its own instances).
@@ -54,6 +61,8 @@ ROUNDS=2
 SOAK=0
 LIMIT=0
 ONLY="none,dmarc,opendmarc"
+LATENCY=1
+REUSE=
 while [ $# -gt 0 ]; do
   case "$1" in
     --count) COUNT=$2; shift 2 ;;
@@ -62,6 +71,8 @@ while [ $# -gt 0 ]; do
     --soak) SOAK=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
     --limit) LIMIT=$2; shift 2 ;;
+    --no-latency) LATENCY=0; shift ;;
+    --reuse) REUSE=-d; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "milter.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -73,6 +84,7 @@ NAME=bench/milter
 [ "$(id -u)" -eq 0 ] || { log "run as root"; exit 1; }
 DMARC=${DMARC:-$ROOT/target/release/dmarc}
 DMARC_BASE=${DMARC_BASE:-}
+read -ra BASE_ARGS <<<"${BASE_ARGS:-}"
 ZONE_SERVER=${ZONE_SERVER:-$ROOT/target/release/zone-server}
 for b in "$DMARC" "$ZONE_SERVER"; do
   [ -x "$b" ] || { log "$b missing: cargo build --release -p dmarc -p zone-server"; exit 1; }
@@ -142,7 +154,7 @@ DMARC_PID=$!; PIDS+=($DMARC_PID)
 BASE_PID=
 if [ -n "$DMARC_BASE" ]; then
   "$DMARC_BASE" milter --listen "inet:127.0.0.1:$P_BASE" --authserv-id mx.receiver.example \
-    --nameserver "$DNS_IP:53" -o 'exempt.client_ips=[]' -o quarantine=hold \
+    --nameserver "$DNS_IP:53" -o 'exempt.client_ips=[]' -o quarantine=hold "${BASE_ARGS[@]}" \
     2>"$WORK/dmarc-base.log" &
   BASE_PID=$!; PIDS+=($BASE_PID)
 fi
@@ -296,7 +308,7 @@ EOF
 throughput() {
   local n=0 f from
   while read -r f from; do
-    smtp-source -c -s "$SESSIONS" -m "$COUNT" -F "$f" -f "$from" -t user@receiver.example "$SMTP" \
+    smtp-source -c $REUSE -s "$SESSIONS" -m "$COUNT" -F "$f" -f "$from" -t user@receiver.example "$SMTP" \
       >/dev/null 2>>"$WORK/smtp-source.err"
     n=$((n + COUNT))
   done <"$WORK/source.list"
@@ -305,7 +317,8 @@ throughput() {
 
 report() { printf '%-10s %s\n' "$1" "$2"; }
 echo "# milter benchmark $(date -u +%FT%TZ), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# smtp-source: 10 messages x $COUNT, $SESSIONS sessions; latency: 300 mail-bench messages x $ROUNDS after a warm-up pass"
+echo "# smtp-source: 10 messages x $COUNT, $SESSIONS sessions${REUSE:+, several messages per SMTP connection (-d)}; latency: $([ "$LATENCY" = 1 ] && echo "300 mail-bench messages x $ROUNDS after a warm-up pass" || echo "not measured")"
+[ -z "$BASE_PID" ] || echo "# dmarc-base: $DMARC_BASE ${BASE_ARGS[*]}"
 IFS=, read -ra CONFIGS <<<"$ONLY"
 for config in "${CONFIGS[@]}"; do
   bin=
@@ -349,8 +362,10 @@ for config in "${CONFIGS[@]}"; do
       ;;
   esac
   [ "$errors" -eq 0 ] || head -n 3 "$WORK/smtp-source.err" | sed 's/^/    /'
-  lat=$(python3 scripts/bench/milter_latency.py "$SMTP" "$CORPUS" --rounds "$ROUNDS" --limit "$LIMIT")
-  report "" "latency $lat"
+  if [ "$LATENCY" = 1 ]; then
+    lat=$(python3 scripts/bench/milter_latency.py "$SMTP" "$CORPUS" --rounds "$ROUNDS" --limit "$LIMIT")
+    report "" "latency $lat"
+  fi
   postsuper -c "$PF" -d ALL hold >/dev/null 2>&1 || true
 done
 

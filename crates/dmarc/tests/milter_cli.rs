@@ -191,9 +191,22 @@ fn daemon_reloads_on_sighup_and_finishes_messages_on_sigterm() {
         );
 
         // A good one applies to new connections; the open one keeps its configuration.
-        write_config(&config, &socket, "mx2.test", metrics);
+        // The runtime's threads are not changed by a reload, and the log says so.
+        write_config(
+            &config,
+            &socket,
+            "mx2.test",
+            &format!("{metrics}\n[server]\nworkers = 2"),
+        );
         daemon.signal("-HUP");
         daemon.wait_for_log("configuration reloaded; authserv-id mx2.test", 1);
+        assert!(
+            daemon
+                .log()
+                .contains("[server] (workers included), [log], [metrics], db, [counting] and [failure] change only on restart"),
+            "{}",
+            daemon.log()
+        );
         assert_eq!(message(&mut connect(&socket).await).await, "mx2.test");
         assert_eq!(message(&mut old).await, "mx1.test");
 

@@ -19,9 +19,15 @@
 //!   **PTR** names are lower-cased without trailing dot, a null MX (`.`, RFC 7505) gives the
 //!   exchange `""`.
 //! * **Caching honours TTLs**, for positive answers and for NXDOMAIN/NODATA (RFC 2308: the
-//!   negative TTL is the smaller of the SOA record's TTL and its MINIMUM field; a negative
-//!   answer without SOA is not cached). Failures are never cached. TTLs are capped by
-//!   [`ResolverOptions::max_positive_ttl`] and [`ResolverOptions::max_negative_ttl`].
+//!   negative TTL is the smaller of the SOA record's TTL and its MINIMUM field). A negative
+//!   answer without SOA, which gives no TTL, is kept for
+//!   [`ResolverOptions::negative_ttl_without_soa`] (RFC 2308 §5 advises caching servers
+//!   not to keep those at all, lest two servers loop a negative answer between them
+//!   forever; this resolver answers no one else, so a short, bounded time is safe, and a
+//!   name that a broken or minimal server denies without SOA, such as an SMTP client's
+//!   HELO name asked at every message, is not asked again each time). Failures are never
+//!   cached. TTLs are capped by [`ResolverOptions::max_positive_ttl`] and
+//!   [`ResolverOptions::max_negative_ttl`].
 //! * **Time is bounded.** Each attempt waits at most [`ResolverOptions::timeout`]; a question
 //!   is tried [`ResolverOptions::attempts`] times; and whatever hickory does, the answer (or a
 //!   temporary error) comes within [`ResolverOptions::deadline`].
@@ -42,7 +48,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dmarc_proto::dns::{DnsResult, reverse_name};
 use dmarc_proto::{DnsError, Lookup, MxRecord};
@@ -88,6 +94,10 @@ pub struct ResolverOptions {
     /// The longest an NXDOMAIN or NODATA answer stays cached, whatever its SOA says
     /// (RFC 2308 §5 advises one to three hours). Default: 1 hour.
     pub max_negative_ttl: Duration,
+    /// How long an NXDOMAIN or NODATA answer that came without SOA record (so without a
+    /// negative TTL) is kept; at most [`ResolverOptions::max_negative_ttl`]; zero: not
+    /// kept (RFC 2308 §5's advice to caching servers). Default: 60 s.
+    pub negative_ttl_without_soa: Duration,
     /// Retry over TCP when a UDP exchange fails (truncated answers always go to TCP).
     /// Default: true.
     pub try_tcp_on_error: bool,
@@ -102,6 +112,7 @@ impl Default for ResolverOptions {
             cache_size: 8192,
             max_positive_ttl: Duration::from_secs(86_400),
             max_negative_ttl: Duration::from_secs(3600),
+            negative_ttl_without_soa: Duration::from_secs(60),
             try_tcp_on_error: true,
         }
     }
@@ -209,6 +220,70 @@ pub struct HickoryLookup {
     options: ResolverOptions,
     servers: Arc<[SocketAddr]>,
     counters: Arc<Counters>,
+    without_soa: Arc<NegativeCache>,
+}
+
+/// The negative answers that came without SOA record (hickory's cache keeps a negative
+/// answer only for the TTL its SOA gives): NXDOMAIN or NODATA by question (type and
+/// lower-case absolute name), until a deadline. Bounded: when full, the expired entries
+/// go, and if none has expired, all of them.
+#[derive(Debug)]
+struct NegativeCache {
+    ttl: Duration,
+    capacity: usize,
+    entries: std::sync::Mutex<std::collections::HashMap<(RecordType, String), (DnsError, Instant)>>,
+}
+
+impl NegativeCache {
+    fn new(ttl: Duration, capacity: usize) -> Self {
+        NegativeCache {
+            ttl,
+            capacity,
+            entries: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    fn key(rtype: RecordType, fqdn: &Name) -> (RecordType, String) {
+        (rtype, fqdn.to_lowercase().to_ascii())
+    }
+
+    fn get(&self, rtype: RecordType, fqdn: &Name) -> Option<DnsError> {
+        if self.ttl.is_zero() || self.capacity == 0 {
+            return None;
+        }
+        let key = Self::key(rtype, fqdn);
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        match entries.get(&key) {
+            Some((error, until)) if Instant::now() < *until => Some(error.clone()),
+            Some(_) => {
+                entries.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn put(&self, rtype: RecordType, fqdn: &Name, error: DnsError) {
+        if self.ttl.is_zero() || self.capacity == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= self.capacity {
+            entries.retain(|_, (_, until)| now < *until);
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
+        }
+        entries.insert(Self::key(rtype, fqdn), (error, now + self.ttl));
+    }
+
+    fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
 }
 
 impl fmt::Debug for HickoryLookup {
@@ -292,11 +367,18 @@ impl HickoryLookup {
                 .with_options(opts)
                 .build()
                 .map_err(|e| ResolverError::Build(e.to_string()))?;
+        let without_soa = Arc::new(NegativeCache::new(
+            options
+                .negative_ttl_without_soa
+                .min(options.max_negative_ttl),
+            options.cache_size,
+        ));
         Ok(HickoryLookup {
             resolver: Arc::new(resolver),
             options,
             servers: shown,
             counters,
+            without_soa,
         })
     }
 
@@ -323,6 +405,7 @@ impl HickoryLookup {
     /// Empties the cache.
     pub fn clear_cache(&self) {
         self.resolver.clear_cache();
+        self.without_soa.clear();
     }
 
     /// Asks one question and converts the answer with `pick`.
@@ -351,6 +434,10 @@ impl HickoryLookup {
             QType::Ptr => RecordType::PTR,
             QType::Cname => RecordType::CNAME,
         };
+        if let Some(negative) = self.without_soa.get(rtype, &fqdn) {
+            self.counters.from_cache.fetch_add(1, Ordering::Relaxed);
+            return Err(negative);
+        }
         let work = self.resolve(&what, fqdn, rtype);
         let (result, sent) = REQUESTS_SENT
             .scope(Cell::new(false), async {
@@ -390,6 +477,9 @@ impl HickoryLookup {
     /// (RFC 2308 §2.2); when either is missing, the chain is walked here with CNAME queries
     /// (cached like any other): a loop or a chain longer than [`MAX_CNAME_CHAIN`] is a
     /// temporary error, and a chain that ends is asked again at its last name.
+    ///
+    /// A negative outcome whose first answer had no SOA record is kept in the
+    /// [`NegativeCache`] (hickory keeps it for no time).
     async fn resolve(
         &self,
         what: &str,
@@ -400,6 +490,26 @@ impl HickoryLookup {
             Ok(answer) => return Ok(answer),
             Err(error) => error,
         };
+        let without_soa = matches!(
+            &error,
+            NetError::Dns(HickoryDnsError::NoRecordsFound(no)) if no.negative_ttl.is_none()
+        );
+        let result = self.resolve_negative(what, &fqdn, rtype, error).await;
+        if without_soa && let Err(e @ (DnsError::NxDomain | DnsError::NoData)) = &result {
+            self.without_soa.put(rtype, &fqdn, e.clone());
+        }
+        result
+    }
+
+    /// [`HickoryLookup::resolve`] after hickory's `error`.
+    async fn resolve_negative(
+        &self,
+        what: &str,
+        fqdn: &Name,
+        rtype: RecordType,
+        error: NetError,
+    ) -> Result<HickoryAnswer, DnsError> {
+        let fqdn = fqdn.clone();
         let suspicious = matches!(
             &error,
             NetError::Dns(HickoryDnsError::NoRecordsFound(no))

@@ -239,7 +239,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
 }
 
 /// The header block (without the empty line) and the body.
-fn split_message(message: &[u8]) -> (&[u8], &[u8]) {
+pub fn split_message(message: &[u8]) -> (&[u8], &[u8]) {
     if message.starts_with(b"\r\n") {
         return (&[], message.get(2..).unwrap_or_default());
     }
@@ -254,7 +254,7 @@ fn split_message(message: &[u8]) -> (&[u8], &[u8]) {
 
 /// The header fields as Postfix sends them: name, then the value after the colon with
 /// its leading white space (as with `SMFIP_HDR_LEADSPC`) and folded lines joined by `\n`.
-fn header_fields(header: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+pub fn header_fields(header: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut fields: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     for line in header.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);

@@ -154,6 +154,9 @@ pub struct DnsConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
+    /// Threads that serve the connections and run the checks (the hashing and the RSA
+    /// verifications included); 0: one per CPU. Read at start only. Default 1.
+    pub workers: usize,
     /// Milter connections served at once. Default 256.
     pub max_connections: usize,
     /// The largest milter frame accepted, in bytes. Default 1048576.
@@ -396,6 +399,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         let s = ServerSettings::default();
         ServerConfig {
+            workers: 1,
             max_connections: s.max_connections,
             max_frame: s.max_frame,
             read_timeout: s.read_timeout.as_secs_f64(),
@@ -674,6 +678,16 @@ impl MilterConfig {
                     ),
                 )
             })?;
+        if self.server.workers > 1024 {
+            return Err(invalid(
+                "server.workers",
+                "must be at most 1024 (0: one per CPU)".into(),
+            ));
+        }
+        let workers = match self.server.workers {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            n => n,
+        };
         if self.server.max_connections == 0 {
             return Err(invalid(
                 "server.max_connections",
@@ -763,6 +777,7 @@ impl MilterConfig {
                 timeout: dns_timeout,
             },
             server,
+            workers,
             log: LogSettings {
                 destination: self.log.destination,
                 facility,
@@ -889,6 +904,8 @@ pub struct Settings {
     pub dns: DnsSettings,
     /// The server.
     pub server: ServerSettings,
+    /// Threads of the runtime (`server.workers`, 0 resolved to the number of CPUs).
+    pub workers: usize,
     /// Logging.
     pub log: LogSettings,
     /// The metrics listener, when on.
@@ -1154,6 +1171,20 @@ mod tests {
         assert!(bad("log.facility", "\"mailx\"").starts_with("log.facility:"));
         assert!(bad("authserv_id", "\"a b\"").starts_with("authserv_id:"));
         assert!(bad("listen", "[]").starts_with("listen:"));
+    }
+
+    #[test]
+    fn workers_default_to_one_and_zero_means_one_per_cpu() {
+        let load = |o: &[&str]| {
+            let o: Vec<Override> = o.iter().map(|x| Override::parse(x).unwrap()).collect();
+            MilterConfig::load(None, &o).unwrap().validate("mx")
+        };
+        assert_eq!(load(&[]).unwrap().workers, 1);
+        assert_eq!(load(&["server.workers=3"]).unwrap().workers, 3);
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(load(&["server.workers=0"]).unwrap().workers, cpus);
+        let e = load(&["server.workers=5000"]).unwrap_err().to_string();
+        assert!(e.starts_with("server.workers:"), "{e}");
     }
 
     #[test]

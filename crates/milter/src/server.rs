@@ -532,6 +532,10 @@ async fn accept(socket: &Socket) -> io::Result<(Stream, Option<String>)> {
     }
 }
 
+/// The room made for each read: a body chunk from Postfix (65,535 bytes) and its frame
+/// header. The decoder's buffer is read into directly and not zeroed.
+const READ_SIZE: usize = 64 * 1024 + 16;
+
 /// Serves one milter connection until it ends.
 pub async fn connection<F, S>(
     stream: S,
@@ -568,7 +572,6 @@ where
     tokio::pin!(stream);
     let mut decoder = FrameDecoder::new(settings.max_frame);
     let mut session = Session::new(filter, settings.limits);
-    let mut buf = vec![0u8; 64 * 1024];
     let mut out = Vec::new();
     let result: Result<ConnectionEnd, ConnectionError> = async {
         // After the message's background work completes, it is not asked again until the
@@ -582,7 +585,7 @@ where
             out.clear();
             while let Some(frame) = decoder.next_frame()? {
                 drive = true;
-                let cmd = Command::parse(&frame)?;
+                let cmd = Command::parse(frame)?;
                 let response = if matches!(cmd, Command::EndOfMessage { .. }) {
                     if !out.is_empty() {
                         write(&mut stream, &out, settings.write_timeout).await?;
@@ -620,7 +623,10 @@ where
                 deadline = Some(tokio::time::Instant::now() + settings.shutdown_grace);
             }
             let n = tokio::select! {
-                r = tokio::time::timeout(settings.read_timeout, stream.read(&mut buf)) => {
+                r = tokio::time::timeout(
+                    settings.read_timeout,
+                    stream.read_buf(decoder.read_buffer(READ_SIZE)),
+                ) => {
                     r.map_err(|_| ConnectionError::ReadTimeout(settings.read_timeout))??
                 }
                 () = session.drive(), if drive => {
@@ -639,7 +645,6 @@ where
                 decoder.finish()?;
                 return Ok(ConnectionEnd::Closed);
             }
-            decoder.push(buf.get(..n).unwrap_or_default());
             if !decoder
                 .complete_codes()
                 .any(|code| session.wants_reply(code))

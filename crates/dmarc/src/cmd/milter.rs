@@ -47,6 +47,11 @@ pub struct MilterArgs {
     #[arg(long = "nameserver", value_name = "IP[:PORT]")]
     pub nameserver: Vec<String>,
 
+    /// Threads serving the connections and running the checks (server.workers); 0: one
+    /// per CPU. Default 1. Read at start only (a reload keeps the running number).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+
     /// Seconds to wait for one DNS answer. Default 2.
     #[arg(long = "dns-timeout", value_name = "SECS")]
     pub dns_timeout: Option<f64>,
@@ -88,6 +93,12 @@ impl MilterArgs {
         if !self.nameserver.is_empty() {
             o.push(Override::new("dns.nameservers", self.nameserver.clone()));
         }
+        if let Some(n) = self.workers {
+            o.push(Override::new(
+                "server.workers",
+                i64::try_from(n).unwrap_or(i64::MAX),
+            ));
+        }
         if let Some(t) = self.dns_timeout {
             o.push(Override::new("dns.timeout", t));
         }
@@ -116,12 +127,10 @@ fn lookup(dns: &DnsSettings) -> anyhow::Result<dmarc_dns::AnyLookup> {
 pub fn run(args: MilterArgs) -> anyhow::Result<ExitCode> {
     let overrides = args.overrides()?;
     let hostname = daemon::hostname();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    // The runtime's threads are a setting: the configuration is read first.
+    let settings = daemon::load_settings(args.config.as_deref(), &overrides, &hostname)?;
+    let runtime = daemon::runtime(&settings).context("cannot start the async runtime")?;
     if args.check_config {
-        let settings = daemon::load_settings(args.config.as_deref(), &overrides, &hostname)?;
         {
             let _guard = runtime.enter();
             lookup(&settings.dns)?;
@@ -136,7 +145,7 @@ pub fn run(args: MilterArgs) -> anyhow::Result<ExitCode> {
         build_lookup: |dns: &DnsSettings| lookup(dns).map_err(|e| format!("{e:#}")),
         rng: Arc::new(StdRandom::new()),
     };
-    runtime.block_on(daemon::run(options))?;
+    runtime.block_on(daemon::run(settings, options))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -165,6 +174,7 @@ fn print_settings(s: &Settings, file: Option<&std::path::Path>) {
             .join(", ")
     );
     println!("  authserv-id: {}", p.authserv_id);
+    println!("  workers: {}", s.workers);
     println!("  mode: {}, spec: {}", p.mode, p.spec);
     println!(
         "  quarantine: {}, dns_failure: {}, bad_from: {}, oversize: {} (max {} bytes)",

@@ -40,10 +40,22 @@ impl RequestHandler for CountingCatalog {
                 .lock()
                 .unwrap()
                 .push(format!("{name} {}", info.query.query_type()));
-            // A broken zone: SERVFAIL for everything under servfail.test.
-            if name.ends_with("servfail.test.") {
+            // A broken zone: SERVFAIL for everything under servfail.test. A minimal one:
+            // negative answers without SOA under nosoa.test (NODATA for names under
+            // nodata.nosoa.test, NXDOMAIN for the others), as a server without SOA
+            // record for the zone sends them (zone-server with mail-bench's zone).
+            let code = if name.ends_with("servfail.test.") {
+                Some(ResponseCode::ServFail)
+            } else if name.ends_with("nodata.nosoa.test.") {
+                Some(ResponseCode::NoError)
+            } else if name.ends_with("nosoa.test.") {
+                Some(ResponseCode::NXDomain)
+            } else {
+                None
+            };
+            if let Some(code) = code {
                 let response = MessageResponseBuilder::from_message_request(request)
-                    .error_msg(&request.metadata, ResponseCode::ServFail);
+                    .error_msg(&request.metadata, code);
                 let mut handle = response_handle;
                 return handle.send_response(response).await.unwrap();
             }
@@ -501,6 +513,79 @@ async fn negative_ttl_expires() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(r.a("x.short").await, Err(DnsError::NxDomain));
     assert_eq!(server.received(), 2, "the negative answer outlived its TTL");
+}
+
+#[tokio::test]
+async fn negative_answers_without_soa_are_kept_for_a_bounded_time() {
+    let server = test_server().await;
+    let options = ResolverOptions {
+        negative_ttl_without_soa: Duration::from_millis(700),
+        ..fast_options()
+    };
+    let r = HickoryLookup::with_nameservers(&[server.addr], options).unwrap();
+    let log = || server.log.lock().unwrap().clone();
+
+    // NXDOMAIN without SOA: asked once, then answered from the cache, any spelling.
+    assert_eq!(r.txt("helo.nosoa.test").await, Err(DnsError::NxDomain));
+    assert_eq!(server.received(), 1, "{:?}", log());
+    assert_eq!(r.txt("HELO.nosoa.test.").await, Err(DnsError::NxDomain));
+    assert_eq!(
+        server.received(),
+        1,
+        "NXDOMAIN without SOA not kept: {:?}",
+        log()
+    );
+    // Another type is another question.
+    assert_eq!(r.a("helo.nosoa.test").await, Err(DnsError::NxDomain));
+    assert_eq!(server.received(), 2, "{:?}", log());
+
+    // NODATA without SOA: the CNAME check once (the name is no alias), then kept.
+    assert_eq!(r.txt("x.nodata.nosoa.test").await, Err(DnsError::NoData));
+    let asked = server.received();
+    assert_eq!(
+        asked,
+        4,
+        "the TXT question and the CNAME check: {:?}",
+        log()
+    );
+    assert_eq!(r.txt("x.nodata.nosoa.test").await, Err(DnsError::NoData));
+    assert_eq!(
+        server.received(),
+        asked,
+        "NODATA without SOA not kept: {:?}",
+        log()
+    );
+    assert_eq!(
+        r.stats(),
+        LookupStats {
+            questions: 5,
+            from_network: 3,
+            from_cache: 2,
+            requests_sent: 4,
+        }
+    );
+
+    // Bounded: asked again once the time is over; and clear_cache forgets them.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(r.txt("helo.nosoa.test").await, Err(DnsError::NxDomain));
+    assert_eq!(server.received(), asked + 1, "{:?}", log());
+    r.clear_cache();
+    assert_eq!(r.txt("helo.nosoa.test").await, Err(DnsError::NxDomain));
+    assert_eq!(server.received(), asked + 2, "{:?}", log());
+
+    // Zero keeps none (RFC 2308 §5's advice to caching servers).
+    let strict = HickoryLookup::with_nameservers(
+        &[server.addr],
+        ResolverOptions {
+            negative_ttl_without_soa: Duration::ZERO,
+            ..fast_options()
+        },
+    )
+    .unwrap();
+    let before = server.received();
+    assert_eq!(strict.txt("helo.nosoa.test").await, Err(DnsError::NxDomain));
+    assert_eq!(strict.txt("helo.nosoa.test").await, Err(DnsError::NxDomain));
+    assert_eq!(server.received(), before + 2, "{:?}", log());
 }
 
 #[tokio::test]

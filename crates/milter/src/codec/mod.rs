@@ -523,14 +523,35 @@ impl FrameDecoder {
 
     /// Appends bytes received.
     pub fn push(&mut self, bytes: &[u8]) {
-        if self.start > 0 && self.start == self.buf.len() {
+        self.compact(bytes.len());
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The buffer to read the next bytes into, with room for at least `at_least` more
+    /// (not zeroed): append to it only, as `tokio::io::AsyncReadExt::read_buf` does.
+    /// Reading into it directly saves a copy of every byte through a separate read
+    /// buffer.
+    pub fn read_buffer(&mut self, at_least: usize) -> &mut Vec<u8> {
+        self.compact(at_least);
+        self.buf.reserve(at_least);
+        &mut self.buf
+    }
+
+    /// Drops the bytes already returned when that makes room for `more` without growing
+    /// the buffer, or when nothing is left unread.
+    fn compact(&mut self, more: usize) {
+        if self.start == 0 {
+            return;
+        }
+        if self.start >= self.buf.len() {
             self.buf.clear();
             self.start = 0;
-        } else if self.start > 4096 && self.start * 2 > self.buf.len() {
+        } else if self.buf.capacity() - self.buf.len() < more
+            || (self.start > 4096 && self.start * 2 > self.buf.len())
+        {
             self.buf.drain(..self.start);
             self.start = 0;
         }
-        self.buf.extend_from_slice(bytes);
     }
 
     /// The next complete frame, `None` when more bytes are needed, or an error when the
@@ -569,7 +590,7 @@ impl FrameDecoder {
 
     /// Bytes received but not yet returned as a frame.
     pub fn buffered(&self) -> usize {
-        self.buf.len() - self.start
+        self.buf.len().saturating_sub(self.start)
     }
 
     /// Checks that the stream ended between frames (call at end of stream).
@@ -660,12 +681,6 @@ impl<'a> Reader<'a> {
         let s = rest.get(..nul).unwrap_or_default();
         self.pos += nul + 1;
         Ok(s)
-    }
-
-    fn rest(&mut self) -> &'a [u8] {
-        let r = self.data.get(self.pos..).unwrap_or_default();
-        self.pos = self.data.len();
-        r
     }
 
     /// Fails when bytes are left over.

@@ -68,7 +68,7 @@ async fn replay(rec: &Recording) -> Vec<Reply> {
     let mut session = Session::new(built.filter.clone(), SessionLimits::default());
     let mut replies = Vec::new();
     for f in &rec.from_mta {
-        let cmd = Command::parse(f).unwrap_or_else(|e| panic!("{}: {e}", rec.name));
+        let cmd = Command::parse(f.clone()).unwrap_or_else(|e| panic!("{}: {e}", rec.name));
         let r = session
             .handle(cmd)
             .await
@@ -90,7 +90,7 @@ fn all() -> Vec<Recording> {
 fn every_recorded_frame_round_trips() {
     for rec in all() {
         for f in &rec.from_mta {
-            let c = Command::parse(f).unwrap_or_else(|e| panic!("{}: {e}", rec.name));
+            let c = Command::parse(f.clone()).unwrap_or_else(|e| panic!("{}: {e}", rec.name));
             assert_eq!(encode_command(&c), wire(f), "{}: {c:?}", rec.name);
         }
         for f in &rec.from_milter {

@@ -133,7 +133,7 @@ proptest! {
         cmd.encode(&mut out).unwrap();
         let f = frames_of(&out);
         prop_assert_eq!(f.len(), 1);
-        prop_assert_eq!(Command::parse(&f[0]).unwrap(), cmd);
+        prop_assert_eq!(Command::parse(f[0].clone()).unwrap(), cmd);
     }
 
     #[test]
@@ -154,7 +154,7 @@ proptest! {
         for piece in [&data[..cut], &data[cut..]] {
             d.push(piece);
             while let Ok(Some(f)) = d.next_frame() {
-                let _ = Command::parse(&f);
+                let _ = Command::parse(f.clone());
                 let _ = Reply::parse(&f);
             }
         }
@@ -165,7 +165,7 @@ proptest! {
     #[test]
     fn random_data_after_each_command_byte(code in proptest::sample::select(b"ABCDEHLMNOQRTUKacdmprthiyqs".to_vec()), data in bytes()) {
         let f = dmarc_milter::codec::Frame { code, data, offset: 0 };
-        let _ = Command::parse(&f);
+        let _ = Command::parse(f.clone());
         let _ = Reply::parse(&f);
     }
 }
