@@ -441,13 +441,78 @@ CREATE TABLE dns_records (
 );
 "#,
     ),
+    (
+        10,
+        "the per-source sums of migration 7 per UTC day as well (crate::rollup), for the \
+         partial months at a window's ends, filled from the stored reports",
+        r#"
+CREATE TABLE aggregate_daily_sums (
+    policy_domain TEXT NOT NULL,
+    day BIGINT NOT NULL,
+    source_ip TEXT NOT NULL,
+    header_from TEXT NOT NULL,
+    envelope_from TEXT NOT NULL,
+    disposition TEXT NOT NULL,
+    dkim_aligned TEXT NOT NULL,
+    spf_aligned TEXT NOT NULL,
+    policy_p TEXT NOT NULL,
+    policy_sp TEXT NOT NULL,
+    messages BIGINT NOT NULL,
+    row_count BIGINT NOT NULL,
+    PRIMARY KEY (policy_domain, day, source_ip, header_from, envelope_from, disposition,
+        dkim_aligned, spf_aligned, policy_p, policy_sp)
+) {without_rowid};
+CREATE TABLE aggregate_daily_reporters (
+    policy_domain TEXT NOT NULL,
+    day BIGINT NOT NULL,
+    source_ip TEXT NOT NULL,
+    org_name TEXT NOT NULL,
+    messages BIGINT NOT NULL,
+    row_count BIGINT NOT NULL,
+    PRIMARY KEY (policy_domain, day, source_ip, org_name)
+) {without_rowid};
+CREATE INDEX aggregate_daily_sums_ip ON aggregate_daily_sums (source_ip, day);
+CREATE INDEX aggregate_daily_reporters_ip ON aggregate_daily_reporters (source_ip, day);
+CREATE TABLE aggregate_daily_dkim (
+    policy_domain TEXT NOT NULL,
+    day BIGINT NOT NULL,
+    source_ip TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    selector TEXT NOT NULL,
+    result TEXT NOT NULL,
+    header_from TEXT NOT NULL,
+    messages BIGINT NOT NULL,
+    PRIMARY KEY (policy_domain, day, source_ip, domain, selector, result, header_from)
+) {without_rowid};
+CREATE TABLE aggregate_daily_spf (
+    policy_domain TEXT NOT NULL,
+    day BIGINT NOT NULL,
+    source_ip TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    result TEXT NOT NULL,
+    messages BIGINT NOT NULL,
+    PRIMARY KEY (policy_domain, day, source_ip, domain, scope, result)
+) {without_rowid};
+CREATE TABLE aggregate_daily_reasons (
+    policy_domain TEXT NOT NULL,
+    day BIGINT NOT NULL,
+    source_ip TEXT NOT NULL,
+    reason_type TEXT NOT NULL,
+    messages BIGINT NOT NULL,
+    PRIMARY KEY (policy_domain, day, source_ip, reason_type)
+) {without_rowid};
+"#,
+    ),
 ];
 
 /// The step of a migration that SQL alone does not express, run after its SQL in its
-/// transaction: migration 7 fills the per-source sums with the statements ingest uses.
+/// transaction: migrations 7 and 10 fill the per-source sums with the statements ingest
+/// uses.
 fn backfill(conn: &mut Conn, version: i64) -> Result<(), StoreError> {
     match version {
-        7 => crate::rollup::backfill(conn),
+        7 => crate::rollup::backfill(conn, crate::rollup::Fill::Months),
+        10 => crate::rollup::backfill(conn, crate::rollup::Fill::Daily),
         _ => Ok(()),
     }
 }

@@ -7,7 +7,8 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::backend::{Cell, Row, Val};
-use crate::{Store, StoreError, rollup};
+use crate::rollup::{self, Span};
+use crate::{Store, StoreError};
 
 /// How the summary splits time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -298,9 +299,6 @@ struct SourceSums {
 struct SourceAcc {
     sources: HashMap<String, SourceSums>,
     orgs: HashMap<String, u32>,
-    /// Per-source sums were read (so the reporters of the listed sources are looked up in
-    /// `aggregate_source_reporters`).
-    read_sums: bool,
 }
 
 impl SourceAcc {
@@ -388,35 +386,19 @@ fn intern(ids: &mut HashMap<String, u32>, s: &str) -> u32 {
     }
 }
 
-/// The WHERE conditions over per-source sums `s` for `q`'s domain and the months
-/// `first..last`, and the domain to bind first.
-fn month_filter(
-    q: &SummaryQuery,
-    first: Option<i64>,
-    last: Option<i64>,
-) -> (String, Option<String>) {
-    let domain = q
-        .domain
-        .as_deref()
-        .map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase());
-    let mut conds = vec!["1 = 1"];
-    if domain.is_some() {
-        conds.push("s.policy_domain = ?");
+/// The WHERE conditions over per-source sums `s` for `q`'s domain and the periods of
+/// `span`, and their parameters (the domain first).
+fn span_filter<'a>(span: &Span, domain: Option<&'a str>) -> (String, Vec<Val<'a>>) {
+    let mut conds = vec!["1 = 1".to_string()];
+    let mut params: Vec<Val<'a>> = Vec::new();
+    if let Some(d) = domain {
+        conds.push("s.policy_domain = ?".to_string());
+        params.push(Val::Text(d));
     }
-    if first.is_some() {
-        conds.push("s.month >= ?");
-    }
-    if last.is_some() {
-        conds.push("s.month < ?");
-    }
-    (conds.join(" AND "), domain)
-}
-
-fn month_params(domain: &Option<String>, first: Option<i64>, last: Option<i64>) -> Vec<Val<'_>> {
-    let mut p: Vec<Val<'_>> = domain.as_deref().map(Val::Text).into_iter().collect();
-    p.extend(first.map(Val::I64));
-    p.extend(last.map(Val::I64));
-    p
+    let (c, bounds) = span.conds();
+    conds.extend(c);
+    params.extend(bounds.into_iter().map(Val::I64));
+    (conds.join(" AND "), params)
 }
 
 /// The middle of a report period, written so that no sum can overflow.
@@ -432,7 +414,8 @@ impl Store {
     /// only; fill it first with `dmarc_owner::rdns::resolve_missing` if wanted.
     ///
     /// The sources of whole months are read from the per-source sums kept at ingest
-    /// (migration 7), those of the partial months at the window's ends from the rows.
+    /// (migration 7), the whole days of the partial months at the window's ends from the
+    /// daily sums (migration 10), what is left of a day from the rows.
     pub fn summary(&mut self, q: &SummaryQuery) -> Result<Summary, StoreError> {
         self.summary_with(q, true)
     }
@@ -451,9 +434,14 @@ impl Store {
             self.domain_periods_from_rows(q)?
         };
 
-        // The whole months of the window from the per-source sums kept at ingest
-        // (`crate::rollup`), the partial months at its ends from the rows.
+        // The whole months and days of the window from the per-source sums kept at ingest
+        // (`crate::rollup`), what is left of a day at its ends from the rows.
         let split = rollup::plan(q.since, q.until, use_sums);
+        let domain = q
+            .domain
+            .as_deref()
+            .map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase());
+        let domain = domain.as_deref();
         let mut acc = SourceAcc::default();
         for &(since, until) in &split.rows {
             let part = SummaryQuery {
@@ -463,9 +451,8 @@ impl Store {
             };
             self.scan_source_rows(&part, &mut acc)?;
         }
-        let (first, last) = split.months.unwrap_or_default();
-        if split.months.is_some() {
-            self.scan_source_sums(q, first, last, &mut acc)?;
+        for span in &split.sums {
+            self.scan_source_sums(span, domain, &mut acc)?;
         }
 
         let mut sources = acc.sources;
@@ -474,8 +461,8 @@ impl Store {
         let mut top_sources = Vec::new();
         for (ip, s) in ranked.iter().take(top) {
             let mut reporters = s.reporters.clone();
-            if acc.read_sums {
-                self.source_reporters(q, first, last, ip, &mut acc.orgs, &mut reporters)?;
+            for span in &split.sums {
+                self.source_reporters(span, domain, ip, &mut acc.orgs, &mut reporters)?;
             }
             top_sources.push(SourceStats {
                 ip: (*ip).clone(),
@@ -499,8 +486,8 @@ impl Store {
             let Some(s) = sources.get_mut(&ip) else {
                 continue;
             };
-            if acc.read_sums {
-                self.failing_froms(q, first, last, &ip, s)?;
+            for span in &split.sums {
+                self.failing_froms(span, domain, &ip, s)?;
             }
             failing_sources.push(FailingSource {
                 rdns: None,
@@ -586,52 +573,50 @@ impl Store {
         })
     }
 
-    /// Adds the per-source sums of the whole months `first..last` (unbounded where `None`)
-    /// to the summary's sums, without the `From` and `MAIL FROM` domains, which
-    /// [`Store::failing_froms`] reads for the listed failing sources only (grouping in SQL
-    /// instead costs SQLite a sort of every row, more than the decoding it saves).
+    /// Adds the per-source sums of `span` to the summary's sums, without the `From` and
+    /// `MAIL FROM` domains, which [`Store::failing_froms`] reads for the listed failing
+    /// sources only (grouping in SQL instead costs SQLite a sort of every row, more than
+    /// the decoding it saves).
     fn scan_source_sums(
         &mut self,
-        q: &SummaryQuery,
-        first: Option<i64>,
-        last: Option<i64>,
+        span: &Span,
+        domain: Option<&str>,
         acc: &mut SourceAcc,
     ) -> Result<(), StoreError> {
-        acc.read_sums = true;
-        let (w, domain) = month_filter(q, first, last);
+        let (w, params) = span_filter(span, domain);
         let sql = format!(
             "SELECT s.source_ip, s.messages, s.dkim_aligned, s.spf_aligned, s.disposition \
-             FROM aggregate_source_sums s WHERE {w}"
+             FROM {} s WHERE {w}",
+            span.table("sums")
         );
-        self.conn
-            .for_each(&sql, &month_params(&domain, first, last), |cells| {
-                let row = Row::new(cells, "per-source sums");
-                acc.add_outcome(
-                    row.str(0)?,
-                    row.int(1)?,
-                    [row.opt_str(2)?, row.opt_str(3)?, row.opt_str(4)?],
-                );
-                Ok(())
-            })
+        self.conn.for_each(&sql, &params, |cells| {
+            let row = Row::new(cells, "per-source sums");
+            acc.add_outcome(
+                row.str(0)?,
+                row.int(1)?,
+                [row.opt_str(2)?, row.opt_str(3)?, row.opt_str(4)?],
+            );
+            Ok(())
+        })
     }
 
-    /// Adds the `From` and `MAIL FROM` domains of `ip`'s failing messages in the whole
-    /// months `first..last` to `src`.
+    /// Adds the `From` and `MAIL FROM` domains of `ip`'s failing messages in `span` to
+    /// `src`.
     fn failing_froms(
         &mut self,
-        q: &SummaryQuery,
-        first: Option<i64>,
-        last: Option<i64>,
+        span: &Span,
+        domain: Option<&str>,
         ip: &str,
         src: &mut SourceSums,
     ) -> Result<(), StoreError> {
-        let (w, domain) = month_filter(q, first, last);
+        let (w, more) = span_filter(span, domain);
         let sql = format!(
             "SELECT DISTINCT s.dkim_aligned, s.spf_aligned, s.header_from, s.envelope_from \
-             FROM aggregate_source_sums s WHERE s.source_ip = ? AND {w}"
+             FROM {} s WHERE s.source_ip = ? AND {w}",
+            span.table("sums")
         );
         let mut params = vec![Val::Text(ip)];
-        params.extend(month_params(&domain, first, last));
+        params.extend(more);
         self.conn.for_each(&sql, &params, |cells| {
             let row = Row::new(cells, "per-source sums");
             if !passes([row.opt_str(0)?, row.opt_str(1)?, None]) {
@@ -641,23 +626,22 @@ impl Store {
         })
     }
 
-    /// Adds the reporters of `ip` in the whole months `first..last` to `reporters`.
+    /// Adds the reporters of `ip` in `span` to `reporters`.
     fn source_reporters(
         &mut self,
-        q: &SummaryQuery,
-        first: Option<i64>,
-        last: Option<i64>,
+        span: &Span,
+        domain: Option<&str>,
         ip: &str,
         orgs: &mut HashMap<String, u32>,
         reporters: &mut HashSet<u32>,
     ) -> Result<(), StoreError> {
-        let (w, domain) = month_filter(q, first, last);
+        let (w, more) = span_filter(span, domain);
         let sql = format!(
-            "SELECT DISTINCT s.org_name FROM aggregate_source_reporters s \
-             WHERE s.source_ip = ? AND {w}"
+            "SELECT DISTINCT s.org_name FROM {} s WHERE s.source_ip = ? AND {w}",
+            span.table("reporters")
         );
         let mut params = vec![Val::Text(ip)];
-        params.extend(month_params(&domain, first, last));
+        params.extend(more);
         self.conn.for_each(&sql, &params, |cells| {
             let row = Row::new(cells, "source reporters");
             reporters.insert(intern(orgs, row.str(0)?));

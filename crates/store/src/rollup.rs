@@ -13,8 +13,11 @@
 //! envelope `MAIL FROM`, no selector ...) is kept as `''` (the key columns cannot be
 //! NULL), and the readers take `''` as missing on both paths.
 //!
-//! The sums answer a query whose `since` and `until` fall on the first of a month (or are
-//! absent); the summary reads the rows of the other, partial months of a window.
+//! Migration 10 adds the same sums per UTC day (`aggregate_daily_*`, the same columns with
+//! `day` for `month`), kept and filled the same way, for the partial months at the ends of
+//! a window ([`plan`]): a window is read as whole months from the monthly sums, the whole
+//! days of its partial months from the daily sums, and only a part of a day (a bound that
+//! is not a midnight) from the rows.
 
 use std::collections::HashMap;
 
@@ -54,7 +57,7 @@ pub(crate) fn month_from(t: i64) -> i64 {
 }
 
 /// A window of report periods (`since..until` of their middles, unbounded where `None`)
-/// as the readers read it: the whole months from the sums, the rest from the rows.
+/// split into its whole months and the rest ([`plan`] splits the rest into days).
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Split {
     /// Windows to read from the report rows.
@@ -63,20 +66,131 @@ pub(crate) struct Split {
     pub(crate) months: Option<(Option<i64>, Option<i64>)>,
 }
 
-/// How a reader reads `since..until`: split by [`split`] with `use_sums`, else all of it
-/// from the rows (the check of the sums).
-pub(crate) fn plan(since: Option<i64>, until: Option<i64>, use_sums: bool) -> Split {
-    if use_sums {
-        split(since, until)
-    } else {
-        Split {
-            rows: vec![(since, until)],
-            months: None,
+/// The period of a table of sums: calendar months (migration 7) or UTC days (migration
+/// 10), both of the report period's middle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Grain {
+    /// `aggregate_source_*`, column `month` (as [`month_of`] counts).
+    Month,
+    /// `aggregate_daily_*`, column `day` (days since the epoch, rounded down).
+    Day,
+}
+
+impl Grain {
+    /// The table of sums `what` (`sums`, `reporters`, `dkim`, `spf` or `reasons`).
+    pub(crate) fn table(self, what: &str) -> String {
+        match self {
+            Grain::Month => format!("aggregate_source_{what}"),
+            Grain::Day => format!("aggregate_daily_{what}"),
+        }
+    }
+
+    /// The period column of its tables.
+    pub(crate) fn column(self) -> &'static str {
+        match self {
+            Grain::Month => "month",
+            Grain::Day => "day",
         }
     }
 }
 
-/// Splits `since..until` into whole months and the partial months at its ends.
+/// Periods `first..last` of one grain (unbounded where `None`) to read from the sums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub(crate) grain: Grain,
+    pub(crate) first: Option<i64>,
+    pub(crate) last: Option<i64>,
+}
+
+impl Span {
+    /// The table of sums `what` of this span's grain.
+    pub(crate) fn table(&self, what: &str) -> String {
+        self.grain.table(what)
+    }
+
+    /// The conditions on the period column of sums `s` (`s.month >= ?` ...) and the
+    /// bounds they bind, in order.
+    pub(crate) fn conds(&self) -> (Vec<String>, Vec<i64>) {
+        let col = self.grain.column();
+        let mut conds = Vec::new();
+        let mut bounds = Vec::new();
+        if let Some(f) = self.first {
+            conds.push(format!("s.{col} >= ?"));
+            bounds.push(f);
+        }
+        if let Some(l) = self.last {
+            conds.push(format!("s.{col} < ?"));
+            bounds.push(l);
+        }
+        (conds, bounds)
+    }
+}
+
+/// A window of report periods as the readers read it: whole months from the monthly
+/// sums, whole days of the partial months from the daily sums, and what is left (the
+/// partial days at the ends of a window whose bounds are not midnights) from the rows.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Plan {
+    /// Windows to read from the report rows.
+    pub(crate) rows: Vec<(Option<i64>, Option<i64>)>,
+    /// Spans to read from the sums.
+    pub(crate) sums: Vec<Span>,
+}
+
+const DAY: i64 = 86_400;
+
+/// How a reader reads `since..until`: whole months and days from the sums with
+/// `use_sums` (see [`Plan`]), else all of it from the rows (the check of the sums).
+pub(crate) fn plan(since: Option<i64>, until: Option<i64>, use_sums: bool) -> Plan {
+    if !use_sums {
+        return Plan {
+            rows: vec![(since, until)],
+            sums: Vec::new(),
+        };
+    }
+    let months = split(since, until);
+    let mut plan = Plan {
+        rows: Vec::new(),
+        sums: months
+            .months
+            .map(|(first, last)| Span {
+                grain: Grain::Month,
+                first,
+                last,
+            })
+            .into_iter()
+            .collect(),
+    };
+    for (s, u) in months.rows {
+        let (Some(s), Some(u)) = (s, u) else {
+            plan.rows.push((s, u));
+            continue;
+        };
+        // The whole days `first..last` of `s..u`.
+        let first = s.div_euclid(DAY) + i64::from(s.rem_euclid(DAY) != 0);
+        let last = u.div_euclid(DAY);
+        if first >= last {
+            plan.rows.push((Some(s), Some(u)));
+            continue;
+        }
+        let (from, to) = (first.saturating_mul(DAY), last.saturating_mul(DAY));
+        if s < from {
+            plan.rows.push((Some(s), Some(from)));
+        }
+        if to < u {
+            plan.rows.push((Some(to), Some(u)));
+        }
+        plan.sums.push(Span {
+            grain: Grain::Day,
+            first: Some(first),
+            last: Some(last),
+        });
+    }
+    plan
+}
+
+/// Splits `since..until` into whole months and the partial months at its ends (what the
+/// source page reads from the monthly sums; the other readers use [`plan`]).
 pub(crate) fn split(since: Option<i64>, until: Option<i64>) -> Split {
     let first = since.map(month_from);
     let last = until.map(month_floor);
@@ -140,28 +254,50 @@ struct Day {
     last_report: u64,
 }
 
+/// The sums of one grain ([`Grain`]), keyed by `(period, names)`.
+#[derive(Debug, Default)]
+struct Tables {
+    /// `[policy_domain, source_ip, header_from, envelope_from, disposition, dkim_aligned,
+    /// spf_aligned, policy_p, policy_sp]`: messages, rows.
+    sums: HashMap<(i64, [u32; 9]), [i64; 2]>,
+    /// `[policy_domain, source_ip, org_name]`: messages, rows.
+    reporters: HashMap<(i64, [u32; 3]), [i64; 2]>,
+    /// `[policy_domain, source_ip, domain, selector, result, header_from]`.
+    dkim: HashMap<(i64, [u32; 6]), i64>,
+    /// `[policy_domain, source_ip, domain, scope, result]`.
+    spf: HashMap<(i64, [u32; 5]), i64>,
+    /// `[policy_domain, source_ip, reason_type]`.
+    reasons: HashMap<(i64, [u32; 3]), i64>,
+}
+
+/// Which tables a [`Sums`] fills: all of them at ingest, those of its migration in a
+/// backfill (a later migration's tables do not exist yet when an earlier one runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fill {
+    /// Everything (ingest).
+    All,
+    /// Migration 7: the monthly sums and `aggregate_source_days`.
+    Months,
+    /// Migration 10: the daily sums.
+    Daily,
+}
+
 /// The sums of the reports stored since the last [`Sums::flush`], in memory, to be added
 /// to the tables in the transaction that stores those reports: a batch of reports adds
 /// each key once, not once per report. Filled by [`Sums::add_aggregate`] (ingest) and by
-/// [`backfill`] (migration 7, from the stored rows) with the same rules.
-#[derive(Debug, Default)]
+/// [`backfill`] (migrations 7 and 10, from the stored rows) with the same rules.
+#[derive(Debug)]
 pub(crate) struct Sums {
     names: Names,
     /// PostgreSQL text cannot hold NUL: the store writes U+FFFD instead, and the sums'
     /// keys must be the text as stored.
     no_nul: bool,
-    /// Key `(month, [policy_domain, source_ip, header_from, envelope_from, disposition,
-    /// dkim_aligned, spf_aligned, policy_p, policy_sp])`: messages, rows.
-    sums: HashMap<(i64, [u32; 9]), [i64; 2]>,
-    /// `(month, [policy_domain, source_ip, org_name])`: messages, rows.
-    reporters: HashMap<(i64, [u32; 3]), [i64; 2]>,
-    /// `(month, [policy_domain, source_ip, domain, selector, result, header_from])`.
-    dkim: HashMap<(i64, [u32; 6]), i64>,
-    /// `(month, [policy_domain, source_ip, domain, scope, result])`.
-    spf: HashMap<(i64, [u32; 5]), i64>,
-    /// `(month, [policy_domain, source_ip, reason_type])`.
-    reasons: HashMap<(i64, [u32; 3]), i64>,
-    /// `(day, [source_ip, policy_domain])`.
+    fill: Fill,
+    /// Per month (`aggregate_source_*`).
+    months: Tables,
+    /// Per day (`aggregate_daily_*`).
+    daily: Tables,
+    /// `(day, [source_ip, policy_domain])` (`aggregate_source_days`).
     days: HashMap<(i64, [u32; 2]), Day>,
     /// Report rows added since the last flush.
     rows: u64,
@@ -194,6 +330,8 @@ pub(crate) struct RowFacts<'a> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RowKey {
     month: i64,
+    /// The day of the period's middle (rounded down, as the daily sums count it).
+    daily: i64,
     policy_domain: u32,
     source_ip: u32,
     header_from: u32,
@@ -205,6 +343,7 @@ pub(crate) struct RowKey {
 pub(crate) struct ReportKey {
     month: i64,
     day: i64,
+    daily: i64,
     seq: u64,
     policy_domain: u32,
     org_name: u32,
@@ -214,9 +353,31 @@ pub(crate) struct ReportKey {
 
 impl Sums {
     pub(crate) fn new(dialect: Dialect) -> Sums {
+        Sums::filling(dialect, Fill::All)
+    }
+
+    /// Sums that fill the tables `fill` names.
+    pub(crate) fn filling(dialect: Dialect, fill: Fill) -> Sums {
         Sums {
+            names: Names::default(),
             no_nul: dialect == Dialect::Postgres,
-            ..Sums::default()
+            fill,
+            months: Tables::default(),
+            daily: Tables::default(),
+            days: HashMap::new(),
+            rows: 0,
+            reports: 0,
+        }
+    }
+
+    /// Calls `f` with the tables of each grain this fills and the period of
+    /// `month` or `daily` that they key.
+    fn each(&mut self, month: i64, daily: i64, mut f: impl FnMut(i64, &mut Tables)) {
+        if self.fill != Fill::Daily {
+            f(month, &mut self.months);
+        }
+        if self.fill != Fill::Months {
+            f(daily, &mut self.daily);
         }
     }
 
@@ -240,6 +401,7 @@ impl Sums {
             month: month_of(r.begin, r.end),
             // The day of the period's middle, as the readers' `(begin / 2 + end / 2) / 86400`.
             day: (r.begin / 2 + r.end / 2) / 86_400,
+            daily: (r.begin / 2 + r.end / 2).div_euclid(DAY),
             seq: self.reports,
             policy_domain: self.id(r.policy_domain),
             org_name: self.id(r.org_name),
@@ -265,36 +427,43 @@ impl Sums {
             r.policy_sp,
         ];
         let m = x.messages;
-        let s = self.sums.entry((r.month, key)).or_default();
-        s[0] = s[0].saturating_add(m);
-        s[1] += 1;
-        let s = self
-            .reporters
-            .entry((r.month, [r.policy_domain, ip, r.org_name]))
-            .or_default();
-        s[0] = s[0].saturating_add(m);
-        s[1] += 1;
-        let (dkim, spf) = (x.dkim_aligned == "pass", x.spf_aligned == "pass");
-        let d = self.days.entry((r.day, [ip, r.policy_domain])).or_default();
-        for (i, add) in [
-            m,
-            if dkim || spf { m } else { 0 },
-            if spf { m } else { 0 },
-            if dkim { m } else { 0 },
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            if let Some(v) = d.sums.get_mut(i) {
-                *v = v.saturating_add(add);
+        let org = r.org_name;
+        self.each(r.month, r.daily, |period, t| {
+            let s = t.sums.entry((period, key)).or_default();
+            s[0] = s[0].saturating_add(m);
+            s[1] += 1;
+            let s = t
+                .reporters
+                .entry((period, [r.policy_domain, ip, org]))
+                .or_default();
+            s[0] = s[0].saturating_add(m);
+            s[1] += 1;
+        });
+        // `aggregate_source_days` is migration 7's (filled with the monthly sums).
+        if self.fill != Fill::Daily {
+            let (dkim, spf) = (x.dkim_aligned == "pass", x.spf_aligned == "pass");
+            let d = self.days.entry((r.day, [ip, r.policy_domain])).or_default();
+            for (i, add) in [
+                m,
+                if dkim || spf { m } else { 0 },
+                if spf { m } else { 0 },
+                if dkim { m } else { 0 },
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                if let Some(v) = d.sums.get_mut(i) {
+                    *v = v.saturating_add(add);
+                }
             }
-        }
-        if d.last_report != r.seq {
-            d.last_report = r.seq;
-            d.sums[4] += 1;
+            if d.last_report != r.seq {
+                d.last_report = r.seq;
+                d.sums[4] += 1;
+            }
         }
         RowKey {
             month: r.month,
+            daily: r.daily,
             policy_domain: r.policy_domain,
             source_ip: ip,
             header_from,
@@ -312,8 +481,10 @@ impl Sums {
             self.id(result),
             x.header_from,
         ];
-        let s = self.dkim.entry((x.month, key)).or_default();
-        *s = s.saturating_add(x.messages);
+        self.each(x.month, x.daily, |period, t| {
+            let s = t.dkim.entry((period, key)).or_default();
+            *s = s.saturating_add(x.messages);
+        });
     }
 
     /// Adds one SPF result of row `x` (scope `''` when missing).
@@ -325,15 +496,19 @@ impl Sums {
             self.id(scope),
             self.id(result),
         ];
-        let s = self.spf.entry((x.month, key)).or_default();
-        *s = s.saturating_add(x.messages);
+        self.each(x.month, x.daily, |period, t| {
+            let s = t.spf.entry((period, key)).or_default();
+            *s = s.saturating_add(x.messages);
+        });
     }
 
     /// Adds one policy override reason of row `x`.
     pub(crate) fn reason(&mut self, x: &RowKey, reason_type: &str) {
         let key = [x.policy_domain, x.source_ip, self.id(reason_type)];
-        let s = self.reasons.entry((x.month, key)).or_default();
-        *s = s.saturating_add(x.messages);
+        self.each(x.month, x.daily, |period, t| {
+            let s = t.reasons.entry((period, key)).or_default();
+            *s = s.saturating_add(x.messages);
+        });
     }
 
     /// Adds a parsed aggregate report, as the store keeps it (stored under `key`'s
@@ -390,12 +565,11 @@ impl Sums {
 
     /// Forgets what was added since the last flush (its transaction was rolled back).
     pub(crate) fn clear(&mut self) {
-        let reports = self.reports;
-        *self = Sums {
-            no_nul: self.no_nul,
-            reports,
-            ..Sums::default()
-        };
+        self.names = Names::default();
+        self.months = Tables::default();
+        self.daily = Tables::default();
+        self.days = HashMap::new();
+        self.rows = 0;
     }
 
     /// Adds everything added since the last flush to the tables (in the caller's
@@ -407,16 +581,33 @@ impl Sums {
     }
 
     fn write(&self, conn: &mut Conn) -> Result<(), StoreError> {
+        if self.fill != Fill::Daily {
+            self.write_tables(conn, Grain::Month, &self.months)?;
+            self.write_days(conn)?;
+        }
+        if self.fill != Fill::Months {
+            self.write_tables(conn, Grain::Day, &self.daily)?;
+        }
+        Ok(())
+    }
+
+    /// Adds tables `t` to those of `grain`.
+    fn write_tables(&self, conn: &mut Conn, grain: Grain, t: &Tables) -> Result<(), StoreError> {
         let n = |id: u32| Val::Text(self.names.get(id));
+        let p = grain.column();
         upsert(
             conn,
-            "aggregate_source_sums (policy_domain, month, source_ip, header_from, \
-             envelope_from, disposition, dkim_aligned, spf_aligned, policy_p, policy_sp, \
-             messages, row_count)",
-            "policy_domain, month, source_ip, header_from, envelope_from, disposition, \
-             dkim_aligned, spf_aligned, policy_p, policy_sp",
+            &format!(
+                "{} (policy_domain, {p}, source_ip, header_from, envelope_from, disposition, \
+                 dkim_aligned, spf_aligned, policy_p, policy_sp, messages, row_count)",
+                grain.table("sums")
+            ),
+            &format!(
+                "policy_domain, {p}, source_ip, header_from, envelope_from, disposition, \
+                 dkim_aligned, spf_aligned, policy_p, policy_sp"
+            ),
             &["messages", "row_count"],
-            self.sorted(&self.sums, |&(m, k)| (k[0], m, k)),
+            self.sorted(&t.sums, |&(m, k)| (k[0], m, k)),
             |&(m, k), v| {
                 let mut row = vec![n(k[0]), Val::I64(m)];
                 row.extend(k[1..].iter().map(|&i| n(i)));
@@ -426,11 +617,13 @@ impl Sums {
         )?;
         upsert(
             conn,
-            "aggregate_source_reporters (policy_domain, month, source_ip, org_name, messages, \
-             row_count)",
-            "policy_domain, month, source_ip, org_name",
+            &format!(
+                "{} (policy_domain, {p}, source_ip, org_name, messages, row_count)",
+                grain.table("reporters")
+            ),
+            &format!("policy_domain, {p}, source_ip, org_name"),
             &["messages", "row_count"],
-            self.sorted(&self.reporters, |&(m, k)| (k[0], m, k)),
+            self.sorted(&t.reporters, |&(m, k)| (k[0], m, k)),
             |&(m, k), v| {
                 vec![
                     n(k[0]),
@@ -444,11 +637,14 @@ impl Sums {
         )?;
         upsert(
             conn,
-            "aggregate_source_dkim (policy_domain, month, source_ip, domain, selector, result, \
-             header_from, messages)",
-            "policy_domain, month, source_ip, domain, selector, result, header_from",
+            &format!(
+                "{} (policy_domain, {p}, source_ip, domain, selector, result, header_from, \
+                 messages)",
+                grain.table("dkim")
+            ),
+            &format!("policy_domain, {p}, source_ip, domain, selector, result, header_from"),
             &["messages"],
-            self.sorted(&self.dkim, |&(m, k)| (k[0], m, k)),
+            self.sorted(&t.dkim, |&(m, k)| (k[0], m, k)),
             |&(m, k), &v| {
                 let mut row = vec![n(k[0]), Val::I64(m)];
                 row.extend(k[1..].iter().map(|&i| n(i)));
@@ -458,11 +654,13 @@ impl Sums {
         )?;
         upsert(
             conn,
-            "aggregate_source_spf (policy_domain, month, source_ip, domain, scope, result, \
-             messages)",
-            "policy_domain, month, source_ip, domain, scope, result",
+            &format!(
+                "{} (policy_domain, {p}, source_ip, domain, scope, result, messages)",
+                grain.table("spf")
+            ),
+            &format!("policy_domain, {p}, source_ip, domain, scope, result"),
             &["messages"],
-            self.sorted(&self.spf, |&(m, k)| (k[0], m, k)),
+            self.sorted(&t.spf, |&(m, k)| (k[0], m, k)),
             |&(m, k), &v| {
                 let mut row = vec![n(k[0]), Val::I64(m)];
                 row.extend(k[1..].iter().map(|&i| n(i)));
@@ -472,12 +670,20 @@ impl Sums {
         )?;
         upsert(
             conn,
-            "aggregate_source_reasons (policy_domain, month, source_ip, reason_type, messages)",
-            "policy_domain, month, source_ip, reason_type",
+            &format!(
+                "{} (policy_domain, {p}, source_ip, reason_type, messages)",
+                grain.table("reasons")
+            ),
+            &format!("policy_domain, {p}, source_ip, reason_type"),
             &["messages"],
-            self.sorted(&self.reasons, |&(m, k)| (k[0], m, k)),
+            self.sorted(&t.reasons, |&(m, k)| (k[0], m, k)),
             |&(m, k), &v| vec![n(k[0]), Val::I64(m), n(k[1]), n(k[2]), Val::I64(v)],
-        )?;
+        )
+    }
+
+    /// Adds the per-source, per-day figures to `aggregate_source_days`.
+    fn write_days(&self, conn: &mut Conn) -> Result<(), StoreError> {
+        let n = |id: u32| Val::Text(self.names.get(id));
         upsert(
             conn,
             "aggregate_source_days (source_ip, day, policy_domain, messages, dmarc_pass, \
@@ -559,10 +765,11 @@ fn upsert<'v, K: 'v, V: 'v>(
     Ok(())
 }
 
-/// Fills the sums from every stored report (migration 7), in the migration's transaction,
-/// with the rules of ingest ([`Sums::add_aggregate`]), read back from the rows.
-pub(crate) fn backfill(conn: &mut Conn) -> Result<(), StoreError> {
-    let mut sums = Sums::new(conn.dialect());
+/// Fills the sums `fill` names from every stored report (migrations 7 and 10), in the
+/// migration's transaction, with the rules of ingest ([`Sums::add_aggregate`]), read back
+/// from the rows.
+pub(crate) fn backfill(conn: &mut Conn, fill: Fill) -> Result<(), StoreError> {
+    let mut sums = Sums::filling(conn.dialect(), fill);
     let reports = conn.query(
         "SELECT id, policy_domain, org_name, COALESCE(policy_p, ''), COALESCE(policy_sp, ''), \
          begin_ts, end_ts FROM aggregate_reports ORDER BY id",
@@ -682,5 +889,102 @@ mod tests {
             }
         );
         assert_eq!(month_of(-2, -2), 1969 * 12 + 11);
+    }
+
+    #[test]
+    fn plans() {
+        let day = |t: i64| t / DAY;
+        let jan = 1_704_067_200; // 2024-01-01
+        let (jan16, feb, feb15) = (jan + 15 * DAY, jan + 31 * DAY, jan + 45 * DAY);
+        let (mar, mar14) = (feb + 29 * DAY, feb + 42 * DAY);
+        let month = |first, last| Span {
+            grain: Grain::Month,
+            first,
+            last,
+        };
+        let days = |a: i64, b: i64| Span {
+            grain: Grain::Day,
+            first: Some(day(a)),
+            last: Some(day(b)),
+        };
+        // `--since 2024-01-16`: the rest of January from the daily sums, then months.
+        assert_eq!(
+            plan(Some(jan16), None, true),
+            Plan {
+                rows: vec![],
+                sums: vec![month(Some(2024 * 12 + 1), None), days(jan16, feb)],
+            }
+        );
+        // `--since 2024-02-15 --until 2024-03-14`: no whole month, days across its end.
+        assert_eq!(
+            plan(Some(feb15), Some(mar14), true),
+            Plan {
+                rows: vec![],
+                sums: vec![days(feb15, mar14)],
+            }
+        );
+        // One day.
+        assert_eq!(
+            plan(Some(feb15), Some(feb15 + DAY), true),
+            Plan {
+                rows: vec![],
+                sums: vec![days(feb15, feb15 + DAY)],
+            }
+        );
+        // Bounds inside days: their parts from the rows.
+        assert_eq!(
+            plan(Some(feb15 + 5), Some(mar + DAY + 7), true),
+            Plan {
+                rows: vec![
+                    (Some(feb15 + 5), Some(feb15 + DAY)),
+                    (Some(mar + DAY), Some(mar + DAY + 7))
+                ],
+                sums: vec![days(feb15 + DAY, mar + DAY)],
+            }
+        );
+        assert_eq!(
+            plan(Some(feb15 + 5), Some(feb15 + 7), true),
+            Plan {
+                rows: vec![(Some(feb15 + 5), Some(feb15 + 7))],
+                sums: vec![],
+            }
+        );
+        // Whole months only; all from the rows without the sums.
+        assert_eq!(
+            plan(Some(feb), Some(mar), true),
+            Plan {
+                rows: vec![],
+                sums: vec![month(Some(2024 * 12 + 1), Some(2024 * 12 + 2))],
+            }
+        );
+        assert_eq!(
+            plan(Some(feb15), Some(mar14), false),
+            Plan {
+                rows: vec![(Some(feb15), Some(mar14))],
+                sums: vec![],
+            }
+        );
+        // Before 1970 (days rounded down) and at the ends of time: no overflow.
+        assert_eq!(
+            plan(Some(-2 * DAY - 5), Some(-5), true),
+            Plan {
+                rows: vec![(Some(-2 * DAY - 5), Some(-2 * DAY)), (Some(-DAY), Some(-5))],
+                sums: vec![Span {
+                    grain: Grain::Day,
+                    first: Some(-2),
+                    last: Some(-1)
+                }],
+            }
+        );
+        for (s, u) in [
+            (i64::MIN, i64::MAX),
+            (i64::MIN + 1, -1),
+            (i64::MAX - 1, i64::MAX),
+        ] {
+            let p = plan(Some(s), Some(u), true);
+            for (a, b) in &p.rows {
+                assert!(a < b, "{p:?}");
+            }
+        }
     }
 }

@@ -27,9 +27,10 @@ impl Store {
         self.selectors_in(policy_domain, Some(since), Some(until))
     }
 
-    /// The whole months of the window from the per-source DKIM sums (`crate::rollup`, whose
-    /// key starts with the policy domain, stored trimmed and lower-cased), the partial
-    /// months at its ends from the rows, as the other readers split a window.
+    /// The whole months and days of the window from the per-source DKIM sums
+    /// (`crate::rollup`, whose key starts with the policy domain, stored trimmed and
+    /// lower-cased), what is left of a day at its ends from the rows, as the other readers
+    /// split a window.
     fn selectors_in(
         &mut self,
         policy_domain: &str,
@@ -63,18 +64,23 @@ impl Store {
                 ],
             )?);
         }
-        if let Some((first, last)) = split.months {
+        for span in &split.sums {
+            let (conds, bounds) = span.conds();
+            let mut params = vec![Val::Text(&domain)];
+            params.extend(bounds.into_iter().map(Val::I64));
             add(self.conn.query(
-                "SELECT RTRIM(LOWER(s.domain), '.'), LOWER(s.selector), \
-                 CAST(COALESCE(SUM(s.messages), 0) AS BIGINT) \
-                 FROM aggregate_source_dkim s \
-                 WHERE s.policy_domain = ? AND s.selector <> '' AND s.month >= ? AND s.month < ? \
-                 GROUP BY RTRIM(LOWER(s.domain), '.'), LOWER(s.selector)",
-                &[
-                    Val::Text(&domain),
-                    Val::I64(first.unwrap_or(i64::MIN)),
-                    Val::I64(last.unwrap_or(i64::MAX)),
-                ],
+                &format!(
+                    "SELECT RTRIM(LOWER(s.domain), '.'), LOWER(s.selector), \
+                     CAST(COALESCE(SUM(s.messages), 0) AS BIGINT) \
+                     FROM {} s WHERE s.policy_domain = ? AND s.selector <> ''{} \
+                     GROUP BY RTRIM(LOWER(s.domain), '.'), LOWER(s.selector)",
+                    span.table("dkim"),
+                    conds
+                        .iter()
+                        .map(|c| format!(" AND {c}"))
+                        .collect::<String>()
+                ),
+                &params,
             )?);
         }
         let mut out: Vec<(String, String, i64)> =

@@ -138,8 +138,9 @@ fn norm(s: &str) -> String {
 
 impl Store {
     /// Reads the facts about the sources of `q.domain` and its subdomains. Whole months
-    /// come from the per-source sums kept at ingest (migration 7), the partial months at
-    /// the window's ends from the rows.
+    /// come from the per-source sums kept at ingest (migration 7), the whole days of the
+    /// partial months at the window's ends from the daily sums (migration 10), and only
+    /// the parts of days left at bounds that are not midnights from the rows.
     pub fn source_facts(&mut self, q: &SourceQuery) -> Result<SourceFacts, StoreError> {
         self.source_facts_with(q, true)
     }
@@ -176,26 +177,19 @@ impl Store {
                 bounds.push(u);
             }
             parts.push(Part {
-                sums: false,
+                sums: None,
                 cond: conds.join(" AND "),
                 bounds,
             });
         }
-        if let Some((first, last)) = split.months {
-            let mut conds =
+        for span in &split.sums {
+            let (conds, bounds) = span.conds();
+            let mut all =
                 vec!["(s.policy_domain = ? OR s.policy_domain LIKE ? ESCAPE '\\')".to_string()];
-            let mut bounds = Vec::new();
-            if let Some(m) = first {
-                conds.push("s.month >= ?".to_string());
-                bounds.push(m);
-            }
-            if let Some(m) = last {
-                conds.push("s.month < ?".to_string());
-                bounds.push(m);
-            }
+            all.extend(conds);
             parts.push(Part {
-                sums: true,
-                cond: conds.join(" AND "),
+                sums: Some(*span),
+                cond: all.join(" AND "),
                 bounds,
             });
         }
@@ -208,11 +202,12 @@ impl Store {
         let mut names = Interner::default();
         let mut sums: HashMap<[u32; 8], (i64, i64)> = HashMap::new();
         for part in &parts {
-            let sql = if part.sums {
+            let sql = if let Some(span) = part.sums {
                 format!(
                     "SELECT s.source_ip, s.policy_domain, s.header_from, s.dkim_aligned, \
                      s.spf_aligned, s.disposition, s.policy_p, s.policy_sp, s.messages, \
-                     s.row_count FROM aggregate_source_sums s WHERE {}",
+                     s.row_count FROM {} s WHERE {}",
+                    span.table("sums"),
                     part.cond
                 )
             } else {
@@ -267,10 +262,11 @@ impl Store {
 
         let mut sums: HashMap<[u32; 5], i64> = HashMap::new();
         for part in &parts {
-            let sql = if part.sums {
+            let sql = if let Some(span) = part.sums {
                 format!(
                     "SELECT s.source_ip, s.domain, s.selector, s.result, s.header_from, \
-                     s.messages FROM aggregate_source_dkim s WHERE {}",
+                     s.messages FROM {} s WHERE {}",
+                    span.table("dkim"),
                     part.cond
                 )
             } else {
@@ -307,10 +303,11 @@ impl Store {
 
         let mut sums: HashMap<[u32; 4], i64> = HashMap::new();
         for part in &parts {
-            let sql = if part.sums {
+            let sql = if let Some(span) = part.sums {
                 format!(
                     "SELECT s.source_ip, s.domain, s.scope, s.result, s.messages \
-                     FROM aggregate_source_spf s WHERE {}",
+                     FROM {} s WHERE {}",
+                    span.table("spf"),
                     part.cond
                 )
             } else {
@@ -356,10 +353,11 @@ impl Store {
 
         let mut sums: HashMap<[u32; 2], i64> = HashMap::new();
         for part in &parts {
-            let sql = if part.sums {
+            let sql = if let Some(span) = part.sums {
                 format!(
                     "SELECT s.source_ip, s.reason_type, s.messages \
-                     FROM aggregate_source_reasons s WHERE {}",
+                     FROM {} s WHERE {}",
+                    span.table("reasons"),
                     part.cond
                 )
             } else {
@@ -430,10 +428,10 @@ impl Store {
     }
 }
 
-/// One part of a window: report rows (`r`, `x`) or per-source sums (`s`), with the
+/// One part of a window: report rows (`r`, `x`) or per-source sums (`s`) of a span, with the
 /// conditions after the domain's two and the bounds they bind.
 struct Part {
-    sums: bool,
+    sums: Option<rollup::Span>,
     cond: String,
     bounds: Vec<i64>,
 }

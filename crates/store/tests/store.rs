@@ -244,10 +244,10 @@ Authentication-Results: receiver.example; dmarc=fail header.from=example.com\r\n
 
 fn migrations_are_idempotent<B: Backend>(name: &str) {
     let (mut store, _) = B::open(name);
-    assert_eq!(store.schema_version().unwrap(), 9);
+    assert_eq!(store.schema_version().unwrap(), 10);
     drop(store);
     let mut again = B::reopen(name);
-    assert_eq!(again.schema_version().unwrap(), 9);
+    assert_eq!(again.schema_version().unwrap(), 10);
     assert_eq!(again.totals().unwrap().aggregate_reports, 0);
 }
 
@@ -575,6 +575,44 @@ fn source_sums_equal_the_rows<B: Backend>(name: &str) {
             (None, Some(MARCH_1 + 10 * DAY), Some(may + 5 * DAY)),
             (None, Some(april + 2 * DAY), Some(april + 20 * DAY)),
             (None, Some(april - 1), Some(may + 1)),
+            // Windows of whole days inside months (the daily sums, migration 10): single
+            // days with and without reports, across a month's end, partial months at
+            // both ends of whole ones, and bounds inside a day (the rest of a day from the
+            // rows: a report's period's middle is at 11:59:59).
+            (None, Some(MARCH_1 + 40 * DAY), Some(MARCH_1 + 41 * DAY)),
+            (
+                Some("example.com"),
+                Some(MARCH_1 + 41 * DAY),
+                Some(MARCH_1 + 42 * DAY),
+            ),
+            (None, Some(MARCH_1 + 36 * DAY), Some(MARCH_1 + 37 * DAY)),
+            (None, Some(MARCH_1), Some(MARCH_1 + DAY)),
+            (None, Some(MARCH_1 + 2 * DAY), Some(april + 6 * DAY)),
+            (None, Some(MARCH_1 + 20 * DAY), Some(april + 11 * DAY)),
+            (None, Some(MARCH_1 + 3 * DAY), Some(MARCH_1 + 91 * DAY)),
+            (None, Some(MARCH_1 + 41 * DAY), Some(MARCH_1 + 92 * DAY)),
+            (
+                Some("other.example"),
+                Some(MARCH_1 + 30 * DAY),
+                Some(may + 3 * DAY),
+            ),
+            (None, Some(MARCH_1 + 90 * DAY), None),
+            (None, None, Some(MARCH_1 + 41 * DAY)),
+            (
+                None,
+                Some(MARCH_1 + 40 * DAY + 3_600),
+                Some(MARCH_1 + 91 * DAY + 50_000),
+            ),
+            (
+                None,
+                Some(MARCH_1 + 40 * DAY + 50_000),
+                Some(MARCH_1 + 91 * DAY + 3_600),
+            ),
+            (
+                None,
+                Some(MARCH_1 + 3 * DAY + 43_199),
+                Some(MARCH_1 + 3 * DAY + 43_200),
+            ),
         ] {
             // Every source, and only the first (its `From` domains are read for it alone).
             for top in [1000, 1] {
@@ -639,14 +677,26 @@ fn source_sums_equal_the_rows<B: Backend>(name: &str) {
     // Migration 7 again on the stored reports: the same sums. The later migrations are
     // undone too, as for a store at version 6 (the migrator applies what is above the
     // newest recorded version).
-    raw(
+    const DAILY: &str = "DROP TABLE aggregate_daily_sums; DROP TABLE aggregate_daily_reporters; \
+         DROP TABLE aggregate_daily_dkim; DROP TABLE aggregate_daily_spf; \
+         DROP TABLE aggregate_daily_reasons;";
+    raw(&format!(
         "DROP TABLE aggregate_source_sums; DROP TABLE aggregate_source_reporters; \
          DROP TABLE aggregate_source_dkim; DROP TABLE aggregate_source_spf; \
          DROP TABLE aggregate_source_reasons; DROP TABLE aggregate_source_days; \
-         DROP TABLE dns_records; DELETE FROM schema_migrations WHERE version >= 7;",
-    );
+         DROP TABLE dns_records; {DAILY} DELETE FROM schema_migrations WHERE version >= 7;"
+    ));
     let mut store = B::reopen(name);
-    assert_eq!(store.schema_version().unwrap(), 9);
+    assert_eq!(store.schema_version().unwrap(), 10);
+    compare(&mut store);
+    drop(store);
+
+    // Migration 10 alone on a store at version 9 (the daily sums filled from the rows).
+    raw(&format!(
+        "{DAILY} DELETE FROM schema_migrations WHERE version >= 10;"
+    ));
+    let mut store = B::reopen(name);
+    assert_eq!(store.schema_version().unwrap(), 10);
     compare(&mut store);
 
     // The same reports in one batch (the sums written once, at its end): the same sums,
