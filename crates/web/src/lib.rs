@@ -168,9 +168,10 @@ impl Settings {
 const ADVICE_TTL: Duration = Duration::from_secs(3600);
 /// How long the DNS questions behind them may take.
 const DNS_BUDGET: Duration = Duration::from_secs(60);
-/// How long a page waits for advice being computed before showing itself without it (and
-/// a link to load it again): the advice of a big store takes seconds (reverse DNS of every
-/// source), a page must not.
+/// How long after a request came in a page may wait for advice being computed before
+/// showing itself without it (and a link to load it again): the advice of a big store
+/// takes seconds (reverse DNS of every source), a page must not. The advice is started
+/// before the page's own queries and worked out meanwhile.
 pub(crate) const ADVICE_WAIT: Duration = Duration::from_millis(50);
 /// The most summaries and advice kept (each for one filter).
 const MAX_KEPT: usize = 64;
@@ -185,7 +186,29 @@ pub(crate) type Advice = Arc<Result<(SourcesReport, RolloutReport), String>>;
 struct AdviceSlot {
     made: Instant,
     marker: Vec<i64>,
-    cell: Arc<tokio::sync::OnceCell<Advice>>,
+    /// `None` until the background task has worked it out.
+    ready: tokio::sync::watch::Receiver<Option<Advice>>,
+}
+
+/// Advice being worked out (or already known), to wait for with [`wait_advice`].
+pub(crate) type PendingAdvice = tokio::sync::watch::Receiver<Option<Advice>>;
+
+/// Waits for `pending` until `deadline` (`None`: until it is worked out). `None` when the
+/// deadline passed first.
+pub(crate) async fn wait_advice(
+    mut pending: PendingAdvice,
+    deadline: Option<tokio::time::Instant>,
+) -> Option<Advice> {
+    let ready = pending.wait_for(Option::is_some);
+    let got = match deadline {
+        Some(d) => tokio::time::timeout_at(d, ready).await.ok()?,
+        None => ready.await,
+    };
+    Some(match got {
+        Ok(a) => a.clone()?,
+        // The task ended without an answer (it panicked).
+        Err(_) => Arc::new(Err("the advice could not be worked out".to_string())),
+    })
 }
 
 /// What every request handler shares.
@@ -333,59 +356,46 @@ impl AppState {
         .await
     }
 
-    /// The named sources and rollout advice of `domain` in the window, computed by a
-    /// background task (they read every row of the domain and ask DNS) and kept until a
-    /// report is stored or [`ADVICE_TTL`] passes. `None` when `wait` passed first.
+    /// The named sources and rollout advice of `domain` in the window, worked out by a
+    /// background task (they read every row of the domain and ask DNS) started here unless
+    /// one is kept or under way, and kept until a report is stored or [`ADVICE_TTL`]
+    /// passes. Only that task computes: a page that stops waiting leaves it running, and
+    /// no second one starts (or repeats its store reads) meanwhile.
     pub(crate) async fn advice(
         self: &Arc<Self>,
         domain: &dmarc_proto::dmarc::DomainName,
         since: Option<i64>,
         until: Option<i64>,
-        wait: Option<Duration>,
-    ) -> Result<Option<Advice>, HttpError> {
+    ) -> Result<PendingAdvice, HttpError> {
         let key = (domain.to_string(), since, until);
         let marker = self.with_store(|s| s.change_marker()).await?;
-        let cell = {
-            let mut map = self.advice.lock().unwrap_or_else(|e| e.into_inner());
-            let fresh = map
-                .get(&key)
-                .filter(|a| a.marker == marker && a.made.elapsed() < ADVICE_TTL)
-                .map(|a| Arc::clone(&a.cell));
-            match fresh {
-                Some(c) => c,
-                None => {
-                    if map.len() >= MAX_KEPT {
-                        map.retain(|_, a| a.cell.initialized());
-                        map.retain(|_, a| a.made.elapsed() < ADVICE_TTL);
-                    }
-                    let cell = Arc::new(tokio::sync::OnceCell::new());
-                    map.insert(
-                        key,
-                        AdviceSlot {
-                            made: Instant::now(),
-                            marker,
-                            cell: Arc::clone(&cell),
-                        },
-                    );
-                    let (state, c, d) = (Arc::clone(self), Arc::clone(&cell), domain.clone());
-                    tokio::spawn(async move {
-                        c.get_or_init(|| async {
-                            Arc::new(state.compute_advice(&d, since, until).await)
-                        })
-                        .await;
-                    });
-                    cell
-                }
-            }
-        };
-        // Whoever comes first computes; the others wait for it. The background task makes
-        // sure it finishes when every page that asked has stopped waiting.
-        let waiting = cell
-            .get_or_init(|| async { Arc::new(self.compute_advice(domain, since, until).await) });
-        Ok(match wait {
-            Some(w) => tokio::time::timeout(w, waiting).await.ok().map(Arc::clone),
-            None => Some(Arc::clone(waiting.await)),
-        })
+        let mut map = self.advice.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = map
+            .get(&key)
+            .filter(|a| a.marker == marker && a.made.elapsed() < ADVICE_TTL)
+            .map(|a| a.ready.clone());
+        if let Some(ready) = fresh {
+            return Ok(ready);
+        }
+        if map.len() >= MAX_KEPT {
+            map.retain(|_, a| a.ready.borrow().is_some());
+            map.retain(|_, a| a.made.elapsed() < ADVICE_TTL);
+        }
+        let (tx, ready) = tokio::sync::watch::channel(None);
+        map.insert(
+            key,
+            AdviceSlot {
+                made: Instant::now(),
+                marker,
+                ready: ready.clone(),
+            },
+        );
+        let (state, d) = (Arc::clone(self), domain.clone());
+        tokio::spawn(async move {
+            let advice = Arc::new(state.compute_advice(&d, since, until).await);
+            tx.send_replace(Some(advice));
+        });
+        Ok(ready)
     }
 
     async fn compute_advice(

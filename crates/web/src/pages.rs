@@ -342,13 +342,16 @@ async fn domain(
     let w = p.window()?;
     let q = summary_query(&p, &w, Granularity::Day);
     let list = w.list();
+    // The advice is started first, so that it is worked out while the page reads its own
+    // figures, and shown if it is ready `ADVICE_WAIT` after the request came in: the page
+    // does not wait for it after its own work (on a big store it takes seconds).
+    let deadline = tokio::time::Instant::now() + crate::ADVICE_WAIT;
+    let advice = state.advice(&parsed, w.since, w.until).await?;
     let summary = state.summary(q).await?;
     let policies = state
         .with_store(move |s| s.published_policies(&list))
         .await?;
-    let advice = state
-        .advice(&parsed, w.since, w.until, Some(crate::ADVICE_WAIT))
-        .await?;
+    let advice = crate::wait_advice(advice, Some(deadline)).await;
     let path = format!("/domain/{}", url_encode(parsed.as_ref()));
     let self_link = format!("{path}{}#advice", p.keep());
     let mut page = Page::new(parsed.to_string());
@@ -1150,9 +1153,9 @@ async fn api_advice(state: &Arc<AppState>, p: &Params) -> Result<crate::Advice, 
         .ok_or_else(|| HttpError::bad_request("domain= is required"))?;
     let d = dmarc_proto::dmarc::DomainName::new(d.trim_end_matches('.'))
         .map_err(|_| HttpError::bad_request(format!("{d:?} is not a domain name")))?;
-    state
-        .advice(&d, w.since, w.until, None)
-        .await?
+    let pending = state.advice(&d, w.since, w.until).await?;
+    crate::wait_advice(pending, None)
+        .await
         .ok_or_else(|| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "no advice"))
 }
 
