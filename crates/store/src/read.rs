@@ -297,7 +297,15 @@ struct SourceSums {
 /// The summary's sums per source, from rows and per-source sums alike.
 #[derive(Default)]
 struct SourceAcc {
-    sources: HashMap<String, SourceSums>,
+    /// Where each source's sums are in `sources`: a small table that stays in the cache
+    /// through the hundreds of thousands of lookups of a big window (the sums themselves
+    /// are large).
+    index: HashMap<Box<str>, usize>,
+    /// Each source's address and sums, in the order first seen.
+    sources: Vec<(String, SourceSums)>,
+    /// The source of the previous call: the sums come in key order, a source's outcomes
+    /// of one period one after another.
+    last: Option<usize>,
     orgs: HashMap<String, u32>,
 }
 
@@ -330,11 +338,20 @@ impl SourceAcc {
         let dkim = eval[0] == Some("pass");
         let spf = eval[1] == Some("pass");
         let pass = passes(eval);
-        if !self.sources.contains_key(ip) {
-            self.sources.insert(ip.to_string(), SourceSums::default());
-        }
-        let Some(src) = self.sources.get_mut(ip) else {
-            unreachable!("inserted above")
+        let i = match self.last {
+            Some(i) if self.sources.get(i).is_some_and(|(x, _)| x == ip) => i,
+            _ => match self.index.get(ip) {
+                Some(&i) => i,
+                None => {
+                    self.index.insert(ip.into(), self.sources.len());
+                    self.sources.push((ip.to_string(), SourceSums::default()));
+                    self.sources.len() - 1
+                }
+            },
+        };
+        self.last = Some(i);
+        let Some((_, src)) = self.sources.get_mut(i) else {
+            unreachable!("an index into `sources`")
         };
         src.messages += n;
         if pass {
@@ -456,7 +473,8 @@ impl Store {
         }
 
         let mut sources = acc.sources;
-        let mut ranked: Vec<(&String, &SourceSums)> = sources.iter().collect();
+        let mut ranked: Vec<(&String, &SourceSums)> =
+            sources.iter().map(|(ip, s)| (ip, s)).collect();
         ranked.sort_by(|a, b| b.1.messages.cmp(&a.1.messages).then(a.0.cmp(b.0)));
         let mut top_sources = Vec::new();
         for (ip, s) in ranked.iter().take(top) {
@@ -483,7 +501,7 @@ impl Store {
             .collect();
         let mut failing_sources = Vec::new();
         for ip in failing {
-            let Some(s) = sources.get_mut(&ip) else {
+            let Some((_, s)) = acc.index.get(ip.as_str()).and_then(|&i| sources.get_mut(i)) else {
                 continue;
             };
             for span in &split.sums {
