@@ -387,8 +387,10 @@ pub fn classify(
     let mut kinds: BTreeMap<String, (Kind, String)> = BTreeMap::new();
     let mut addresses: BTreeMap<String, Address> = BTreeMap::new();
     let mut service_of: BTreeMap<String, String> = BTreeMap::new();
+    let ips: Vec<&str> = tally.keys().map(String::as_str).collect();
+    let cached = store.cached_rdns_many(&ips)?;
     for (ip, t) in &tally {
-        let entry = store.cached_rdns(ip)?;
+        let entry = cached.get(ip.as_str());
         let rdns = entry.as_ref().and_then(|e| e.name.clone());
         let confirmed = entry
             .as_ref()

@@ -9,9 +9,10 @@
 //! later run but not on every one. The store only keeps the answers: the lookups are the
 //! owner crate's (`dmarc_owner::rdns`), so that the store does no DNS.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
-use crate::backend::{Cell, Row, Val};
+use crate::backend::{Row, Val};
 use crate::{Store, StoreError};
 
 /// How long a found name is kept (30 days).
@@ -66,23 +67,59 @@ impl RdnsEntry {
     }
 }
 
+impl RdnsEntry {
+    /// Whether the entry is still good at time `at` (a name cached before forward
+    /// confirmation existed is not: it is looked up again).
+    fn is_fresh(&self, at: i64) -> bool {
+        if self.status == "name" && self.confirmed.is_none() {
+            return false;
+        }
+        let ttl = match self.status.as_str() {
+            "name" => POSITIVE_TTL,
+            "none" => NEGATIVE_TTL,
+            _ => TEMPFAIL_TTL,
+        };
+        at.saturating_sub(self.looked_up_at) < ttl
+    }
+}
+
+/// Addresses read per query by [`Store::cached_rdns_many`] (below SQLite's and
+/// PostgreSQL's limits on parameters).
+const RDNS_BATCH: usize = 500;
+
 impl Store {
     /// The cache entry of `ip`, whatever its age.
     pub fn cached_rdns(&mut self, ip: &str) -> Result<Option<RdnsEntry>, StoreError> {
-        let rows = self.conn.query(
-            "SELECT name, confirmed, status, looked_up_at FROM rdns WHERE ip = ?",
-            &[Val::Text(ip)],
-        )?;
-        let Some(cells) = rows.first() else {
-            return Ok(None);
-        };
-        let row = Row::new(cells, "rdns entry");
-        Ok(Some(RdnsEntry {
-            name: row.opt_text(0)?,
-            confirmed: row.opt_int(1)?.map(|c| c != 0),
-            status: row.text(2)?,
-            looked_up_at: row.int(3)?,
-        }))
+        Ok(self.cached_rdns_many(&[ip])?.remove(ip))
+    }
+
+    /// The cache entries of `ips` (those that have one), whatever their age: a few
+    /// queries for any number of addresses, not one each (on PostgreSQL a round trip
+    /// each, seconds for the tens of thousands of sources of a big domain).
+    pub fn cached_rdns_many(
+        &mut self,
+        ips: &[&str],
+    ) -> Result<HashMap<String, RdnsEntry>, StoreError> {
+        let mut out = HashMap::with_capacity(ips.len());
+        for chunk in ips.chunks(RDNS_BATCH) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let sql = format!(
+                "SELECT name, confirmed, status, looked_up_at, ip FROM rdns WHERE ip IN ({marks})"
+            );
+            let params: Vec<Val<'_>> = chunk.iter().map(|ip| Val::Text(ip)).collect();
+            self.conn.for_each(&sql, &params, |cells| {
+                let row = Row::new(cells, "rdns entry");
+                let entry = RdnsEntry {
+                    name: row.opt_text(0)?,
+                    confirmed: row.opt_int(1)?.map(|c| c != 0),
+                    status: row.text(2)?,
+                    looked_up_at: row.int(3)?,
+                };
+                out.insert(row.text(4)?, entry);
+                Ok(())
+            })?;
+        }
+        Ok(out)
     }
 
     /// The cached name of `ip`, if one was found (whatever its age).
@@ -96,38 +133,21 @@ impl Store {
             .and_then(|c| c.opt_text()))
     }
 
-    /// Those of `ips` with no fresh cache entry at time `at`.
+    /// Those of `ips` with no fresh cache entry at time `at`, in the order given.
     pub fn rdns_needing_lookup(
         &mut self,
         ips: &[IpAddr],
         at: i64,
     ) -> Result<Vec<IpAddr>, StoreError> {
-        let mut out = Vec::new();
-        for ip in ips {
-            let s = ip.to_string();
-            let row = self.conn.query(
-                "SELECT status, looked_up_at, confirmed FROM rdns WHERE ip = ?",
-                &[Val::Text(&s)],
-            )?;
-            let fresh = row.first().is_some_and(|r| {
-                let status = r.first().map(Cell::text).unwrap_or_default();
-                let when = r.get(1).map_or(0, Cell::i64);
-                // A name cached before forward confirmation existed is looked up again.
-                if status == "name" && r.get(2).is_none_or(|c| *c == Cell::Null) {
-                    return false;
-                }
-                let ttl = match status.as_str() {
-                    "name" => POSITIVE_TTL,
-                    "none" => NEGATIVE_TTL,
-                    _ => TEMPFAIL_TTL,
-                };
-                at.saturating_sub(when) < ttl
-            });
-            if !fresh {
-                out.push(*ip);
-            }
-        }
-        Ok(out)
+        let text: Vec<String> = ips.iter().map(IpAddr::to_string).collect();
+        let refs: Vec<&str> = text.iter().map(String::as_str).collect();
+        let cached = self.cached_rdns_many(&refs)?;
+        Ok(ips
+            .iter()
+            .zip(&text)
+            .filter(|(_, s)| !cached.get(s.as_str()).is_some_and(|e| e.is_fresh(at)))
+            .map(|(ip, _)| *ip)
+            .collect())
     }
 
     /// Records the outcome of a reverse lookup of `ip` made at time `at`, its name not

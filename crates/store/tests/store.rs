@@ -956,6 +956,29 @@ fn rdns_is_cached<B: Backend>(name: &str) {
         store.cached_rdns_name("192.0.2.10").unwrap().as_deref(),
         Some("renamed.example.com")
     );
+    // Many addresses are read in batches, in the order given, unknown ones included.
+    let many: Vec<IpAddr> = (0..1203u32)
+        .map(|i| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)))
+        .collect();
+    let found: Vec<rdns::Looked> = many
+        .iter()
+        .step_by(2)
+        .map(|ip| (*ip, RdnsOutcome::Name(format!("h{ip}.example")), Some(true)))
+        .collect();
+    store.cache_rdns_all(&found, now).unwrap();
+    let text: Vec<String> = many.iter().map(IpAddr::to_string).collect();
+    let refs: Vec<&str> = text.iter().map(String::as_str).collect();
+    let cached = store.cached_rdns_many(&refs).unwrap();
+    assert_eq!(cached.len(), 602);
+    assert_eq!(
+        cached["10.0.4.178"].confirmed_name(),
+        Some("h10.0.4.178.example")
+    );
+    let missing = store.rdns_needing_lookup(&many, now).unwrap();
+    assert_eq!(
+        missing,
+        many.iter().skip(1).step_by(2).copied().collect::<Vec<_>>()
+    );
 }
 
 fn source_facts_of_a_domain<B: Backend>(name: &str) {
