@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use dmarc_proto::name::{self, DomainName, NameRules};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
@@ -646,12 +647,11 @@ impl MilterConfig {
         let domains = |option: &'static str, list: &[String]| {
             list.iter()
                 .map(|d| {
-                    let d = d.trim().trim_end_matches('.').to_ascii_lowercase();
-                    if d.is_empty() || d.contains(['@', ' ', '/']) {
-                        Err(invalid(option, format!("{d:?} is not a domain name")))
-                    } else {
-                        Ok(d)
-                    }
+                    // Normalised as the Author and MAIL FROM domains they are compared
+                    // with (lower case, A-labels).
+                    DomainName::new(d.trim().trim_end_matches('.'))
+                        .map(|name| name.to_string())
+                        .map_err(|e| invalid(option, format!("{d:?} is not a domain name: {e}")))
                 })
                 .collect::<Result<Vec<_>, _>>()
         };
@@ -802,20 +802,15 @@ impl ArcConfig {
         };
         let mut trusted_sealers: Vec<String> = Vec::new();
         for d in &self.trusted_sealers {
-            let name = d.trim().trim_end_matches('.').to_ascii_lowercase();
-            let label_ok = |l: &str| {
-                !l.is_empty()
-                    && l.len() <= 63
-                    && l.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            };
-            if name.len() > 253 || !name.split('.').all(label_ok) {
+            let sealer = d.trim().trim_end_matches('.').to_ascii_lowercase();
+            if let Err(fault) = name::check(&sealer, NameRules::DKIM) {
                 return Err(invalid(format!(
-                    "{d:?} is not a domain name (the d= of an ARC-Seal, such as lists.example.org)"
+                    "{d:?} is not a domain name ({fault}; the d= of an ARC-Seal, such as \
+                     lists.example.org)"
                 )));
             }
-            if !trusted_sealers.contains(&name) {
-                trusted_sealers.push(name);
+            if !trusted_sealers.contains(&sealer) {
+                trusted_sealers.push(sealer);
             }
         }
         if !self.enabled && !trusted_sealers.is_empty() {
@@ -1171,6 +1166,23 @@ mod tests {
         assert!(bad("log.facility", "\"mailx\"").starts_with("log.facility:"));
         assert!(bad("authserv_id", "\"a b\"").starts_with("authserv_id:"));
         assert!(bad("listen", "[]").starts_with("listen:"));
+        let e = bad("exempt.sender_domains", "[\"a..example\"]");
+        assert!(e.starts_with("exempt.sender_domains:"), "{e}");
+        assert!(e.contains("empty label"), "{e}");
+        let e = bad("arc.trusted_sealers", "[\"lists.exa mple.org\"]");
+        assert!(e.starts_with("arc.trusted_sealers:"), "{e}");
+        assert!(e.contains("characters other than"), "{e}");
+    }
+
+    #[test]
+    fn exempt_domains_are_normalised_as_author_domains() {
+        let o = [
+            Override::parse("exempt.sender_domains=[\"B\u{fc}cher.Example.\"]").unwrap(),
+            Override::parse("exempt.recipient_domains=[\"Example.NET\"]").unwrap(),
+        ];
+        let s = MilterConfig::load(None, &o).unwrap().validate("mx").unwrap();
+        assert_eq!(s.policy.exempt.sender_domains, ["xn--bcher-kva.example"]);
+        assert_eq!(s.policy.exempt.recipient_domains, ["example.net"]);
     }
 
     #[test]

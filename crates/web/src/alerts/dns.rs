@@ -27,6 +27,7 @@ use dmarc_owner::check::{SelectorSource, dkim, dmarc, spf};
 use dmarc_owner::{Code, Finding, Severity};
 use dmarc_proto::Lookup;
 use dmarc_proto::dmarc::{DomainName, Policy, Record};
+use dmarc_proto::name::{self, NameRules};
 use dmarc_store::Store;
 use dmarc_store::alerts::Condition;
 use dmarc_store::dns_records::DnsRecordSeen;
@@ -91,16 +92,10 @@ impl DnsRecords {
     }
 }
 
-/// A selector as DNS labels (letters, digits, `-`, `_`, dots between labels).
+/// A selector as DKIM takes it (`dmarc_proto::name::check` with DKIM's rules), short
+/// enough that `SELECTOR._domainkey.DOMAIN` still fits in DNS.
 fn is_selector(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 200
-        && s.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
+    s.len() <= 200 && name::check(s, NameRules::DKIM).is_ok()
 }
 
 /// One domain to look at, with its DKIM selectors.
