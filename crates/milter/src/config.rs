@@ -1180,7 +1180,10 @@ mod tests {
             Override::parse("exempt.sender_domains=[\"B\u{fc}cher.Example.\"]").unwrap(),
             Override::parse("exempt.recipient_domains=[\"Example.NET\"]").unwrap(),
         ];
-        let s = MilterConfig::load(None, &o).unwrap().validate("mx").unwrap();
+        let s = MilterConfig::load(None, &o)
+            .unwrap()
+            .validate("mx")
+            .unwrap();
         assert_eq!(s.policy.exempt.sender_domains, ["xn--bcher-kva.example"]);
         assert_eq!(s.policy.exempt.recipient_domains, ["example.net"]);
     }
