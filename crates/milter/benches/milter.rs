@@ -28,18 +28,20 @@ use std::time::Instant;
 
 use dmarc_milter::client::{header_fields, split_message};
 use dmarc_milter::codec::{Actions, Command, ConnectAddress, FrameDecoder, Protocol, Reply, code};
-use dmarc_milter::config::{MilterConfig, Override};
-use dmarc_milter::handler::{DmarcFilter, LogSink, MessageSink, MetricsSink};
-use dmarc_milter::log::Logger;
-use dmarc_milter::metrics::{Metered, Metrics};
+use dmarc_milter::handler::DmarcFilter;
+use dmarc_milter::metrics::Metered;
 use dmarc_milter::session::{Session, SessionLimits};
 use dmarc_proto::FixedClock;
 use dmarc_receiver::{FixedDraw, ReceiverConfig, SmtpFacts, verify_message};
 
 #[path = "../../proto/benches/support/floor.rs"]
 mod floor;
+// The filter as the integration tests build it (the bench uses a few of their helpers).
 #[path = "../../proto/benches/support/map_lookup.rs"]
 mod map_lookup;
+#[allow(dead_code)]
+#[path = "../tests/it/support.rs"]
+mod support;
 use map_lookup::MapLookup;
 
 struct Case {
@@ -183,32 +185,6 @@ fn corpus() -> (Vec<Case>, MapLookup) {
 
 type Filter = DmarcFilter<Metered<MapLookup>>;
 
-fn filter(lookup: MapLookup) -> (Arc<Filter>, Arc<Logger>) {
-    let o = [
-        Override::new("authserv_id", "mx.receiver.example"),
-        Override::parse("exempt.client_ips=[]").expect("override"),
-        Override::parse("quarantine=hold").expect("override"),
-    ];
-    let settings = MilterConfig::load(None, &o)
-        .expect("config")
-        .validate("mx")
-        .expect("valid");
-    let logger = Arc::new(Logger::memory());
-    let metrics = Metrics::new();
-    let sinks: Vec<Arc<dyn MessageSink>> = vec![
-        Arc::new(LogSink(logger.clone())),
-        Arc::new(MetricsSink(metrics.clone())),
-    ];
-    let filter = DmarcFilter::new(
-        settings.policy,
-        Arc::new(Metered::new(lookup, metrics.clone())),
-        Arc::new(FixedDraw(0)),
-        sinks,
-        metrics,
-    );
-    (Arc::new(filter), logger)
-}
-
 /// One milter connection: every read decoded, every command handled, every reply
 /// encoded; returns the last reply that decides (accept, reject, ...) and whether the
 /// message was quarantined.
@@ -256,9 +232,14 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let (milter, logger) = filter(map_lookup::load_zone_json(
-        &dmarc_testkit::corpus("mail-bench").join("zone.json"),
-    ));
+    let support::Built {
+        filter: milter,
+        logger,
+        ..
+    } = support::filter_with(
+        map_lookup::load_zone_json(&dmarc_testkit::corpus("mail-bench").join("zone.json")),
+        &["exempt.client_ips=[]", "quarantine=hold"],
+    );
 
     // Every connection ends with a decision, never a temporary failure.
     let (mut accepted, mut refused, mut held) = (0, 0, 0);
