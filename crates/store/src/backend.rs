@@ -78,13 +78,6 @@ impl Cell {
         }
     }
 
-    pub(crate) fn opt_text(&self) -> Option<String> {
-        match self {
-            Cell::Null => None,
-            c => Some(c.text()),
-        }
-    }
-
     pub(crate) fn bytes(self) -> Option<Vec<u8>> {
         match self {
             Cell::Bytes(b) => Some(b),

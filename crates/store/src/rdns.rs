@@ -125,12 +125,9 @@ impl Store {
     /// The cached name of `ip`, if one was found (whatever its age).
     pub fn cached_rdns_name(&mut self, ip: &str) -> Result<Option<String>, StoreError> {
         Ok(self
-            .conn
-            .query_one(
-                "SELECT name FROM rdns WHERE ip = ? AND status = 'name'",
-                &[Val::Text(ip)],
-            )?
-            .and_then(|c| c.opt_text()))
+            .cached_rdns(ip)?
+            .filter(|e| e.status == "name")
+            .and_then(|e| e.name))
     }
 
     /// Those of `ips` with no fresh cache entry at time `at`, in the order given.
